@@ -1,0 +1,34 @@
+import importlib
+import subprocess
+import sys
+
+import langchain_agent_auth
+
+
+def test_all_is_explicit_and_importable():
+    assert langchain_agent_auth.__all__ == sorted(langchain_agent_auth.__all__, key=str)
+    for name in langchain_agent_auth.__all__:
+        assert hasattr(langchain_agent_auth, name), name
+
+
+def test_public_entry_points_have_docstrings():
+    for name in langchain_agent_auth.__all__:
+        obj = getattr(langchain_agent_auth, name)
+        if callable(obj):
+            assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+def test_py_typed_shipped():
+    spec = importlib.util.find_spec("langchain_agent_auth")
+    assert spec and spec.origin
+    import pathlib
+
+    assert (pathlib.Path(spec.origin).parent / "py.typed").exists()
+
+
+def test_cli_help_works():
+    out = subprocess.run(
+        [sys.executable, "-m", "langchain_agent_auth.cli", "--help"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "agent-auth" in out.stdout
