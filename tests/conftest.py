@@ -1,9 +1,10 @@
-"""Shared test fixtures."""
+"""Shared fixtures: real servers on loopback for the whole test session."""
 
 from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,10 +13,25 @@ SHARED = ROOT.parent / "shared"
 
 
 def require(flag: str) -> bool:
-    """Whether CI demands a component that a developer machine may lack."""
+    """Whether CI demands a component a developer machine may lack (then: fail, not skip)."""
     return os.environ.get(flag, "") not in ("", "0", "false")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def unavailable(reason: str, flag: str) -> None:
+    """Skip with ``reason`` on a developer machine; fail when CI demands the component."""
+    if require(flag):
+        pytest.fail(f"{reason} (required: {flag} is set)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def node_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The independent node-oidc-provider, CIBA poll interval 1 s."""
+    from tests.support.node_idp import NodeIdP, node_available
+
+    why = node_available()
+    if why:
+        unavailable(f"node-oidc-provider unavailable: {why}", "AGENT_AUTH_REQUIRE_INTEROP")
+    server = NodeIdP(tmp_path_factory.mktemp("node-idp"))
+    yield server
+    server.stop()

@@ -1,0 +1,1 @@
+"""Test support code: real servers started on loopback for the test session."""
