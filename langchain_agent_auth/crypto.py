@@ -1,0 +1,169 @@
+"""Encryption at rest for everything secret this toolkit stores (AES-256-GCM).
+
+A :class:`Keyring` holds one or more 256-bit keys by key id; new records are sealed with
+the active key, and every record carries the id of the key that sealed it, so keys rotate
+without losing data (add a new active key, keep the old ones for reading). The additional
+authenticated data (``aad``) binds a sealed record to where it belongs (namespace, user,
+connection): a ciphertext copied into another user's record does not open.
+
+Example:
+    >>> ring = Keyring.generate()
+    >>> box = ring.seal(b"refresh-token", aad=b"vault|alice|calendar")
+    >>> ring.open(box, aad=b"vault|alice|calendar")
+    b'refresh-token'
+    >>> ring.open(box, aad=b"vault|bob|calendar")
+    Traceback (most recent call last):
+    ...
+    langchain_agent_auth.errors.VaultDecryptionError: record cannot be decrypted: wrong key or tampered data
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import pathlib
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
+
+__all__ = ["ENV_VAR", "Keyring"]
+
+ENV_VAR = "AGENT_AUTH_ENCRYPTION_KEYS"
+_VERSION = 1
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Keyring:
+    """Named AES-256-GCM keys; ``active`` seals, all of them open.
+
+    Args:
+        keys: ``{key_id: 32 raw bytes or their base64url text}``.
+        active: the key id new records are sealed with (default: the first key).
+    """
+
+    def __init__(self, keys: Mapping[str, bytes | str], active: str | None = None) -> None:
+        if not keys:
+            raise ConfigurationError("a Keyring needs at least one key")
+        parsed: dict[str, AESGCM] = {}
+        for kid, raw in keys.items():
+            if not kid or not isinstance(kid, str) or ":" in kid or "," in kid:
+                raise ConfigurationError("key ids must be non-empty strings without ':' or ','")
+            try:
+                material = _b64d(raw) if isinstance(raw, str) else bytes(raw)
+            except (binascii.Error, ValueError):
+                raise ConfigurationError(f"key {kid!r} is not valid base64url") from None
+            if len(material) != 32:
+                raise ConfigurationError(f"key {kid!r} must be 32 bytes (AES-256), got {len(material)}")
+            parsed[kid] = AESGCM(material)
+        self._keys = parsed
+        self.active = active or next(iter(keys))
+        if self.active not in parsed:
+            raise ConfigurationError(f"active key {self.active!r} is not in the keyring")
+
+    def __repr__(self) -> str:
+        return f"Keyring(key_ids={list(self._keys)!r}, active={self.active!r})"
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._keys)
+
+    # -- construction
+
+    @classmethod
+    def generate(cls, key_id: str = "k1") -> Keyring:
+        """A keyring with one fresh random key (tests, throwaway data)."""
+        return cls({key_id: secrets.token_bytes(32)})
+
+    @staticmethod
+    def new_key() -> str:
+        """A fresh key as base64url text (for configuration files and env vars)."""
+        return _b64e(secrets.token_bytes(32))
+
+    @classmethod
+    def from_string(cls, spec: str) -> Keyring:
+        """Parse ``"kid1:base64key,kid2:base64key"``; the first key is active.
+
+        Example:
+            >>> Keyring.from_string(f"new:{Keyring.new_key()},old:{Keyring.new_key()}").active
+            'new'
+        """
+        keys: dict[str, str] = {}
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            kid, sep, value = part.partition(":")
+            if not sep:
+                raise ConfigurationError("expected 'key_id:base64key' entries separated by commas")
+            keys[kid.strip()] = value.strip()
+        return cls(keys)
+
+    @classmethod
+    def from_env(cls, var: str = ENV_VAR) -> Keyring:
+        """Read keys from the environment variable ``var`` (``kid:key,...``)."""
+        spec = os.environ.get(var)
+        if not spec:
+            raise ConfigurationError(
+                f"set {var}='k1:<32 random bytes, base64url>' (generate one with "
+                "python -c 'from langchain_agent_auth.crypto import Keyring; print(Keyring.new_key())')"
+            )
+        return cls.from_string(spec)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, create: bool = True) -> Keyring:
+        """Keys from a file (``kid:key`` per line), created with one new key (mode 0600)."""
+        file = pathlib.Path(path)
+        if not file.exists():
+            if not create:
+                raise ConfigurationError(f"no key file at {file}")
+            file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(f"k1:{cls.new_key()}\n")
+        return cls.from_string(",".join(line for line in file.read_text().splitlines() if line.strip()))
+
+    def with_new_active_key(self, key_id: str, key: bytes | str | None = None) -> Keyring:
+        """A keyring that seals with a new key and still opens records sealed with the old ones."""
+        raw: dict[str, bytes | str] = {key_id: key if key is not None else secrets.token_bytes(32)}
+        ring = Keyring(raw)
+        ring._keys.update({k: v for k, v in self._keys.items() if k != key_id})
+        return ring
+
+    # -- use
+
+    def seal(self, plaintext: bytes, *, aad: bytes) -> dict[str, Any]:
+        """Encrypt ``plaintext`` bound to ``aad``; a JSON-serializable record."""
+        nonce = secrets.token_bytes(12)
+        ct = self._keys[self.active].encrypt(nonce, plaintext, aad)
+        return {"v": _VERSION, "kid": self.active, "n": _b64e(nonce), "ct": _b64e(ct)}
+
+    def open(self, box: Mapping[str, Any], *, aad: bytes) -> bytes:
+        """Decrypt a record from :meth:`seal`; :class:`VaultDecryptionError` if it cannot be."""
+        if not isinstance(box, Mapping) or box.get("v") != _VERSION:
+            raise VaultDecryptionError("record cannot be decrypted: not a sealed record")
+        kid = box.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise VaultDecryptionError(
+                f"record cannot be decrypted: sealed with key {str(kid)[:32]!r}, which this keyring does not hold"
+            )
+        try:
+            return key.decrypt(_b64d(str(box["n"])), _b64d(str(box["ct"])), aad)
+        except (InvalidTag, KeyError, binascii.Error, ValueError):
+            raise VaultDecryptionError("record cannot be decrypted: wrong key or tampered data") from None
+
+    def needs_rotation(self, box: Mapping[str, Any]) -> bool:
+        """Whether ``box`` was sealed with a key other than the active one."""
+        return box.get("kid") != self.active
