@@ -1,4 +1,4 @@
-"""The identity pillar: who the agent acts for, from a trusted channel only.
+"""The user model, trusted channels, accessors and the basic resolvers.
 
 The user reaches the agent from one of these channels, never from model output:
 
@@ -31,6 +31,7 @@ from langchain_agent_auth.errors import IdentityError
 
 __all__ = [
     "DEFAULT_CLAIMS",
+    "IdentityResolver",
     "IdentitySource",
     "LangGraphServerUserResolver",
     "RuntimeContextResolver",
@@ -41,6 +42,7 @@ __all__ = [
     "identity_from_sources",
     "user_from_config",
     "user_from_context",
+    "user_from_state",
 ]
 
 IdentitySourceName = Literal["token", "runtime_context", "langgraph_server", "config", "state"]
@@ -196,7 +198,7 @@ def _from_server_user(user: Any, source: IdentitySourceName) -> UserIdentity | N
             return getattr(user, name, None)
 
     subject = get("identity")
-    if not isinstance(subject, str) or not subject:
+    if not isinstance(subject, str) or not subject or get("is_authenticated") is False:
         return None
     # Our Auth handler (``langgraph_auth`` module) stores the verified identity whole.
     stored = get("agent_auth_identity")
