@@ -171,3 +171,16 @@ def test_describe_user_adds_a_system_note():
                          system_prompt="Be brief.")
     agent.invoke({"messages": [HumanMessage("x")]}, context={"user": ALICE})
     assert "Alice <alice@example.com>" in seen[0].content and "Be brief." in seen[0].content
+
+
+def test_tool_runtime_accessor_reads_the_middleware_state():
+    from langgraph.prebuilt import ToolRuntime
+
+    @tool
+    def whoami(runtime: ToolRuntime) -> str:
+        """Who am I acting for?"""
+        return get_current_user(runtime).subject
+
+    agent = create_agent(script(call("whoami", {}), "ok"), [whoami], middleware=[IdentityMiddleware()])
+    out = agent.invoke({"messages": [HumanMessage("x")]}, context={"user": BOB})
+    assert tool_messages(out)[0].content == "bob"
