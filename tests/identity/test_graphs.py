@@ -12,6 +12,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolRuntime
 
 from langchain_agent_auth.errors import IdentityError
 from langchain_agent_auth.guards import guarded_tool_node
@@ -174,8 +175,6 @@ def test_describe_user_adds_a_system_note():
 
 
 def test_tool_runtime_accessor_reads_the_middleware_state():
-    from langgraph.prebuilt import ToolRuntime
-
     @tool
     def whoami(runtime: ToolRuntime) -> str:
         """Who am I acting for?"""
