@@ -35,6 +35,7 @@ from langchain_agent_auth._user import (
     user_from_state,
 )
 from langchain_agent_auth.identity._integrations import (
+    AuthContext,
     IdentityGuard,
     IdentityMiddleware,
     UserState,
@@ -46,6 +47,7 @@ from langchain_agent_auth.identity._token import TokenResolver
 
 __all__ = [
     "DEFAULT_CLAIMS",
+    "AuthContext",
     "IdentityGuard",
     "IdentityMiddleware",
     "IdentityResolver",

@@ -30,6 +30,7 @@ from langchain_agent_auth.guards import (
 )
 
 __all__ = [
+    "AuthContext",
     "IdentityGuard",
     "IdentityMiddleware",
     "UserState",
@@ -54,6 +55,17 @@ class UserState(TypedDict, total=False):
     """
 
     user: NotRequired[Annotated[dict[str, Any] | None, OmitFromInput]]
+
+
+class AuthContext(TypedDict, total=False):
+    """A runtime context schema for agents: ``create_agent(..., context_schema=AuthContext)``.
+
+    ``user`` is a trusted identity the application resolved; ``access_token`` a bearer token
+    for :class:`TokenResolver` to verify. The runtime context is never checkpointed.
+    """
+
+    user: UserIdentity
+    access_token: str
 
 
 class _IdentityAgentState(AgentState[Any]):

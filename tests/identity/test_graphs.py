@@ -17,6 +17,7 @@ from langgraph.prebuilt import ToolRuntime
 from langchain_agent_auth.errors import IdentityError
 from langchain_agent_auth.guards import guarded_tool_node
 from langchain_agent_auth.identity import (
+    AuthContext,
     IdentityGuard,
     IdentityMiddleware,
     TokenResolver,
@@ -180,6 +181,7 @@ def test_tool_runtime_accessor_reads_the_middleware_state():
         """Who am I acting for?"""
         return get_current_user(runtime).subject
 
-    agent = create_agent(script(call("whoami", {}), "ok"), [whoami], middleware=[IdentityMiddleware()])
+    agent = create_agent(script(call("whoami", {}), "ok"), [whoami], middleware=[IdentityMiddleware()],
+                         context_schema=AuthContext)
     out = agent.invoke({"messages": [HumanMessage("x")]}, context={"user": BOB})
     assert tool_messages(out)[0].content == "bob"
