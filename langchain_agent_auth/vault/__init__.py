@@ -13,6 +13,28 @@ user has no usable credential the graph pauses with a ``connect_account`` interr
 (:class:`ConnectAccountPayload`) carrying the authorize URL; the :class:`VaultCallback`
 route finishes the flow and the run resumes.
 
+Design notes:
+
+* **Sources.** ``Connection(source="oauth")`` keeps the user's upstream tokens, sealed with
+  AES-256-GCM (:class:`~langchain_agent_auth.crypto.Keyring`, key id on every record, AAD =
+  user key + connection) in a LangGraph ``BaseStore`` (``SqliteStore`` by default; layout in
+  ``_records``). ``"token_exchange"`` (RFC 8693) and ``"auth0_token_vault"`` store nothing:
+  they exchange the user's token at the main issuer on a cache miss.
+* **The user's own token** (the exchange's ``subject_token``) is read from the LangGraph
+  runtime context (``context={"user": ..., "subject_token": ...}``) or from
+  ``Connection(subject_token=f)``. The runtime context is never checkpointed, so the token
+  stays out of state, checkpoints and payloads; the price is that the app passes it again on
+  every ``invoke`` and on resume (it has it: it authenticated the request). Storing it in the
+  vault instead would keep a long-lived user credential at rest for the agent's sake.
+* **Caching.** In memory, keyed by (user key = issuer|tenant|subject, connection, sorted
+  scopes[, linked account]), honouring expiry minus ``leeway``; concurrent misses share one
+  fetch (threads and asyncio alike). Across processes a short lease in the store keeps two
+  workers from spending one rotating refresh token: a real compare-and-set on ``SqliteStore``,
+  best effort on other stores (see :class:`StoreLease`).
+* **Pauses.** ``connect_account`` payloads carry the connection, scopes, missing scopes and the
+  authorize URL, never a token; the PKCE verifier and the state's binding to (user, thread,
+  connection, scopes, expiry) live in the store. On resume the guard checks the store again.
+
 Example:
     >>> from langgraph.store.memory import InMemoryStore
     >>> from langchain_agent_auth.crypto import Keyring

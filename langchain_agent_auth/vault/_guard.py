@@ -68,6 +68,12 @@ class ConnectAccountResume(ResumeModel):
     ``connected`` (the default: ``Command(resume={})``) makes the guard check the store
     again: the value alone is never trusted, and a still-missing account pauses again.
     ``cancel`` gives up: the model is told the account was not connected.
+
+    Example:
+        >>> ConnectAccountResume.model_validate({}).action
+        'connected'
+        >>> ConnectAccountResume(action="cancel").action
+        'cancel'
     """
 
     action: Literal["connected", "cancel"] = "connected"
@@ -203,6 +209,11 @@ class VaultAuth(httpx.Auth):
 
     A second 401 raises :class:`CredentialUnavailableError` (the guard pauses to reconnect).
     Works with ``httpx.Client`` and ``httpx.AsyncClient`` (the refresh never blocks the loop).
+
+    Example:
+        >>> import httpx
+        >>> isinstance(VaultAuth("calendar"), httpx.Auth)
+        True
     """
 
     requires_request_body = True
@@ -249,6 +260,9 @@ def vault_auth(connection: str | None = None) -> VaultAuth:
             '''List calendar events.'''
             with httpx.Client(auth=vault_auth()) as http:
                 return http.get(f"{API}/events", params={"day": day}).json()
+
+    >>> vault_auth("calendar").connection
+    'calendar'
     """
     return VaultAuth(connection)
 
@@ -463,6 +477,16 @@ def vault_guards(vault: TokenVault, tools: Mapping[str, Requirement | Sequence[R
     """One :class:`VaultGuard` per (tool, connection) in ``{tool_name: (connection, scopes)}``.
 
     A value may be a connection name, ``(connection, scopes)``, or a list of those.
+
+    Example:
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.vault import Connection
+        >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
+        ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
+        ...     store=InMemoryStore(), keyring=Keyring.generate())
+        >>> vault_guards(vault, {"list_events": "calendar", "add_event": ("calendar", ["calendar.write"])})
+        [VaultGuard(connection='calendar', scopes=()), VaultGuard(connection='calendar', scopes=('calendar.write',))]
     """
     guards: list[VaultGuard] = []
     for tool_name, spec in tools.items():
@@ -501,10 +525,21 @@ def with_vault(tool: BaseTool, vault: TokenVault, *, connection: str,
 class VaultMiddleware(ToolGuardMiddleware):
     """Agent middleware for ``create_agent``: ``{tool_name: (connection, scopes)}``.
 
+    Unknown connection names raise :class:`ConnectionNotFoundError` here, not at run time.
+
     Example::
 
         agent = create_agent(model, [list_events],
                              middleware=[VaultMiddleware(vault, {"list_events": ("calendar", ["calendar.read"])})])
+
+    >>> from langgraph.store.memory import InMemoryStore
+    >>> from langchain_agent_auth.crypto import Keyring
+    >>> from langchain_agent_auth.vault import Connection
+    >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
+    ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
+    ...     store=InMemoryStore(), keyring=Keyring.generate())
+    >>> [g.tools for g in VaultMiddleware(vault, {"list_events": "calendar"}).guards]
+    [frozenset({'list_events'})]
     """
 
     def __init__(self, vault: TokenVault, tools: Mapping[str, Requirement | Sequence[Requirement]]) -> None:
@@ -519,5 +554,19 @@ def vault_tool_node(tools: Sequence[BaseTool | Callable[..., Any]], vault: Token
     Example::
 
         builder.add_node("tools", vault_tool_node([list_events], vault, {"list_events": "calendar"}))
+
+    >>> from langchain_core.tools import tool
+    >>> from langgraph.store.memory import InMemoryStore
+    >>> from langchain_agent_auth.crypto import Keyring
+    >>> from langchain_agent_auth.vault import Connection
+    >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
+    ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
+    ...     store=InMemoryStore(), keyring=Keyring.generate())
+    >>> @tool
+    ... def list_events(day: str) -> str:
+    ...     '''List events.'''
+    ...     return day
+    >>> sorted(vault_tool_node([list_events], vault, {"list_events": "calendar"}).tools_by_name)
+    ['list_events']
     """
     return guarded_tool_node(tools, *vault_guards(vault, requirements), **tool_node_kwargs)

@@ -220,6 +220,10 @@ class CredentialStatus:
 
     ``status`` is ``active``, ``not_connected``, ``needs_reauthorization`` or
     ``missing_scopes`` (then ``missing_scopes`` says which).
+
+    Example:
+        >>> CredentialStatus("calendar", "missing_scopes", ("calendar.read",), ("calendar.write",)).ok
+        False
     """
 
     connection: str

@@ -314,6 +314,13 @@ class TokenExchangeSource(_ExchangeSource):
 
     The ``act`` claim (delegation) is the server's: it names the client, or the actor
     whose token ``Connection.actor_token`` supplies.
+
+    Example:
+        >>> from langchain_agent_auth.vault import Connection
+        >>> Connection("downstream", source="token_exchange", issuer="https://idp.example",
+        ...            client_id="agent", client_secret="s3cret-value", audience="https://api.example",
+        ...            scopes=["read"]).source
+        'token_exchange'
     """
 
     kind = "token_exchange"
@@ -343,6 +350,14 @@ class Auth0TokenVaultSource(_ExchangeSource):
     federated-connection-access-token`` with ``subject_token`` (the user's Auth0 refresh or
     access token), ``subject_token_type``, ``requested_token_type=http://auth0.com/oauth/
     token-type/federated-connection-access-token``, ``connection`` and ``login_hint``.
+
+    Example:
+        >>> from langchain_agent_auth.vault import Connection
+        >>> c = Connection("google", source="auth0_token_vault", issuer="https://tenant.auth0.com/",
+        ...                client_id="agent", client_secret="s3cret-value", auth0_connection="google-oauth2",
+        ...                subject_token_type="refresh_token", login_hint="alice@example.com")
+        >>> c.auth0_connection, c.login_hint
+        ('google-oauth2', 'alice@example.com')
     """
 
     kind = "auth0_token_vault"

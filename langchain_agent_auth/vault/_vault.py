@@ -75,12 +75,24 @@ UserLike = UserIdentity | str
 
 
 def default_data_dir() -> pathlib.Path:
-    """``$AGENT_AUTH_DATA_DIR``, else ``./.agent-auth``."""
+    """``$AGENT_AUTH_DATA_DIR``, else ``./.agent-auth``.
+
+    Example:
+        >>> default_data_dir().name in (".agent-auth", os.environ.get("AGENT_AUTH_DATA_DIR", "").rsplit("/", 1)[-1])
+        True
+    """
     return pathlib.Path(os.environ.get(DATA_DIR_ENV) or ".agent-auth")
 
 
 def open_default_store(path: str | os.PathLike[str]) -> BaseStore:
-    """A ``SqliteStore`` on ``path`` (WAL mode, usable from threads and other processes)."""
+    """A ``SqliteStore`` on ``path`` (WAL mode, usable from threads and other processes).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> store = open_default_store(pathlib.Path(tempfile.mkdtemp()) / "agent_auth.sqlite")
+        >>> type(store).__name__
+        'SqliteStore'
+    """
     from langgraph.store.sqlite import SqliteStore
 
     file = pathlib.Path(path)
@@ -291,6 +303,20 @@ class TokenVault:
         ``not_connected`` / ``needs_reauthorization`` / ``missing_scopes``),
         :class:`ConnectionNotFoundError`, :class:`VaultDecryptionError`, or the provider's
         error (:class:`ProviderUnavailableError` on 5xx / timeouts).
+
+        Example:
+            >>> from langgraph.store.memory import InMemoryStore
+            >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
+            ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
+            ...     store=InMemoryStore(), keyring=Keyring.generate())
+            >>> bob = UserIdentity(subject="bob")
+            >>> vault.import_token(bob, "calendar", access_token="opaque-1", scopes=["calendar.read"])
+            >>> vault.get_token(bob, "calendar", "calendar.read").scopes
+            ('calendar.read',)
+            >>> vault.get_token(bob, "calendar", "calendar.write")
+            Traceback (most recent call last):
+            ...
+            langchain_agent_auth.errors.CredentialUnavailableError: the calendar connection lacks scopes: calendar.write
         """
         source, query, key = self._query(user, connection, scopes, context, subject_token, rejected)
         if rejected is None:
