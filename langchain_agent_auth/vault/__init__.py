@@ -78,7 +78,7 @@ from langchain_agent_auth.vault._model import (
     RevokeResult,
     normalize_scopes,
 )
-from langchain_agent_auth.vault._resume import ConnectPendingSource
+from langchain_agent_auth.vault._resume import ConnectItem, ConnectPendingSource
 from langchain_agent_auth.vault._sources import (
     Auth0TokenVaultSource,
     CredentialSource,
@@ -93,6 +93,7 @@ __all__ = [
     "Auth0TokenVaultSource",
     "ConnectAccountPayload",
     "ConnectAccountResume",
+    "ConnectItem",
     "ConnectPendingSource",
     "ConnectRequest",
     "ConnectResult",

@@ -101,6 +101,8 @@ class ConnectAccountPayload(PausePayload):
     status: Literal["not_connected", "needs_reauthorization", "missing_scopes"] = "not_connected"
     authorize_url: str | None = None
     expires_at: float | None = None
+    #: The pending connect flow's id (not a secret): resumers match the pause by it.
+    connect_id: str | None = None
     message: str = ""
     resume_model = ConnectAccountResume
 
@@ -325,6 +327,7 @@ class VaultGuard(ToolGuard):
             else "needs_reauthorization",
             authorize_url=request.authorize_url if request is not None else None,
             expires_at=request.expires_at if request is not None else None,
+            connect_id=request.id if request is not None else None,
             message=exc.for_model(), tool_call_id=call.tool_call_id,
         ).to_interrupt()
 

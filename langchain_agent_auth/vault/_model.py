@@ -294,8 +294,10 @@ class ConnectResult:
 class PendingConnect:
     """A connect-account flow as the store holds it (for resumers and UIs; no secrets).
 
-    ``status``: ``pending``, ``completed``, ``failed`` or ``expired``; ``resumed`` is set once
-    a resumer acknowledged a completed flow.
+    ``status``: ``pending``, ``redeeming`` (the code is being redeemed), ``completed``,
+    ``failed`` or ``expired``; ``resumed`` / ``abandoned`` / ``next_check_at`` record what a
+    resumer did with a finished flow; ``identity`` (subject, issuer, tenant) is who to
+    resume the thread as.
     """
 
     id: str
@@ -311,6 +313,9 @@ class PendingConnect:
     completed_at: float | None = None
     error: str | None = None
     resumed: bool = False
+    abandoned: bool = False
+    next_check_at: float = 0.0
+    identity: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

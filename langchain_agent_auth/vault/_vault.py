@@ -509,8 +509,9 @@ class TokenVault:
 
     # ------------------------------------------------------------------ connect
 
-    def _start_op(self, user_key: str, connection: str, scopes: tuple[str, ...], thread_id: str | None,
+    def _start_op(self, user: UserLike, connection: str, scopes: tuple[str, ...], thread_id: str | None,
                   checkpoint_ns: str | None, tool_call_id: str | None) -> VaultOp[ConnectRequest]:
+        user_key = _user_key(user)
         source = self._local(connection)
         conn = source.connection
         granted: tuple[str, ...] = ()
@@ -552,7 +553,11 @@ class TokenVault:
             "v": VERSION, "user": user_key, "connection": connection, "scopes": list(want),
             "thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "tool_call_id": tool_call_id,
             "status": "pending", "created_at": now, "expires_at": expires_at, "completed_at": None,
-            "resumed": False, "error": None, "state_hash": _state_hash(state_secret),
+            "resumed": False, "abandoned": False, "next_check_at": 0.0, "error": None,
+            "state_hash": _state_hash(state_secret),
+            # who to resume the thread as (a resumer rebuilds the runtime context from it)
+            "identity": ({"subject": user.subject, "issuer": user.issuer, "tenant": user.tenant}
+                         if isinstance(user, UserIdentity) else None),
             "secret": seal_json(self.keyring, {"verifier": pkce.verifier, "authorize_url": url},
                                 pending_aad(pid, user_key, connection)),
         }
@@ -571,14 +576,14 @@ class TokenVault:
         (incremental authorization) and the old grant keeps working until the new one
         arrives. The same pending call (thread, namespace, tool call) gets the same link.
         """
-        return self._run(self._start_op(_user_key(user), connection, normalize_scopes(scopes), thread_id,
+        return self._run(self._start_op(user, connection, normalize_scopes(scopes), thread_id,
                                         checkpoint_ns, tool_call_id))
 
     async def astart_connect(self, user: UserLike, connection: str, scopes: str | Iterable[str] | None = None, *,
                              thread_id: str | None = None, checkpoint_ns: str | None = None,
                              tool_call_id: str | None = None) -> ConnectRequest:
         """Async :meth:`start_connect`."""
-        return await self._arun(self._start_op(_user_key(user), connection, normalize_scopes(scopes), thread_id,
+        return await self._arun(self._start_op(user, connection, normalize_scopes(scopes), thread_id,
                                                checkpoint_ns, tool_call_id))
 
     def _complete_op(self, state: Any, code: Any, user_key: str | None, error: Any, error_description: Any,
@@ -736,20 +741,27 @@ class TokenVault:
         """Async :meth:`pending_connects`."""
         return await self._arun(self._pending_op(_user_key(user) if user is not None else None, status))
 
-    def _ack_op(self, pid: str) -> VaultOp[bool]:
+    def _settle_op(self, pid: str, resumed: bool, retry_at: float | None) -> VaultOp[bool]:
         item = yield from store_get(PENDING_NS, pid)
         if item is None or not isinstance(item.value, dict) or item.value.get("resumed"):
             return False
-        yield from store_put(PENDING_NS, pid, {**item.value, "resumed": True})
+        if resumed:
+            update = {"resumed": True}
+        elif retry_at is None:
+            update = {"abandoned": True}
+        else:
+            update = {"next_check_at": retry_at}
+        yield from store_put(PENDING_NS, pid, {**item.value, **update})
         return True
 
-    def mark_resumed(self, pending_id: str) -> bool:
-        """Record that a completed flow's thread was resumed (``False`` if already marked)."""
-        return self._run(self._ack_op(pending_id))
+    def mark_resumed(self, pending_id: str, *, resumed: bool = True, retry_at: float | None = None) -> bool:
+        """Record a resumer's outcome for a finished flow: resumed (``False`` if it already
+        was), to retry at ``retry_at``, or abandoned (``resumed=False``, no ``retry_at``)."""
+        return self._run(self._settle_op(pending_id, resumed, retry_at))
 
-    async def amark_resumed(self, pending_id: str) -> bool:
+    async def amark_resumed(self, pending_id: str, *, resumed: bool = True, retry_at: float | None = None) -> bool:
         """Async :meth:`mark_resumed`."""
-        return await self._arun(self._ack_op(pending_id))
+        return await self._arun(self._settle_op(pending_id, resumed, retry_at))
 
     def _purge_op(self, older_than: float) -> VaultOp[int]:
         items = yield from store_search(PENDING_NS, limit=10_000)
@@ -844,5 +856,7 @@ def pending_info(pid: str, value: Any, now: float) -> PendingConnect | None:
         expires_at=float(value.get("expires_at") or 0), thread_id=value.get("thread_id"),
         checkpoint_ns=value.get("checkpoint_ns"), tool_call_id=value.get("tool_call_id"),
         completed_at=value.get("completed_at"), error=value.get("error"), resumed=bool(value.get("resumed")),
+        abandoned=bool(value.get("abandoned")), next_check_at=float(value.get("next_check_at") or 0),
+        identity=value.get("identity") if isinstance(value.get("identity"), dict) else None,
     )
 

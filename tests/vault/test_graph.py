@@ -213,3 +213,30 @@ def test_unknown_connection_fails_at_configuration_time(vault, upstream):
         vault_tool_node([tools["list_events"]], vault, {"list_events": ("github", ["repo"])})
     with pytest.raises(ConnectionNotFoundError):
         VaultGuard(vault, "")
+
+
+def test_a_resumer_driven_by_pending_connects(vault, upstream):
+    """What the approval pillar's resumer does with ConnectPendingSource: find finished flows in
+    the store, match the pause by connect_id, resume as the stored user, settle."""
+    import time
+
+    from langchain_agent_auth.vault import ConnectPendingSource, VaultCallback
+
+    tools = calendar_tools(upstream.api_url)
+    graph = agent([tools["list_events"]], [VaultMiddleware(vault, {"list_events": "calendar"})], InMemorySaver())
+    result = graph.invoke({"messages": [ask("list_events", day="mon")]}, cfg("r1"), context={"user": ALICE})
+    [payload] = interrupts(result)
+    source = ConnectPendingSource(vault)
+    assert source.due(time.time(), 10) == []  # nothing finished yet
+
+    upstream.callback_app = VaultCallback(vault, resolve_user=lambda request: ALICE)
+    browse_upstream(payload["authorize_url"], "alice")  # the app's callback, another request
+    [item] = source.due(time.time(), 10)
+    assert (item.thread_id, item.ref, item.interrupt_type) == ("r1", payload["connect_id"], "connect_account")
+    ready = source.check(item, time.time())
+    state = graph.get_state(cfg(item.thread_id))
+    [pending] = [i for i in state.interrupts if i.value.get(item.ref_field) == item.ref]
+    result = graph.invoke(Command(resume={pending.id: ready.resume}), cfg(item.thread_id), context=item.context)
+    assert json.loads(last_tool_message(result).content)["owner"] == "alice"
+    source.settle(item, True, time.time(), None)
+    assert source.due(time.time(), 10) == []
