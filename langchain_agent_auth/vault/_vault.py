@@ -677,12 +677,28 @@ class TokenVault:
         self._cache.invalidate(owner_key, connection)
         missing = tuple(s for s in requested if s not in granted)
         yield from self._finish_pending(pid, value, "completed", None)
+        yield from self._settle_siblings(pid, owner_key, connection, granted)
         log.info("vault: connected connection=%s user=%s id=%s", connection, owner_key, pid)
         return ConnectResult(
             id=pid, user=owner_key, connection=connection, scopes=granted, missing_scopes=missing,
             thread_id=value.get("thread_id"), checkpoint_ns=value.get("checkpoint_ns"),
             tool_call_id=value.get("tool_call_id"),
         )
+
+    def _settle_siblings(self, pid: str, user_key: str, connection: str, granted: tuple[str, ...]) -> VaultOp[None]:
+        """Other calls waiting for the same account (parallel tool calls, other threads) are
+        satisfied too when the new grant covers their scopes: complete their flows so a
+        resumer wakes every waiting thread, not just the one whose link was used."""
+        items = yield from store_search(PENDING_NS, limit=10_000)
+        now = self.clock()
+        for item in items:
+            value = item.value if isinstance(item.value, dict) else {}
+            if (item.key == pid or value.get("status") != "pending" or value.get("user") != user_key
+                    or value.get("connection") != connection or float(value.get("expires_at") or 0) <= now
+                    or not set(value.get("scopes") or ()) <= set(granted)):
+                continue
+            yield from store_put(PENDING_NS, item.key, {**value, "status": "completed", "error": None, "secret": None,
+                                                        "completed_at": now, "completed_by": pid})
 
     @staticmethod
     def _code_params(source: LocalOAuthSource, code: str, verifier: str) -> dict[str, Any]:

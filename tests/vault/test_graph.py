@@ -240,3 +240,28 @@ def test_a_resumer_driven_by_pending_connects(vault, upstream):
     assert json.loads(last_tool_message(result).content)["owner"] == "alice"
     source.settle(item, True, time.time(), None)
     assert source.due(time.time(), 10) == []
+
+
+def test_parallel_calls_waiting_for_one_account_all_resume(vault, upstream):
+    """Two tool calls in one AI message both pause; connecting once completes both flows."""
+    import time
+
+    from langchain_core.messages import HumanMessage
+
+    from langchain_agent_auth.vault import ConnectPendingSource
+
+    tools = calendar_tools(upstream.api_url)
+    graph = agent([tools["list_events"]], [VaultMiddleware(vault, {"list_events": "calendar"})], InMemorySaver())
+    calls = [{"tool": "list_events", "args": {"day": d}} for d in ("mon", "tue")]
+    result = graph.invoke({"messages": [HumanMessage(json.dumps(calls))]}, cfg("p2"), context={"user": ALICE})
+    pauses = interrupts(result)
+    assert len(pauses) == 2 and len({p["connect_id"] for p in pauses}) == 2
+    install_callback(upstream, vault, ALICE)
+    browse_upstream(pauses[0]["authorize_url"], "alice")  # the user follows one link only
+    items = ConnectPendingSource(vault).due(time.time(), 10)
+    assert {i.ref for i in items} == {p["connect_id"] for p in pauses}
+    state = graph.get_state(cfg("p2"))
+    resume = {i.id: {"action": "connected"} for i in state.interrupts}
+    result = graph.invoke(Command(resume=resume), cfg("p2"), context={"user": ALICE})
+    outs = [m for m in result["messages"] if getattr(m, "type", "") == "tool"]
+    assert len(outs) == 2 and all(json.loads(m.content)["owner"] == "alice" for m in outs)
