@@ -228,3 +228,28 @@ def test_auth0_not_connected_and_missing_scopes_pause():
     [p] = interrupts(result)
     assert p["status"] == "missing_scopes" and p["missing_scopes"] == ["https://www.googleapis.com/auth/calendar"]
     assert "auth0-refresh-token-of-alice" not in json.dumps(p)
+
+
+async def test_exchange_single_flight_and_per_user_cache():
+    """100 concurrent calls for one user -> one exchange; another user -> their own exchange."""
+    import asyncio
+
+    idp = FakeProvider()
+    seen: list[str] = []
+
+    async def slow(request):
+        await asyncio.sleep(0.02)
+        seen.append(dict(idp.form(request))["subject_token"])
+        return httpx.Response(200, json={"access_token": f"xchg-{len(seen)}", "expires_in": 300,
+                                         "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
+
+    conn = Connection("api", source="token_exchange", issuer=idp.issuer, client_id="agent",
+                      client_secret="agent-secret-value", audience="https://api.example", scopes=["read"])
+    vault = TokenVault([conn], store=InMemoryStore(), keyring=Keyring.generate(),
+                       async_http_client=httpx.AsyncClient(transport=httpx.MockTransport(
+                           lambda r: slow(r) if r.url.path == "/token" else idp.handle(r))))
+    tokens = await asyncio.gather(*(vault.aget_token(ALICE, "api", context={"subject_token": "alice-at"})
+                                    for _ in range(100)))
+    assert {t.token for t in tokens} == {"xchg-1"} and seen == ["alice-at"]
+    bob = await vault.aget_token(BOB, "api", context={"subject_token": "bob-at"})
+    assert bob.token == "xchg-2" and seen == ["alice-at", "bob-at"]

@@ -265,3 +265,34 @@ def test_parallel_calls_waiting_for_one_account_all_resume(vault, upstream):
     result = graph.invoke(Command(resume=resume), cfg("p2"), context={"user": ALICE})
     outs = [m for m in result["messages"] if getattr(m, "type", "") == "tool"]
     assert len(outs) == 2 and all(json.loads(m.content)["owner"] == "alice" for m in outs)
+
+
+def test_pause_survives_a_restart(upstream, tmp_path, monkeypatch):
+    """Pending connect state is in the SQLite store and the pause in the SQLite checkpointer:
+    a new process (new vault, new graph objects) finishes the flow and resumes the thread."""
+    from langchain_agent_auth.vault import TokenVault
+    from tests.vault.conftest import calendar_connection
+
+    monkeypatch.delenv("AGENT_AUTH_ENCRYPTION_KEYS", raising=False)
+    data = tmp_path / "data"
+    tools = calendar_tools(upstream.api_url)
+
+    def boot():
+        vault = TokenVault([calendar_connection(upstream)], data_dir=data)
+        conn = sqlite3.connect(str(tmp_path / "cp.sqlite"), check_same_thread=False)
+        graph = agent([tools["list_events"]], [VaultMiddleware(vault, {"list_events": "calendar"})],
+                      SqliteSaver(conn))
+        return vault, graph, conn
+
+    vault, graph, conn = boot()
+    result = graph.invoke({"messages": [ask("list_events", day="mon")]}, cfg("r"), context={"user": ALICE})
+    [payload] = interrupts(result)
+    conn.close()
+    del vault, graph
+
+    vault, graph, conn = boot()  # "restart"
+    install_callback(upstream, vault, ALICE)
+    browse_upstream(payload["authorize_url"], "alice")
+    result = graph.invoke(Command(resume={}), cfg("r"), context={"user": ALICE})
+    assert json.loads(last_tool_message(result).content)["owner"] == "alice"
+    conn.close()
