@@ -399,3 +399,24 @@ def browse_upstream(authorize_url: str, user: str, *, grant_scope: str | None = 
         if not follow_callback:
             return answer
         return browser.get(location)
+
+
+class ServedApp:
+    """Any ASGI app served by uvicorn in a thread on 127.0.0.1 (e.g. the vault's callback)."""
+
+    def __init__(self, app: Any) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                    lifespan="off", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 10
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("test app server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
