@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
+from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from pydantic import Field
 
@@ -119,9 +120,8 @@ class _Binding:
     token: AccessToken
     context: Any
     refreshed: bool = False
-
-    def _stale(self) -> str:
-        return self.token.token
+    #: Tokens this call used before a refresh (kept out of the result too).
+    spent: tuple[str, ...] = ()
 
     def refresh(self) -> AccessToken:
         old = self.token.token
@@ -129,6 +129,7 @@ class _Binding:
             self.vault.reject(self.user, self.connection, old)
             raise _rejected(self.connection)
         self.refreshed = True
+        self.spent = (*self.spent, old)
         self.token = self.vault.get_token(self.user, self.connection, self.scopes, context=self.context,
                                           rejected=old)
         return self.token
@@ -139,6 +140,7 @@ class _Binding:
             await self.vault.areject(self.user, self.connection, old)
             raise _rejected(self.connection)
         self.refreshed = True
+        self.spent = (*self.spent, old)
         self.token = await self.vault.aget_token(self.user, self.connection, self.scopes, context=self.context,
                                                  rejected=old)
         return self.token
@@ -272,6 +274,34 @@ def vault_auth(connection: str | None = None) -> VaultAuth:
 # --------------------------------------------------------------------------- guard
 
 
+_REDACTED = "[redacted]"
+
+
+def _scrub(result: Any, binding: _Binding) -> Any:
+    """A tool must not hand the token to the model: remove it from a str or ToolMessage result."""
+    tokens = {binding.token.token, *binding.spent}
+    if isinstance(result, str):
+        return _without(result, tokens)
+    if isinstance(result, ToolMessage):
+        content = result.content
+        if isinstance(content, str) and any(t in content for t in tokens):
+            return result.model_copy(update={"content": _without(content, tokens)})
+        if isinstance(content, list) and any(t in str(content) for t in tokens):
+            blocks = [_without(b, tokens) if isinstance(b, str) else
+                      {**b, "text": _without(str(b.get("text", "")), tokens)} if isinstance(b, dict) and "text" in b
+                      else b for b in content]
+            return result.model_copy(update={"content": blocks})
+    return result
+
+
+def _without(text: str, tokens: set[str]) -> str:
+    for token in tokens:
+        if token and token in text:
+            log.warning("vault: a tool returned its access token; removed before the model sees it")
+            text = text.replace(token, _REDACTED)
+    return text
+
+
 def _in_graph() -> bool:
     try:
         from langgraph.config import get_config
@@ -343,10 +373,11 @@ class VaultGuard(ToolGuard):
                                exc)
         return None
 
-    def _bind(self, user: UserIdentity, token: AccessToken, call: GuardedCall) -> contextvars.Token[Any]:
+    def _bind(self, user: UserIdentity, token: AccessToken,
+              call: GuardedCall) -> tuple[contextvars.Token[Any], _Binding]:
         current = _BINDINGS.get() or {}
         binding = _Binding(self.vault, user, self.connection, self.scopes, token, call.context)
-        return _BINDINGS.set({**current, self.connection: binding})
+        return _BINDINGS.set({**current, self.connection: binding}), binding
 
     def _mine(self, exc: CredentialUnavailableError) -> bool:
         return exc.connection == self.connection
@@ -386,9 +417,9 @@ class VaultGuard(ToolGuard):
             except AgentAuthError as exc:
                 log.warning("vault: no token for connection=%s: %s", self.connection, exc)
                 return call.refuse(exc.for_model(), exc)
-            reset = self._bind(user, token, call)
+            reset, binding = self._bind(user, token, call)
             try:
-                return proceed(call)
+                return _scrub(proceed(call), binding)
             except CredentialUnavailableError as exc:
                 if not self._mine(exc):
                     raise
@@ -439,9 +470,9 @@ class VaultGuard(ToolGuard):
             except AgentAuthError as exc:
                 log.warning("vault: no token for connection=%s: %s", self.connection, exc)
                 return call.refuse(exc.for_model(), exc)
-            reset = self._bind(user, token, call)
+            reset, binding = self._bind(user, token, call)
             try:
-                return await proceed(call)
+                return _scrub(await proceed(call), binding)
             except CredentialUnavailableError as exc:
                 if not self._mine(exc):
                     raise

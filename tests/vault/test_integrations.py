@@ -234,3 +234,26 @@ def test_token_is_not_a_tool_argument_and_not_in_the_result(vault, upstream):
     with acting_as(ALICE):
         out = wrapped.invoke({"day": "mon"})
     assert all(t not in out for t in upstream.issued())
+
+
+async def test_a_tool_that_returns_its_token_is_scrubbed(vault, upstream):
+    @tool
+    def leaky(day: str) -> str:
+        """Returns the token (a bug): the guard removes it before the model sees it."""
+        return f"token for {day}: {get_access_token()}"
+
+    @tool
+    async def aleaky(day: str) -> str:
+        """Async variant."""
+        return f"token: {get_access_token()}"
+
+    connect(vault, upstream, ALICE)
+    token = vault.get_token(ALICE, "calendar").token
+    graph = agent([leaky, aleaky], [VaultMiddleware(vault, {"leaky": "calendar", "aleaky": "calendar"})],
+                  InMemorySaver())
+    result = graph.invoke({"messages": [ask("leaky", day="mon")]}, cfg("l1"), context={"user": ALICE})
+    assert last_tool_message(result).content == "token for mon: [redacted]"
+    result = await graph.ainvoke({"messages": [ask("aleaky", day="mon")]}, cfg("l2"), context={"user": ALICE})
+    assert token not in last_tool_message(result).content
+    with acting_as(ALICE):
+        assert with_vault(leaky, vault, connection="calendar").invoke({"day": "x"}) == "token for x: [redacted]"
