@@ -75,8 +75,9 @@ class ConnectPendingSource:
     def _item(self, p: PendingConnect) -> ConnectItem:
         user = None
         if p.identity and p.identity.get("subject"):
+            # Plain JSON (a remote resumer sends it to a LangGraph server); validated here.
             user = UserIdentity(subject=p.identity["subject"], issuer=p.identity.get("issuer"),
-                                tenant=p.identity.get("tenant"), source="config")
+                                tenant=p.identity.get("tenant")).model_dump(include={"subject", "issuer", "tenant"})
         return ConnectItem(
             source=self.name, key=p.id, ref=p.id, thread_id=p.thread_id or "", checkpoint_ns=p.checkpoint_ns or "",
             tool_call_id=p.tool_call_id, context={"user": user} if user else None, expires_at=p.expires_at,
