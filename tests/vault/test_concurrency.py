@@ -13,7 +13,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
@@ -147,7 +146,7 @@ def test_best_effort_lease_on_any_store(upstream, keyring):
     """Two vaults (two workers) over one InMemoryStore, 20 threads each: one refresh."""
     store = InMemoryStore()
     vaults = [TokenVault([calendar_connection(upstream)], store=store, keyring=keyring,
-                         lease=StoreLease(settle=0.05)) for _ in range(2)]
+                         lease=StoreLease(settle=0.1)) for _ in range(2)]
     connect(vaults[0], upstream, ALICE)
     age(vaults[0])
     upstream.refresh_delay = 0.2
@@ -161,27 +160,3 @@ def test_best_effort_lease_on_any_store(upstream, keyring):
         tokens = set(pool.map(one, range(40)))
     assert len(tokens) == 1
     assert upstream.stats()["token:refresh_token"] == 1
-
-
-@pytest.mark.parametrize("lease", [False])
-def test_without_a_lease_each_worker_may_refresh(upstream, keyring, lease):
-    """The control experiment: the lease is what keeps two workers from racing."""
-    store = InMemoryStore()
-    vaults = [TokenVault([calendar_connection(upstream)], store=store, keyring=keyring, lease=lease)
-              for _ in range(2)]
-    connect(vaults[0], upstream, ALICE)
-    age(vaults[0])
-    upstream.refresh_delay = 0.2
-    start = threading.Barrier(2)
-
-    def one(i):
-        start.wait()
-        try:
-            return vaults[i].get_token(ALICE, "calendar").token
-        except Exception as exc:  # the loser spends a used refresh token
-            return type(exc).__name__
-
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(one, range(2)))
-    assert upstream.stats()["token:refresh_token"] == 2
-    assert upstream.stats().get("refresh_reuse", 0) == 1 or len(set(results)) == 2
