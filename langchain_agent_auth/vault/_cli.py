@@ -161,13 +161,14 @@ def _revoke(args: argparse.Namespace) -> int:
     except AgentAuthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if result is None:
+    if args.json:
+        print(json.dumps({"user": user_key, "connection": args.connection, "deleted": True,
+                          "upstream_revoked": bool(result and result.upstream_revoked),
+                          "error": result.error if result else "connection not declared here"}))
+    elif result is None:
         print(f"deleted {args.connection} for {user_key} (not revoked upstream: the connection is not declared "
               "here; use --vault MODULE:ATTR to revoke at the provider too)")
     else:
         note = "revoked upstream and deleted" if result.upstream_revoked else "deleted"
         print(f"{note} {args.connection} for {user_key}" + (f" ({result.error})" if result.error else ""))
-    if args.json:
-        print(json.dumps({"user": user_key, "connection": args.connection,
-                          "upstream_revoked": bool(result and result.upstream_revoked)}))
     return 0
