@@ -257,3 +257,18 @@ async def test_a_tool_that_returns_its_token_is_scrubbed(vault, upstream):
     assert token not in last_tool_message(result).content
     with acting_as(ALICE):
         assert with_vault(leaky, vault, connection="calendar").invoke({"day": "x"}) == "token for x: [redacted]"
+
+
+def test_with_the_identity_middleware(vault, upstream):
+    """The identity pillar resolves the user into state; the vault uses that user."""
+    from langchain_agent_auth.identity import IdentityMiddleware
+
+    tools = calendar_tools(upstream.api_url)
+    graph = agent([tools["list_events"]],
+                  [IdentityMiddleware(), VaultMiddleware(vault, {"list_events": "calendar"})], InMemorySaver())
+    result = graph.invoke({"messages": [ask("list_events", day="mon")]}, cfg("i1"), context={"user": BOB})
+    [payload] = interrupts(result)
+    assert payload["type"] == "connect_account"
+    connect(vault, upstream, BOB)
+    result = graph.invoke(Command(resume={}), cfg("i1"), context={"user": BOB})
+    assert owner(result) == "bob"
