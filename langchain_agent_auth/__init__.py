@@ -38,8 +38,27 @@ from langchain_agent_auth.identity import (
 )
 from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
 from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
+from langchain_agent_auth.vault import (
+    AccessToken,
+    ConnectAccountPayload,
+    ConnectAccountResume,
+    Connection,
+    TokenVault,
+    VaultCallback,
+    VaultGuard,
+    VaultMiddleware,
+    get_access_token,
+    refresh_access_token,
+    vault_auth,
+    vault_tool_node,
+    with_vault,
+)
 
 __all__ = [
+    "AccessToken",
+    "ConnectAccountPayload",
+    "ConnectAccountResume",
+    "Connection",
     "GuardedCall",
     "GuardedTool",
     "IdentityGuard",
@@ -52,15 +71,24 @@ __all__ = [
     "RuntimeContextResolver",
     "StaticResolver",
     "TokenResolver",
+    "TokenVault",
     "ToolGuard",
     "ToolGuardMiddleware",
     "UserIdentity",
     "UserState",
+    "VaultCallback",
+    "VaultGuard",
+    "VaultMiddleware",
     "__version__",
     "acting_as",
+    "get_access_token",
     "get_current_user",
     "guard_tool",
     "guarded_tool_node",
     "identity_node",
     "langgraph_auth",
+    "refresh_access_token",
+    "vault_auth",
+    "vault_tool_node",
+    "with_vault",
 ]
