@@ -9,8 +9,10 @@ calls). Every route answers JSON; errors are ``{"error": ..., "error_description
 from __future__ import annotations
 
 import hmac
+import secrets
 from typing import TYPE_CHECKING, Any
 
+from joserfc.errors import JoseError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -146,17 +148,29 @@ def admin_routes(provider: Provider) -> list[Route]:
         realm = body.pop("realm", "main")
         if realm not in ("main", "upstream"):
             raise BadRequest(400, "invalid_client_metadata", "realm must be main or upstream")
+        for name in ("grant_types", "redirect_uris", "authorization_details_types"):
+            value = body.get(name)
+            if value is not None and (
+                not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+            ):
+                raise BadRequest(400, "invalid_client_metadata", f"{name} must be a list of strings")
+        for name in allowed - {
+            "grant_types",
+            "redirect_uris",
+            "authorization_details_types",
+            "jwks",
+            "realm",
+        }:
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise BadRequest(400, "invalid_client_metadata", f"{name} must be a string")
+        if body.get("jwks") is not None and not isinstance(body["jwks"], dict):
+            raise BadRequest(400, "invalid_client_metadata", "jwks must be a JWK Set object")
+        body["client_id"] = body.get("client_id") or f"client-{secrets.token_hex(6)}"
         try:
             secret = provider.store.add_client(realm=realm, **body)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, JoseError) as exc:
             raise BadRequest(400, "invalid_client_metadata", str(exc)) from None
-        client_id = body.get("client_id")
-        if client_id is None:  # generated: find the newest client of the realm
-            row = provider.store.one(
-                "SELECT client_id FROM clients WHERE realm=? ORDER BY rowid DESC LIMIT 1", (realm,)
-            )
-            client_id = row["client_id"]
-        meta = provider.store.get_client(client_id, realm) or {}
+        meta = provider.store.get_client(body["client_id"], realm) or {}
         meta.pop("_secret_hash", None)
         return JSONResponse({**meta, "client_secret": secret}, status_code=201)
 

@@ -289,7 +289,9 @@ class Store:
                 (sub, email, name or sub, hash_password(password), now()),
             )
         except sqlite3.IntegrityError as exc:
-            raise ValueError(f"user {sub!r} or email {email!r} already exists") from exc
+            raise ValueError(
+                f"a user {sub!r} already exists" + (f" (or the email {email})" if email else "")
+            ) from exc
         self.execute("INSERT OR IGNORE INTO bank_accounts VALUES (?,?,?)", (sub, 100_000, "EUR"))
 
     def get_user(self, sub: str) -> sqlite3.Row | None:
