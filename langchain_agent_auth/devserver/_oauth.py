@@ -24,6 +24,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
+    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -765,8 +766,17 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
         if not client.jwks:
-            raise oauth_error(InvalidRequestError, "client has no registered keys")
+            raise oauth_error(InvalidClientError, "the client has no registered keys")
         return KeySet.import_key_set(client.jwks)
+
+    def __call__(self, query_client: Any, request: OAuthRequest) -> Client | None:
+        try:
+            return super().__call__(query_client, request)
+        except OAuth2Error:
+            raise
+        except Exception as exc:  # joserfc raises ValueError & co. on hostile assertions
+            log.info("client assertion rejected (%s)", type(exc).__name__)
+            raise oauth_error(InvalidClientError, "invalid client assertion") from None
 
 
 # ---------------------------------------------------------------------------- endpoints
