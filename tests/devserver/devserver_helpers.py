@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ FEDERATED_TYPE = "http://auth0.com/oauth/token-type/federated-connection-access-
 API = "urn:example:api"
 DOWN = "urn:example:downstream"
 RAR = [{"type": "agent_action", "actions": ["send_email"], "locations": [API], "identifier": "draft-42"}]
+# A JWT, or a run of 32+ URL-safe characters (every opaque credential the provider mints).
+TOKEN_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{8,}|(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_-])")
 PAYMENT = [
     {
         "type": "payment_initiation",
