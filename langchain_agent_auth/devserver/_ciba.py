@@ -393,7 +393,7 @@ def list_requests(
     elif status:
         sql += " AND status=?"
         params.append(status)
-    sql += " ORDER BY created_at, id"
+    sql += " ORDER BY created_at, rowid"
     return [public_view(provider, row) for row in provider.store.all(sql, tuple(params))]
 
 

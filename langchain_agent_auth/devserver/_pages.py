@@ -179,7 +179,7 @@ def approvals_page(*, user: str, requests: list[Mapping[str, Any]], csrf: str, f
             + '<div class="actions">'
             f'<form method="post" action="/approvals/{rid}/approve">{_hidden([("csrf", csrf)])}'
             f'<button class="approve" type="submit" id="approve-{rid}">Approve</button></form>'
-            f'<form method="post" action="/approvals/{rid}/deny" class="actions" style="margin:0">'
+            f'<form method="post" action="/approvals/{rid}/deny" class="deny-form">'
             f'{_hidden([("csrf", csrf)])}<input class="deny-reason" type="text" name="reason" '
             f'placeholder="Reason (optional)" maxlength="200" aria-label="Reason for denying">'
             f'<button class="deny" type="submit" id="deny-{rid}">Deny</button></form>'

@@ -113,7 +113,12 @@ def amount_of(detail: dict[str, Any]) -> tuple[Decimal, str] | None:
         return None
 
 
+_ACRONYMS = {"iban": "IBAN", "bic": "BIC", "bban": "BBAN", "pan": "PAN", "url": "URL", "id": "ID"}
+
+
 def _humanize(name: str) -> str:
+    if name.lower() in _ACRONYMS:
+        return _ACRONYMS[name.lower()]
     words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ")
     return words[:1].upper() + words[1:]
 
