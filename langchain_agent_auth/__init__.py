@@ -1,6 +1,7 @@
 """langchain-agent-auth: let LangChain and LangGraph agents act for a person safely."""
 
 from langchain_agent_auth._version import __version__
+from langchain_agent_auth.devserver import LocalProvider
 from langchain_agent_auth.guards import (
     GuardedCall,
     GuardedTool,
@@ -23,6 +24,7 @@ __all__ = [
     "GuardedCall",
     "GuardedTool",
     "LangGraphServerUserResolver",
+    "LocalProvider",
     "Refusal",
     "RuntimeContextResolver",
     "StaticResolver",
