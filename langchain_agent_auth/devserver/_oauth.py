@@ -167,8 +167,8 @@ class OAuthRequest(OAuth2Request):
     ) -> None:
         # authlib refuses non-https URLs other than loopback; the dev server deliberately
         # serves plain HTTP (loopback by default, any other --host is the operator's choice),
-        # so the transport check runs against a loopback placeholder and the real URL is kept.
-        super().__init__(method, "http://127.0.0.1/", headers=headers)
+        # so the transport check runs against a placeholder and the real URL is kept.
+        super().__init__(method, "https://localhost/", headers=headers)
         self.uri = url
         self._query = _Payload(query)
         self._form = _Payload(form)
@@ -902,34 +902,35 @@ class OAuthServer(AuthorizationServer):
             "authorization_details": issuance.authorization_details,
             "act": issuance.act,
         }
+        access_row = (
+            issuance.jti,
+            token_hash(token["access_token"]),
+            self.realm,
+            issuance.grant_id,
+            request.client.client_id,
+            user.sub if user else request.client.client_id,
+            token.get("scope", ""),
+            dumps(data),
+            ts,
+            ts + token.get("expires_in", issuance.ttl),
+        )
+        insert_access = "INSERT INTO access_tokens VALUES (?,?,?,?,?,?,?,?,?,?,NULL)"
+        if "refresh_token" not in token or not issuance.grant_id:
+            self.provider.store.execute(insert_access, access_row)
+            return
         with self.provider.store.transaction() as db:
+            db.execute(insert_access, access_row)
             db.execute(
-                "INSERT INTO access_tokens VALUES (?,?,?,?,?,?,?,?,?,?,NULL)",
+                "INSERT INTO refresh_tokens VALUES (?,?,?,?,?,?,NULL,NULL)",
                 (
-                    issuance.jti,
-                    token_hash(token["access_token"]),
-                    self.realm,
+                    token_hash(token["refresh_token"]),
                     issuance.grant_id,
                     request.client.client_id,
-                    user.sub if user else request.client.client_id,
-                    token.get("scope", ""),
-                    dumps(data),
+                    issuance.refresh_scope or token.get("scope", ""),
                     ts,
-                    ts + token.get("expires_in", issuance.ttl),
+                    ts + REFRESH_TOKEN_TTL,
                 ),
             )
-            if "refresh_token" in token and issuance.grant_id:
-                db.execute(
-                    "INSERT INTO refresh_tokens VALUES (?,?,?,?,?,?,NULL,NULL)",
-                    (
-                        token_hash(token["refresh_token"]),
-                        issuance.grant_id,
-                        request.client.client_id,
-                        issuance.refresh_scope or token.get("scope", ""),
-                        ts,
-                        ts + REFRESH_TOKEN_TTL,
-                    ),
-                )
 
     def validate_requested_scope(self, scope: str | None) -> None:
         return None  # each grant checks scopes against resources and the client (precise errors)

@@ -19,6 +19,7 @@ import pathlib
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +159,8 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._key_cache: tuple[int, dict[str, Any], KeySet] | None = None
+        self._key_checked = 0.0
+        self._resources: dict[str, sqlite3.Row] | None = None
         self._db.executescript(_SCHEMA)
         self.secrets = self._load_or_create_secrets()
         self._seed()
@@ -375,7 +378,10 @@ class Store:
 
     # ------------------------------------------------------------------ resources
     def resources(self) -> dict[str, sqlite3.Row]:
-        return {row["identifier"]: row for row in self.all("SELECT * FROM resources")}
+        """Resource servers by identifier (seeded once; cached)."""
+        if self._resources is None:
+            self._resources = {row["identifier"]: row for row in self.all("SELECT * FROM resources")}
+        return self._resources
 
     # ------------------------------------------------------------------ keys
     def add_signing_keys(self) -> list[str]:
@@ -393,6 +399,10 @@ class Store:
         return created
 
     def _keys(self) -> tuple[dict[str, Any], KeySet]:
+        # Another process (``agent-auth dev rotate-keys``) may add keys: look again at most once a second.
+        if self._key_cache is not None and time.monotonic() - self._key_checked < 1.0:
+            return self._key_cache[1], self._key_cache[2]
+        self._key_checked = time.monotonic()
         marker = self.one("SELECT COUNT(*) AS n, COALESCE(MAX(seq), 0) AS s FROM keys")
         stamp = marker["n"] * 100_000 + marker["s"]
         if self._key_cache is None or self._key_cache[0] != stamp:
