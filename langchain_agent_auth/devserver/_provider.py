@@ -38,6 +38,14 @@ class AdminClient:
 
     Errors come back as :class:`~langchain_agent_auth.errors.OAuthError` (``.error`` is the
     admin API's code, e.g. ``not_found`` or ``already_decided``).
+
+    Example:
+        >>> with LocalProvider() as idp:
+        ...     admin = AdminClient(idp.issuer, idp.admin_token)
+        ...     ok = admin.request("GET", "/health")["ok"]
+        ...     admin.close()
+        >>> ok
+        True
     """
 
     def __init__(self, url: str, token: str, *, timeout: float = 10.0) -> None:
@@ -171,7 +179,11 @@ class LocalProvider:
             data_dir: str | os.PathLike[str] = self._tmpdir
         else:
             data_dir = self._data_dir_arg
-        sock = bind_socket(self.host, self.port)
+        try:
+            sock = bind_socket(self.host, self.port)
+        except OSError as exc:
+            self._cleanup_files()
+            raise ConfigurationError(f"cannot bind {self.host}:{self.port}: {exc}") from exc
         try:
             self.port = sock.getsockname()[1]
             base_url = self._public_url or base_url_for(self.host, self.port)
