@@ -210,7 +210,9 @@ def build_app(provider: Provider) -> Starlette:
                         oreq, cls(redirect_uri=grant.redirect_uri, state=oreq.payload.state)
                     )
                 if user is None or "login" in prompts:
-                    again = [(k, v) for k, v in oreq._query.datalist.items() for v in v if k != "prompt"]
+                    again = [
+                        (k, v) for k, values in oreq._query.datalist.items() for v in values if k != "prompt"
+                    ]
                     next_url = f"{prefix}/authorize?{urlencode(again)}"
                     if user is not None:
                         sessions[realm].destroy(
@@ -454,5 +456,13 @@ def build_app(provider: Provider) -> Starlette:
         for task in list(provider.tasks):
             task.cancel()
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette answers with this, then re-raises to the shield, which logs it (redacted).
+        return json_error(500, "server_error", "unexpected error")
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
     return ShieldMiddleware(app, provider)  # type: ignore[return-value]

@@ -40,6 +40,7 @@ from langchain_agent_auth.devserver._util import (
 )
 
 SCHEMA_VERSION = 1
+KEYS_KEPT = 3  # signing keys published per algorithm (the newest signs)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -385,7 +386,8 @@ class Store:
 
     # ------------------------------------------------------------------ keys
     def add_signing_keys(self) -> list[str]:
-        """Generate a new RS256 and a new ES256 key; older keys stay published."""
+        """Generate a new RS256 and a new ES256 key. Older keys stay published (the newest
+        :data:`KEYS_KEPT` per algorithm), so tokens they signed keep verifying."""
         created = []
         seq = (self.one("SELECT COALESCE(MAX(seq), 0) AS s FROM keys")["s"] or 0) + 1
         for alg in ("RS256", "ES256"):
@@ -394,6 +396,11 @@ class Store:
             private = key.as_dict(private=True)
             private.update({"kid": kid, "alg": alg, "use": "sig"})
             self.execute("INSERT INTO keys VALUES (?,?,?,?,?)", (kid, alg, json.dumps(private), now(), seq))
+            self.execute(
+                "DELETE FROM keys WHERE alg=? AND kid NOT IN "
+                "(SELECT kid FROM keys WHERE alg=? ORDER BY seq DESC LIMIT ?)",
+                (alg, alg, KEYS_KEPT),
+            )
             created.append(kid)
         self._key_cache = None
         return created

@@ -31,6 +31,25 @@ log = logging.getLogger("langchain_agent_auth.devserver")
 MAX_BODY = 64 * 1024
 MAX_PARAMS = 200
 REPEATABLE = ("resource", "audience")
+# Protocol parameters whose values are identifiers or URIs: printable ASCII without '"' and '\\'
+# (authlib echoes some of them into error descriptions, which RFC 6749 §5.2 restricts to that).
+ASCII_PARAMS = frozenset(
+    {
+        "response_type",
+        "grant_type",
+        "client_id",
+        "redirect_uri",
+        "code_challenge",
+        "code_challenge_method",
+        "token_type_hint",
+        "subject_token_type",
+        "actor_token_type",
+        "requested_token_type",
+        "client_assertion_type",
+        "prompt",
+        "response_mode",
+    }
+)
 SESSION_TTL = 8 * 3600
 
 
@@ -115,12 +134,14 @@ async def read_json(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
     return value
 
 
-def _check_repeats(pairs: list[tuple[str, str]]) -> None:
+def _check_params(pairs: list[tuple[str, str]]) -> None:
     seen: set[str] = set()
-    for key, _ in pairs:
+    for key, value in pairs:
         if key in seen and key not in REPEATABLE:
-            raise BadRequest(400, "invalid_request", f"parameter {key} is repeated")
+            raise BadRequest(400, "invalid_request", f"parameter {printable_ascii(key, 60)} is repeated")
         seen.add(key)
+        if key in ASCII_PARAMS and not all(0x20 <= ord(ch) <= 0x7E and ch not in '"\\' for ch in value):
+            raise BadRequest(400, "invalid_request", f"{key} must be printable ASCII")
 
 
 def _check_basic(request: Request) -> None:
@@ -147,7 +168,7 @@ async def oauth_request(request: Request) -> OAuthRequest:
     """Read a whole OAuth request (query + bounded form) into authlib's request object."""
     query = parse_pairs(request.url.query)
     form = await read_form(request) if request.method == "POST" else []
-    _check_repeats(form if request.method == "POST" else query)
+    _check_params(form if request.method == "POST" else query)
     _check_basic(request)
     return OAuthRequest(request.method, str(request.url), request.headers, query, form)
 

@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from devserver_helpers import ProviderHandle
+from devserver_helpers import AT_TYPE, CIBA, FEDERATED, RT_TYPE, TE, ProviderHandle
 
 from langchain_agent_auth.devserver import LocalProvider
 
@@ -193,6 +193,10 @@ def test_authorize_errors(idp: LocalProvider) -> None:
     with httpx.Client(base_url=idp.issuer, follow_redirects=False) as http:
         # no trustworthy redirect URI: an error page, never a redirect
         for change in (
+            {"response_type": 'co"de'},
+            {"response_type": "c\u00f6de"},
+            {"redirect_uri": "http://127.0.0.1/c\u00e9"},
+            {"client_id": "back\\slash"},
             {"client_id": "nobody"},
             {"redirect_uri": "https://evil.example/cb"},
             {"client_id": None},
@@ -265,6 +269,119 @@ def test_admin_api_requires_token(idp: LocalProvider) -> None:
         headers={"Authorization": f"Bearer {idp.admin_token}"},
     )
     assert r.status_code == 400
+
+
+FUZZ_NAMES = [
+    "grant_type",
+    "scope",
+    "resource",
+    "audience",
+    "login_hint",
+    "id_token_hint",
+    "binding_message",
+    "requested_expiry",
+    "authorization_details",
+    "client_notification_token",
+    "auth_req_id",
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "requested_token_type",
+    "connection",
+    "code",
+    "code_verifier",
+    "redirect_uri",
+    "refresh_token",
+    "token",
+    "token_type_hint",
+    "response_type",
+    "client_id",
+    "code_challenge",
+    "code_challenge_method",
+    "state",
+    "nonce",
+    "prompt",
+    "client_assertion",
+    "client_assertion_type",
+    "acr_values",
+    "request_context",
+]
+FUZZ_VALUES = [
+    "",
+    "a",
+    "openid",
+    "openid offline_access api:read",
+    "urn:example:api",
+    "urn:nope",
+    "\x00",
+    "\ud7ff",
+    "é" * 300,
+    "x" * 5000,
+    "-1",
+    "0",
+    "99999999999999999999",
+    "1.5",
+    '{"format":"iss_sub"}',
+    '"quoted"',
+    "back\\slash",
+    '[{"type":"agent_action","actions":["x"]}]',
+    '[{"type":"payment_initiation","instructedAmount":{"amount":1e400,"currency":"EUR"}}]',
+    "null",
+    "[]",
+    "{}",
+    "eyJhbGciOiJub25lIn0.e30.",
+    "S256",
+    "plain",
+    "code",
+    "token",
+    "http://127.0.0.1/callback",
+    "javascript:alert(1)",
+    "alice",
+    "bob@example.com",
+    CIBA,
+    TE,
+    FEDERATED,
+    AT_TYPE,
+    RT_TYPE,
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "demo-upstream",
+    "none",
+    "login",
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+]
+
+
+def test_random_parameter_fuzz(idp: LocalProvider) -> None:
+    """Random mixes of real parameter names and hostile values: never a 500."""
+    import random
+
+    rng = random.Random(20261128)
+    tokens = idp.login("alice", scope="openid offline_access api:read", resource="urn:example:api")
+    values = [*FUZZ_VALUES, tokens["access_token"], tokens["refresh_token"], tokens["id_token"]]
+    auths = [(idp.client_id, idp.client_secret), None, ("x", "y")]
+    targets = [
+        ("/token", "POST"),
+        ("/bc-authorize", "POST"),
+        ("/introspect", "POST"),
+        ("/revoke", "POST"),
+        ("/authorize", "GET"),
+        ("/authorize", "POST"),
+        ("/upstream/authorize", "GET"),
+        ("/upstream/token", "POST"),
+    ]
+    with httpx.Client(base_url=idp.issuer, timeout=10) as http:
+        for _ in range(600):
+            params = [(rng.choice(FUZZ_NAMES), rng.choice(values)) for _ in range(rng.randint(0, 8))]
+            path, method = rng.choice(targets)
+            auth = rng.choice(auths)
+            if method == "GET":
+                r = http.get(path, params=params, auth=auth)
+            else:
+                r = http.post(path, data=dict(params), auth=auth)
+            _no_crash(r, json_body=path not in ("/authorize", "/upstream/authorize"))
 
 
 def test_state_intact_after_barrage(handle: ProviderHandle, idp: LocalProvider, canary: dict) -> None:

@@ -84,6 +84,11 @@ def test_rotate_keys_keeps_old_key_published() -> None:
         assert new_kid in added and new_kid != old_kid
         # a token signed with the old key still verifies against the published JWKS
         assert jwt.decode(old["access_token"], _keys(idp)).claims["sub"] == idp.client_id
+        # the published set is bounded: the 3 newest keys per algorithm
+        for _ in range(3):
+            idp.rotate_keys()
+        published = httpx.get(idp.issuer + "/jwks").json()["keys"]
+        assert sorted(k["alg"] for k in published) == ["ES256"] * 3 + ["RS256"] * 3
 
 
 def _keys(idp: LocalProvider):
