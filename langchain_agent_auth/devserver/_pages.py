@@ -154,7 +154,7 @@ def consent_page(
 
 def _remaining(expires_at: int) -> str:
     left = max(0, int(expires_at - time.time()))
-    return f"{left // 60} min {left % 60:02d} s" if left >= 60 else f"{left} s"
+    return f"{-(-left // 60)} min" if left >= 60 else f"{left} s"
 
 
 def approvals_page(*, user: str, requests: list[Mapping[str, Any]], csrf: str, flash: str | None) -> str:
