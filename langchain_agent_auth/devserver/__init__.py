@@ -16,6 +16,11 @@ Example:
     ['alice', 'bob']
 """
 
+import logging
+
 from langchain_agent_auth.devserver._provider import AdminClient, LocalProvider
+
+# A library stays quiet unless the application configures logging (``agent-auth dev`` does).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["AdminClient", "LocalProvider"]
