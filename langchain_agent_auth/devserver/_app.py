@@ -410,7 +410,10 @@ def build_app(provider: Provider) -> Starlette:
         _exchange.unlink(provider, session.sub, request.path_params["connection"])
         return redirect("/connections?done=unlinked")
 
+    # The machine-to-machine endpoints first: Starlette tries routes in order.
     routes = [
+        Route("/token", token_handler("main"), methods=["POST"]),
+        Route("/bc-authorize", endpoint_handler("main", "backchannel_authentication"), methods=["POST"]),
         Route("/", index, methods=["GET"]),
         Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", discovery, methods=["GET"]),
@@ -431,14 +434,11 @@ def build_app(provider: Provider) -> Starlette:
             Route(f"{prefix}/authorize", authorize_handler(realm), methods=["GET", "POST"]),
             Route(f"{prefix}/login", login_handler(realm), methods=["GET", "POST"]),
             Route(f"{prefix}/logout", logout_handler(realm), methods=["POST"]),
-            Route(f"{prefix}/token", token_handler(realm), methods=["POST"]),
             Route(f"{prefix}/introspect", endpoint_handler(realm, "introspection"), methods=["POST"]),
             Route(f"{prefix}/revoke", endpoint_handler(realm, "revocation"), methods=["POST"]),
             Route(f"{prefix}/userinfo", userinfo_handler(realm), methods=["GET", "POST"]),
         ]
-    routes.append(
-        Route("/bc-authorize", endpoint_handler("main", "backchannel_authentication"), methods=["POST"])
-    )
+    routes.append(Route("/upstream/token", token_handler("upstream"), methods=["POST"]))
     routes += api_routes(provider)
     routes += admin_routes(provider)
 
