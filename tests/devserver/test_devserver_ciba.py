@@ -110,12 +110,13 @@ def test_expiry(handle: ProviderHandle) -> None:
         login_hint="alice", scope="openid", requested_expiry="1", binding_message="Too slow"
     ).json()
     assert body["expires_in"] == 1
-    pending = handle.pending_one("alice", "Too slow")
     time.sleep(1.2)
     assert handle.poll(body["auth_req_id"]) == (None, "expired_token")
+    item = next(a for a in handle.idp.approvals(user="alice") if a["binding_message"] == "Too slow")
+    assert item["status"] == "expired"
     assert handle.pending("alice", "Too slow") == []
     with pytest.raises(OAuthError) as exc:
-        handle.approve(pending["id"])
+        handle.approve(item["id"])
     assert exc.value.error in ("expired", "already_decided")
 
 
