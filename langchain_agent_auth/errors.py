@@ -381,9 +381,7 @@ class TemporarilyUnavailableError(OAuthError):
     error = "temporarily_unavailable"
 
 
-def oauth_error_from_response(
-    body: Mapping[str, Any], *, status_code: int | None = None
-) -> OAuthError:
+def oauth_error_from_response(body: Mapping[str, Any], *, status_code: int | None = None) -> OAuthError:
     """Build the :class:`OAuthError` subclass that matches ``body["error"]``.
 
     Unknown codes give a plain :class:`OAuthError` whose ``.error`` is the code.
