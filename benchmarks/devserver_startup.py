@@ -62,6 +62,26 @@ def node(repeat: int, path: str | None) -> float | None:
     return statistics.median(times)
 
 
+def run(quick: bool = False) -> list:
+    """Rows for benchmarks/run.py: startup to READY vs node-oidc-provider."""
+    from _util import Row
+
+    repeat = 2 if quick else 5
+    in_cold, in_warm = in_process(repeat)
+    _, cli_warm = cli(repeat)
+    node_ready = node(repeat, None)
+    ms = 1000.0
+    label = "node-oidc-provider READY, same run"
+    return [
+        Row("devserver: startup", "in-process start, warm data dir (ms)", in_warm * ms,
+            node_ready * ms if node_ready else None, "ms", label),
+        Row("devserver: startup", "in-process start, cold data dir (ms)", in_cold * ms,
+            node_ready * ms if node_ready else None, "ms", label),
+        Row("devserver: startup", "CLI `agent-auth dev` to READY, warm (ms)", cli_warm * ms,
+            node_ready * ms if node_ready else None, "ms", label),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)

@@ -40,6 +40,34 @@ SHAPES = {
 }
 
 
+def run(quick: bool = False) -> list:
+    """Rows for benchmarks/run.py: ours vs node-oidc-provider, requests/s per request shape."""
+    from _util import Row
+
+    seconds, rounds = (1.0, 1) if quick else (3.0, 3)
+    rows = []
+    source = find_oidc_provider(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = start_devserver(pathlib.Path(tmp) / "dev")
+        node = start_node(prepare_oidc_provider(source), pathlib.Path(tmp) / "fixtures") if source else None
+        try:
+            ours_client = (ours.info["client_id"], ours.info["client_secret"])
+            for label, body in SHAPES.items():
+                ours_runs, node_runs = [], []
+                for _ in range(rounds):
+                    ours_runs.append(measure(ours.issuer, ours_client, body, seconds=seconds, concurrency=16)[0])
+                    if node is not None:
+                        node_runs.append(measure(node.issuer, NODE_CLIENT, body, seconds=seconds, concurrency=16)[0])
+                rows.append(Row("devserver: token endpoint", f"client_credentials req/s, {label}",
+                                statistics.median(ours_runs), statistics.median(node_runs) if node_runs else None,
+                                "/s", "node-oidc-provider, same run"))
+        finally:
+            ours.stop()
+            if node is not None:
+                node.stop()
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
