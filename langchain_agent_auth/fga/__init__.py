@@ -1,0 +1,3 @@
+"""The fga pillar (work in progress)."""
+
+__all__: list[str] = []
