@@ -590,8 +590,6 @@ class AuthorizationModel:
         rel = self._relations.get((object_type, relation))
         if rel is None:
             return False
-        if user_relation and user_relation != "*" and (user_type, user_relation) == (object_type, relation):
-            return True
         leaves = rel.leaves
         if (user_type, user_relation) in leaves:
             return True
@@ -829,7 +827,8 @@ class AuthorizationModel:
 
     def _compute_leaves(self) -> None:
         """For each relation, the user shapes that may reach it (fixpoint over the graph)."""
-        leaves: dict[tuple[str, str], set[tuple[str, str]]] = {k: set() for k in self._relations}
+        # A relation's own node is a leaf: a userset user (``folder:x#viewer``) reaches it.
+        leaves: dict[tuple[str, str], set[tuple[str, str]]] = {k: {k} for k in self._relations}
         deps: dict[tuple[str, str], set[tuple[str, str]]] = {k: set() for k in self._relations}
         for (t, r), rel in self._relations.items():
             for node in walk(rel.rewrite):
