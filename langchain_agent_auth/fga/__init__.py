@@ -41,6 +41,9 @@ from langchain_agent_auth.fga._types import (
     DecisionSink,
     UserFilter,
 )
+from langchain_agent_auth.fga.guard import FGAMiddleware, FGAToolGuard, fga_user, with_fga
+from langchain_agent_auth.fga.openfga import OpenFGAAuthorizer
+from langchain_agent_auth.fga.retriever import FGARetriever
 
 __all__ = [
     "AuthorizationDecision",
@@ -49,10 +52,16 @@ __all__ = [
     "CheckRequest",
     "DecisionSink",
     "EmbeddedAuthorizer",
+    "FGAMiddleware",
+    "FGARetriever",
+    "FGAToolGuard",
     "MemoryTupleStore",
+    "OpenFGAAuthorizer",
     "SQLiteTupleStore",
     "TupleKey",
     "TupleStore",
     "UserFilter",
+    "fga_user",
     "load_model_file",
+    "with_fga",
 ]

@@ -47,14 +47,53 @@ _INT64 = (-(2**63), 2**63 - 1)
 _UINT64 = (0, 2**64 - 1)
 
 # cel-go's standard environment plus OpenFGA's ipaddress extension.
-_KNOWN_FUNCTIONS = frozenset({
-    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double", "string",
-    "bytes", "bool", "dyn", "type", "timestamp", "duration", "getFullYear", "getMonth", "getDate",
-    "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes", "getSeconds",
-    "getMilliseconds", "in_cidr", "ipaddress",
-})
-_TYPE_IDENTIFIERS = frozenset({"int", "uint", "double", "bool", "string", "bytes", "list", "map",
-                               "null_type", "type", "timestamp", "duration"})
+_KNOWN_FUNCTIONS = frozenset(
+    {
+        "size",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "int",
+        "uint",
+        "double",
+        "string",
+        "bytes",
+        "bool",
+        "dyn",
+        "type",
+        "timestamp",
+        "duration",
+        "getFullYear",
+        "getMonth",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getHours",
+        "getMinutes",
+        "getSeconds",
+        "getMilliseconds",
+        "in_cidr",
+        "ipaddress",
+    }
+)
+_TYPE_IDENTIFIERS = frozenset(
+    {
+        "int",
+        "uint",
+        "double",
+        "bool",
+        "string",
+        "bytes",
+        "list",
+        "map",
+        "null_type",
+        "type",
+        "timestamp",
+        "duration",
+    }
+)
 _MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
 
 
@@ -63,7 +102,14 @@ _MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Z
 
 _DURATION_RE = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
 _DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
 }
 _RFC3339_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
@@ -315,8 +361,9 @@ class CompiledCondition:
         self.params = tuple(condition.parameters.items())
         self.program = program
 
-    def missing(self, tuple_context: Mapping[str, Any] | None, request_context: Mapping[str, Any] | None
-                ) -> list[str]:
+    def missing(
+        self, tuple_context: Mapping[str, Any] | None, request_context: Mapping[str, Any] | None
+    ) -> list[str]:
         """Parameters found in neither context."""
         tc, rc = tuple_context or {}, request_context or {}
         return [p for p, _ in self.params if p not in tc and p not in rc]
@@ -366,9 +413,7 @@ class CompiledCondition:
         if failure is not None:
             raise ConditionError(f"failed to evaluate relationship condition '{self.name}': {failure}")
         if not isinstance(result, bool):
-            raise ConditionError(
-                f"condition '{self.name}' returned {type(result).__name__}, expected bool"
-            )
+            raise ConditionError(f"condition '{self.name}' returned {type(result).__name__}, expected bool")
         return result
 
 

@@ -52,8 +52,9 @@ class _Tok:
     col: int
 
 
-def _error(message: str, tok: _Tok | None = None, line: int | None = None, col: int | None = None
-           ) -> ModelError:
+def _error(
+    message: str, tok: _Tok | None = None, line: int | None = None, col: int | None = None
+) -> ModelError:
     if tok is not None:
         line, col = tok.line, tok.col
     return ModelError(f"syntax error: {message}", line=line, column=col)
@@ -77,7 +78,7 @@ class _Lexer:
         self.col = 1
 
     def _advance(self, n: int) -> None:
-        for ch in self.text[self.pos:self.pos + n]:
+        for ch in self.text[self.pos : self.pos + n]:
             if ch == "\n":
                 self.line += 1
                 self.col = 1
@@ -128,9 +129,9 @@ class _Lexer:
         while i < len(text):
             ch = text[i]
             if ch in "\"'":
-                quote = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else ch
+                quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else ch
                 j = i + len(quote)
-                while j < len(text) and text[j:j + len(quote)] != quote:
+                while j < len(text) and text[j : j + len(quote)] != quote:
                     if text[j] == "\\":
                         j += 1
                     elif text[j] == "\n" and len(quote) == 1:
@@ -242,8 +243,7 @@ class _Parser:
             self.end_of_statement()
             kind = "module"
         else:
-            raise _error(f"a model starts with 'model' (or 'module'), found {_describe(self.tok)}",
-                         self.tok)
+            raise _error(f"a model starts with 'model' (or 'module'), found {_describe(self.tok)}", self.tok)
         types: list[_TypeBlock] = []
         conditions: list[tuple[Condition, Position]] = []
         while self.tok.kind != "eof":
@@ -285,9 +285,7 @@ class _Parser:
             refs: list[RelationRef] = []
             rewrite = self.parse_relation_def(refs, allow_direct=True, depth=0)
             self.end_of_statement()
-            block.relations.append(
-                (Relation(rname.value, rewrite, tuple(refs)), (rname.line, rname.col))
-            )
+            block.relations.append((Relation(rname.value, rewrite, tuple(refs)), (rname.line, rname.col)))
         return block
 
     # -- relation definitions --------------------------------------------------------------
@@ -307,9 +305,7 @@ class _Parser:
             if op is None:
                 op = word
             elif op != word or op == "but not":
-                raise _error(
-                    f"cannot mix '{op}' and '{word}' at the same level; add parentheses", tok
-                )
+                raise _error(f"cannot mix '{op}' and '{word}' at the same level; add parentheses", tok)
             members.append(self.parse_term(refs, allow_direct=False, depth=depth))
         if op is None:
             return first
@@ -341,8 +337,9 @@ class _Parser:
                 self.advance()
                 tupleset = self.expect_ident("a relation name after 'from'").value
                 if self.is_kw("from"):
-                    raise _error("'x from y from z' is not allowed; define an intermediate relation",
-                                 self.tok)
+                    raise _error(
+                        "'x from y from z' is not allowed; define an intermediate relation", self.tok
+                    )
                 return TupleToUserset(tupleset, name)
             return ComputedUserset(name)
         raise _error(f"expected a relation, '[' or '(' but found {_describe(tok)}", tok)
@@ -423,8 +420,9 @@ class _Parser:
         return (Condition(name_tok.value, expression, params), (name_tok.line, name_tok.col))
 
 
-def _build(files: Sequence[tuple[str | None, _ParsedFile]], schema: str, id: str | None
-           ) -> AuthorizationModel:
+def _build(
+    files: Sequence[tuple[str | None, _ParsedFile]], schema: str, id: str | None
+) -> AuthorizationModel:
     types: dict[str, TypeDefinition] = {}
     conditions: dict[str, Condition] = {}
     positions: dict[tuple[str, ...], Position] = {}
@@ -435,8 +433,9 @@ def _build(files: Sequence[tuple[str | None, _ParsedFile]], schema: str, id: str
                 extensions.append((filename, pf, block))
                 continue
             if block.name in types:
-                raise ModelError(f"type '{block.name}' is defined more than once",
-                                 line=block.pos[0], column=block.pos[1])
+                raise ModelError(
+                    f"type '{block.name}' is defined more than once", line=block.pos[0], column=block.pos[1]
+                )
             td = TypeDefinition(block.name, module=pf.module, source_file=filename)
             positions[("type", block.name)] = block.pos
             for rel, pos in block.relations:
@@ -445,20 +444,27 @@ def _build(files: Sequence[tuple[str | None, _ParsedFile]], schema: str, id: str
             types[block.name] = td
         for cond, pos in pf.conditions:
             if cond.name in conditions:
-                raise ModelError(f"condition '{cond.name}' is defined more than once",
-                                 line=pos[0], column=pos[1])
+                raise ModelError(
+                    f"condition '{cond.name}' is defined more than once", line=pos[0], column=pos[1]
+                )
             cond.module, cond.source_file = pf.module, filename
             conditions[cond.name] = cond
             positions[("condition", cond.name)] = pos
     for filename, pf, block in extensions:
         td = types.get(block.name)
         if td is None:
-            raise ModelError(f"'extend type {block.name}' extends a type no module defines",
-                             line=block.pos[0], column=block.pos[1])
+            raise ModelError(
+                f"'extend type {block.name}' extends a type no module defines",
+                line=block.pos[0],
+                column=block.pos[1],
+            )
         for rel, pos in block.relations:
             if rel.name in td.relations:
-                raise ModelError(f"relation '{rel.name}' is already defined in type '{block.name}'",
-                                 line=pos[0], column=pos[1])
+                raise ModelError(
+                    f"relation '{rel.name}' is already defined in type '{block.name}'",
+                    line=pos[0],
+                    column=pos[1],
+                )
             if pf.module != td.module:
                 rel.module, rel.source_file = pf.module, filename
             td.relations[rel.name] = rel
@@ -487,8 +493,9 @@ def parse_dsl(text: str, *, id: str | None = None) -> AuthorizationModel:
     return _build([(None, pf)], pf.schema or "1.1", id)
 
 
-def combine_modules(files: Iterable[tuple[str, str]], *, schema: str = "1.2", id: str | None = None
-                    ) -> AuthorizationModel:
+def combine_modules(
+    files: Iterable[tuple[str, str]], *, schema: str = "1.2", id: str | None = None
+) -> AuthorizationModel:
     """Combine module files (``(filename, text)`` pairs) into one model (schema 1.2)."""
     parsed: list[tuple[str | None, _ParsedFile]] = []
     for name, text in files:

@@ -123,8 +123,9 @@ class EmbeddedAuthorizer:
             self._use(stored.id, AuthorizationModel.from_json(stored.model_json, id=stored.id))
 
     @classmethod
-    def from_files(cls, model_path: str | Path, store_path: str | Path | None = None,
-                   **kwargs: Any) -> EmbeddedAuthorizer:
+    def from_files(
+        cls, model_path: str | Path, store_path: str | Path | None = None, **kwargs: Any
+    ) -> EmbeddedAuthorizer:
         """A model file (``.fga``, ``.json``, ``fga.mod``) over a SQLite file (or in memory)."""
         store = SQLiteTupleStore(store_path) if store_path else None
         return cls(Path(model_path), store, **kwargs)
@@ -163,8 +164,15 @@ class EmbeddedAuthorizer:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def write(self, writes: Iterable[Any] = (), deletes: Iterable[Any] = (), *,
-              on_duplicate: str = "error", on_missing: str = "error", model_id: str | None = None) -> None:
+    def write(
+        self,
+        writes: Iterable[Any] = (),
+        deletes: Iterable[Any] = (),
+        *,
+        on_duplicate: str = "error",
+        on_missing: str = "error",
+        model_id: str | None = None,
+    ) -> None:
         """Validate against the model, then write and delete atomically.
 
         Raises :class:`TupleError` (and writes nothing) if any tuple is invalid, duplicated
@@ -204,8 +212,9 @@ class EmbeddedAuthorizer:
         """Async :meth:`delete`."""
         await asyncio.to_thread(self.delete, list(tuples), **kwargs)
 
-    def read(self, object: str | None = None, relation: str | None = None, user: str | None = None
-             ) -> Iterator[TupleKey]:
+    def read(
+        self, object: str | None = None, relation: str | None = None, user: str | None = None
+    ) -> Iterator[TupleKey]:
         """Stored tuples matching a filter (``object`` may be ``"type:"`` for a whole type)."""
         token = None
         while True:
@@ -217,8 +226,9 @@ class EmbeddedAuthorizer:
 
     # -- queries ---------------------------------------------------------------------------------
 
-    def _contextual(self, model: AuthorizationModel, contextual_tuples: Sequence[Any] | None
-                    ) -> list[TupleKey]:
+    def _contextual(
+        self, model: AuthorizationModel, contextual_tuples: Sequence[Any] | None
+    ) -> list[TupleKey]:
         tuples = coerce_tuples(contextual_tuples)
         if len(tuples) > self.max_contextual_tuples:
             raise TupleError(
@@ -231,8 +241,12 @@ class EmbeddedAuthorizer:
             unique[t.key] = t
         return list(unique.values())
 
-    def _resolver(self, model: AuthorizationModel, context: Mapping[str, Any] | None,
-                  contextual_tuples: Sequence[Any] | None) -> Resolver:
+    def _resolver(
+        self,
+        model: AuthorizationModel,
+        context: Mapping[str, Any] | None,
+        contextual_tuples: Sequence[Any] | None,
+    ) -> Resolver:
         return Resolver(
             model,
             self.store,
@@ -241,9 +255,17 @@ class EmbeddedAuthorizer:
             max_depth=self.max_depth,
         )
 
-    def check(self, user: str, relation: str, object: str, *, context: Mapping[str, Any] | None = None,
-              contextual_tuples: Sequence[Any] | None = None, model_id: str | None = None,
-              on_decision: DecisionSink | None = None) -> bool:
+    def check(
+        self,
+        user: str,
+        relation: str,
+        object: str,
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+        model_id: str | None = None,
+        on_decision: DecisionSink | None = None,
+    ) -> bool:
         """Whether ``user`` has ``relation`` on ``object``.
 
         Raises a typed :class:`AuthorizationError` (with OpenFGA's error code) when the
@@ -262,12 +284,24 @@ class EmbeddedAuthorizer:
         self._decide(user, relation, object, allowed, started, None, None, on_decision)
         return allowed
 
-    def _decide(self, user: str, relation: str, obj: str, allowed: bool, started: float,
-                exc: BaseException | None, correlation_id: str | None,
-                on_decision: DecisionSink | None) -> AuthorizationDecision:
+    def _decide(
+        self,
+        user: str,
+        relation: str,
+        obj: str,
+        allowed: bool,
+        started: float,
+        exc: BaseException | None,
+        correlation_id: str | None,
+        on_decision: DecisionSink | None,
+    ) -> AuthorizationDecision:
         decision = AuthorizationDecision(
-            user=str(user)[:512], relation=str(relation)[:64], object=str(obj)[:512], allowed=allowed,
-            latency_ms=(time.perf_counter() - started) * 1000, backend=self.backend,
+            user=str(user)[:512],
+            relation=str(relation)[:64],
+            object=str(obj)[:512],
+            allowed=allowed,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            backend=self.backend,
             error=error_text(exc) if exc is not None else None,
             error_code=getattr(exc, "code", None) if exc is not None else None,
             correlation_id=correlation_id,
@@ -275,9 +309,15 @@ class EmbeddedAuthorizer:
         emit((self.on_decision, on_decision), decision)
         return decision
 
-    def batch_check(self, checks: Sequence[Any], *, context: Mapping[str, Any] | None = None,
-                    contextual_tuples: Sequence[Any] | None = None, model_id: str | None = None,
-                    on_decision: DecisionSink | None = None) -> list[AuthorizationDecision]:
+    def batch_check(
+        self,
+        checks: Sequence[Any],
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+        model_id: str | None = None,
+        on_decision: DecisionSink | None = None,
+    ) -> list[AuthorizationDecision]:
         """Many checks in one call, sharing work; one :class:`AuthorizationDecision` per check, in order.
 
         An item that cannot be answered is a denial whose decision carries the error.
@@ -309,16 +349,37 @@ class EmbeddedAuthorizer:
                     resolver = self._resolver(model, merged_ctx, extra)
                 allowed = resolver.check(req.object, req.relation, req.user)
             except AuthorizationError as exc:
-                out.append(self._decide(*_who(req, raw), False, started, exc,
-                                        req.correlation_id if req else None, on_decision))
+                out.append(
+                    self._decide(
+                        *_who(req, raw), False, started, exc, req.correlation_id if req else None, on_decision
+                    )
+                )
                 continue
-            out.append(self._decide(req.user, req.relation, req.object, allowed, started, None,
-                                    req.correlation_id, on_decision))
+            out.append(
+                self._decide(
+                    req.user,
+                    req.relation,
+                    req.object,
+                    allowed,
+                    started,
+                    None,
+                    req.correlation_id,
+                    on_decision,
+                )
+            )
         return out
 
-    def list_objects(self, user: str, relation: str, type: str, *, context: Mapping[str, Any] | None = None,
-                     contextual_tuples: Sequence[Any] | None = None, model_id: str | None = None,
-                     max_results: int | None = None) -> list[str]:
+    def list_objects(
+        self,
+        user: str,
+        relation: str,
+        type: str,
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+        model_id: str | None = None,
+        max_results: int | None = None,
+    ) -> list[str]:
         """Objects of ``type`` on which ``user`` has ``relation`` (sorted)."""
         model = self.get_model(model_id)
         if not model.has_type(type):
@@ -329,9 +390,16 @@ class EmbeddedAuthorizer:
         resolver = self._resolver(model, context, contextual_tuples)
         return resolver.list_objects(user, type, relation, max_results=max_results)
 
-    def list_users(self, object: str, relation: str, user_filter: Any, *,
-                   context: Mapping[str, Any] | None = None, contextual_tuples: Sequence[Any] | None = None,
-                   model_id: str | None = None) -> list[str]:
+    def list_users(
+        self,
+        object: str,
+        relation: str,
+        user_filter: Any,
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+        model_id: str | None = None,
+    ) -> list[str]:
         """Users (of the filter's type, or usersets ``type#relation``) with ``relation`` on ``object``.
 
         A public wildcard comes back as ``type:*``.
@@ -351,8 +419,13 @@ class EmbeddedAuthorizer:
             raise TupleError(f"type of object {object!r} is not defined in the model", code=2021)
         if not is_valid_relation(relation) or model.relation(otype, relation) is None:
             raise TupleError(f"relation '{otype}#{relation}' is not defined in the model", code=2022)
-        resolver = Resolver(model, self.store, contextual_tuples=contextual,
-                            context=validate_context(context), max_depth=self.max_depth)
+        resolver = Resolver(
+            model,
+            self.store,
+            contextual_tuples=contextual,
+            context=validate_context(context),
+            max_depth=self.max_depth,
+        )
         return resolver.list_users(object, relation, uf.type, uf.relation)
 
     # -- async -------------------------------------------------------------------------------------
@@ -389,4 +462,3 @@ def _who(req: CheckRequest | None, raw: Any) -> tuple[str, str, str]:
     if isinstance(raw, (tuple, list)) and len(raw) == 3:
         return str(raw[0]), str(raw[1]), str(raw[2])
     return "", "", ""
-

@@ -117,8 +117,9 @@ def validate_check(model: AuthorizationModel, user: str, relation: str, obj: str
         raise TupleError(f"relation '{otype}#{relation}' is not defined in the model", code=2000)
 
 
-def validate_tuple(model: AuthorizationModel, t: TupleKey, *, code: int = 2027,
-                   check_context: bool = True) -> None:
+def validate_tuple(
+    model: AuthorizationModel, t: TupleKey, *, code: int = 2027, check_context: bool = True
+) -> None:
     """OpenFGA's ValidateTuple: well-formed and allowed by the model's type restrictions."""
     prefix = f"invalid tuple '{t}'"
     try:
@@ -140,8 +141,11 @@ def validate_tuple(model: AuthorizationModel, t: TupleKey, *, code: int = 2027,
         raise TupleError(f"{prefix}: relation '{otype}#{t.relation}' is not defined", code=code)
     shape = _user_shape(t.user)
     if model.is_tupleset(otype, t.relation) and shape[1]:
-        raise TupleError(f"{prefix}: '{otype}#{t.relation}' is used in 'x from {t.relation}', so its "
-                         "users must be objects, not usersets or wildcards", code=code)
+        raise TupleError(
+            f"{prefix}: '{otype}#{t.relation}' is used in 'x from {t.relation}', so its "
+            "users must be objects, not usersets or wildcards",
+            code=code,
+        )
     if t.condition:
         cond = model.conditions.get(t.condition)
         if cond is None:
@@ -152,18 +156,21 @@ def validate_tuple(model: AuthorizationModel, t: TupleKey, *, code: int = 2027,
             for key, value in t.context.items():
                 ptype = cond.parameters.get(key)
                 if ptype is None:
-                    raise TupleError(f"{prefix}: '{key}' is not a parameter of condition "
-                                     f"'{t.condition}'", code=code)
+                    raise TupleError(
+                        f"{prefix}: '{key}' is not a parameter of condition '{t.condition}'", code=code
+                    )
                 try:
                     convert_param(ptype, value)
                 except ValueError as exc:
                     raise TupleError(f"{prefix}: context parameter '{key}': {exc}", code=code) from None
     if not model.tuple_allowed(otype, t.relation, shape[0], shape[1], t.condition):
         what = {"": f"type '{shape[0]}'", "*": f"the typed wildcard '{shape[0]}:*'"}.get(
-            shape[1], f"'{shape[0]}#{shape[1]}'")
+            shape[1], f"'{shape[0]}#{shape[1]}'"
+        )
         cond = f" with condition '{t.condition}'" if t.condition else " without a condition"
-        raise TupleError(f"{prefix}: {what}{cond} is not an allowed type restriction for "
-                         f"'{otype}#{t.relation}'", code=code)
+        raise TupleError(
+            f"{prefix}: {what}{cond} is not an allowed type restriction for '{otype}#{t.relation}'", code=code
+        )
 
 
 def validate_context(context: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -216,8 +223,9 @@ class _Reader:
         self.reads += 1
         return self.store.read_tuple(obj, rel, user)
 
-    def _merged(self, key: tuple[Any, ...], stored: Sequence[TupleKey],
-                extra: dict[str, TupleKey] | None, member: str) -> Sequence[TupleKey]:
+    def _merged(
+        self, key: tuple[Any, ...], stored: Sequence[TupleKey], extra: dict[str, TupleKey] | None, member: str
+    ) -> Sequence[TupleKey]:
         if not extra:
             return stored
         out = [t for t in stored if getattr(t, member) not in extra]
@@ -238,8 +246,9 @@ class _Reader:
         hit = self._cache.get(key)
         if hit is None:
             self.reads += 1
-            hit = self._merged(key, self.store.read_usersets(obj, rel), self._usersets.get((obj, rel)),
-                               "user")
+            hit = self._merged(
+                key, self.store.read_usersets(obj, rel), self._usersets.get((obj, rel)), "user"
+            )
             self._cache[key] = hit
         return hit
 
@@ -248,8 +257,12 @@ class _Reader:
         hit = self._cache.get(key)
         if hit is None:
             self.reads += 1
-            hit = self._merged(key, self.store.read_objects(user, otype, rel),
-                               self._by_user.get((user, otype, rel)), "object")
+            hit = self._merged(
+                key,
+                self.store.read_objects(user, otype, rel),
+                self._by_user.get((user, otype, rel)),
+                "object",
+            )
             self._cache[key] = hit
         return hit
 
@@ -292,7 +305,8 @@ class _ReverseIndex:
                         for p in model.tupleset_types(td.name, n.tupleset):
                             if model.relation(p, n.computed) is not None:
                                 self.ttu_in.setdefault((p, n.computed), []).append(
-                                    (td.name, n.tupleset, rel.name))
+                                    (td.name, n.tupleset, rel.name)
+                                )
                                 preds.setdefault(node, set()).add((p, n.computed))
         self._preds = preds
         self._relevant: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
@@ -407,8 +421,18 @@ class Resolver:
             self._memo[key] = result
         return result
 
-    def _rewrite(self, rw: Rewrite, relation: Relation, obj: str, otype: str, user: str, utype: str,
-                 urel: str, depth: int, visited: set[tuple[str, str, str]]) -> int:
+    def _rewrite(
+        self,
+        rw: Rewrite,
+        relation: Relation,
+        obj: str,
+        otype: str,
+        user: str,
+        utype: str,
+        urel: str,
+        depth: int,
+        visited: set[tuple[str, str, str]],
+    ) -> int:
         kind = rw.kind
         if kind == THIS:
             return self._direct(relation, obj, otype, user, utype, urel, depth, visited)
@@ -442,15 +466,33 @@ class Resolver:
         if kind == DIFFERENCE:
             base_error: AuthorizationError | None = None
             try:
-                base = self._rewrite(rw.base, relation, obj, otype, user, utype, urel,  # type: ignore[attr-defined]
-                                     depth, visited)
+                base = self._rewrite(
+                    rw.base,
+                    relation,
+                    obj,
+                    otype,
+                    user,
+                    utype,
+                    urel,  # type: ignore[attr-defined]
+                    depth,
+                    visited,
+                )
             except AuthorizationError as exc:
                 base_error, base = exc, TRUE
             if base != TRUE:
                 return base
             try:
-                sub = self._rewrite(rw.subtract, relation, obj, otype, user, utype, urel,  # type: ignore[attr-defined]
-                                    depth, visited)
+                sub = self._rewrite(
+                    rw.subtract,
+                    relation,
+                    obj,
+                    otype,
+                    user,
+                    utype,
+                    urel,  # type: ignore[attr-defined]
+                    depth,
+                    visited,
+                )
             except AuthorizationError as exc:
                 if base_error is not None:
                     raise base_error from None
@@ -483,8 +525,17 @@ class Resolver:
             raise error
         return CYCLE if cycle else FALSE
 
-    def _direct(self, relation: Relation, obj: str, otype: str, user: str, utype: str, urel: str,
-                depth: int, visited: set[tuple[str, str, str]]) -> int:
+    def _direct(
+        self,
+        relation: Relation,
+        obj: str,
+        otype: str,
+        user: str,
+        utype: str,
+        urel: str,
+        depth: int,
+        visited: set[tuple[str, str, str]],
+    ) -> int:
         reader, model = self.reader, self.model
         rel = relation.name
         error: AuthorizationError | None = None
@@ -531,8 +582,15 @@ class Resolver:
             raise error
         return CYCLE if cycle else FALSE
 
-    def _ttu(self, rw: TupleToUserset, obj: str, otype: str, user: str, depth: int,
-             visited: set[tuple[str, str, str]]) -> int:
+    def _ttu(
+        self,
+        rw: TupleToUserset,
+        obj: str,
+        otype: str,
+        user: str,
+        depth: int,
+        visited: set[tuple[str, str, str]],
+    ) -> int:
         model = self.model
         error: AuthorizationError | None = None
         cycle = False
@@ -586,27 +644,28 @@ class Resolver:
             if uid != "*":
                 subjects.append((f"{utype}:*", "*"))
             for subject, shape in subjects:
-                for (t2, r2) in index.direct_in.get((utype, shape), ()):
+                for t2, r2 in index.direct_in.get((utype, shape), ()):
                     if (t2, r2) in relevant:
                         for tk in reader.read_objects(subject, t2, r2):
                             reach(tk.object, t2, r2)
         while queue:
             obj, otype, rel = queue.popleft()
             subject = f"{obj}#{rel}"
-            for (t2, r2) in index.direct_in.get((otype, rel), ()):
+            for t2, r2 in index.direct_in.get((otype, rel), ()):
                 if (t2, r2) in relevant:
                     for tk in reader.read_objects(subject, t2, r2):
                         reach(tk.object, t2, r2)
             for r2 in index.computed_in.get((otype, rel), ()):
                 reach(obj, otype, r2)
-            for (t2, tupleset, r2) in index.ttu_in.get((otype, rel), ()):
+            for t2, tupleset, r2 in index.ttu_in.get((otype, rel), ()):
                 if (t2, r2) in relevant:
                     for tk in reader.read_objects(obj, t2, tupleset):
                         reach(tk.object, t2, r2)
         return found
 
-    def list_objects(self, user: str, object_type: str, relation: str, *, max_results: int | None = None
-                     ) -> list[str]:
+    def list_objects(
+        self, user: str, object_type: str, relation: str, *, max_results: int | None = None
+    ) -> list[str]:
         """Objects of a type the user has the relation on, each confirmed by check."""
         result = []
         for obj in sorted(self.candidates(user, object_type, relation)):
@@ -632,12 +691,18 @@ class Resolver:
             raise error
         return sorted(k for k, status in found.items() if status == HAS)
 
-    def _expand(self, obj: str, otype: str, rel: str, depth: int, visited: set[str]
-                ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
+    def _expand(
+        self, obj: str, otype: str, rel: str, depth: int, visited: set[str]
+    ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
         if depth >= self.max_depth:
-            return {}, False, ResolutionDepthError(
-                f"resolution exceeded the depth limit of {self.max_depth} while listing users of "
-                f"'{obj}#{rel}'")
+            return (
+                {},
+                False,
+                ResolutionDepthError(
+                    f"resolution exceeded the depth limit of {self.max_depth} while listing users of "
+                    f"'{obj}#{rel}'"
+                ),
+            )
         depth += 1
         key = f"{obj}#{rel}"
         if key in visited:
@@ -661,8 +726,9 @@ class Resolver:
             self._lu_memo[(obj, rel)] = found
         return found, cycle, error
 
-    def _expand_rewrite(self, rw: Rewrite, relation: Relation, obj: str, otype: str, depth: int,
-                        visited: set[str]) -> tuple[dict[str, int], bool, AuthorizationError | None]:
+    def _expand_rewrite(
+        self, rw: Rewrite, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
+    ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
         kind = rw.kind
         if kind == THIS:
             return self._expand_direct(relation, obj, otype, depth, visited)
@@ -701,8 +767,9 @@ class Resolver:
             return self._expand_exclusion(rw, relation, obj, otype, depth, visited)  # type: ignore[arg-type]
         raise AssertionError(rw)  # pragma: no cover
 
-    def _expand_direct(self, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
-                       ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
+    def _expand_direct(
+        self, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
+    ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
         found: dict[str, int] = {}
         error: AuthorizationError | None = None
         cycle = False
@@ -728,8 +795,9 @@ class Resolver:
             error = error or sub_error
         return found, cycle, error
 
-    def _expand_intersection(self, rw: Intersection, relation: Relation, obj: str, otype: str, depth: int,
-                             visited: set[str]) -> tuple[dict[str, int], bool, AuthorizationError | None]:
+    def _expand_intersection(
+        self, rw: Intersection, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
+    ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
         """A user is in every operand, or in an operand's public wildcard without being
         explicitly excluded there; the wildcard itself only if every operand has it."""
         error: AuthorizationError | None = None
@@ -754,8 +822,9 @@ class Resolver:
                 found.setdefault(key, NO)
         return found, False, error
 
-    def _expand_exclusion(self, rw: Difference, relation: Relation, obj: str, otype: str, depth: int,
-                          visited: set[str]) -> tuple[dict[str, int], bool, AuthorizationError | None]:
+    def _expand_exclusion(
+        self, rw: Difference, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
+    ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
         base, _, base_error = self._expand_rewrite(rw.base, relation, obj, otype, depth, visited)
         sub, sub_cycle, sub_error = self._expand_rewrite(rw.subtract, relation, obj, otype, depth, visited)
         if sub_cycle:

@@ -259,8 +259,10 @@ def rewrite_from_json(data: Any, where: str, depth: int = 0) -> Rewrite:
         raise ModelError(f"{where}: a rewrite must be an object")
     keys = [k for k, v in data.items() if v is not None]
     if len(keys) != 1:
-        raise ModelError(f"{where}: a rewrite needs exactly one of this, computedUserset, "
-                         f"tupleToUserset, union, intersection, difference")
+        raise ModelError(
+            f"{where}: a rewrite needs exactly one of this, computedUserset, "
+            f"tupleToUserset, union, intersection, difference"
+        )
     key = keys[0]
     body = data[key]
 
@@ -412,8 +414,10 @@ class AuthorizationModel:
             self.types = {}
             for td in types:
                 if td.name in self.types:
-                    raise ModelError("an authorization model cannot contain duplicate types",
-                                     **_at(positions, ("type", td.name)))
+                    raise ModelError(
+                        "an authorization model cannot contain duplicate types",
+                        **_at(positions, ("type", td.name)),
+                    )
                 self.types[td.name] = td
         self.conditions: dict[str, Condition] = dict(conditions or {})
         self.schema_version = schema_version
@@ -512,11 +516,15 @@ class AuthorizationModel:
             conds[key] = Condition(
                 name=key,
                 expression=expression,
-                parameters={p: ParamType.from_json(t, f"{where} parameter '{p}'")
-                            for p, t in params_raw.items()},
+                parameters={
+                    p: ParamType.from_json(t, f"{where} parameter '{p}'") for p, t in params_raw.items()
+                },
                 module=(meta.get("module") or None) if isinstance(meta, Mapping) else None,
-                source_file=(((meta.get("source_info") or {}).get("file") or None)
-                             if isinstance(meta, Mapping) else None),
+                source_file=(
+                    ((meta.get("source_info") or {}).get("file") or None)
+                    if isinstance(meta, Mapping)
+                    else None
+                ),
             )
         return cls(types, conds, schema_version=version, id=id or data.get("id") or None)
 
@@ -595,8 +603,9 @@ class AuthorizationModel:
             return True
         return user_relation == "" and (user_type, "*") in leaves
 
-    def tuple_allowed(self, object_type: str, relation: str, user_type: str, user_relation: str,
-                      condition: str | None) -> bool:
+    def tuple_allowed(
+        self, object_type: str, relation: str, user_type: str, user_relation: str, condition: str | None
+    ) -> bool:
         """Whether a tuple of this shape satisfies the relation's type restrictions."""
         rel = self._relations.get((object_type, relation))
         if rel is None:
@@ -616,8 +625,10 @@ class AuthorizationModel:
 
     def _validate(self) -> None:
         if self.schema_version not in SCHEMA_VERSIONS:
-            raise ModelError(f"invalid schema version {self.schema_version!r}: "
-                             f"supported versions are {', '.join(SCHEMA_VERSIONS)}")
+            raise ModelError(
+                f"invalid schema version {self.schema_version!r}: "
+                f"supported versions are {', '.join(SCHEMA_VERSIONS)}"
+            )
         if not self.types:
             raise ModelError("an authorization model needs at least one type")
         for name, td in self.types.items():
@@ -627,15 +638,17 @@ class AuthorizationModel:
                 raise self._err(f"invalid type name {name!r}", "type", name)
             for rname in td.relations:
                 if not _RELATION_NAME_RE.fullmatch(rname) or rname in ("self", "this"):
-                    raise self._err(f"invalid relation name {rname!r} in type '{name}'",
-                                    "relation", name, rname)
+                    raise self._err(
+                        f"invalid relation name {rname!r} in type '{name}'", "relation", name, rname
+                    )
         for cname, cond in self.conditions.items():
             if not _CONDITION_NAME_RE.fullmatch(cname):
                 raise self._err(f"invalid condition name {cname!r}", "condition", cname)
             for p in cond.parameters:
                 if not _CONDITION_NAME_RE.fullmatch(p):
-                    raise self._err(f"invalid parameter name {p!r} in condition '{cname}'",
-                                    "condition", cname)
+                    raise self._err(
+                        f"invalid parameter name {p!r} in condition '{cname}'", "condition", cname
+                    )
         # Which relations are tuplesets (right side of `x from y`).
         tuplesets: set[tuple[str, str]] = set()
         for td in self.types.values():
@@ -654,12 +667,20 @@ class AuthorizationModel:
                 has, loop = self._has_entrypoints(tname, rname, rel.rewrite, {})
                 if not has:
                     why = "potential loop" if loop else "no entrypoints defined"
-                    raise self._err(f"the definition of relation '{rname}' in object type '{tname}' "
-                                    f"is invalid: {why}", "relation", tname, rname)
+                    raise self._err(
+                        f"the definition of relation '{rname}' in object type '{tname}' is invalid: {why}",
+                        "relation",
+                        tname,
+                        rname,
+                    )
                 if self._has_cycle(tname, rname, rel.rewrite, set()):
-                    raise self._err(f"the definition of relation '{rname}' in object type '{tname}' "
-                                    "is invalid: an authorization model cannot contain a cycle",
-                                    "relation", tname, rname)
+                    raise self._err(
+                        f"the definition of relation '{rname}' in object type '{tname}' "
+                        "is invalid: an authorization model cannot contain a cycle",
+                        "relation",
+                        tname,
+                        rname,
+                    )
         from langchain_agent_auth.fga._cel import compile_condition
 
         for cname in self.conditions:
@@ -677,32 +698,62 @@ class AuthorizationModel:
         for node in walk(rel.rewrite):
             if isinstance(node, ComputedUserset):
                 if node.relation == rname:
-                    raise self._err(f"{invalid}: invalid userset rewrite definition (it refers to itself)",
-                                    "relation", tname, rname)
+                    raise self._err(
+                        f"{invalid}: invalid userset rewrite definition (it refers to itself)",
+                        "relation",
+                        tname,
+                        rname,
+                    )
                 if node.relation not in td.relations:
-                    raise self._err(f"{invalid}: relation '{node.relation}' is not defined in type "
-                                    f"'{tname}'", "relation", tname, rname)
+                    raise self._err(
+                        f"{invalid}: relation '{node.relation}' is not defined in type '{tname}'",
+                        "relation",
+                        tname,
+                        rname,
+                    )
             elif isinstance(node, TupleToUserset):
                 ts = td.relations.get(node.tupleset)
                 if ts is None:
-                    raise self._err(f"{invalid}: tupleset relation '{node.tupleset}' is not defined in "
-                                    f"type '{tname}'", "relation", tname, rname)
+                    raise self._err(
+                        f"{invalid}: tupleset relation '{node.tupleset}' is not defined in type '{tname}'",
+                        "relation",
+                        tname,
+                        rname,
+                    )
                 if not isinstance(ts.rewrite, This):
-                    raise self._err(f"the '{tname}#{node.tupleset}' relation is referenced in at least "
-                                    "one tupleset and thus must be a direct relation",
-                                    "relation", tname, node.tupleset)
+                    raise self._err(
+                        f"the '{tname}#{node.tupleset}' relation is referenced in at least "
+                        "one tupleset and thus must be a direct relation",
+                        "relation",
+                        tname,
+                        node.tupleset,
+                    )
                 types = [r.type for r in ts.directly_related]
                 if not any(node.computed in self.types[t].relations for t in types if t in self.types):
-                    raise self._err(f"{invalid}: '{node.computed}' does not appear as a relation in any "
-                                    f"of the types of '{tname}#{node.tupleset}' ({', '.join(types)})",
-                                    "relation", tname, rname)
+                    raise self._err(
+                        f"{invalid}: '{node.computed}' does not appear as a relation in any "
+                        f"of the types of '{tname}#{node.tupleset}' ({', '.join(types)})",
+                        "relation",
+                        tname,
+                        rname,
+                    )
         assignable = any(isinstance(n, This) for n in walk(rel.rewrite))
         if assignable and not rel.directly_related:
-            raise self._err(f"the assignable relation '{rname}' in object type '{tname}' must contain "
-                            "at least one relation type", "relation", tname, rname)
+            raise self._err(
+                f"the assignable relation '{rname}' in object type '{tname}' must contain "
+                "at least one relation type",
+                "relation",
+                tname,
+                rname,
+            )
         if not assignable and rel.directly_related:
-            raise self._err(f"the non-assignable relation '{rname}' in object type '{tname}' should "
-                            "not contain a relation type", "relation", tname, rname)
+            raise self._err(
+                f"the non-assignable relation '{rname}' in object type '{tname}' should "
+                "not contain a relation type",
+                "relation",
+                tname,
+                rname,
+            )
         for ref in rel.directly_related:
             bad = f"the relation type '{ref}' on '{rname}' in object type '{tname}' is not valid"
             target = self.types.get(ref.type)
@@ -710,21 +761,32 @@ class AuthorizationModel:
                 raise self._err(f"{bad}: type '{ref.type}' is not defined", "relation", tname, rname)
             if ref.relation or ref.wildcard:
                 if (tname, rname) in tuplesets:
-                    raise self._err(f"{bad}: a relation used as a tupleset (`x from {rname}`) can only "
-                                    "point at objects, not usersets or wildcards", "relation", tname, rname)
+                    raise self._err(
+                        f"{bad}: a relation used as a tupleset (`x from {rname}`) can only "
+                        "point at objects, not usersets or wildcards",
+                        "relation",
+                        tname,
+                        rname,
+                    )
                 if ref.relation and ref.relation not in target.relations:
-                    raise self._err(f"{bad}: relation '{ref.relation}' is not defined on type "
-                                    f"'{ref.type}'", "relation", tname, rname)
+                    raise self._err(
+                        f"{bad}: relation '{ref.relation}' is not defined on type '{ref.type}'",
+                        "relation",
+                        tname,
+                        rname,
+                    )
             if ref.condition and ref.condition not in self.conditions:
-                raise self._err(f"condition {ref.condition} is undefined for relation {rname}",
-                                "relation", tname, rname)
+                raise self._err(
+                    f"condition {ref.condition} is undefined for relation {rname}", "relation", tname, rname
+                )
 
     def _rel(self, t: str, r: str) -> Relation | None:
         td = self.types.get(t)
         return td.relations.get(r) if td else None
 
-    def _has_entrypoints(self, t: str, r: str, rw: Rewrite, visited: dict[tuple[str, str], bool]
-                         ) -> tuple[bool, bool]:
+    def _has_entrypoints(
+        self, t: str, r: str, rw: Rewrite, visited: dict[tuple[str, str], bool]
+    ) -> tuple[bool, bool]:
         """OpenFGA's entrypoint rule: some path must end at a concrete (or wildcard) type."""
         v = dict(visited)
         v[(t, r)] = False

@@ -81,8 +81,14 @@ class TupleStore(Protocol):
 
     store_id: str
 
-    def write(self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], *,
-              on_duplicate: str = "error", on_missing: str = "error") -> None:
+    def write(
+        self,
+        writes: Sequence[TupleKey],
+        deletes: Sequence[TupleKey],
+        *,
+        on_duplicate: str = "error",
+        on_missing: str = "error",
+    ) -> None:
         """Apply deletes then writes atomically; ``on_duplicate``/``on_missing``: error|ignore."""
 
     def read_tuple(self, object: str, relation: str, user: str) -> TupleKey | None: ...
@@ -93,9 +99,15 @@ class TupleStore(Protocol):
 
     def read_objects(self, user: str, object_type: str, relation: str) -> Sequence[TupleKey]: ...
 
-    def read(self, object: str | None = None, relation: str | None = None, user: str | None = None,
-             *, page_size: int = 50, continuation_token: str | None = None
-             ) -> tuple[list[tuple[TupleKey, str]], str | None]: ...
+    def read(
+        self,
+        object: str | None = None,
+        relation: str | None = None,
+        user: str | None = None,
+        *,
+        page_size: int = 50,
+        continuation_token: str | None = None,
+    ) -> tuple[list[tuple[TupleKey, str]], str | None]: ...
 
     def count(self) -> int: ...
 
@@ -162,8 +174,14 @@ class MemoryTupleStore:
 
     # -- writes -------------------------------------------------------------------------
 
-    def write(self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], *,
-              on_duplicate: str = "error", on_missing: str = "error") -> None:
+    def write(
+        self,
+        writes: Sequence[TupleKey],
+        deletes: Sequence[TupleKey],
+        *,
+        on_duplicate: str = "error",
+        on_missing: str = "error",
+    ) -> None:
         with self._lock:
             deleted = {t.key for t in deletes}
             for t in deletes:
@@ -227,9 +245,15 @@ class MemoryTupleStore:
         for bucket in list(self._by_object.values()):
             yield from list(bucket.values())
 
-    def read(self, object: str | None = None, relation: str | None = None, user: str | None = None,
-             *, page_size: int = 50, continuation_token: str | None = None
-             ) -> tuple[list[tuple[TupleKey, str]], str | None]:
+    def read(
+        self,
+        object: str | None = None,
+        relation: str | None = None,
+        user: str | None = None,
+        *,
+        page_size: int = 50,
+        continuation_token: str | None = None,
+    ) -> tuple[list[tuple[TupleKey, str]], str | None]:
         """Tuples matching a filter, ordered by (object, relation, user), one page at a time."""
         page_size = _check_page_size(page_size)
         after = _decode_token(continuation_token)
@@ -240,11 +264,14 @@ class MemoryTupleStore:
             else:
                 candidates = self._all()
             rows = sorted(
-                (t for t in candidates
-                 if (exact is None or t.object == exact)
-                 and (type_only is None or t.object_type == type_only)
-                 and (not relation or t.relation == relation)
-                 and (not user or t.user == user)),
+                (
+                    t
+                    for t in candidates
+                    if (exact is None or t.object == exact)
+                    and (type_only is None or t.object_type == type_only)
+                    and (not relation or t.relation == relation)
+                    and (not user or t.user == user)
+                ),
                 key=lambda t: t.key,
             )
             if after is not None:
@@ -306,14 +333,22 @@ CREATE TABLE IF NOT EXISTS fga_stores (
 
 _COLUMNS = "object, relation, user, condition, context"
 
-_Q_ONE = ("SELECT object, relation, user, condition, context FROM fga_tuples "
-          "WHERE store=? AND object=? AND relation=? AND user=?")
-_Q_USERS = ("SELECT object, relation, user, condition, context FROM fga_tuples "
-            "WHERE store=? AND object=? AND relation=?")
-_Q_USERSETS = ("SELECT object, relation, user, condition, context FROM fga_tuples "
-               "WHERE store=? AND object=? AND relation=? AND user_rel NOT IN ('', '*')")
-_Q_OBJECTS = ("SELECT object, relation, user, condition, context FROM fga_tuples "
-              "WHERE store=? AND user=? AND object_type=? AND relation=?")
+_Q_ONE = (
+    "SELECT object, relation, user, condition, context FROM fga_tuples "
+    "WHERE store=? AND object=? AND relation=? AND user=?"
+)
+_Q_USERS = (
+    "SELECT object, relation, user, condition, context FROM fga_tuples "
+    "WHERE store=? AND object=? AND relation=?"
+)
+_Q_USERSETS = (
+    "SELECT object, relation, user, condition, context FROM fga_tuples "
+    "WHERE store=? AND object=? AND relation=? AND user_rel NOT IN ('', '*')"
+)
+_Q_OBJECTS = (
+    "SELECT object, relation, user, condition, context FROM fga_tuples "
+    "WHERE store=? AND user=? AND object_type=? AND relation=?"
+)
 
 
 def _row(row: Sequence[Any]) -> TupleKey:
@@ -396,8 +431,14 @@ class SQLiteTupleStore:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def write(self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], *,
-              on_duplicate: str = "error", on_missing: str = "error") -> None:
+    def write(
+        self,
+        writes: Sequence[TupleKey],
+        deletes: Sequence[TupleKey],
+        *,
+        on_duplicate: str = "error",
+        on_missing: str = "error",
+    ) -> None:
         stamp = _now()
         with self._transaction() as conn:
             for t in deletes:
@@ -419,8 +460,17 @@ class SQLiteTupleStore:
                 conn.execute(
                     "INSERT INTO fga_tuples (store, object, relation, user, object_type, user_rel, "
                     "condition, context, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (self.store_id, t.object, t.relation, t.user, t.object_type, _user_rel(t.user),
-                     t.condition, t.context_json(), stamp),
+                    (
+                        self.store_id,
+                        t.object,
+                        t.relation,
+                        t.user,
+                        t.object_type,
+                        _user_rel(t.user),
+                        t.condition,
+                        t.context_json(),
+                        stamp,
+                    ),
                 )
 
     # -- reads ----------------------------------------------------------------------------
@@ -453,9 +503,15 @@ class SQLiteTupleStore:
         )
         return [_row(r) for r in rows]
 
-    def read(self, object: str | None = None, relation: str | None = None, user: str | None = None,
-             *, page_size: int = 50, continuation_token: str | None = None
-             ) -> tuple[list[tuple[TupleKey, str]], str | None]:
+    def read(
+        self,
+        object: str | None = None,
+        relation: str | None = None,
+        user: str | None = None,
+        *,
+        page_size: int = 50,
+        continuation_token: str | None = None,
+    ) -> tuple[list[tuple[TupleKey, str]], str | None]:
         """Tuples matching a filter, ordered by (object, relation, user), one page at a time."""
         page_size = _check_page_size(page_size)
         after = _decode_token(continuation_token)
@@ -493,8 +549,10 @@ class SQLiteTupleStore:
     def write_model(self, model_json: str) -> str:
         model_id = new_ulid()
         with self._transaction() as conn:
-            conn.execute("INSERT INTO fga_models (store, id, created_at, model) VALUES (?, ?, ?, ?)",
-                         (self.store_id, model_id, _now(), model_json))
+            conn.execute(
+                "INSERT INTO fga_models (store, id, created_at, model) VALUES (?, ?, ?, ?)",
+                (self.store_id, model_id, _now(), model_json),
+            )
         return model_id
 
     def read_model(self, model_id: str | None = None) -> StoredModel | None:
@@ -504,13 +562,16 @@ class SQLiteTupleStore:
                 (self.store_id,),
             )
         else:
-            rows = self._query("SELECT id, created_at, model FROM fga_models WHERE store=? AND id=?",
-                               (self.store_id, model_id))
+            rows = self._query(
+                "SELECT id, created_at, model FROM fga_models WHERE store=? AND id=?",
+                (self.store_id, model_id),
+            )
         return StoredModel(*rows[0]) if rows else None
 
     def list_models(self) -> list[StoredModel]:
-        rows = self._query("SELECT id, created_at, model FROM fga_models WHERE store=? ORDER BY id DESC",
-                           (self.store_id,))
+        rows = self._query(
+            "SELECT id, created_at, model FROM fga_models WHERE store=? ORDER BY id DESC", (self.store_id,)
+        )
         return [StoredModel(*r) for r in rows]
 
     # -- store registry (used by the OpenFGA-API server) -------------------------------------
@@ -518,12 +579,16 @@ class SQLiteTupleStore:
     def register_store(self, store_id: str, name: str) -> None:
         stamp = _now()
         with self._transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO fga_stores (id, name, created_at, updated_at) "
-                         "VALUES (?, ?, ?, ?)", (store_id, name, stamp, stamp))
+            conn.execute(
+                "INSERT OR IGNORE INTO fga_stores (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (store_id, name, stamp, stamp),
+            )
 
     def list_registered_stores(self) -> list[tuple[str, str, str, str]]:
-        return [tuple(r) for r in self._query(
-            "SELECT id, name, created_at, updated_at FROM fga_stores ORDER BY id", ())]
+        return [
+            tuple(r)
+            for r in self._query("SELECT id, name, created_at, updated_at FROM fga_stores ORDER BY id", ())
+        ]
 
     def drop_store(self, store_id: str) -> None:
         with self._transaction() as conn:

@@ -156,45 +156,79 @@ def _run_conformance(data: Mapping[str, Any], report: FileReport) -> None:
                     auth.write_model(model)
                 tuples = coerce_tuples(stage.get("tuples") or [])
                 for start in range(0, len(tuples), 100):
-                    auth.write(tuples[start:start + 100])
+                    auth.write(tuples[start : start + 100])
             except AgentAuthError as exc:
                 setup_error = f"stage setup failed: {exc}"
             for a in stage.get("checkAssertions") or []:
                 t = a["tuple"]
                 res = AssertionResult(
-                    "Checks", label,
+                    "Checks",
+                    label,
                     f"Check(user={t['user']},relation={t['relation']},object={t['object']}"
                     f"{_ctx_text(a.get('context'))})",
                     a.get("errorCode", a.get("expectation")),
                 )
-                _run(res, setup_error, a, lambda a=a, t=t, auth=auth: auth.check(  # type: ignore[union-attr]
-                    t["user"], t["relation"], t["object"],
-                    contextual_tuples=a.get("contextualTuples"), context=a.get("context")))
+                _run(
+                    res,
+                    setup_error,
+                    a,
+                    lambda a=a, t=t, auth=auth: auth.check(  # type: ignore[union-attr]
+                        t["user"],
+                        t["relation"],
+                        t["object"],
+                        contextual_tuples=a.get("contextualTuples"),
+                        context=a.get("context"),
+                    ),
+                )
                 report.results.append(res)
             for a in stage.get("listObjectsAssertions") or []:
                 r = a["request"]
                 res = AssertionResult(
-                    "ListObjects", label,
+                    "ListObjects",
+                    label,
                     f"ListObjects(user={r['user']},relation={r['relation']},type={r['type']}"
                     f"{_ctx_text(a.get('context'))})",
                     a.get("errorCode", sorted(a.get("expectation") or [])),
                 )
-                _run(res, setup_error, a, lambda a=a, r=r, auth=auth: sorted(auth.list_objects(  # type: ignore[union-attr]
-                    r["user"], r["relation"], r["type"],
-                    contextual_tuples=a.get("contextualTuples"), context=a.get("context"))))
+                _run(
+                    res,
+                    setup_error,
+                    a,
+                    lambda a=a, r=r, auth=auth: sorted(
+                        auth.list_objects(  # type: ignore[union-attr]
+                            r["user"],
+                            r["relation"],
+                            r["type"],
+                            contextual_tuples=a.get("contextualTuples"),
+                            context=a.get("context"),
+                        )
+                    ),
+                )
                 report.results.append(res)
             for a in stage.get("listUsersAssertions") or []:
                 r = a["request"]
                 filters = r.get("filters") or []
                 res = AssertionResult(
-                    "ListUsers", label,
+                    "ListUsers",
+                    label,
                     f"ListUsers(object={r['object']},relation={r['relation']},user_filter={filters}"
                     f"{_ctx_text(a.get('context'))})",
                     a.get("errorCode", sorted(a.get("expectation") or [])),
                 )
-                _run(res, setup_error, a, lambda a=a, r=r, f=filters, auth=auth: sorted(auth.list_users(  # type: ignore[union-attr]
-                    r["object"], r["relation"], f,
-                    contextual_tuples=a.get("contextualTuples"), context=a.get("context"))))
+                _run(
+                    res,
+                    setup_error,
+                    a,
+                    lambda a=a, r=r, f=filters, auth=auth: sorted(
+                        auth.list_users(  # type: ignore[union-attr]
+                            r["object"],
+                            r["relation"],
+                            f,
+                            contextual_tuples=a.get("contextualTuples"),
+                            context=a.get("context"),
+                        )
+                    ),
+                )
                 report.results.append(res)
         report.tests[name] = all(r.passed for r in report.results if r.test.startswith(f"{name}["))
 
@@ -242,7 +276,7 @@ def _run_store_test(data: Mapping[str, Any], base: Path, report: FileReport) -> 
         try:
             unique = list({t.key: t for t in tuples}.values())
             for start in range(0, len(unique), 1000):
-                auth.write(unique[start:start + 1000])
+                auth.write(unique[start : start + 1000])
         except AgentAuthError as exc:
             setup_error = f"writing tuples failed: {exc}"
         start_count = len(report.results)
@@ -254,22 +288,38 @@ def _run_store_test(data: Mapping[str, Any], base: Path, report: FileReport) -> 
                 for obj in objects:
                     for relation, expected in (c.get("assertions") or {}).items():
                         res = AssertionResult(
-                            "Checks", name,
+                            "Checks",
+                            name,
                             f"Check(user={user},relation={relation},object={obj}{_ctx_text(ctx)})",
-                            bool(expected))
-                        _run(res, setup_error, {}, lambda u=user, r=relation, o=obj, x=ctx, auth=auth:
-                             auth.check(u, r, o, context=x))
+                            bool(expected),
+                        )
+                        _run(
+                            res,
+                            setup_error,
+                            {},
+                            lambda u=user, r=relation, o=obj, x=ctx, auth=auth: auth.check(
+                                u, r, o, context=x
+                            ),
+                        )
                         report.results.append(res)
         for lo in test.get("list_objects") or []:
             ctx = lo.get("context")
             for relation, expected in (lo.get("assertions") or {}).items():
                 res = AssertionResult(
-                    "ListObjects", name,
+                    "ListObjects",
+                    name,
                     f"ListObjects(user={lo.get('user')},relation={relation},type={lo.get('type')}"
                     f"{_ctx_text(ctx)})",
-                    sorted(expected or []))
-                _run(res, setup_error, {}, lambda r=relation, lo=lo, x=ctx, auth=auth: sorted(
-                    auth.list_objects(lo["user"], r, lo["type"], context=x)))
+                    sorted(expected or []),
+                )
+                _run(
+                    res,
+                    setup_error,
+                    {},
+                    lambda r=relation, lo=lo, x=ctx, auth=auth: sorted(
+                        auth.list_objects(lo["user"], r, lo["type"], context=x)
+                    ),
+                )
                 report.results.append(res)
         for lu in test.get("list_users") or []:
             ctx = lu.get("context")
@@ -277,13 +327,20 @@ def _run_store_test(data: Mapping[str, Any], base: Path, report: FileReport) -> 
             for relation, expected in (lu.get("assertions") or {}).items():
                 users_expected = (expected or {}).get("users") if isinstance(expected, Mapping) else expected
                 res = AssertionResult(
-                    "ListUsers", name,
+                    "ListUsers",
+                    name,
                     f"ListUsers(object={lu.get('object')},relation={relation},user_filter={filters}"
                     f"{_ctx_text(ctx)})",
-                    sorted(users_expected or []))
-                _run(res, setup_error, {}, lambda r=relation, lu=lu, f=filters, x=ctx, auth=auth: sorted(
-                    auth.list_users(
-                    lu["object"], r, f, context=x)))
+                    sorted(users_expected or []),
+                )
+                _run(
+                    res,
+                    setup_error,
+                    {},
+                    lambda r=relation, lu=lu, f=filters, x=ctx, auth=auth: sorted(
+                        auth.list_users(lu["object"], r, f, context=x)
+                    ),
+                )
                 report.results.append(res)
         report.tests[name] = all(r.passed for r in report.results[start_count:])
 
@@ -310,7 +367,9 @@ def format_report(reports: Sequence[FileReport], *, verbose: bool = False) -> st
                 continue
             counts = " | ".join(
                 f"{kind} ({sum(r.passed for r in results if r.kind == kind)}/"
-                f"{sum(1 for r in results if r.kind == kind)} passing)" for kind in KINDS)
+                f"{sum(1 for r in results if r.kind == kind)} passing)"
+                for kind in KINDS
+            )
             lines.append(f"({'FAILING' if failed else 'PASSING'}) {Path(rep.path).name} {test}: {counts}")
             lines.extend(r.describe() for r in failed)
     lines.append("---")

@@ -108,8 +108,12 @@ def coerce_check(value: Any) -> CheckRequest:
     if isinstance(value, Mapping):
         try:
             return CheckRequest(
-                str(value["user"]), str(value["relation"]), str(value["object"]),
-                value.get("context"), value.get("contextual_tuples"), value.get("correlation_id"),
+                str(value["user"]),
+                str(value["relation"]),
+                str(value["object"]),
+                value.get("context"),
+                value.get("contextual_tuples"),
+                value.get("correlation_id"),
             )
         except KeyError as exc:
             raise TupleError(f"a check needs user, relation and object (missing {exc})", code=2000) from None
@@ -162,34 +166,81 @@ class Authorizer(Protocol):
 
     backend: str
 
-    def check(self, user: str, relation: str, object: str, *, context: Mapping[str, Any] | None = None,
-              contextual_tuples: Sequence[Any] | None = None) -> bool: ...
+    def check(
+        self,
+        user: str,
+        relation: str,
+        object: str,
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+    ) -> bool: ...
 
-    async def acheck(self, user: str, relation: str, object: str, *,
-                     context: Mapping[str, Any] | None = None,
-                     contextual_tuples: Sequence[Any] | None = None) -> bool: ...
+    async def acheck(
+        self,
+        user: str,
+        relation: str,
+        object: str,
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+    ) -> bool: ...
 
-    def batch_check(self, checks: Sequence[Any], *, context: Mapping[str, Any] | None = None,
-                    contextual_tuples: Sequence[Any] | None = None) -> list[AuthorizationDecision]: ...
+    def batch_check(
+        self,
+        checks: Sequence[Any],
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+    ) -> list[AuthorizationDecision]: ...
 
-    async def abatch_check(self, checks: Sequence[Any], *, context: Mapping[str, Any] | None = None,
-                           contextual_tuples: Sequence[Any] | None = None) -> list[AuthorizationDecision]: ...
+    async def abatch_check(
+        self,
+        checks: Sequence[Any],
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+    ) -> list[AuthorizationDecision]: ...
 
-    def list_objects(self, user: str, relation: str, type: str, *,
-                     context: Mapping[str, Any] | None = None,
-                     contextual_tuples: Sequence[Any] | None = None) -> list[str]: ...
+    def list_objects(
+        self,
+        user: str,
+        relation: str,
+        type: str,
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+    ) -> list[str]: ...
 
-    async def alist_objects(self, user: str, relation: str, type: str, *,
-                            context: Mapping[str, Any] | None = None,
-                            contextual_tuples: Sequence[Any] | None = None) -> list[str]: ...
+    async def alist_objects(
+        self,
+        user: str,
+        relation: str,
+        type: str,
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+    ) -> list[str]: ...
 
-    def list_users(self, object: str, relation: str, user_filter: Any, *,
-                   context: Mapping[str, Any] | None = None,
-                   contextual_tuples: Sequence[Any] | None = None) -> list[str]: ...
+    def list_users(
+        self,
+        object: str,
+        relation: str,
+        user_filter: Any,
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+    ) -> list[str]: ...
 
-    async def alist_users(self, object: str, relation: str, user_filter: Any, *,
-                          context: Mapping[str, Any] | None = None,
-                          contextual_tuples: Sequence[Any] | None = None) -> list[str]: ...
+    async def alist_users(
+        self,
+        object: str,
+        relation: str,
+        user_filter: Any,
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+    ) -> list[str]: ...
 
     def write(self, writes: Iterable[Any] = (), deletes: Iterable[Any] = ()) -> None: ...
 
