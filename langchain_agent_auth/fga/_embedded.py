@@ -87,6 +87,7 @@ class EmbeddedAuthorizer:
     """
 
     backend = "embedded"
+    _eager_cycles = False  # see Resolver: reproduces OpenFGA's other race outcome (tests only)
 
     def __init__(
         self,
@@ -253,6 +254,7 @@ class EmbeddedAuthorizer:
             contextual_tuples=self._contextual(model, contextual_tuples),
             context=validate_context(context),
             max_depth=self.max_depth,
+            eager_cycles=self._eager_cycles,
         )
 
     def check(
@@ -425,6 +427,7 @@ class EmbeddedAuthorizer:
             contextual_tuples=contextual,
             context=validate_context(context),
             max_depth=self.max_depth,
+            eager_cycles=self._eager_cycles,
         )
         return resolver.list_users(object, relation, uf.type, uf.relation)
 

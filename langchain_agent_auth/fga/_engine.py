@@ -46,6 +46,7 @@ from langchain_agent_auth.fga._model import (
     Intersection,
     Relation,
     Rewrite,
+    This,
     TupleToUserset,
     Union,
 )
@@ -70,7 +71,12 @@ DEFAULT_MAX_DEPTH = 25
 DEFAULT_MAX_CONTEXTUAL_TUPLES = 100
 MAX_CONTEXT_BYTES = 64 * 1024
 
-FALSE, TRUE, CYCLE = 0, 1, 2
+# A check result is a small bit set: ALLOWED, OpenFGA's "cycle detected" flag, and TAINTED
+# (the answer depends on the path that led here, so it must not be memoized).
+ALLOWED, CYCLE_FLAG, TAINTED = 1, 2, 4
+FALSE, TRUE = 0, ALLOWED
+CYCLE = CYCLE_FLAG | TAINTED  # OpenFGA's cycle: false, and false for exclusions/intersections too
+MFALSE = TAINTED  # a cycle inside a recursively resolved relation: a plain "no" (fixpoint)
 HAS, NO = 0, 1  # list_users relationship status
 
 
@@ -139,6 +145,8 @@ def validate_tuple(
         raise TupleError(f"{prefix}: invalid relation {t.relation!r}", code=code)
     if model.relation(otype, t.relation) is None:
         raise TupleError(f"{prefix}: relation '{otype}#{t.relation}' is not defined", code=code)
+    if t.user == f"{t.object}#{t.relation}":
+        raise TupleError(f"{prefix}: cannot write a tuple that is implicit (a userset of itself)", code=code)
     shape = _user_shape(t.user)
     if model.is_tupleset(otype, t.relation) and shape[1]:
         raise TupleError(
@@ -270,46 +278,83 @@ class _Reader:
 # --------------------------------------------------------------------------- reverse graph
 
 
-def _positive_nodes(rw: Rewrite) -> Iterable[Rewrite]:
-    """Rewrite nodes that can add users (the subtract side of an exclusion cannot)."""
-    stack = [rw]
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, Difference):
-            stack.append(node.base)
-        elif isinstance(node, (Union, Intersection)):
-            stack.extend(node.members)
-
-
 class _ReverseIndex:
-    """Model edges walked backwards by list_objects, with per-target pruning."""
+    """Model edges walked backwards by list_objects for one kind of user, pruned per target.
 
-    def __init__(self, model: AuthorizationModel) -> None:
+    Which edges are walked follows OpenFGA's reverse expansion, so the same tuples (and
+    conditions) are visited: every operand of a union, the base of an exclusion, and for an
+    intersection its direct type restrictions if they lead to the user, else its cheapest
+    operand (the others are confirmed by check).
+    """
+
+    def __init__(self, model: AuthorizationModel, source: str) -> None:
+        self.model = model
+        self.weights = model._weights_for(source)
         self.direct_in: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.computed_in: dict[tuple[str, str], list[str]] = {}
         self.ttu_in: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
-        preds: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._preds: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._relevant: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
         for td in model.types.values():
             for rel in td.relations.values():
-                node = (td.name, rel.name)
-                for sig in {(s[0], s[1]) for s in rel.signatures}:
-                    self.direct_in.setdefault(sig, []).append(node)
-                    if sig[1] not in ("", "*"):
-                        preds.setdefault(node, set()).add(sig)
-                for n in _positive_nodes(rel.rewrite):
-                    if isinstance(n, ComputedUserset):
-                        self.computed_in.setdefault((td.name, n.relation), []).append(rel.name)
-                        preds.setdefault(node, set()).add((td.name, n.relation))
-                    elif isinstance(n, TupleToUserset):
-                        for p in model.tupleset_types(td.name, n.tupleset):
-                            if model.relation(p, n.computed) is not None:
-                                self.ttu_in.setdefault((p, n.computed), []).append(
-                                    (td.name, n.tupleset, rel.name)
-                                )
-                                preds.setdefault(node, set()).add((p, n.computed))
-        self._preds = preds
-        self._relevant: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
+                self._collect(td.name, rel, rel.rewrite)
+
+    def _weight(self, t: str, rel: Relation, rw: Rewrite) -> float | None:
+        w = self.weights
+        if isinstance(rw, This):
+            cands = [
+                1.0
+                if not x.relation
+                else (None if w.get((x.type, x.relation)) is None else 1 + w[(x.type, x.relation)])
+                for x in rel.directly_related
+            ]
+        elif isinstance(rw, ComputedUserset):
+            cands = [w.get((t, rw.relation))]
+        elif isinstance(rw, TupleToUserset):
+            cands = [
+                None if w.get((p, rw.computed)) is None else 1 + w[(p, rw.computed)]
+                for p in self.model.tupleset_types(t, rw.tupleset)
+            ]
+        else:
+            cands = [self._weight(t, rel, c) for c in rw.children()]
+        known = [c for c in cands if c is not None]
+        return max(known) if known else None
+
+    def _collect(self, t: str, rel: Relation, rw: Rewrite) -> None:
+        node = (t, rel.name)
+        model = self.model
+        if isinstance(rw, This):
+            for sig in {(s[0], s[1]) for s in rel.signatures}:
+                self.direct_in.setdefault(sig, []).append(node)
+                if sig[1] not in ("", "*"):
+                    self._preds.setdefault(node, set()).add(sig)
+        elif isinstance(rw, ComputedUserset):
+            self.computed_in.setdefault((t, rw.relation), []).append(rel.name)
+            self._preds.setdefault(node, set()).add((t, rw.relation))
+        elif isinstance(rw, TupleToUserset):
+            for p in model.tupleset_types(t, rw.tupleset):
+                if model.relation(p, rw.computed) is not None:
+                    self.ttu_in.setdefault((p, rw.computed), []).append((t, rw.tupleset, rel.name))
+                    self._preds.setdefault(node, set()).add((p, rw.computed))
+        elif isinstance(rw, Union):
+            for child in rw.members:
+                self._collect(t, rel, child)
+        elif isinstance(rw, Difference):
+            self._collect(t, rel, rw.base)
+        elif isinstance(rw, Intersection):
+            direct = [c for c in rw.members if isinstance(c, This)]
+            if direct and self._weight(t, rel, direct[0]) is not None:
+                chosen: list[Rewrite] = direct
+            else:
+                best: Rewrite | None = None
+                best_w: float | None = None
+                for child in rw.members:
+                    w = self._weight(t, rel, child)
+                    if w is not None and (best_w is None or w < best_w):
+                        best, best_w = child, w
+                chosen = [best] if best is not None else []
+            for child in chosen:
+                self._collect(t, rel, child)
 
     def relevant(self, target: tuple[str, str]) -> frozenset[tuple[str, str]]:
         """Relations from which ``target`` can be reached."""
@@ -326,11 +371,13 @@ class _ReverseIndex:
         return hit
 
 
-def _reverse_index(model: AuthorizationModel) -> _ReverseIndex:
-    index = getattr(model, "_reverse_index", None)
+def _reverse_index(model: AuthorizationModel, source: str) -> _ReverseIndex:
+    cache = getattr(model, "_reverse_indexes", None)
+    if cache is None:
+        cache = model._reverse_indexes = {}  # type: ignore[attr-defined]
+    index = cache.get(source)
     if index is None:
-        index = _ReverseIndex(model)
-        model._reverse_index = index  # type: ignore[attr-defined]
+        index = cache[source] = _ReverseIndex(model, source)
     return index
 
 
@@ -348,7 +395,13 @@ class Resolver:
         contextual_tuples: Sequence[TupleKey] = (),
         context: Mapping[str, Any] | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        eager_cycles: bool = False,
     ) -> None:
+        # OpenFGA evaluates the operands of an intersection or exclusion concurrently, and a
+        # cycle found in one of them can beat a plain "false" in another; which one wins is
+        # timing-dependent there. This engine answers deterministically (the "false" wins);
+        # ``eager_cycles`` reproduces the other outcome, for differential tests.
+        self.eager_cycles = eager_cycles
         self.model = model
         self.reader = _Reader(store, contextual_tuples)
         self.context = context or {}
@@ -388,7 +441,7 @@ class Resolver:
 
     def check(self, obj: str, relation: str, user: str) -> bool:
         """Whether ``user`` has ``relation`` on ``obj`` (the request must be validated)."""
-        return self.resolve(obj, relation, user, 0, set()) == TRUE
+        return bool(self.resolve(obj, relation, user, 0, set()) & ALLOWED)
 
     def resolve(self, obj: str, rel: str, user: str, depth: int, visited: set[tuple[str, str, str]]) -> int:
         if depth >= self.max_depth:
@@ -399,7 +452,10 @@ class Resolver:
             )
         key = (obj, rel, user)
         if key in visited:
-            return CYCLE
+            otype = obj.partition(":")[0]
+            utype, urel = _user_shape(user)
+            user_key = f"{utype}#{urel}" if urel not in ("", "*") else utype
+            return MFALSE if self.model.recursive_resolvable(otype, rel, user_key) else CYCLE
         memo = self._memo.get(key)
         if memo is not None:
             return memo
@@ -417,7 +473,7 @@ class Resolver:
             result = self._rewrite(relation.rewrite, relation, obj, otype, user, utype, urel, depth, visited)
         finally:
             visited.discard(key)
-        if result != CYCLE:
+        if not result & TAINTED:
             self._memo[key] = result
         return result
 
@@ -447,22 +503,24 @@ class Resolver:
             )
         if kind == INTERSECTION:
             error: AuthorizationError | None = None
-            cycle = False
+            flags = taint = 0
             for child in rw.members:  # type: ignore[attr-defined]
                 try:
                     r = self._rewrite(child, relation, obj, otype, user, utype, urel, depth, visited)
                 except AuthorizationError as exc:
                     error = error or exc
                     continue
-                if r == FALSE:
+                if r & ALLOWED:
+                    taint |= r & TAINTED
+                elif r == FALSE and not self.eager_cycles:
                     return FALSE
-                if r == CYCLE:
-                    cycle = True
-            if cycle:
-                return CYCLE
+                else:
+                    flags |= r | TAINTED
+            if flags:
+                return flags if flags & CYCLE_FLAG or not self.eager_cycles else FALSE
             if error is not None:
                 raise error
-            return TRUE
+            return TRUE | taint
         if kind == DIFFERENCE:
             base_error: AuthorizationError | None = None
             try:
@@ -479,7 +537,24 @@ class Resolver:
                 )
             except AuthorizationError as exc:
                 base_error, base = exc, TRUE
-            if base != TRUE:
+            if not base & ALLOWED:
+                if self.eager_cycles and base == FALSE:
+                    try:
+                        sub = self._rewrite(
+                            rw.subtract,
+                            relation,
+                            obj,
+                            otype,
+                            user,
+                            utype,
+                            urel,  # type: ignore[attr-defined]
+                            depth,
+                            visited,
+                        )
+                    except AuthorizationError:
+                        return base
+                    if sub & CYCLE_FLAG:
+                        return CYCLE
                 return base
             try:
                 sub = self._rewrite(
@@ -497,33 +572,32 @@ class Resolver:
                 if base_error is not None:
                     raise base_error from None
                 raise exc from None
-            if sub == TRUE:
-                return FALSE
-            if sub == CYCLE:
+            if sub & ALLOWED:
+                return FALSE | (sub & TAINTED)
+            if sub & CYCLE_FLAG:
                 return CYCLE
             if base_error is not None:
                 raise base_error
-            return TRUE
+            return TRUE | ((base | sub) & TAINTED)
         raise AssertionError(rw)  # pragma: no cover
 
     @staticmethod
     def _any(branches: Iterable[Any]) -> int:
-        """OpenFGA's union: true wins; otherwise an error; otherwise false (cycle-tainted or not)."""
+        """OpenFGA's union: true wins; otherwise an error; otherwise false (with the flags seen)."""
         error: AuthorizationError | None = None
-        cycle = False
+        flags = 0
         for branch in branches:
             try:
                 r = branch()
             except AuthorizationError as exc:
                 error = error or exc
                 continue
-            if r == TRUE:
-                return TRUE
-            if r == CYCLE:
-                cycle = True
+            if r & ALLOWED:
+                return r
+            flags |= r
         if error is not None:
             raise error
-        return CYCLE if cycle else FALSE
+        return flags
 
     def _direct(
         self,
@@ -539,7 +613,7 @@ class Resolver:
         reader, model = self.reader, self.model
         rel = relation.name
         error: AuthorizationError | None = None
-        cycle = False
+        flags = 0
         # 1. the exact tuple
         t = reader.read_tuple(obj, rel, user)
         if t is not None and model.tuple_allowed(otype, rel, utype, urel, t.condition):
@@ -574,13 +648,12 @@ class Resolver:
                 except AuthorizationError as exc:
                     error = error or exc
                     continue
-                if r == TRUE:
-                    return TRUE
-                if r == CYCLE:
-                    cycle = True
+                if r & ALLOWED:
+                    return r
+                flags |= r
         if error is not None:
             raise error
-        return CYCLE if cycle else FALSE
+        return flags
 
     def _ttu(
         self,
@@ -593,7 +666,7 @@ class Resolver:
     ) -> int:
         model = self.model
         error: AuthorizationError | None = None
-        cycle = False
+        flags = 0
         for t in self.reader.read_users(obj, rw.tupleset):
             parent = t.user
             ptype = parent.partition(":")[0]
@@ -609,24 +682,40 @@ class Resolver:
             except AuthorizationError as exc:
                 error = error or exc
                 continue
-            if r == TRUE:
-                return TRUE
-            if r == CYCLE:
-                cycle = True
+            if r & ALLOWED:
+                return r
+            flags |= r
         if error is not None:
             raise error
-        return CYCLE if cycle else FALSE
+        return flags
 
     # -- list_objects ------------------------------------------------------------------------
 
-    def candidates(self, user: str, object_type: str, relation: str) -> set[str]:
-        """Objects of ``object_type`` the user may have ``relation`` on (a superset)."""
-        index = _reverse_index(self.model)
+    def candidates(
+        self, user: str, object_type: str, relation: str
+    ) -> tuple[set[str], AuthorizationError | None]:
+        """Objects of ``object_type`` the user may have ``relation`` on (a superset).
+
+        Also returns the first error met on the way (a condition that cannot be evaluated).
+        """
+        utype, uid, urel = split_user(user)
+        source = f"{utype}#{urel}" if urel else utype
+        index = _reverse_index(self.model, source)
         relevant = index.relevant((object_type, relation))
         reader = self.reader
         found: set[str] = set()
         seen: set[tuple[str, str]] = set()
         queue: deque[tuple[str, str, str]] = deque()
+        errors: list[AuthorizationError] = []
+
+        def usable(tk: TupleKey, otype: str) -> bool:
+            if not self._valid(tk, otype):
+                return False
+            try:
+                return self._condition(tk)
+            except ConditionError as exc:
+                errors.append(exc)
+                return False
 
         def reach(obj: str, otype: str, rel: str) -> None:
             if (otype, rel) not in relevant or (obj, rel) in seen:
@@ -636,7 +725,6 @@ class Resolver:
             if otype == object_type and rel == relation:
                 found.add(obj)
 
-        utype, uid, urel = split_user(user)
         if urel:
             reach(f"{utype}:{uid}", utype, urel)
         else:
@@ -647,32 +735,49 @@ class Resolver:
                 for t2, r2 in index.direct_in.get((utype, shape), ()):
                     if (t2, r2) in relevant:
                         for tk in reader.read_objects(subject, t2, r2):
-                            reach(tk.object, t2, r2)
+                            if usable(tk, t2):
+                                reach(tk.object, t2, r2)
         while queue:
             obj, otype, rel = queue.popleft()
             subject = f"{obj}#{rel}"
             for t2, r2 in index.direct_in.get((otype, rel), ()):
                 if (t2, r2) in relevant:
                     for tk in reader.read_objects(subject, t2, r2):
-                        reach(tk.object, t2, r2)
+                        if usable(tk, t2):
+                            reach(tk.object, t2, r2)
             for r2 in index.computed_in.get((otype, rel), ()):
                 reach(obj, otype, r2)
             for t2, tupleset, r2 in index.ttu_in.get((otype, rel), ()):
                 if (t2, r2) in relevant:
                     for tk in reader.read_objects(obj, t2, tupleset):
-                        reach(tk.object, t2, r2)
-        return found
+                        if usable(tk, t2):
+                            reach(tk.object, t2, r2)
+        return found, (errors[0] if errors else None)
 
     def list_objects(
         self, user: str, object_type: str, relation: str, *, max_results: int | None = None
     ) -> list[str]:
-        """Objects of a type the user has the relation on, each confirmed by check."""
+        """Objects of a type the user has the relation on, each confirmed by check.
+
+        As in OpenFGA, a condition that cannot be evaluated anywhere on the way is an error,
+        unless ``max_results`` objects were found anyway.
+        """
+        candidates, error = self.candidates(user, object_type, relation)
         result = []
-        for obj in sorted(self.candidates(user, object_type, relation)):
-            if self.check(obj, relation, user):
+        for obj in sorted(candidates):
+            try:
+                allowed = self.check(obj, relation, user)
+            except AuthorizationError as exc:
+                if isinstance(exc, ResolutionDepthError):
+                    raise
+                error = error or exc
+                continue
+            if allowed:
                 result.append(obj)
                 if max_results is not None and len(result) >= max_results:
-                    break
+                    return result
+        if error is not None:
+            raise error
         return result
 
     # -- list_users ---------------------------------------------------------------------------
@@ -680,7 +785,7 @@ class Resolver:
     def list_users(self, obj: str, relation: str, filter_type: str, filter_relation: str = "") -> list[str]:
         """Users of ``filter_type`` (or usersets ``filter_type#filter_relation``) related to ``obj``."""
         otype = obj.partition(":")[0]
-        if (otype, relation) != (filter_type, filter_relation) and not self.model.can_reach(
+        if (otype, relation) != (filter_type, filter_relation) and not self.model.has_path(
             filter_type, filter_relation, otype, relation
         ):
             return []

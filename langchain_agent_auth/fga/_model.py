@@ -426,6 +426,9 @@ class AuthorizationModel:
         self._relations: dict[tuple[str, str], Relation] = {}
         self._tupleset_types: dict[tuple[str, str], tuple[str, ...]] = {}
         self._compiled_conditions: dict[str, Any] = {}
+        self._weights: dict[str, dict[tuple[str, str], float]] = {}
+        self._recursive: dict[tuple[str, str, str], bool] = {}
+        self._paths: dict[tuple[str, str], dict[tuple[str, str], bool]] = {}
         self._validate()
         self._index()
 
@@ -603,6 +606,53 @@ class AuthorizationModel:
             return True
         return user_relation == "" and (user_type, "*") in leaves
 
+    def has_path(self, user_type: str, user_relation: str, object_type: str, relation: str) -> bool:
+        """Whether users of this shape can be related at all, honouring the operators.
+
+        Every operand of an intersection, and the base of an exclusion, must lead there
+        (list_users answers nothing, and evaluates nothing, otherwise).
+        """
+        key = (user_type, user_relation)
+        table = self._paths.get(key)
+        if table is None:
+            table = self._paths[key] = self._compute_paths(user_type, user_relation)
+        return table.get((object_type, relation), False)
+
+    def _compute_paths(self, ftype: str, frel: str) -> dict[tuple[str, str], bool]:
+        reach: dict[tuple[str, str], bool] = dict.fromkeys(self._relations, False)
+
+        def rw_reaches(t: str, rel: Relation, rw: Rewrite) -> bool:
+            if isinstance(rw, This):
+                for x in rel.directly_related:
+                    if x.relation:
+                        if (x.type, x.relation) == (ftype, frel) or reach.get((x.type, x.relation)):
+                            return True
+                    elif x.type == ftype and not frel:
+                        return True
+                return False
+            if isinstance(rw, ComputedUserset):
+                return (t, rw.relation) == (ftype, frel) or reach[(t, rw.relation)]
+            if isinstance(rw, TupleToUserset):
+                return any(
+                    (p, rw.computed) == (ftype, frel) or reach.get((p, rw.computed), False)
+                    for p in self._tupleset_types.get((t, rw.tupleset), ())
+                )
+            if isinstance(rw, Union):
+                return any(rw_reaches(t, rel, c) for c in rw.members)
+            if isinstance(rw, Intersection):
+                return all(rw_reaches(t, rel, c) for c in rw.members)
+            assert isinstance(rw, Difference)
+            return rw_reaches(t, rel, rw.base)
+
+        changed = True
+        while changed:  # least fixpoint: a recursion only helps once something else reaches
+            changed = False
+            for (t, r), rel in self._relations.items():
+                if not reach[(t, r)] and rw_reaches(t, rel, rel.rewrite):
+                    reach[(t, r)] = True
+                    changed = True
+        return reach
+
     def tuple_allowed(
         self, object_type: str, relation: str, user_type: str, user_relation: str, condition: str | None
     ) -> bool:
@@ -617,6 +667,198 @@ class AuthorizationModel:
     def position(self, *key: str) -> Position | None:
         """Where a type, relation or condition was defined in the DSL, if known."""
         return self._positions.get(tuple(key))
+
+    # -- OpenFGA's recursive resolvers ---------------------------------------------------
+
+    def _edges(self, t: str, r: str) -> list[tuple[str, str]]:
+        """Relation nodes one step away (userset restrictions, computed, tuple-to-userset)."""
+        rel = self._relations[(t, r)]
+        out: list[tuple[str, str]] = []
+        for node in walk(rel.rewrite):
+            if isinstance(node, This):
+                out.extend((x.type, x.relation) for x in rel.directly_related if x.relation)
+            elif isinstance(node, ComputedUserset):
+                out.append((t, node.relation))
+            elif isinstance(node, TupleToUserset):
+                out.extend(
+                    (p, node.computed)
+                    for p in self._tupleset_types.get((t, node.tupleset), ())
+                    if (p, node.computed) in self._relations
+                )
+        return out
+
+    def _scc_sizes(self) -> dict[tuple[str, str], int]:
+        sizes = getattr(self, "_scc_cache", None)
+        if sizes is not None:
+            return sizes
+        index: dict[tuple[str, str], int] = {}
+        low: dict[tuple[str, str], int] = {}
+        on_stack: set[tuple[str, str]] = set()
+        stack: list[tuple[str, str]] = []
+        sizes = {}
+        counter = 0
+        for root in self._relations:
+            if root in index:
+                continue
+            work = [(root, iter(self._edges(*root)))]
+            index[root] = low[root] = counter
+            counter += 1
+            stack.append(root)
+            on_stack.add(root)
+            while work:
+                node, it = work[-1]
+                advanced = False
+                for nxt in it:
+                    if nxt not in index:
+                        index[nxt] = low[nxt] = counter
+                        counter += 1
+                        stack.append(nxt)
+                        on_stack.add(nxt)
+                        work.append((nxt, iter(self._edges(*nxt))))
+                        advanced = True
+                        break
+                    if nxt in on_stack:
+                        low[node] = min(low[node], index[nxt])
+                if advanced:
+                    continue
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    for member in component:
+                        sizes[member] = len(component)
+        self._scc_cache = sizes
+        return sizes
+
+    def _leaf_weights(self, t: str, r: str, user_key: str) -> list[tuple[str, Any, float | None]]:
+        """Each edge of a relation with its weight for ``user_key`` (None: cannot reach it)."""
+        weights = self._weights_for(user_key)
+        rel = self._relations[(t, r)]
+        out: list[tuple[str, Any, float | None]] = []
+        for node in walk(rel.rewrite):
+            if isinstance(node, This):
+                for x in rel.directly_related:
+                    if x.relation:
+                        w = weights.get((x.type, x.relation))
+                        sub = None if w is None else 1 + w
+                        if user_key == f"{x.type}#{x.relation}":
+                            sub = max(sub or 1, 1)
+                        out.append(("userset", (x.type, x.relation), sub))
+                    elif not x.wildcard:
+                        out.append(("type", x.type, 1 if x.type == user_key else None))
+            elif isinstance(node, ComputedUserset):
+                out.append(("computed", (t, node.relation), weights.get((t, node.relation))))
+            elif isinstance(node, TupleToUserset):
+                for p in self._tupleset_types.get((t, node.tupleset), ()):
+                    if (p, node.computed) in self._relations:
+                        w = weights.get((p, node.computed))
+                        out.append(("ttu", (p, node.computed), None if w is None else 1 + w))
+        return out
+
+    def _weights_for(self, user_key: str) -> dict[tuple[str, str], float]:
+        """Longest number of tuple hops from each relation to ``user_key`` (inf in a cycle)."""
+        hit = self._weights.get(user_key)
+        if hit is not None:
+            return hit
+        sizes = self._scc_sizes()
+        weights: dict[tuple[str, str], float] = {}
+        self._weights[user_key] = weights  # filled below; cycles read partial values as "in progress"
+        state: dict[tuple[str, str], int] = {}
+        inf = float("inf")
+
+        def visit(node: tuple[str, str]) -> float | None:
+            if state.get(node) == 2:
+                return weights.get(node)
+            if state.get(node) == 1:
+                return inf if self._reaches(node, user_key) else None
+            state[node] = 1
+            best: float | None = None
+            rel = self._relations[node]
+            t = node[0]
+            for n in walk(rel.rewrite):
+                cands: list[float | None] = []
+                if isinstance(n, This):
+                    for x in rel.directly_related:
+                        if x.relation:
+                            w = visit((x.type, x.relation))
+                            sub = None if w is None else 1 + w
+                            if user_key == f"{x.type}#{x.relation}":
+                                sub = max(sub or 1, 1)
+                            cands.append(sub)
+                        elif not x.wildcard and x.type == user_key:
+                            cands.append(1)
+                elif isinstance(n, ComputedUserset):
+                    cands.append(visit((t, n.relation)))
+                elif isinstance(n, TupleToUserset):
+                    for p in self._tupleset_types.get((t, n.tupleset), ()):
+                        if (p, n.computed) in self._relations:
+                            w = visit((p, n.computed))
+                            cands.append(None if w is None else 1 + w)
+                for c in cands:
+                    if c is not None and (best is None or c > best):
+                        best = c
+            if best is not None and (sizes.get(node, 1) > 1 or node in self._edges(*node)):
+                best = inf
+            state[node] = 2
+            if best is not None:
+                weights[node] = best
+            return best
+
+        for node in self._relations:
+            visit(node)
+        return weights
+
+    def _reaches(self, node: tuple[str, str], user_key: str) -> bool:
+        leaves = self._relations[node].leaves
+        if "#" in user_key:
+            t, _, r = user_key.partition("#")
+            return (t, r) in leaves
+        return (user_key, "") in leaves
+
+    def recursive_resolvable(self, object_type: str, relation: str, user_key: str) -> bool:
+        """Whether OpenFGA resolves this relation with its recursive (fixpoint) strategy.
+
+        True for a relation that recurses onto itself only (``[user, group#member]`` or
+        ``[user] or viewer from parent``), is in no larger cycle, and whose other operands
+        reach the user type in one hop. OpenFGA answers those by iteration, so a data cycle
+        there is a plain "no" rather than a cycle; elsewhere a cycle makes exclusions false.
+        """
+        key = (object_type, relation, user_key)
+        hit = self._recursive.get(key)
+        if hit is None:
+            hit = self._compute_recursive(object_type, relation, user_key)
+            self._recursive[key] = hit
+        return hit
+
+    def _compute_recursive(self, t: str, r: str, user_key: str) -> bool:
+        if (t, r) not in self._relations:
+            return False
+        if self._weights_for(user_key).get((t, r)) != float("inf"):
+            return False
+        if self._scc_sizes().get((t, r), 1) > 1:
+            return False
+        for mode in ("userset", "ttu"):
+            found = False
+            ok = True
+            for kind, target, w in self._leaf_weights(t, r, user_key):
+                if w is None:
+                    continue
+                if target == (t, r) and kind == mode and not found:
+                    found = True
+                    continue
+                if w > 1:
+                    ok = False
+                    break
+            if ok and found:
+                return True
+        return False
 
     # -- validation ----------------------------------------------------------------------
 
@@ -785,26 +1027,35 @@ class AuthorizationModel:
         return td.relations.get(r) if td else None
 
     def _has_entrypoints(
-        self, t: str, r: str, rw: Rewrite, visited: dict[tuple[str, str], bool]
+        self, t: str, r: str, rw: Rewrite, visited: dict[str, dict[str, bool]]
     ) -> tuple[bool, bool]:
-        """OpenFGA's entrypoint rule: some path must end at a concrete (or wildcard) type."""
+        """OpenFGA's entrypoint rule: some path must end at a concrete (or wildcard) type.
+
+        A faithful port, quirks included (the visited map is copied shallowly, so marks on
+        one object type are shared between branches): a model OpenFGA rejects must be
+        rejected here too, or it would break when moved to an OpenFGA server.
+        """
         v = dict(visited)
-        v[(t, r)] = False
+        if t in v:
+            v[t][r] = False
+        else:
+            v[t] = {r: False}
         rel = self._rel(t, r)
         assert rel is not None
         if isinstance(rw, This):
             for ref in rel.directly_related:
                 if not ref.relation:
+                    v[t][r] = True
                     return True, False
-                if (ref.type, ref.relation) in v:
+                if ref.relation in v.get(ref.type, {}):
                     continue
                 target = self._rel(ref.type, ref.relation)
                 if target is not None and self._has_entrypoints(ref.type, ref.relation, target.rewrite, v)[0]:
                     return True, False
             return False, False
         if isinstance(rw, ComputedUserset):
-            if (t, rw.relation) in v:
-                return v[(t, rw.relation)], True
+            if rw.relation in v.get(t, {}):
+                return v[t][rw.relation], True
             target = self._rel(t, rw.relation)
             assert target is not None
             return self._has_entrypoints(t, rw.relation, target.rewrite, v)
@@ -815,8 +1066,8 @@ class AuthorizationModel:
                 target = self._rel(ref.type, rw.computed)
                 if target is None:
                     continue
-                if (ref.type, rw.computed) in v:
-                    if v[(ref.type, rw.computed)]:
+                if rw.computed in v.get(ref.type, {}):
+                    if v[ref.type][rw.computed]:
                         return True, False
                     continue
                 if self._has_entrypoints(ref.type, rw.computed, target.rewrite, v)[0]:
@@ -830,31 +1081,27 @@ class AuthorizationModel:
                     return True, False
                 loop = loop or child_loop
             return False, loop
-        if isinstance(rw, Intersection):
-            for child in rw.members:
-                has, child_loop = self._has_entrypoints(t, r, child, visited)
-                if not has:
-                    return False, child_loop
-            return True, False
-        if isinstance(rw, Difference):
-            for child in (rw.base, rw.subtract):
-                has, child_loop = self._has_entrypoints(t, r, child, visited)
-                if not has:
-                    return False, child_loop
-            return True, False
-        raise AssertionError(rw)  # pragma: no cover
+        for child in rw.children():  # intersection and difference: every operand needs one
+            has, child_loop = self._has_entrypoints(t, r, child, visited)
+            if not has:
+                return False, child_loop
+        return True, False
 
     def _has_cycle(self, t: str, r: str, rw: Rewrite, visited: set[tuple[str, str]]) -> bool:
-        """A cycle made only of computed usersets on one object (OpenFGA rejects these)."""
-        visited = visited | {(t, r)}
+        """A cycle made only of computed usersets on one object (OpenFGA rejects these).
+
+        Ported as OpenFGA does it: ``visited`` is shared with the caller's siblings.
+        """
+        visited.add((t, r))
+        copy = set(visited)
         if isinstance(rw, (This, TupleToUserset)):
             return False
         if isinstance(rw, ComputedUserset):
             if (t, rw.relation) in visited:
                 return True
             target = self._rel(t, rw.relation)
-            return target is not None and self._has_cycle(t, rw.relation, target.rewrite, visited)
-        return any(self._has_cycle(t, r, c, visited) for c in rw.children())
+            return target is not None and self._has_cycle(t, rw.relation, target.rewrite, copy)
+        return any(self._has_cycle(t, r, c, copy) for c in rw.children())
 
     # -- indexes ---------------------------------------------------------------------------
 
