@@ -872,6 +872,28 @@ class Resolver:
             return self._expand_exclusion(rw, relation, obj, otype, depth, visited)  # type: ignore[arg-type]
         raise AssertionError(rw)  # pragma: no cover
 
+    def _operand_reaches(self, otype: str, relation: Relation, rw: Rewrite) -> bool:
+        """Whether an operand may produce users of the filter's shape (static, no reads)."""
+        ftype, frel = self._filter
+        model = self.model
+        if isinstance(rw, This):
+            for x in relation.directly_related:
+                if x.relation:
+                    if (x.type, x.relation) == (ftype, frel) or model.can_reach(
+                        ftype, frel, x.type, x.relation
+                    ):
+                        return True
+                elif x.type == ftype and not frel:
+                    return True
+            return False
+        if isinstance(rw, ComputedUserset):
+            return model.can_reach(ftype, frel, otype, rw.relation)
+        if isinstance(rw, TupleToUserset):
+            return any(
+                model.can_reach(ftype, frel, p, rw.computed) for p in model.tupleset_types(otype, rw.tupleset)
+            )
+        return any(self._operand_reaches(otype, relation, c) for c in rw.children())
+
     def _expand_direct(
         self, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
     ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
