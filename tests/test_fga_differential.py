@@ -321,3 +321,28 @@ def test_differential_against_openfga(tmp_path: Path, seed: int) -> None:
     assert compared["check"] >= 800 and compared["list_users"] >= 100 and compared["errors"] > 0
     # The tolerated differences stay rare: a handful in more than a thousand answers.
     assert compared["openfga_race"] + compared["openfga_extra_condition_error"] <= 3
+
+
+def test_model_validity_agrees_with_openfga(tmp_path: Path) -> None:
+    """Random models, valid or not: OpenFGA and the embedded parser accept the same ones."""
+    rng = random.Random(77)
+    outcomes = {"both_valid": 0, "both_invalid": 0}
+    disagreements = []
+    for i in range(40):
+        text = random_model(rng)
+        path = tmp_path / f"m{i}.fga"
+        path.write_text(text)
+        proc = subprocess.run([FGA, "model", "validate", "--file", str(path)], capture_output=True, text=True,
+                              timeout=60)
+        theirs = json.loads(proc.stdout.strip().splitlines()[0])["is_valid"] if proc.stdout.strip() else False
+        try:
+            AuthorizationModel.from_dsl(text)
+            ours = True
+        except ModelError:
+            ours = False
+        if ours != theirs:
+            disagreements.append((text, theirs, proc.stdout.strip()[:300]))
+        outcomes["both_valid" if ours and theirs else "both_invalid"] += ours == theirs
+    print(f"model validity: {outcomes}")
+    assert not disagreements, disagreements[0]
+    assert outcomes["both_valid"] and outcomes["both_invalid"]
