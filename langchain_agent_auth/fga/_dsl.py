@@ -304,6 +304,8 @@ class _Parser:
                 word = "but not"
             if op is None:
                 op = word
+            elif op == "but not" and word == "but not":
+                raise _error("only one 'but not' per level; add parentheses", tok)
             elif op != word or op == "but not":
                 raise _error(f"cannot mix '{op}' and '{word}' at the same level; add parentheses", tok)
             members.append(self.parse_term(refs, allow_direct=False, depth=depth))
