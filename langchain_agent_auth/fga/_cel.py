@@ -321,19 +321,25 @@ def _ipaddress(text: Any) -> dict[str, str]:
 _FUNCTIONS = {"in_cidr": _in_cidr, "ipaddress": _ipaddress}
 
 
-def _sample(ptype: ParamType) -> Any:
-    return {
-        "int": 0,
-        "uint": 0,
-        "double": 0.0,
-        "bool": False,
-        "string": "",
-        "duration": dt.timedelta(0),
-        "timestamp": dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
-        "ipaddress": {_IP_TAG: _NO_ADDRESS},
-        "list": [],
-        "map": {},
-    }.get(ptype.name)
+def _sample(ptype: ParamType, variant: int) -> Any:
+    """A value of the parameter's type: zero-like (variant 0) or not (variant 1)."""
+    if ptype.name == "list":
+        assert ptype.generic is not None
+        return [] if variant == 0 else [_sample(ptype.generic, variant)]
+    if ptype.name == "map":
+        assert ptype.generic is not None
+        return {} if variant == 0 else {"a": _sample(ptype.generic, variant)}
+    zero, one = {
+        "int": (0, 1),
+        "uint": (0, 1),
+        "double": (0.0, 1.5),
+        "bool": (False, True),
+        "string": ("", "a"),
+        "duration": (dt.timedelta(0), dt.timedelta(hours=1)),
+        "timestamp": (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2030, 1, 1, tzinfo=dt.UTC)),
+        "ipaddress": ({_IP_TAG: _NO_ADDRESS}, {_IP_TAG: "10.0.0.1"}),
+    }[ptype.name]
+    return zero if variant == 0 else one
 
 
 def _uses_any(ptype: ParamType) -> bool:
@@ -422,6 +428,29 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else ""
 
 
+def _dry_run(program: Any, condition: Condition, prefix: str, variant: int) -> None:
+    activation: dict[str, Any] = dict(_FUNCTIONS)
+    for pname, ptype in condition.parameters.items():
+        activation[pname] = _sample(ptype, variant)
+    _LOCAL.error = None
+    try:
+        result = program.execute(activation)
+    except TypeError as exc:
+        raise ModelError(f"{prefix}: found no matching overload: {_first_line(exc)}") from None
+    except RuntimeError as exc:
+        if "Undefined variable or function" in str(exc):
+            raise ModelError(f"{prefix}: {_first_line(exc)}") from None
+        result = None
+    except Exception:  # value-dependent failures (division by zero, missing key) are not type errors
+        result = None
+    finally:
+        _LOCAL.error = None
+    if result is not None and not isinstance(result, bool):
+        raise ModelError(
+            f"{prefix}: expected a bool condition expression output, but got '{type(result).__name__}'"
+        )
+
+
 def compile_condition(condition: Condition) -> CompiledCondition:
     """Compile and check a condition as OpenFGA does when a model is written.
 
@@ -450,23 +479,7 @@ def compile_condition(condition: Condition) -> CompiledCondition:
         raise ModelError(f"{prefix}: undeclared reference to function '{fn}'")
     compiled = CompiledCondition(condition, program)
     if not any(_uses_any(t) for t in condition.parameters.values()):
-        activation: dict[str, Any] = dict(_FUNCTIONS)
-        for pname, ptype in condition.parameters.items():
-            activation[pname] = _sample(ptype)
-        _LOCAL.error = None
-        try:
-            result = program.execute(activation)
-        except TypeError as exc:
-            raise ModelError(f"{prefix}: found no matching overload: {_first_line(exc)}") from None
-        except RuntimeError as exc:
-            if "Undefined variable or function" in str(exc):
-                raise ModelError(f"{prefix}: {_first_line(exc)}") from None
-            result = None
-        except Exception:
-            result = None
-        _LOCAL.error = None
-        if result is not None and not isinstance(result, bool):
-            raise ModelError(
-                f"{prefix}: expected a bool condition expression output, but got '{type(result).__name__}'"
-            )
+        # Two dry runs (zero-like and non-zero values) so fewer branches hide behind && and ||.
+        for variant in (0, 1):
+            _dry_run(program, condition, prefix, variant)
     return compiled
