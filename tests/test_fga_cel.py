@@ -91,10 +91,19 @@ def test_evaluation_rules() -> None:
     assert ip.evaluate(None, {"ip": "192.168.0.1", "net": "10.0.0.0/8"}) is False
     with pytest.raises(ConditionError, match="malformed CIDR"):
         ip.evaluate(None, {"ip": "10.1.2.3", "net": "not-a-cidr"})
-    ts = _cond('now < expires && now - issued < duration("1h")', now="timestamp", expires="timestamp",
-               issued="timestamp")
-    assert ts.evaluate({"expires": "2030-01-01T00:00:00Z", "issued": "2029-12-31T23:30:00Z"},
-                       {"now": "2029-12-31T23:45:00Z"}) is True
+    ts = _cond(
+        'now < expires && now - issued < duration("1h")',
+        now="timestamp",
+        expires="timestamp",
+        issued="timestamp",
+    )
+    assert (
+        ts.evaluate(
+            {"expires": "2030-01-01T00:00:00Z", "issued": "2029-12-31T23:30:00Z"},
+            {"now": "2029-12-31T23:45:00Z"},
+        )
+        is True
+    )
     lists = _cond('"admin" in roles && limits["gb"] >= 10u', roles="list<string>", limits="map<uint>")
     assert lists.evaluate(None, {"roles": ["admin"], "limits": {"gb": 12}}) is True
     div = _cond("x / y > 1", x="int", y="int")
@@ -106,7 +115,7 @@ def test_model_time_checks() -> None:
     with pytest.raises(ModelError, match="undeclared reference to 'y'"):
         _cond("y > 1", x="int")
     with pytest.raises(ModelError, match="no matching overload"):
-        _cond('x == 1 && s > 3', x="int", s="string")
+        _cond("x == 1 && s > 3", x="int", s="string")
     with pytest.raises(ModelError, match="expected a bool"):
         _cond("x + 1", x="int")
     with pytest.raises(ModelError, match=r"Syntax error|Failed to parse"):
@@ -135,12 +144,22 @@ condition before_deadline(now: timestamp, deadline: timestamp) {
   now < deadline
 }
 """)
-    fga.write([
-        {"user": "user:amy", "relation": "member", "object": "group:eng",
-         "condition": {"name": "from_office"}},
-        {"user": "group:eng#member", "relation": "viewer", "object": "doc:1",
-         "condition": {"name": "before_deadline", "context": {"deadline": "2030-01-01T00:00:00Z"}}},
-    ])
+    fga.write(
+        [
+            {
+                "user": "user:amy",
+                "relation": "member",
+                "object": "group:eng",
+                "condition": {"name": "from_office"},
+            },
+            {
+                "user": "group:eng#member",
+                "relation": "viewer",
+                "object": "doc:1",
+                "condition": {"name": "before_deadline", "context": {"deadline": "2030-01-01T00:00:00Z"}},
+            },
+        ]
+    )
     ok = {"ip": "10.2.3.4", "now": "2029-06-01T00:00:00Z"}
     assert fga.check("user:amy", "viewer", "doc:1", context=ok)
     assert not fga.check("user:amy", "viewer", "doc:1", context={**ok, "ip": "8.8.8.8"})

@@ -332,8 +332,9 @@ def test_model_validity_agrees_with_openfga(tmp_path: Path) -> None:
         text = random_model(rng)
         path = tmp_path / f"m{i}.fga"
         path.write_text(text)
-        proc = subprocess.run([FGA, "model", "validate", "--file", str(path)], capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run(
+            [FGA, "model", "validate", "--file", str(path)], capture_output=True, text=True, timeout=60
+        )
         theirs = json.loads(proc.stdout.strip().splitlines()[0])["is_valid"] if proc.stdout.strip() else False
         try:
             AuthorizationModel.from_dsl(text)

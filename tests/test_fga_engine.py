@@ -80,10 +80,22 @@ def test_list_objects_and_users(fga: EmbeddedAuthorizer) -> None:
 
 
 def test_conditions_tuple_context_wins_and_missing_context_is_an_error(fga: EmbeddedAuthorizer) -> None:
-    fga.write([{"user": "user:erin", "relation": "viewer", "object": "document:memo",
-                "condition": {"name": "in_hours"}},
-               {"user": "user:finn", "relation": "viewer", "object": "document:memo",
-                "condition": {"name": "in_hours", "context": {"hour": 3}}}])
+    fga.write(
+        [
+            {
+                "user": "user:erin",
+                "relation": "viewer",
+                "object": "document:memo",
+                "condition": {"name": "in_hours"},
+            },
+            {
+                "user": "user:finn",
+                "relation": "viewer",
+                "object": "document:memo",
+                "condition": {"name": "in_hours", "context": {"hour": 3}},
+            },
+        ]
+    )
     assert fga.check("user:erin", "viewer", "document:memo", context={"hour": 10})
     assert not fga.check("user:erin", "viewer", "document:memo", context={"hour": 20})
     assert not fga.check("user:finn", "viewer", "document:memo", context={"hour": 10})  # tuple's 3 wins
@@ -93,7 +105,9 @@ def test_conditions_tuple_context_wins_and_missing_context_is_an_error(fga: Embe
     with pytest.raises(ConditionError, match="failed to convert"):
         fga.check("user:erin", "viewer", "document:memo", context={"hour": "noon"})
     assert fga.list_objects("user:erin", "viewer", "document", context={"hour": 9}) == [
-        "document:memo", "document:public"]
+        "document:memo",
+        "document:public",
+    ]
     with pytest.raises(ConditionError):
         fga.list_users("document:memo", "viewer", "user")
     assert fga.list_users("document:memo", "viewer", "user", context={"hour": 12}) == ["user:erin"]
@@ -104,14 +118,21 @@ def test_contextual_tuples_extend_the_store_for_one_request(fga: EmbeddedAuthori
     assert fga.check("user:zed", "viewer", "document:plan", contextual_tuples=ctx)
     assert not fga.check("user:zed", "viewer", "document:plan")
     assert fga.list_objects("user:zed", "viewer", "folder", contextual_tuples=ctx) == [
-        "folder:projects", "folder:root"]
+        "folder:projects",
+        "folder:root",
+    ]
     with pytest.raises(TupleError, match="not an allowed type restriction") as info:
-        fga.check("user:zed", "viewer", "document:plan",
-                  contextual_tuples=[("group:eng", "member", "group:x")])
+        fga.check(
+            "user:zed", "viewer", "document:plan", contextual_tuples=[("group:eng", "member", "group:x")]
+        )
     assert info.value.code == 2027
     with pytest.raises(TupleError, match="contextual tuples, more than the limit") as info:
-        fga.check("user:zed", "viewer", "document:plan",
-                  contextual_tuples=[(f"user:u{i}", "viewer", "document:x") for i in range(101)])
+        fga.check(
+            "user:zed",
+            "viewer",
+            "document:plan",
+            contextual_tuples=[(f"user:u{i}", "viewer", "document:x") for i in range(101)],
+        )
 
 
 @pytest.mark.parametrize(
@@ -129,8 +150,9 @@ def test_contextual_tuples_extend_the_store_for_one_request(fga: EmbeddedAuthori
         ("user:" + "x" * 600, "viewer", "document:1", 2000),
     ],
 )
-def test_invalid_checks_are_typed_errors(fga: EmbeddedAuthorizer, user: str, relation: str, obj: str,
-                                         code: int) -> None:
+def test_invalid_checks_are_typed_errors(
+    fga: EmbeddedAuthorizer, user: str, relation: str, obj: str, code: int
+) -> None:
     with pytest.raises(TupleError) as info:
         fga.check(user, relation, obj)
     assert info.value.code == code
@@ -163,10 +185,18 @@ def test_invalid_list_requests_use_openfgas_codes(fga: EmbeddedAuthorizer) -> No
         ("user:x", "viewer", "document:*"),
         ("document:1#viewer", "viewer", "document:1"),  # implicit tuple
         {"user": "user:x", "relation": "viewer", "object": "document:1", "condition": {"name": "nope"}},
-        {"user": "user:x", "relation": "viewer", "object": "document:1",
-         "condition": {"name": "in_hours", "context": {"minute": 1}}},
-        {"user": "user:x", "relation": "viewer", "object": "document:1",
-         "condition": {"name": "in_hours", "context": {"hour": "nine"}}},
+        {
+            "user": "user:x",
+            "relation": "viewer",
+            "object": "document:1",
+            "condition": {"name": "in_hours", "context": {"minute": 1}},
+        },
+        {
+            "user": "user:x",
+            "relation": "viewer",
+            "object": "document:1",
+            "condition": {"name": "in_hours", "context": {"hour": "nine"}},
+        },
         {"user": "user:x", "relation": "owner", "object": "document:1", "condition": {"name": "in_hours"}},
         ("", "viewer", "document:1"),
         42,
@@ -203,11 +233,19 @@ def test_write_rules(fga: EmbeddedAuthorizer) -> None:
 def test_batch_check_is_ordered_and_fails_per_item(fga: EmbeddedAuthorizer) -> None:
     sink: list[AuthorizationDecision] = []
     results = fga.batch_check(
-        [("user:anne", "viewer", "document:plan"), CheckRequest("user:carol", "viewer", "document:plan"),
-         {"user": "user:anne", "relation": "nope", "object": "document:plan"},
-         {"user": "user:erin", "relation": "viewer", "object": "document:plan", "correlation_id": "c4",
-          "contextual_tuples": [("user:erin", "owner", "document:plan")]},
-         "garbage"],
+        [
+            ("user:anne", "viewer", "document:plan"),
+            CheckRequest("user:carol", "viewer", "document:plan"),
+            {"user": "user:anne", "relation": "nope", "object": "document:plan"},
+            {
+                "user": "user:erin",
+                "relation": "viewer",
+                "object": "document:plan",
+                "correlation_id": "c4",
+                "contextual_tuples": [("user:erin", "owner", "document:plan")],
+            },
+            "garbage",
+        ],
         on_decision=sink.append,
     )
     assert [d.allowed for d in results] == [True, False, False, True, False]
@@ -244,10 +282,20 @@ type doc
 """
     fga = EmbeddedAuthorizer(model)
     chain = [(f"group:g{i + 1}#member", "member", f"group:g{i}") for i in range(200)]
-    ring = [("group:r1#member", "member", "group:r2"), ("group:r2#member", "member", "group:r3"),
-            ("group:r3#member", "member", "group:r1")]
-    fga.write([*chain, *ring, ("user:deep", "member", "group:g200"),
-               ("user:jon", "viewer", "doc:1"), ("doc:1#viewer", "blocked", "doc:1")])
+    ring = [
+        ("group:r1#member", "member", "group:r2"),
+        ("group:r2#member", "member", "group:r3"),
+        ("group:r3#member", "member", "group:r1"),
+    ]
+    fga.write(
+        [
+            *chain,
+            *ring,
+            ("user:deep", "member", "group:g200"),
+            ("user:jon", "viewer", "doc:1"),
+            ("doc:1#viewer", "blocked", "doc:1"),
+        ]
+    )
     assert fga.check("user:jon", "member", "group:r1") is False  # a data cycle: terminates
     fga.write([("user:jon", "member", "group:r3")])
     assert fga.check("user:jon", "member", "group:r1") and fga.check("user:jon", "member", "group:r2")
@@ -281,8 +329,9 @@ def test_models_are_versioned_in_the_store(tmp_path: Path) -> None:
     assert reopened.model_id == first.model_id and reopened.check("user:anne", "viewer", "document:plan")
     same = EmbeddedAuthorizer(DOCS_MODEL, SQLiteTupleStore(path))
     assert same.model_id == first.model_id  # an unchanged model is not written again
-    changed = DOCS_MODEL.replace("define owner: [user]\n    define blocked",
-                                 "define owner: [user, group#member]\n    define blocked")
+    changed = DOCS_MODEL.replace(
+        "define owner: [user]\n    define blocked", "define owner: [user, group#member]\n    define blocked"
+    )
     new_id = reopened.write_model(changed)
     assert new_id != first.model_id and reopened.get_model(first.model_id).id == first.model_id
     with pytest.raises(AuthorizationError) as info:
@@ -308,8 +357,9 @@ def test_tuples_from_an_old_model_are_ignored_not_fatal() -> None:
 
 async def test_async_api_matches_sync(fga: EmbeddedAuthorizer) -> None:
     assert await fga.acheck("user:anne", "viewer", "document:plan")
-    decisions = await fga.abatch_check([("user:anne", "viewer", "document:plan"),
-                                        ("user:carol", "viewer", "document:plan")])
+    decisions = await fga.abatch_check(
+        [("user:anne", "viewer", "document:plan"), ("user:carol", "viewer", "document:plan")]
+    )
     assert [d.allowed for d in decisions] == [True, False]
     assert await fga.alist_objects("user:anne", "viewer", "document") == ["document:plan", "document:public"]
     assert await fga.alist_users("document:plan", "viewer", "user") == ["user:anne", "user:bob"]
@@ -321,13 +371,21 @@ async def test_async_api_matches_sync(fga: EmbeddedAuthorizer) -> None:
 
 
 def test_tuple_key_shapes() -> None:
-    t = TupleKey.from_dict({"user": "user:a", "relation": "r", "object": "o:1",
-                            "condition": {"name": "c", "context": {"x": 1}}})
-    assert t.to_dict() == {"user": "user:a", "relation": "r", "object": "o:1",
-                           "condition": {"name": "c", "context": {"x": 1}}}
+    t = TupleKey.from_dict(
+        {"user": "user:a", "relation": "r", "object": "o:1", "condition": {"name": "c", "context": {"x": 1}}}
+    )
+    assert t.to_dict() == {
+        "user": "user:a",
+        "relation": "r",
+        "object": "o:1",
+        "condition": {"name": "c", "context": {"x": 1}},
+    }
     assert t == TupleKey("user:a", "r", "o:1") and hash(t) == hash(TupleKey("user:a", "r", "o:1"))
-    for bad in ({"user": 1, "relation": "r", "object": "o:1"}, {"relation": "r"},
-                {"user": "u:1", "relation": "r", "object": "o:1", "condition": 5}):
+    for bad in (
+        {"user": 1, "relation": "r", "object": "o:1"},
+        {"relation": "r"},
+        {"user": "u:1", "relation": "r", "object": "o:1", "condition": 5},
+    ):
         with pytest.raises(TupleError):
             TupleKey.from_dict(bad)  # type: ignore[arg-type]
 

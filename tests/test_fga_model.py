@@ -69,22 +69,34 @@ def test_dsl_to_json_has_openfgas_shape() -> None:
     doc = next(t for t in data["type_definitions"] if t["type"] == "document")
     assert doc["relations"]["viewer"] == {
         "difference": {
-            "base": {"union": {"child": [
-                {"this": {}},
-                {"tupleToUserset": {"tupleset": {"relation": "parent"},
-                                    "computedUserset": {"relation": "viewer"}}},
-            ]}},
+            "base": {
+                "union": {
+                    "child": [
+                        {"this": {}},
+                        {
+                            "tupleToUserset": {
+                                "tupleset": {"relation": "parent"},
+                                "computedUserset": {"relation": "viewer"},
+                            }
+                        },
+                    ]
+                }
+            },
             "subtract": {"computedUserset": {"relation": "blocked"}},
         }
     }
     group = next(t for t in data["type_definitions"] if t["type"] == "group")
     assert group["metadata"]["relations"]["member"]["directly_related_user_types"] == [
-        {"type": "user"}, {"type": "user", "wildcard": {}}, {"type": "group", "relation": "member"},
+        {"type": "user"},
+        {"type": "user", "wildcard": {}},
+        {"type": "group", "relation": "member"},
         {"type": "user", "condition": "in_range"},
     ]
     params = data["conditions"]["in_range"]["parameters"]
-    assert params["allowed"] == {"type_name": "TYPE_NAME_LIST",
-                                 "generic_types": [{"type_name": "TYPE_NAME_STRING"}]}
+    assert params["allowed"] == {
+        "type_name": "TYPE_NAME_LIST",
+        "generic_types": [{"type_name": "TYPE_NAME_STRING"}],
+    }
     assert params["ip"] == {"type_name": "TYPE_NAME_IPADDRESS"}
 
 
@@ -105,8 +117,11 @@ def test_every_conformance_model_transforms_like_openfga(tmp_path: Path) -> None
     for i, text in enumerate([*models[::7], FULL]):
         path = tmp_path / f"m{i}.fga"
         path.write_text(text)
-        ref = json.loads(subprocess.run([FGA, "model", "transform", "--file", str(path)], capture_output=True,
-                                        text=True, check=True).stdout)
+        ref = json.loads(
+            subprocess.run(
+                [FGA, "model", "transform", "--file", str(path)], capture_output=True, text=True, check=True
+            ).stdout
+        )
         assert normalise_model_json(parse_dsl(text).to_json()) == normalise_model_json(ref), text
     for text in models:  # and every one round-trips through our printer
         m = parse_dsl(text)
@@ -114,14 +129,17 @@ def test_every_conformance_model_transforms_like_openfga(tmp_path: Path) -> None
 
 
 def test_modules_combine_like_fga_mod(tmp_path: Path) -> None:
-    (tmp_path / "core.fga").write_text("module core\n\ntype user\n\ntype organization\n  relations\n"
-                                      "    define member: [user]\n    define admin: [user]\n")
+    (tmp_path / "core.fga").write_text(
+        "module core\n\ntype user\n\ntype organization\n  relations\n"
+        "    define member: [user]\n    define admin: [user]\n"
+    )
     (tmp_path / "tracker.fga").write_text(
         "module issue-tracker\n\nextend type organization\n  relations\n"
         "    define can_create_project: admin\n\n"
         "type project\n  relations\n    define organization: [organization]\n"
         "    define viewer: [user with c] or member from organization\n\n"
-        "condition c(x: int) {\n  x > 1\n}\n")
+        "condition c(x: int) {\n  x > 1\n}\n"
+    )
     (tmp_path / "fga.mod").write_text("schema: '1.2'\ncontents:\n  - core.fga\n  - tracker.fga\n")
     m = load_model_file(tmp_path / "fga.mod")
     data = m.to_json()
@@ -129,11 +147,19 @@ def test_modules_combine_like_fga_mod(tmp_path: Path) -> None:
     org = next(t for t in data["type_definitions"] if t["type"] == "organization")
     assert org["metadata"]["module"] == "core"
     assert org["metadata"]["relations"]["can_create_project"]["module"] == "issue-tracker"
-    assert data["conditions"]["c"]["metadata"] == {"module": "issue-tracker",
-                                                   "source_info": {"file": "tracker.fga"}}
+    assert data["conditions"]["c"]["metadata"] == {
+        "module": "issue-tracker",
+        "source_info": {"file": "tracker.fga"},
+    }
     if HAS_FGA:
-        ref = json.loads(subprocess.run([FGA, "model", "transform", "--file", str(tmp_path / "fga.mod")],
-                                        capture_output=True, text=True, check=True).stdout)
+        ref = json.loads(
+            subprocess.run(
+                [FGA, "model", "transform", "--file", str(tmp_path / "fga.mod")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         assert normalise_model_json(data) == normalise_model_json(ref)
     assert "# extended by: module: issue-tracker, file: tracker.fga" in m.to_dsl()
     with pytest.raises(ModelError, match="extends a type no module defines"):
@@ -143,22 +169,34 @@ def test_modules_combine_like_fga_mod(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text,message,line,column",
     [
-        ("model\n  schema 1.1\ntype doc\n  relations\n    define a: [user] or", "expected a relation",
-         5, 24),
+        ("model\n  schema 1.1\ntype doc\n  relations\n    define a: [user] or", "expected a relation", 5, 24),
         (H + "type doc\n  relations\n    define a [user]", "expected ':'", 6, 14),
-        (H + "type doc\n  relations\n    define a: [user] or b and c\n"
-         "    define b: [user]\n    define c: [user]", "cannot mix 'or' and 'and'", 6, 27),
-        (H + "type doc\n  relations\n    define b: [user]\n    define a: b or [user]",
-         "must come first", 7, 20),
+        (
+            H + "type doc\n  relations\n    define a: [user] or b and c\n"
+            "    define b: [user]\n    define c: [user]",
+            "cannot mix 'or' and 'and'",
+            6,
+            27,
+        ),
+        (
+            H + "type doc\n  relations\n    define b: [user]\n    define a: b or [user]",
+            "must come first",
+            7,
+            20,
+        ),
         (H + "type doc\n  relations\n    define a: [user\n", "expected ',' or ']'", 7, 1),
-        (H + "type doc\n  relations\n    define a: [user]\n    define a: [user]",
-         "already defined", 7, 12),
+        (H + "type doc\n  relations\n    define a: [user]\n    define a: [user]", "already defined", 7, 12),
         (H + "  relations\n", "at least one 'define'", 4, 3),
         ("modle\n  schema 1.1\n", "starts with 'model'", 1, 1),
         (H + "condition c(x: integer) {\n  x < 1\n}\n", "unknown parameter type", 4, 16),
         (H + "condition c(x: int) {\n  x < 1\n", "no closing", 4, 22),
-        (H + "type doc\n  relations\n    define a: [user] but not b but not c\n"
-         "    define b: [user]\n    define c: [user]", "only one 'but not'", 6, 32),
+        (
+            H + "type doc\n  relations\n    define a: [user] but not b but not c\n"
+            "    define b: [user]\n    define c: [user]",
+            "only one 'but not'",
+            6,
+            32,
+        ),
     ],
 )
 def test_syntax_errors_have_line_and_column(text: str, message: str, line: int, column: int) -> None:
@@ -177,21 +215,26 @@ def test_syntax_errors_have_line_and_column(text: str, message: str, line: int, 
         (D + "    define a: b\n    define b: a", "potential loop"),
         (D + "    define a: [user] or b\n    define b: [user] but not a", "cannot contain a cycle"),
         (D + "    define a: [doc#a]", "no entrypoints"),
-        (D + "    define p: [doc]\n    define parent: p\n    define a: [user] or a from parent",
-         "must be a direct relation"),
-        (D + "    define parent: [doc#a]\n    define a: [user] or a from parent",
-         "can only point at objects"),
-        (D + "    define parent: [user]\n    define a: [user] or a from parent",
-         "does not appear as a relation"),
+        (
+            D + "    define p: [doc]\n    define parent: p\n    define a: [user] or a from parent",
+            "must be a direct relation",
+        ),
+        (
+            D + "    define parent: [doc#a]\n    define a: [user] or a from parent",
+            "can only point at objects",
+        ),
+        (
+            D + "    define parent: [user]\n    define a: [user] or a from parent",
+            "does not appear as a relation",
+        ),
         (D + "    define a: [user with nope]", "condition nope is undefined"),
-        (D + "    define a: [user with c]\ncondition c(x: int) {\n  x < \"a\"\n}",
-         "no matching overload"),
-        (D + "    define a: [user with c]\ncondition c(x: int) {\n  x + 1\n}",
-         "expected a bool"),
-        (D + "    define a: [user with c]\ncondition c(x: int) {\n  y < 1\n}",
-         "undeclared reference to 'y'"),
-        (D + "    define a: [user with c]\ncondition c(x: int) {\n  lowerAscii(x) < 1\n}",
-         "undeclared reference to function"),
+        (D + '    define a: [user with c]\ncondition c(x: int) {\n  x < "a"\n}', "no matching overload"),
+        (D + "    define a: [user with c]\ncondition c(x: int) {\n  x + 1\n}", "expected a bool"),
+        (D + "    define a: [user with c]\ncondition c(x: int) {\n  y < 1\n}", "undeclared reference to 'y'"),
+        (
+            D + "    define a: [user with c]\ncondition c(x: int) {\n  lowerAscii(x) < 1\n}",
+            "undeclared reference to function",
+        ),
         (D + "    define a: [user with c]\ncondition c(x: int) {\n  x <\n}", "Syntax error"),
     ],
 )
@@ -205,25 +248,42 @@ def test_json_models_are_validated_too() -> None:
     with pytest.raises(ModelError, match="schema version"):
         AuthorizationModel.from_json({"schema_version": "1.0", "type_definitions": [{"type": "user"}]})
     with pytest.raises(ModelError, match="duplicate types"):
-        AuthorizationModel.from_json({"schema_version": "1.1",
-                                      "type_definitions": [{"type": "u"}, {"type": "u"}]})
+        AuthorizationModel.from_json(
+            {"schema_version": "1.1", "type_definitions": [{"type": "u"}, {"type": "u"}]}
+        )
     with pytest.raises(ModelError, match="exactly one"):
-        AuthorizationModel.from_json({"schema_version": "1.1", "type_definitions": [
-            {"type": "d", "relations": {"a": {"this": {}, "computedUserset": {"relation": "b"}}}}]})
+        AuthorizationModel.from_json(
+            {
+                "schema_version": "1.1",
+                "type_definitions": [
+                    {"type": "d", "relations": {"a": {"this": {}, "computedUserset": {"relation": "b"}}}}
+                ],
+            }
+        )
     with pytest.raises(ModelError, match="not valid JSON"):
         AuthorizationModel.from_json("{nope")
     with pytest.raises(ModelError, match=r"reserved|invalid type name"):
         AuthorizationModel.from_json({"schema_version": "1.1", "type_definitions": [{"type": "this"}]})
     with pytest.raises(ModelError, match="at least two children"):
-        AuthorizationModel.from_json({"schema_version": "1.1", "type_definitions": [
-            {"type": "user"},
-            {"type": "d", "relations": {"a": {"union": {"child": [{"this": {}}]}}},
-             "metadata": {"relations": {"a": {"directly_related_user_types": [{"type": "user"}]}}}}]})
+        AuthorizationModel.from_json(
+            {
+                "schema_version": "1.1",
+                "type_definitions": [
+                    {"type": "user"},
+                    {
+                        "type": "d",
+                        "relations": {"a": {"union": {"child": [{"this": {}}]}}},
+                        "metadata": {"relations": {"a": {"directly_related_user_types": [{"type": "user"}]}}},
+                    },
+                ],
+            }
+        )
 
 
 def test_hostile_models_fail_cleanly() -> None:
-    deep = H + "type doc\n  relations\n    define b: [user]\n    define a: " + \
-        "(" * 500 + "b" + ")" * 500 + "\n"
+    deep = (
+        H + "type doc\n  relations\n    define b: [user]\n    define a: " + "(" * 500 + "b" + ")" * 500 + "\n"
+    )
     with pytest.raises(ModelError, match="nest more than"):
         parse_dsl(deep)
     with pytest.raises(ModelError, match="larger than"):
@@ -232,8 +292,12 @@ def test_hostile_models_fail_cleanly() -> None:
     for _ in range(200):
         deep_json = {"union": {"child": [deep_json, {"computedUserset": {"relation": "b"}}]}}
     with pytest.raises(ModelError, match="nested more than"):
-        AuthorizationModel.from_json({"schema_version": "1.1", "type_definitions": [
-            {"type": "d", "relations": {"a": deep_json, "b": {"this": {}}}}]})
+        AuthorizationModel.from_json(
+            {
+                "schema_version": "1.1",
+                "type_definitions": [{"type": "d", "relations": {"a": deep_json, "b": {"this": {}}}}],
+            }
+        )
     with pytest.raises(ModelError):
         parse_dsl(None)  # type: ignore[arg-type]
     with pytest.raises(ModelError, match="unexpected character"):
