@@ -13,8 +13,6 @@ from langchain_agent_auth.errors import AuthorizationError, IdentityError
 from langchain_agent_auth.fga import AuthorizationDecision, EmbeddedAuthorizer, FGARetriever
 from langchain_agent_auth.identity import UserIdentity, acting_as
 
-pytest_plugins = ["_fga_fixtures"]
-
 ANNE = UserIdentity(subject="anne")
 
 

@@ -22,8 +22,6 @@ from langchain_agent_auth.errors import (
 )
 from langchain_agent_auth.fga import AuthorizationDecision, OpenFGAAuthorizer
 
-pytest_plugins = ["_fga_fixtures"]
-
 
 @pytest.fixture
 def remote(fga_server: ServerThread) -> OpenFGAAuthorizer:

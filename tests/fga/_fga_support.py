@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FGA = shutil.which("fga") or str(Path(sys.executable).parent / "fga")
 HAS_FGA = Path(FGA).exists()
 

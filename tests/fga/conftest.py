@@ -1,4 +1,4 @@
-"""Fixtures of the fga tests, loaded with ``pytest_plugins = ["_fga_fixtures"]``.
+"""Fixtures of the fga tests.
 
 An OpenFGA-API server on loopback for the session, and ``authorizer``: the same data
 behind the embedded engine and behind the OpenFGA backend (the real openfga-sdk against

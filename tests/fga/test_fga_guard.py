@@ -23,8 +23,6 @@ from langchain_agent_auth.fga import (
 from langchain_agent_auth.guards import GuardedCall, ToolGuard, guard_tool, guarded_tool_node
 from langchain_agent_auth.identity import UserIdentity, acting_as
 
-pytest_plugins = ["_fga_fixtures"]
-
 ANNE = UserIdentity(subject="anne")
 CALLS: list[str] = []
 
