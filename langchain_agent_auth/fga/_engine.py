@@ -410,6 +410,7 @@ class Resolver:
         self._memo: dict[tuple[str, str, str], int] = {}
         self._conditions: dict[tuple[str, str], bool | ConditionError] = {}
         self._lu_memo: dict[tuple[str, str], dict[str, int]] = {}
+        self._closures: dict[tuple[str, str, str], tuple[set[str], ConditionError | None]] = {}
 
     # -- tuples -----------------------------------------------------------------------
 
@@ -468,6 +469,10 @@ class Resolver:
         utype, urel = _user_shape(user)
         if not self.model.can_reach(utype, urel, otype, rel):
             return FALSE
+        if not urel:
+            plan = self.model.userset_closure_plan(otype, rel, utype)
+            if plan is not None:
+                return self._closure_member(obj, otype, rel, user, utype, plan)
         visited.add(key)
         try:
             result = self._rewrite(relation.rewrite, relation, obj, otype, user, utype, urel, depth, visited)
@@ -580,6 +585,65 @@ class Resolver:
                 raise base_error
             return TRUE | ((base | sub) & TAINTED)
         raise AssertionError(rw)  # pragma: no cover
+
+    def _closure_member(
+        self, obj: str, otype: str, rel: str, user: str, utype: str, plan: tuple[str, ...]
+    ) -> int:
+        """OpenFGA's recursive userset resolver (``member: [user, group#member]``).
+
+        The user's own memberships, then upwards through nested usersets, once per request;
+        each object keeps its distance so a chain longer than the depth limit is still an
+        error. (A negative answer does not walk the object's side, so a nesting deeper than
+        the limit below an unrelated object is a "no" here where OpenFGA may report the depth.)
+        """
+        key = (otype, rel, user)
+        hit = self._closures.get(key)
+        if hit is None:
+            found: dict[str, int] = {}
+            errors: list[ConditionError] = []
+            frontier: list[str] = []
+            reader = self.reader
+
+            def add(tk: TupleKey, level: int, into: list[str]) -> None:
+                if tk.object in found or not self._valid(tk, otype):
+                    return
+                try:
+                    if not self._condition(tk):
+                        return
+                except ConditionError as exc:
+                    errors.append(exc)
+                    return
+                found[tk.object] = level
+                into.append(tk.object)
+
+            subjects = [user] if user.endswith(":*") else [user, f"{utype}:*"]
+            for seed in plan:
+                for subject in subjects:
+                    for tk in reader.read_objects(subject, otype, seed):
+                        add(tk, 0, frontier)
+            level = 0
+            while frontier:
+                level += 1
+                nxt: list[str] = []
+                for member in frontier:
+                    for tk in reader.read_objects(f"{member}#{rel}", otype, rel):
+                        add(tk, level, nxt)
+                frontier = nxt
+            hit = (found, errors[0] if errors else None)
+            self._closures[key] = hit
+        found, error = hit
+        distance = found.get(obj)
+        if distance is not None:
+            if distance > self.max_depth:
+                raise ResolutionDepthError(
+                    f"resolution exceeded the depth limit of {self.max_depth} while checking "
+                    f"'{obj}#{rel}@{user}'",
+                    hint="This permission is too complex to evaluate; ask an administrator.",
+                )
+            return TRUE
+        if error is not None:
+            raise error
+        return FALSE
 
     @staticmethod
     def _any(branches: Iterable[Any]) -> int:

@@ -429,6 +429,7 @@ class AuthorizationModel:
         self._weights: dict[str, dict[tuple[str, str], float]] = {}
         self._recursive: dict[tuple[str, str, str], bool] = {}
         self._paths: dict[tuple[str, str], dict[tuple[str, str], bool]] = {}
+        self._plans: dict[tuple[str, ...], tuple[str, ...] | None] = {}
         self._validate()
         self._index()
 
@@ -836,6 +837,43 @@ class AuthorizationModel:
             hit = self._compute_recursive(object_type, relation, user_key)
             self._recursive[key] = hit
         return hit
+
+    def userset_closure_plan(self, object_type: str, relation: str, user_key: str) -> tuple[str, ...] | None:
+        """Relations whose direct tuples seed OpenFGA's recursive userset resolver, or None.
+
+        Applies to ``member: [user, group#member]`` (optionally ``or`` relations that are
+        themselves plain direct assignments, like ``or owner`` with ``owner: [user]``): the
+        answer is then the set of objects reached upwards from the user's own tuples, which
+        is computed once per request instead of searching every nested group downwards.
+        """
+        key = ("plan", object_type, relation, user_key)
+        if key in self._recursive:
+            return self._plans.get(key)
+        self._recursive[key] = True  # type: ignore[index]
+        plan = self._compute_plan(object_type, relation, user_key)
+        self._plans[key] = plan
+        return plan
+
+    def _compute_plan(self, t: str, r: str, user_key: str) -> tuple[str, ...] | None:
+        if "#" in user_key or not self.recursive_resolvable(t, r, user_key):
+            return None
+        rel = self._relations[(t, r)]
+        if any(x.relation and (x.type, x.relation) != (t, r) for x in rel.directly_related):
+            return None
+        if (t, r) not in {(x.type, x.relation) for x in rel.directly_related}:
+            return None  # recursive through tuple-to-userset, not a userset
+        members = rel.rewrite.members if isinstance(rel.rewrite, Union) else (rel.rewrite,)
+        seeds = [r]
+        for m in members:
+            if isinstance(m, This):
+                continue
+            if isinstance(m, ComputedUserset):
+                other = self._relations[(t, m.relation)]
+                if isinstance(other.rewrite, This) and not any(x.relation for x in other.directly_related):
+                    seeds.append(m.relation)
+                    continue
+            return None
+        return tuple(seeds)
 
     def _compute_recursive(self, t: str, r: str, user_key: str) -> bool:
         if (t, r) not in self._relations:

@@ -345,8 +345,8 @@ _Q_USERSETS = (
     "SELECT object, relation, user, condition, context FROM fga_tuples "
     "WHERE store=? AND object=? AND relation=? AND user_rel NOT IN ('', '*')"
 )
-_Q_OBJECTS = (
-    "SELECT object, relation, user, condition, context FROM fga_tuples "
+_Q_OBJECTS = (  # INDEXED BY: without statistics SQLite may otherwise scan the store
+    "SELECT object, relation, user, condition, context FROM fga_tuples INDEXED BY fga_tuples_by_user "
     "WHERE store=? AND user=? AND object_type=? AND relation=?"
 )
 
