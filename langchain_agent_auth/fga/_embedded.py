@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -227,6 +228,10 @@ class EmbeddedAuthorizer:
 
     # -- queries ---------------------------------------------------------------------------------
 
+    def _snapshot(self) -> contextlib.AbstractContextManager[None]:
+        snapshot = getattr(self.store, "read_snapshot", None)
+        return snapshot() if snapshot is not None else contextlib.nullcontext()
+
     def _contextual(
         self, model: AuthorizationModel, contextual_tuples: Sequence[Any] | None
     ) -> list[TupleKey]:
@@ -279,7 +284,8 @@ class EmbeddedAuthorizer:
             model = self.get_model(model_id)
             validate_check(model, user, relation, object)
             resolver = self._resolver(model, context, contextual_tuples)
-            allowed = resolver.check(object, relation, user)
+            with self._snapshot():
+                allowed = resolver.check(object, relation, user)
         except AuthorizationError as exc:
             self._decide(user, relation, object, False, started, exc, None, on_decision)
             raise
@@ -330,45 +336,51 @@ class EmbeddedAuthorizer:
         model = self.get_model(model_id)
         shared: Resolver | AuthorizationError | None = None
         out: list[AuthorizationDecision] = []
-        for raw in items:
-            started = time.perf_counter()
-            req: CheckRequest | None = None
-            try:
-                req = coerce_check(raw)
-                validate_check(model, req.user, req.relation, req.object)
-                if req.context is None and req.contextual_tuples is None:
-                    if shared is None:
-                        try:
-                            shared = self._resolver(model, context, contextual_tuples)
-                        except AuthorizationError as exc:
-                            shared = exc
-                    if isinstance(shared, AuthorizationError):
-                        raise shared
-                    resolver = shared
-                else:
-                    merged_ctx = {**(context or {}), **(req.context or {})}
-                    extra = list(contextual_tuples or ()) + list(req.contextual_tuples or ())
-                    resolver = self._resolver(model, merged_ctx, extra)
-                allowed = resolver.check(req.object, req.relation, req.user)
-            except AuthorizationError as exc:
+        with self._snapshot():
+            for raw in items:
+                started = time.perf_counter()
+                req: CheckRequest | None = None
+                try:
+                    req = coerce_check(raw)
+                    validate_check(model, req.user, req.relation, req.object)
+                    if req.context is None and req.contextual_tuples is None:
+                        if shared is None:
+                            try:
+                                shared = self._resolver(model, context, contextual_tuples)
+                            except AuthorizationError as exc:
+                                shared = exc
+                        if isinstance(shared, AuthorizationError):
+                            raise shared
+                        resolver = shared
+                    else:
+                        merged_ctx = {**(context or {}), **(req.context or {})}
+                        extra = list(contextual_tuples or ()) + list(req.contextual_tuples or ())
+                        resolver = self._resolver(model, merged_ctx, extra)
+                    allowed = resolver.check(req.object, req.relation, req.user)
+                except AuthorizationError as exc:
+                    out.append(
+                        self._decide(
+                            *_who(req, raw),
+                            False,
+                            started,
+                            exc,
+                            req.correlation_id if req else None,
+                            on_decision,
+                        )
+                    )
+                    continue
                 out.append(
                     self._decide(
-                        *_who(req, raw), False, started, exc, req.correlation_id if req else None, on_decision
+                        req.user,
+                        req.relation,
+                        req.object,
+                        allowed,
+                        started,
+                        None,
+                        req.correlation_id,
+                        on_decision,
                     )
                 )
-                continue
-            out.append(
-                self._decide(
-                    req.user,
-                    req.relation,
-                    req.object,
-                    allowed,
-                    started,
-                    None,
-                    req.correlation_id,
-                    on_decision,
-                )
-            )
         return out
 
     def list_objects(
@@ -390,7 +402,8 @@ class EmbeddedAuthorizer:
             raise TupleError(f"relation '{type}#{relation}' is not defined in the model", code=2022)
         validate_query_user(model, user)
         resolver = self._resolver(model, context, contextual_tuples)
-        return resolver.list_objects(user, type, relation, max_results=max_results)
+        with self._snapshot():
+            return resolver.list_objects(user, type, relation, max_results=max_results)
 
     def list_users(
         self,
@@ -429,7 +442,8 @@ class EmbeddedAuthorizer:
             max_depth=self.max_depth,
             eager_cycles=self._eager_cycles,
         )
-        return resolver.list_users(object, relation, uf.type, uf.relation)
+        with self._snapshot():
+            return resolver.list_users(object, relation, uf.type, uf.relation)
 
     # -- async -------------------------------------------------------------------------------------
 
