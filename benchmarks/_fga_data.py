@@ -32,14 +32,16 @@ FANOUT = 5
 DEPTH = 5
 
 
-def tuples(seed: int = 7, users: int = 20_000, documents: int = 50_000) -> Iterator[tuple[str, str, str]]:
-    """~100k tuples: 5-level group nesting, 5-level folder trees, documents in folders."""
+def tuples(
+    seed: int = 7, users: int = 20_000, documents: int = 50_000, fanout: int = FANOUT, roots: int = 10
+) -> Iterator[tuple[str, str, str]]:
+    """~100k tuples by default: 5-level group nesting, 5-level folder trees, documents in folders."""
     rng = random.Random(seed)
-    levels: list[list[str]] = [[f"group:g0_{i}" for i in range(FANOUT)]]
+    levels: list[list[str]] = [[f"group:g0_{i}" for i in range(fanout)]]
     for _depth in range(1, DEPTH):
         level = []
         for parent in levels[-1]:
-            for i in range(FANOUT):
+            for i in range(fanout):
                 child = f"{parent}.{i}"
                 level.append(child)
                 yield (f"{child}#member", "member", parent)
@@ -48,11 +50,11 @@ def tuples(seed: int = 7, users: int = 20_000, documents: int = 50_000) -> Itera
     for u in range(users):
         yield (f"user:u{u}", "member", rng.choice(leaves))
     all_groups = [g for level in levels for g in level]
-    folders: list[list[str]] = [[f"folder:f{i}" for i in range(10)]]
+    folders: list[list[str]] = [[f"folder:f{i}" for i in range(roots)]]
     for _depth in range(1, DEPTH):
         level = []
         for parent in folders[-1]:
-            for i in range(FANOUT):
+            for i in range(fanout):
                 child = f"{parent}.{i}"
                 level.append(child)
                 yield (parent, "parent", child)
@@ -64,11 +66,11 @@ def tuples(seed: int = 7, users: int = 20_000, documents: int = 50_000) -> Itera
     leaf_folders = folders[-1]
     for d in range(documents):
         yield (rng.choice(leaf_folders), "parent", f"document:d{d}")
-    for d in rng.sample(range(documents), 5_000):
+    for d in rng.sample(range(documents), documents // 10):
         yield (f"user:u{rng.randrange(users)}", "owner", f"document:d{d}")
-    for d in rng.sample(range(documents), 7_000):
+    for d in rng.sample(range(documents), documents * 7 // 50):
         yield (f"user:u{rng.randrange(users)}", "viewer", f"document:d{d}")
-    for d in rng.sample(range(documents), 1_000):
+    for d in rng.sample(range(documents), documents // 50):
         yield (f"user:u{rng.randrange(users)}", "blocked", f"document:d{d}")
 
 

@@ -143,13 +143,13 @@ def _authorizer(args: argparse.Namespace) -> Any:
     from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore
 
     if args.tests:
-        import yaml
-
         from langchain_agent_auth.fga._testfile import load_tuple_file
         from langchain_agent_auth.fga._tuple import coerce_tuples
 
         path = Path(args.tests)
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        from langchain_agent_auth.fga._testfile import _yaml
+
+        data = _yaml(path.read_text(encoding="utf-8")) or {}
         if data.get("model"):
             model: Any = data["model"]
         elif data.get("model_file"):

@@ -32,6 +32,11 @@ from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples
 __all__ = ["AssertionResult", "FileReport", "load_tuple_file", "run_test_file"]
 
 KINDS = ("Checks", "ListObjects", "ListUsers")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: large tuple files
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (C or Python)
 
 
 @dataclass
@@ -104,7 +109,7 @@ def load_tuple_file(path: Path) -> list[TupleKey]:
             obj = f"{row['object_type']}:{row['object_id']}"
             tuples.append(TupleKey(user, row["relation"], obj, cond, ctx))
         return tuples
-    data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    data = json.loads(text) if path.suffix.lower() == ".json" else _yaml(text)
     return coerce_tuples(data or [])
 
 
@@ -120,7 +125,7 @@ def run_test_file(path: str | Path) -> FileReport:
     p = Path(path)
     report = FileReport(str(p))
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = _yaml(p.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         report.error = f"cannot read {p}: {exc}"
         return report
