@@ -1,6 +1,24 @@
 """langchain-agent-auth: let LangChain and LangGraph agents act for a person safely."""
 
 from langchain_agent_auth._version import __version__
+from langchain_agent_auth.fga import (
+    AuthorizationDecision,
+    AuthorizationModel,
+    Authorizer,
+    CheckRequest,
+    EmbeddedAuthorizer,
+    FGAMiddleware,
+    FGARetriever,
+    FGAToolGuard,
+    MemoryTupleStore,
+    OpenFGAAuthorizer,
+    SQLiteTupleStore,
+    TupleKey,
+    TupleStore,
+    UserFilter,
+    fga_user,
+    with_fga,
+)
 from langchain_agent_auth.guards import (
     GuardedCall,
     GuardedTool,
@@ -20,18 +38,34 @@ from langchain_agent_auth.identity import (
 )
 
 __all__ = [
+    "AuthorizationDecision",
+    "AuthorizationModel",
+    "Authorizer",
+    "CheckRequest",
+    "EmbeddedAuthorizer",
+    "FGAMiddleware",
+    "FGARetriever",
+    "FGAToolGuard",
     "GuardedCall",
     "GuardedTool",
     "LangGraphServerUserResolver",
+    "MemoryTupleStore",
+    "OpenFGAAuthorizer",
     "Refusal",
     "RuntimeContextResolver",
+    "SQLiteTupleStore",
     "StaticResolver",
     "ToolGuard",
     "ToolGuardMiddleware",
+    "TupleKey",
+    "TupleStore",
+    "UserFilter",
     "UserIdentity",
     "__version__",
     "acting_as",
+    "fga_user",
     "get_current_user",
     "guard_tool",
     "guarded_tool_node",
+    "with_fga",
 ]

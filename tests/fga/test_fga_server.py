@@ -280,3 +280,11 @@ def test_cli_serve_port_zero_is_usable() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_missing_sdk_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openfga_sdk", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'langchain-agent-auth\[openfga\]'"):
+        OpenFGAAuthorizer("http://127.0.0.1:1", "store")
+    with pytest.raises(ConfigurationError, match="api_url and store_id"):
+        OpenFGAAuthorizer("", "")
