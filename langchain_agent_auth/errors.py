@@ -53,7 +53,7 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── ApprovalExpiredError            the request expired before an answer
     │   ├── ApprovalFailedError             the provider failed the transaction
     │   └── ResumeValueError                a resume value that does not belong to this call
-    └── AuthorizationError              fga pillar
+    └── AuthorizationError              fga pillar: .code is OpenFGA's error code (2000, 2002, 2021...)
         ├── ModelError                      invalid authorization model (with line and column)
         ├── TupleError                      tuple not allowed by the model
         ├── ConditionError                  condition failed to evaluate (missing parameter...)

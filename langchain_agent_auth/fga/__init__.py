@@ -1,16 +1,31 @@
 """The fga pillar: relationship-based authorization (OpenFGA-compatible) for agents.
 
-* :class:`AuthorizationModel`: OpenFGA's modeling language (DSL, schema 1.1, modules) and
-  JSON, validated with OpenFGA's rules.
+* :class:`AuthorizationModel`: OpenFGA's modeling language (DSL, schema 1.1, modules with
+  ``fga.mod``) and its JSON shape, validated with OpenFGA's rules; errors carry a line
+  and a column.
 * :class:`EmbeddedAuthorizer`: the default, in-process engine over a tuple store in memory
   (:class:`MemoryTupleStore`) or SQLite (:class:`SQLiteTupleStore`): ``check``,
-  ``batch_check``, ``list_objects``, ``list_users``, validated ``write``/``delete``,
-  CEL conditions.
+  ``batch_check``, ``list_objects``, ``list_users``, validated ``write``/``delete``, CEL
+  conditions, contextual tuples. It passes OpenFGA's conformance suite in full.
 * :class:`OpenFGAAuthorizer`: the same :class:`Authorizer` interface over ``openfga-sdk``
-  for an OpenFGA server or Okta FGA.
-* :class:`FGAToolGuard` / :func:`with_fga` / :class:`FGAMiddleware`: check before a tool runs.
-* :class:`FGARetriever`: keep only the documents the user may see (one batch check per query).
-* :class:`AuthorizationDecision`: the audit record of every check.
+  for an OpenFGA server or Okta FGA (``pip install 'langchain-agent-auth[openfga]'``).
+* :class:`FGAToolGuard` / :func:`with_fga` / :class:`FGAMiddleware` (and the node form,
+  ``guarded_tool_node(tools, FGAToolGuard(...))``): check before a tool runs, the user from
+  the identity pillar, a short refusal for the model, fail closed.
+* :class:`FGARetriever`: keep only the documents the user may see, one ``batch_check`` per
+  query, optionally pre-filtered with ``list_objects``.
+* :class:`AuthorizationDecision`: the audit record of every check (``on_decision`` sinks).
+
+Command line (``agent-auth fga --help``): ``test`` runs ``.fga.yaml`` store tests (the
+format of ``fga model test``) and OpenFGA's conformance files; ``check``,
+``list-objects``, ``list-users``, ``write``, ``delete`` and ``model`` work on a SQLite store
+or a test file; ``serve`` exposes the engine over the subset of OpenFGA's HTTP API the SDK
+uses (stores, models, write, read, check, batch-check, list-objects, list-users).
+
+Semantics follow OpenFGA, including its error codes (``AuthorizationError.code``), its
+treatment of cycles, its recursive resolution of ``[user, group#member]`` relations, and
+its depth limit of 25. Where OpenFGA itself is timing-dependent (a cycle racing a plain
+"false" in an exclusion) this engine answers deterministically.
 
 Example:
     >>> from langchain_agent_auth.fga import EmbeddedAuthorizer

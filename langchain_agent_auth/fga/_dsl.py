@@ -514,7 +514,15 @@ def combine_modules(
 
 
 def load_model_file(path: str | Path) -> AuthorizationModel:
-    """Load a model from ``.fga`` (DSL), ``.json`` or ``fga.mod`` (modules)."""
+    """Load a model from ``.fga`` (DSL), ``.json`` or ``fga.mod`` (modules).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.fga"
+        >>> _ = path.write_text("model\\n  schema 1.1\\ntype user\\n")
+        >>> list(load_model_file(path).types)
+        ['user']
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

@@ -77,7 +77,12 @@ class StoredModel:
 
 @runtime_checkable
 class TupleStore(Protocol):
-    """What the engine needs from a tuple store. Implement it to plug in another database."""
+    """What the engine needs from a tuple store. Implement it to plug in another database.
+
+    Example:
+        >>> isinstance(MemoryTupleStore(), TupleStore), isinstance(SQLiteTupleStore(), TupleStore)
+        (True, True)
+    """
 
     store_id: str
 

@@ -124,7 +124,12 @@ def coerce_check(value: Any) -> CheckRequest:
 
 @dataclass(frozen=True, slots=True)
 class UserFilter:
-    """A list_users filter: a user type, optionally with a relation (``group#member``)."""
+    """A list_users filter: a user type, optionally with a relation (``group#member``).
+
+    Example:
+        >>> str(UserFilter("group", "member")), str(UserFilter("user"))
+        ('group#member', 'user')
+    """
 
     type: str
     relation: str = ""
@@ -162,6 +167,12 @@ class Authorizer(Protocol):
     ``check`` raises a typed :class:`~langchain_agent_auth.errors.AuthorizationError` when a
     check cannot be answered; ``batch_check`` never raises per item: a failed item is a
     denial whose :class:`AuthorizationDecision` carries the error.
+
+    Example:
+        >>> from langchain_agent_auth.fga import EmbeddedAuthorizer
+        >>> fga = EmbeddedAuthorizer("model\\n  schema 1.1\\ntype user\\n")
+        >>> isinstance(fga, Authorizer), fga.backend
+        (True, 'embedded')
     """
 
     backend: str

@@ -391,6 +391,21 @@ def with_fga(
     """Wrap ``tool`` so every call is checked first (see :class:`FGAToolGuard` for the options).
 
     Composes with the other pillars' wrappers in any order (``guard_tool`` flattens them).
+
+    Example:
+        >>> from langchain_core.tools import tool
+        >>> from langchain_agent_auth.fga import EmbeddedAuthorizer
+        >>> fga = EmbeddedAuthorizer("model\\n  schema 1.1\\ntype user\\ntype repo\\n"
+        ...                          "  relations\\n    define admin: [user]\\n")
+        >>> @tool
+        ... def delete_repo(repo: str) -> str:
+        ...     "Delete a repository."
+        ...     return "deleted"
+        >>> guarded = with_fga(delete_repo, fga, relation="admin", object="repo:{repo}")
+        >>> from langchain_agent_auth.identity import acting_as
+        >>> with acting_as(UserIdentity(subject="mallory")):
+        ...     guarded.invoke({"repo": "core"})
+        "Access denied: you don't have admin access to repo:core."
     """
     return guard_tool(tool, FGAToolGuard(authorizer, relation=relation, object=object, **kwargs))
 
@@ -402,11 +417,16 @@ class FGAMiddleware(ToolGuardMiddleware):
     or to a ready guard. Tools without a rule run unchecked, or are refused with
     ``unlisted="deny"``.
 
-    Example::
+    Example:
+        >>> from langchain_agent_auth.fga import EmbeddedAuthorizer
+        >>> fga = EmbeddedAuthorizer("model\\n  schema 1.1\\ntype user\\ntype document\\n"
+        ...                          "  relations\\n    define viewer: [user]\\n")
+        >>> mw = FGAMiddleware(fga, {"read_doc": {"relation": "viewer", "object": "document:{doc_id}"}},
+        ...                    unlisted="deny")
+        >>> [g.applies_to("read_doc") for g in mw.guards], [g.applies_to("other") for g in mw.guards]
+        ([True, False], [False, True])
 
-        agent = create_agent(model, tools, middleware=[FGAMiddleware(fga, {
-            "read_doc": {"relation": "viewer", "object": "document:{doc_id}"},
-        })])
+        In an agent: ``create_agent(model, tools, middleware=[mw])``.
     """
 
     def __init__(

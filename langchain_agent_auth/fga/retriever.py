@@ -71,6 +71,22 @@ class FGARetriever(BaseRetriever):
         prefilter: ``ids -> search kwargs`` for the wrapped vector-store retriever.
         on_decision: a sink for every :class:`AuthorizationDecision`.
         raise_on_error: raise instead of returning no documents when authorization fails.
+
+    Example (order kept; a document without an id is dropped):
+        >>> from langchain_agent_auth.fga import EmbeddedAuthorizer
+        >>> class Static(BaseRetriever):
+        ...     docs: list
+        ...     def _get_relevant_documents(self, query, *, run_manager):
+        ...         return self.docs
+        >>> fga = EmbeddedAuthorizer("model\\n  schema 1.1\\ntype user\\ntype document\\n"
+        ...                          "  relations\\n    define viewer: [user, user:*]\\n")
+        >>> fga.write([("user:*", "viewer", "document:faq")])
+        >>> docs = [Document("FAQ", metadata={"id": "faq"}), Document("HR", metadata={"id": "hr"}),
+        ...         Document("draft")]
+        >>> r = FGARetriever(retriever=Static(docs=docs), authorizer=fga, user="user:bob")
+        >>> kept, decisions = r.retrieve_with_decisions("question")
+        >>> [d.page_content for d in kept], [(d.object, d.allowed) for d in decisions][:2]
+        (['FAQ'], [('document:faq', True), ('document:hr', False)])
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
