@@ -203,6 +203,15 @@ def _no_default(value: Any) -> Any:
 # --------------------------------------------------------------------------- reading
 
 
+def _too_deep(what: str) -> ResolutionDepthError:
+    # A chain of computed relations does not count towards OpenFGA's dispatch depth, so a
+    # pathological model can exhaust Python's stack first: still a typed error.
+    return ResolutionDepthError(
+        f"resolution of {what} nests too deeply to evaluate",
+        hint="This permission is too complex to evaluate; ask an administrator.",
+    )
+
+
 class _Reader:
     """The store seen through one request: contextual tuples on top, reads cached."""
 
@@ -442,7 +451,10 @@ class Resolver:
 
     def check(self, obj: str, relation: str, user: str) -> bool:
         """Whether ``user`` has ``relation`` on ``obj`` (the request must be validated)."""
-        return bool(self.resolve(obj, relation, user, 0, set()) & ALLOWED)
+        try:
+            return bool(self.resolve(obj, relation, user, 0, set()) & ALLOWED)
+        except RecursionError:
+            raise _too_deep(f"'{obj}#{relation}@{user}'") from None
 
     def resolve(self, obj: str, rel: str, user: str, depth: int, visited: set[tuple[str, str, str]]) -> int:
         if depth >= self.max_depth:
@@ -855,7 +867,10 @@ class Resolver:
             return []
         self._filter = (filter_type, filter_relation)
         self._wildcard_key = f"{filter_type}:*"
-        found, _, error = self._expand(obj, otype, relation, 0, set())
+        try:
+            found, _, error = self._expand(obj, otype, relation, 0, set())
+        except RecursionError:
+            raise _too_deep(f"the users of '{obj}#{relation}'") from None
         if error is not None:
             raise error
         return sorted(k for k, status in found.items() if status == HAS)

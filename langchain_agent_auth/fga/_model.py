@@ -430,8 +430,13 @@ class AuthorizationModel:
         self._recursive: dict[tuple[str, str, str], bool] = {}
         self._paths: dict[tuple[str, str], dict[tuple[str, str], bool]] = {}
         self._plans: dict[tuple[str, ...], tuple[str, ...] | None] = {}
-        self._validate()
-        self._index()
+        try:
+            self._validate()
+            self._index()
+        except RecursionError:
+            raise ModelError(
+                "the model nests too deeply to validate (a chain of hundreds of relations)"
+            ) from None
 
     # -- construction ----------------------------------------------------------------
 

@@ -393,3 +393,24 @@ def test_tuple_key_shapes() -> None:
 def test_authorization_model_json_is_stable() -> None:
     m = AuthorizationModel.from_dsl(DOCS_MODEL)
     assert AuthorizationModel.from_json(m.to_json()).to_json() == m.to_json()
+
+
+def test_pathological_models_are_typed_errors_not_crashes() -> None:
+    def chain(n: int) -> str:
+        lines = ["model", "  schema 1.1", "type user", "type doc", "  relations", "    define r0: [user]"]
+        lines += [f"    define r{i}: r{i - 1}" for i in range(1, n)]
+        return "\n".join(lines) + "\n"
+
+    with pytest.raises(ModelError, match="nests too deeply"):
+        EmbeddedAuthorizer(chain(1500))
+    fga = EmbeddedAuthorizer(chain(250))
+    fga.write([("user:a", "r0", "doc:1")])
+    assert fga.check("user:a", "r10", "doc:1")
+    for call in (
+        lambda: fga.check("user:a", "r249", "doc:1"),
+        lambda: fga.list_users("doc:1", "r249", "user"),
+    ):
+        try:
+            call()
+        except ResolutionDepthError as exc:
+            assert exc.code == 2002
