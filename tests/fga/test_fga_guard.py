@@ -352,3 +352,23 @@ def test_fga_user_escapes_unsafe_subjects() -> None:
     assert fga_user(UserIdentity(subject="google-oauth2|123")) == "user:google-oauth2|123"
     assert fga_user(UserIdentity(subject="a:b#c")) == "user:a%3Ab%23c"
     assert fga_user(UserIdentity(subject="50%")) == "user:50%25"
+
+
+def test_mcp_style_tool_in_an_agent_graph(authorizer: Any) -> None:
+    mcp_tool = StructuredTool(
+        name="read_doc",
+        description="Read a document (an MCP tool).",
+        args_schema={"type": "object", "properties": {"doc_id": {"type": "string"}}, "required": ["doc_id"]},
+        func=lambda doc_id: CALLS.append(doc_id) or f"mcp {doc_id}",
+    )
+    agent = create_agent(
+        _script(),
+        [with_fga(mcp_tool, authorizer, relation="viewer", object="document:{doc_id}")],
+        checkpointer=InMemorySaver(),
+    )
+    state = agent.invoke(
+        {"messages": [HumanMessage("read")]}, {"configurable": {"thread_id": "mcp"}}, context={"user": ANNE}
+    )
+    msgs = _tool_messages(state)
+    assert msgs["c1"].content == "mcp spec" and msgs["c2"].status == "error" and msgs["c3"].status == "error"
+    assert CALLS == ["spec"]
