@@ -775,7 +775,6 @@ class AuthorizationModel:
             return hit
         sizes = self._scc_sizes()
         weights: dict[tuple[str, str], float] = {}
-        self._weights[user_key] = weights  # filled below; cycles read partial values as "in progress"
         state: dict[tuple[str, str], int] = {}
         inf = float("inf")
 
@@ -819,6 +818,7 @@ class AuthorizationModel:
 
         for node in self._relations:
             visit(node)
+        self._weights[user_key] = weights  # published complete: other threads never see a partial table
         return weights
 
     def _reaches(self, node: tuple[str, str], user_key: str) -> bool:
@@ -851,10 +851,9 @@ class AuthorizationModel:
         answer is then the set of objects reached upwards from the user's own tuples, which
         is computed once per request instead of searching every nested group downwards.
         """
-        key = ("plan", object_type, relation, user_key)
-        if key in self._recursive:
-            return self._plans.get(key)
-        self._recursive[key] = True  # type: ignore[index]
+        key = (object_type, relation, user_key)
+        if key in self._plans:
+            return self._plans[key]
         plan = self._compute_plan(object_type, relation, user_key)
         self._plans[key] = plan
         return plan
