@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import itertools
 import json
 import os
 import pathlib
+import re
 import socket
 import threading
 import time
@@ -224,6 +226,43 @@ class Browser:
         return response
 
 
+class Phone(Browser):
+    """The user's phone: the provider's approval page (``idp.approval_url``), where the user
+    signs in and approves or denies the requests an agent sent through CIBA."""
+
+    def __init__(self, approval_url: str, username: str, password: str) -> None:
+        super().__init__(username, password)
+        self.approval_url = approval_url
+
+    def _request_id(self, page: httpx.Response, binding_message: str) -> str:
+        for rid, card in re.findall(r'data-request-id="([^"]+)"(.*?)</section>', page.text, re.S):
+            if html.escape(binding_message) in card:
+                return rid
+        raise LookupError(f"no pending request shows {binding_message!r}")
+
+    def wait_for(self, binding_message: str, timeout: float = 10.0) -> tuple[httpx.Response, str]:
+        """The approval page once it shows the request with ``binding_message``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            page = self.open(self.approval_url)
+            try:
+                return page, self._request_id(page, binding_message)
+            except LookupError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def approve(self, binding_message: str) -> None:
+        """Tap "Approve" on the request that shows ``binding_message``."""
+        page, rid = self.wait_for(binding_message)
+        self.submit(page, f"/approvals/{rid}/approve")
+
+    def deny(self, binding_message: str, reason: str = "") -> None:
+        """Type a reason and tap "Deny" on the request that shows ``binding_message``."""
+        page, rid = self.wait_for(binding_message)
+        self.submit(page, f"/approvals/{rid}/deny", reason=reason)
+
+
 # --------------------------------------------------------------------------- a web app on loopback
 
 
@@ -313,4 +352,5 @@ class Transcript:
                 say("tool", f"{message.name} {verb} {message.content}")
         for pause in result.get("__interrupt__", ()) if pauses else ():
             value = pause.value
-            say("paused", f"{value.get('type')}: {value.get('message') or value.get('binding_message') or ''}")
+            text = value.get("message") or value.get("binding_message") or value.get("description") or ""
+            say("paused", f"{value.get('type')}: {text}")
