@@ -58,6 +58,7 @@ def main() -> None:
         claims = verifier.verify(tokens["access_token"])
         say("identity", f"token verified: sub={claims['sub']} aud={claims['aud']} acr={claims['acr']}")
 
+        checkpointer = InMemorySaver()
         agent = create_agent(
             chat_model(args, [
                 calls(("whoami", {})),
@@ -68,8 +69,9 @@ def main() -> None:
             [whoami, list_orders],
             middleware=[IdentityMiddleware([TokenResolver(verifier)])],  # user_id must be the verified user
             context_schema=AuthContext,
-            checkpointer=(checkpointer := InMemorySaver()),
+            checkpointer=checkpointer,
         )
+        # 3. Tools act for the verified user; a user_id the model made up for someone else is refused.
         config = {"configurable": {"thread_id": "identity-demo"}}
         context = {"access_token": tokens["access_token"]}  # runtime context: never checkpointed
         transcript = Transcript("alice")
