@@ -39,6 +39,8 @@ from langchain_agent_auth.approval._guard import (
 )
 from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ApprovalResponse, ToolApprovalPayload
 from langchain_agent_auth.approval._records import ApprovalRecord, ApprovalStore
+from langchain_agent_auth.approval._resumer import ApprovalResumer, LangGraphServerStore, RemoteResumer, ResumeReport
+from langchain_agent_auth.approval._sources import ApprovalSource, PendingItem, PendingSource
 from langchain_agent_auth.approval._text import BindingMessage
 
 __all__ = [
@@ -48,11 +50,18 @@ __all__ = [
     "ApprovalPolicy",
     "ApprovalRecord",
     "ApprovalResponse",
+    "ApprovalResumer",
+    "ApprovalSource",
     "ApprovalStore",
     "Approver",
     "BindingMessage",
     "CIBAApprover",
     "InAppApprover",
+    "LangGraphServerStore",
+    "PendingItem",
+    "PendingSource",
+    "RemoteResumer",
+    "ResumeReport",
     "ToolApprovalPayload",
     "approval_guards",
     "args_digest",
