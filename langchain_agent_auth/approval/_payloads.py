@@ -88,6 +88,11 @@ class ApprovalResponse(ResumeModel):
         'approve'
     """
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "description": "Answer to an approval_pending or tool_approval pause: approval_id of the payload; "
+                       "decision approve/edit/reject (tool_approval) or check (approval_pending); args "
+                       "(edit only); message (reject); args_digest (optional echo)."})
+
     approval_id: str = Field(min_length=1, max_length=128)
     decision: Decision = "check"
     args: dict[str, Any] | None = None
