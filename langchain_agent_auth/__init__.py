@@ -1,6 +1,19 @@
-"""langchain-agent-auth: let LangChain and LangGraph agents act for a person safely."""
+"""langchain-agent-auth: let LangChain and LangGraph agents act for a person safely.
+
+Four pillars: **identity** (who the agent acts for, from a trusted channel),
+**vault** (the user's upstream API credentials), **approval** (human approval through CIBA
+or in-app, with durable pauses) and **fga** (relationship-based authorization). They plug
+into agents through one extension point, :class:`ToolGuard`.
+
+Example:
+    >>> from langchain_agent_auth import UserIdentity, acting_as, get_current_user
+    >>> with acting_as(UserIdentity(subject="alice")):
+    ...     get_current_user().subject
+    'alice'
+"""
 
 from langchain_agent_auth._version import __version__
+from langchain_agent_auth.crypto import Keyring
 from langchain_agent_auth.guards import (
     GuardedCall,
     GuardedTool,
@@ -11,27 +24,43 @@ from langchain_agent_auth.guards import (
     guarded_tool_node,
 )
 from langchain_agent_auth.identity import (
+    IdentityGuard,
+    IdentityMiddleware,
     LangGraphServerUserResolver,
     RuntimeContextResolver,
     StaticResolver,
+    TokenResolver,
     UserIdentity,
+    UserState,
     acting_as,
     get_current_user,
+    identity_node,
 )
+from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
+from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
 
 __all__ = [
     "GuardedCall",
     "GuardedTool",
+    "IdentityGuard",
+    "IdentityMiddleware",
+    "JWTVerifier",
+    "Keyring",
     "LangGraphServerUserResolver",
+    "OAuthClient",
     "Refusal",
     "RuntimeContextResolver",
     "StaticResolver",
+    "TokenResolver",
     "ToolGuard",
     "ToolGuardMiddleware",
     "UserIdentity",
+    "UserState",
     "__version__",
     "acting_as",
     "get_current_user",
     "guard_tool",
     "guarded_tool_node",
+    "identity_node",
+    "langgraph_auth",
 ]

@@ -41,8 +41,8 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
+from langchain_agent_auth._user import UserIdentity, identity_from_sources
 from langchain_agent_auth.errors import AgentAuthError
-from langchain_agent_auth.identity import UserIdentity, identity_from_sources
 
 __all__ = [
     "GuardedCall",

@@ -99,6 +99,15 @@ class JWKSCache:
             self._keys = keys
             self._fetched_at = self._clock()
 
+    @property
+    def static(self) -> bool:
+        """Whether the key set was given rather than fetched."""
+        return self._static
+
+    def peek(self, kid: str | None, alg: str) -> PublicKey | None:
+        """The cached key for ``kid`` if the cache is fresh, without any I/O."""
+        return self._pick(kid, alg) if self._fresh() else None
+
     def _fresh(self) -> bool:
         if self._static:
             return True

@@ -144,11 +144,19 @@ class JWTVerifier:
 
     def verify(self, token: str) -> dict[str, Any]:
         """Validate ``token`` and return its claims (raises ``TokenValidationError``)."""
-        return run_sync(self.verify_flow(token), self._http.sync)
+        header, compact, alg, kid = self._prepare(token)
+        key = self.jwks.peek(kid, alg)
+        if key is None:
+            key = run_sync(self._key_flow(kid, alg), self._http.sync)
+        return self._finish(header, compact, alg, key)
 
     async def averify(self, token: str) -> dict[str, Any]:
         """Async :meth:`verify`; fetches keys without blocking the event loop."""
-        return await run_async(self.verify_flow(token), self._http.async_)
+        header, compact, alg, kid = self._prepare(token)
+        key = self.jwks.peek(kid, alg)
+        if key is None:
+            key = await run_async(self._key_flow(kid, alg), self._http.async_)
+        return self._finish(header, compact, alg, key)
 
     def close(self) -> None:
         self._http.close()
@@ -160,7 +168,12 @@ class JWTVerifier:
 
     def verify_flow(self, token: str) -> Flow[dict[str, Any]]:
         """Validation as a flow (key fetches are its only I/O)."""
-        header, compact_token = self._parse_header(token)
+        header, compact, alg, kid = self._prepare(token)
+        key = yield from self._key_flow(kid, alg)
+        return self._finish(header, compact, alg, key)
+
+    def _prepare(self, token: Any) -> tuple[dict[str, Any], str, str, str | None]:
+        header, compact = self._parse_header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             shown = alg if isinstance(alg, str) else type(alg).__name__
@@ -170,21 +183,26 @@ class JWTVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise MalformedTokenError("the token's kid is not a string", reason="format")
-        if self.jwks.jwks_uri is None and not self.jwks._static:
+        return header, compact, alg, kid
+
+    def _key_flow(self, kid: str | None, alg: str) -> Flow[Any]:
+        if self.jwks.jwks_uri is None and not self.jwks.static:
             meta = self._meta.get(self.issuer)
             if meta is None:
                 meta = yield from discover(self.issuer, timeout=self._timeout, retry=self._retry)
                 self._meta.put(meta, self.issuer)
             self.jwks.jwks_uri = meta.require("jwks_uri")
-        key = yield from self.jwks.key_for(kid, alg)
+        return (yield from self.jwks.key_for(kid, alg))
+
+    def _finish(self, header: dict[str, Any], compact: str, alg: str, key: Any) -> dict[str, Any]:
         try:
-            compact = jws.deserialize_compact(compact_token, key, algorithms=[alg])
+            signed = jws.deserialize_compact(compact, key, algorithms=[alg])
         except BadSignatureError:
             raise InvalidSignatureError("the token's signature does not verify", reason="signature") from None
         except JoseError as exc:
             raise InvalidSignatureError(f"the token was rejected ({exc.error})", reason="signature") from None
         try:
-            claims = json.loads(compact.payload)
+            claims = json.loads(signed.payload)
         except (ValueError, UnicodeDecodeError):
             raise MalformedTokenError("the token's payload is not JSON", reason="format") from None
         if not isinstance(claims, dict):

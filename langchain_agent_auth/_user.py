@@ -1,4 +1,4 @@
-"""The identity pillar: who the agent acts for, from a trusted channel only.
+"""The user model, trusted channels, accessors and the basic resolvers.
 
 The user reaches the agent from one of these channels, never from model output:
 
@@ -31,6 +31,7 @@ from langchain_agent_auth.errors import IdentityError
 
 __all__ = [
     "DEFAULT_CLAIMS",
+    "IdentityResolver",
     "IdentitySource",
     "LangGraphServerUserResolver",
     "RuntimeContextResolver",
@@ -41,6 +42,7 @@ __all__ = [
     "identity_from_sources",
     "user_from_config",
     "user_from_context",
+    "user_from_state",
 ]
 
 IdentitySourceName = Literal["token", "runtime_context", "langgraph_server", "config", "state"]
@@ -196,7 +198,7 @@ def _from_server_user(user: Any, source: IdentitySourceName) -> UserIdentity | N
             return getattr(user, name, None)
 
     subject = get("identity")
-    if not isinstance(subject, str) or not subject:
+    if not isinstance(subject, str) or not subject or get("is_authenticated") is False:
         return None
     # Our Auth handler (``langgraph_auth`` module) stores the verified identity whole.
     stored = get("agent_auth_identity")
@@ -308,12 +310,13 @@ def identity_from_sources(
     return user_from_state(state) or user_from_context(context)
 
 
-def get_current_user(*, required: bool = True) -> UserIdentity | None:
+def get_current_user(runtime: Any = None, *, required: bool = True) -> UserIdentity | None:
     """The user the current tool call acts for.
 
-    Inside a graph it reads the server user, the toolkit's middleware, and the runtime
-    context; outside one, what :func:`acting_as` set. Raises :class:`IdentityError` when
-    none is found and ``required`` is true.
+    Inside a graph it reads the server user, the toolkit's middleware (``state["user"]``),
+    and the runtime context; pass a tool's ``ToolRuntime`` as ``runtime`` to read its state
+    directly. Outside a graph, what :func:`acting_as` set. Raises :class:`IdentityError`
+    when none is found and ``required`` is true.
 
     Example:
         >>> with acting_as(UserIdentity(subject="alice")):
@@ -322,7 +325,14 @@ def get_current_user(*, required: bool = True) -> UserIdentity | None:
         >>> get_current_user(required=False) is None
         True
     """
-    user = identity_from_sources(config=_graph_config(), context=_graph_context())
+    if runtime is not None:
+        user = identity_from_sources(
+            config=getattr(runtime, "config", None),
+            context=getattr(runtime, "context", None),
+            state=getattr(runtime, "state", None),
+        )
+    else:
+        user = identity_from_sources(config=_graph_config(), context=_graph_context())
     if user is None and required:
         raise IdentityError(
             "no trusted user identity: pass context={'user': UserIdentity(...)} on invoke, "

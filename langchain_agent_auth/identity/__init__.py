@@ -1,0 +1,70 @@
+"""The identity pillar: who the agent acts for, from a trusted channel only.
+
+The user reaches the agent from one of these channels, never from model output:
+
+* a bearer token verified against an issuer (:class:`TokenResolver`);
+* the LangGraph runtime context passed by the application (``context={"user": ...}``);
+* the LangGraph server's authenticated user (``config["configurable"]["langgraph_auth_user"]``,
+  see :func:`~langchain_agent_auth.identity.langgraph_auth.langgraph_auth`);
+* explicit configuration for scripts (:class:`StaticResolver`, :func:`acting_as`).
+
+:class:`IdentityMiddleware` (``create_agent``) and :func:`identity_node` (``StateGraph``)
+resolve the user once per run into ``state["user"]``; tools read it with
+:func:`get_current_user`. A tool argument the model fills can never name or change the user.
+
+Example:
+    >>> from langchain_agent_auth.identity import UserIdentity, acting_as, get_current_user
+    >>> with acting_as(UserIdentity(subject="alice", name="Alice")):
+    ...     get_current_user().display_name
+    'Alice'
+"""
+
+from langchain_agent_auth._user import (
+    DEFAULT_CLAIMS,
+    IdentityResolver,
+    IdentitySource,
+    LangGraphServerUserResolver,
+    RuntimeContextResolver,
+    StaticResolver,
+    UserIdentity,
+    acting_as,
+    get_current_user,
+    identity_from_sources,
+    user_from_config,
+    user_from_context,
+    user_from_state,
+)
+from langchain_agent_auth.identity._integrations import (
+    AuthContext,
+    IdentityGuard,
+    IdentityMiddleware,
+    UserState,
+    aresolve_identity,
+    identity_node,
+    resolve_identity,
+)
+from langchain_agent_auth.identity._token import TokenResolver
+
+__all__ = [
+    "DEFAULT_CLAIMS",
+    "AuthContext",
+    "IdentityGuard",
+    "IdentityMiddleware",
+    "IdentityResolver",
+    "IdentitySource",
+    "LangGraphServerUserResolver",
+    "RuntimeContextResolver",
+    "StaticResolver",
+    "TokenResolver",
+    "UserIdentity",
+    "UserState",
+    "acting_as",
+    "aresolve_identity",
+    "get_current_user",
+    "identity_from_sources",
+    "identity_node",
+    "resolve_identity",
+    "user_from_config",
+    "user_from_context",
+    "user_from_state",
+]
