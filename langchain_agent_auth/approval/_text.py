@@ -121,16 +121,23 @@ class BindingMessage:
 
     def _args_text(self, args: Mapping[str, Any], budget: int) -> str:
         parts: list[str] = []
-        used = 0
+        remaining = budget
         for key, value in args.items():
             if not isinstance(key, str):
                 continue
-            part = f"{_value_text(key, 16)}: {_value_text(value)}"
-            if parts and used + len(part) + 2 > budget:
+            name, text = _value_text(key, 16), _value_text(value)
+            sep = 2 if parts else 0
+            part = f"{name}: {text}"
+            if sep + len(part) <= remaining:
+                parts.append(part)
+                remaining -= sep + len(part)
+                continue
+            room = remaining - sep - len(name) - 2
+            if room >= 7:  # clip this value to what is left rather than dropping it
+                parts.append(f"{name}: {sanitize_binding_text(text, room)}")
+            elif remaining >= sep + 3:
                 parts.append("...")
-                break
-            parts.append(part)
-            used += len(part) + 2
+            break
         return ", ".join(parts)
 
     def _default(self, tool: str, args: Mapping[str, Any]) -> str:
