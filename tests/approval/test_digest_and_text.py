@@ -146,7 +146,7 @@ HOSTILE = [
     "\"quoted\" & 'single' = {json}",
     "😀" * 40,
     "x" * 1000,
-    "ｆｕｌｌｗｉｄｔｈ",
+    "\uff46\uff55\uff4c\uff4c\uff57\uff49\uff44\uff54\uff48",  # fullwidth
 ]
 
 
