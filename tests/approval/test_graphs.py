@@ -125,6 +125,7 @@ def test_guarded_tool_inside_a_subgraph(idp, clock, keyring):
              .compile(checkpointer=InMemorySaver(), store=InMemoryStore()))
     r = outer.invoke({"messages": [("user", "go")]}, CFG, context=CTX)
     (p,) = interrupts(r)
+    assert p.value["type"] == "approval_pending"  # surfaced from inside the subgraph
     store = ciba.approval_store(outer.store)
     (rec,) = store.due(clock() + 10)
     assert rec.checkpoint_ns and rec.thread_id == "t1"
