@@ -10,7 +10,8 @@ A guarded tool asks before it runs:
   application resumes with approve / edit / reject.
 
 Integrations: :func:`with_approval` (any ``BaseTool``), :class:`ApprovalMiddleware`
-(``create_agent``), :func:`approval_guards` for ``guarded_tool_node`` (hand-built graphs).
+(``create_agent``), :func:`approval_guards` for ``guarded_tool_node`` (hand-built graphs, with
+:func:`route_tool_calls` to give each parallel call its own task).
 An approval is bound to the user, the tool, a canonical digest of the arguments
 (:func:`args_digest`) and an expiry; one request per tool call however often the node
 re-runs; pending state lives in a LangGraph ``BaseStore`` with credentials sealed.
@@ -35,6 +36,7 @@ from langchain_agent_auth.approval._guard import (
     ApprovalPolicy,
     approval_guards,
     get_approval_token,
+    route_tool_calls,
     with_approval,
 )
 from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ApprovalResponse, ToolApprovalPayload
@@ -67,5 +69,6 @@ __all__ = [
     "args_digest",
     "canonical_json",
     "get_approval_token",
+    "route_tool_calls",
     "with_approval",
 ]

@@ -58,6 +58,7 @@ __all__ = [
     "ApprovalPolicy",
     "approval_guards",
     "get_approval_token",
+    "route_tool_calls",
     "with_approval",
 ]
 
@@ -580,3 +581,30 @@ class ApprovalMiddleware(ToolGuardMiddleware):
     def __init__(self, config: Mapping[str, Approver | ApprovalPolicy | Mapping[str, Any]]) -> None:
         super().__init__(approval_guards(config))
 
+
+
+def route_tool_calls(state: Any, *, tools: str = "tools", end: str = "__end__",
+                     messages_key: str = "messages") -> Any:
+    """Conditional edge for hand-built graphs: one ``tools`` task per pending tool call.
+
+    ``tools_condition`` runs every call of a message in one ToolNode task, where LangGraph
+    surfaces a single interrupt per task and hands resume values out by call order: fine
+    for approval guards (they keep their state in the store and check every resume value)
+    but not for other tools that call ``interrupt()`` themselves. Routing each call to its
+    own task, as ``create_agent`` does, gives every pause its own interrupt id.
+
+    Example::
+
+        builder.add_conditional_edges("model", route_tool_calls, ["tools", END])
+    """
+    from langgraph.types import Send
+
+    messages = state.get(messages_key) if isinstance(state, Mapping) else getattr(state, messages_key, None)
+    if not messages:
+        return end
+    last = messages[-1]
+    answered = {getattr(m, "tool_call_id", None) for m in messages if getattr(m, "type", None) == "tool"}
+    pending = [c for c in getattr(last, "tool_calls", None) or () if c.get("id") not in answered]
+    if not pending:
+        return end
+    return [Send(tools, [{**c, "type": "tool_call"}]) for c in pending]

@@ -15,7 +15,13 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore
 from langgraph.types import Command
 
-from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, InAppApprover, approval_guards
+from langchain_agent_auth.approval import (
+    ApprovalResumer,
+    CIBAApprover,
+    InAppApprover,
+    approval_guards,
+    route_tool_calls,
+)
 from langchain_agent_auth.guards import guarded_tool_node
 from tests.approval.fake_ciba import Clock, FakeCiba
 from tests.approval.helpers import (
@@ -186,3 +192,24 @@ async def test_async_resumer_with_a_sync_sqlite_checkpointer(tmp_path, idp, cloc
     rep = await ApprovalResumer(g, approvers=[approver], clock=clock).arun_once()
     assert rep.resumed_items == 1 and not rep.errors
     assert SIDE_EFFECTS == [("transfer_money", {"amount": 3, "to": "X"})]
+
+
+def test_route_tool_calls_gives_each_parallel_call_its_own_pause(keyring):
+    approver = InAppApprover(keyring=keyring)
+    guards = approval_guards({"transfer_money": approver, "delete_repo": approver})
+
+    def model(state: State) -> dict:
+        done = any(m.type == "tool" for m in state["messages"])
+        return {"messages": [AIMessage("all done") if done else TWO]}
+
+    g = (StateGraph(State).add_node("model", model).add_node("tools", guarded_tool_node(TOOLS, *guards))
+         .add_edge(START, "model").add_conditional_edges("model", route_tool_calls, ["tools", END])
+         .add_edge("tools", "model").compile(checkpointer=InMemorySaver(), store=InMemoryStore()))
+    r = g.invoke({"messages": [("user", "go")]}, CFG, context=CTX)
+    assert sorted(p.value["tool"] for p in interrupts(r)) == ["delete_repo", "transfer_money"]  # both at once
+    r = g.invoke(Command(resume=answer(r, transfer_money={"decision": "approve"}, delete_repo={"decision": "reject"})),
+                 CFG, context=CTX)
+    assert r["messages"][-1].content == "all done"
+    assert SIDE_EFFECTS == [("transfer_money", {"amount": 250, "to": "Bob"})]
+    assert route_tool_calls({"messages": [AIMessage("no tools")]}) == END
+    assert route_tool_calls({"messages": []}) == END
