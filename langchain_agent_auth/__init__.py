@@ -13,6 +13,20 @@ Example:
 """
 
 from langchain_agent_auth._version import __version__
+from langchain_agent_auth.approval import (
+    ApprovalGuard,
+    ApprovalMiddleware,
+    ApprovalPendingPayload,
+    ApprovalResumer,
+    CIBAApprover,
+    InAppApprover,
+    PendingSource,
+    RemoteResumer,
+    ToolApprovalPayload,
+    args_digest,
+    get_approval_token,
+    with_approval,
+)
 from langchain_agent_auth.crypto import Keyring
 from langchain_agent_auth.guards import (
     GuardedCall,
@@ -40,27 +54,39 @@ from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
 from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
 
 __all__ = [
+    "ApprovalGuard",
+    "ApprovalMiddleware",
+    "ApprovalPendingPayload",
+    "ApprovalResumer",
+    "CIBAApprover",
     "GuardedCall",
     "GuardedTool",
     "IdentityGuard",
     "IdentityMiddleware",
+    "InAppApprover",
     "JWTVerifier",
     "Keyring",
     "LangGraphServerUserResolver",
     "OAuthClient",
+    "PendingSource",
     "Refusal",
+    "RemoteResumer",
     "RuntimeContextResolver",
     "StaticResolver",
     "TokenResolver",
+    "ToolApprovalPayload",
     "ToolGuard",
     "ToolGuardMiddleware",
     "UserIdentity",
     "UserState",
     "__version__",
     "acting_as",
+    "args_digest",
+    "get_approval_token",
     "get_current_user",
     "guard_tool",
     "guarded_tool_node",
     "identity_node",
     "langgraph_auth",
+    "with_approval",
 ]
