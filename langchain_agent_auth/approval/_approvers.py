@@ -159,7 +159,9 @@ class CIBAApprover(Approver):
         authorization_details: ``None`` (an ``agent_action`` with tool, bounded args and
             digest), ``False`` (none), a list, or a callable ``(tool, args) -> list``.
         delivery_mode: ``"poll"`` or ``"ping"`` (the client must be registered for ping;
-            ``ping_receiver`` wakes ``block`` mode, the resumer's receiver the others).
+            ``ping_receiver`` wakes ``block`` mode, the resumer's receiver the others). In
+            ping mode the provider is only polled after a ping, or every ``ping_fallback``
+            seconds as a safety net against lost pings.
         expires_in: how long an approval may wait when the provider gives no expiry.
         discover: check the provider's metadata now: a provider without a backchannel
             endpoint (or without the CIBA grant) is a :class:`ConfigurationError` here, not
@@ -193,7 +195,7 @@ class CIBAApprover(Approver):
         authorization_details: DetailsSpec = None,
         delivery_mode: Literal["poll", "ping"] = "poll",
         ping_receiver: PingReceiver | None = None,
-        ping_fallback: float = 30.0,
+        ping_fallback: float = 60.0,
         expires_in: float = 300.0,
         store: Any = None,
         keyring: Keyring | None = None,
@@ -317,8 +319,8 @@ class CIBAApprover(Approver):
         rec = self.new_record(key=key, call=call, user=user, digest=digest, status="pending", watch=True,
                               interval=response.interval, delivery_mode=self.delivery_mode,
                               binding_message=message, authorization_details=details)
-        rec = rec.update(expires_at=response.expires_at, next_check_at=self.clock() + response.interval,
-                         ping_key=ping_key(response.auth_req_id) if cnt else None)
+        rec = rec.update(expires_at=response.expires_at, ping_key=ping_key(response.auth_req_id) if cnt else None)
+        rec = rec.update(next_check_at=self._next_check(rec, self.clock()))
         return rec.update(sealed=store.seal(rec, "secrets", {"auth_req_id": response.auth_req_id, "cnt": cnt}))
 
     def start(self, key: str, call: Any, user: UserIdentity, digest: str, store: ApprovalStore) -> ApprovalRecord:
@@ -348,6 +350,13 @@ class CIBAApprover(Approver):
 
     # -- checking once
 
+    def _next_check(self, rec: ApprovalRecord, now: float) -> float:
+        """When to ask the provider next: after ``interval`` in poll mode; in ping mode only
+        as a slow safety net (``ping_fallback``): the ping makes the record due at once."""
+        if rec.delivery_mode == "ping":
+            return now + max(rec.interval, self.ping_fallback)
+        return now + rec.interval
+
     def _outcome(self, rec: ApprovalRecord, store: ApprovalStore,
                  result: TokenResponse | BaseException) -> ApprovalRecord:
         """Apply one poll's result to the record (pure: no I/O)."""
@@ -361,10 +370,10 @@ class CIBAApprover(Approver):
                              granted_authorization_details=result.authorization_details)
             return rec.update(sealed=store.seal(rec, "secrets", {"token": token}))
         if isinstance(result, AuthorizationPendingError):
-            return rec.update(failures=0, next_check_at=now + rec.interval)
+            return rec.update(failures=0, next_check_at=self._next_check(rec, now))
         if isinstance(result, SlowDownError):
-            interval = rec.interval + SLOW_DOWN_STEP
-            return rec.update(failures=0, interval=interval, next_check_at=now + interval)
+            rec = rec.update(failures=0, interval=rec.interval + SLOW_DOWN_STEP)
+            return rec.update(next_check_at=self._next_check(rec, now))
         if isinstance(result, AccessDeniedError):
             return rec.update(status="denied", decided_at=now, next_check_at=now, sealed=None,
                               error=result.error, error_description=_bounded(result.error_description))

@@ -292,9 +292,13 @@ class ApprovalGuard(ToolGuard):
     # -- entry points
 
     def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
+        if not self.needs_approval(call.args):  # the fast path: no store, no provider
+            return proceed(call)
         return _drive(self._flow(call), proceed)
 
     async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
+        if not self.needs_approval(call.args):
+            return await proceed(call)
         return await _adrive(self._flow(call), proceed)
 
     # -- decisions

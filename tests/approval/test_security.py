@@ -4,6 +4,7 @@ output, callbacks (traces), logs or error text. Payloads stay bounded for huge a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import pathlib
@@ -11,6 +12,7 @@ import sqlite3
 from typing import Any
 from uuid import UUID
 
+import httpx
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -102,10 +104,20 @@ def test_no_ciba_secret_leaves_the_sealed_store(tmp_path, keyring, caplog):
     except E.ResumeValueError as exc:
         errors.append(str(exc))
     rids = list(idp.reqs)
-    idp.approve(rids[0])
-    idp.deny(rids[1])
+    for rid, req in idp.reqs.items():  # approve pay, deny transfer_money (whichever was sent first)
+        (idp.approve if req["form"]["binding_message"].startswith("Approve pay") else idp.deny)(rid)
     clock.advance(1)
     resumer = ApprovalResumer(g, approvers=[approver], clock=clock)
+    assert resumer.run_once().due == 0  # ping mode: nothing is polled before a ping
+    receiver = resumer.ping_receiver()
+
+    async def pings() -> list[int]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver), base_url="https://a") as c:
+            return [(await c.post("/ciba/notify", json={"auth_req_id": rid}, headers={
+                "Authorization": f"Bearer {idp.reqs[rid]['form']['client_notification_token']}"})).status_code
+                for rid in rids]
+
+    assert asyncio.run(pings()) == [204, 204]
     report = resumer.run_once()
     assert report.resumed_items == 2
     seen.append(repr(report))
