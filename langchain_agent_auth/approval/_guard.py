@@ -39,7 +39,14 @@ from langchain_agent_auth.approval._payloads import (
     _Expectation,
     refuse_resume,
 )
-from langchain_agent_auth.approval._records import FINAL, ApprovalRecord, ApprovalStore, record_key, thread_tag
+from langchain_agent_auth.approval._records import (
+    DECIDED,
+    FINAL,
+    ApprovalRecord,
+    ApprovalStore,
+    record_key,
+    thread_tag,
+)
 from langchain_agent_auth.errors import (
     AgentAuthError,
     ApprovalDeniedError,
@@ -394,10 +401,30 @@ class ApprovalGuard(ToolGuard):
                 return self._refuse(call, err)
         return (yield from self._settle(call, rec, store))
 
+    def _expectation(self, call: GuardedCall, rec: ApprovalRecord) -> _Expectation:
+        return _Expectation(
+            thread_tag=thread_tag(call.thread_id, call.checkpoint_ns), approval_id=rec.approval_id,
+            kind=rec.kind, tool=rec.tool, digest=rec.args_digest,
+            allowed=tuple(getattr(self.approver, "allowed_decisions", ())),
+            check_args=_arg_checker(call.tool, call.name),
+        )
+
     def _settle(self, call: GuardedCall, rec: ApprovalRecord, store: ApprovalStore) -> Generator[Any, Any, Any]:
         approver = self.approver
+        replayed = 0  # pauses of earlier runs re-entered in this run
         while True:
             now = approver.clock()
+            if rec.status != "pending" and replayed < rec.pauses:
+                # LangGraph hands resume values out by the order of interrupt() calls in the
+                # node. Re-enter every pause this call made before, so an interrupt after ours
+                # (an inner guard's, the tool's own) gets its own answer and not ours.
+                if replayed == rec.pauses - 1 and rec.kind == "ciba" and rec.status in DECIDED and not rec.watch:
+                    # If this last pause turns out unanswered, the resumer must answer it.
+                    rec = yield _Do(store.put, store.aput, (rec.update(watch=True, next_check_at=now),))
+                value = yield _Pause(approver.payload(rec, call).to_interrupt(), self._expectation(call, rec))
+                replayed += 1
+                rec = yield from self._apply(call, rec, value, store)
+                continue
             if rec.status == "done":
                 return self._replay(call, rec, store)
             if rec.status == "running":
@@ -423,13 +450,10 @@ class ApprovalGuard(ToolGuard):
             if self.mode == "block":
                 rec = yield _Do(approver.wait, approver.await_, (rec, store, call))  # type: ignore[attr-defined]
                 continue
-            expect = _Expectation(
-                thread_tag=thread_tag(call.thread_id, call.checkpoint_ns), approval_id=rec.approval_id,
-                kind=rec.kind, tool=rec.tool, digest=rec.args_digest,
-                allowed=tuple(getattr(approver, "allowed_decisions", ())),
-                check_args=_arg_checker(call.tool, call.name),
-            )
-            value = yield _Pause(approver.payload(rec, call).to_interrupt(), expect)
+            if replayed >= rec.pauses:  # a new pause (not one re-entered from an earlier run)
+                rec = yield _Do(store.put, store.aput, (rec.update(pauses=rec.pauses + 1),))
+            value = yield _Pause(approver.payload(rec, call).to_interrupt(), self._expectation(call, rec))
+            replayed += 1
             rec = yield from self._apply(call, rec, value, store)
 
     def _apply(self, call: GuardedCall, rec: ApprovalRecord, value: ApprovalResponse,

@@ -113,6 +113,7 @@ class ApprovalRecord(BaseModel):
     interval: float = 5.0
     delivery_mode: Literal["poll", "ping", "in_app"] = "poll"
     polls: int = 0
+    pauses: int = 0
     failures: int = 0
     last_poll_at: float | None = None
     ping_key: str | None = None
@@ -155,7 +156,7 @@ def ping_key(auth_req_id: str) -> str:
 
 
 def _to_item(record: ApprovalRecord) -> dict[str, Any]:
-    return record.model_dump(mode="json")
+    return record.model_dump(mode="json", exclude_none=True)
 
 
 class ApprovalStore:

@@ -259,7 +259,7 @@ class _BaseResumer:
             return
         report.resumed_threads.append(thread_id)
         for src, item in matched:
-            src.settle(item, True, self.clock(), None)
+            src.settle(item, True, self.clock(), self.retry_delay)
             report.resumed_items += 1
 
     def run(self, *, stop: threading.Event | None = None, max_passes: int | None = None) -> None:
@@ -348,7 +348,7 @@ class _BaseResumer:
             return
         report.resumed_threads.append(thread_id)
         for src, item in matched:
-            await src.asettle(item, True, self.clock(), None)
+            await src.asettle(item, True, self.clock(), self.retry_delay)
             report.resumed_items += 1
 
     async def serve(self, *, stop: asyncio.Event | None = None, max_passes: int | None = None) -> None:

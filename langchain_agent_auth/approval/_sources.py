@@ -68,8 +68,10 @@ class PendingSource(Protocol):
       with ``resume`` set when its thread may continue, else ``None`` (the source records
       when to look again, e.g. ``now + interval``).
     * ``settle(item, resumed, now, retry_in)``: the resumer's outcome: ``resumed=True``
-      stops watching; ``False`` with ``retry_in`` seconds looks again later; ``False`` with
-      ``retry_in=None`` gives up (the thread is gone or moved on).
+      means the thread got the resume value (the source may stop watching, or look again
+      after ``retry_in`` seconds if it cannot tell whether the thread consumed it);
+      ``False`` with ``retry_in`` looks again later; ``False`` with ``retry_in=None`` gives
+      up (the thread is gone or moved on).
     """
 
     name: str
@@ -242,7 +244,9 @@ class ApprovalSource:
 
 def _settled(rec: ApprovalRecord, resumed: bool, now: float, retry_in: float | None) -> ApprovalRecord:
     if resumed:
-        return rec.update(watch=False, resumed_at=now)
+        # The guard stops watching when it consumes the decision; if the resumed run never
+        # reached it (or paused on it again), look again after retry_in.
+        return rec.update(resumed_at=now, next_check_at=now + (retry_in or 2.0))
     if retry_in is None:
         return rec.update(watch=False)
     return rec.update(next_check_at=now + retry_in)

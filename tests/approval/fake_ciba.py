@@ -71,6 +71,8 @@ class FakeCiba(FakeProvider):
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if self._scripts.get(path):  # scripted answers first (FakeProvider.script)
+            return super().handle(request)
         if path == "/bc-authorize":
             self.requests.append(request)
             self.hits[path] += 1
