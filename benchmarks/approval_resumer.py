@@ -98,34 +98,35 @@ def requests_per_interval(n: int) -> tuple[float, float, float]:
 
 
 def memory_per_pending(n: int) -> float:
-    gc.collect()
-    tracemalloc.start()
-    base = tracemalloc.take_snapshot()
+    """Bytes the store holds per pending approval: memory freed when the store is dropped."""
+    from langchain_agent_auth.approval import args_digest
+    from langchain_agent_auth.approval._records import record_key
+
     idp = FakeCiba(expires_in=3600)
     approver = CIBAApprover(idp.oauth_client(), keyring=Keyring.generate())
-    store = InMemoryStore()
-    astore = approver.approval_store(store)
 
     class Call:  # what the guard passes to start()
         def __init__(self, i: int) -> None:
             self.name, self.args, self.tool_call_id = "transfer", {"amount": 5, "to": f"t{i}"}, "c1"
             self.thread_id, self.checkpoint_ns, self.config = f"t{i}", "tools:x", {}
 
-    from langchain_agent_auth.approval import args_digest
-    from langchain_agent_auth.approval._records import record_key
-
-    snap0 = tracemalloc.take_snapshot()
+    gc.collect()
+    tracemalloc.start()
+    store = InMemoryStore()
+    astore = approver.approval_store(store)
     for i in range(n):
         call = Call(i)
         approver.start(record_key(call.thread_id, "tools:x", "c1", approver.name), call, ALICE,
                        args_digest(call.args), astore)
+    idp.requests.clear()
+    idp.reqs.clear()
     gc.collect()
-    snap1 = tracemalloc.take_snapshot()
+    held = tracemalloc.get_traced_memory()[0]
+    del store, astore
+    gc.collect()
+    freed = held - tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    del base
-    grown = sum(s.size_diff for s in snap1.compare_to(snap0, "filename")
-                if "fake_ciba" not in str(s.traceback) and "httpx" not in str(s.traceback))
-    return grown / n
+    return freed / n
 
 
 async def approval_to_resume(n: int, samples: int) -> tuple[float, float, float]:
