@@ -217,6 +217,43 @@ class ApprovalStore:
         wanted = None if sources is None else set(sources)
         return [r for r in out if wanted is None or r.source in wanted]
 
+    def _finished_before(self, items: list[Any], cutoff: float) -> list[str]:
+        keys = []
+        for item in items:
+            v = item.value
+            when = v.get("finished_at") or v.get("decided_at") or v.get("created_at") or 0
+            if v.get("status") in FINAL and not v.get("watch") and when < cutoff:
+                keys.append(item.key)
+        return keys
+
+    def purge(self, before: float, *, batch: int = 500) -> int:
+        """Delete finished records (done, denied, expired, failed, superseded) older than
+        ``before``; returns how many. Pending and approved records are never touched."""
+        removed, offset = 0, 0
+        while True:
+            page = self.store.search(self.namespace, filter={"watch": False}, limit=batch, offset=offset)
+            keys = self._finished_before(page, before)
+            for key in keys:
+                self.store.delete(self.namespace, key)
+            removed += len(keys)
+            if len(page) < batch:
+                return removed
+            offset += len(page) - len(keys)
+
+    async def apurge(self, before: float, *, batch: int = 500) -> int:
+        """Async :meth:`purge`."""
+        removed, offset = 0, 0
+        while True:
+            page = await self._call("asearch", "search", self.namespace, filter={"watch": False}, limit=batch,
+                                    offset=offset)
+            keys = self._finished_before(page, before)
+            for key in keys:
+                await self._call("adelete", "delete", self.namespace, key)
+            removed += len(keys)
+            if len(page) < batch:
+                return removed
+            offset += len(page) - len(keys)
+
     def by_ping_key(self, key: str) -> ApprovalRecord | None:
         page = self.store.search(self.namespace, filter={"ping_key": key}, limit=1)
         return ApprovalRecord.model_validate(page[0].value) if page else None

@@ -53,6 +53,7 @@ class ResumeReport:
     resumed_items: int = 0
     deferred: int = 0
     abandoned: int = 0
+    purged: int = 0
     errors: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -130,6 +131,8 @@ class _BaseResumer:
         tick: float = 0.5,
         retry_delay: float = 2.0,
         give_up_after: float = 600.0,
+        retention: float | None = 7 * 86400.0,
+        purge_every: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         srcs: list[PendingSource] = list(sources)
@@ -147,6 +150,9 @@ class _BaseResumer:
         self.tick = tick
         self.retry_delay = retry_delay
         self.give_up_after = give_up_after
+        self.retention = retention
+        self.purge_every = purge_every
+        self._last_purge = clock()
         self.clock = clock
         self._wake = threading.Event()
         self._async_wake: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
@@ -205,12 +211,23 @@ class _BaseResumer:
     async def _aresume(self, item: PendingItem, resume: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def _purge_due(self, now: float) -> bool:
+        if self.retention is None or now - self._last_purge < self.purge_every:
+            return False
+        self._last_purge = now
+        return True
+
     # -- one pass, sync
 
     def run_once(self) -> ResumeReport:
         """Check what is due and resume the threads whose wait is over (blocking)."""
         report = ResumeReport()
         now = self.clock()
+        if self._purge_due(now):
+            for src in self.sources:
+                purge = getattr(src, "purge", None)
+                if purge is not None:
+                    report.purged += purge(now, self.retention)
         ready: list[tuple[PendingSource, PendingItem]] = []
         for src in self.sources:
             for item in src.due(now, self.batch_size):
@@ -279,6 +296,11 @@ class _BaseResumer:
         """Async :meth:`run_once`: checks and resumes concurrently (``concurrency``)."""
         report = ResumeReport()
         now = self.clock()
+        if self._purge_due(now):
+            for src in self.sources:
+                apurge = getattr(src, "apurge", None)
+                if apurge is not None:
+                    report.purged += await apurge(now, self.retention)
         sem = asyncio.Semaphore(self.concurrency)
         ready: list[tuple[PendingSource, PendingItem]] = []
 
@@ -397,6 +419,8 @@ class ApprovalResumer(_BaseResumer):
         context: ``context(item)`` gives the runtime context to resume with (default:
             ``{"user": <the approval's user>}``); runs do not persist their context.
         tick: seconds between passes when nothing wakes it (pings wake it at once).
+        retention: finished approval records older than this many seconds are deleted
+            (checked every ``purge_every`` seconds; ``None`` keeps them).
 
     Example:
         >>> from langgraph.graph import StateGraph

@@ -238,6 +238,16 @@ class ApprovalSource:
                 return True
         return False
 
+    def purge(self, now: float, retention: float) -> int:
+        """Delete finished approval records older than ``retention`` seconds."""
+        stores = {id(s.store): s for _, s in self._pairs()}
+        return sum(s.purge(now - retention) for s in stores.values())
+
+    async def apurge(self, now: float, retention: float) -> int:
+        """Async :meth:`purge`."""
+        stores = {id(s.store): s for _, s in self._pairs()}
+        return sum([await s.apurge(now - retention) for s in stores.values()])
+
     def _pairs(self) -> list[tuple[Approver, ApprovalStore]]:
         return [(self.approvers[name], store) for name, store in self._stores.items()]
 

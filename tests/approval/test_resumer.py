@@ -290,3 +290,22 @@ def test_configuration_errors(ciba):
     bare = StateGraph(State).add_node("n", lambda s: s).add_edge(START, "n").compile()
     with pytest.raises(E.ConfigurationError, match="store"):
         ApprovalResumer(bare, approvers=[ciba])
+
+
+def test_finished_records_are_purged_after_the_retention(idp, ciba, clock):
+    g = build(ciba, pay(1))
+    for t in ("t1", "t2"):
+        g.invoke({"messages": [("user", "pay")]}, {"configurable": {"thread_id": t}}, context=CTX)
+    idp.approve(next(iter(idp.reqs)))
+    clock.advance(1)
+    resumer = ApprovalResumer(g, approvers=[ciba], clock=clock, retention=100, purge_every=50)
+    assert resumer.run_once().resumed_items == 1
+    store = ciba.approval_store(g.store)
+    assert len(store.store.search(store.namespace, limit=10)) == 2
+    clock.advance(60)
+    assert resumer.run_once().purged == 0  # finished less than 100 s ago
+    clock.advance(60)
+    rep = resumer.run_once()
+    assert rep.purged == 1  # the done one; the other one stays
+    (left,) = store.store.search(store.namespace, limit=10)
+    assert left.value["thread_id"] == "t2"  # still waiting (or only just finished)
