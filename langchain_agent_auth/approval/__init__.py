@@ -1,20 +1,35 @@
 """The approval pillar: pause LangGraph runs for a person's approval, and resume them.
 
-A guarded tool asks before it runs:
+Who is asked:
 
 * :class:`CIBAApprover`: an OpenID CIBA request pushes the action to the user's device
-  (binding message and RAR ``authorization_details`` built from the tool call); the graph
-  pauses with an ``approval_pending`` payload and a resumer continues it when the user
-  answers, or (``mode="block"``) the call waits inline, streaming progress.
-* :class:`InAppApprover`: the graph pauses with a ``tool_approval`` payload; the
-  application resumes with approve / edit / reject.
+  (binding message and RAR ``authorization_details`` built from the tool call, sanitized
+  and bounded); any provider found by discovery, poll or ping mode, an Auth0 profile.
+* :class:`InAppApprover`: the graph pauses with a ``tool_approval`` payload and the
+  application answers approve / edit / reject.
 
-Integrations: :func:`with_approval` (any ``BaseTool``), :class:`ApprovalMiddleware`
-(``create_agent``), :func:`approval_guards` for ``guarded_tool_node`` (hand-built graphs, with
-:func:`route_tool_calls` to give each parallel call its own task).
-An approval is bound to the user, the tool, a canonical digest of the arguments
-(:func:`args_digest`) and an expiry; one request per tool call however often the node
-re-runs; pending state lives in a LangGraph ``BaseStore`` with credentials sealed.
+How tools are guarded: :func:`with_approval` (any ``BaseTool``), :class:`ApprovalMiddleware`
+(``create_agent``, per tool name), :func:`approval_guards` + ``guarded_tool_node`` (hand-built
+graphs; :func:`route_tool_calls` gives each parallel call its own task). ``when=`` decides
+which calls need approval; ``mode="interrupt"`` (default, a durable pause) or ``"block"``
+(CIBA: wait inline, progress on the custom stream); ``on_denied="message"`` (a short
+ToolMessage, the agent continues) or ``"raise"``.
+
+Binding: an approval is bound to the user, the tool, :func:`args_digest` of the arguments
+and an expiry; one request per tool call however often the node re-runs (the record lives
+in a LangGraph ``BaseStore`` under ``("agent_auth", "approvals")``, keyed by thread,
+checkpoint namespace, tool_call_id and approver; credentials only sealed with a
+``Keyring``). The approval's access token is reachable inside the tool with
+:func:`get_approval_token`, nowhere else.
+
+Resuming: ``Command(resume={interrupt_id: {"approval_id": ..., "decision": ...}})``
+(:class:`ApprovalResponse`). A CIBA decision is only read from the store (``decision:
+"check"`` wakes the call; if it is still pending the call polls once when due and pauses
+again). :class:`ApprovalResumer` (in-process) and :class:`RemoteResumer` (LangGraph server)
+do this for you: they list due records with a store filter, poll respecting ``interval`` /
+``slow_down`` (or wake on pings, :meth:`ApprovalResumer.ping_receiver`), and resume exactly
+the threads whose approval completed. Other pillars plug into the same resumer with a
+:class:`PendingSource` (``due`` / ``check`` / ``settle``, sync and async twins).
 
 Example:
     >>> from langchain_core.tools import tool
