@@ -40,6 +40,7 @@ from langchain_agent_auth.errors import (
     ConfigurationError,
     ExpiredTokenError,
     IdentityError,
+    InvalidGrantError,
     OAuthError,
     ProtocolError,
     ProviderUnavailableError,
@@ -404,6 +405,10 @@ class CIBAApprover(Approver):
             result: TokenResponse | BaseException = self.client.ciba_poll(auth_req_id)
         except AgentAuthError as exc:
             result = exc
+        if isinstance(result, InvalidGrantError):  # someone else (resumer / guard) got the token first?
+            current = store.get(rec.key)
+            if current is not None and current.approval_id == rec.approval_id and current.status != "pending":
+                return current
         return store.put(self._outcome(rec, store, result))
 
     async def apoll(self, rec: ApprovalRecord, store: ApprovalStore) -> ApprovalRecord:
@@ -418,6 +423,10 @@ class CIBAApprover(Approver):
             result: TokenResponse | BaseException = await self.client.aciba_poll(auth_req_id)
         except AgentAuthError as exc:
             result = exc
+        if isinstance(result, InvalidGrantError):
+            current = await store.aget(rec.key)
+            if current is not None and current.approval_id == rec.approval_id and current.status != "pending":
+                return current
         return await store.aput(self._outcome(rec, store, result))
 
     # -- waiting inline (block mode)

@@ -441,3 +441,19 @@ def test_oauth_client_type_is_checked(keyring):
     with pytest.raises(E.ConfigurationError):
         CIBAApprover("https://idp", keyring=keyring)  # type: ignore[arg-type]
     assert isinstance(OAuthClient, type)
+
+
+def test_a_racing_poll_does_not_undo_an_approval(idp, ciba, clock):
+    """The resumer and a manual resume poll at once: the loser's invalid_grant (token
+    already issued) must not turn the approval into a failure."""
+    a = make_agent(ciba, pay_call())
+    a.invoke({"messages": [("user", "pay")]}, CFG, context=CTX)
+    store = ciba.approval_store(a.store)
+    clock.advance(1)
+    (stale,) = store.due(clock())
+    idp.approve()
+    fresh = ciba.poll(stale, store)  # the winner gets the token
+    assert fresh.status == "approved"
+    idp.reqs[idp.latest()["rid"]]["polls"].clear()  # (no slow_down for the racing poll)
+    assert ciba.poll(stale, store).status == "approved"  # the loser keeps it approved
+    assert store.get(stale.key).status == "approved" and idp.counts["invalid_grant"] == 1
