@@ -457,3 +457,17 @@ def test_a_racing_poll_does_not_undo_an_approval(idp, ciba, clock):
     idp.reqs[idp.latest()["rid"]]["polls"].clear()  # (no slow_down for the racing poll)
     assert ciba.poll(stale, store).status == "approved"  # the loser keeps it approved
     assert store.get(stale.key).status == "approved" and idp.counts["invalid_grant"] == 1
+
+
+async def test_fully_async_pause_poll_and_resume(idp, ciba, clock):
+    a = make_agent(ciba, pay_call())
+    r = await a.ainvoke({"messages": [("user", "pay")]}, CFG, context=CTX)
+    (p,) = interrupts(r)
+    clock.advance(1)
+    r = await a.ainvoke(Command(resume=check(r)), CFG, context=CTX)  # early: polls once, pauses again
+    assert interrupts(r) and idp.polls() == 1 and idp.hits["/bc-authorize"] == 1
+    idp.approve()
+    clock.advance(1)
+    rep = await ApprovalResumer(a, approvers=[ciba], clock=clock).arun_once()
+    assert rep.resumed_items == 1 and SIDE_EFFECTS == [("pay", {"amount": 250, "to": "Bob"})]
+    assert TOKENS_SEEN[0].access_token == idp.tokens[0]
