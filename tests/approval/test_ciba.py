@@ -462,7 +462,7 @@ def test_a_racing_poll_does_not_undo_an_approval(idp, ciba, clock):
 async def test_fully_async_pause_poll_and_resume(idp, ciba, clock):
     a = make_agent(ciba, pay_call())
     r = await a.ainvoke({"messages": [("user", "pay")]}, CFG, context=CTX)
-    (p,) = interrupts(r)
+    assert interrupts(r)[0].value["type"] == "approval_pending"
     clock.advance(1)
     r = await a.ainvoke(Command(resume=check(r)), CFG, context=CTX)  # early: polls once, pauses again
     assert interrupts(r) and idp.polls() == 1 and idp.hits["/bc-authorize"] == 1
