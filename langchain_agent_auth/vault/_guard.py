@@ -1,0 +1,606 @@
+"""Tool integrations: the vault guard, its wrapper / middleware / node forms, the
+``connect_account`` pause, and the accessors a tool uses to reach its token.
+
+The guard fetches the token *before* the tool runs and hands it over through a context
+variable: the tool never sees it as an argument and the model never sees it at all. A tool
+reads it with :func:`get_access_token` or lets :func:`vault_auth` (an ``httpx.Auth``) add it
+to requests; on an HTTP 401 that auth drops the token, gets a new one once, and if the
+upstream still refuses, raises :class:`CredentialUnavailableError`, which the guard turns
+into a ``connect_account`` pause.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool
+from pydantic import Field
+
+from langchain_agent_auth.errors import (
+    AgentAuthError,
+    CredentialUnavailableError,
+    IdentityError,
+    ResumeValueError,
+)
+from langchain_agent_auth.guards import (
+    GuardedCall,
+    GuardedTool,
+    ToolGuard,
+    ToolGuardMiddleware,
+    guard_tool,
+    guarded_tool_node,
+)
+from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.pause import PausePayload, ResumeModel, validate_resume
+from langchain_agent_auth.vault._model import AccessToken, normalize_scopes
+from langchain_agent_auth.vault._vault import TokenVault
+
+__all__ = [
+    "ConnectAccountPayload",
+    "ConnectAccountResume",
+    "VaultAuth",
+    "VaultGuard",
+    "VaultMiddleware",
+    "aget_access_token",
+    "arefresh_access_token",
+    "get_access_token",
+    "refresh_access_token",
+    "vault_auth",
+    "vault_guards",
+    "vault_tool_node",
+    "with_vault",
+]
+
+log = logging.getLogger("langchain_agent_auth.vault")
+
+
+# --------------------------------------------------------------------------- pause payload
+
+
+class ConnectAccountResume(ResumeModel):
+    """The resume value of a ``connect_account`` pause.
+
+    ``connected`` (the default: ``Command(resume={})``) makes the guard check the store
+    again: the value alone is never trusted, and a still-missing account pauses again.
+    ``cancel`` gives up: the model is told the account was not connected.
+
+    Example:
+        >>> ConnectAccountResume.model_validate({}).action
+        'connected'
+        >>> ConnectAccountResume(action="cancel").action
+        'cancel'
+    """
+
+    action: Literal["connected", "cancel"] = "connected"
+
+
+class ConnectAccountPayload(PausePayload):
+    """The ``connect_account`` interrupt: which account, which scopes, where to connect.
+
+    Never carries a token. ``authorize_url`` is ``None`` when the connection has no connect
+    flow of its own (token exchange, Auth0 Token Vault: the app connects accounts itself).
+
+    Example:
+        >>> p = ConnectAccountPayload(connection="calendar", scopes=["calendar.read"],
+        ...     missing_scopes=["calendar.read"], status="not_connected",
+        ...     authorize_url="https://upstream.example/authorize?...", tool_call_id="call-1")
+        >>> d = p.to_interrupt()
+        >>> d["type"], d["connection"], sorted(d["response_schema"]["properties"])
+        ('connect_account', 'calendar', ['action'])
+    """
+
+    type: Literal["connect_account"] = "connect_account"
+    connection: str
+    scopes: list[str] = Field(default_factory=list)
+    missing_scopes: list[str] = Field(default_factory=list)
+    status: Literal["not_connected", "needs_reauthorization", "missing_scopes"] = "not_connected"
+    authorize_url: str | None = None
+    expires_at: float | None = None
+    #: The pending connect flow's id (not a secret): resumers match the pause by it.
+    connect_id: str | None = None
+    message: str = ""
+    resume_model = ConnectAccountResume
+
+
+# --------------------------------------------------------------------------- accessors
+
+
+@dataclass
+class _Binding:
+    vault: TokenVault
+    user: UserIdentity
+    connection: str
+    scopes: tuple[str, ...]
+    token: AccessToken
+    context: Any
+    refreshed: bool = False
+    #: Tokens this call used before a refresh (kept out of the result too).
+    spent: tuple[str, ...] = ()
+
+    def refresh(self) -> AccessToken:
+        old = self.token.token
+        if self.refreshed:
+            self.vault.reject(self.user, self.connection, old)
+            raise _rejected(self.connection)
+        self.refreshed = True
+        self.spent = (*self.spent, old)
+        self.token = self.vault.get_token(self.user, self.connection, self.scopes, context=self.context,
+                                          rejected=old)
+        return self.token
+
+    async def arefresh(self) -> AccessToken:
+        old = self.token.token
+        if self.refreshed:
+            await self.vault.areject(self.user, self.connection, old)
+            raise _rejected(self.connection)
+        self.refreshed = True
+        self.spent = (*self.spent, old)
+        self.token = await self.vault.aget_token(self.user, self.connection, self.scopes, context=self.context,
+                                                 rejected=old)
+        return self.token
+
+
+def _rejected(connection: str) -> CredentialUnavailableError:
+    return CredentialUnavailableError(
+        f"the {connection} API refused the access token even after a refresh",
+        connection=connection, status="needs_reauthorization",
+        hint=f"The user's {connection} account must be reconnected.",
+    )
+
+
+_BINDINGS: contextvars.ContextVar[Mapping[str, _Binding] | None] = contextvars.ContextVar(
+    "langchain_agent_auth_vault_bindings", default=None
+)
+
+
+def _binding(connection: str | None) -> _Binding:
+    bindings = _BINDINGS.get()
+    if not bindings:
+        raise IdentityError(
+            "no vault credential in this context: wrap the tool with with_vault(), VaultMiddleware or "
+            "vault_tool_node()", hint="This tool is not set up to reach the service on the user's behalf.",
+        )
+    if connection is None:
+        if len(bindings) != 1:
+            raise IdentityError(f"several connections are bound ({', '.join(bindings)}): name one")
+        return next(iter(bindings.values()))
+    try:
+        return bindings[connection]
+    except KeyError:
+        raise IdentityError(f"connection {connection!r} is not bound to this tool call") from None
+
+
+def get_access_token(connection: str | None = None) -> str:
+    """The upstream access token for the running tool call (inside a vault-guarded tool).
+
+    Example:
+        >>> get_access_token()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        langchain_agent_auth.errors.IdentityError: no vault credential in this context: ...
+    """
+    return _binding(connection).token.token
+
+
+async def aget_access_token(connection: str | None = None) -> str:
+    """Async :func:`get_access_token` (the token is fetched before the tool runs)."""
+    return _binding(connection).token.token
+
+
+def refresh_access_token(connection: str | None = None) -> str:
+    """The upstream answered 401: drop the token and get a new one (once per tool call).
+
+    A second call in the same tool call marks the connection as needing reauthorization and
+    raises :class:`CredentialUnavailableError`; the guard then pauses with ``connect_account``.
+    Use this with HTTP clients other than ``httpx`` (which has :func:`vault_auth`).
+    """
+    return _binding(connection).refresh().token
+
+
+async def arefresh_access_token(connection: str | None = None) -> str:
+    """Async :func:`refresh_access_token`."""
+    return (await _binding(connection).arefresh()).token
+
+
+class VaultAuth(httpx.Auth):
+    """``httpx.Auth`` adding the vault's bearer token; on a 401, one refresh and one retry.
+
+    A second 401 raises :class:`CredentialUnavailableError` (the guard pauses to reconnect).
+    Works with ``httpx.Client`` and ``httpx.AsyncClient`` (the refresh never blocks the loop).
+
+    Example:
+        >>> import httpx
+        >>> isinstance(VaultAuth("calendar"), httpx.Auth)
+        True
+    """
+
+    requires_request_body = True
+
+    def __init__(self, connection: str | None = None) -> None:
+        self.connection = connection
+
+    def _apply(self, request: httpx.Request, token: AccessToken) -> httpx.Request:
+        request.headers["Authorization"] = token.authorization
+        return request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        binding = _binding(self.connection)
+        response = yield self._apply(request, binding.token)
+        if response.status_code != 401:
+            return
+        response.read()
+        token = binding.refresh()
+        response = yield self._apply(request, token)
+        if response.status_code == 401:
+            response.read()
+            binding.refresh()  # raises: refused twice
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        binding = _binding(self.connection)
+        response = yield self._apply(request, binding.token)
+        if response.status_code != 401:
+            return
+        await response.aread()
+        token = await binding.arefresh()
+        response = yield self._apply(request, token)
+        if response.status_code == 401:
+            await response.aread()
+            await binding.arefresh()
+
+
+def vault_auth(connection: str | None = None) -> VaultAuth:
+    """An ``httpx.Auth`` for the running tool call's upstream token.
+
+    Example::
+
+        @tool
+        def list_events(day: str) -> list[dict]:
+            '''List calendar events.'''
+            with httpx.Client(auth=vault_auth()) as http:
+                return http.get(f"{API}/events", params={"day": day}).json()
+
+    >>> vault_auth("calendar").connection
+    'calendar'
+    """
+    return VaultAuth(connection)
+
+
+# --------------------------------------------------------------------------- guard
+
+
+_REDACTED = "[redacted]"
+
+
+def _scrub(result: Any, binding: _Binding) -> Any:
+    """A tool must not hand the token to the model: remove it from a str or ToolMessage result."""
+    tokens = {binding.token.token, *binding.spent}
+    if isinstance(result, str):
+        return _without(result, tokens)
+    if isinstance(result, ToolMessage):
+        content = result.content
+        if isinstance(content, str) and any(t in content for t in tokens):
+            return result.model_copy(update={"content": _without(content, tokens)})
+        if isinstance(content, list) and any(t in str(content) for t in tokens):
+            blocks = [_without(b, tokens) if isinstance(b, str) else
+                      {**b, "text": _without(str(b.get("text", "")), tokens)} if isinstance(b, dict) and "text" in b
+                      else b for b in content]
+            return result.model_copy(update={"content": blocks})
+    return result
+
+
+def _without(text: str, tokens: set[str]) -> str:
+    for token in tokens:
+        if token and token in text:
+            log.warning("vault: a tool returned its access token; removed before the model sees it")
+            text = text.replace(token, _REDACTED)
+    return text
+
+
+def _in_graph() -> bool:
+    try:
+        from langgraph.config import get_config
+
+        get_config()
+        return True
+    except (RuntimeError, ImportError):
+        return False
+
+
+class VaultGuard(ToolGuard):
+    """Fetches the user's token for ``connection`` before the tool runs; pauses with
+    ``connect_account`` when there is none usable, and runs the tool once the user connected.
+
+    The connection name is checked when the guard is built: an unknown name raises
+    :class:`~langchain_agent_auth.errors.ConnectionNotFoundError` at configuration time.
+
+    Example:
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> from langchain_agent_auth.crypto import Keyring
+        >>> vault = TokenVault([], store=InMemoryStore(), keyring=Keyring.generate())
+        >>> VaultGuard(vault, "nope")
+        Traceback (most recent call last):
+        ...
+        langchain_agent_auth.errors.ConnectionNotFoundError: unknown connection 'nope' (declared: none)
+    """
+
+    def __init__(self, vault: TokenVault, connection: str, scopes: str | Iterable[str] | None = None, *,
+                 tools: Iterable[str] | None = None) -> None:
+        if not isinstance(vault, TokenVault):
+            raise TypeError("VaultGuard needs a TokenVault")
+        conn = vault.connection(connection)
+        self.vault = vault
+        self.connection = connection
+        self.scopes = normalize_scopes(scopes) if scopes is not None else conn.scopes
+        self.tools = frozenset(tools) if tools is not None else None
+
+    def __repr__(self) -> str:
+        return f"VaultGuard(connection={self.connection!r}, scopes={self.scopes!r})"
+
+    # -- plain helpers (no I/O)
+
+    def _user(self, call: GuardedCall) -> UserIdentity:
+        if call.user is None:
+            raise IdentityError("the vault needs a trusted user identity for this tool call")
+        return call.user
+
+    def _payload(self, call: GuardedCall, exc: CredentialUnavailableError, request: Any) -> dict[str, Any]:
+        missing = list(exc.missing_scopes) if exc.status != "not_connected" else list(self.scopes)
+        return ConnectAccountPayload(
+            connection=self.connection, scopes=list(self.scopes), missing_scopes=missing,
+            status=exc.status if exc.status in ("not_connected", "needs_reauthorization", "missing_scopes")
+            else "needs_reauthorization",
+            authorize_url=request.authorize_url if request is not None else None,
+            expires_at=request.expires_at if request is not None else None,
+            connect_id=request.id if request is not None else None,
+            message=exc.for_model(), tool_call_id=call.tool_call_id,
+        ).to_interrupt()
+
+    def _after_resume(self, call: GuardedCall, raw: Any, exc: CredentialUnavailableError) -> Any:
+        """``None`` to check again, or the refusal when the user cancelled."""
+        try:
+            value = validate_resume(raw, ConnectAccountResume)
+        except ResumeValueError:
+            log.warning("vault: ignoring a malformed resume value for connect_account (%s)", self.connection)
+            return None
+        if value.action == "cancel":
+            return call.refuse(f"The user did not connect their {self.connection} account, so this was not done.",
+                               exc)
+        return None
+
+    def _bind(self, user: UserIdentity, token: AccessToken,
+              call: GuardedCall) -> tuple[contextvars.Token[Any], _Binding]:
+        current = _BINDINGS.get() or {}
+        binding = _Binding(self.vault, user, self.connection, self.scopes, token, call.context)
+        return _BINDINGS.set({**current, self.connection: binding}), binding
+
+    def _mine(self, exc: CredentialUnavailableError) -> bool:
+        return exc.connection == self.connection
+
+    # -- sync
+
+    def _pause(self, call: GuardedCall, user: UserIdentity, exc: CredentialUnavailableError) -> Any:
+        if not _in_graph():
+            raise exc  # outside a graph there is nothing to pause: the caller gets the typed error
+        from langgraph.types import interrupt
+
+        request = None
+        if self.vault.source(self.connection).stores_credentials:
+            request = self.vault.start_connect(user, self.connection, set(self.scopes) | set(exc.missing_scopes),
+                                               thread_id=call.thread_id, checkpoint_ns=call.checkpoint_ns,
+                                               tool_call_id=call.tool_call_id)
+        return self._after_resume(call, interrupt(self._payload(call, exc, request)), exc)
+
+    def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
+        try:
+            user = self._user(call)
+        except IdentityError as exc:
+            return call.refuse(exc.for_model(), exc)
+        while True:
+            try:
+                token = self.vault.get_token(user, self.connection, self.scopes, context=call.context)
+            except CredentialUnavailableError as exc:
+                try:
+                    outcome = self._pause(call, user, exc)
+                except AgentAuthError as err:
+                    if err is exc:
+                        raise
+                    return call.refuse(err.for_model(), err)
+                if outcome is not None:
+                    return outcome
+                continue
+            except AgentAuthError as exc:
+                log.warning("vault: no token for connection=%s: %s", self.connection, exc)
+                return call.refuse(exc.for_model(), exc)
+            reset, binding = self._bind(user, token, call)
+            try:
+                return _scrub(proceed(call), binding)
+            except CredentialUnavailableError as exc:
+                if not self._mine(exc):
+                    raise
+                failure = exc
+            finally:
+                _BINDINGS.reset(reset)
+            try:
+                outcome = self._pause(call, user, failure)
+            except AgentAuthError as err:
+                if err is failure:
+                    raise
+                return call.refuse(err.for_model(), err)
+            if outcome is not None:
+                return outcome
+
+    # -- async
+
+    async def _apause(self, call: GuardedCall, user: UserIdentity, exc: CredentialUnavailableError) -> Any:
+        if not _in_graph():
+            raise exc
+        from langgraph.types import interrupt
+
+        request = None
+        if self.vault.source(self.connection).stores_credentials:
+            request = await self.vault.astart_connect(
+                user, self.connection, set(self.scopes) | set(exc.missing_scopes),
+                thread_id=call.thread_id, checkpoint_ns=call.checkpoint_ns, tool_call_id=call.tool_call_id)
+        return self._after_resume(call, interrupt(self._payload(call, exc, request)), exc)
+
+    async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Awaitable[Any]]) -> Any:
+        try:
+            user = self._user(call)
+        except IdentityError as exc:
+            return call.refuse(exc.for_model(), exc)
+        while True:
+            try:
+                token = await self.vault.aget_token(user, self.connection, self.scopes, context=call.context)
+            except CredentialUnavailableError as exc:
+                try:
+                    outcome = await self._apause(call, user, exc)
+                except AgentAuthError as err:
+                    if err is exc:
+                        raise
+                    return call.refuse(err.for_model(), err)
+                if outcome is not None:
+                    return outcome
+                continue
+            except AgentAuthError as exc:
+                log.warning("vault: no token for connection=%s: %s", self.connection, exc)
+                return call.refuse(exc.for_model(), exc)
+            reset, binding = self._bind(user, token, call)
+            try:
+                return _scrub(await proceed(call), binding)
+            except CredentialUnavailableError as exc:
+                if not self._mine(exc):
+                    raise
+                failure = exc
+            finally:
+                _BINDINGS.reset(reset)
+            try:
+                outcome = await self._apause(call, user, failure)
+            except AgentAuthError as err:
+                if err is failure:
+                    raise
+                return call.refuse(err.for_model(), err)
+            if outcome is not None:
+                return outcome
+
+
+# --------------------------------------------------------------------------- forms
+
+Requirement = str | tuple[str, str | Iterable[str] | None]
+
+
+def _requirements(spec: Requirement | Sequence[Requirement]) -> list[tuple[str, Any]]:
+    """A connection name, a ``(connection, scopes)`` tuple, or a list of those."""
+    if isinstance(spec, str):
+        return [(spec, None)]
+    if isinstance(spec, tuple):
+        if len(spec) != 2 or not isinstance(spec[0], str):
+            raise TypeError(f"expected (connection, scopes), got {spec!r}")
+        return [(spec[0], spec[1])]
+    if isinstance(spec, list):
+        return [pair for item in spec for pair in _requirements(item)]
+    raise TypeError(f"expected a connection name, (connection, scopes) or a list of them, got {spec!r}")
+
+
+def vault_guards(vault: TokenVault, tools: Mapping[str, Requirement | Sequence[Requirement]]) -> list[VaultGuard]:
+    """One :class:`VaultGuard` per (tool, connection) in ``{tool_name: (connection, scopes)}``.
+
+    A value may be a connection name, ``(connection, scopes)``, or a list of those.
+
+    Example:
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.vault import Connection
+        >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
+        ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
+        ...     store=InMemoryStore(), keyring=Keyring.generate())
+        >>> vault_guards(vault, {"list_events": "calendar", "add_event": ("calendar", ["calendar.write"])})
+        [VaultGuard(connection='calendar', scopes=()), VaultGuard(connection='calendar', scopes=('calendar.write',))]
+    """
+    guards: list[VaultGuard] = []
+    for tool_name, spec in tools.items():
+        for connection, scopes in _requirements(spec):
+            guards.append(VaultGuard(vault, connection, scopes, tools=[tool_name]))
+    return guards
+
+
+def with_vault(tool: BaseTool, vault: TokenVault, *, connection: str,
+               scopes: str | Iterable[str] | None = None) -> GuardedTool:
+    """Wrap any ``BaseTool`` so it runs with the user's ``connection`` token (sync and async).
+
+    The wrapped tool keeps the tool's name, description and schema (JSON-schema tools too),
+    composes with the other pillars' wrappers in any order, and pauses with
+    ``connect_account`` when the user has not connected the account.
+
+    Example:
+        >>> from langchain_core.tools import tool
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.vault import Connection
+        >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
+        ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
+        ...     store=InMemoryStore(), keyring=Keyring.generate())
+        >>> @tool
+        ... def list_events(day: str) -> str:
+        ...     '''List the user's events on a day.'''
+        ...     return f"events on {day}"
+        >>> wrapped = with_vault(list_events, vault, connection="calendar", scopes=["calendar.read"])
+        >>> wrapped.name, list(wrapped.tool_call_schema.model_json_schema()["properties"])
+        ('list_events', ['day'])
+    """
+    return guard_tool(tool, VaultGuard(vault, connection, scopes))
+
+
+class VaultMiddleware(ToolGuardMiddleware):
+    """Agent middleware for ``create_agent``: ``{tool_name: (connection, scopes)}``.
+
+    Unknown connection names raise :class:`ConnectionNotFoundError` here, not at run time.
+
+    Example::
+
+        agent = create_agent(model, [list_events],
+                             middleware=[VaultMiddleware(vault, {"list_events": ("calendar", ["calendar.read"])})])
+
+    >>> from langgraph.store.memory import InMemoryStore
+    >>> from langchain_agent_auth.crypto import Keyring
+    >>> from langchain_agent_auth.vault import Connection
+    >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
+    ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
+    ...     store=InMemoryStore(), keyring=Keyring.generate())
+    >>> [g.tools for g in VaultMiddleware(vault, {"list_events": "calendar"}).guards]
+    [frozenset({'list_events'})]
+    """
+
+    def __init__(self, vault: TokenVault, tools: Mapping[str, Requirement | Sequence[Requirement]]) -> None:
+        super().__init__(vault_guards(vault, tools))
+        self.vault = vault
+
+
+def vault_tool_node(tools: Sequence[BaseTool | Callable[..., Any]], vault: TokenVault,
+                    requirements: Mapping[str, Requirement | Sequence[Requirement]], **tool_node_kwargs: Any) -> Any:
+    """A LangGraph ``ToolNode`` whose listed tools run with the vault (hand-built graphs).
+
+    Example::
+
+        builder.add_node("tools", vault_tool_node([list_events], vault, {"list_events": "calendar"}))
+
+    >>> from langchain_core.tools import tool
+    >>> from langgraph.store.memory import InMemoryStore
+    >>> from langchain_agent_auth.crypto import Keyring
+    >>> from langchain_agent_auth.vault import Connection
+    >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
+    ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
+    ...     store=InMemoryStore(), keyring=Keyring.generate())
+    >>> @tool
+    ... def list_events(day: str) -> str:
+    ...     '''List events.'''
+    ...     return day
+    >>> sorted(vault_tool_node([list_events], vault, {"list_events": "calendar"}).tools_by_name)
+    ['list_events']
+    """
+    return guarded_tool_node(tools, *vault_guards(vault, requirements), **tool_node_kwargs)

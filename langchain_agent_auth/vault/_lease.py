@@ -1,0 +1,148 @@
+"""Short leases in the store, so two workers never spend the same rotating refresh token.
+
+A lease names what it protects (a user's connection, a pending connect flow), has an owner
+(a random id per attempt) and an expiry (a few seconds: a crashed worker's lease lapses on
+its own).
+
+* :class:`SqliteLease` (chosen automatically for ``SqliteStore``): a real compare-and-set,
+  one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired RETURNING`` statement on a small
+  table in the store's own database file. SQLite serialises writers across processes, so
+  exactly one worker wins.
+* :class:`StoreLease` (any other ``BaseStore``): ``BaseStore`` has no conditional write, so
+  this writes the lease, waits ``settle`` seconds and reads it back: the last writer wins
+  and everyone else backs off. Two workers can both win only if one writes more than
+  ``settle`` after the other read: rare, not impossible. The vault also survives that case
+  (a refresh answered ``invalid_grant`` is checked against a newer stored record before
+  the connection is marked as needing reauthorization), unless the provider revokes the
+  whole grant on refresh-token reuse. Give a :class:`Lease` of your own (Redis ``SET NX
+  PX``, a Postgres advisory lock) when that matters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from langgraph.store.base import BaseStore
+
+from langchain_agent_auth.oauth import Sleep
+from langchain_agent_auth.vault._io import Blocking, VaultOp, store_get, store_put
+
+__all__ = ["LEASE_NS", "Lease", "SqliteLease", "StoreLease", "default_lease"]
+
+LEASE_NS = ("agent_auth", "vault", "leases")
+
+
+@runtime_checkable
+class Lease(Protocol):
+    """Mutual exclusion between workers sharing a store. Both methods are vault operations
+    (generators driven by the vault), so they work from sync and async code alike."""
+
+    def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
+        """Take the lease ``name`` for ``ttl`` seconds; ``False`` if someone else holds it."""
+        ...
+
+    def release(self, name: str, owner: str) -> VaultOp[None]:
+        """Give the lease back if ``owner`` still holds it."""
+        ...
+
+
+class StoreLease:
+    """A best-effort lease over any ``BaseStore`` (see the module docstring for the limits).
+
+    Example:
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> from langchain_agent_auth.vault._io import drive
+        >>> import httpx
+        >>> store, lease = InMemoryStore(), StoreLease(settle=0)
+        >>> drive(lease.acquire("alice|calendar", "w1", 5), httpx.Client(), store)
+        True
+        >>> drive(lease.acquire("alice|calendar", "w2", 5), httpx.Client(), store)
+        False
+    """
+
+    def __init__(self, *, settle: float = 0.02, clock: Callable[[], float] = time.time) -> None:
+        self.settle = settle
+        self._clock = clock
+
+    def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
+        now = self._clock()
+        item = yield from store_get(LEASE_NS, name)
+        if item is not None:
+            value = item.value
+            if value.get("owner") != owner and float(value.get("expires_at") or 0) > now:
+                return False
+        yield from store_put(LEASE_NS, name, {"owner": owner, "expires_at": now + ttl})
+        if self.settle > 0:
+            yield Sleep(self.settle)
+        item = yield from store_get(LEASE_NS, name)
+        return item is not None and item.value.get("owner") == owner
+
+    def release(self, name: str, owner: str) -> VaultOp[None]:
+        item = yield from store_get(LEASE_NS, name)
+        if item is not None and item.value.get("owner") == owner:
+            yield from store_put(LEASE_NS, name, None)
+
+
+_CREATE = ("CREATE TABLE IF NOT EXISTS agent_auth_leases "
+           "(name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)")
+_ACQUIRE = (
+    "INSERT INTO agent_auth_leases (name, owner, expires_at) VALUES (?, ?, ?) "
+    "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+    "WHERE agent_auth_leases.expires_at <= ? OR agent_auth_leases.owner = excluded.owner RETURNING owner"
+)
+_RELEASE = "DELETE FROM agent_auth_leases WHERE name = ? AND owner = ?"
+
+
+class SqliteLease:
+    """A compare-and-set lease on the SQLite connection of a ``SqliteStore``.
+
+    Example:
+        >>> import sqlite3, httpx
+        >>> from langgraph.store.sqlite import SqliteStore
+        >>> from langchain_agent_auth.vault._io import drive
+        >>> store = SqliteStore(sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
+        >>> lease = SqliteLease(store)
+        >>> [drive(lease.acquire("k", who, 5), httpx.Client(), store) for who in ("w1", "w2", "w1")]
+        [True, False, True]
+    """
+
+    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self._conn: sqlite3.Connection = store.conn
+        self._lock: Any = getattr(store, "lock", None) or threading.Lock()
+        self._clock = clock
+        self._ready = False
+
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            if not self._ready:
+                self._conn.execute(_CREATE)
+                self._ready = True
+            rows = self._conn.execute(sql, params).fetchall()
+            if self._conn.in_transaction:
+                self._conn.commit()
+            return rows
+
+    def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
+        now = self._clock()
+        rows = yield Blocking(lambda: self._execute(_ACQUIRE, (name, owner, now + ttl, now)))
+        return bool(rows) and rows[0][0] == owner
+
+    def release(self, name: str, owner: str) -> VaultOp[None]:
+        yield Blocking(lambda: self._execute(_RELEASE, (name, owner)))
+
+
+def default_lease(store: BaseStore, clock: Callable[[], float] = time.time) -> Lease:
+    """:class:`SqliteLease` for a (sync) ``SqliteStore``, :class:`StoreLease` otherwise."""
+    try:
+        from langgraph.store.sqlite import SqliteStore
+    except ImportError:  # pragma: no cover - the package depends on it
+        SqliteStore = None  # type: ignore[assignment,misc]
+    if SqliteStore is not None and isinstance(store, SqliteStore) and isinstance(
+        getattr(store, "conn", None), sqlite3.Connection
+    ):
+        return SqliteLease(store, clock=clock)
+    return StoreLease(clock=clock)

@@ -1,0 +1,150 @@
+"""How the vault lays out its data in a LangGraph ``BaseStore``.
+
+::
+
+    ("agent_auth", "vault", "users", <user key, base64url>)   key: connection name
+        {"v": 1, "user": <user key>, "connection": ..., "source": "oauth", "issuer": ...,
+         "scopes": [...], "token_type": "Bearer", "expires_at": <epoch s | null>,
+         "status": "active" | "needs_reauthorization", "rev": <int>, "has_refresh_token": bool,
+         "kid": <key id>, "connected_at": ..., "updated_at": ...,
+         "secret": <Keyring.seal({"access_token", "refresh_token"}),
+                    AAD = "agent_auth/vault/v1|token|<user key>|<connection>">}
+
+    ("agent_auth", "vault", "pending")   key: connect flow id
+        {"v": 1, "user": ..., "connection": ..., "scopes": [...], "thread_id": ...,
+         "checkpoint_ns": ..., "tool_call_id": ..., "status": "pending" | "completed" | "failed",
+         "created_at": ..., "expires_at": ..., "completed_at": ..., "resumed": bool,
+         "state_hash": sha256(state secret), "error": <oauth error code | null>,
+         "secret": <Keyring.seal({"verifier", "authorize_url"}),
+                    AAD = "agent_auth/vault/v1|pending|<id>|<user key>|<connection>">}
+
+    ("agent_auth", "vault", "leases")    key: what is leased (see ``_lease``)
+
+Metadata is in clear (for listing and for the CLI); token material is sealed with AES-256-GCM
+(:class:`~langchain_agent_auth.crypto.Keyring`), bound by the AAD to the user and the
+connection: a sealed blob copied into another user's record does not open.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.errors import VaultDecryptionError
+
+ROOT = ("agent_auth", "vault")
+USERS_NS = (*ROOT, "users")
+PENDING_NS = (*ROOT, "pending")
+VERSION = 1
+
+
+def encode_user(user_key: str) -> str:
+    """A namespace label for a user key (namespace labels may not contain dots)."""
+    return base64.urlsafe_b64encode(user_key.encode()).rstrip(b"=").decode()
+
+
+def decode_user(label: str) -> str | None:
+    try:
+        return base64.urlsafe_b64decode(label + "=" * (-len(label) % 4)).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+
+
+def user_ns(user_key: str) -> tuple[str, ...]:
+    return (*USERS_NS, encode_user(user_key))
+
+
+def token_aad(user_key: str, connection: str) -> bytes:
+    return f"agent_auth/vault/v1|token|{user_key}|{connection}".encode()
+
+
+def pending_aad(pending_id: str, user_key: str, connection: str) -> bytes:
+    return f"agent_auth/vault/v1|pending|{pending_id}|{user_key}|{connection}".encode()
+
+
+def seal_json(keyring: Keyring, data: dict[str, Any], aad: bytes) -> dict[str, Any]:
+    return keyring.seal(json.dumps(data, separators=(",", ":")).encode(), aad=aad)
+
+
+def open_json(keyring: Keyring, box: Any, aad: bytes, *, what: str) -> dict[str, Any]:
+    try:
+        plain = keyring.open(box, aad=aad)
+    except VaultDecryptionError as exc:
+        raise VaultDecryptionError(f"{what}: {exc}",
+                                   hint="The stored credential cannot be read; reconnect the account.") from None
+    try:
+        data = json.loads(plain)
+    except (ValueError, UnicodeDecodeError):
+        raise VaultDecryptionError(f"{what}: decrypted data is not valid") from None
+    if not isinstance(data, dict):
+        raise VaultDecryptionError(f"{what}: decrypted data is not valid")
+    return data
+
+
+@dataclass(repr=False)
+class TokenRecord:
+    """A stored credential, opened. ``repr()`` hides the secrets."""
+
+    user: str
+    connection: str
+    source: str
+    issuer: str | None
+    scopes: tuple[str, ...]
+    access_token: str
+    refresh_token: str | None
+    token_type: str = "Bearer"
+    expires_at: float | None = None
+    status: str = "active"
+    rev: int = 0
+    connected_at: float | None = None
+    updated_at: float | None = None
+    kid: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"TokenRecord(user={self.user!r}, connection={self.connection!r}, scopes={self.scopes!r}, "
+                f"status={self.status!r}, rev={self.rev}, access_token=[redacted], refresh_token=[redacted])")
+
+    def to_value(self, keyring: Keyring) -> dict[str, Any]:
+        secret = {"access_token": self.access_token}
+        if self.refresh_token:
+            secret["refresh_token"] = self.refresh_token
+        box = seal_json(keyring, secret, token_aad(self.user, self.connection))
+        return {
+            "v": VERSION, "user": self.user, "connection": self.connection, "source": self.source,
+            "issuer": self.issuer, "scopes": list(self.scopes), "token_type": self.token_type,
+            "expires_at": self.expires_at, "status": self.status, "rev": self.rev,
+            "has_refresh_token": bool(self.refresh_token), "kid": box["kid"],
+            "connected_at": self.connected_at, "updated_at": self.updated_at, "secret": box,
+        }
+
+    @classmethod
+    def from_value(cls, keyring: Keyring, value: dict[str, Any], *, user: str, connection: str) -> TokenRecord:
+        """Open a stored record; :class:`VaultDecryptionError` if it is corrupt or foreign."""
+        what = f"stored credential for connection {connection!r}"
+        if not isinstance(value, dict) or value.get("v") != VERSION:
+            raise VaultDecryptionError(f"{what}: unknown record format")
+        # The AAD uses where the record *is*, not what it claims: a record moved to another
+        # user's namespace fails to open even if its clear fields were edited to match.
+        secret = open_json(keyring, value.get("secret"), token_aad(user, connection), what=what)
+        access = secret.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise VaultDecryptionError(f"{what}: no access token in the record")
+        refresh = secret.get("refresh_token")
+        scopes = value.get("scopes") or []
+        expires = value.get("expires_at")
+        return cls(
+            user=user, connection=connection, source=str(value.get("source") or "oauth"),
+            issuer=value.get("issuer"),
+            scopes=tuple(s for s in scopes if isinstance(s, str)),
+            access_token=access, refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+            token_type=str(value.get("token_type") or "Bearer"),
+            expires_at=float(expires) if isinstance(expires, (int, float)) else None,
+            status=str(value.get("status") or "active"), rev=int(value.get("rev") or 0),
+            connected_at=value.get("connected_at"), updated_at=value.get("updated_at"),
+            kid=(value.get("secret") or {}).get("kid"),
+        )

@@ -1,0 +1,135 @@
+"""What a resumer needs from the vault: threads waiting on ``connect_account`` that can go on.
+
+:class:`ConnectPendingSource` implements the approval pillar's *pending source* protocol
+structurally (``name``, ``due`` / ``check`` / ``settle`` and their async twins, items shaped
+like its ``PendingItem``) without importing that pillar. It reads the connect flows the vault
+keeps in the store, never the checkpoints: a flow that finished belongs to a thread that can
+be resumed. The pause is matched by the payload's ``connect_id``, then by ``tool_call_id``.
+
+Resume values: ``{"action": "connected"}`` when the flow completed (the guard still checks
+the store) or failed for a reason other than the user's refusal (the guard then pauses again
+with a fresh link); ``{"action": "cancel"}`` when the user refused at the provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.vault._model import PendingConnect
+from langchain_agent_auth.vault._vault import TokenVault
+
+__all__ = ["ConnectItem", "ConnectPendingSource"]
+
+_FINISHED = ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class ConnectItem:
+    """A paused ``connect_account`` call a resumer watches (same fields as the approval
+    pillar's ``PendingItem``)."""
+
+    source: str
+    key: str
+    ref: str
+    thread_id: str
+    checkpoint_ns: str = ""
+    tool_call_id: str | None = None
+    interrupt_type: str = "connect_account"
+    resume: Mapping[str, Any] | None = None
+    assistant_id: str | None = None
+    graph_id: str | None = None
+    context: Any = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    expires_at: float | None = None
+    ref_field: str = "connect_id"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ConnectPendingSource:
+    """Finished connect flows whose thread was not resumed yet.
+
+    Example:
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> from langchain_agent_auth.crypto import Keyring
+        >>> source = ConnectPendingSource(TokenVault([], store=InMemoryStore(), keyring=Keyring.generate()))
+        >>> source.name, source.due(0.0, 10)
+        ('vault', [])
+    """
+
+    name = "vault"
+
+    def __init__(self, vault: TokenVault) -> None:
+        self.vault = vault
+
+    # -- plain helpers
+
+    @staticmethod
+    def resume_value(item: PendingConnect) -> dict[str, Any]:
+        """The ``Command(resume=...)`` value for ``item``'s pause (the guard re-checks the store)."""
+        refused = item.status == "failed" and item.error == "access_denied"
+        return {"action": "cancel" if refused else "connected"}
+
+    def _item(self, p: PendingConnect) -> ConnectItem:
+        user = None
+        if p.identity and p.identity.get("subject"):
+            # Plain JSON (a remote resumer sends it to a LangGraph server); validated here.
+            user = UserIdentity(subject=p.identity["subject"], issuer=p.identity.get("issuer"),
+                                tenant=p.identity.get("tenant")).model_dump(include={"subject", "issuer", "tenant"})
+        return ConnectItem(
+            source=self.name, key=p.id, ref=p.id, thread_id=p.thread_id or "", checkpoint_ns=p.checkpoint_ns or "",
+            tool_call_id=p.tool_call_id, context={"user": user} if user else None, expires_at=p.expires_at,
+            resume=self.resume_value(p), extra={"connection": p.connection, "status": p.status},
+        )
+
+    @staticmethod
+    def _select(items: Sequence[PendingConnect], now: float | None = None) -> list[PendingConnect]:
+        return [p for p in items if p.status in _FINISHED and not p.resumed and not p.abandoned and p.thread_id
+                and (now is None or p.next_check_at <= now)]
+
+    # -- the pending source protocol
+
+    def due(self, now: float, limit: int) -> list[ConnectItem]:
+        """Finished flows to resume now (at most ``limit``)."""
+        return [self._item(p) for p in self._select(self.vault.pending_connects(), now)[:limit]]
+
+    async def adue(self, now: float, limit: int) -> list[ConnectItem]:
+        """Async :meth:`due`."""
+        return [self._item(p) for p in self._select(await self.vault.apending_connects(), now)[:limit]]
+
+    def check(self, item: Any, now: float) -> Any:
+        """The item with its resume value: a finished flow's thread may always continue."""
+        return replace(item, resume=dict(item.resume or {"action": "connected"}))
+
+    async def acheck(self, item: Any, now: float) -> Any:
+        """Async :meth:`check`."""
+        return self.check(item, now)
+
+    def settle(self, item: Any, resumed: bool, now: float, retry_in: float | None) -> None:
+        """Record the resumer's outcome (resumed, retry later, or give up)."""
+        self.vault.mark_resumed(item.key, resumed=resumed, retry_at=None if retry_in is None else now + retry_in)
+
+    async def asettle(self, item: Any, resumed: bool, now: float, retry_in: float | None) -> None:
+        """Async :meth:`settle`."""
+        await self.vault.amark_resumed(item.key, resumed=resumed,
+                                       retry_at=None if retry_in is None else now + retry_in)
+
+    # -- simple use without a resumer
+
+    def ready(self) -> list[PendingConnect]:
+        """Finished flows (completed or refused) whose thread was not resumed yet."""
+        return self._select(self.vault.pending_connects())
+
+    async def aready(self) -> list[PendingConnect]:
+        """Async :meth:`ready`."""
+        return self._select(await self.vault.apending_connects())
+
+    def mark_resumed(self, item: PendingConnect) -> bool:
+        """Remember that ``item``'s thread was resumed (``False`` if another resumer did it)."""
+        return self.vault.mark_resumed(item.id)
+
+    async def amark_resumed(self, item: PendingConnect) -> bool:
+        """Async :meth:`mark_resumed`."""
+        return await self.vault.amark_resumed(item.id)

@@ -1,0 +1,396 @@
+"""Where upstream credentials come from: one interface, three sources.
+
+* :class:`LocalOAuthSource`: tokens the user granted through the connect flow (authorization
+  code + PKCE), stored encrypted, refreshed at the upstream's token endpoint (rotating
+  refresh tokens handled under a lease).
+* :class:`TokenExchangeSource`: RFC 8693 at any authorization server, the user's token at
+  the main issuer as ``subject_token``; nothing is stored.
+* :class:`Auth0TokenVaultSource`: Auth0's federated-connection exchange with exactly
+  Auth0's parameters (``login_hint`` picks one of several linked accounts).
+
+Each source turns a :class:`TokenQuery` into an :class:`AccessToken`, or raises
+:class:`~langchain_agent_auth.errors.CredentialUnavailableError` with the status the
+integrations turn into a ``connect_account`` pause. Sources are vault operations
+(generators, see ``_io``): the same code serves sync and async callers.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.errors import (
+    CredentialUnavailableError,
+    IdentityError,
+    InvalidGrantError,
+    InvalidScopeError,
+    OAuthError,
+)
+from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.oauth import (
+    TOKEN_TYPE_ACCESS,
+    TOKEN_TYPE_ID,
+    TOKEN_TYPE_JWT,
+    TOKEN_TYPE_REFRESH,
+    OAuthClient,
+    Sleep,
+    TokenResponse,
+)
+from langchain_agent_auth.vault._io import VaultOp, store_get, store_put
+from langchain_agent_auth.vault._lease import Lease
+from langchain_agent_auth.vault._model import AccessToken, Connection
+from langchain_agent_auth.vault._records import TokenRecord, user_ns
+
+__all__ = [
+    "Auth0TokenVaultSource",
+    "CredentialSource",
+    "LocalOAuthSource",
+    "TokenExchangeSource",
+    "TokenQuery",
+    "context_value",
+]
+
+log = logging.getLogger("langchain_agent_auth.vault")
+
+_TOKEN_TYPES = {
+    "access_token": TOKEN_TYPE_ACCESS,
+    "refresh_token": TOKEN_TYPE_REFRESH,
+    "id_token": TOKEN_TYPE_ID,
+    "jwt": TOKEN_TYPE_JWT,
+}
+
+
+@dataclass(frozen=True, repr=False)
+class TokenQuery:
+    """One request for a token: who, which scopes, and what the caller knows."""
+
+    user: UserIdentity | str
+    scopes: tuple[str, ...]
+    context: Any = None
+    subject_token: str | None = None
+    login_hint: str | None = None
+    #: An access token the upstream just refused (HTTP 401): never return it again.
+    rejected: str | None = None
+
+    @property
+    def user_key(self) -> str:
+        return self.user if isinstance(self.user, str) else self.user.key
+
+    def __repr__(self) -> str:
+        return f"TokenQuery(user={self.user_key!r}, scopes={self.scopes!r})"
+
+
+@dataclass
+class SourceEnv:
+    """What sources share with the vault: encryption, leases, time, policy."""
+
+    keyring: Keyring
+    lease: Lease | None
+    clock: Callable[[], float]
+    leeway: float = 60.0
+    lease_ttl: float = 15.0
+
+
+def context_value(context: Any, name: str) -> Any:
+    """``context[name]`` or ``context.name`` (runtime contexts are dicts or dataclasses)."""
+    if context is None:
+        return None
+    if isinstance(context, Mapping):
+        return context.get(name)
+    return getattr(context, name, None)
+
+
+def unavailable(connection: str, status: str, scopes: tuple[str, ...] = (),
+                detail: str = "") -> CredentialUnavailableError:
+    """The typed "no usable credential" error, with a short message for the model."""
+    if status == "not_connected":
+        message = f"no {connection} account is connected for this user"
+        hint = f"The user has not connected their {connection} account yet."
+    elif status == "missing_scopes":
+        message = f"the {connection} connection lacks scopes: {' '.join(scopes)}"
+        hint = f"The user's {connection} account does not grant: {', '.join(scopes)}."
+    else:
+        message = f"the {connection} connection needs reauthorization" + (f" ({detail})" if detail else "")
+        hint = f"The user's {connection} account must be reconnected."
+    return CredentialUnavailableError(message, connection=connection, status=status, missing_scopes=scopes, hint=hint)
+
+
+class CredentialSource(ABC):
+    """Produces access tokens for one connection."""
+
+    kind: ClassVar[str]
+    #: Whether this source keeps records in the store (and so has connect / revoke / list).
+    stores_credentials: ClassVar[bool] = False
+
+    def __init__(self, connection: Connection, env: SourceEnv, client: OAuthClient | None = None) -> None:
+        self.connection = connection
+        self.env = env
+        self.client = client or connection.oauth_client()
+
+    def variant(self, query: TokenQuery) -> str:
+        """Extra cache-key part when one user may hold several tokens for these scopes."""
+        return ""
+
+    def login_hint(self, user: Any, context: Any) -> str | None:
+        return None
+
+    @abstractmethod
+    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+        """A vault operation producing the token, or raising ``CredentialUnavailableError``."""
+
+    def _check_scopes(self, granted: tuple[str, ...] | None, query: TokenQuery) -> None:
+        if granted is None:
+            return
+        missing = tuple(s for s in query.scopes if s not in granted)
+        if missing:
+            raise unavailable(self.connection.name, "missing_scopes", missing)
+
+    def _token(self, response: TokenResponse, query: TokenQuery) -> AccessToken:
+        return AccessToken(
+            response.access_token, connection=self.connection.name,
+            scopes=response.scope if response.scope is not None else query.scopes,
+            expires_at=response.expires_at, token_type=response.token_type,
+        )
+
+
+# --------------------------------------------------------------------------- local OAuth
+
+
+class LocalOAuthSource(CredentialSource):
+    """Upstream OAuth tokens kept encrypted in the store and refreshed when they expire.
+
+    Refresh runs under a store lease named after the user and connection, so workers sharing
+    the store spend a rotating refresh token once; the others wait for the new record.
+    """
+
+    kind = "oauth"
+    stores_credentials = True
+
+    def usable(self, record: TokenRecord, rejected: str | None) -> bool:
+        if record.status != "active" or record.access_token == rejected:
+            return False
+        return record.expires_at is None or record.expires_at - self.env.leeway > self.env.clock()
+
+    def _as_token(self, record: TokenRecord) -> AccessToken:
+        return AccessToken(record.access_token, connection=record.connection, scopes=record.scopes,
+                           expires_at=record.expires_at, token_type=record.token_type)
+
+    def read(self, user_key: str) -> VaultOp[TokenRecord | None]:
+        item = yield from store_get(user_ns(user_key), self.connection.name)
+        if item is None:
+            return None
+        return TokenRecord.from_value(self.env.keyring, item.value, user=user_key, connection=self.connection.name)
+
+    def write(self, record: TokenRecord) -> VaultOp[None]:
+        yield from store_put(user_ns(record.user), record.connection, record.to_value(self.env.keyring))
+
+    def _judge(self, record: TokenRecord | None, query: TokenQuery) -> AccessToken | None:
+        """A token from ``record``, ``None`` if it needs a refresh, or the typed error."""
+        name = self.connection.name
+        if record is None:
+            raise unavailable(name, "not_connected", query.scopes)
+        missing = tuple(s for s in query.scopes if s not in record.scopes)
+        if record.status == "needs_reauthorization":
+            raise unavailable(name, "needs_reauthorization", missing)
+        if missing:
+            raise unavailable(name, "missing_scopes", missing)
+        if self.usable(record, query.rejected):
+            return self._as_token(record)
+        if not record.refresh_token:
+            expired = record.expires_at is not None and record.expires_at <= self.env.clock()
+            if record.access_token != query.rejected and not expired:
+                return self._as_token(record)  # inside the leeway, but still valid and nothing better
+            return None
+        return None
+
+    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+        record = yield from self.read(query.user_key)
+        token = self._judge(record, query)
+        if token is not None:
+            return token
+        assert record is not None
+        return (yield from self._refresh(record, query))
+
+    def _mark(self, record: TokenRecord, status: str) -> VaultOp[None]:
+        record.status = status
+        record.rev += 1
+        record.updated_at = self.env.clock()
+        yield from self.write(record)
+
+    def _refresh(self, record: TokenRecord, query: TokenQuery) -> VaultOp[AccessToken]:
+        name = self.connection.name
+        lease, lease_name, owner = self.env.lease, f"refresh|{query.user_key}|{name}", secrets.token_hex(8)
+        delay = 0.02
+        while lease is not None:
+            got = yield from lease.acquire(lease_name, owner, self.env.lease_ttl)
+            if got:
+                break
+            # Another worker is refreshing: wait for its record instead of spending the token.
+            yield Sleep(delay)
+            delay = min(delay * 2, 0.25)
+            newer = yield from self.read(query.user_key)
+            if newer is not None and newer.rev != record.rev:
+                token = self._judge(newer, query)
+                if token is not None:
+                    return token
+                record = newer
+        try:
+            token = yield from self._refresh_locked(query)
+        except Exception:
+            if lease is not None:
+                yield from lease.release(lease_name, owner)
+            raise
+        if lease is not None:
+            yield from lease.release(lease_name, owner)
+        return token
+
+    def _refresh_locked(self, query: TokenQuery) -> VaultOp[AccessToken]:
+        name = self.connection.name
+        # Under the lease, read again: someone may have refreshed since our first read.
+        current = yield from self.read(query.user_key)
+        token = self._judge(current, query)
+        if token is not None:
+            return token
+        assert current is not None
+        if not current.refresh_token:
+            yield from self._mark(current, "needs_reauthorization")
+            raise unavailable(name, "needs_reauthorization", (),
+                              "the access token expired and there is no refresh token")
+        try:
+            response = yield from self.client.refresh_flow(current.refresh_token)
+        except (InvalidGrantError, InvalidScopeError) as exc:
+            latest = yield from self.read(query.user_key)
+            if latest is not None and latest.rev != current.rev:
+                token = self._judge(latest, query)  # a worker without the lease got there first
+                if token is not None:
+                    return token
+            yield from self._mark(latest or current, "needs_reauthorization")
+            log.info("vault: refresh refused (%s) for connection=%s user=%s", exc.error, name, query.user_key)
+            raise unavailable(name, "needs_reauthorization", (), f"refresh refused: {exc.error}") from None
+        current.access_token = response.access_token
+        current.refresh_token = response.refresh_token or current.refresh_token
+        current.token_type = response.token_type
+        current.expires_at = response.expires_at
+        if response.scope is not None:
+            current.scopes = tuple(sorted(set(response.scope)))
+        current.rev += 1
+        current.updated_at = self.env.clock()
+        current.status = "active"
+        yield from self.write(current)
+        log.info("vault: refreshed connection=%s user=%s rotated=%s", name, query.user_key,
+                 bool(response.refresh_token))
+        return self._judge(current, query) or self._as_token(current)
+
+
+# --------------------------------------------------------------------------- token exchange
+
+
+class _ExchangeSource(CredentialSource):
+    """Shared by the RFC 8693 and Auth0 sources: the user's credential at the main issuer."""
+
+    def subject(self, query: TokenQuery) -> str:
+        token = query.subject_token
+        if token is None and self.connection.subject_token is not None:
+            token = self.connection.subject_token(query.user, query.context)
+        if token is None:
+            token = context_value(query.context, "subject_token")
+        if not isinstance(token, str) or not token:
+            raise IdentityError(
+                f"connection {self.connection.name!r} exchanges the user's token, but none was supplied: "
+                "pass context={'user': ..., 'subject_token': <the user's token>} on invoke "
+                "(the runtime context is never checkpointed)",
+                hint="I can't reach this service on the user's behalf right now: their sign-in token is missing.",
+            )
+        return token
+
+
+class TokenExchangeSource(_ExchangeSource):
+    """RFC 8693 token exchange: the user's token becomes one for ``audience``/``resource``.
+
+    The ``act`` claim (delegation) is the server's: it names the client, or the actor
+    whose token ``Connection.actor_token`` supplies.
+
+    Example:
+        >>> from langchain_agent_auth.vault import Connection
+        >>> Connection("downstream", source="token_exchange", issuer="https://idp.example",
+        ...            client_id="agent", client_secret="s3cret-value", audience="https://api.example",
+        ...            scopes=["read"]).source
+        'token_exchange'
+    """
+
+    kind = "token_exchange"
+
+    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+        c = self.connection
+        actor = c.actor_token(query.user, query.context) if c.actor_token is not None else None
+        try:
+            response = yield from self.client.token_exchange_flow(
+                self.subject(query), _TOKEN_TYPES[c.subject_token_type],
+                audience=c.audience, resource=c.resource, scope=query.scopes or None,
+                actor_token=actor, actor_token_type=(c.actor_token_type or TOKEN_TYPE_ACCESS) if actor else None,
+                requested_token_type=c.requested_token_type,
+            )
+        except InvalidGrantError as exc:
+            raise unavailable(c.name, "needs_reauthorization", (), f"the user's token was refused: {exc.error}") \
+                from None
+        self._check_scopes(response.scope, query)
+        return self._token(response, query)
+
+
+AUTH0_NOT_CONNECTED = ("federated_connection_refresh_token_not_found",)
+
+
+class Auth0TokenVaultSource(_ExchangeSource):
+    """Auth0 Token Vault: ``grant_type=urn:auth0:params:oauth:grant-type:token-exchange:
+    federated-connection-access-token`` with ``subject_token`` (the user's Auth0 refresh or
+    access token), ``subject_token_type``, ``requested_token_type=http://auth0.com/oauth/
+    token-type/federated-connection-access-token``, ``connection`` and ``login_hint``.
+
+    Example:
+        >>> from langchain_agent_auth.vault import Connection
+        >>> c = Connection("google", source="auth0_token_vault", issuer="https://tenant.auth0.com/",
+        ...                client_id="agent", client_secret="s3cret-value", auth0_connection="google-oauth2",
+        ...                subject_token_type="refresh_token", login_hint="alice@example.com")
+        >>> c.auth0_connection, c.login_hint
+        ('google-oauth2', 'alice@example.com')
+    """
+
+    kind = "auth0_token_vault"
+
+    def login_hint(self, user: Any, context: Any) -> str | None:
+        hint = self.connection.login_hint
+        if callable(hint):
+            hint = hint(user, context)
+        return hint if isinstance(hint, str) and hint else None
+
+    def variant(self, query: TokenQuery) -> str:
+        return query.login_hint or ""
+
+    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+        c = self.connection
+        kind = "refresh_token" if c.subject_token_type == "refresh_token" else "access_token"
+        try:
+            response = yield from self.client.federated_exchange_flow(
+                self.subject(query), connection=c.auth0_connection or c.name, subject_token_type=kind,
+                login_hint=query.login_hint,
+            )
+        except OAuthError as exc:
+            if exc.error in AUTH0_NOT_CONNECTED:
+                raise unavailable(c.name, "not_connected", query.scopes) from None
+            if isinstance(exc, InvalidGrantError):
+                raise unavailable(c.name, "needs_reauthorization", (), exc.error) from None
+            raise
+        self._check_scopes(response.scope, query)
+        return self._token(response, query)
+
+
+SOURCES: dict[str, type[CredentialSource]] = {
+    "oauth": LocalOAuthSource,
+    "token_exchange": TokenExchangeSource,
+    "auth0_token_vault": Auth0TokenVaultSource,
+}

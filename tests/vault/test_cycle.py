@@ -1,0 +1,47 @@
+"""The connect -> call -> expire -> refresh -> revoke -> reconnect cycle, over HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from langchain_agent_auth.errors import CredentialUnavailableError
+from tests.vault.conftest import ALICE, Both, connect
+
+
+async def test_full_cycle(vault, upstream, mode):
+    call = Both(vault, mode)
+    with pytest.raises(CredentialUnavailableError) as exc:
+        await call("get_token", ALICE, "calendar", ["calendar.read"])
+    assert exc.value.status == "not_connected" and exc.value.missing_scopes == ("calendar.read",)
+
+    _, page = connect(vault, upstream, ALICE)
+    assert page.status_code == 200 and "connected" in page.text
+    token = await call("get_token", ALICE, "calendar", ["calendar.read"])
+    api = httpx.get(f"{upstream.api_url}/events", headers={"Authorization": token.authorization})
+    assert api.status_code == 200 and api.json()["owner"] == "alice"
+    assert upstream.stats()["token:authorization_code"] == 1
+
+    # cached: no token endpoint traffic
+    again = await call("get_token", ALICE, "calendar", ["calendar.read"])
+    assert again.token == token.token and upstream.stats()["token"] == 1
+
+    # expire at the provider; the vault learns it from a 401 (rejected=) and refreshes once
+    upstream.expire("alice")
+    assert httpx.get(f"{upstream.api_url}/events", headers={"Authorization": token.authorization}).status_code == 401
+    fresh = await call("get_token", ALICE, "calendar", ["calendar.read"], rejected=token.token)
+    assert fresh.token != token.token and upstream.stats()["token:refresh_token"] == 1
+    assert httpx.get(f"{upstream.api_url}/events", headers={"Authorization": fresh.authorization}).status_code == 200
+
+    # revoke: upstream revocation endpoint called, record gone, token dead
+    result = await call("revoke", ALICE, "calendar")
+    assert result.deleted and result.upstream_revoked and upstream.stats()["revoke"] >= 1
+    assert httpx.get(f"{upstream.api_url}/events", headers={"Authorization": fresh.authorization}).status_code == 401
+    with pytest.raises(CredentialUnavailableError) as exc:
+        await call("get_token", ALICE, "calendar", ["calendar.read"])
+    assert exc.value.status == "not_connected"
+
+    # reconnect
+    connect(vault, upstream, ALICE)
+    back = await call("get_token", ALICE, "calendar", ["calendar.read"])
+    assert httpx.get(f"{upstream.api_url}/events", headers={"Authorization": back.authorization}).status_code == 200
