@@ -401,29 +401,43 @@ class ApprovalGuard(ToolGuard):
                 return self._refuse(call, err)
         return (yield from self._settle(call, rec, store))
 
-    def _expectation(self, call: GuardedCall, rec: ApprovalRecord) -> _Expectation:
+    def _expectation(self, call: GuardedCall, rec: ApprovalRecord, lenient: bool = False) -> _Expectation:
         return _Expectation(
             thread_tag=thread_tag(call.thread_id, call.checkpoint_ns), approval_id=rec.approval_id,
             kind=rec.kind, tool=rec.tool, digest=rec.args_digest,
             allowed=tuple(getattr(self.approver, "allowed_decisions", ())),
-            check_args=_arg_checker(call.tool, call.name),
+            check_args=_arg_checker(call.tool, call.name), lenient=lenient,
         )
 
+    def _reenter(self, call: GuardedCall, rec: ApprovalRecord, index: int,
+                 store: ApprovalStore) -> Generator[Any, Any, ApprovalRecord]:
+        """Re-enter pause ``index`` of an earlier run: LangGraph hands its answer back."""
+        value = yield _Pause(self.approver.payload(rec, call).to_interrupt(),
+                             self._expectation(call, rec, lenient=index in rec.swallowed))
+        if value.foreign:
+            return rec
+        return (yield from self._apply(call, rec, value, store))
+
     def _settle(self, call: GuardedCall, rec: ApprovalRecord, store: ApprovalStore) -> Generator[Any, Any, Any]:
+        """Settle the call's approval.
+
+        LangGraph hands resume values out by the order of ``interrupt()`` calls in the node.
+        So on every run the guard re-enters each pause it made in earlier runs (getting their
+        answers back) before it runs the tool or pauses anew; an interrupt after ours (an inner
+        guard's, the tool's own) then gets its own answer. A *new* pause that returns at once
+        got an answer meant for another guard's earlier pause (one that did not re-enter): the
+        value is set aside (``swallowed``) and the guard pauses again.
+        """
         approver = self.approver
         replayed = 0  # pauses of earlier runs re-entered in this run
         while True:
             now = approver.clock()
             if rec.status != "pending" and replayed < rec.pauses:
-                # LangGraph hands resume values out by the order of interrupt() calls in the
-                # node. Re-enter every pause this call made before, so an interrupt after ours
-                # (an inner guard's, the tool's own) gets its own answer and not ours.
                 if replayed == rec.pauses - 1 and rec.kind == "ciba" and rec.status in DECIDED and not rec.watch:
                     # If this last pause turns out unanswered, the resumer must answer it.
                     rec = yield _Do(store.put, store.aput, (rec.update(watch=True, next_check_at=now),))
-                value = yield _Pause(approver.payload(rec, call).to_interrupt(), self._expectation(call, rec))
+                rec = yield from self._reenter(call, rec, replayed, store)
                 replayed += 1
-                rec = yield from self._apply(call, rec, value, store)
                 continue
             if rec.status == "done":
                 return self._replay(call, rec, store)
@@ -450,11 +464,18 @@ class ApprovalGuard(ToolGuard):
             if self.mode == "block":
                 rec = yield _Do(approver.wait, approver.await_, (rec, store, call))  # type: ignore[attr-defined]
                 continue
-            if replayed >= rec.pauses:  # a new pause (not one re-entered from an earlier run)
-                rec = yield _Do(store.put, store.aput, (rec.update(pauses=rec.pauses + 1),))
-            value = yield _Pause(approver.payload(rec, call).to_interrupt(), self._expectation(call, rec))
+            if replayed < rec.pauses:
+                rec = yield from self._reenter(call, rec, replayed, store)
+                replayed += 1
+                continue
+            index = rec.pauses
+            rec = yield _Do(store.put, store.aput, (rec.update(pauses=index + 1),))
+            value = yield _Pause(approver.payload(rec, call).to_interrupt(), self._expectation(call, rec, True))
+            # Returned at once: this pause was never shown, so the value was another's.
             replayed += 1
-            rec = yield from self._apply(call, rec, value, store)
+            rec = yield _Do(store.put, store.aput, (rec.update(swallowed=[*rec.swallowed, index]),))
+            if not value.foreign and value.approval_id != rec.approval_id:
+                rec = yield from self._apply(call, rec, value, store)
 
     def _apply(self, call: GuardedCall, rec: ApprovalRecord, value: ApprovalResponse,
                store: ApprovalStore) -> Generator[Any, Any, ApprovalRecord]:

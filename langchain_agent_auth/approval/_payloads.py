@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from langchain_agent_auth.errors import ResumeValueError
 from langchain_agent_auth.pause import PausePayload, ResumeModel
@@ -51,6 +51,9 @@ class _Expectation:
     digest: str
     allowed: tuple[str, ...] = ()
     check_args: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    #: This pause was never shown (a new one, or one that got another pause's answer): any
+    #: value here was meant for another interrupt of the node, so it is set aside, not refused.
+    lenient: bool = False
 
 
 _EXPECT: contextvars.ContextVar[_Expectation | None] = contextvars.ContextVar(
@@ -100,19 +103,36 @@ class ApprovalResponse(ResumeModel):
     message: str | None = Field(default=None, max_length=2000)
     args_digest: str | None = Field(default=None, max_length=128)
 
+    _foreign: bool = PrivateAttr(default=False)
+
+    @property
+    def foreign(self) -> bool:
+        """Whether this value was meant for another interrupt of the node (set aside)."""
+        return self._foreign
+
+    @classmethod
+    def _set_aside(cls) -> ApprovalResponse:
+        value = cls.model_construct(approval_id="-", decision="check")
+        value._foreign = True
+        return value
+
     @model_validator(mode="wrap")
     @classmethod
     def _checked(cls, data: Any, handler: Any) -> ApprovalResponse:
+        expect = _EXPECT.get()
         try:
             value: ApprovalResponse = handler(data)
         except ValidationError as exc:
+            if expect is not None and expect.lenient:
+                return cls._set_aside()
             fields = ", ".join(".".join(str(p) for p in e["loc"]) or "value" for e in exc.errors())
             raise refuse_resume(
                 "resume value does not match ApprovalResponse "
                 f"({{'approval_id': ..., 'decision': ...}}; check: {fields})"
             ) from None
-        expect = _EXPECT.get()
         if expect is not None:
+            if expect.lenient:
+                return value if value.approval_id.startswith(expect.thread_tag) else cls._set_aside()
             value._check_against(expect)
         return value
 

@@ -114,6 +114,7 @@ class ApprovalRecord(BaseModel):
     delivery_mode: Literal["poll", "ping", "in_app"] = "poll"
     polls: int = 0
     pauses: int = 0
+    swallowed: list[int] = Field(default_factory=list)
     failures: int = 0
     last_poll_at: float | None = None
     ping_key: str | None = None
