@@ -330,7 +330,10 @@ class ApprovalGuard(ToolGuard):
                 )
             from langgraph.store.memory import InMemoryStore
 
-            store = _EPHEMERAL.setdefault("store", InMemoryStore())
+            # Block mode without a store: a call outside a graph needs no memory beyond
+            # itself; one inside a graph shares an in-process store so a re-run of the node
+            # finds its request.
+            store = _EPHEMERAL.setdefault("store", InMemoryStore()) if durable else InMemoryStore()
         return ApprovalStore(store, self.approver.keyring)
 
     def _refuse(self, call: GuardedCall, error: AgentAuthError) -> Any:
