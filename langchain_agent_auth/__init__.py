@@ -3,7 +3,10 @@
 Four pillars: **identity** (who the agent acts for, from a trusted channel),
 **vault** (the user's upstream API credentials), **approval** (human approval through CIBA
 or in-app, with durable pauses) and **fga** (relationship-based authorization). They plug
-into agents through one extension point, :class:`ToolGuard`.
+into agents through one extension point, :class:`ToolGuard`. :class:`LocalProvider` runs
+a complete OpenID provider in-process so everything works offline.
+
+Names are imported on first use, so ``agent-auth`` starts without loading LangChain.
 
 Example:
     >>> from langchain_agent_auth import UserIdentity, acting_as, get_current_user
@@ -12,61 +15,88 @@ Example:
     'alice'
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from langchain_agent_auth._version import __version__
-from langchain_agent_auth.approval import (
-    ApprovalGuard,
-    ApprovalMiddleware,
-    ApprovalPendingPayload,
-    ApprovalResumer,
-    CIBAApprover,
-    InAppApprover,
-    PendingSource,
-    RemoteResumer,
-    ToolApprovalPayload,
-    args_digest,
-    get_approval_token,
-    with_approval,
-)
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.guards import (
-    GuardedCall,
-    GuardedTool,
-    Refusal,
-    ToolGuard,
-    ToolGuardMiddleware,
-    guard_tool,
-    guarded_tool_node,
-)
-from langchain_agent_auth.identity import (
-    IdentityGuard,
-    IdentityMiddleware,
-    LangGraphServerUserResolver,
-    RuntimeContextResolver,
-    StaticResolver,
-    TokenResolver,
-    UserIdentity,
-    UserState,
-    acting_as,
-    get_current_user,
-    identity_node,
-)
-from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
-from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
-from langchain_agent_auth.vault import (
-    AccessToken,
-    ConnectAccountPayload,
-    ConnectAccountResume,
-    Connection,
-    TokenVault,
-    VaultCallback,
-    VaultGuard,
-    VaultMiddleware,
-    get_access_token,
-    refresh_access_token,
-    vault_auth,
-    vault_tool_node,
-    with_vault,
-)
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # integrations
+    "GuardedCall": "langchain_agent_auth.guards",
+    "GuardedTool": "langchain_agent_auth.guards",
+    "Refusal": "langchain_agent_auth.guards",
+    "ToolGuard": "langchain_agent_auth.guards",
+    "ToolGuardMiddleware": "langchain_agent_auth.guards",
+    "guard_tool": "langchain_agent_auth.guards",
+    "guarded_tool_node": "langchain_agent_auth.guards",
+    # identity
+    "AuthContext": "langchain_agent_auth.identity",
+    "IdentityGuard": "langchain_agent_auth.identity",
+    "IdentityMiddleware": "langchain_agent_auth.identity",
+    "LangGraphServerUserResolver": "langchain_agent_auth.identity",
+    "RuntimeContextResolver": "langchain_agent_auth.identity",
+    "StaticResolver": "langchain_agent_auth.identity",
+    "TokenResolver": "langchain_agent_auth.identity",
+    "UserIdentity": "langchain_agent_auth.identity",
+    "UserState": "langchain_agent_auth.identity",
+    "acting_as": "langchain_agent_auth.identity",
+    "get_current_user": "langchain_agent_auth.identity",
+    "identity_node": "langchain_agent_auth.identity",
+    "langgraph_auth": "langchain_agent_auth.identity.langgraph_auth",
+    # protocol and storage
+    "JWTVerifier": "langchain_agent_auth.oauth",
+    "OAuthClient": "langchain_agent_auth.oauth",
+    "Keyring": "langchain_agent_auth.crypto",
+    # vault
+    "AccessToken": "langchain_agent_auth.vault",
+    "ConnectAccountPayload": "langchain_agent_auth.vault",
+    "ConnectAccountResume": "langchain_agent_auth.vault",
+    "Connection": "langchain_agent_auth.vault",
+    "TokenVault": "langchain_agent_auth.vault",
+    "VaultCallback": "langchain_agent_auth.vault",
+    "VaultGuard": "langchain_agent_auth.vault",
+    "VaultMiddleware": "langchain_agent_auth.vault",
+    "get_access_token": "langchain_agent_auth.vault",
+    "refresh_access_token": "langchain_agent_auth.vault",
+    "vault_auth": "langchain_agent_auth.vault",
+    "vault_tool_node": "langchain_agent_auth.vault",
+    "with_vault": "langchain_agent_auth.vault",
+    # approval
+    "ApprovalGuard": "langchain_agent_auth.approval",
+    "ApprovalMiddleware": "langchain_agent_auth.approval",
+    "ApprovalPendingPayload": "langchain_agent_auth.approval",
+    "ApprovalResumer": "langchain_agent_auth.approval",
+    "CIBAApprover": "langchain_agent_auth.approval",
+    "InAppApprover": "langchain_agent_auth.approval",
+    "PendingSource": "langchain_agent_auth.approval",
+    "RemoteResumer": "langchain_agent_auth.approval",
+    "ToolApprovalPayload": "langchain_agent_auth.approval",
+    "args_digest": "langchain_agent_auth.approval",
+    "get_approval_token": "langchain_agent_auth.approval",
+    "with_approval": "langchain_agent_auth.approval",
+    # fga
+    "AuthorizationDecision": "langchain_agent_auth.fga",
+    "AuthorizationModel": "langchain_agent_auth.fga",
+    "Authorizer": "langchain_agent_auth.fga",
+    "CheckRequest": "langchain_agent_auth.fga",
+    "EmbeddedAuthorizer": "langchain_agent_auth.fga",
+    "FGAMiddleware": "langchain_agent_auth.fga",
+    "FGARetriever": "langchain_agent_auth.fga",
+    "FGAToolGuard": "langchain_agent_auth.fga",
+    "MemoryTupleStore": "langchain_agent_auth.fga",
+    "OpenFGAAuthorizer": "langchain_agent_auth.fga",
+    "SQLiteTupleStore": "langchain_agent_auth.fga",
+    "TupleKey": "langchain_agent_auth.fga",
+    "TupleStore": "langchain_agent_auth.fga",
+    "UserFilter": "langchain_agent_auth.fga",
+    "fga_user": "langchain_agent_auth.fga",
+    "with_fga": "langchain_agent_auth.fga",
+    # dev
+    "LocalProvider": "langchain_agent_auth.devserver",
+}
 
 __all__ = [
     "AccessToken",
@@ -74,10 +104,19 @@ __all__ = [
     "ApprovalMiddleware",
     "ApprovalPendingPayload",
     "ApprovalResumer",
+    "AuthContext",
+    "AuthorizationDecision",
+    "AuthorizationModel",
+    "Authorizer",
     "CIBAApprover",
+    "CheckRequest",
     "ConnectAccountPayload",
     "ConnectAccountResume",
     "Connection",
+    "EmbeddedAuthorizer",
+    "FGAMiddleware",
+    "FGARetriever",
+    "FGAToolGuard",
     "GuardedCall",
     "GuardedTool",
     "IdentityGuard",
@@ -86,17 +125,24 @@ __all__ = [
     "JWTVerifier",
     "Keyring",
     "LangGraphServerUserResolver",
+    "LocalProvider",
+    "MemoryTupleStore",
     "OAuthClient",
+    "OpenFGAAuthorizer",
     "PendingSource",
     "Refusal",
     "RemoteResumer",
     "RuntimeContextResolver",
+    "SQLiteTupleStore",
     "StaticResolver",
     "TokenResolver",
     "TokenVault",
     "ToolApprovalPayload",
     "ToolGuard",
     "ToolGuardMiddleware",
+    "TupleKey",
+    "TupleStore",
+    "UserFilter",
     "UserIdentity",
     "UserState",
     "VaultCallback",
@@ -105,6 +151,7 @@ __all__ = [
     "__version__",
     "acting_as",
     "args_digest",
+    "fga_user",
     "get_access_token",
     "get_approval_token",
     "get_current_user",
@@ -116,5 +163,96 @@ __all__ = [
     "vault_auth",
     "vault_tool_node",
     "with_approval",
+    "with_fga",
     "with_vault",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_agent_auth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from langchain_agent_auth.approval import (
+        ApprovalGuard,
+        ApprovalMiddleware,
+        ApprovalPendingPayload,
+        ApprovalResumer,
+        CIBAApprover,
+        InAppApprover,
+        PendingSource,
+        RemoteResumer,
+        ToolApprovalPayload,
+        args_digest,
+        get_approval_token,
+        with_approval,
+    )
+    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.devserver import LocalProvider
+    from langchain_agent_auth.fga import (
+        AuthorizationDecision,
+        AuthorizationModel,
+        Authorizer,
+        CheckRequest,
+        EmbeddedAuthorizer,
+        FGAMiddleware,
+        FGARetriever,
+        FGAToolGuard,
+        MemoryTupleStore,
+        OpenFGAAuthorizer,
+        SQLiteTupleStore,
+        TupleKey,
+        TupleStore,
+        UserFilter,
+        fga_user,
+        with_fga,
+    )
+    from langchain_agent_auth.guards import (
+        GuardedCall,
+        GuardedTool,
+        Refusal,
+        ToolGuard,
+        ToolGuardMiddleware,
+        guard_tool,
+        guarded_tool_node,
+    )
+    from langchain_agent_auth.identity import (
+        AuthContext,
+        IdentityGuard,
+        IdentityMiddleware,
+        LangGraphServerUserResolver,
+        RuntimeContextResolver,
+        StaticResolver,
+        TokenResolver,
+        UserIdentity,
+        UserState,
+        acting_as,
+        get_current_user,
+        identity_node,
+    )
+    from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
+    from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
+    from langchain_agent_auth.vault import (
+        AccessToken,
+        ConnectAccountPayload,
+        ConnectAccountResume,
+        Connection,
+        TokenVault,
+        VaultCallback,
+        VaultGuard,
+        VaultMiddleware,
+        get_access_token,
+        refresh_access_token,
+        vault_auth,
+        vault_tool_node,
+        with_vault,
+    )

@@ -24,8 +24,11 @@ __all__ = ["build_parser", "main"]
 _COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "langchain_agent_auth.demo", "run the end-to-end demo on embedded defaults"),
     ("dev", "langchain_agent_auth.devserver._cli", "run the local identity provider"),
-    ("approvals", "langchain_agent_auth.devserver._cli_approvals",
-     "list, approve or deny pending CIBA requests on a running local provider"),
+    (
+        "approvals",
+        "langchain_agent_auth.devserver._cli_approvals",
+        "list, approve or deny pending CIBA requests on a running local provider",
+    ),
     ("vault", "langchain_agent_auth.vault._cli", "list or revoke a user's connected accounts"),
     ("resumer", "langchain_agent_auth.approval._cli", "resume threads whose approval completed"),
     ("fga", "langchain_agent_auth.fga._cli", "test models, check relations, serve the OpenFGA API"),

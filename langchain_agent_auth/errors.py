@@ -53,7 +53,7 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── ApprovalExpiredError            the request expired before an answer
     │   ├── ApprovalFailedError             the provider failed the transaction
     │   └── ResumeValueError                a resume value that does not belong to this call
-    └── AuthorizationError              fga pillar
+    └── AuthorizationError              fga pillar: .code is OpenFGA's error code (2000, 2002, 2021...)
         ├── ModelError                      invalid authorization model (with line and column)
         ├── TupleError                      tuple not allowed by the model
         ├── ConditionError                  condition failed to evaluate (missing parameter...)
@@ -381,9 +381,7 @@ class TemporarilyUnavailableError(OAuthError):
     error = "temporarily_unavailable"
 
 
-def oauth_error_from_response(
-    body: Mapping[str, Any], *, status_code: int | None = None
-) -> OAuthError:
+def oauth_error_from_response(body: Mapping[str, Any], *, status_code: int | None = None) -> OAuthError:
     """Build the :class:`OAuthError` subclass that matches ``body["error"]``.
 
     Unknown codes give a plain :class:`OAuthError` whose ``.error`` is the code.
@@ -521,21 +519,43 @@ class ResumeValueError(ApprovalError):
 
 
 class AuthorizationError(AgentAuthError):
-    """Base class of the fga pillar's errors."""
+    """Base class of the fga pillar's errors.
+
+    ``code`` is OpenFGA's numeric error code for the same failure (2000 validation_error,
+    2002 authorization_model_resolution_too_complex, 2021 type_not_found,
+    2022 relation_not_found, 2027 invalid_tuple...), so callers and the OpenFGA-API
+    server report what OpenFGA would.
+    """
+
+    code: int = 2000
+
+    def __init__(self, message: str = "", *, code: int | None = None, hint: str | None = None):
+        if code is not None:
+            self.code = code
+        super().__init__(message, hint=hint)
 
 
 class ModelError(AuthorizationError, ConfigurationError):
     """An invalid authorization model. ``line`` and ``column`` point at the problem (1-based)."""
 
-    def __init__(self, message: str = "", *, line: int | None = None, column: int | None = None):
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        code: int | None = None,
+    ):
         self.line = line
         self.column = column
         where = f" (line {line}, column {column})" if line is not None else ""
-        super().__init__(f"{message}{where}")
+        super().__init__(f"{message}{where}", code=code)
 
 
 class TupleError(AuthorizationError):
     """A relationship tuple the model does not allow, or a malformed user/object string."""
+
+    code = 2027
 
 
 class ConditionError(AuthorizationError):
@@ -544,6 +564,8 @@ class ConditionError(AuthorizationError):
 
 class ResolutionDepthError(AuthorizationError):
     """Resolution exceeded the depth limit (a very deep or pathological model)."""
+
+    code = 2002
 
 
 class AccessDenied(AuthorizationError):

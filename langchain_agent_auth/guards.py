@@ -201,9 +201,7 @@ def _graph_extras() -> tuple[Any, Any, Callable[[Any], None] | None]:
 def _refusal_output(refusal: Refusal, name: str, tool_call_id: str | None) -> Any:
     if tool_call_id is None:
         return refusal.message
-    return ToolMessage(
-        content=refusal.message, name=name, tool_call_id=tool_call_id, status="error"
-    )
+    return ToolMessage(content=refusal.message, name=name, tool_call_id=tool_call_id, status="error")
 
 
 def _is_tool_call(value: Any) -> bool:
@@ -300,9 +298,7 @@ class GuardedTool(BaseTool):
         )
         return self._finish(result, call.tool_call_id)
 
-    async def ainvoke(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Any:
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         call, original = self._call(input, config)
 
         async def final(c: GuardedCall) -> Any:
@@ -359,9 +355,7 @@ def _with_args(request: Any, call: GuardedCall) -> Any:
     return request.override(tool_call={**request.tool_call, "args": call.full_args()})
 
 
-def wrap_tool_call_with(
-    guards: Sequence[ToolGuard], request: Any, handler: Callable[[Any], Any]
-) -> Any:
+def wrap_tool_call_with(guards: Sequence[ToolGuard], request: Any, handler: Callable[[Any], Any]) -> Any:
     """Run ``guards`` around a LangChain ``ToolCallRequest`` (sync)."""
     active = [g for g in guards if g.applies_to(request.tool_call["name"])]
     if not active:
@@ -417,9 +411,7 @@ class ToolGuardMiddleware(_middleware_base()):  # type: ignore[misc]
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         return wrap_tool_call_with(self.guards, request, handler)
 
-    async def awrap_tool_call(
-        self, request: Any, handler: Callable[[Any], Awaitable[Any]]
-    ) -> Any:
+    async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
         return await awrap_tool_call_with(self.guards, request, handler)
 
 

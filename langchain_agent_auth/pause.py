@@ -74,9 +74,7 @@ def validate_resume(value: Any, model: type[R]) -> R:
         return model.model_validate(value)
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) or "value" for e in exc.errors())
-        raise ResumeValueError(
-            f"resume value does not match {model.__name__} (check: {fields})"
-        ) from None
+        raise ResumeValueError(f"resume value does not match {model.__name__} (check: {fields})") from None
 
 
 def pause(payload: PausePayload) -> Any:

@@ -7,6 +7,7 @@ import langchain_agent_auth
 
 def test_all_is_explicit_and_importable():
     assert langchain_agent_auth.__all__ == sorted(langchain_agent_auth.__all__, key=str)
+    assert set(langchain_agent_auth.__all__) == {*langchain_agent_auth._EXPORTS, "__version__"}
     for name in langchain_agent_auth.__all__:
         assert hasattr(langchain_agent_auth, name), name
 
@@ -32,3 +33,9 @@ def test_cli_help_works():
         capture_output=True, text=True, check=True,
     )
     assert "agent-auth" in out.stdout
+
+
+def test_cli_starts_without_importing_langchain():
+    code = "import sys, langchain_agent_auth.cli; print(any(m.startswith('langchain_core') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,494 @@
+"""OpenID Client-Initiated Backchannel Authentication (CIBA Core 1.0), poll and ping modes.
+
+authlib has no CIBA: :class:`BackchannelAuthentication` is an authlib ``Endpoint`` for
+``POST /bc-authorize`` and :class:`CibaGrant` an authlib grant for
+``grant_type=urn:openid:params:grant-type:ciba``. The user's "device" is the approval page
+(and the admin API): it sees each pending request by an opaque request id, never by the
+``auth_req_id``, which is a bearer credential of the client and is stored only as a hash
+(and, for ping clients, encrypted so the ping can carry it).
+
+Limits (documented in the README):
+
+* ``binding_message``: 1-128 printable characters (no control characters), else
+  ``invalid_binding_message``; always HTML-escaped on the page.
+* ``requested_expiry``: an integer of seconds in [1, 3600], else ``invalid_request``;
+  default 300 s.
+* ``interval``: the provider's ``ciba_interval`` (default 5 s); a poll sooner than that after
+  the previous poll of the same request gets ``slow_down``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749.endpoint import Endpoint
+from authlib.oauth2.rfc6749.grants.base import BaseGrant, TokenEndpointMixin
+from authlib.oauth2.rfc6749.hooks import hooked
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from langchain_agent_auth.devserver._oauth import (
+    AUTH_CONFIDENTIAL,
+    AccessDeniedError,
+    AuthContext,
+    AuthorizationPendingError,
+    ExpiredTokenError,
+    InvalidBindingMessageError,
+    Issuance,
+    IssuingGrant,
+    OAuthRequest,
+    SlowDownError,
+    UnauthorizedClientError,
+    UnknownUserIdError,
+    check_client_scope,
+    oauth_error,
+    parse_details,
+    resolve_targets,
+    revoke_grant,
+)
+from langchain_agent_auth.devserver._rar import (
+    AuthorizationDetailsError,
+    describe,
+    parse_authorization_details,
+)
+from langchain_agent_auth.devserver._util import (
+    GT_CIBA,
+    dumps,
+    loads,
+    new_id,
+    new_token,
+    now,
+    printable_ascii,
+    split_scope,
+    token_hash,
+)
+
+if TYPE_CHECKING:
+    from langchain_agent_auth.devserver._core import Provider
+
+log = logging.getLogger("langchain_agent_auth.devserver")
+
+BINDING_MESSAGE_MAX = 128
+REQUESTED_EXPIRY_RANGE = (1, 3600)
+DEFAULT_EXPIRY = 300
+REQUEST_CONTEXT_MAX = 4096
+ACR_PASSWORD = "urn:agent-auth:loa:1"
+ACR_DEVICE_APPROVAL = "urn:agent-auth:loa:2"
+ACR_VALUES_SUPPORTED = [ACR_PASSWORD, ACR_DEVICE_APPROVAL]
+
+
+class DecisionError(Exception):
+    """An admin/page action on a CIBA request that cannot be done (HTTP status + error code)."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+@dataclass
+class Ping:
+    """A ping callback to send after a decision (CIBA Core §10.2)."""
+
+    request_id: str
+    endpoint: str
+    notification_token: str
+    auth_req_id: str
+
+
+def _valid_binding_message(value: str) -> bool:
+    return 1 <= len(value) <= BINDING_MESSAGE_MAX and value.isprintable()
+
+
+def resolve_login_hint(provider: Provider, hint: str) -> str | None:
+    """A subject, an email, or the JSON forms ``{"format":"iss_sub","iss":..,"sub":..}`` and
+    ``{"format":"email","email":..}``. Returns the subject, or None if unknown."""
+    if hint.startswith("{"):
+        try:
+            value = json.loads(hint)
+        except ValueError:
+            raise oauth_error(InvalidRequestError, "login_hint is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise oauth_error(InvalidRequestError, "login_hint JSON must be an object")
+        fmt = value.get("format")
+        if fmt == "iss_sub":
+            if value.get("iss") != provider.issuer or not isinstance(value.get("sub"), str):
+                return None
+            row = provider.store.get_user(value["sub"])
+        elif fmt == "email" and isinstance(value.get("email"), str):
+            row = provider.store.one("SELECT * FROM users WHERE email=?", (value["email"],))
+        else:
+            raise oauth_error(InvalidRequestError, "unsupported login_hint format")
+        return row["sub"] if row else None
+    row = provider.store.find_user(hint)
+    return row["sub"] if row else None
+
+
+def _subject_from_id_token_hint(provider: Provider, value: str) -> str | None:
+    try:
+        token = jwt.decode(value, provider.store.verification_keyset(), algorithms=["RS256", "ES256"])
+    except (JoseError, ValueError):
+        raise oauth_error(
+            InvalidRequestError, "id_token_hint is not a valid ID token of this provider"
+        ) from None
+    if token.claims.get("iss") != provider.issuer or not isinstance(token.claims.get("sub"), str):
+        raise oauth_error(InvalidRequestError, "id_token_hint was not issued by this provider")
+    return token.claims["sub"] if provider.store.get_user(token.claims["sub"]) else None
+
+
+class BackchannelAuthentication(Endpoint):
+    """``POST /bc-authorize``: the CIBA backchannel authentication endpoint (CIBA Core §7)."""
+
+    ENDPOINT_NAME = "backchannel_authentication"
+
+    def create_endpoint_response(self, request: OAuthRequest) -> tuple[int, dict[str, Any], list]:
+        provider: Provider = self.server.provider
+        provider.count("ciba", "bc_authorize")
+        client = self.server.authenticate_client(request, AUTH_CONFIDENTIAL, self.ENDPOINT_NAME)
+        request.client = client
+        if not client.check_grant_type(GT_CIBA):
+            raise oauth_error(UnauthorizedClientError, "client is not registered for CIBA")
+        params = request.form
+        if "request" in params or "request_uri" in params:
+            raise oauth_error(InvalidRequestError, "signed authentication requests are not supported")
+
+        scopes = split_scope(params.get("scope"))
+        if "openid" not in scopes:
+            raise oauth_error(InvalidRequestError, "scope must include openid")
+        check_client_scope(client, scopes)
+        targets = resolve_targets(provider, request, scopes, user_grant=True)
+
+        hints = [name for name in ("login_hint", "login_hint_token", "id_token_hint") if name in params]
+        if len(hints) != 1:
+            raise oauth_error(
+                InvalidRequestError, "exactly one of login_hint, login_hint_token, id_token_hint"
+            )
+        if hints[0] == "login_hint_token":
+            raise oauth_error(InvalidRequestError, "login_hint_token is not supported; use login_hint")
+        if hints[0] == "id_token_hint":
+            sub = _subject_from_id_token_hint(provider, params["id_token_hint"])
+        else:
+            sub = resolve_login_hint(provider, params["login_hint"])
+        if sub is None:
+            raise oauth_error(UnknownUserIdError, "no user matches the hint")
+
+        binding_message = params.get("binding_message")
+        if binding_message is not None and not _valid_binding_message(binding_message):
+            raise oauth_error(
+                InvalidBindingMessageError,
+                f"binding_message must be 1-{BINDING_MESSAGE_MAX} printable characters",
+            )
+
+        expires_in = DEFAULT_EXPIRY
+        if "requested_expiry" in params:
+            raw = params["requested_expiry"]
+            low, high = REQUESTED_EXPIRY_RANGE
+            if not raw.isdigit() or not low <= int(raw) <= high:
+                raise oauth_error(
+                    InvalidRequestError, f"requested_expiry must be an integer in [{low}, {high}]"
+                )
+            expires_in = int(raw)
+
+        details = parse_details(client, params.get("authorization_details"))
+        request_context = params.get("request_context")
+        if request_context is not None and len(request_context) > REQUEST_CONTEXT_MAX:
+            raise oauth_error(InvalidRequestError, "request_context is too large")
+
+        ping_secret = None
+        if client.delivery_mode == "ping":
+            notification_token = params.get("client_notification_token")
+            if not notification_token:
+                raise oauth_error(InvalidRequestError, "client_notification_token is required in ping mode")
+            if len(notification_token) > 1024:
+                raise oauth_error(InvalidRequestError, "client_notification_token is too long")
+            ping_secret = notification_token
+
+        auth_req_id = new_token(32)
+        request_id = new_id("req")
+        created = now()
+        data = {
+            "scope": " ".join(scopes),
+            "resource": targets,
+            "binding_message": binding_message,
+            "authorization_details": details,
+            "acr_values": split_scope(params.get("acr_values")),
+            "request_context": request_context,
+            "delivery_mode": client.delivery_mode or "poll",
+            "client_name": client.client_name,
+        }
+        if ping_secret is not None:
+            data["ping"] = provider.store.seal({"token": ping_secret, "auth_req_id": auth_req_id})
+        interval = provider.ciba_interval
+        provider.store.execute(
+            "INSERT INTO ciba_requests VALUES (?,?,?,?,?,?,?,?,?,NULL,NULL,NULL)",
+            (
+                request_id,
+                token_hash(auth_req_id),
+                client.client_id,
+                sub,
+                "pending",
+                dumps(data),
+                created,
+                created + expires_in,
+                interval,
+            ),
+        )
+        log.info(
+            "CIBA request %s for %s from %s (%s mode, expires in %ss)",
+            request_id,
+            sub,
+            client.client_id,
+            data["delivery_mode"],
+            expires_in,
+        )
+        body: dict[str, Any] = {"auth_req_id": auth_req_id, "expires_in": expires_in}
+        if interval > 0:
+            body["interval"] = interval
+        return 200, body, default_json_headers
+
+
+class CibaGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
+    """The CIBA token request (poll and ping): ``grant_type=urn:openid:params:grant-type:ciba``."""
+
+    GRANT_TYPE = GT_CIBA
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
+
+    def validate_token_request(self) -> None:
+        provider: Provider = self.server.provider
+        provider.count("ciba", "polls")
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(GT_CIBA):
+            raise oauth_error(UnauthorizedClientError, "client is not registered for CIBA")
+        self.request.client = client
+        auth_req_id = self.request.form.get("auth_req_id")
+        if not auth_req_id:
+            raise oauth_error(InvalidRequestError, "missing auth_req_id")
+        row = provider.store.one(
+            "SELECT * FROM ciba_requests WHERE auth_req_id_hash=? AND client_id=?",
+            (token_hash(auth_req_id), client.client_id),
+        )
+        if row is None:
+            raise oauth_error(InvalidGrantError, "unknown auth_req_id")
+        self.request.ciba = _poll(provider, dict(row))
+
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list]:
+        provider: Provider = self.server.provider
+        row = self.request.ciba
+        data = row["data"]
+        user = provider.user(row["sub"])
+        if user is None:
+            raise oauth_error(InvalidGrantError, "the user no longer exists")
+        self.request.user = user
+        self.request.authorization_code = AuthContext(
+            sub=row["sub"], auth_time=row["decided_at"], acr=ACR_DEVICE_APPROVAL, amr=["user", "pwd"]
+        )
+        token = self.generate_token(user=user, scope=data["scope"], include_refresh_token=True)
+        self.save_token(token)
+        issuance = self.request.issuance
+        provider.store.execute(
+            "UPDATE ciba_requests SET status='consumed', grant_id=? WHERE id=?",
+            (issuance.grant_id, row["id"]),
+        )
+        provider.count("ciba", "tokens")
+        log.info("CIBA request %s: tokens issued to %s", row["id"], row["client_id"])
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+    def issuance(self, user: Any, scope: str) -> Issuance:
+        row = self.request.ciba
+        data = row["data"]
+        details = data.get("approved_details", data.get("authorization_details"))
+        issuance = self.server.user_issuance(
+            self.request,
+            user,
+            scope,
+            targets=data.get("resource") or [],
+            authorization_details=details,
+            acr=ACR_DEVICE_APPROVAL,
+            amr=["user", "pwd"],
+            auth_time=row["decided_at"],
+        )
+        self.request.issuance = issuance
+        return issuance
+
+
+def _poll(provider: Provider, row: dict[str, Any]) -> dict[str, Any]:
+    """Apply a poll to a stored request: raise the spec's error or return the approved row."""
+    row["data"] = loads(row["data"], {})
+    status = row["status"]
+    if status == "consumed":
+        revoke_grant(provider, row["grant_id"])  # a replayed auth_req_id: revoke what it produced
+        log.warning("CIBA request %s: auth_req_id replayed, grant revoked", row["id"])
+        raise oauth_error(InvalidGrantError, "auth_req_id was already used")
+    if status == "denied_reported":
+        raise oauth_error(InvalidGrantError, "auth_req_id was already used")
+    if status == "denied":
+        provider.store.execute("UPDATE ciba_requests SET status='denied_reported' WHERE id=?", (row["id"],))
+        provider.count("ciba", "access_denied")
+        reason = row["data"].get("deny_reason") or "the user denied the request"
+        raise oauth_error(AccessDeniedError, reason)
+    if row["expires_at"] <= now():
+        if status == "pending":
+            provider.store.execute("UPDATE ciba_requests SET status='expired' WHERE id=?", (row["id"],))
+        provider.count("ciba", "expired_token")
+        raise oauth_error(ExpiredTokenError, "the authentication request expired")
+    current = time.time()
+    last = row["last_poll_at"]
+    provider.store.execute("UPDATE ciba_requests SET last_poll_at=? WHERE id=?", (current, row["id"]))
+    if row["interval"] > 0 and last is not None and current - last < row["interval"]:
+        provider.count("ciba", "slow_down")
+        raise oauth_error(SlowDownError, f"poll at most every {row['interval']} seconds")
+    if status == "pending":
+        provider.count("ciba", "authorization_pending")
+        raise oauth_error(AuthorizationPendingError, "the user has not answered yet")
+    if status != "approved":  # "expired"
+        raise oauth_error(ExpiredTokenError, "the authentication request expired")
+    return row
+
+
+# ---------------------------------------------------------------------------- the user's device
+def public_view(provider: Provider, row: Any) -> dict[str, Any]:
+    """What the approval page and ``agent-auth approvals list`` show (no auth_req_id)."""
+    data = loads(row["data"], {})
+    details = data.get("authorization_details")
+    return {
+        "id": row["id"],
+        "user": row["sub"],
+        "client_id": row["client_id"],
+        "client_name": data.get("client_name") or row["client_id"],
+        "status": row["status"] if row["expires_at"] > now() or row["status"] != "pending" else "expired",
+        "binding_message": data.get("binding_message"),
+        "scope": data.get("scope"),
+        "resource": data.get("resource") or [],
+        "authorization_details": details,
+        "authorization_details_view": [describe(d) for d in details or []],
+        "acr_values": data.get("acr_values") or [],
+        "delivery_mode": data.get("delivery_mode"),
+        "requested_at": row["created_at"],
+        "expires_at": row["expires_at"],
+        "decided_at": row["decided_at"],
+    }
+
+
+def list_requests(
+    provider: Provider, *, user: str | None = None, status: str | None = "pending"
+) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM ciba_requests WHERE 1=1"
+    params: list[Any] = []
+    if user:
+        sql += " AND sub=?"
+        params.append(user)
+    if status == "pending":
+        sql += " AND status='pending' AND expires_at>?"
+        params.append(now())
+    elif status:
+        sql += " AND status=?"
+        params.append(status)
+    sql += " ORDER BY created_at, rowid"
+    return [public_view(provider, row) for row in provider.store.all(sql, tuple(params))]
+
+
+def _pending_row(provider: Provider, request_id: str, user: str | None) -> dict[str, Any]:
+    row = provider.store.one("SELECT * FROM ciba_requests WHERE id=?", (request_id,))
+    if row is None or (user is not None and row["sub"] != user):
+        raise DecisionError(404, "not_found", "no such request")
+    if row["status"] != "pending":
+        raise DecisionError(409, "already_decided", f"the request is {row['status']}")
+    if row["expires_at"] <= now():
+        raise DecisionError(409, "expired", "the request expired")
+    return dict(row)
+
+
+def _ping_for(provider: Provider, row: dict[str, Any], data: dict[str, Any]) -> Ping | None:
+    if data.get("delivery_mode") != "ping" or "ping" not in data:
+        return None
+    client = provider.main.query_client(row["client_id"])
+    if client is None or not client.notification_endpoint:
+        return None
+    secret = provider.store.unseal(data["ping"])
+    return Ping(row["id"], client.notification_endpoint, secret["token"], secret["auth_req_id"])
+
+
+def approve(
+    provider: Provider,
+    request_id: str,
+    *,
+    user: str | None = None,
+    authorization_details: list[dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], Ping | None]:
+    """The user approves (optionally narrowing ``authorization_details``)."""
+    with provider.store.transaction():
+        row = _pending_row(provider, request_id, user)
+        data = loads(row["data"], {})
+        if authorization_details is not None:
+            client = provider.main.query_client(row["client_id"])
+            try:
+                data["approved_details"] = parse_authorization_details(
+                    authorization_details, allowed_types=client.authorization_details_types if client else []
+                )
+            except AuthorizationDetailsError as exc:
+                raise DecisionError(400, "invalid_authorization_details", str(exc)) from None
+        provider.store.execute(
+            "UPDATE ciba_requests SET status='approved', decided_at=?, data=? WHERE id=?",
+            (now(), dumps(data), request_id),
+        )
+    provider.count("ciba", "approved")
+    log.info("CIBA request %s approved by %s", request_id, row["sub"])
+    return _view(provider, request_id), _ping_for(provider, row, data)
+
+
+def deny(
+    provider: Provider, request_id: str, *, user: str | None = None, reason: str | None = None
+) -> tuple[dict[str, Any], Ping | None]:
+    """The user denies. The reason becomes the ``error_description`` the client sees."""
+    with provider.store.transaction():
+        row = _pending_row(provider, request_id, user)
+        data = loads(row["data"], {})
+        if reason:
+            data["deny_reason"] = printable_ascii(reason, 200)
+        provider.store.execute(
+            "UPDATE ciba_requests SET status='denied', decided_at=?, data=? WHERE id=?",
+            (now(), dumps(data), request_id),
+        )
+    provider.count("ciba", "denied")
+    log.info("CIBA request %s denied by %s", request_id, row["sub"])
+    return _view(provider, request_id), _ping_for(provider, row, data)
+
+
+def _view(provider: Provider, request_id: str) -> dict[str, Any]:
+    row = provider.store.one("SELECT * FROM ciba_requests WHERE id=?", (request_id,))
+    return public_view(provider, row)
+
+
+async def send_ping(provider: Provider, ping: Ping) -> None:
+    """POST ``{"auth_req_id": ...}`` to the client with its ``client_notification_token``."""
+    for attempt in range(2):
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as http:
+                response = await http.post(
+                    ping.endpoint,
+                    json={"auth_req_id": ping.auth_req_id},
+                    headers={"Authorization": f"Bearer {ping.notification_token}"},
+                )
+            provider.count("ciba", "pings_sent")
+            log.info("CIBA request %s: ping delivered (HTTP %s)", ping.request_id, response.status_code)
+            return
+        except httpx.HTTPError as exc:
+            log.warning(
+                "CIBA request %s: ping failed (%s)%s",
+                ping.request_id,
+                type(exc).__name__,
+                ", retrying" if attempt == 0 else "",
+            )
+            if attempt == 0:
+                await asyncio.sleep(0.5)
+    provider.count("ciba", "pings_failed")

@@ -1,0 +1,178 @@
+"""``agent-auth approvals``: play the user's phone from a terminal.
+
+::
+
+    agent-auth approvals list [--user alice] [--status pending|approved|denied|all] [--json]
+    agent-auth approvals approve REQUEST_ID [--details JSON]
+    agent-auth approvals deny REQUEST_ID [--reason TEXT]
+
+It talks to a running ``agent-auth dev`` through its admin API. Where: ``--url`` and
+``--admin-token`` (or ``$AGENT_AUTH_DEV_URL`` / ``$AGENT_AUTH_ADMIN_TOKEN``), else what the
+server wrote into its data directory (``--data-dir``, default ``$AGENT_AUTH_DEV_DIR`` or
+``./.agent-auth/dev``). Requests are shown by their opaque request id, never by the
+client's ``auth_req_id``.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="agent-auth approvals")
+    >>> configure(parser)
+    >>> args = parser.parse_args(["deny", "req_123", "--reason", "not now"])
+    >>> (args.request_id, args.reason, args.func.__name__)
+    ('req_123', 'not now', 'run_deny')
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+from typing import Any
+
+from langchain_agent_auth.devserver._cli import default_data_dir
+from langchain_agent_auth.errors import AgentAuthError
+
+
+def _connection_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+    default = argparse.SUPPRESS if sub else None
+    parser.add_argument("--url", default=default, help="base URL of the running provider")
+    parser.add_argument("--data-dir", default=default, help="the provider's data directory")
+    parser.add_argument("--admin-token", default=default, help="admin token (or $AGENT_AUTH_ADMIN_TOKEN)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``approvals`` sub-commands to ``parser``."""
+    _connection_options(parser, sub=False)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    sub = parser.add_subparsers(dest="approvals_command", metavar="COMMAND")
+
+    listing = sub.add_parser("list", help="list CIBA requests (pending by default)")
+    listing.add_argument("--user", help="only this user's requests")
+    listing.add_argument(
+        "--status", default="pending", choices=["pending", "approved", "denied", "consumed", "expired", "all"]
+    )
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    _connection_options(listing, sub=True)
+    listing.set_defaults(func=run_list)
+
+    approve = sub.add_parser("approve", help="approve a pending request")
+    approve.add_argument("request_id")
+    approve.add_argument("--details", help="approve narrower authorization_details (JSON array)")
+    _connection_options(approve, sub=True)
+    approve.set_defaults(func=run_approve)
+
+    deny = sub.add_parser("deny", help="deny a pending request")
+    deny.add_argument("request_id")
+    deny.add_argument("--reason", help="shown to the client as error_description")
+    _connection_options(deny, sub=True)
+    deny.set_defaults(func=run_deny)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from langchain_agent_auth.devserver._provider import AdminClient
+
+    url = args.url or os.environ.get("AGENT_AUTH_DEV_URL")
+    token = args.admin_token or os.environ.get("AGENT_AUTH_ADMIN_TOKEN")
+    data_dir = pathlib.Path(args.data_dir or default_data_dir())
+    if url is None:
+        try:
+            url = json.loads((data_dir / "server.json").read_text())["url"]
+        except (OSError, ValueError, KeyError):
+            raise SystemExit(
+                f"error: no running provider found in {data_dir} (pass --url or --data-dir)"
+            ) from None
+    if token is None:
+        try:
+            token = json.loads((data_dir / "secrets.json").read_text())["admin_token"]
+        except (OSError, ValueError, KeyError):
+            raise SystemExit(
+                f"error: no admin token in {data_dir} (pass --admin-token or set AGENT_AUTH_ADMIN_TOKEN)"
+            ) from None
+    return AdminClient(url, token)
+
+
+def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+    client = _client(args)
+    try:
+        return client.request(method, path, **kwargs)
+    except AgentAuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    finally:
+        client.close()
+
+
+def _left(expires_at: int) -> str:
+    seconds = max(0, int(expires_at - time.time()))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _summary(item: dict[str, Any]) -> str:
+    parts = [item.get("binding_message") or ""]
+    parts += [view["title"] for view in item.get("authorization_details_view") or []]
+    return " | ".join(p for p in parts if p) or "(no message)"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """``agent-auth approvals list``."""
+    params = {"status": args.status, **({"user": args.user} if args.user else {})}
+    body = _call(args, "GET", "/approvals", params=params)
+    if body is None:
+        return 1
+    items = body["requests"]
+    if args.json:
+        print(json.dumps(items, indent=2, ensure_ascii=False))
+        return 0
+    if not items:
+        print("no requests")
+        return 0
+    rows = [("ID", "USER", "CLIENT", "STATUS", "EXPIRES", "WHAT")]
+    for item in items:
+        rows.append(
+            (
+                item["id"],
+                item["user"],
+                item["client_id"],
+                item["status"],
+                _left(item["expires_at"]),
+                _summary(item),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)) + "  " + row[5]
+        )
+    return 0
+
+
+def run_approve(args: argparse.Namespace) -> int:
+    """``agent-auth approvals approve``."""
+    payload: dict[str, Any] = {}
+    if args.details:
+        try:
+            payload["authorization_details"] = json.loads(args.details)
+        except ValueError:
+            print("error: --details is not valid JSON", file=sys.stderr)
+            return 2
+    body = _call(args, "POST", f"/approvals/{args.request_id}/approve", json=payload)
+    if body is None:
+        return 1
+    print(f"approved {body['id']} for {body['user']} ({body['client_id']})")
+    return 0
+
+
+def run_deny(args: argparse.Namespace) -> int:
+    """``agent-auth approvals deny``."""
+    body = _call(
+        args,
+        "POST",
+        f"/approvals/{args.request_id}/deny",
+        json={"reason": args.reason} if args.reason else {},
+    )
+    if body is None:
+        return 1
+    print(f"denied {body['id']} for {body['user']} ({body['client_id']})")
+    return 0

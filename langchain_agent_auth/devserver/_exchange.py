@@ -1,0 +1,516 @@
+"""Token exchange: RFC 8693 and Auth0 Token Vault's federated-connection exchange.
+
+* :class:`TokenExchangeGrant` (``urn:ietf:params:oauth:grant-type:token-exchange``): a user's
+  access, refresh or ID token (``subject_token``) becomes a new JWT access token for a target
+  ``audience``/``resource`` with an ``act`` claim naming the client (or the ``actor_token``'s
+  subject), nested when the subject token was itself delegated. Without a target, the new
+  token keeps the subject token's audience and at most its scope.
+* :class:`FederatedConnectionGrant` (Auth0's
+  ``urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token``): a
+  user's refresh or access token becomes the upstream access token of a ``connection`` the
+  provider holds for that user (refreshing it at the upstream when needed). Same request and
+  response shape as Auth0; an unlinked or revoked connection answers 401
+  ``federated_connection_refresh_token_not_found`` like Auth0 does.
+
+The connections themselves (linking through the pages or the admin shortcut) live here too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.grants.base import BaseGrant, TokenEndpointMixin
+from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.errors import JoseError
+from starlette.datastructures import Headers
+
+from langchain_agent_auth.devserver._oauth import (
+    AUTH_CODE_TTL,
+    AUTH_CONFIDENTIAL,
+    AuthContext,
+    FederatedTokenNotFoundError,
+    InvalidTargetError,
+    Issuance,
+    IssuingGrant,
+    OAuthRequest,
+    TemporarilyUnavailableError,
+    UnauthorizedClientError,
+    audience_and_alg,
+    find_token,
+    oauth_error,
+)
+from langchain_agent_auth.devserver._store import UPSTREAM_CONNECTION, UPSTREAM_IDP_CLIENT_ID, UPSTREAM_SCOPES
+from langchain_agent_auth.devserver._util import (
+    GT_FEDERATED,
+    GT_TOKEN_EXCHANGE,
+    TT_ACCESS,
+    TT_FEDERATED,
+    TT_ID,
+    TT_JWT,
+    TT_REFRESH,
+    dumps,
+    join_scope,
+    loads,
+    now,
+    split_scope,
+    token_hash,
+)
+
+if TYPE_CHECKING:
+    from langchain_agent_auth.devserver._core import Provider
+
+log = logging.getLogger("langchain_agent_auth.devserver")
+
+CONNECTIONS = {UPSTREAM_CONNECTION: UPSTREAM_SCOPES}
+
+
+# ---------------------------------------------------------------------------- subject tokens
+def resolve_token(
+    provider: Provider, value: str, token_type: str, label: str, client_id: str
+) -> dict[str, Any]:
+    """Validate a subject/actor token issued by this provider; returns what it says."""
+    if token_type in (TT_ACCESS, TT_REFRESH):
+        kind = "access_token" if token_type == TT_ACCESS else "refresh_token"
+        stored = find_token(provider, "main", value, kind)
+        if stored is None or stored.kind != kind or stored.is_expired() or stored.is_revoked():
+            raise oauth_error(InvalidGrantError, f"{label} is invalid, expired or revoked")
+        row = stored.row
+        if kind == "refresh_token":
+            grant = row["grant"]
+            if row["client_id"] != client_id:
+                raise oauth_error(InvalidGrantError, f"{label} was issued to another client")
+            return {
+                "sub": grant["sub"],
+                "scope": grant["scope"],
+                "act": None,
+                "grant_id": grant["grant_id"],
+                "aud": grant["data"].get("resource") or [],
+                "client_id": row["client_id"],
+            }
+        data = row["data"]
+        return {
+            "sub": row["sub"],
+            "scope": row["scope"],
+            "act": data.get("act"),
+            "grant_id": row["grant_id"],
+            "aud": data.get("aud") or [],
+            "client_id": row["client_id"],
+        }
+    if token_type in (TT_ID, TT_JWT):
+        try:
+            token = jwt.decode(value, provider.store.verification_keyset(), algorithms=["RS256", "ES256"])
+        except (JoseError, ValueError):
+            raise oauth_error(InvalidGrantError, f"{label} is not a valid JWT of this provider") from None
+        claims = token.claims
+        if claims.get("iss") != provider.issuer or not isinstance(claims.get("sub"), str):
+            raise oauth_error(InvalidGrantError, f"{label} was not issued by this provider")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp <= now():
+            raise oauth_error(InvalidGrantError, f"{label} has expired")
+        if token.header.get("typ") == "at+jwt":
+            stored = find_token(provider, "main", value, "access_token")
+            if stored is None or stored.is_revoked():
+                raise oauth_error(InvalidGrantError, f"{label} was revoked")
+        aud = claims.get("aud")
+        return {
+            "sub": claims["sub"],
+            "scope": claims.get("scope", "openid"),
+            "act": claims.get("act"),
+            "grant_id": None,
+            "aud": aud if isinstance(aud, list) else [aud] if aud else [],
+            "client_id": claims.get("client_id") or claims.get("azp"),
+        }
+    raise oauth_error(InvalidRequestError, f"unsupported {label}_type")
+
+
+class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
+    """RFC 8693 token exchange (delegation: the new token carries ``act``)."""
+
+    GRANT_TYPE = GT_TOKEN_EXCHANGE
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
+
+    def validate_token_request(self) -> None:
+        provider: Provider = self.server.provider
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise oauth_error(UnauthorizedClientError, "client may not use token exchange")
+        self.request.client = client
+        form = self.request.form
+        if not form.get("subject_token") or not form.get("subject_token_type"):
+            raise oauth_error(InvalidRequestError, "subject_token and subject_token_type are required")
+        requested = form.get("requested_token_type")
+        if requested is not None and requested not in (TT_ACCESS, TT_JWT):
+            raise oauth_error(InvalidRequestError, "unsupported requested_token_type")
+        if bool(form.get("actor_token")) != bool(form.get("actor_token_type")):
+            raise oauth_error(InvalidRequestError, "actor_token and actor_token_type go together")
+        subject = resolve_token(
+            provider, form["subject_token"], form["subject_token_type"], "subject_token", client.client_id
+        )
+        if not subject["sub"] or provider.user(subject["sub"]) is None:
+            raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
+        actor = None
+        if form.get("actor_token"):
+            actor = resolve_token(
+                provider, form["actor_token"], form["actor_token_type"], "actor_token", client.client_id
+            )
+
+        resources = provider.store.resources()
+        targets = list(dict.fromkeys(self.request.values("resource") + self.request.values("audience")))
+        if len(targets) > 1:
+            raise oauth_error(InvalidTargetError, "one resource or audience per exchange")
+        asked = split_scope(form.get("scope"))
+        if targets:
+            if targets[0] not in resources:
+                raise oauth_error(InvalidTargetError, "unknown resource or audience")
+            allowed = resources[targets[0]]["scopes"].split()
+            scopes = asked or allowed
+        else:
+            targets = [a for a in subject["aud"] if a in resources]
+            allowed = split_scope(subject["scope"])
+            scopes = asked or allowed
+        bad = [s for s in scopes if s not in allowed]
+        if bad:
+            raise oauth_error(InvalidScopeError, "scope not available for the target: " + " ".join(bad))
+        if client.scope is not None and any(s not in client.scope.split() for s in scopes):
+            raise oauth_error(InvalidScopeError, "scope not allowed for this client")
+        act: dict[str, Any] = {"sub": actor["sub"] if actor else client.client_id}
+        if subject["act"]:
+            act["act"] = subject["act"]
+        self.request.exchange = {
+            "subject": subject,
+            "targets": targets,
+            "scope": join_scope(scopes),
+            "act": act,
+            "issued_token_type": requested or TT_ACCESS,
+        }
+
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list]:
+        exchange = self.request.exchange
+        user = self.server.provider.user(exchange["subject"]["sub"])
+        self.request.user = user
+        token = self.generate_token(user=user, scope=exchange["scope"], include_refresh_token=False)
+        self.save_token(token)
+        self.server.provider.count("grants", "token_exchange_issued")
+        log.info("token exchange for %s by %s", exchange["subject"]["sub"], self.request.client.client_id)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+    def issuance(self, user: Any, scope: str) -> Issuance:
+        exchange = self.request.exchange
+        audience, alg, ttl = audience_and_alg(self.server.provider, exchange["targets"])
+        return Issuance(
+            grant_id=exchange["subject"]["grant_id"],
+            audience=audience,
+            alg=alg,
+            ttl=ttl,
+            act=exchange["act"],
+            response_extra={"issued_token_type": exchange["issued_token_type"]},
+        )
+
+
+class FederatedConnectionGrant(BaseGrant, TokenEndpointMixin):
+    """Auth0 Token Vault's exchange: an upstream access token for a linked connection."""
+
+    GRANT_TYPE = GT_FEDERATED
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
+
+    def validate_token_request(self) -> None:
+        provider: Provider = self.server.provider
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise oauth_error(UnauthorizedClientError, "client may not use the Token Vault exchange")
+        self.request.client = client
+        form = self.request.form
+        if not form.get("subject_token"):
+            raise oauth_error(InvalidRequestError, "subject_token is required")
+        token_type = form.get("subject_token_type", TT_REFRESH)
+        if token_type not in (TT_REFRESH, TT_ACCESS):
+            raise oauth_error(
+                InvalidRequestError, "subject_token_type must be a refresh or access token type"
+            )
+        if form.get("requested_token_type", TT_FEDERATED) != TT_FEDERATED:
+            raise oauth_error(InvalidRequestError, f"requested_token_type must be {TT_FEDERATED}")
+        connection = form.get("connection")
+        if not connection:
+            raise oauth_error(InvalidRequestError, "connection is required")
+        if connection not in CONNECTIONS:
+            raise oauth_error(InvalidRequestError, "unknown connection")
+        subject = resolve_token(
+            provider, form["subject_token"], token_type, "subject_token", client.client_id
+        )
+        if not subject["sub"] or provider.user(subject["sub"]) is None:
+            raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
+        login_hint = form.get("login_hint")
+        if login_hint is not None and login_hint != subject["sub"]:
+            raise oauth_error(FederatedTokenNotFoundError, "Federated connection Refresh Token not found.")
+        self.request.federated = (subject["sub"], connection)
+
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list]:
+        sub, connection = self.request.federated
+        token = federated_access_token(self.server.provider, sub, connection)
+        self.server.provider.count("grants", "federated_issued")
+        log.info(
+            "Token Vault exchange: %s connection for %s to %s", connection, sub, self.request.client.client_id
+        )
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+# ---------------------------------------------------------------------------- connections
+def _internal_upstream_token(provider: Provider, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """Call the upstream token endpoint in-process as the provider's own upstream client."""
+    if provider.upstream_outage("token"):
+        raise oauth_error(TemporarilyUnavailableError, "the upstream provider is unavailable")
+    secret = provider.store.secrets.clients[UPSTREAM_IDP_CLIENT_ID]
+    basic = base64.b64encode(f"{UPSTREAM_IDP_CLIENT_ID}:{secret}".encode()).decode()
+    request = OAuthRequest(
+        "POST",
+        provider.upstream_issuer + "/token",
+        Headers({"authorization": f"Basic {basic}"}),
+        [],
+        list(form.items()),
+    )
+    response = provider.upstream.create_token_response(request)
+    return response.status_code, json.loads(bytes(response.body))
+
+
+def _save_connection(provider: Provider, sub: str, connection: str, token: dict[str, Any]) -> dict[str, Any]:
+    ts = now()
+    blob = provider.store.seal(
+        {"access_token": token["access_token"], "refresh_token": token.get("refresh_token")}
+    )
+    provider.store.execute(
+        "INSERT INTO connections VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (sub, connection) DO UPDATE SET "
+        "status=excluded.status, scope=excluded.scope, secret_blob=excluded.secret_blob, "
+        "access_expires_at=excluded.access_expires_at, updated_at=excluded.updated_at",
+        (
+            sub,
+            connection,
+            "active",
+            token.get("scope", ""),
+            blob,
+            ts + int(token.get("expires_in", 3600)),
+            ts,
+            ts,
+        ),
+    )
+    return connection_view(provider, sub, connection) or {}
+
+
+def connection_view(provider: Provider, sub: str, connection: str) -> dict[str, Any] | None:
+    row = provider.store.one("SELECT * FROM connections WHERE sub=? AND connection=?", (sub, connection))
+    if row is None:
+        return None
+    return {
+        "user": sub,
+        "connection": connection,
+        "status": row["status"],
+        "scope": row["scope"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def list_connections(provider: Provider, sub: str | None = None) -> list[dict[str, Any]]:
+    rows = provider.store.all(
+        "SELECT sub, connection FROM connections WHERE (? IS NULL OR sub=?) ORDER BY sub, connection",
+        (sub, sub),
+    )
+    return [v for row in rows if (v := connection_view(provider, row["sub"], row["connection"]))]
+
+
+def _validate_connection_scope(connection: str, scope: str | None) -> str:
+    if connection not in CONNECTIONS:
+        raise ValueError("unknown connection")
+    scopes = split_scope(scope) or [s for s in CONNECTIONS[connection] if s != "profile"]
+    bad = [s for s in scopes if s not in CONNECTIONS[connection]]
+    if bad:
+        raise ValueError("unknown scope for the connection: " + " ".join(bad))
+    return join_scope(scopes)
+
+
+def start_connect(provider: Provider, sub: str, connection: str, scope: str | None) -> str:
+    """Begin linking an upstream account (page flow): returns the upstream authorize URL."""
+    scope = _validate_connection_scope(connection, scope)
+    state, verifier = generate_token(32), generate_token(64)
+    provider.store.execute("DELETE FROM connect_states WHERE expires_at < ?", (now(),))
+    provider.store.execute(
+        "INSERT INTO connect_states VALUES (?,?,?,?,?)",
+        (token_hash(state), sub, connection, dumps({"verifier": verifier, "scope": scope}), now() + 600),
+    )
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": UPSTREAM_IDP_CLIENT_ID,
+            "redirect_uri": _callback(provider),
+            "scope": scope,
+            "state": state,
+            "code_challenge": create_s256_code_challenge(verifier),
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{provider.upstream_issuer}/authorize?{query}"
+
+
+def _callback(provider: Provider) -> str:
+    return provider.base_url + "/connections/callback"
+
+
+def finish_connect(provider: Provider, sub: str, state: str, code: str) -> dict[str, Any]:
+    """Complete the page flow: exchange the upstream code and keep the tokens (encrypted)."""
+    row = provider.store.one("SELECT * FROM connect_states WHERE state_hash=?", (token_hash(state),))
+    if row is None or row["expires_at"] <= now() or row["sub"] != sub:
+        raise ValueError("unknown, expired or foreign state")
+    provider.store.execute("DELETE FROM connect_states WHERE state_hash=?", (row["state_hash"],))
+    data = loads(row["data"], {})
+    status, body = _internal_upstream_token(
+        provider,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": _callback(provider),
+            "code_verifier": data["verifier"],
+        },
+    )
+    if status != 200:
+        raise ValueError(f"the upstream refused the code ({body.get('error')})")
+    log.info("connection %s linked for %s", row["connection"], sub)
+    return _save_connection(provider, sub, row["connection"], body)
+
+
+def link_direct(provider: Provider, sub: str, connection: str, scope: str | None) -> dict[str, Any]:
+    """Admin/test shortcut: link without a browser (the user 'consents' implicitly)."""
+    if provider.user(sub) is None:
+        raise ValueError("unknown user")
+    scope = _validate_connection_scope(connection, scope)
+    code, verifier = generate_token(48), generate_token(64)
+    context = AuthContext(
+        sub=sub,
+        scope=scope,
+        redirect_uri=_callback(provider),
+        auth_time=now(),
+        code_challenge=create_s256_code_challenge(verifier),
+        code_challenge_method="S256",
+    )
+    provider.store.execute(
+        "INSERT INTO auth_codes VALUES (?,?,?,?,?,?,NULL,NULL)",
+        (
+            token_hash(code),
+            "upstream",
+            UPSTREAM_IDP_CLIENT_ID,
+            sub,
+            dumps(context.__dict__),
+            now() + AUTH_CODE_TTL,
+        ),
+    )
+    status, body = _internal_upstream_token(
+        provider,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": _callback(provider),
+            "code_verifier": verifier,
+        },
+    )
+    if status != 200:  # pragma: no cover - the code was just minted
+        raise ValueError(f"the upstream refused the code ({body.get('error')})")
+    log.info("connection %s linked for %s (admin shortcut)", connection, sub)
+    return _save_connection(provider, sub, connection, body)
+
+
+def unlink(provider: Provider, sub: str, connection: str) -> bool:
+    row = provider.store.one("SELECT * FROM connections WHERE sub=? AND connection=?", (sub, connection))
+    if row is None:
+        return False
+    tokens = provider.store.unseal(row["secret_blob"])
+    if tokens.get("refresh_token"):
+        stored = find_token(provider, "upstream", tokens["refresh_token"], "refresh_token")
+        if stored is not None:
+            from langchain_agent_auth.devserver._oauth import revoke_grant
+
+            revoke_grant(provider, stored.row["grant_id"])
+    provider.store.execute("DELETE FROM connections WHERE sub=? AND connection=?", (sub, connection))
+    log.info("connection %s unlinked for %s", connection, sub)
+    return True
+
+
+def federated_access_token(provider: Provider, sub: str, connection: str) -> dict[str, Any]:
+    """The Token Vault answer: a valid upstream access token, refreshed when needed."""
+    row = provider.store.one("SELECT * FROM connections WHERE sub=? AND connection=?", (sub, connection))
+    if row is None or row["status"] != "active":
+        raise oauth_error(FederatedTokenNotFoundError, "Federated connection Refresh Token not found.")
+    tokens = provider.store.unseal(row["secret_blob"])
+    current = find_token(provider, "upstream", tokens["access_token"], "access_token")
+    if current is not None and not current.is_revoked() and current.row["expires_at"] > now() + 30:
+        return {
+            "access_token": tokens["access_token"],
+            "issued_token_type": TT_FEDERATED,
+            "token_type": "Bearer",
+            "expires_in": current.row["expires_at"] - now(),
+            "scope": row["scope"],
+        }
+    refresh = tokens.get("refresh_token")
+    status, body = (
+        (400, {"error": "invalid_grant"})
+        if not refresh
+        else _internal_upstream_token(provider, {"grant_type": "refresh_token", "refresh_token": refresh})
+    )
+    if status != 200:
+        provider.store.execute(
+            "UPDATE connections SET status='needs_reauthorization', updated_at=? "
+            "WHERE sub=? AND connection=?",
+            (now(), sub, connection),
+        )
+        log.info(
+            "connection %s for %s needs reauthorization (upstream said %s)",
+            connection,
+            sub,
+            body.get("error"),
+        )
+        raise oauth_error(
+            FederatedTokenNotFoundError,
+            "Federated connection Refresh Token not found. The upstream grant was revoked or "
+            "expired: the user must connect the account again.",
+        )
+    _save_connection(provider, sub, connection, body)
+    provider.count("grants", "federated_refreshed")
+    return {
+        "access_token": body["access_token"],
+        "issued_token_type": TT_FEDERATED,
+        "token_type": "Bearer",
+        "expires_in": body.get("expires_in", 3600),
+        "scope": body.get("scope", row["scope"]),
+    }
+
+
+def upstream_user_action(provider: Provider, sub: str, action: str) -> int:
+    """Make the upstream misbehave for one user: ``revoke`` every grant, or ``expire`` access tokens."""
+    ts = now()
+    if action == "revoke":
+        with provider.store.transaction() as db:
+            grants = [
+                r["grant_id"]
+                for r in db.execute(
+                    "SELECT grant_id FROM grants WHERE realm='upstream' AND sub=? AND revoked_at IS NULL",
+                    (sub,),
+                )
+            ]
+            for grant_id in grants:
+                db.execute("UPDATE grants SET revoked_at=? WHERE grant_id=?", (ts, grant_id))
+                db.execute("UPDATE refresh_tokens SET revoked_at=? WHERE grant_id=?", (ts, grant_id))
+                db.execute("UPDATE access_tokens SET revoked_at=? WHERE grant_id=?", (ts, grant_id))
+        return len(grants)
+    if action == "expire":
+        return provider.store.execute(
+            "UPDATE access_tokens SET expires_at=? WHERE realm='upstream' AND sub=? AND expires_at>?",
+            (ts - 1, sub, ts),
+        )
+    raise ValueError("action must be revoke or expire")

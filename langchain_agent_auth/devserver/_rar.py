@@ -1,0 +1,178 @@
+"""Rich Authorization Requests (RFC 9396): validation and rendering for a person.
+
+Two types are understood:
+
+``payment_initiation``
+    ``instructedAmount`` ``{"amount": "250.00", "currency": "EUR"}`` (required),
+    ``creditorName``, ``creditorAccount`` (``{"iban": ...}`` or any identifier fields),
+    ``remittanceInformationUnstructured`` (optional).
+``agent_action``
+    a tool call an agent wants to make: ``actions`` (non-empty list of strings, required),
+    plus the common RFC 9396 fields (``locations``, ``datatypes``, ``identifier``,
+    ``privileges``) and free-form fields (``tool``, ``arguments``, ``description``...).
+
+Example:
+    >>> details = parse_authorization_details(
+    ...     '[{"type":"payment_initiation","instructedAmount":{"amount":"250.00","currency":"EUR"},'
+    ...     '"creditorName":"ACME Corp"}]', allowed_types=SUPPORTED_TYPES)
+    >>> describe(details[0])["title"]
+    'Pay 250.00 EUR to ACME Corp'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+SUPPORTED_TYPES = ("agent_action", "payment_initiation")
+MAX_DETAILS = 10
+MAX_JSON_BYTES = 16_384
+_COMMON_LIST_FIELDS = ("locations", "actions", "datatypes", "privileges")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
+
+
+class AuthorizationDetailsError(ValueError):
+    """``authorization_details`` that RFC 9396 or this provider's types do not accept."""
+
+
+def parse_authorization_details(
+    raw: str | list[Any] | None, *, allowed_types: tuple[str, ...] | list[str]
+) -> list[dict[str, Any]] | None:
+    """Parse and validate ``authorization_details`` (a JSON array of objects with a ``type``).
+
+    Raises :class:`AuthorizationDetailsError` with a short, ASCII message on any problem.
+    """
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        if len(raw.encode()) > MAX_JSON_BYTES:
+            raise AuthorizationDetailsError("authorization_details is too large")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise AuthorizationDetailsError("authorization_details is not valid JSON") from None
+    else:
+        value = raw
+    if not isinstance(value, list) or not value:
+        raise AuthorizationDetailsError("authorization_details must be a non-empty JSON array")
+    if len(value) > MAX_DETAILS:
+        raise AuthorizationDetailsError(f"at most {MAX_DETAILS} authorization_details entries")
+    out = []
+    for detail in value:
+        if not isinstance(detail, dict):
+            raise AuthorizationDetailsError("each authorization_details entry must be an object")
+        kind = detail.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise AuthorizationDetailsError("each authorization_details entry needs a string 'type'")
+        if kind not in SUPPORTED_TYPES:
+            raise AuthorizationDetailsError("unknown authorization_details type")
+        if kind not in allowed_types:
+            raise AuthorizationDetailsError("this client may not use that authorization_details type")
+        for name in _COMMON_LIST_FIELDS:
+            if name in detail and (
+                not isinstance(detail[name], list) or not all(isinstance(v, str) for v in detail[name])
+            ):
+                raise AuthorizationDetailsError(f"'{name}' must be an array of strings")
+        if "identifier" in detail and not isinstance(detail["identifier"], str):
+            raise AuthorizationDetailsError("'identifier' must be a string")
+        if kind == "payment_initiation":
+            _validate_payment(detail)
+        elif kind == "agent_action" and not detail.get("actions"):
+            raise AuthorizationDetailsError("agent_action requires a non-empty 'actions' array")
+        out.append(detail)
+    return out
+
+
+def _validate_payment(detail: dict[str, Any]) -> None:
+    amount = detail.get("instructedAmount")
+    if not isinstance(amount, dict):
+        raise AuthorizationDetailsError("payment_initiation requires instructedAmount {amount, currency}")
+    value, currency = amount.get("amount"), amount.get("currency")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not _AMOUNT.match(str(value)):
+        raise AuthorizationDetailsError("instructedAmount.amount must be a positive decimal like '250.00'")
+    if Decimal(str(value)) <= 0:
+        raise AuthorizationDetailsError("instructedAmount.amount must be positive")
+    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+        raise AuthorizationDetailsError("instructedAmount.currency must be an ISO 4217 code like 'EUR'")
+    for name in ("creditorName", "remittanceInformationUnstructured"):
+        if name in detail and not isinstance(detail[name], str):
+            raise AuthorizationDetailsError(f"'{name}' must be a string")
+    if "creditorAccount" in detail and not isinstance(detail["creditorAccount"], dict):
+        raise AuthorizationDetailsError("'creditorAccount' must be an object")
+
+
+def amount_of(detail: dict[str, Any]) -> tuple[Decimal, str] | None:
+    """``(amount, currency)`` of a ``payment_initiation`` entry, or None."""
+    try:
+        amount = detail["instructedAmount"]
+        return Decimal(str(amount["amount"])), str(amount["currency"])
+    except (KeyError, TypeError, InvalidOperation):
+        return None
+
+
+_ACRONYMS = {"iban": "IBAN", "bic": "BIC", "bban": "BBAN", "pan": "PAN", "url": "URL", "id": "ID"}
+
+
+def _humanize(name: str) -> str:
+    if name.lower() in _ACRONYMS:
+        return _ACRONYMS[name.lower()]
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ")
+    return words[:1].upper() + words[1:]
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{_humanize(str(k))}: {_plain(v)}" for k, v in value.items())
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def describe(detail: dict[str, Any]) -> dict[str, Any]:
+    """A person-readable view of one entry: ``{"title": str, "rows": [(label, text), ...]}``.
+
+    Values are plain text (the page escapes them); nothing is dropped: every field of
+    the entry appears either in the title or in a row.
+    """
+    kind = detail.get("type")
+    rows: list[tuple[str, str]] = []
+    shown = {"type"}
+    if kind == "payment_initiation":
+        amount = detail.get("instructedAmount") or {}
+        creditor = detail.get("creditorName")
+        title = f"Pay {amount.get('amount')} {amount.get('currency')}"
+        if creditor:
+            title += f" to {creditor}"
+        shown |= {"instructedAmount", "creditorName"}
+        account = detail.get("creditorAccount")
+        if isinstance(account, dict):
+            rows.append(("To account", _plain(account)))
+            shown.add("creditorAccount")
+        if detail.get("remittanceInformationUnstructured"):
+            rows.append(("Reference", str(detail["remittanceInformationUnstructured"])))
+            shown.add("remittanceInformationUnstructured")
+    elif kind == "agent_action":
+        actions = [str(a).replace("_", " ") for a in detail.get("actions") or []]
+        title = "Let the agent " + ", ".join(actions)
+        shown.add("actions")
+        if detail.get("description"):
+            rows.append(("What", str(detail["description"])))
+            shown.add("description")
+    else:  # pragma: no cover - unknown types are rejected before they are stored
+        title = str(kind)
+    labels = {"locations": "Where", "datatypes": "Data", "identifier": "Item", "privileges": "Privileges"}
+    for name, label in labels.items():
+        if name in detail:
+            rows.append((label, _plain(detail[name])))
+            shown.add(name)
+    for name, value in detail.items():
+        if name not in shown:
+            rows.append((_humanize(name), _plain(value)))
+    return {"type": kind, "title": title, "rows": rows}

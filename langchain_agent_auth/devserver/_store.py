@@ -1,0 +1,447 @@
+"""SQLite state of the local provider: users, clients, keys, grants, tokens, CIBA requests...
+
+Everything lives in ``<data_dir>/provider.sqlite3`` so a restart loses nothing. Opaque
+credentials (refresh tokens, opaque access tokens, authorization codes, ``auth_req_id``,
+session ids, client secrets) are stored as SHA-256 hashes, never as values. The few
+secrets the operator needs to read back (the admin token, the seeded users' passwords and
+the seeded clients' secrets) are in ``<data_dir>/secrets.json`` (mode 0600); tokens the
+provider holds for linked upstream accounts are encrypted with AES-GCM under a key kept in
+that file.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import pathlib
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from joserfc.jwk import ECKey, KeySet, RSAKey
+
+from langchain_agent_auth.devserver._util import (
+    GT_CIBA,
+    GT_FEDERATED,
+    GT_TOKEN_EXCHANGE,
+    dumps,
+    hash_password,
+    loads,
+    new_token,
+    now,
+    token_hash,
+)
+
+SCHEMA_VERSION = 1
+KEYS_KEPT = 3  # signing keys published per algorithm (the newest signs)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS users (
+  sub TEXT PRIMARY KEY, email TEXT UNIQUE, name TEXT, password_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS clients (
+  client_id TEXT PRIMARY KEY, realm TEXT NOT NULL, metadata TEXT NOT NULL,
+  secret_hash TEXT, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+  kid TEXT PRIMARY KEY, alg TEXT NOT NULL, private_jwk TEXT NOT NULL, created_at INTEGER NOT NULL,
+  seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS resources (
+  identifier TEXT PRIMARY KEY, scopes TEXT NOT NULL, alg TEXT NOT NULL, ttl INTEGER NOT NULL,
+  description TEXT);
+CREATE TABLE IF NOT EXISTS sessions (
+  id_hash TEXT PRIMARY KEY, realm TEXT NOT NULL, sub TEXT NOT NULL, csrf TEXT NOT NULL,
+  auth_time INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS auth_codes (
+  code_hash TEXT PRIMARY KEY, realm TEXT NOT NULL, client_id TEXT NOT NULL, sub TEXT NOT NULL,
+  data TEXT NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, grant_id TEXT);
+CREATE TABLE IF NOT EXISTS grants (
+  grant_id TEXT PRIMARY KEY, realm TEXT NOT NULL, sub TEXT, client_id TEXT NOT NULL,
+  scope TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER);
+CREATE INDEX IF NOT EXISTS grants_sub ON grants (realm, sub);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+  token_hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL,
+  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER, rotated_at INTEGER);
+CREATE INDEX IF NOT EXISTS refresh_grant ON refresh_tokens (grant_id);
+CREATE TABLE IF NOT EXISTS access_tokens (
+  jti TEXT PRIMARY KEY, token_hash TEXT UNIQUE, realm TEXT NOT NULL, grant_id TEXT,
+  client_id TEXT NOT NULL, sub TEXT, scope TEXT NOT NULL, data TEXT NOT NULL,
+  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER);
+CREATE INDEX IF NOT EXISTS access_grant ON access_tokens (grant_id);
+CREATE TABLE IF NOT EXISTS ciba_requests (
+  id TEXT PRIMARY KEY, auth_req_id_hash TEXT UNIQUE NOT NULL, client_id TEXT NOT NULL,
+  sub TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL, interval INTEGER NOT NULL, last_poll_at REAL, decided_at INTEGER,
+  grant_id TEXT);
+CREATE INDEX IF NOT EXISTS ciba_sub ON ciba_requests (sub, status);
+CREATE TABLE IF NOT EXISTS assertion_jtis (
+  key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS connections (
+  sub TEXT NOT NULL, connection TEXT NOT NULL, status TEXT NOT NULL, scope TEXT NOT NULL,
+  secret_blob TEXT NOT NULL, access_expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL, PRIMARY KEY (sub, connection));
+CREATE TABLE IF NOT EXISTS connect_states (
+  state_hash TEXT PRIMARY KEY, sub TEXT NOT NULL, connection TEXT NOT NULL, data TEXT NOT NULL,
+  expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS calendar_events (
+  id TEXT PRIMARY KEY, sub TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS bank_accounts (
+  sub TEXT PRIMARY KEY, balance_cents INTEGER NOT NULL, currency TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bank_transfers (
+  id TEXT PRIMARY KEY, sub TEXT NOT NULL, jti TEXT UNIQUE NOT NULL, data TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+"""
+
+# Resource servers the provider issues RFC 9068 JWT access tokens for. The two ``urn:example``
+# ones mirror the node-oidc-provider reference setup so protocol tests can run against both.
+DEMO_API_AUDIENCE = "urn:agent-auth:demo-api"
+_SEED_RESOURCES = [
+    ("urn:example:api", "api:read api:write", "RS256", 600, "Example API"),
+    ("urn:example:downstream", "downstream:read downstream:write", "ES256", 300, "Example downstream API"),
+    (DEMO_API_AUDIENCE, "bank:read bank:transfer", "RS256", 600, "Demo bank API"),
+]
+
+SEED_USERS = [
+    ("alice", "alice@example.com", "Alice Example"),
+    ("bob", "bob@example.com", "Bob Example"),
+]
+AGENT_CLIENT_ID = "agent-client"
+UPSTREAM_CONNECT_CLIENT_ID = "vault-connect"
+UPSTREAM_IDP_CLIENT_ID = "agent-auth-idp"
+UPSTREAM_CONNECTION = "demo-upstream"
+UPSTREAM_SCOPES = ("calendar.read", "calendar.write", "profile")
+
+ALL_MAIN_GRANTS = [
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    GT_CIBA,
+    GT_TOKEN_EXCHANGE,
+    GT_FEDERATED,
+]
+
+
+@dataclass
+class Secrets:
+    """What the operator reads back from ``secrets.json``."""
+
+    admin_token: str
+    vault_key: bytes
+    users: dict[str, str] = field(default_factory=dict)
+    clients: dict[str, str] = field(default_factory=dict)
+
+
+class Store:
+    """Thread-safe access to the provider's SQLite database under ``data_dir``.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     store = Store(d)
+        ...     sorted(store.user_subjects())
+        ['alice', 'bob']
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        self.data_dir = pathlib.Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / "provider.sqlite3"
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._key_cache: tuple[int, dict[str, Any], KeySet] | None = None
+        self._key_checked = 0.0
+        self._resources: dict[str, sqlite3.Row] | None = None
+        self._db.executescript(_SCHEMA)
+        self.secrets = self._load_or_create_secrets()
+        self._seed()
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run statements atomically (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            return self._db.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, params).rowcount
+
+    # ------------------------------------------------------------------ secrets & seed
+    def _load_or_create_secrets(self) -> Secrets:
+        path = self.data_dir / "secrets.json"
+        if path.exists():
+            raw = json.loads(path.read_text())
+            return Secrets(
+                admin_token=raw["admin_token"],
+                vault_key=base64.b64decode(raw["vault_key"]),
+                users=dict(raw.get("users", {})),
+                clients=dict(raw.get("clients", {})),
+            )
+        created = Secrets(admin_token=new_token(32), vault_key=AESGCM.generate_key(bit_length=256))
+        self._write_secrets(created)
+        return created
+
+    def _write_secrets(self, value: Secrets) -> None:
+        path = self.data_dir / "secrets.json"
+        body = json.dumps(
+            {
+                "admin_token": value.admin_token,
+                "vault_key": base64.b64encode(value.vault_key).decode(),
+                "users": value.users,
+                "clients": value.clients,
+            },
+            indent=2,
+        )
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(body)
+        os.replace(tmp, path)
+
+    def _seed(self) -> None:
+        if self.one("SELECT value FROM meta WHERE key='seeded'"):
+            return
+        with self.transaction():
+            for sub, email, name in SEED_USERS:
+                password = f"{sub}-{secrets.token_hex(4)}"
+                self.add_user(sub, password, email=email, name=name)
+                self.secrets.users[sub] = password
+            for identifier, scopes, alg, ttl, description in _SEED_RESOURCES:
+                self.execute(
+                    "INSERT OR IGNORE INTO resources VALUES (?,?,?,?,?)",
+                    (identifier, scopes, alg, ttl, description),
+                )
+            self.secrets.clients[AGENT_CLIENT_ID] = (
+                self.add_client(
+                    AGENT_CLIENT_ID,
+                    client_name="Agent (seeded)",
+                    grant_types=ALL_MAIN_GRANTS,
+                    redirect_uris=["http://127.0.0.1/callback", "http://localhost/callback"],
+                    token_endpoint_auth_method="client_secret_basic",
+                    backchannel_token_delivery_mode="poll",
+                )
+                or ""
+            )
+            self.secrets.clients[UPSTREAM_CONNECT_CLIENT_ID] = (
+                self.add_client(
+                    UPSTREAM_CONNECT_CLIENT_ID,
+                    realm="upstream",
+                    client_name="Agent token vault",
+                    grant_types=["authorization_code", "refresh_token"],
+                    redirect_uris=["http://127.0.0.1/callback", "http://localhost/callback"],
+                    token_endpoint_auth_method="client_secret_basic",
+                    scope=" ".join(UPSTREAM_SCOPES),
+                )
+                or ""
+            )
+            self.secrets.clients[UPSTREAM_IDP_CLIENT_ID] = (
+                self.add_client(
+                    UPSTREAM_IDP_CLIENT_ID,
+                    realm="upstream",
+                    client_name="agent-auth local provider (Token Vault connections)",
+                    grant_types=["authorization_code", "refresh_token"],
+                    redirect_uris=["/connections/callback"],
+                    token_endpoint_auth_method="client_secret_basic",
+                    scope=" ".join(UPSTREAM_SCOPES),
+                )
+                or ""
+            )
+            if not self.all("SELECT kid FROM keys"):
+                self.add_signing_keys()
+            self.execute("INSERT OR REPLACE INTO meta VALUES ('seeded', '1')")
+            self.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._write_secrets(self.secrets)
+
+    # ------------------------------------------------------------------ users
+    def add_user(self, sub: str, password: str, *, email: str | None = None, name: str | None = None) -> None:
+        """Create a user (``sub`` is the login name and subject). Raises ValueError if taken."""
+        if not sub or not password:
+            raise ValueError("a user needs a subject and a password")
+        try:
+            self.execute(
+                "INSERT INTO users VALUES (?,?,?,?,?)",
+                (sub, email, name or sub, hash_password(password), now()),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(
+                f"a user {sub!r} already exists" + (f" (or the email {email})" if email else "")
+            ) from exc
+        self.execute("INSERT OR IGNORE INTO bank_accounts VALUES (?,?,?)", (sub, 100_000, "EUR"))
+
+    def get_user(self, sub: str) -> sqlite3.Row | None:
+        return self.one("SELECT * FROM users WHERE sub=?", (sub,))
+
+    def find_user(self, hint: str) -> sqlite3.Row | None:
+        """A user by subject or email address."""
+        return self.one("SELECT * FROM users WHERE sub=? OR email=?", (hint, hint))
+
+    def user_subjects(self) -> list[str]:
+        return [row["sub"] for row in self.all("SELECT sub FROM users ORDER BY sub")]
+
+    # ------------------------------------------------------------------ clients
+    def add_client(
+        self,
+        client_id: str | None = None,
+        *,
+        realm: str = "main",
+        client_name: str | None = None,
+        grant_types: list[str] | None = None,
+        redirect_uris: list[str] | None = None,
+        token_endpoint_auth_method: str = "client_secret_basic",
+        scope: str | None = None,
+        jwks: dict[str, Any] | None = None,
+        backchannel_token_delivery_mode: str | None = None,
+        backchannel_client_notification_endpoint: str | None = None,
+        authorization_details_types: list[str] | None = None,
+        client_secret: str | None = None,
+    ) -> str | None:
+        """Register a client; returns its secret (None for public and private_key_jwt clients)."""
+        client_id = client_id or f"client-{secrets.token_hex(6)}"
+        method = token_endpoint_auth_method
+        if method not in ("client_secret_basic", "client_secret_post", "private_key_jwt", "none"):
+            raise ValueError(f"unsupported token_endpoint_auth_method {method!r}")
+        if method == "private_key_jwt" and not (jwks and jwks.get("keys")):
+            raise ValueError("a private_key_jwt client needs a JWKS with its public key")
+        if jwks:
+            KeySet.import_key_set(jwks)  # validates
+            if any("d" in key for key in jwks["keys"]):
+                raise ValueError("register the client's PUBLIC keys only")
+        mode = backchannel_token_delivery_mode
+        if mode not in (None, "poll", "ping"):
+            raise ValueError("backchannel_token_delivery_mode must be poll or ping")
+        if mode == "ping" and not backchannel_client_notification_endpoint:
+            raise ValueError("a ping client needs backchannel_client_notification_endpoint")
+        secret = None
+        if method in ("client_secret_basic", "client_secret_post"):
+            secret = client_secret or new_token(32)
+        grant_types = list(grant_types or ["authorization_code", "refresh_token"])
+        metadata = {
+            "client_id": client_id,
+            "client_name": client_name or client_id,
+            "grant_types": grant_types,
+            "response_types": ["code"] if "authorization_code" in grant_types else [],
+            "redirect_uris": list(redirect_uris or []),
+            "token_endpoint_auth_method": method,
+            "scope": scope,
+            "jwks": jwks,
+            "backchannel_token_delivery_mode": mode or ("poll" if GT_CIBA in grant_types else None),
+            "backchannel_client_notification_endpoint": backchannel_client_notification_endpoint,
+            "authorization_details_types": authorization_details_types
+            if authorization_details_types is not None
+            else ["payment_initiation", "agent_action"],
+        }
+        try:
+            self.execute(
+                "INSERT INTO clients VALUES (?,?,?,?,?)",
+                (client_id, realm, dumps(metadata), token_hash(secret) if secret else None, now()),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"client {client_id!r} already exists") from exc
+        return secret
+
+    def get_client(self, client_id: str, realm: str) -> dict[str, Any] | None:
+        row = self.one("SELECT * FROM clients WHERE client_id=? AND realm=?", (client_id, realm))
+        if row is None:
+            return None
+        metadata = loads(row["metadata"])
+        metadata["_secret_hash"] = row["secret_hash"]
+        return metadata
+
+    # ------------------------------------------------------------------ resources
+    def resources(self) -> dict[str, sqlite3.Row]:
+        """Resource servers by identifier (seeded once; cached)."""
+        if self._resources is None:
+            self._resources = {row["identifier"]: row for row in self.all("SELECT * FROM resources")}
+        return self._resources
+
+    # ------------------------------------------------------------------ keys
+    def add_signing_keys(self) -> list[str]:
+        """Generate a new RS256 and a new ES256 key. Older keys stay published (the newest
+        :data:`KEYS_KEPT` per algorithm), so tokens they signed keep verifying."""
+        created = []
+        seq = (self.one("SELECT COALESCE(MAX(seq), 0) AS s FROM keys")["s"] or 0) + 1
+        for alg in ("RS256", "ES256"):
+            key = RSAKey.generate_key(2048) if alg == "RS256" else ECKey.generate_key("P-256")
+            kid = f"{alg.lower()}-{now()}-{secrets.token_hex(3)}"
+            private = key.as_dict(private=True)
+            private.update({"kid": kid, "alg": alg, "use": "sig"})
+            self.execute("INSERT INTO keys VALUES (?,?,?,?,?)", (kid, alg, json.dumps(private), now(), seq))
+            self.execute(
+                "DELETE FROM keys WHERE alg=? AND kid NOT IN "
+                "(SELECT kid FROM keys WHERE alg=? ORDER BY seq DESC LIMIT ?)",
+                (alg, alg, KEYS_KEPT),
+            )
+            created.append(kid)
+        self._key_cache = None
+        return created
+
+    def _keys(self) -> tuple[dict[str, Any], KeySet]:
+        # Another process (``agent-auth dev rotate-keys``) may add keys: look again at most once a second.
+        if self._key_cache is not None and time.monotonic() - self._key_checked < 1.0:
+            return self._key_cache[1], self._key_cache[2]
+        self._key_checked = time.monotonic()
+        marker = self.one("SELECT COUNT(*) AS n, COALESCE(MAX(seq), 0) AS s FROM keys")
+        stamp = marker["n"] * 100_000 + marker["s"]
+        if self._key_cache is None or self._key_cache[0] != stamp:
+            rows = self.all("SELECT * FROM keys ORDER BY seq DESC, kid")
+            private = [json.loads(row["private_jwk"]) for row in rows]
+            current: dict[str, Any] = {}
+            for row, jwk in zip(rows, private, strict=True):
+                current.setdefault(row["alg"], KeySet.import_key_set({"keys": [jwk]}))
+            self._key_cache = (stamp, current, KeySet.import_key_set({"keys": private}))
+        return self._key_cache[1], self._key_cache[2]
+
+    def signing_keyset(self, alg: str) -> KeySet:
+        """A KeySet holding only the newest key for ``alg`` (joserfc then sets the ``kid``)."""
+        current, _ = self._keys()
+        return current[alg]
+
+    def verification_keyset(self) -> KeySet:
+        """Every key, private parts included (for verifying our own tokens)."""
+        return self._keys()[1]
+
+    def public_jwks(self) -> dict[str, Any]:
+        """The JWKS document: every key's public part, newest first."""
+        keyset = self._keys()[1]
+        return {"keys": [key.as_dict(private=False) for key in keyset.keys]}
+
+    # ------------------------------------------------------------------ vault crypto
+    def seal(self, value: dict[str, Any]) -> str:
+        """Encrypt a small JSON object with the data dir's AES-GCM key."""
+        nonce = secrets.token_bytes(12)
+        blob = AESGCM(self.secrets.vault_key).encrypt(nonce, json.dumps(value).encode(), b"connection")
+        return base64.b64encode(nonce + blob).decode()
+
+    def unseal(self, text: str) -> dict[str, Any]:
+        raw = base64.b64decode(text)
+        return json.loads(AESGCM(self.secrets.vault_key).decrypt(raw[:12], raw[12:], b"connection"))

@@ -1,0 +1,386 @@
+"""Run model test files: OpenFGA's store tests (``.fga.yaml``) and its conformance suite.
+
+Two formats are accepted:
+
+* the ``.fga.yaml`` format of ``fga model test``: ``model`` or ``model_file``, ``tuples``
+  / ``tuple_file`` / ``tuple_files``, and ``tests`` with ``check``, ``list_objects`` and
+  ``list_users`` (contextual tuples per test with ``tuples``, ``context`` per assertion);
+* OpenFGA's conformance format: ``tests`` -> ``stages`` with a ``model``, ``tuples`` and
+  ``checkAssertions`` / ``listObjectsAssertions`` / ``listUsersAssertions``, each with an
+  ``expectation`` or an ``errorCode``. Tuples accumulate across the stages of a test, as
+  in OpenFGA's own runner.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from langchain_agent_auth.errors import AgentAuthError, AuthorizationError, ModelError
+from langchain_agent_auth.fga._dsl import load_model_file, parse_dsl
+from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer, coerce_model
+from langchain_agent_auth.fga._store import MemoryTupleStore
+from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples
+
+__all__ = ["AssertionResult", "FileReport", "load_tuple_file", "run_test_file"]
+
+KINDS = ("Checks", "ListObjects", "ListUsers")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: large tuple files
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (C or Python)
+
+
+@dataclass
+class AssertionResult:
+    """One assertion: what was asked, what was expected, what came back."""
+
+    kind: str  # Checks | ListObjects | ListUsers
+    test: str
+    request: str
+    expected: Any
+    got: Any = None
+    error: str | None = None
+    passed: bool = False
+
+    def describe(self) -> str:
+        got = "N/A" if self.got is None and self.error else _show(self.got)
+        text = f"✗ {self.request}: expected={_show(self.expected)}, got={got}"
+        if self.error:
+            text += f", error={self.error}"
+        return text
+
+
+@dataclass
+class FileReport:
+    """The results of one file."""
+
+    path: str
+    results: list[AssertionResult] = field(default_factory=list)
+    tests: dict[str, bool] = field(default_factory=dict)
+    error: str | None = None
+
+    def totals(self) -> dict[str, tuple[int, int]]:
+        out = {}
+        for kind in KINDS:
+            rs = [r for r in self.results if r.kind == kind]
+            out[kind] = (sum(r.passed for r in rs), len(rs))
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(r.passed for r in self.results)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(str(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _ctx_text(context: Any) -> str:
+    return f", context:{json.dumps(context, sort_keys=True)}" if context else ""
+
+
+def load_tuple_file(path: Path) -> list[TupleKey]:
+    """Tuples from a YAML, JSON or CSV file (the formats ``fga tuple write --file`` reads)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+        tuples = []
+        for row in rows:
+            user = f"{row['user_type']}:{row['user_id']}"
+            if row.get("user_relation"):
+                user += f"#{row['user_relation']}"
+            cond = row.get("condition_name") or None
+            ctx = json.loads(row["condition_context"]) if row.get("condition_context") else None
+            obj = f"{row['object_type']}:{row['object_id']}"
+            tuples.append(TupleKey(user, row["relation"], obj, cond, ctx))
+        return tuples
+    data = json.loads(text) if path.suffix.lower() == ".json" else _yaml(text)
+    return coerce_tuples(data or [])
+
+
+def _resolve(base: Path, name: str) -> Path:
+    path = (base / name).resolve()
+    if base.resolve() not in path.parents:
+        raise AgentAuthError(f"{name!r} is outside the test file's directory")
+    return path
+
+
+def run_test_file(path: str | Path) -> FileReport:
+    """Run every assertion of one test file (either format) against the embedded engine."""
+    p = Path(path)
+    report = FileReport(str(p))
+    try:
+        data = _yaml(p.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        report.error = f"cannot read {p}: {exc}"
+        return report
+    if not isinstance(data, Mapping) or not isinstance(data.get("tests"), list):
+        report.error = f"{p}: not a test file (no 'tests' list)"
+        return report
+    try:
+        if any(isinstance(t, Mapping) and "stages" in t for t in data["tests"]):
+            _run_conformance(data, report)
+        else:
+            _run_store_test(data, p.parent, report)
+    except AgentAuthError as exc:
+        report.error = f"{p}: {exc}"
+    return report
+
+
+# --------------------------------------------------------------------------- conformance format
+
+
+def _run_conformance(data: Mapping[str, Any], report: FileReport) -> None:
+    for test in data["tests"]:
+        name = str(test.get("name", "?"))
+        store = MemoryTupleStore()
+        auth: EmbeddedAuthorizer | None = None
+        for index, stage in enumerate(test.get("stages") or []):
+            label = f"{name}[{index}]"
+            setup_error = None
+            try:
+                model = parse_dsl(stage["model"])
+                if auth is None:
+                    auth = EmbeddedAuthorizer(model, store)
+                else:
+                    auth.write_model(model)
+                tuples = coerce_tuples(stage.get("tuples") or [])
+                for start in range(0, len(tuples), 100):
+                    auth.write(tuples[start : start + 100])
+            except AgentAuthError as exc:
+                setup_error = f"stage setup failed: {exc}"
+            for a in stage.get("checkAssertions") or []:
+                t = a["tuple"]
+                res = AssertionResult(
+                    "Checks",
+                    label,
+                    f"Check(user={t['user']},relation={t['relation']},object={t['object']}"
+                    f"{_ctx_text(a.get('context'))})",
+                    a.get("errorCode", a.get("expectation")),
+                )
+                _run(
+                    res,
+                    setup_error,
+                    a,
+                    lambda a=a, t=t, auth=auth: auth.check(  # type: ignore[union-attr]
+                        t["user"],
+                        t["relation"],
+                        t["object"],
+                        contextual_tuples=a.get("contextualTuples"),
+                        context=a.get("context"),
+                    ),
+                )
+                report.results.append(res)
+            for a in stage.get("listObjectsAssertions") or []:
+                r = a["request"]
+                res = AssertionResult(
+                    "ListObjects",
+                    label,
+                    f"ListObjects(user={r['user']},relation={r['relation']},type={r['type']}"
+                    f"{_ctx_text(a.get('context'))})",
+                    a.get("errorCode", sorted(a.get("expectation") or [])),
+                )
+                _run(
+                    res,
+                    setup_error,
+                    a,
+                    lambda a=a, r=r, auth=auth: sorted(
+                        auth.list_objects(  # type: ignore[union-attr]
+                            r["user"],
+                            r["relation"],
+                            r["type"],
+                            contextual_tuples=a.get("contextualTuples"),
+                            context=a.get("context"),
+                        )
+                    ),
+                )
+                report.results.append(res)
+            for a in stage.get("listUsersAssertions") or []:
+                r = a["request"]
+                filters = r.get("filters") or []
+                res = AssertionResult(
+                    "ListUsers",
+                    label,
+                    f"ListUsers(object={r['object']},relation={r['relation']},user_filter={filters}"
+                    f"{_ctx_text(a.get('context'))})",
+                    a.get("errorCode", sorted(a.get("expectation") or [])),
+                )
+                _run(
+                    res,
+                    setup_error,
+                    a,
+                    lambda a=a, r=r, f=filters, auth=auth: sorted(
+                        auth.list_users(  # type: ignore[union-attr]
+                            r["object"],
+                            r["relation"],
+                            f,
+                            contextual_tuples=a.get("contextualTuples"),
+                            context=a.get("context"),
+                        )
+                    ),
+                )
+                report.results.append(res)
+        report.tests[name] = all(r.passed for r in report.results if r.test.startswith(f"{name}["))
+
+
+def _run(res: AssertionResult, setup_error: str | None, assertion: Mapping[str, Any], call: Any) -> None:
+    if setup_error is not None:
+        res.error = setup_error
+        return
+    expected_code = assertion.get("errorCode")
+    try:
+        res.got = call()
+    except AuthorizationError as exc:
+        res.error = f"code {exc.code}: {exc}"
+        res.passed = expected_code is not None and exc.code == expected_code
+        return
+    except AgentAuthError as exc:
+        res.error = f"{type(exc).__name__}: {exc}"
+        return
+    res.passed = expected_code is None and res.got == res.expected
+
+
+# --------------------------------------------------------------------------- .fga.yaml format
+
+
+def _run_store_test(data: Mapping[str, Any], base: Path, report: FileReport) -> None:
+    if data.get("model"):
+        model = coerce_model(str(data["model"]))
+    elif data.get("model_file"):
+        model = load_model_file(_resolve(base, str(data["model_file"])))
+    else:
+        raise ModelError("the test file needs 'model' or 'model_file'")
+    global_tuples = coerce_tuples(data.get("tuples") or [])
+    for key in ("tuple_file",):
+        if data.get(key):
+            global_tuples += load_tuple_file(_resolve(base, str(data[key])))
+    for name in data.get("tuple_files") or []:
+        global_tuples += load_tuple_file(_resolve(base, str(name)))
+    for test in data["tests"]:
+        name = str(test.get("name", "?"))
+        tuples = list(global_tuples) + coerce_tuples(test.get("tuples") or [])
+        if test.get("tuple_file"):
+            tuples += load_tuple_file(_resolve(base, str(test["tuple_file"])))
+        auth = EmbeddedAuthorizer(model, MemoryTupleStore())
+        setup_error = None
+        try:
+            unique = list({t.key: t for t in tuples}.values())
+            for start in range(0, len(unique), 1000):
+                auth.write(unique[start : start + 1000])
+        except AgentAuthError as exc:
+            setup_error = f"writing tuples failed: {exc}"
+        start_count = len(report.results)
+        for c in test.get("check") or []:
+            users = c.get("users") or [c.get("user")]
+            objects = c.get("objects") or [c.get("object")]
+            ctx = c.get("context")
+            for user in users:
+                for obj in objects:
+                    for relation, expected in (c.get("assertions") or {}).items():
+                        res = AssertionResult(
+                            "Checks",
+                            name,
+                            f"Check(user={user},relation={relation},object={obj}{_ctx_text(ctx)})",
+                            bool(expected),
+                        )
+                        _run(
+                            res,
+                            setup_error,
+                            {},
+                            lambda u=user, r=relation, o=obj, x=ctx, auth=auth: auth.check(
+                                u, r, o, context=x
+                            ),
+                        )
+                        report.results.append(res)
+        for lo in test.get("list_objects") or []:
+            ctx = lo.get("context")
+            for relation, expected in (lo.get("assertions") or {}).items():
+                res = AssertionResult(
+                    "ListObjects",
+                    name,
+                    f"ListObjects(user={lo.get('user')},relation={relation},type={lo.get('type')}"
+                    f"{_ctx_text(ctx)})",
+                    sorted(expected or []),
+                )
+                _run(
+                    res,
+                    setup_error,
+                    {},
+                    lambda r=relation, lo=lo, x=ctx, auth=auth: sorted(
+                        auth.list_objects(lo["user"], r, lo["type"], context=x)
+                    ),
+                )
+                report.results.append(res)
+        for lu in test.get("list_users") or []:
+            ctx = lu.get("context")
+            filters = lu.get("user_filter") or []
+            for relation, expected in (lu.get("assertions") or {}).items():
+                users_expected = (expected or {}).get("users") if isinstance(expected, Mapping) else expected
+                res = AssertionResult(
+                    "ListUsers",
+                    name,
+                    f"ListUsers(object={lu.get('object')},relation={relation},user_filter={filters}"
+                    f"{_ctx_text(ctx)})",
+                    sorted(users_expected or []),
+                )
+                _run(
+                    res,
+                    setup_error,
+                    {},
+                    lambda r=relation, lu=lu, f=filters, x=ctx, auth=auth: sorted(
+                        auth.list_users(lu["object"], r, f, context=x)
+                    ),
+                )
+                report.results.append(res)
+        report.tests[name] = all(r.passed for r in report.results[start_count:])
+
+
+def format_report(reports: Sequence[FileReport], *, verbose: bool = False) -> str:
+    """The text ``agent-auth fga test`` prints: failures, then per-kind totals."""
+    lines: list[str] = []
+    totals = dict.fromkeys(KINDS, (0, 0))
+    tests_passed = tests_total = 0
+    for rep in reports:
+        if rep.error:
+            lines.append(f"ERROR {rep.error}")
+        for kind, (ok, n) in rep.totals().items():
+            a, b = totals[kind]
+            totals[kind] = (a + ok, b + n)
+        tests_passed += sum(rep.tests.values())
+        tests_total += len(rep.tests)
+        by_test: dict[str, list[AssertionResult]] = {}
+        for r in rep.results:
+            by_test.setdefault(r.test, []).append(r)
+        for test, results in by_test.items():
+            failed = [r for r in results if not r.passed]
+            if not failed and not verbose:
+                continue
+            counts = " | ".join(
+                f"{kind} ({sum(r.passed for r in results if r.kind == kind)}/"
+                f"{sum(1 for r in results if r.kind == kind)} passing)"
+                for kind in KINDS
+            )
+            lines.append(f"({'FAILING' if failed else 'PASSING'}) {Path(rep.path).name} {test}: {counts}")
+            lines.extend(r.describe() for r in failed)
+    lines.append("---")
+    lines.append("# Test Summary #")
+    lines.append(f"Tests {tests_passed}/{tests_total} passing")
+    for kind in KINDS:
+        ok, n = totals[kind]
+        lines.append(f"{kind} {ok}/{n} passing")
+    return "\n".join(lines)
