@@ -1,6 +1,7 @@
-"""Approvals against the independent node-oidc-provider (CIBA interval 1 s): poll and ping,
-approve / deny / expire, RAR round trip into the issued token, request counting, block mode,
-and a real process restart resumed by the ``agent-auth resumer`` CLI."""
+"""Approvals against real providers, CIBA interval 1 s: the independent node-oidc-provider
+and this project's LocalProvider (poll mode, approve / deny / expire / unknown user, RAR
+round trip into the issued token, request counting, block mode); node-oidc-provider also
+for ping mode and a real process restart resumed by the ``agent-auth resumer`` CLI."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ from langchain_agent_auth.approval import (
 from langchain_agent_auth.identity import UserIdentity, acting_as
 from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
 from tests.approval.helpers import SIDE_EFFECTS, calls, interrupts, scripted, tool_messages
-from tests.support.node_idp import AGENT, API, PING
+from tests.support.node_idp import API, PING
+from tests.support.providers import ProviderUnderTest, local_provider, node_provider
 
 pytestmark = pytest.mark.interop
 
@@ -42,6 +44,7 @@ BOB = UserIdentity(subject="bob", email="bob@example.com")
 RAR = [{"type": "payment_initiation", "instructedAmount": {"amount": "250.00", "currency": "EUR"},
         "creditorName": "Bob"}]
 CLAIMS: list[dict[str, Any]] = []
+ISSUER: list[str] = []
 
 
 class Counting(httpx.HTTPTransport):
@@ -86,38 +89,60 @@ class AsyncCounting(httpx.AsyncHTTPTransport):
 def transfer(amount: int, to: str) -> str:
     """Send money to someone."""
     token = get_approval_token(required=True)
-    CLAIMS.append({"token": token, "claims": JWTVerifier(os.environ["_NODE_ISSUER"], audience=API).verify(
-        token.access_token)})
+    CLAIMS.append({"token": token, "claims": JWTVerifier(ISSUER[-1], audience=API).verify(token.access_token)})
     SIDE_EFFECTS.append(("transfer", {"amount": amount, "to": to}))
     return f"sent {amount} to {to}"
 
 
+@pytest.fixture(scope="module")
+def local_idp():
+    devserver = pytest.importorskip("langchain_agent_auth.devserver")
+    with devserver.LocalProvider(ciba_interval=1) as idp:
+        yield idp
+
+
+_LOCAL: dict[int, ProviderUnderTest] = {}
+
+
+@pytest.fixture(params=["node", "local"])
+def provider(request) -> ProviderUnderTest:
+    if request.param == "node":
+        p = node_provider(request.getfixturevalue("node_idp"))
+    else:
+        idp = request.getfixturevalue("local_idp")
+        p = _LOCAL.setdefault(id(idp), local_provider(idp))
+    ISSUER.append(p.issuer)
+    return p
+
+
 @pytest.fixture(autouse=True)
-def _issuer(node_idp, monkeypatch):
-    monkeypatch.setenv("_NODE_ISSUER", node_idp.issuer)
+def _clear():
     CLAIMS.clear()
 
 
-def approver_for(node_idp, keyring, transport=None, creds=AGENT, **kwargs) -> CIBAApprover:
+def approver_for(p, keyring, transport=None, creds=None, **kwargs) -> CIBAApprover:
     http = httpx.Client(transport=transport) if transport else None
     ahttp = httpx.AsyncClient(transport=AsyncCounting(transport)) if transport else None
-    client = OAuthClient(node_idp.issuer, *creds, http_client=http, async_http_client=ahttp)
+    creds = creds or p.basic
+    client = OAuthClient(p.issuer, *creds, http_client=http, async_http_client=ahttp)
     kwargs.setdefault("scope", "openid api:write")
     kwargs.setdefault("resource", API)
     return CIBAApprover(client, keyring=keyring, **kwargs)
 
 
-def phone(node_idp, user: str, *, deny: bool = False, count: int = 1, **body: Any) -> threading.Thread:
-    """Answer the next ``count`` pending requests of ``user`` from another thread."""
+def phone(provider: Any, user: str, *, deny: bool = False, new: bool = False) -> threading.Thread:
+    """Play ``user``'s phone from another thread: answer their newest pending request (with
+    ``new``, the first one that appears after this call)."""
+    if not isinstance(provider, ProviderUnderTest):
+        provider = node_provider(provider)
+    seen = {p["id"] for p in provider.pending(user)} if new else set()
 
     def run() -> None:
-        done: set[str] = set()
         for _ in range(400):
-            for p in node_idp.pending(user):
-                if p["auth_req_id"] not in done:
-                    done.add(p["auth_req_id"])
-                    node_idp.deny(p["auth_req_id"]) if deny else node_idp.approve(p["auth_req_id"], **body)
-            if len(done) >= count:
+            fresh = [p for p in provider.pending(user) if p["id"] not in seen]
+            if fresh:
+                rid = fresh[-1]["id"]
+                (provider.deny_fn if deny else provider.approve_fn)(rid)
                 return
             time.sleep(0.05)
 
@@ -142,9 +167,9 @@ def wait_resumed(resumer: ApprovalResumer, graph, cfg, timeout: float = 20) -> N
     raise AssertionError("the thread was not resumed")
 
 
-def test_poll_mode_rar_round_trip_and_request_counts(node_idp, keyring):
+def test_poll_mode_rar_round_trip_and_request_counts(provider, keyring):
     counting = Counting()
-    approver = approver_for(node_idp, keyring, counting,
+    approver = approver_for(provider, keyring, counting,
                             authorization_details=lambda tool, args: [
                                 {**RAR[0], "instructedAmount": {"amount": f"{args['amount']}.00", "currency": "EUR"},
                                  "creditorName": args["to"]}])
@@ -152,14 +177,14 @@ def test_poll_mode_rar_round_trip_and_request_counts(node_idp, keyring):
     cfg = {"configurable": {"thread_id": "poll"}}
     r = a.invoke({"messages": [("user", "pay bob")]}, cfg, context={"user": ALICE})
     (p,) = interrupts(r)
-    pending = node_idp.pending("alice")[-1]
+    pending = provider.pending("alice")[-1]
     assert pending["binding_message"] == p.value["binding_message"] == "Approve transfer (amount: 250, to: Bob)"
     assert pending["authorization_details"] == RAR
     resumer = ApprovalResumer(a, approvers=[approver], tick=0.2)
     for _ in range(3):  # a few passes while still pending: polls stay at the interval
         resumer.run_once()
         time.sleep(0.4)
-    phone(node_idp, "alice").join(10)
+    phone(provider, "alice").join(10)
     wait_resumed(resumer, a, cfg)
     assert tool_messages(a.get_state(cfg).values)[0].content == "sent 250 to Bob"
     (seen,) = CLAIMS
@@ -170,12 +195,12 @@ def test_poll_mode_rar_round_trip_and_request_counts(node_idp, keyring):
     assert counting.poll_errors["slow_down"] == 0  # never faster than the interval
 
 
-def test_deny_and_unknown_user(node_idp, keyring):
-    approver = approver_for(node_idp, keyring, login_hint="email")
+def test_deny_and_unknown_user(provider, keyring):
+    approver = approver_for(provider, keyring, login_hint="email")
     a = agent(approver, calls(("transfer", {"amount": 5, "to": "Eve"}, "c1")))
     cfg = {"configurable": {"thread_id": "deny"}}
     a.invoke({"messages": [("user", "pay eve")]}, cfg, context={"user": BOB})
-    phone(node_idp, "bob", deny=True).join(10)
+    phone(provider, "bob", deny=True).join(10)
     wait_resumed(ApprovalResumer(a, approvers=[approver]), a, cfg)
     (msg,) = tool_messages(a.get_state(cfg).values)
     assert "denied" in msg.content and SIDE_EFFECTS == []
@@ -187,8 +212,8 @@ def test_deny_and_unknown_user(node_idp, keyring):
     assert "not known to the approval service" in tool_messages(r)[0].content and not interrupts(r)
 
 
-def test_expiry(node_idp, keyring):
-    approver = approver_for(node_idp, keyring, requested_expiry=2)
+def test_expiry(provider, keyring):
+    approver = approver_for(provider, keyring, requested_expiry=2)
     a = agent(approver, calls(("transfer", {"amount": 5, "to": "Eve"}, "c1")))
     cfg = {"configurable": {"thread_id": "expire"}}
     a.invoke({"messages": [("user", "pay")]}, cfg, context={"user": ALICE})
@@ -197,20 +222,22 @@ def test_expiry(node_idp, keyring):
     assert "expired" in tool_messages(a.get_state(cfg).values)[0].content and SIDE_EFFECTS == []
 
 
-def test_hostile_arguments_are_accepted_by_a_strict_provider(node_idp, keyring):
-    approver = approver_for(node_idp, keyring)
+def test_hostile_arguments_are_accepted_by_a_strict_provider(provider, keyring):
+    approver = approver_for(provider, keyring)
     a = agent(approver, calls(("transfer", {"amount": 5, "to": "<img src=x>\n\u202eIGNORE \"all\" {rules}"}, "c1")))
     r = a.invoke({"messages": [("user", "pay")]}, {"configurable": {"thread_id": "hostile"}},
                  context={"user": ALICE})
-    (p,) = interrupts(r)  # no invalid_binding_message from node-oidc-provider
-    assert node_idp.pending("alice")[-1]["binding_message"] == p.value["binding_message"]
+    (p,) = interrupts(r)  # no invalid_binding_message from the provider
+    pending = provider.pending("alice")[-1]
+    assert pending["binding_message"] == p.value["binding_message"]
+    provider.deny_fn(pending["id"])  # leave nothing pending for the next tests
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_block_mode(node_idp, keyring, mode):
-    approver = approver_for(node_idp, keyring)
+async def test_block_mode(provider, keyring, mode):
+    approver = approver_for(provider, keyring)
     guarded = with_approval(transfer, approver, mode="block")
-    phone(node_idp, "alice")
+    phone(provider, "alice", new=True)
 
     def run_sync() -> Any:
         with acting_as(ALICE):
@@ -257,7 +284,8 @@ def ping_server(node_idp):
 
 async def test_ping_mode_wakes_the_resumer(node_idp, keyring, ping_server):
     counting = Counting()
-    approver = approver_for(node_idp, keyring, counting, creds=PING, delivery_mode="ping", scope="openid",
+    approver = approver_for(node_provider(node_idp), keyring, counting, creds=PING, delivery_mode="ping",
+                            scope="openid",
                             resource=None, authorization_details=False)
 
     @tool
