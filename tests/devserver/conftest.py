@@ -9,20 +9,14 @@ approves by ``auth_req_id``; ours by an opaque request id found through ``pendin
 from __future__ import annotations
 
 import logging
-import pathlib
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-# The test modules import devserver_helpers by name: keep that working under any --import-mode.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from devserver_helpers import CIBA, LogCapture, PingReceiver, ProviderHandle
-
 from langchain_agent_auth.devserver import LocalProvider
+from tests.devserver.devserver_helpers import CIBA, LogCapture, PingReceiver, ProviderHandle
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import json
 
 import httpx
 import pytest
-from devserver_helpers import AT_TYPE, CIBA, FEDERATED, RT_TYPE, TE, ProviderHandle
 
 from langchain_agent_auth.devserver import LocalProvider
+from tests.devserver.devserver_helpers import AT_TYPE, CIBA, FEDERATED, RT_TYPE, TE, ProviderHandle
 
 JSON_POST = [
     "/token",

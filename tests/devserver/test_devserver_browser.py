@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from devserver_helpers import CIBA, PAYMENT
 
 from langchain_agent_auth.devserver import LocalProvider
+from tests.devserver.devserver_helpers import CIBA, PAYMENT
 
 pytestmark = pytest.mark.browser
 

@@ -9,10 +9,10 @@ import time
 import httpx
 import pytest
 from authlib.oidc.core import CodeIDToken
-from devserver_helpers import API, PAYMENT, RAR, PingReceiver, ProviderHandle, verify, wait_until
 
 from langchain_agent_auth.devserver import LocalProvider
 from langchain_agent_auth.errors import OAuthError
+from tests.devserver.devserver_helpers import API, PAYMENT, RAR, PingReceiver, ProviderHandle, verify, wait_until
 
 
 def test_poll_approve_with_rar(handle: ProviderHandle) -> None:

@@ -13,7 +13,8 @@ import sys
 
 import httpx
 import pytest
-from devserver_helpers import TOKEN_SHAPED
+
+from tests.devserver.devserver_helpers import TOKEN_SHAPED
 
 CLI = [sys.executable, "-m", "langchain_agent_auth.cli"]
 

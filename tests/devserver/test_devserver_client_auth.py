@@ -8,10 +8,10 @@ import time
 import httpx
 import pytest
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
-from devserver_helpers import API, ProviderHandle, verify
 from joserfc.jwk import ECKey
 
 from langchain_agent_auth.devserver import LocalProvider
+from tests.devserver.devserver_helpers import API, ProviderHandle, verify
 
 ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

@@ -7,9 +7,9 @@ import pathlib
 import time
 
 import httpx
-from devserver_helpers import CIBA, PAYMENT
 
 from langchain_agent_auth.devserver import LocalProvider
+from tests.devserver.devserver_helpers import CIBA, PAYMENT
 
 
 def test_pending_ciba_request_survives_restart(tmp_path: pathlib.Path) -> None:

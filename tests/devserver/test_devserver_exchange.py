@@ -9,7 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from devserver_helpers import (
+
+from langchain_agent_auth.devserver import LocalProvider
+from tests.devserver.devserver_helpers import (
     API,
     AT_TYPE,
     DOWN,
@@ -21,8 +23,6 @@ from devserver_helpers import (
     ProviderHandle,
     verify,
 )
-
-from langchain_agent_auth.devserver import LocalProvider
 
 
 @pytest.fixture(scope="module")

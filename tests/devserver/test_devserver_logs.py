@@ -6,9 +6,19 @@ import json
 import time
 
 import httpx
-from devserver_helpers import API, AT_TYPE, CIBA, FEDERATED, FEDERATED_TYPE, RAR, RT_TYPE, TE, TOKEN_SHAPED
 
 from langchain_agent_auth.devserver import LocalProvider
+from tests.devserver.devserver_helpers import (
+    API,
+    AT_TYPE,
+    CIBA,
+    FEDERATED,
+    FEDERATED_TYPE,
+    RAR,
+    RT_TYPE,
+    TE,
+    TOKEN_SHAPED,
+)
 
 
 def test_logs_carry_no_credentials(idp: LocalProvider, provider_logs, ping_client, ping_receiver) -> None:

@@ -11,11 +11,11 @@ import pytest
 from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
 from authlib.oidc.core import CodeIDToken
 from authlib.oidc.discovery import OpenIDProviderMetadata
-from devserver_helpers import API, CIBA, DOWN, FEDERATED, PAYMENT, TE, ProviderHandle, verify
 from joserfc import jwt
 
 from langchain_agent_auth.devserver import LocalProvider
 from langchain_agent_auth.errors import InvalidGrantError, OAuthError
+from tests.devserver.devserver_helpers import API, CIBA, DOWN, FEDERATED, PAYMENT, TE, ProviderHandle, verify
 
 
 # ---------------------------------------------------------------------------- discovery & keys

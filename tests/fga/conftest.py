@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _fga_support import DOCS_MODEL, SEED_TUPLES, ServerThread, new_store
 
 from langchain_agent_auth.fga import EmbeddedAuthorizer, OpenFGAAuthorizer
+from tests.fga._fga_support import DOCS_MODEL, SEED_TUPLES, ServerThread, new_store
 
 
 @pytest.fixture(scope="session")

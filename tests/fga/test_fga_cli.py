@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _fga_support import CONFORMANCE, DOCS_MODEL, FGA, HAS_FGA
 
 from langchain_agent_auth.cli import main
+from tests.fga._fga_support import CONFORMANCE, DOCS_MODEL, FGA, HAS_FGA
 
 STORE_TEST = """
 name: docs

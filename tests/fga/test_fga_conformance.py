@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _fga_support import CONFORMANCE
 
 from langchain_agent_auth.fga._testfile import format_report, run_test_file
+from tests.fga._fga_support import CONFORMANCE
 
 pytestmark = [
     pytest.mark.conformance,

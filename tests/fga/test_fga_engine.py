@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from _fga_support import DOCS_MODEL
 
 from langchain_agent_auth.errors import (
     AuthorizationError,
@@ -26,6 +25,7 @@ from langchain_agent_auth.fga import (
     SQLiteTupleStore,
     TupleKey,
 )
+from tests.fga._fga_support import DOCS_MODEL
 
 TUPLES = [
     ("user:anne", "member", "group:eng"),

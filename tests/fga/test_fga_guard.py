@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _fga_support import DOCS_MODEL, FakeChatModel
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import StructuredTool, tool
@@ -22,6 +21,7 @@ from langchain_agent_auth.fga import (
 )
 from langchain_agent_auth.guards import GuardedCall, ToolGuard, guard_tool, guarded_tool_node
 from langchain_agent_auth.identity import UserIdentity, acting_as
+from tests.fga._fga_support import DOCS_MODEL, FakeChatModel
 
 ANNE = UserIdentity(subject="anne")
 CALLS: list[str] = []

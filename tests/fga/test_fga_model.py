@@ -6,7 +6,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import _fga_support as _support
 import pytest
 import yaml
 
@@ -14,6 +13,7 @@ from langchain_agent_auth.errors import ModelError
 from langchain_agent_auth.fga import AuthorizationModel, load_model_file
 from langchain_agent_auth.fga._dsl import combine_modules, parse_dsl, print_dsl
 from langchain_agent_auth.fga._model import normalise_model_json
+from tests.fga import _fga_support as _support
 
 HAS_FGA = _support.HAS_FGA
 FGA = _support.FGA

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _fga_support import DOCS_MODEL
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from langchain_agent_auth.errors import AuthorizationError, IdentityError
 from langchain_agent_auth.fga import AuthorizationDecision, EmbeddedAuthorizer, FGARetriever
 from langchain_agent_auth.identity import UserIdentity, acting_as
+from tests.fga._fga_support import DOCS_MODEL
 
 ANNE = UserIdentity(subject="anne")
 

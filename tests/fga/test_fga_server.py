@@ -11,7 +11,6 @@ import time
 
 import httpx
 import pytest
-from _fga_support import SEED_TUPLES, ServerThread, new_store
 
 from langchain_agent_auth.errors import (
     AuthorizationError,
@@ -21,6 +20,7 @@ from langchain_agent_auth.errors import (
     TupleError,
 )
 from langchain_agent_auth.fga import AuthorizationDecision, OpenFGAAuthorizer
+from tests.fga._fga_support import SEED_TUPLES, ServerThread, new_store
 
 
 @pytest.fixture
@@ -229,9 +229,8 @@ def test_http_errors_and_token(fga_server: ServerThread) -> None:
 def new_store_with_token(url: str, token: str) -> tuple[str, str]:
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
         store_id = http.post("/stores", json={"name": "locked"}).json()["id"]
-        from _fga_support import DOCS_MODEL
-
         from langchain_agent_auth.fga import AuthorizationModel
+        from tests.fga._fga_support import DOCS_MODEL
 
         model = AuthorizationModel.from_dsl(DOCS_MODEL).to_json()
         model_id = http.post(f"/stores/{store_id}/authorization-models", json=model).json()[
