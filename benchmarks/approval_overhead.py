@@ -47,11 +47,13 @@ def run(quick: bool = False) -> list[Row]:
     seconds = 0.5 if quick else 1.5
     keyring = Keyring.generate()
     skipped = with_approval(transfer, InAppApprover(keyring=keyring), when=lambda args: args["amount"] > 100)
-    bare = per_second(lambda: transfer.invoke(CALL), seconds=seconds)
+    bare = ours = 0.0
     with acting_as(ALICE):
-        ours = per_second(lambda: skipped.invoke(CALL), seconds=seconds)
+        for _ in range(3):  # interleaved, best of each: warm-up and noise hit both alike
+            bare = max(bare, per_second(lambda: transfer.invoke(CALL), seconds=seconds, repeat=1))
+            ours = max(ours, per_second(lambda: skipped.invoke(CALL), seconds=seconds, repeat=1))
         ours_us, _ = latency_us(lambda: skipped.invoke(CALL), n=500 if quick else 3000)
-    bare_us, _ = latency_us(lambda: transfer.invoke(CALL), n=500 if quick else 3000)
+        bare_us, _ = latency_us(lambda: transfer.invoke(CALL), n=500 if quick else 3000)
 
     provider = InstantProvider()
     meta = {"issuer": "https://idp.bench", "token_endpoint": "https://idp.bench/token",
