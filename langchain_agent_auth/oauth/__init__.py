@@ -1,5 +1,5 @@
 """The protocol layer: OpenID discovery, JWKS and JWT validation, and token endpoint flows
-(client credentials, refresh, authorization code + PKCE, CIBA, RFC 8693 token exchange,
+(client credentials, refresh, authorization code + PKCE, CIBA poll and ping, RFC 8693 token exchange,
 Auth0's federated exchange, revocation, introspection), each usable sync and async.
 
 Flows are sans-I/O generators (:mod:`._flow`); :class:`OAuthClient` runs them.
@@ -25,9 +25,11 @@ from langchain_agent_auth.oauth.flows import (
     TOKEN_TYPE_REFRESH,
     BackchannelAuthResponse,
     FlowSettings,
+    iss_sub_login_hint,
 )
 from langchain_agent_auth.oauth.jwks import JWKSCache
 from langchain_agent_auth.oauth.jwt import JWTVerifier
+from langchain_agent_auth.oauth.ping import PingReceiver, new_notification_token
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
 __all__ = [
@@ -48,12 +50,15 @@ __all__ = [
     "JWTVerifier",
     "MetadataCache",
     "OAuthClient",
+    "PingReceiver",
     "Pkce",
     "ProviderMetadata",
     "RetryPolicy",
     "Sleep",
     "TokenResponse",
     "discover",
+    "iss_sub_login_hint",
+    "new_notification_token",
     "run_async",
     "run_sync",
 ]
