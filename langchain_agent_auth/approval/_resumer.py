@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import httpx
 from langgraph.store.base import BaseStore, GetOp, Item, ListNamespacesOp, PutOp, SearchItem, SearchOp
 
 from langchain_agent_auth.approval._approvers import Approver
@@ -595,6 +596,12 @@ class RemoteResumer(_BaseResumer):
     Args:
         url / api_key / headers: the server (or pass ``client`` / ``sync_client`` from
             ``langgraph_sdk.get_client`` / ``get_sync_client``).
+        auth: an ``httpx.Auth`` for every request to the server, e.g.
+            :class:`~langchain_agent_auth.oauth.ClientCredentialsAuth` for a service client the
+            server's :func:`~langchain_agent_auth.identity.langgraph_auth.langgraph_auth` lists in
+            ``trusted_services``.
+        act_as: send the approval's user in the act-as header when resuming, so the resumed
+            run acts for that user on a server with auth (ignored by servers without it).
         approvers / sources / context / tick: as :class:`ApprovalResumer`.
         assistant_id: used when neither the approval nor the thread names one.
 
@@ -608,7 +615,8 @@ class RemoteResumer(_BaseResumer):
     def __init__(self, url: str | None = None, *, client: Any = None, sync_client: Any = None,
                  api_key: str | None = None, headers: Mapping[str, str] | None = None,
                  approvers: Sequence[Approver] = (), sources: Iterable[PendingSource] = (), store: Any = None,
-                 assistant_id: str | None = None, **kwargs: Any) -> None:
+                 assistant_id: str | None = None, auth: httpx.Auth | None = None, act_as: bool = True,
+                 **kwargs: Any) -> None:
         if store is None:
             store = LangGraphServerStore(client, sync_client, url=url, api_key=api_key, headers=headers)
         if isinstance(store, LangGraphServerStore):
@@ -618,11 +626,15 @@ class RemoteResumer(_BaseResumer):
 
             client = client or langgraph_sdk.get_client(url=url, api_key=api_key, headers=headers)
             sync_client = sync_client or langgraph_sdk.get_sync_client(url=url, api_key=api_key, headers=headers)
+        if auth is not None:
+            for sdk_client in (client, sync_client):
+                sdk_client.http.client.auth = auth
         super().__init__(approvers=approvers, sources=sources, store=store, **kwargs)
         self.url = url
         self.client = client
         self.sync_client = sync_client
         self.assistant_id = assistant_id
+        self.act_as = act_as
 
     def __repr__(self) -> str:
         return f"RemoteResumer(url={self.url!r})"
@@ -637,6 +649,11 @@ class RemoteResumer(_BaseResumer):
 
     def _run_kwargs(self, item: PendingItem, resume: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"command": {"resume": resume}}
+        user = (item.context or {}).get("user") if isinstance(item.context, Mapping) else None
+        if self.act_as and isinstance(user, Mapping) and user.get("subject"):
+            from langchain_agent_auth.identity.langgraph_auth import act_as_header
+
+            kwargs["headers"] = act_as_header(dict(user))
         context = self._context_for(item)
         if context:
             kwargs["context"] = _jsonable(context)

@@ -11,6 +11,7 @@ Example:
 """
 
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, Sleep, run_async, run_sync
+from langchain_agent_auth.oauth.auth import ClientCredentialsAuth
 from langchain_agent_auth.oauth.client import OAuthClient, Pkce
 from langchain_agent_auth.oauth.client_auth import AuthMethod, ClientCredentials
 from langchain_agent_auth.oauth.discovery import MetadataCache, ProviderMetadata, discover
@@ -44,6 +45,7 @@ __all__ = [
     "AuthMethod",
     "BackchannelAuthResponse",
     "ClientCredentials",
+    "ClientCredentialsAuth",
     "Flow",
     "FlowSettings",
     "JWKSCache",
