@@ -64,6 +64,19 @@ _EXPORTS: dict[str, str] = {
     "vault_auth": "langchain_agent_auth.vault",
     "vault_tool_node": "langchain_agent_auth.vault",
     "with_vault": "langchain_agent_auth.vault",
+    # approval
+    "ApprovalGuard": "langchain_agent_auth.approval",
+    "ApprovalMiddleware": "langchain_agent_auth.approval",
+    "ApprovalPendingPayload": "langchain_agent_auth.approval",
+    "ApprovalResumer": "langchain_agent_auth.approval",
+    "CIBAApprover": "langchain_agent_auth.approval",
+    "InAppApprover": "langchain_agent_auth.approval",
+    "PendingSource": "langchain_agent_auth.approval",
+    "RemoteResumer": "langchain_agent_auth.approval",
+    "ToolApprovalPayload": "langchain_agent_auth.approval",
+    "args_digest": "langchain_agent_auth.approval",
+    "get_approval_token": "langchain_agent_auth.approval",
+    "with_approval": "langchain_agent_auth.approval",
     # fga
     "AuthorizationDecision": "langchain_agent_auth.fga",
     "AuthorizationModel": "langchain_agent_auth.fga",
@@ -87,10 +100,15 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "AccessToken",
+    "ApprovalGuard",
+    "ApprovalMiddleware",
+    "ApprovalPendingPayload",
+    "ApprovalResumer",
     "AuthContext",
     "AuthorizationDecision",
     "AuthorizationModel",
     "Authorizer",
+    "CIBAApprover",
     "CheckRequest",
     "ConnectAccountPayload",
     "ConnectAccountResume",
@@ -103,6 +121,7 @@ __all__ = [
     "GuardedTool",
     "IdentityGuard",
     "IdentityMiddleware",
+    "InAppApprover",
     "JWTVerifier",
     "Keyring",
     "LangGraphServerUserResolver",
@@ -110,12 +129,15 @@ __all__ = [
     "MemoryTupleStore",
     "OAuthClient",
     "OpenFGAAuthorizer",
+    "PendingSource",
     "Refusal",
+    "RemoteResumer",
     "RuntimeContextResolver",
     "SQLiteTupleStore",
     "StaticResolver",
     "TokenResolver",
     "TokenVault",
+    "ToolApprovalPayload",
     "ToolGuard",
     "ToolGuardMiddleware",
     "TupleKey",
@@ -128,8 +150,10 @@ __all__ = [
     "VaultMiddleware",
     "__version__",
     "acting_as",
+    "args_digest",
     "fga_user",
     "get_access_token",
+    "get_approval_token",
     "get_current_user",
     "guard_tool",
     "guarded_tool_node",
@@ -138,6 +162,7 @@ __all__ = [
     "refresh_access_token",
     "vault_auth",
     "vault_tool_node",
+    "with_approval",
     "with_fga",
     "with_vault",
 ]
@@ -157,6 +182,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from langchain_agent_auth.approval import (
+        ApprovalGuard,
+        ApprovalMiddleware,
+        ApprovalPendingPayload,
+        ApprovalResumer,
+        CIBAApprover,
+        InAppApprover,
+        PendingSource,
+        RemoteResumer,
+        ToolApprovalPayload,
+        args_digest,
+        get_approval_token,
+        with_approval,
+    )
     from langchain_agent_auth.crypto import Keyring
     from langchain_agent_auth.devserver import LocalProvider
     from langchain_agent_auth.fga import (

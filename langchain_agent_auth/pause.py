@@ -77,12 +77,20 @@ def validate_resume(value: Any, model: type[R]) -> R:
         raise ResumeValueError(f"resume value does not match {model.__name__} (check: {fields})") from None
 
 
-def pause(payload: PausePayload) -> Any:
-    """Pause the graph with ``payload``; return the raw resume value.
+def pause(payload: PausePayload, resume_model: type[R] | None = None) -> Any:
+    """Pause the graph with ``payload``; return the resume value.
 
-    Must run inside a LangGraph node or tool with a checkpointer. The node re-runs from
-    its start on resume, so everything before this call must be idempotent.
+    With a ``resume_model`` (or the payload's ``resume_model``) the value is validated
+    *inside* ``interrupt()``: a value of the wrong shape fails that resume attempt without
+    being recorded, so the same pause can be answered again (validating after ``interrupt()``
+    returned would leave the bad value recorded for every later re-run).
+
+    Must run inside a LangGraph node or tool with a checkpointer. The node re-runs from its
+    start on resume, so everything before this call must be idempotent.
     """
     from langgraph.types import interrupt
 
-    return interrupt(payload.to_interrupt())
+    model = resume_model or payload.resume_model
+    if model is None:
+        return interrupt(payload.to_interrupt())
+    return interrupt(payload.to_interrupt(), response_schema=model)

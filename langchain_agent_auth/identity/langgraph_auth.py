@@ -14,13 +14,32 @@ Example ``auth.py`` next to ``langgraph.json`` (``"auth": {"path": "./auth.py:au
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from langchain_agent_auth._user import UserIdentity
 from langchain_agent_auth.errors import AgentAuthError, ConfigurationError, TokenValidationError
 from langchain_agent_auth.oauth.jwt import JWTVerifier
 
-__all__ = ["langgraph_auth", "server_user"]
+__all__ = ["ACT_AS_HEADER", "SERVICE_PERMISSION", "act_as_header", "langgraph_auth", "server_user"]
+
+#: Header a trusted service (the remote resumer) sends to run on a user's behalf.
+ACT_AS_HEADER = "x-agent-auth-act-as"
+#: Permission of a trusted service's own identity (no owner scoping, store access).
+SERVICE_PERMISSION = "agent_auth:service"
+
+
+def act_as_header(user: UserIdentity | dict[str, Any]) -> dict[str, str]:
+    """The header that asks the server to run as ``user`` (honoured for trusted services only).
+
+    Example:
+        >>> act_as_header(UserIdentity(subject="alice"))
+        {'x-agent-auth-act-as': '{"subject":"alice"}'}
+    """
+    data = user.model_dump(include={"subject", "issuer", "tenant"}) if isinstance(user, UserIdentity) else user
+    compact = {k: v for k, v in data.items() if k in ("subject", "issuer", "tenant") and v}
+    return {ACT_AS_HEADER: json.dumps(compact, separators=(",", ":"))}
 
 
 def server_user(identity: UserIdentity) -> dict[str, Any]:
@@ -45,13 +64,20 @@ def langgraph_auth(
     issuer: str | None = None,
     audience: str | list[str] | None = None,
     owner_scoped: bool = True,
+    trusted_services: Collection[str] = (),
     **verifier_kwargs: Any,
 ) -> Any:
     """Build a ``langgraph_sdk.Auth`` that authenticates requests with our verifier.
 
     Pass a configured :class:`JWTVerifier`, or ``issuer`` (+ ``audience`` and any
     :class:`JWTVerifier` keyword) to build one. With ``owner_scoped`` (default), each user
-    sees only the threads, runs, assistants and crons they created.
+    sees only the threads, runs, assistants and crons they created, and store namespaces that
+    start with their identity.
+
+    ``trusted_services`` lists client ids whose own client-credentials tokens identify a
+    service (the remote resumer): such a service sees every thread and the store, and may
+    send :data:`ACT_AS_HEADER` to run on a user's behalf (the run then sees that user, with
+    ``act`` naming the service). The header from anyone else is refused with 403.
 
     Example:
         >>> auth = langgraph_auth(issuer="https://idp.example", audience="api")
@@ -74,14 +100,42 @@ def langgraph_auth(
     auth = Auth()
     bearer = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
+    services = frozenset(trusted_services)
+
+    def _header(headers: Mapping[Any, Any] | None, name: str) -> str | None:
+        for key, value in (headers or {}).items():
+            k = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+            if k.lower() == name:
+                return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        return None
+
+    def _acting(claims: Mapping[str, Any], raw: str, client: str) -> UserIdentity:
+        try:
+            data = json.loads(raw)
+            return UserIdentity(
+                subject=data["subject"], issuer=data.get("issuer") or claims.get("iss"),
+                tenant=data.get("tenant"), claims={"act": {"sub": client}}, source="langgraph_server",
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Auth.exceptions.HTTPException(status_code=400, detail=f"malformed {ACT_AS_HEADER}") from exc
+
     @auth.authenticate
-    async def authenticate(authorization: str | None) -> dict[str, Any]:
+    async def authenticate(authorization: str | None, headers: Mapping[Any, Any] | None = None) -> dict[str, Any]:
         if not authorization or not authorization[:7].lower() == "bearer ":
             raise Auth.exceptions.HTTPException(
                 status_code=401, detail="missing bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
         try:
             claims = await verifier.averify(authorization[7:].strip())
+            client = claims.get("client_id") or claims.get("azp")
+            act_as = _header(headers, ACT_AS_HEADER)
+            if isinstance(client, str) and client in services and claims.get("sub") == client:
+                if act_as:
+                    return server_user(_acting(claims, act_as, client))
+                return {"identity": f"service:{client}", "display_name": client, "is_authenticated": True,
+                        "permissions": [SERVICE_PERMISSION]}
+            if act_as:
+                raise Auth.exceptions.HTTPException(status_code=403, detail="only a trusted service may act for a user")
             identity = UserIdentity.from_claims(claims, source="langgraph_server")
         except TokenValidationError as exc:
             raise Auth.exceptions.HTTPException(
@@ -91,15 +145,28 @@ def langgraph_auth(
             raise Auth.exceptions.HTTPException(status_code=401, detail=str(exc), headers=bearer) from None
         return server_user(identity)
 
+    def _is_service(ctx: Any) -> bool:
+        return SERVICE_PERMISSION in (getattr(ctx.user, "permissions", None) or ())
+
     if owner_scoped:
 
         @auth.on
-        async def owner_only(ctx: Any, value: Any) -> dict[str, str]:
+        async def owner_only(ctx: Any, value: Any) -> dict[str, str] | None:
+            if _is_service(ctx):
+                return None
             owner = {"owner": ctx.user.identity}
             if isinstance(value, dict):
                 metadata = value.setdefault("metadata", {})
                 if isinstance(metadata, dict):
                     metadata.update(owner)
             return owner
+
+        @auth.on.store
+        async def own_namespace(ctx: Any, value: Any) -> None:
+            if _is_service(ctx):
+                return
+            namespace = tuple(value.get("namespace") or ())
+            if not namespace or namespace[0] != ctx.user.identity:
+                value["namespace"] = (ctx.user.identity, *namespace)
 
     return auth

@@ -32,6 +32,7 @@ from langchain_agent_auth.errors import (
     ConfigurationError,
     ExpiredTokenError,
     ProtocolError,
+    ProviderUnavailableError,
     SlowDownError,
 )
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, Sleep, send_with_retries
@@ -52,6 +53,7 @@ __all__ = [
     "FlowSettings",
     "backchannel_authorize",
     "introspect",
+    "iss_sub_login_hint",
     "poll_backchannel",
     "revoke",
     "token_request",
@@ -134,6 +136,22 @@ class BackchannelAuthResponse:
     def __repr__(self) -> str:
         return (f"BackchannelAuthResponse(auth_req_id=[redacted], expires_at={self.expires_at!r}, "
                 f"interval={self.interval!r})")
+
+
+def iss_sub_login_hint(issuer: str, subject: str) -> str:
+    """A ``login_hint`` naming the user by issuer and subject, as Auth0's CIBA expects.
+
+    Built with a JSON encoder, so quotes or backslashes in the subject cannot change the
+    structure of the hint.
+
+    Example:
+        >>> print(iss_sub_login_hint("https://t.auth0.com/", 'auth0|a"b'))
+        {"format":"iss_sub","iss":"https://t.auth0.com/","sub":"auth0|a\\"b"}
+    """
+    if not isinstance(issuer, str) or not issuer or not isinstance(subject, str) or not subject:
+        raise ConfigurationError("an iss_sub login_hint needs a non-empty issuer and subject")
+    return json.dumps({"format": "iss_sub", "iss": issuer, "sub": subject}, separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def backchannel_authorize(
@@ -228,25 +246,36 @@ def wait_for_backchannel(
     assertion_audience: str | None = None,
     on_pending: Callable[[float], None] | None = None,
     deadline: float | None = None,
+    tolerate_outages: bool = False,
+    max_outage_backoff: float = 60.0,
 ) -> Flow[TokenResponse]:
     """Poll until the user answers: waits ``interval`` before each poll, adds 5 s on
     ``slow_down``, stops at the request's expiry (``ExpiredTokenError``) or ``deadline``.
 
     ``on_pending(seconds_left)`` is called after every pending answer (progress output).
+    With ``tolerate_outages``, a provider that cannot be reached (network error, 5xx) does
+    not end the wait: the flow backs off (doubling, up to ``max_outage_backoff``) and polls
+    again until the request expires; the request is still valid at the provider.
     """
     interval = max(request.interval, 0.0)
     end = request.expires_at if deadline is None else min(request.expires_at, deadline)
+    outage_wait = 0.0
     while True:
         if settings.clock() >= end:
             raise ExpiredTokenError("the approval request expired before the user answered")
-        yield Sleep(interval)
+        yield Sleep(max(interval, outage_wait))
         try:
             return (yield from poll_backchannel(token_endpoint, credentials, request.auth_req_id,
                                                 settings=settings, assertion_audience=assertion_audience))
         except SlowDownError:
             interval += SLOW_DOWN_STEP
+            outage_wait = 0.0
         except AuthorizationPendingError:
-            pass
+            outage_wait = 0.0
+        except ProviderUnavailableError:
+            if not tolerate_outages:
+                raise
+            outage_wait = min(max_outage_backoff, max(interval, outage_wait * 2 or interval))
         if on_pending is not None:
             on_pending(end - settings.clock())
 

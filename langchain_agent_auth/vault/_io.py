@@ -18,7 +18,6 @@ at its ``yield`` so it can clean up (release a lease) before it propagates.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import weakref
 from collections.abc import Callable, Generator, Sequence
@@ -29,6 +28,7 @@ import httpx
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, SearchOp
 
 from langchain_agent_auth.oauth import Sleep
+from langchain_agent_auth.oauth._clients import HTTPClients
 
 T = TypeVar("T")
 
@@ -66,49 +66,8 @@ def store_search(prefix: tuple[str, ...], *, limit: int = 1000) -> VaultOp[list[
     return list(results[0])
 
 
-class HTTP:
-    """The vault's HTTP clients: one sync client, one async client per event loop."""
-
-    def __init__(self, client: httpx.Client | None = None, async_client: httpx.AsyncClient | None = None) -> None:
-        self._given, self._given_async = client, async_client
-        self._sync: httpx.Client | None = None
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
-
-    @property
-    def sync(self) -> httpx.Client:
-        if self._given is not None:
-            return self._given
-        with self._lock:
-            if self._sync is None or self._sync.is_closed:
-                self._sync = httpx.Client(follow_redirects=False, headers={"user-agent": "langchain-agent-auth"})
-            return self._sync
-
-    @property
-    def async_(self) -> httpx.AsyncClient:
-        if self._given_async is not None:
-            return self._given_async
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async.get(loop)
-            if client is None or client.is_closed:
-                client = httpx.AsyncClient(follow_redirects=False, headers={"user-agent": "langchain-agent-auth"})
-                self._async[loop] = client
-            return client
-
-    def close(self) -> None:
-        with self._lock:
-            if self._sync is not None:
-                self._sync.close()
-                self._sync = None
-
-    async def aclose(self) -> None:
-        self.close()
-        client = self._async.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+# The vault's HTTP clients: one sync client, one async client per event loop (shared helper).
+HTTP = HTTPClients
 
 
 class _AsyncStore:

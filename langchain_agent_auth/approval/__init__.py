@@ -1,0 +1,89 @@
+"""The approval pillar: pause LangGraph runs for a person's approval, and resume them.
+
+Who is asked:
+
+* :class:`CIBAApprover`: an OpenID CIBA request pushes the action to the user's device
+  (binding message and RAR ``authorization_details`` built from the tool call, sanitized
+  and bounded); any provider found by discovery, poll or ping mode, an Auth0 profile.
+* :class:`InAppApprover`: the graph pauses with a ``tool_approval`` payload and the
+  application answers approve / edit / reject.
+
+How tools are guarded: :func:`with_approval` (any ``BaseTool``), :class:`ApprovalMiddleware`
+(``create_agent``, per tool name), :func:`approval_guards` + ``guarded_tool_node`` (hand-built
+graphs; :func:`route_tool_calls` gives each parallel call its own task). ``when=`` decides
+which calls need approval; ``mode="interrupt"`` (default, a durable pause) or ``"block"``
+(CIBA: wait inline, progress on the custom stream); ``on_denied="message"`` (a short
+ToolMessage, the agent continues) or ``"raise"``.
+
+Binding: an approval is bound to the user, the tool, :func:`args_digest` of the arguments
+and an expiry; one request per tool call however often the node re-runs (the record lives
+in a LangGraph ``BaseStore`` under ``("agent_auth", "approvals")``, keyed by thread,
+checkpoint namespace, tool_call_id and approver; credentials only sealed with a
+``Keyring``). The approval's access token is reachable inside the tool with
+:func:`get_approval_token`, nowhere else.
+
+Resuming: ``Command(resume={interrupt_id: {"approval_id": ..., "decision": ...}})``
+(:class:`ApprovalResponse`). A CIBA decision is only read from the store (``decision:
+"check"`` wakes the call; if it is still pending the call polls once when due and pauses
+again). :class:`ApprovalResumer` (in-process) and :class:`RemoteResumer` (LangGraph server)
+do this for you: they list due records with a store filter, poll respecting ``interval`` /
+``slow_down`` (or wake on pings, :meth:`ApprovalResumer.ping_receiver`), and resume exactly
+the threads whose approval completed. Other pillars plug into the same resumer with a
+:class:`PendingSource` (``due`` / ``check`` / ``settle``, sync and async twins).
+
+Example:
+    >>> from langchain_core.tools import tool
+    >>> from langchain_agent_auth.approval import InAppApprover, with_approval
+    >>> @tool
+    ... def transfer(amount: int, to: str) -> str:
+    ...     '''Send money.'''
+    ...     return f"sent {amount} to {to}"
+    >>> guarded = with_approval(transfer, InAppApprover(), when=lambda args: args["amount"] > 100)
+    >>> guarded.invoke({"amount": 20, "to": "Bob"})  # below the threshold: no approval needed
+    'sent 20 to Bob'
+"""
+
+from langchain_agent_auth.approval._approvers import Approver, CIBAApprover, InAppApprover
+from langchain_agent_auth.approval._digest import args_digest, canonical_json
+from langchain_agent_auth.approval._guard import (
+    ApprovalGuard,
+    ApprovalMiddleware,
+    ApprovalPolicy,
+    approval_guards,
+    get_approval_token,
+    route_tool_calls,
+    with_approval,
+)
+from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ApprovalResponse, ToolApprovalPayload
+from langchain_agent_auth.approval._records import ApprovalRecord, ApprovalStore
+from langchain_agent_auth.approval._resumer import ApprovalResumer, LangGraphServerStore, RemoteResumer, ResumeReport
+from langchain_agent_auth.approval._sources import ApprovalSource, PendingItem, PendingSource
+from langchain_agent_auth.approval._text import BindingMessage
+
+__all__ = [
+    "ApprovalGuard",
+    "ApprovalMiddleware",
+    "ApprovalPendingPayload",
+    "ApprovalPolicy",
+    "ApprovalRecord",
+    "ApprovalResponse",
+    "ApprovalResumer",
+    "ApprovalSource",
+    "ApprovalStore",
+    "Approver",
+    "BindingMessage",
+    "CIBAApprover",
+    "InAppApprover",
+    "LangGraphServerStore",
+    "PendingItem",
+    "PendingSource",
+    "RemoteResumer",
+    "ResumeReport",
+    "ToolApprovalPayload",
+    "approval_guards",
+    "args_digest",
+    "canonical_json",
+    "get_approval_token",
+    "route_tool_calls",
+    "with_approval",
+]

@@ -1,0 +1,594 @@
+"""Who is asked, and how: :class:`CIBAApprover` (a push to the user's device through the
+OpenID provider) and :class:`InAppApprover` (the application's own UI, via an interrupt).
+
+An approver knows how to start an approval for a tool call, how to check on it once, how
+to wait for it inline (``block`` mode) and what payload to pause with. The guard
+(:mod:`._guard`) decides when to do which; the resumer uses :meth:`CIBAApprover.poll`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from langchain_agent_auth.approval._digest import preview_args
+from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ToolApprovalPayload
+from langchain_agent_auth.approval._records import (
+    ApprovalRecord,
+    ApprovalStore,
+    default_keyring,
+    new_approval_id,
+    ping_key,
+)
+from langchain_agent_auth.approval._text import (
+    BINDING_MESSAGE_MAX,
+    BindingMessage,
+    check_authorization_details,
+    default_authorization_details,
+)
+from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.errors import (
+    AccessDeniedError,
+    AgentAuthError,
+    ApprovalError,
+    ApprovalFailedError,
+    AuthorizationPendingError,
+    ConfigurationError,
+    ExpiredTokenError,
+    IdentityError,
+    InvalidGrantError,
+    OAuthError,
+    ProtocolError,
+    ProviderUnavailableError,
+    SlowDownError,
+    UnknownUserIdError,
+)
+from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.oauth import OAuthClient, PingReceiver, iss_sub_login_hint, new_notification_token
+from langchain_agent_auth.oauth.flows import SLOW_DOWN_STEP, BackchannelAuthResponse
+from langchain_agent_auth.oauth.tokens import TokenResponse
+
+__all__ = ["Approver", "CIBAApprover", "InAppApprover"]
+
+log = logging.getLogger("langchain_agent_auth.approval")
+
+LoginHint = Literal["subject", "email", "iss_sub"] | Callable[[UserIdentity], Mapping[str, str]]
+DetailsSpec = None | Literal[False] | Sequence[Mapping[str, Any]] | Callable[[str, Mapping[str, Any]], Any]
+_MAX_OUTAGE_BACKOFF = 60.0
+
+
+class Approver(ABC):
+    """Base of approvers. ``store`` / ``keyring``: where pending approvals live (default:
+    the graph's store, and the keyring from ``$AGENT_AUTH_ENCRYPTION_KEYS`` or the key file)."""
+
+    kind: ClassVar[Literal["ciba", "in_app"]]
+    name: str
+    expires_in: float
+
+    def __init__(self, *, store: Any = None, keyring: Keyring | None = None, name: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        if keyring is not None and not isinstance(keyring, Keyring):
+            raise ConfigurationError("keyring must be a langchain_agent_auth.crypto.Keyring")
+        self.store = store
+        self._keyring = keyring
+        self._keyring_lock = threading.Lock()
+        self.name = name
+        self.clock = clock
+
+    @property
+    def keyring(self) -> Keyring:
+        with self._keyring_lock:
+            if self._keyring is None:
+                self._keyring = default_keyring()
+            return self._keyring
+
+    def approval_store(self, fallback: Any = None) -> ApprovalStore:
+        """The :class:`ApprovalStore` for this approver (its store, else ``fallback``)."""
+        return ApprovalStore(self.store if self.store is not None else fallback, self.keyring)
+
+    def new_record(self, *, key: str, call: Any, user: UserIdentity, digest: str, **fields: Any) -> ApprovalRecord:
+        now = self.clock()
+        configurable = dict((call.config or {}).get("configurable") or {})
+        metadata = dict((call.config or {}).get("metadata") or {})
+        return ApprovalRecord(
+            approval_id=new_approval_id(key), kind=self.kind, source=self.name,
+            thread_id=call.thread_id, checkpoint_ns=call.checkpoint_ns, tool_call_id=call.tool_call_id,
+            assistant_id=_str_or_none(configurable.get("assistant_id") or metadata.get("assistant_id")),
+            graph_id=_str_or_none(configurable.get("graph_id") or metadata.get("graph_id")),
+            resume_config=_resume_config(configurable),
+            user_key=user.key, user=user.model_dump(mode="json"), tool=call.name, args_digest=digest,
+            created_at=now, expires_at=now + self.expires_in, **fields,
+        )
+
+    @abstractmethod
+    def payload(self, record: ApprovalRecord, call: Any) -> ApprovalPendingPayload | ToolApprovalPayload:
+        """The interrupt payload for a pending record."""
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and str(value) else None
+
+
+_SECRETISH = ("secret", "token", "password", "passwd", "key", "auth", "credential", "cookie", "session")
+
+
+def _resume_config(configurable: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain, non-secret ``configurable`` entries worth sending again on a remote resume."""
+    out: dict[str, Any] = {}
+    for k, v in configurable.items():
+        if not isinstance(k, str) or k.startswith(("__", "langgraph_", "x-", "checkpoint")):
+            continue
+        if k in ("thread_id", "run_id", "assistant_id", "graph_id", "user_id", "cron_id") or any(
+                s in k.lower() for s in _SECRETISH):
+            continue
+        if isinstance(v, str | int | float | bool) and len(str(v)) <= 256:
+            out[k] = v
+        if len(out) >= 32:
+            break
+    return out
+
+
+def _bounded(text: str | None, n: int = 300) -> str | None:
+    if not text:
+        return None
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+# --------------------------------------------------------------------------- CIBA
+
+
+class CIBAApprover(Approver):
+    """Ask the user on their device through an OpenID provider's CIBA endpoint.
+
+    Works with any provider found by discovery (``backchannel_authentication_endpoint``);
+    :meth:`for_auth0` sets Auth0's ``/bc-authorize`` and its ``iss_sub`` login hint.
+
+    Args:
+        client: the agent's :class:`~langchain_agent_auth.oauth.OAuthClient`.
+        scope / audience / resource / acr_values / requested_expiry: sent with the request
+            (``audience`` only when set).
+        login_hint: ``"subject"`` (default), ``"email"``, ``"iss_sub"`` (JSON, Auth0), or a
+            callable ``user -> {"login_hint" | "login_hint_token" | "id_token_hint": ...}``.
+        binding_message: ``None`` (default text from tool and arguments), a template
+            (``"Pay {amount} EUR to {to}"``) or a callable ``(tool, args) -> str``; always
+            sanitized and clipped to ``binding_message_max_length``.
+        authorization_details: ``None`` (an ``agent_action`` with tool, bounded args and
+            digest), ``False`` (none), a list, or a callable ``(tool, args) -> list``.
+        delivery_mode: ``"poll"`` or ``"ping"`` (the client must be registered for ping;
+            ``ping_receiver`` wakes ``block`` mode, the resumer's receiver the others). In
+            ping mode the provider is only polled after a ping, or every ``ping_fallback``
+            seconds as a safety net against lost pings.
+        expires_in: how long an approval may wait when the provider gives no expiry.
+        discover: check the provider's metadata now: a provider without a backchannel
+            endpoint (or without the CIBA grant) is a :class:`ConfigurationError` here, not
+            at the first tool call.
+
+    Example:
+        >>> import httpx
+        >>> meta = {"issuer": "https://idp.test", "token_endpoint": "https://idp.test/token"}
+        >>> client = OAuthClient("https://idp.test", "agent", "secret", metadata=meta)
+        >>> CIBAApprover(client)
+        Traceback (most recent call last):
+        ...
+        langchain_agent_auth.errors.ConfigurationError: no backchannel_authentication_endpoint at https://idp.test
+    """
+
+    kind = "ciba"
+
+    def __init__(
+        self,
+        client: OAuthClient,
+        *,
+        scope: str | Sequence[str] = "openid",
+        audience: str | None = None,
+        resource: str | Sequence[str] | None = None,
+        acr_values: str | Sequence[str] | None = None,
+        requested_expiry: int | None = 300,
+        login_hint: LoginHint = "subject",
+        login_hint_issuer: str | None = None,
+        binding_message: str | Callable[[str, Mapping[str, Any]], str] | None = None,
+        binding_message_max_length: int = BINDING_MESSAGE_MAX,
+        authorization_details: DetailsSpec = None,
+        delivery_mode: Literal["poll", "ping"] = "poll",
+        ping_receiver: PingReceiver | None = None,
+        ping_fallback: float = 60.0,
+        expires_in: float = 300.0,
+        store: Any = None,
+        keyring: Keyring | None = None,
+        name: str | None = None,
+        discover: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(client, OAuthClient):
+            raise ConfigurationError("CIBAApprover needs an OAuthClient")
+        if login_hint not in ("subject", "email", "iss_sub") and not callable(login_hint):
+            raise ConfigurationError("login_hint must be 'subject', 'email', 'iss_sub' or a callable")
+        if delivery_mode not in ("poll", "ping"):
+            raise ConfigurationError("delivery_mode must be 'poll' or 'ping'")
+        if requested_expiry is not None and (not isinstance(requested_expiry, int) or requested_expiry <= 0
+                                             or isinstance(requested_expiry, bool)):
+            raise ConfigurationError("requested_expiry must be a positive number of seconds")
+        if authorization_details not in (None, False) and not callable(authorization_details):
+            authorization_details = check_authorization_details(authorization_details)
+        super().__init__(store=store, keyring=keyring, name=name or f"ciba:{client.issuer}|{client.client_id}",
+                         clock=clock)
+        self.client = client
+        self.scope = scope
+        self.audience = audience
+        self.resource = resource
+        self.acr_values = acr_values
+        self.requested_expiry = requested_expiry
+        self.login_hint = login_hint
+        self.login_hint_issuer = login_hint_issuer
+        self.binding_message = BindingMessage(binding_message, max_length=binding_message_max_length)
+        self.authorization_details = authorization_details
+        self.delivery_mode = delivery_mode
+        self.ping_receiver = ping_receiver
+        self.ping_fallback = ping_fallback
+        self.expires_in = float(requested_expiry or expires_in)
+        if discover:
+            self._check_metadata(client.metadata())
+
+    def __repr__(self) -> str:
+        return f"CIBAApprover(issuer={self.client.issuer!r}, client_id={self.client.client_id!r}, " \
+               f"delivery_mode={self.delivery_mode!r})"
+
+    @classmethod
+    def for_auth0(cls, domain: str, client_id: str, client_secret: str | None = None, *,
+                  client_kwargs: Mapping[str, Any] | None = None, **kwargs: Any) -> CIBAApprover:
+        """An approver for an Auth0 tenant: ``/bc-authorize`` and the ``iss_sub`` login hint.
+
+        Example:
+            >>> a = CIBAApprover.for_auth0("t.auth0.com", "id", "secret", audience="urn:api", discover=False)
+            >>> a.login_hint, a.audience
+            ('iss_sub', 'urn:api')
+        """
+        client = OAuthClient.for_auth0(domain, client_id, client_secret, **dict(client_kwargs or {}))
+        kwargs.setdefault("login_hint", "iss_sub")
+        kwargs.setdefault("login_hint_issuer", client.issuer)
+        return cls(client, **kwargs)
+
+    def _check_metadata(self, meta: Any) -> None:
+        endpoint = getattr(meta, "backchannel_authentication_endpoint", None)
+        if not endpoint:
+            raise ConfigurationError(
+                f"no backchannel_authentication_endpoint at {meta.issuer}",
+                hint="The identity provider does not offer CIBA (no backchannel_authentication_endpoint in its "
+                     "discovery document); use another approver or enable CIBA for the provider.")
+        grants = getattr(meta, "grant_types_supported", None)
+        if grants and "urn:openid:params:grant-type:ciba" not in grants:
+            raise ConfigurationError(f"the provider {meta.issuer} does not support the CIBA grant type")
+        modes = getattr(meta, "backchannel_token_delivery_modes_supported", None)
+        if modes and self.delivery_mode not in modes:
+            raise ConfigurationError(
+                f"the provider {meta.issuer} does not support CIBA {self.delivery_mode} mode (it offers {modes})"
+            )
+
+    async def acheck_configuration(self) -> None:
+        """Async check of the provider's metadata (use with ``discover=False`` in async apps)."""
+        self._check_metadata(await self.client.ametadata())
+
+    # -- building the request
+
+    def hint_params(self, user: UserIdentity) -> dict[str, str]:
+        """The login hint parameter for ``user``."""
+        if callable(self.login_hint):
+            given = dict(self.login_hint(user))
+            hints = {k: v for k, v in given.items() if k in ("login_hint", "login_hint_token", "id_token_hint") and v}
+            if len(hints) != 1 or len(given) != 1:
+                raise ConfigurationError("a login_hint callable must return exactly one of login_hint, "
+                                         "login_hint_token, id_token_hint")
+            return {k: str(v) for k, v in hints.items()}
+        if self.login_hint == "email":
+            if not user.email:
+                raise IdentityError("the user has no email address to send the approval request to",
+                                    hint="I can't ask you for approval: your account has no email address.")
+            return {"login_hint": user.email}
+        if self.login_hint == "iss_sub":
+            issuer = self.login_hint_issuer or user.issuer or self.client.issuer
+            return {"login_hint": iss_sub_login_hint(issuer, user.subject)}
+        return {"login_hint": user.subject}
+
+    def details_for(self, tool: str, args: Mapping[str, Any], digest: str) -> list[dict[str, Any]] | None:
+        spec = self.authorization_details
+        if spec is False:
+            return None
+        if spec is None:
+            return default_authorization_details(tool, args, digest)
+        if callable(spec):
+            return check_authorization_details(spec(tool, args))
+        return [dict(d) for d in spec]  # type: ignore[union-attr]
+
+    def _request_kwargs(self, call: Any, user: UserIdentity, digest: str) -> tuple[dict[str, Any], str, Any]:
+        message = self.binding_message(call.name, call.args)
+        details = self.details_for(call.name, call.args, digest)
+        kwargs: dict[str, Any] = {
+            **self.hint_params(user), "scope": self.scope, "binding_message": message,
+            "requested_expiry": self.requested_expiry, "acr_values": self.acr_values,
+            "authorization_details": details, "audience": self.audience, "resource": self.resource,
+        }
+        return kwargs, message, details
+
+    def _record_from(self, key: str, call: Any, user: UserIdentity, digest: str, store: ApprovalStore,
+                     response: BackchannelAuthResponse, message: str, details: Any,
+                     cnt: str | None) -> ApprovalRecord:
+        rec = self.new_record(key=key, call=call, user=user, digest=digest, status="pending", watch=True,
+                              interval=response.interval, delivery_mode=self.delivery_mode,
+                              binding_message=message, authorization_details=details)
+        rec = rec.update(expires_at=response.expires_at, ping_key=ping_key(response.auth_req_id) if cnt else None)
+        rec = rec.update(next_check_at=self._next_check(rec, self.clock()))
+        return rec.update(sealed=store.seal(rec, "secrets", {"auth_req_id": response.auth_req_id, "cnt": cnt}))
+
+    def start(self, key: str, call: Any, user: UserIdentity, digest: str, store: ApprovalStore) -> ApprovalRecord:
+        """Send the backchannel request and store the pending record (sync)."""
+        kwargs, message, details = self._request_kwargs(call, user, digest)
+        cnt = new_notification_token() if self.delivery_mode == "ping" else None
+        try:
+            response = self.client.ciba_authorize(client_notification_token=cnt, **kwargs)
+        except AgentAuthError as exc:
+            raise _start_error(exc) from None
+        if cnt and self.ping_receiver is not None:
+            self.ping_receiver.expect(response.auth_req_id, cnt)
+        return store.put(self._record_from(key, call, user, digest, store, response, message, details, cnt))
+
+    async def astart(self, key: str, call: Any, user: UserIdentity, digest: str,
+                     store: ApprovalStore) -> ApprovalRecord:
+        """Async :meth:`start`."""
+        kwargs, message, details = self._request_kwargs(call, user, digest)
+        cnt = new_notification_token() if self.delivery_mode == "ping" else None
+        try:
+            response = await self.client.aciba_authorize(client_notification_token=cnt, **kwargs)
+        except AgentAuthError as exc:
+            raise _start_error(exc) from None
+        if cnt and self.ping_receiver is not None:
+            self.ping_receiver.expect(response.auth_req_id, cnt)
+        return await store.aput(self._record_from(key, call, user, digest, store, response, message, details, cnt))
+
+    # -- checking once
+
+    def _next_check(self, rec: ApprovalRecord, now: float) -> float:
+        """When to ask the provider next: after ``interval`` in poll mode; in ping mode only
+        as a slow safety net (``ping_fallback``): the ping makes the record due at once."""
+        if rec.delivery_mode == "ping":
+            return now + max(rec.interval, self.ping_fallback)
+        return now + rec.interval
+
+    def _outcome(self, rec: ApprovalRecord, store: ApprovalStore,
+                 result: TokenResponse | BaseException) -> ApprovalRecord:
+        """Apply one poll's result to the record (pure: no I/O)."""
+        now = self.clock()
+        rec = rec.update(polls=rec.polls + 1, last_poll_at=now)
+        if isinstance(result, TokenResponse):
+            token = {"access_token": result.access_token, "token_type": result.token_type,
+                     "expires_at": result.expires_at, "scope": list(result.scope) if result.scope else None,
+                     "authorization_details": result.authorization_details}
+            rec = rec.update(status="approved", decided_at=now, failures=0, next_check_at=now,
+                             granted_authorization_details=result.authorization_details)
+            return rec.update(sealed=store.seal(rec, "secrets", {"token": token}))
+        if isinstance(result, AuthorizationPendingError):
+            return rec.update(failures=0, next_check_at=self._next_check(rec, now))
+        if isinstance(result, SlowDownError):
+            rec = rec.update(failures=0, interval=rec.interval + SLOW_DOWN_STEP)
+            return rec.update(next_check_at=self._next_check(rec, now))
+        if isinstance(result, AccessDeniedError):
+            return rec.update(status="denied", decided_at=now, next_check_at=now, sealed=None,
+                              error=result.error, error_description=_bounded(result.error_description))
+        if isinstance(result, ExpiredTokenError):
+            return rec.update(status="expired", decided_at=now, next_check_at=now, sealed=None, error=result.error)
+        if isinstance(result, ProviderUnavailableError | ProtocolError) and now < rec.expires_at:
+            failures = rec.failures + 1
+            wait = min(_MAX_OUTAGE_BACKOFF, rec.interval * (2 ** min(failures, 6)))
+            log.warning("CIBA poll for approval %s failed (%s); retrying in %.0fs", rec.approval_id,
+                        type(result).__name__, wait)
+            return rec.update(failures=failures, next_check_at=now + wait)
+        if isinstance(result, OAuthError):  # transaction_failed, invalid_grant, ...
+            return rec.update(status="failed", decided_at=now, next_check_at=now, sealed=None, error=result.error,
+                              error_description=_bounded(result.error_description))
+        if isinstance(result, AgentAuthError):
+            return rec.update(status="failed", decided_at=now, next_check_at=now, sealed=None,
+                              error=type(result).__name__, error_description=_bounded(str(result)))
+        raise result
+
+    def poll(self, rec: ApprovalRecord, store: ApprovalStore) -> ApprovalRecord:
+        """Ask the provider once (never before ``next_check_at``); save and return the record."""
+        if rec.status != "pending" or self.clock() < rec.next_check_at:
+            return rec
+        if self.clock() >= rec.expires_at:
+            return store.put(rec.update(status="expired", decided_at=self.clock(), sealed=None, error="expired_token"))
+        auth_req_id = store.open(rec)["auth_req_id"]
+        try:
+            result: TokenResponse | BaseException = self.client.ciba_poll(auth_req_id)
+        except AgentAuthError as exc:
+            result = exc
+        if isinstance(result, InvalidGrantError):  # someone else (resumer / guard) got the token first?
+            current = store.get(rec.key)
+            if current is not None and current.approval_id == rec.approval_id and current.status != "pending":
+                return current
+        return store.put(self._outcome(rec, store, result))
+
+    async def apoll(self, rec: ApprovalRecord, store: ApprovalStore) -> ApprovalRecord:
+        """Async :meth:`poll`."""
+        if rec.status != "pending" or self.clock() < rec.next_check_at:
+            return rec
+        if self.clock() >= rec.expires_at:
+            return await store.aput(rec.update(status="expired", decided_at=self.clock(), sealed=None,
+                                               error="expired_token"))
+        auth_req_id = store.open(rec)["auth_req_id"]
+        try:
+            result: TokenResponse | BaseException = await self.client.aciba_poll(auth_req_id)
+        except AgentAuthError as exc:
+            result = exc
+        if isinstance(result, InvalidGrantError):
+            current = await store.aget(rec.key)
+            if current is not None and current.approval_id == rec.approval_id and current.status != "pending":
+                return current
+        return await store.aput(self._outcome(rec, store, result))
+
+    # -- waiting inline (block mode)
+
+    def _progress(self, call: Any, rec: ApprovalRecord, seconds_left: float, state: str = "waiting") -> None:
+        call.write({
+            "type": "approval_progress", "state": state, "approval_id": rec.approval_id,
+            "tool_call_id": rec.tool_call_id, "tool": rec.tool, "binding_message": rec.binding_message,
+            "seconds_left": max(0, round(seconds_left)),
+            "message": f"Waiting for your approval of {rec.tool} on your device: {rec.binding_message}",
+        })
+
+    def _backchannel(self, rec: ApprovalRecord, store: ApprovalStore) -> BackchannelAuthResponse:
+        rid = store.open(rec)["auth_req_id"]
+        return BackchannelAuthResponse(rid, rec.expires_at, max(rec.interval, 0.0), True)
+
+    def wait(self, rec: ApprovalRecord, store: ApprovalStore, call: Any) -> ApprovalRecord:
+        """Wait inline until the user answers (``block`` mode), reporting progress."""
+        req = self._backchannel(rec, store)
+        self._progress(call, rec, rec.expires_at - self.clock())
+        if rec.delivery_mode == "ping" and self.ping_receiver is not None:
+            while rec.status == "pending":
+                left = rec.expires_at - self.clock()
+                self.ping_receiver.wait(req.auth_req_id, timeout=max(0.0, min(left, self.ping_fallback)))
+                rec = self.poll(rec.update(next_check_at=0.0), store)
+                if rec.status == "pending":
+                    self._progress(call, rec, rec.expires_at - self.clock())
+                    time.sleep(max(0.0, rec.next_check_at - self.clock()) if not
+                               self.ping_receiver.pinged(req.auth_req_id) else 0.0)
+            self.ping_receiver.forget(req.auth_req_id)
+            return rec
+        try:
+            result: TokenResponse | BaseException = self.client.ciba_wait(
+                req, on_pending=lambda left: self._progress(call, rec, left), tolerate_outages=True)
+        except AgentAuthError as exc:
+            result = exc
+        return store.put(self._outcome(rec, store, result))
+
+    async def await_(self, rec: ApprovalRecord, store: ApprovalStore, call: Any) -> ApprovalRecord:
+        """Async :meth:`wait` (never blocks the event loop)."""
+        import asyncio
+
+        req = self._backchannel(rec, store)
+        self._progress(call, rec, rec.expires_at - self.clock())
+        if rec.delivery_mode == "ping" and self.ping_receiver is not None:
+            while rec.status == "pending":
+                left = rec.expires_at - self.clock()
+                await self.ping_receiver.wait_async(req.auth_req_id, timeout=max(0.0, min(left, self.ping_fallback)))
+                rec = await self.apoll(rec.update(next_check_at=0.0), store)
+                if rec.status == "pending":
+                    self._progress(call, rec, rec.expires_at - self.clock())
+                    if not self.ping_receiver.pinged(req.auth_req_id):
+                        await asyncio.sleep(max(0.0, rec.next_check_at - self.clock()))
+            self.ping_receiver.forget(req.auth_req_id)
+            return rec
+        try:
+            result: TokenResponse | BaseException = await self.client.aciba_wait(
+                req, on_pending=lambda left: self._progress(call, rec, left), tolerate_outages=True)
+        except AgentAuthError as exc:
+            result = exc
+        return await store.aput(self._outcome(rec, store, result))
+
+    # -- pause payload
+
+    def payload(self, record: ApprovalRecord, call: Any) -> ApprovalPendingPayload:
+        return ApprovalPendingPayload(
+            tool_call_id=record.tool_call_id, approval_id=record.approval_id, tool=record.tool,
+            args_digest=record.args_digest, binding_message=record.binding_message,
+            authorization_details=record.authorization_details,
+            delivery_mode="ping" if record.delivery_mode == "ping" else "poll",
+            interval=record.interval, expires_at=record.expires_at,
+            message=f"Waiting for the user to approve {record.tool} on their device"
+                    + (f": {record.binding_message}" if record.binding_message else ""),
+        )
+
+
+def _start_error(exc: AgentAuthError) -> ApprovalError:
+    """Map a failed backchannel request to the approval error the model/developer sees."""
+    if isinstance(exc, UnknownUserIdError):
+        err: ApprovalError = ApprovalFailedError(
+            "the identity provider does not know this user (unknown_user_id)",
+            hint="I couldn't ask you for approval: your account is not known to the approval service.")
+    elif isinstance(exc, AccessDeniedError):
+        from langchain_agent_auth.errors import ApprovalDeniedError
+
+        err = ApprovalDeniedError(f"the provider denied the approval request ({exc.error})")
+    elif isinstance(exc, ProviderUnavailableError):
+        err = ApprovalFailedError(f"the approval service could not be reached: {exc}",
+                                  hint="The approval service is unavailable right now; try again later.")
+    elif isinstance(exc, OAuthError):
+        err = ApprovalFailedError(f"the approval request was rejected: {exc}",
+                                  hint=f"The approval request could not be sent ({exc.error}).")
+    elif isinstance(exc, IdentityError | ConfigurationError):
+        err = ApprovalFailedError(str(exc), hint=exc.for_model())
+    else:
+        err = ApprovalFailedError(f"the approval request failed: {exc}",
+                                  hint="The approval request could not be sent; try again later.")
+    err.__cause__ = exc
+    err.error = getattr(exc, "error", None)  # type: ignore[attr-defined]
+    return err
+
+
+# --------------------------------------------------------------------------- in-app
+
+
+class InAppApprover(Approver):
+    """Ask in the application's own UI: the graph pauses with a ``tool_approval`` payload
+    and the application resumes with ``{"approval_id": ..., "decision": "approve" | "edit" |
+    "reject", "args": ..., "message": ...}``. An edit cannot switch the tool; the edited
+    arguments are what runs.
+
+    Args:
+        allowed_decisions: any of ``approve``, ``edit``, ``reject`` (default: all three).
+        description: text shown with the request (default: the tool's description), or a
+            callable ``(tool, args) -> str``.
+        expires_in: seconds before an unanswered request expires (default one day).
+
+    Example:
+        >>> InAppApprover(allowed_decisions=("approve", "reject")).allowed_decisions
+        ('approve', 'reject')
+    """
+
+    kind = "in_app"
+
+    def __init__(self, *, allowed_decisions: Sequence[str] = ("approve", "edit", "reject"),
+                 description: str | Callable[[str, Mapping[str, Any]], str] | None = None,
+                 expires_in: float = 86400.0, store: Any = None, keyring: Keyring | None = None,
+                 name: str = "in_app", clock: Callable[[], float] = time.time) -> None:
+        decisions = tuple(allowed_decisions)
+        if not decisions or any(d not in ("approve", "edit", "reject") for d in decisions):
+            raise ConfigurationError("allowed_decisions must be a non-empty subset of approve, edit, reject")
+        if "approve" not in decisions and "edit" not in decisions:
+            raise ConfigurationError("allowed_decisions must allow approve or edit, or nothing could ever run")
+        if expires_in <= 0:
+            raise ConfigurationError("expires_in must be positive")
+        super().__init__(store=store, keyring=keyring, name=name, clock=clock)
+        self.allowed_decisions = decisions
+        self.description = description
+        self.expires_in = float(expires_in)
+
+    def __repr__(self) -> str:
+        return f"InAppApprover(allowed_decisions={self.allowed_decisions!r})"
+
+    def start(self, key: str, call: Any, user: UserIdentity, digest: str, store: ApprovalStore) -> ApprovalRecord:
+        return store.put(self.new_record(key=key, call=call, user=user, digest=digest, delivery_mode="in_app"))
+
+    async def astart(self, key: str, call: Any, user: UserIdentity, digest: str,
+                     store: ApprovalStore) -> ApprovalRecord:
+        return await store.aput(self.new_record(key=key, call=call, user=user, digest=digest,
+                                                delivery_mode="in_app"))
+
+    def payload(self, record: ApprovalRecord, call: Any) -> ToolApprovalPayload:
+        args, truncated = preview_args(call.args)
+        if callable(self.description):
+            description = str(self.description(call.name, call.args))
+        elif isinstance(self.description, str):
+            description = self.description
+        else:
+            description = getattr(call.tool, "description", "") or ""
+        return ToolApprovalPayload(
+            tool_call_id=record.tool_call_id, approval_id=record.approval_id, tool=record.tool, args=args,
+            args_truncated=truncated, args_digest=record.args_digest, description=_bounded(description, 1000) or "",
+            allowed_decisions=list(self.allowed_decisions),  # type: ignore[arg-type]
+            expires_at=record.expires_at,
+        )

@@ -1,0 +1,155 @@
+"""``agent-auth resumer``: resume threads whose approval completed.
+
+In-process, for a graph built with a durable checkpointer and store (SQLite, Postgres)::
+
+    agent-auth resumer --graph myapp.agent:graph --approver myapp.agent:ciba
+
+Against a LangGraph server (``langgraph dev`` / Platform)::
+
+    agent-auth resumer --url http://127.0.0.1:2024 --approver myapp.agent:ciba
+
+``module:attr`` names an object or a zero-argument factory returning it; ``--approver``
+may name one approver or a list. ``--ping-port`` (with ``--ping-cert`` / ``--ping-key``)
+serves the CIBA ping endpoint in the same process. ``--once`` runs one pass and prints
+its report as JSON (cron-style use).
+
+Programmatic equivalent: :class:`~langchain_agent_auth.approval.ApprovalResumer` /
+:class:`~langchain_agent_auth.approval.RemoteResumer` and their ``run()`` / ``serve()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+__all__ = ["configure", "load_object", "main"]
+
+
+def load_object(spec: str) -> Any:
+    """Import ``module:attr`` (``attr`` may be dotted); call it if it is a factory.
+
+    Example:
+        >>> load_object("json:dumps") is json.dumps
+        True
+        >>> load_object("langchain_agent_auth.approval._cli:_example")
+        42
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"expected module:attr, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if callable(obj) and not hasattr(obj, "invoke") and not isinstance(obj, type) and _is_factory(obj):
+        obj = obj()
+    return obj
+
+
+def _is_factory(obj: Any) -> bool:
+    import inspect
+
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return False
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in sig.parameters.values())
+
+
+def _example() -> int:
+    return 42
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``resumer`` options to ``parser`` (called by ``agent-auth``)."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--graph", help="module:attr of the compiled graph (in-process resume)")
+    where.add_argument("--url", help="LangGraph server URL (remote resume through langgraph-sdk)")
+    parser.add_argument("--approver", action="append", default=[],
+                        help="module:attr of a CIBAApprover (or a list of them); repeatable")
+    parser.add_argument("--source", action="append", default=[],
+                        help="module:attr of another PendingSource (e.g. the vault's); repeatable")
+    parser.add_argument("--store", help="module:attr of the BaseStore (default: the graph's / server's)")
+    parser.add_argument("--api-key", default=os.environ.get("LANGGRAPH_API_KEY"), help="LangGraph server API key")
+    parser.add_argument("--assistant-id", help="assistant to resume with when a thread names none")
+    parser.add_argument("--tick", type=float, default=0.5, help="seconds between passes (pings wake it earlier)")
+    parser.add_argument("--once", action="store_true", help="run one pass, print its report, exit")
+    parser.add_argument("--ping-host", default="127.0.0.1")
+    parser.add_argument("--ping-port", type=int, help="serve the CIBA ping endpoint on this port")
+    parser.add_argument("--ping-path", default="/ciba/notify")
+    parser.add_argument("--ping-cert", help="TLS certificate (PEM) for the ping endpoint")
+    parser.add_argument("--ping-key", help="TLS private key (PEM) for the ping endpoint")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.set_defaults(func=main)
+
+
+def _approvers(specs: list[str]) -> list[Any]:
+    out: list[Any] = []
+    for spec in specs:
+        obj = load_object(spec)
+        out.extend(obj if isinstance(obj, list | tuple) else [obj])
+    return out
+
+
+def build(args: argparse.Namespace) -> Any:
+    """The resumer the options describe."""
+    from langchain_agent_auth.approval import ApprovalResumer, RemoteResumer
+
+    approvers = _approvers(args.approver)
+    sources = [load_object(s) for s in args.source]
+    store = load_object(args.store) if args.store else None
+    if args.graph:
+        graph = load_object(args.graph)
+        return ApprovalResumer(graph, approvers=approvers, sources=sources, store=store, tick=args.tick)
+    return RemoteResumer(args.url, api_key=args.api_key, approvers=approvers, sources=sources, store=store,
+                         assistant_id=args.assistant_id, tick=args.tick)
+
+
+async def _serve(resumer: Any, args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(resumer.serve(stop=stop))]
+    server = None
+    if args.ping_port:
+        import uvicorn
+
+        config = uvicorn.Config(resumer.ping_receiver(args.ping_path), host=args.ping_host, port=args.ping_port,
+                                ssl_certfile=args.ping_cert, ssl_keyfile=args.ping_key, log_level="warning",
+                                lifespan="off")
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks.append(asyncio.create_task(server.serve()))
+        print(f"CIBA ping endpoint on {'https' if args.ping_cert else 'http'}://{args.ping_host}:{args.ping_port}"
+              f"{args.ping_path}", flush=True)
+    print(f"resumer running ({resumer!r})", flush=True)
+    await stop.wait()
+    if server is not None:
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the resumer described by ``args``; returns the exit code."""
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    resumer = build(args)
+    if args.once:
+        report = resumer.run_once()
+        print(json.dumps(dataclasses.asdict(report)), flush=True)
+        return 1 if report.errors else 0
+    asyncio.run(_serve(resumer, args))
+    return 0

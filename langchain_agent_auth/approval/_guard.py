@@ -1,0 +1,662 @@
+"""The approval guard and its integrations: ``with_approval`` (any ``BaseTool``),
+``ApprovalMiddleware`` (``create_agent``) and guards for ``guarded_tool_node``.
+
+The decision logic is one generator (:meth:`ApprovalGuard._flow`) that yields what it
+needs done (store and provider calls, a pause, running the tool); a sync and an async
+driver run it, so ``wrap`` and ``awrap`` cannot drift apart.
+
+On every (re-)run of the node the guard:
+
+1. skips the approval when ``when(args)`` is false;
+2. finds the call's record in the store (keyed by thread, checkpoint namespace,
+   tool_call_id and approver), or starts one approval (one CIBA request per call however
+   often the node re-runs); a record for other arguments or another tool is superseded, a
+   record of another user is refused;
+3. settles it: approved → runs the tool once (with the edited arguments, the approval's
+   token reachable via :func:`get_approval_token`) and caches the result so a re-run
+   never repeats the side effect; denied/expired/failed → a short ToolMessage (or raises);
+   pending → polls once if due, then pauses (again) with ``interrupt()``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import secrets
+from collections.abc import Callable, Generator, Iterable, Mapping
+from typing import Any, Literal, NamedTuple
+
+from langchain_core.messages import ToolMessage, message_to_dict, messages_from_dict
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ValidationError
+
+from langchain_agent_auth.approval._approvers import Approver, CIBAApprover
+from langchain_agent_auth.approval._digest import args_digest
+from langchain_agent_auth.approval._payloads import (
+    _EXPECT,
+    ApprovalResponse,
+    _Expectation,
+    refuse_resume,
+)
+from langchain_agent_auth.approval._records import (
+    DECIDED,
+    FINAL,
+    ApprovalRecord,
+    ApprovalStore,
+    record_key,
+    thread_tag,
+)
+from langchain_agent_auth.errors import (
+    AgentAuthError,
+    ApprovalDeniedError,
+    ApprovalError,
+    ApprovalExpiredError,
+    ApprovalFailedError,
+    ConfigurationError,
+    IdentityError,
+)
+from langchain_agent_auth.guards import GuardedCall, GuardedTool, ToolGuard, ToolGuardMiddleware, guard_tool
+from langchain_agent_auth.oauth.tokens import TokenResponse
+
+__all__ = [
+    "ApprovalGuard",
+    "ApprovalMiddleware",
+    "ApprovalPolicy",
+    "approval_guards",
+    "get_approval_token",
+    "route_tool_calls",
+    "with_approval",
+]
+
+log = logging.getLogger("langchain_agent_auth.approval")
+
+Mode = Literal["interrupt", "block"]
+OnDenied = Literal["message", "raise"]
+When = Callable[[Mapping[str, Any]], bool]
+
+_TOKEN: contextvars.ContextVar[TokenResponse | None] = contextvars.ContextVar(
+    "langchain_agent_auth_approval_token", default=None
+)
+_MAX_CACHED_RESULT = 256_000
+_EPHEMERAL: dict[str, Any] = {}
+
+
+def get_approval_token(*, required: bool = False) -> TokenResponse | None:
+    """The token the provider issued with the approval, inside the approved tool only.
+
+    CIBA approvals return an access token (carrying the approved
+    ``authorization_details``) the tool may send to an API. It is kept out of state,
+    checkpoints, payloads and messages, and is only reachable while the approved tool runs.
+
+    Example:
+        >>> get_approval_token() is None
+        True
+    """
+    token = _TOKEN.get()
+    if token is None and required:
+        raise ApprovalError("no approval token: call get_approval_token() inside a tool guarded by a CIBA approval")
+    return token
+
+
+# --------------------------------------------------------------------------- effects
+
+
+class _Do(NamedTuple):
+    sync: Callable[..., Any]
+    async_: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+class _Pause(NamedTuple):
+    payload: dict[str, Any]
+    expect: _Expectation
+
+
+class _Proceed(NamedTuple):
+    call: GuardedCall
+    token: TokenResponse | None
+    store: ApprovalStore | None = None
+    on_bubble: ApprovalRecord | None = None  # saved if the tool pauses (an inner guard's interrupt)
+
+
+def _is_bubble(exc: BaseException) -> bool:
+    from langgraph.errors import GraphBubbleUp
+
+    return isinstance(exc, GraphBubbleUp)
+
+
+def _pause(effect: _Pause) -> ApprovalResponse:
+    from langgraph.types import interrupt
+
+    token = _EXPECT.set(effect.expect)
+    try:
+        return interrupt(effect.payload, response_schema=ApprovalResponse)
+    finally:
+        _EXPECT.reset(token)
+
+
+def _drive(flow: Generator[Any, Any, Any], proceed: Callable[[GuardedCall], Any]) -> Any:
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                effect = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                if isinstance(effect, _Do):
+                    value = effect.sync(*effect.args)
+                elif isinstance(effect, _Pause):
+                    value = _pause(effect)
+                else:
+                    reset = _TOKEN.set(effect.token)
+                    try:
+                        value = proceed(effect.call)
+                    except BaseException as exc:
+                        if _is_bubble(exc) and effect.on_bubble is not None and effect.store is not None:
+                            effect.store.put(effect.on_bubble)
+                        raise
+                    finally:
+                        _TOKEN.reset(reset)
+            except Exception as exc:
+                if _is_bubble(exc):
+                    raise  # LangGraph's interrupts are never handled by a guard
+                error = exc
+    finally:
+        flow.close()
+
+
+async def _adrive(flow: Generator[Any, Any, Any], proceed: Callable[[GuardedCall], Any]) -> Any:
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                effect = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                if isinstance(effect, _Do):
+                    value = await effect.async_(*effect.args)
+                elif isinstance(effect, _Pause):
+                    value = _pause(effect)
+                else:
+                    reset = _TOKEN.set(effect.token)
+                    try:
+                        value = await proceed(effect.call)
+                    except BaseException as exc:
+                        if _is_bubble(exc) and effect.on_bubble is not None and effect.store is not None:
+                            await effect.store.aput(effect.on_bubble)
+                        raise
+                    finally:
+                        _TOKEN.reset(reset)
+            except Exception as exc:
+                if _is_bubble(exc):
+                    raise
+                error = exc
+    finally:
+        flow.close()
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+def _arg_checker(tool: BaseTool | None, name: str) -> Callable[[Mapping[str, Any]], None]:
+    """Validate edited arguments against the tool's schema (the model-facing part)."""
+
+    def check(args: Mapping[str, Any]) -> None:
+        if tool is None:
+            return
+        schema = tool.tool_call_schema
+        if isinstance(schema, dict):
+            props = set((schema.get("properties") or {}).keys())
+            unknown = set(args) - props if props else set()
+            missing = [k for k in schema.get("required") or () if k not in args]
+            if unknown or missing:
+                raise refuse_resume(f"edited arguments do not fit {name}: unknown {sorted(unknown)}, "
+                                    f"missing {sorted(missing)}")
+            return
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            unknown = set(args) - set(schema.model_fields)
+            if unknown:
+                raise refuse_resume(f"edited arguments do not fit {name}: unknown {sorted(unknown)}")
+            try:
+                schema.model_validate(dict(args))
+            except ValidationError as exc:
+                fields = ", ".join(".".join(str(p) for p in e["loc"]) or "value" for e in exc.errors())
+                raise refuse_resume(f"edited arguments do not fit {name} (check: {fields})") from None
+
+    return check
+
+
+def _cache_result(store: ApprovalStore, rec: ApprovalRecord, result: Any) -> dict[str, Any] | None:
+    """Seal the tool's output so a re-run of the node returns it instead of running again."""
+    try:
+        if isinstance(result, ToolMessage):
+            data: dict[str, Any] = {"kind": "message", "data": message_to_dict(result)}
+        elif isinstance(result, str):
+            data = {"kind": "text", "data": result}
+        else:
+            return None
+        if len(json.dumps(data)) > _MAX_CACHED_RESULT:
+            return None
+        return store.seal(rec, "result", data)
+    except (TypeError, ValueError):
+        return None
+
+
+class ApprovalGuard(ToolGuard):
+    """A :class:`~langchain_agent_auth.guards.ToolGuard` that asks before a tool runs.
+
+    Args:
+        approver: a :class:`CIBAApprover` or :class:`InAppApprover`.
+        when: ``when(args) -> bool``; calls for which it is false run without approval. An
+            exception in it counts as "needs approval" (fail closed).
+        mode: ``"interrupt"`` (default: a durable pause; needs a checkpointer) or
+            ``"block"`` (CIBA only: wait inline, streaming progress to the custom stream).
+        on_denied: ``"message"`` (default: the model gets a short error ToolMessage and the
+            agent continues) or ``"raise"`` (the Approval*Error propagates).
+        tools: tool names this guard applies to in a middleware or a tool node (``None``:
+            all).
+
+    Example:
+        >>> from langchain_core.tools import tool
+        >>> @tool
+        ... def transfer(amount: int, to: str) -> str:
+        ...     '''Send money.'''
+        ...     return f"sent {amount} to {to}"
+        >>> from langchain_agent_auth.approval import InAppApprover
+        >>> guard = ApprovalGuard(InAppApprover(), when=lambda a: a["amount"] > 100)
+        >>> guard_tool(transfer, guard).invoke({"amount": 5, "to": "Bob"})
+        'sent 5 to Bob'
+    """
+
+    def __init__(self, approver: Approver, *, when: When | None = None, mode: Mode = "interrupt",
+                 on_denied: OnDenied = "message", tools: Iterable[str] | None = None) -> None:
+        if not isinstance(approver, Approver):
+            raise ConfigurationError("approver must be a CIBAApprover or an InAppApprover")
+        if mode not in ("interrupt", "block"):
+            raise ConfigurationError("mode must be 'interrupt' or 'block'")
+        if mode == "block" and not isinstance(approver, CIBAApprover):
+            raise ConfigurationError("mode='block' needs a CIBAApprover (an in-app approval can only pause)")
+        if on_denied not in ("message", "raise"):
+            raise ConfigurationError("on_denied must be 'message' or 'raise'")
+        if when is not None and not callable(when):
+            raise ConfigurationError("when must be a callable taking the tool arguments")
+        self.approver = approver
+        self.when = when
+        self.mode = mode
+        self.on_denied = on_denied
+        self.tools = frozenset(tools) if tools is not None else None
+
+    def __repr__(self) -> str:
+        return f"ApprovalGuard({self.approver!r}, mode={self.mode!r}, on_denied={self.on_denied!r})"
+
+    # -- entry points
+
+    def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
+        if not self.needs_approval(call.args):  # the fast path: no store, no provider
+            return proceed(call)
+        return _drive(self._flow(call), proceed)
+
+    async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
+        if not self.needs_approval(call.args):
+            return await proceed(call)
+        return await _adrive(self._flow(call), proceed)
+
+    # -- decisions
+
+    def needs_approval(self, args: Mapping[str, Any]) -> bool:
+        """Whether a call with ``args`` needs approval (``when``; fail closed)."""
+        if self.when is None:
+            return True
+        try:
+            return bool(self.when(args))
+        except Exception as exc:
+            log.warning("approval 'when' predicate failed (%s); asking for approval", type(exc).__name__)
+            return True
+
+    def _store(self, call: GuardedCall, durable: bool) -> ApprovalStore:
+        store = self.approver.store if self.approver.store is not None else call.store
+        if store is None:
+            if durable and self.mode == "interrupt":
+                raise ConfigurationError(
+                    "approvals need a LangGraph store for pending requests: pass store= to the approver "
+                    "or compile the graph with store=... (InMemoryStore, SqliteStore...)"
+                )
+            from langgraph.store.memory import InMemoryStore
+
+            # Block mode without a store: a call outside a graph needs no memory beyond
+            # itself; one inside a graph shares an in-process store so a re-run of the node
+            # finds its request.
+            store = _EPHEMERAL.setdefault("store", InMemoryStore()) if durable else InMemoryStore()
+        return ApprovalStore(store, self.approver.keyring)
+
+    def _refuse(self, call: GuardedCall, error: AgentAuthError) -> Any:
+        if self.on_denied == "raise":
+            raise error
+        return call.refuse(error.for_model(), error)
+
+    def _refuse_record(self, call: GuardedCall, rec: ApprovalRecord) -> Any:
+        tool = rec.tool
+        if rec.status == "denied":
+            note = f" Their note: {rec.decision_message}" if rec.decision_message else ""
+            err: ApprovalError = ApprovalDeniedError(
+                f"the user denied {tool}" + (f" ({rec.error})" if rec.error else ""),
+                hint=f"The user denied this {tool} call, so it was not run. Do not retry it; tell the user.{note}")
+        elif rec.status == "expired":
+            err = ApprovalExpiredError(
+                f"the approval request for {tool} expired before the user answered",
+                hint=f"The approval request for {tool} expired before the user answered, so it was not run. "
+                     "Ask the user whether to try again.")
+        else:
+            err = ApprovalFailedError(
+                f"the approval for {tool} failed ({rec.error or rec.status})"
+                + (f": {rec.error_description}" if rec.error_description else ""),
+                hint=f"The approval for {tool} could not be completed ({rec.error or rec.status}), so it was "
+                     "not run. Tell the user; they can try again later.")
+        err.approval_id = rec.approval_id  # type: ignore[attr-defined]
+        return self._refuse(call, err)
+
+    def _flow(self, call: GuardedCall) -> Generator[Any, Any, Any]:
+        approver = self.approver
+        if not self.needs_approval(call.args):
+            return (yield _Proceed(call, None))
+        user = call.user
+        if user is None:
+            return self._refuse(call, IdentityError(
+                "no trusted user identity for an approval",
+                hint="I can't ask for approval because I don't know who you are."))
+        try:
+            digest = args_digest(call.args)
+        except ValueError as exc:
+            return self._refuse(call, ApprovalFailedError(
+                f"the arguments cannot be bound to an approval: {exc}",
+                hint="These arguments cannot be approved (not plain data); call the tool with simple values."))
+        durable = call.thread_id is not None and call.tool_call_id is not None
+        if self.mode == "interrupt" and not durable:
+            raise ConfigurationError(
+                "approval mode 'interrupt' pauses the graph, which needs a checkpointer (a thread_id) and a tool "
+                "call id; run the tool inside a graph with a checkpointer, or use mode='block'")
+        store = self._store(call, durable)
+        if durable:
+            key = record_key(call.thread_id, call.checkpoint_ns, call.tool_call_id, approver.name)
+        else:
+            key = thread_tag(call.thread_id, call.checkpoint_ns) + secrets.token_hex(8)
+        rec: ApprovalRecord | None = yield _Do(store.get, store.aget, (key,))
+        if rec is not None:
+            if rec.user_key != user.key:
+                raise refuse_resume("this tool call's approval belongs to another user; refused")
+            if rec.tool != call.name or rec.args_digest != digest:
+                # Other arguments (or another tool) under the same call id: the old approval
+                # does not cover them (invariant 3).
+                if rec.status not in FINAL:
+                    yield _Do(store.put, store.aput, (rec.update(status="superseded", watch=False, sealed=None),))
+                rec = None
+        if rec is None:
+            try:
+                rec = yield _Do(approver.start, approver.astart, (key, call, user, digest, store))  # type: ignore[attr-defined]
+            except ApprovalError as err:
+                return self._refuse(call, err)
+        return (yield from self._settle(call, rec, store))
+
+    def _expectation(self, call: GuardedCall, rec: ApprovalRecord, lenient: bool = False) -> _Expectation:
+        return _Expectation(
+            thread_tag=thread_tag(call.thread_id, call.checkpoint_ns), approval_id=rec.approval_id,
+            kind=rec.kind, tool=rec.tool, digest=rec.args_digest,
+            allowed=tuple(getattr(self.approver, "allowed_decisions", ())),
+            check_args=_arg_checker(call.tool, call.name), lenient=lenient,
+        )
+
+    def _reenter(self, call: GuardedCall, rec: ApprovalRecord, index: int,
+                 store: ApprovalStore) -> Generator[Any, Any, ApprovalRecord]:
+        """Re-enter pause ``index`` of an earlier run: LangGraph hands its answer back."""
+        value = yield _Pause(self.approver.payload(rec, call).to_interrupt(),
+                             self._expectation(call, rec, lenient=index in rec.swallowed))
+        if value.foreign:
+            return rec
+        return (yield from self._apply(call, rec, value, store))
+
+    def _settle(self, call: GuardedCall, rec: ApprovalRecord, store: ApprovalStore) -> Generator[Any, Any, Any]:
+        """Settle the call's approval.
+
+        LangGraph hands resume values out by the order of ``interrupt()`` calls in the node.
+        So on every run the guard re-enters each pause it made in earlier runs (getting their
+        answers back) before it runs the tool or pauses anew; an interrupt after ours (an inner
+        guard's, the tool's own) then gets its own answer. A *new* pause that returns at once
+        got an answer meant for another guard's earlier pause (one that did not re-enter): the
+        value is set aside (``swallowed``) and the guard pauses again.
+        """
+        approver = self.approver
+        replayed = 0  # pauses of earlier runs re-entered in this run
+        while True:
+            now = approver.clock()
+            if rec.status != "pending" and replayed < rec.pauses:
+                if replayed == rec.pauses - 1 and rec.kind == "ciba" and rec.status in DECIDED and not rec.watch:
+                    # If this last pause turns out unanswered, the resumer must answer it.
+                    rec = yield _Do(store.put, store.aput, (rec.update(watch=True, next_check_at=now),))
+                rec = yield from self._reenter(call, rec, replayed, store)
+                replayed += 1
+                continue
+            if rec.status == "done":
+                return self._replay(call, rec, store)
+            if rec.status == "running":
+                return self._refuse(call, ApprovalFailedError(
+                    f"the approved {rec.tool} call already started once and did not finish; not repeated",
+                    hint=f"This {rec.tool} call was already attempted after approval, so it was not repeated. "
+                         "Ask the user before trying again."))
+            if rec.status == "approved":
+                return (yield from self._run(call, rec, store))
+            if rec.status in ("denied", "expired", "failed", "superseded"):
+                if rec.watch:
+                    rec = yield _Do(store.put, store.aput, (rec.update(watch=False),))
+                return self._refuse_record(call, rec)
+            # pending
+            if now >= rec.expires_at:
+                rec = yield _Do(store.put, store.aput, (rec.update(
+                    status="expired", decided_at=now, sealed=None, watch=False, error="expired_token"),))
+                continue
+            if isinstance(approver, CIBAApprover) and now >= rec.next_check_at:
+                rec = yield _Do(approver.poll, approver.apoll, (rec, store))
+                if rec.status != "pending":
+                    continue
+            if self.mode == "block":
+                rec = yield _Do(approver.wait, approver.await_, (rec, store, call))  # type: ignore[attr-defined]
+                continue
+            if replayed < rec.pauses:
+                rec = yield from self._reenter(call, rec, replayed, store)
+                replayed += 1
+                continue
+            index = rec.pauses
+            rec = yield _Do(store.put, store.aput, (rec.update(pauses=index + 1),))
+            value = yield _Pause(approver.payload(rec, call).to_interrupt(), self._expectation(call, rec, True))
+            # Returned at once: this pause was never shown, so the value was another's.
+            replayed += 1
+            rec = yield _Do(store.put, store.aput, (rec.update(swallowed=[*rec.swallowed, index]),))
+            if not value.foreign and value.approval_id != rec.approval_id:
+                rec = yield from self._apply(call, rec, value, store)
+
+    def _apply(self, call: GuardedCall, rec: ApprovalRecord, value: ApprovalResponse,
+               store: ApprovalStore) -> Generator[Any, Any, ApprovalRecord]:
+        """Take a resume value into account. A CIBA decision is only ever read from the store
+        (the resumer or a poll wrote it); an in-app decision is recorded against the record
+        it names (this call's, or a sibling's in the same ToolNode task)."""
+        if value.approval_id == rec.approval_id:
+            fresh = yield _Do(store.get, store.aget, (rec.key,))
+            fresh = fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
+            if fresh.kind == "in_app" and fresh.status == "pending":
+                fresh = yield _Do(store.put, store.aput, (_decide(fresh, value, self.approver.clock()),))
+            return fresh
+        other = yield _Do(store.get, store.aget, (value.approval_id.split(".", 1)[0],))
+        now = self.approver.clock()
+        if (other is not None and other.approval_id == value.approval_id and other.kind == "in_app"
+                and other.status == "pending" and other.user_key == rec.user_key and now < other.expires_at
+                and value.decision in ("approve", "edit", "reject")
+                and (value.args_digest is None or value.args_digest == other.args_digest)
+                and (value.name is None or value.name == other.tool)
+                and (value.decision == "edit") == (value.args is not None)):
+            yield _Do(store.put, store.aput, (_decide(other, value, now),))
+        else:
+            log.info("resume value for approval %s ignored by approval %s", value.approval_id[:40], rec.approval_id)
+        fresh = yield _Do(store.get, store.aget, (rec.key,))
+        return fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
+
+    def _run(self, call: GuardedCall, rec: ApprovalRecord, store: ApprovalStore) -> Generator[Any, Any, Any]:
+        run_call = call.with_args(rec.edited_args) if rec.edited_args is not None else call
+        token: TokenResponse | None = None
+        if rec.kind == "ciba" and rec.sealed:
+            data = store.open(rec).get("token")
+            if isinstance(data, dict) and data.get("access_token"):
+                token = TokenResponse(
+                    access_token=data["access_token"], token_type=data.get("token_type") or "Bearer",
+                    expires_at=data.get("expires_at"),
+                    scope=tuple(data["scope"]) if data.get("scope") else None,
+                    authorization_details=data.get("authorization_details"))
+        approved = rec.update(watch=False)
+        running = yield _Do(store.put, store.aput, (approved.update(status="running"),))
+        try:
+            result = yield _Proceed(run_call, token, store, approved)
+        except Exception:
+            yield _Do(store.put, store.aput, (running.update(
+                status="done", sealed=None, finished_at=self.approver.clock(), error="tool_error"),))
+            raise
+        done = running.update(status="done", sealed=None, finished_at=self.approver.clock())
+        yield _Do(store.put, store.aput, (done.update(result=_cache_result(store, done, result)),))
+        return result
+
+    def _replay(self, call: GuardedCall, rec: ApprovalRecord, store: ApprovalStore) -> Any:
+        try:
+            data = store.open(rec, "result") if rec.result else {}
+        except AgentAuthError:
+            data = {}
+        if data.get("kind") == "message":
+            return messages_from_dict([data["data"]])[0]
+        if data.get("kind") == "text":
+            return data["data"]
+        return self._refuse(call, ApprovalFailedError(
+            f"the approved {rec.tool} call already ran; not repeated",
+            hint=f"This {rec.tool} call already ran after approval; it was not repeated."))
+
+
+def _decide(rec: ApprovalRecord, value: ApprovalResponse, now: float) -> ApprovalRecord:
+    message = " ".join(value.message.split())[:300] if value.message else None
+    if value.decision == "reject":
+        return rec.update(status="denied", decision="reject", decision_message=message, decided_at=now)
+    if value.decision == "edit":
+        return rec.update(status="approved", decision="edit", edited_args=dict(value.args or {}),
+                          decision_message=message, decided_at=now)
+    if value.decision == "approve":
+        return rec.update(status="approved", decision="approve", decision_message=message, decided_at=now)
+    return rec
+
+
+# --------------------------------------------------------------------------- integrations
+
+
+def with_approval(tool: BaseTool, approver: Approver, *, when: When | None = None, mode: Mode = "interrupt",
+                  on_denied: OnDenied = "message") -> GuardedTool:
+    """Wrap any ``BaseTool`` so calls need the user's approval first.
+
+    The wrapped tool keeps its name, description, args schema (pydantic or JSON-schema
+    dict, e.g. MCP tools), ``return_direct`` and ``response_format``, supports ``invoke``
+    and ``ainvoke``, and composes with the vault and fga wrappers in any order.
+
+    Example:
+        >>> from langchain_core.tools import tool
+        >>> @tool
+        ... def delete_repo(name: str) -> str:
+        ...     '''Delete a repository.'''
+        ...     return "deleted"
+        >>> from langchain_agent_auth.approval import InAppApprover
+        >>> guarded = with_approval(delete_repo, InAppApprover())
+        >>> guarded.name, guarded.args
+        ('delete_repo', {'name': {'title': 'Name', 'type': 'string'}})
+    """
+    return guard_tool(tool, ApprovalGuard(approver, when=when, mode=mode, on_denied=on_denied))
+
+
+class ApprovalPolicy(NamedTuple):
+    """How one tool is approved in :class:`ApprovalMiddleware` / :func:`approval_guards`."""
+
+    approver: Approver
+    when: When | None = None
+    mode: Mode = "interrupt"
+    on_denied: OnDenied = "message"
+
+
+def _policy(value: Any) -> ApprovalPolicy:
+    if isinstance(value, ApprovalPolicy):
+        return value
+    if isinstance(value, Approver):
+        return ApprovalPolicy(value)
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(ApprovalPolicy._fields)
+        if unknown or "approver" not in value:
+            raise ConfigurationError(f"an approval policy needs 'approver' and may set when/mode/on_denied "
+                                     f"(unknown: {sorted(unknown)})")
+        return ApprovalPolicy(**value)
+    raise ConfigurationError("each tool's approval config must be an Approver, an ApprovalPolicy or a dict")
+
+
+def approval_guards(config: Mapping[str, Approver | ApprovalPolicy | Mapping[str, Any]]) -> list[ApprovalGuard]:
+    """One :class:`ApprovalGuard` per tool name, for ``guarded_tool_node(tools, *guards)``.
+
+    Example:
+        >>> from langchain_agent_auth.approval import InAppApprover
+        >>> [g.tools for g in approval_guards({"transfer": InAppApprover()})]
+        [frozenset({'transfer'})]
+    """
+    guards = []
+    for name, value in config.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("approval config keys must be tool names")
+        p = _policy(value)
+        guards.append(ApprovalGuard(p.approver, when=p.when, mode=p.mode, on_denied=p.on_denied, tools=[name]))
+    return guards
+
+
+class ApprovalMiddleware(ToolGuardMiddleware):
+    """Agent middleware for ``langchain.agents.create_agent``: approvals per tool name.
+
+    Example::
+
+        agent = create_agent(model, tools, middleware=[ApprovalMiddleware({
+            "transfer_money": {"approver": ciba, "when": lambda a: a["amount"] > 100},
+            "delete_repo": InAppApprover(allowed_decisions=("approve", "reject")),
+        })], checkpointer=saver, store=store)
+    """
+
+    def __init__(self, config: Mapping[str, Approver | ApprovalPolicy | Mapping[str, Any]]) -> None:
+        super().__init__(approval_guards(config))
+
+
+
+def route_tool_calls(state: Any, *, tools: str = "tools", end: str = "__end__",
+                     messages_key: str = "messages") -> Any:
+    """Conditional edge for hand-built graphs: one ``tools`` task per pending tool call.
+
+    ``tools_condition`` runs every call of a message in one ToolNode task, where LangGraph
+    surfaces a single interrupt per task and hands resume values out by call order: fine
+    for approval guards (they keep their state in the store and check every resume value)
+    but not for other tools that call ``interrupt()`` themselves. Routing each call to its
+    own task, as ``create_agent`` does, gives every pause its own interrupt id.
+
+    Example::
+
+        builder.add_conditional_edges("model", route_tool_calls, ["tools", END])
+    """
+    from langgraph.types import Send
+
+    messages = state.get(messages_key) if isinstance(state, Mapping) else getattr(state, messages_key, None)
+    if not messages:
+        return end
+    last = messages[-1]
+    answered = {getattr(m, "tool_call_id", None) for m in messages if getattr(m, "type", None) == "tool"}
+    pending = [c for c in getattr(last, "tool_calls", None) or () if c.get("id") not in answered]
+    if not pending:
+        return end
+    return [Send(tools, [{**c, "type": "tool_call"}]) for c in pending]

@@ -1,0 +1,299 @@
+"""Pending approvals in a LangGraph ``BaseStore`` (not in the checkpoint).
+
+One record per pending tool call, under the namespace ``("agent_auth", "approvals")``,
+keyed by the call (thread, checkpoint namespace, tool_call_id), so a node that re-runs on
+resume finds the request it already sent. Credentials (the CIBA ``auth_req_id``, the
+client notification token, the issued token) are only stored sealed with a
+:class:`~langchain_agent_auth.crypto.Keyring`, bound (AAD) to the record's approval id,
+user, tool and argument digest: a sealed box copied into another record does not open.
+
+The resumer finds work with a store filter (``watch`` and ``next_check_at``), never by
+scanning threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import pathlib
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from langchain_agent_auth.crypto import ENV_VAR, Keyring
+from langchain_agent_auth.errors import ConfigurationError
+
+__all__ = [
+    "NAMESPACE",
+    "ApprovalRecord",
+    "ApprovalStore",
+    "Status",
+    "default_keyring",
+    "record_key",
+    "thread_tag",
+]
+
+NAMESPACE: tuple[str, ...] = ("agent_auth", "approvals")
+DATA_DIR_ENV = "AGENT_AUTH_DATA_DIR"
+
+Status = Literal["pending", "approved", "denied", "expired", "failed", "running", "done", "superseded"]
+FINAL = frozenset({"denied", "expired", "failed", "done", "superseded"})
+DECIDED = frozenset({"approved", "denied", "expired", "failed"})
+
+
+def _h(text: str, n: int = 16) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:n]
+
+
+def thread_tag(thread_id: str | None, checkpoint_ns: str) -> str:
+    """16 hex chars naming a (thread, checkpoint namespace): every approval id starts so."""
+    return _h(f"{thread_id or '-'}\x1f{checkpoint_ns}")
+
+
+def record_key(thread_id: str | None, checkpoint_ns: str, tool_call_id: str | None, source: str = "") -> str:
+    """The store key of a call's approval record (stable across node re-runs); ``source``
+    (the approver's name) keeps two stacked approval guards apart.
+
+    Example:
+        >>> record_key("t1", "", "call_1") == record_key("t1", "", "call_1")
+        True
+        >>> record_key("t1", "", "call_1").startswith(thread_tag("t1", ""))
+        True
+    """
+    call = f"{thread_id or '-'}\x1f{checkpoint_ns}\x1f{tool_call_id or '-'}\x1f{source}"
+    return thread_tag(thread_id, checkpoint_ns) + _h(call)
+
+
+def default_data_dir() -> pathlib.Path:
+    """``$AGENT_AUTH_DATA_DIR`` or ``~/.agent-auth``."""
+    return pathlib.Path(os.environ.get(DATA_DIR_ENV) or pathlib.Path.home() / ".agent-auth")
+
+
+def default_keyring() -> Keyring:
+    """The keyring for the embedded setup: ``$AGENT_AUTH_ENCRYPTION_KEYS`` if set, else the
+    key file ``<data dir>/keys`` (created with one random key, mode 0600)."""
+    if os.environ.get(ENV_VAR):
+        return Keyring.from_env()
+    return Keyring.from_file(default_data_dir() / "keys")
+
+
+class ApprovalRecord(BaseModel):
+    """One pending (or finished) approval. Nothing in it is a credential except ``sealed``
+    (and ``result``), which are AES-GCM boxes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: int = 1
+    approval_id: str
+    kind: Literal["ciba", "in_app"]
+    source: str
+    status: Status = "pending"
+    watch: bool = False
+    next_check_at: float = 0.0
+
+    thread_id: str | None = None
+    checkpoint_ns: str = ""
+    tool_call_id: str | None = None
+    assistant_id: str | None = None
+    graph_id: str | None = None
+    resume_config: dict[str, Any] = Field(default_factory=dict)
+
+    user_key: str
+    user: dict[str, Any] = Field(default_factory=dict)
+    tool: str
+    args_digest: str
+
+    created_at: float
+    expires_at: float
+    interval: float = 5.0
+    delivery_mode: Literal["poll", "ping", "in_app"] = "poll"
+    polls: int = 0
+    pauses: int = 0
+    swallowed: list[int] = Field(default_factory=list)
+    failures: int = 0
+    last_poll_at: float | None = None
+    ping_key: str | None = None
+
+    binding_message: str | None = None
+    authorization_details: list[dict[str, Any]] | None = None
+    granted_authorization_details: list[dict[str, Any]] | None = None
+
+    decision: str | None = None
+    decision_message: str | None = None
+    edited_args: dict[str, Any] | None = None
+    error: str | None = None
+    error_description: str | None = None
+    decided_at: float | None = None
+    resumed_at: float | None = None
+    finished_at: float | None = None
+
+    sealed: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.approval_id.split(".", 1)[0]
+
+    def aad(self, what: str) -> bytes:
+        return f"agent_auth/approval|{what}|{self.approval_id}|{self.user_key}|{self.tool}|{self.args_digest}".encode()
+
+    def update(self, **changes: Any) -> ApprovalRecord:
+        return self.model_copy(update=changes)
+
+
+def new_approval_id(key: str) -> str:
+    """``<record key>.<generation>``: a new id each time a call needs a new approval."""
+    return f"{key}.{secrets.token_hex(4)}"
+
+
+def ping_key(auth_req_id: str) -> str:
+    """Lookup key for CIBA pings: a hash of the auth_req_id, never the id itself."""
+    return hashlib.sha256(b"agent_auth/ping|" + auth_req_id.encode()).hexdigest()
+
+
+def _to_item(record: ApprovalRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude_none=True)
+
+
+class ApprovalStore:
+    """Typed access to approval records in any LangGraph ``BaseStore``, sync and async.
+
+    Stores without async support (``SqliteStore``) are used from a worker thread in async
+    code, so the event loop never blocks on them.
+
+    Example:
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> s = ApprovalStore(InMemoryStore(), Keyring.generate())
+        >>> s.get("missing") is None
+        True
+    """
+
+    def __init__(self, store: Any, keyring: Keyring, namespace: tuple[str, ...] = NAMESPACE) -> None:
+        if store is None:
+            raise ConfigurationError("approvals need a LangGraph BaseStore (pass store=..., or compile the "
+                                     "graph with store=...)")
+        self.store = store
+        self.keyring = keyring
+        self.namespace = namespace
+
+    def __repr__(self) -> str:
+        return f"ApprovalStore({type(self.store).__name__}, namespace={self.namespace!r})"
+
+    # -- sealing
+
+    def seal(self, record: ApprovalRecord, what: str, data: dict[str, Any]) -> dict[str, Any]:
+        return self.keyring.seal(json.dumps(data, separators=(",", ":")).encode(), aad=record.aad(what))
+
+    def open(self, record: ApprovalRecord, what: str = "secrets") -> dict[str, Any]:
+        box = record.sealed if what == "secrets" else record.result
+        if not box:
+            return {}
+        return json.loads(self.keyring.open(box, aad=record.aad(what)))
+
+    # -- sync
+
+    def get(self, key: str) -> ApprovalRecord | None:
+        item = self.store.get(self.namespace, key)
+        return None if item is None else ApprovalRecord.model_validate(item.value)
+
+    def put(self, record: ApprovalRecord) -> ApprovalRecord:
+        self.store.put(self.namespace, record.key, _to_item(record), index=False)
+        return record
+
+    def due(self, now: float, *, limit: int = 1000, sources: Iterable[str] | None = None) -> list[ApprovalRecord]:
+        out: list[ApprovalRecord] = []
+        offset = 0
+        while len(out) < limit:
+            page = self.store.search(self.namespace, filter={"watch": True, "next_check_at": {"$lte": now}},
+                                     limit=min(500, limit - len(out)), offset=offset)
+            out.extend(ApprovalRecord.model_validate(i.value) for i in page)
+            if len(page) < min(500, limit):
+                break
+            offset += len(page)
+        wanted = None if sources is None else set(sources)
+        return [r for r in out if wanted is None or r.source in wanted]
+
+    def _finished_before(self, items: list[Any], cutoff: float) -> list[str]:
+        keys = []
+        for item in items:
+            v = item.value
+            when = v.get("finished_at") or v.get("decided_at") or v.get("created_at") or 0
+            if v.get("status") in FINAL and not v.get("watch") and when < cutoff:
+                keys.append(item.key)
+        return keys
+
+    def purge(self, before: float, *, batch: int = 500) -> int:
+        """Delete finished records (done, denied, expired, failed, superseded) older than
+        ``before``; returns how many. Pending and approved records are never touched."""
+        removed, offset = 0, 0
+        while True:
+            page = self.store.search(self.namespace, filter={"watch": False}, limit=batch, offset=offset)
+            keys = self._finished_before(page, before)
+            for key in keys:
+                self.store.delete(self.namespace, key)
+            removed += len(keys)
+            if len(page) < batch:
+                return removed
+            offset += len(page) - len(keys)
+
+    async def apurge(self, before: float, *, batch: int = 500) -> int:
+        """Async :meth:`purge`."""
+        removed, offset = 0, 0
+        while True:
+            page = await self._call("asearch", "search", self.namespace, filter={"watch": False}, limit=batch,
+                                    offset=offset)
+            keys = self._finished_before(page, before)
+            for key in keys:
+                await self._call("adelete", "delete", self.namespace, key)
+            removed += len(keys)
+            if len(page) < batch:
+                return removed
+            offset += len(page) - len(keys)
+
+    def by_ping_key(self, key: str) -> ApprovalRecord | None:
+        page = self.store.search(self.namespace, filter={"ping_key": key}, limit=1)
+        return ApprovalRecord.model_validate(page[0].value) if page else None
+
+    # -- async
+
+    async def _call(self, name: str, sync_name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self.store, name)(*args, **kwargs)
+        except NotImplementedError:
+            return await asyncio.to_thread(getattr(self.store, sync_name), *args, **kwargs)
+
+    async def aget(self, key: str) -> ApprovalRecord | None:
+        item = await self._call("aget", "get", self.namespace, key)
+        return None if item is None else ApprovalRecord.model_validate(item.value)
+
+    async def aput(self, record: ApprovalRecord) -> ApprovalRecord:
+        await self._call("aput", "put", self.namespace, record.key, _to_item(record), index=False)
+        return record
+
+    async def adue(self, now: float, *, limit: int = 1000,
+                   sources: Iterable[str] | None = None) -> list[ApprovalRecord]:
+        out: list[ApprovalRecord] = []
+        offset = 0
+        while len(out) < limit:
+            page = await self._call("asearch", "search", self.namespace,
+                                    filter={"watch": True, "next_check_at": {"$lte": now}},
+                                    limit=min(500, limit - len(out)), offset=offset)
+            out.extend(ApprovalRecord.model_validate(i.value) for i in page)
+            if len(page) < min(500, limit):
+                break
+            offset += len(page)
+        wanted = None if sources is None else set(sources)
+        return [r for r in out if wanted is None or r.source in wanted]
+
+    async def aby_ping_key(self, key: str) -> ApprovalRecord | None:
+        page = await self._call("asearch", "search", self.namespace, filter={"ping_key": key}, limit=1)
+        return ApprovalRecord.model_validate(page[0].value) if page else None
+
+
+def now() -> float:
+    return time.time()

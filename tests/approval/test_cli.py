@@ -1,0 +1,47 @@
+"""``agent-auth resumer``: options, loading ``module:attr`` objects and factories, one pass."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from langchain_agent_auth.approval._cli import build, load_object
+from langchain_agent_auth.cli import build_parser, main
+
+
+def test_help_lists_the_resumer():
+    out = subprocess.run([sys.executable, "-m", "langchain_agent_auth.cli", "resumer", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "--graph" in out and "--url" in out and "--ping-port" in out and "--once" in out
+
+
+def test_graph_or_url_is_required(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["resumer"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["resumer", "--graph", "a:b", "--url", "http://x"])
+
+
+@pytest.mark.parametrize("spec", ["nocolon", ":attr", "module:"])
+def test_load_object_rejects_bad_specs(spec):
+    with pytest.raises(SystemExit):
+        load_object(spec)
+
+
+def test_load_object_calls_factories_only():
+    assert load_object("tests.approval.cli_app:make_list") == [1, 2]
+    assert load_object("tests.approval.cli_app:needs_args").__name__ == "needs_args"
+
+
+def test_once_runs_one_pass_and_prints_its_report(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["agent-auth"])
+    code = main(["resumer", "--graph", "tests.approval.cli_app:graph", "--approver", "tests.approval.cli_app:approvers",
+                 "--once"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and report["due"] == 0 and report["errors"] == []
+    args = build_parser().parse_args(["resumer", "--url", "http://127.0.0.1:9", "--approver",
+                                      "tests.approval.cli_app:approvers"])
+    assert type(build(args)).__name__ == "RemoteResumer"

@@ -1,0 +1,54 @@
+"""The pause protocol: a wrong-shape resume value is refused and the pause stays answerable."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, StateGraph
+from langgraph.types import Command
+from typing_extensions import TypedDict
+
+from langchain_agent_auth.errors import ResumeValueError
+from langchain_agent_auth.pause import PausePayload, ResumeModel, pause, validate_resume
+
+
+class Answer(ResumeModel):
+    ok: bool
+
+
+class Ask(PausePayload):
+    type: Literal["ask"] = "ask"
+    resume_model = Answer
+
+
+class State(TypedDict, total=False):
+    result: str
+
+
+def node(state: State) -> State:
+    answer = pause(Ask(tool_call_id="c1"))
+    return {"result": f"ok={answer.ok}"}
+
+
+def test_payload_carries_type_version_and_response_schema():
+    data = Ask(tool_call_id="c1").to_interrupt()
+    assert data["type"] == "ask" and data["version"] == 1
+    assert data["response_schema"]["properties"]["ok"]["type"] == "boolean"
+
+
+def test_wrong_shape_is_refused_and_the_pause_can_be_answered_again():
+    graph = StateGraph(State).add_node("n", node).add_edge(START, "n").compile(checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "t"}}
+    first = graph.invoke({}, cfg)
+    assert first["__interrupt__"][0].value["type"] == "ask"
+    with pytest.raises(Exception):  # noqa: B017 - LangGraph's invalid-resume error
+        graph.invoke(Command(resume={"ok": "not a bool", "extra": 1}), cfg)
+    assert graph.get_state(cfg).interrupts, "the pause must still be there"
+    assert graph.invoke(Command(resume={"ok": True}), cfg)["result"] == "ok=True"
+
+
+def test_validate_resume_names_the_bad_fields():
+    with pytest.raises(ResumeValueError, match="ok"):
+        validate_resume({"ok": [1]}, Answer)
