@@ -45,7 +45,7 @@ from langchain_agent_auth.devserver import AdminClient
 
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The options every example takes: ``--dev-dir`` and ``--model``."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--dev-dir", nargs="?", metavar="DIR", const=os.environ.get("AGENT_AUTH_DEV_DIR") or ".agent-auth/dev",
         help="use the `agent-auth dev` running on this data directory (default: $AGENT_AUTH_DEV_DIR or "

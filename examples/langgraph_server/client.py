@@ -74,7 +74,7 @@ def show(state: dict, printed: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running `langgraph dev` for this directory (default: start one)")
     parser.add_argument("--dev-dir", nargs="?", const=".agent-auth/dev", help="a running `agent-auth dev`")
     parser.add_argument("--ciba-interval", type=int, default=1)
