@@ -32,9 +32,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
 
-__all__ = ["ENV_VAR", "Keyring"]
+__all__ = ["DATA_DIR_ENV", "ENV_VAR", "Keyring", "default_data_dir", "default_keyring"]
 
 ENV_VAR = "AGENT_AUTH_ENCRYPTION_KEYS"
+DATA_DIR_ENV = "AGENT_AUTH_DATA_DIR"
 _VERSION = 1
 
 
@@ -167,3 +168,22 @@ class Keyring:
     def needs_rotation(self, box: Mapping[str, Any]) -> bool:
         """Whether ``box`` was sealed with a key other than the active one."""
         return box.get("kid") != self.active
+
+
+def default_data_dir() -> pathlib.Path:
+    """Where the embedded defaults keep their files: ``$AGENT_AUTH_DATA_DIR``, else ``./.agent-auth``.
+
+    Example:
+        >>> isinstance(default_data_dir(), pathlib.Path)
+        True
+    """
+    return pathlib.Path(os.environ.get(DATA_DIR_ENV) or ".agent-auth")
+
+
+def default_keyring(data_dir: str | os.PathLike[str] | None = None) -> Keyring:
+    """The keyring of the embedded setup, shared by the vault and the approval pillar:
+    ``$AGENT_AUTH_ENCRYPTION_KEYS`` if set, else the key file ``<data dir>/keys`` (created
+    with one random key, mode 0600)."""
+    if os.environ.get(ENV_VAR):
+        return Keyring.from_env()
+    return Keyring.from_file(pathlib.Path(data_dir or default_data_dir()) / "keys")

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import pathlib
 import secrets
 import time
 from collections.abc import Iterable
@@ -25,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_agent_auth.crypto import ENV_VAR, Keyring
+from langchain_agent_auth.crypto import Keyring, default_keyring
 from langchain_agent_auth.errors import ConfigurationError
 
 __all__ = [
@@ -39,7 +37,6 @@ __all__ = [
 ]
 
 NAMESPACE: tuple[str, ...] = ("agent_auth", "approvals")
-DATA_DIR_ENV = "AGENT_AUTH_DATA_DIR"
 
 Status = Literal["pending", "approved", "denied", "expired", "failed", "running", "done", "superseded"]
 FINAL = frozenset({"denied", "expired", "failed", "done", "superseded"})
@@ -67,19 +64,6 @@ def record_key(thread_id: str | None, checkpoint_ns: str, tool_call_id: str | No
     """
     call = f"{thread_id or '-'}\x1f{checkpoint_ns}\x1f{tool_call_id or '-'}\x1f{source}"
     return thread_tag(thread_id, checkpoint_ns) + _h(call)
-
-
-def default_data_dir() -> pathlib.Path:
-    """``$AGENT_AUTH_DATA_DIR`` or ``~/.agent-auth``."""
-    return pathlib.Path(os.environ.get(DATA_DIR_ENV) or pathlib.Path.home() / ".agent-auth")
-
-
-def default_keyring() -> Keyring:
-    """The keyring for the embedded setup: ``$AGENT_AUTH_ENCRYPTION_KEYS`` if set, else the
-    key file ``<data dir>/keys`` (created with one random key, mode 0600)."""
-    if os.environ.get(ENV_VAR):
-        return Keyring.from_env()
-    return Keyring.from_file(default_data_dir() / "keys")
 
 
 class ApprovalRecord(BaseModel):

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx
 from langgraph.store.base import BaseStore
 
-from langchain_agent_auth.crypto import ENV_VAR, Keyring
+from langchain_agent_auth.crypto import DATA_DIR_ENV, Keyring, default_data_dir, default_keyring
 from langchain_agent_auth.errors import (
     AgentAuthError,
     CallbackStateError,
@@ -70,18 +70,7 @@ __all__ = ["DATA_DIR_ENV", "TokenVault", "default_data_dir", "open_default_store
 T = TypeVar("T")
 log = logging.getLogger("langchain_agent_auth.vault")
 
-DATA_DIR_ENV = "AGENT_AUTH_DATA_DIR"
 UserLike = UserIdentity | str
-
-
-def default_data_dir() -> pathlib.Path:
-    """``$AGENT_AUTH_DATA_DIR``, else ``./.agent-auth``.
-
-    Example:
-        >>> default_data_dir().name in (".agent-auth", os.environ.get("AGENT_AUTH_DATA_DIR", "").rsplit("/", 1)[-1])
-        True
-    """
-    return pathlib.Path(os.environ.get(DATA_DIR_ENV) or ".agent-auth")
 
 
 def open_default_store(path: str | os.PathLike[str]) -> BaseStore:
@@ -135,7 +124,7 @@ class TokenVault:
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.crypto import DATA_DIR_ENV, Keyring, default_data_dir
         >>> vault = TokenVault(
         ...     [Connection("calendar", issuer="https://upstream.example", client_id="agent",
         ...                 client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
@@ -177,8 +166,7 @@ class TokenVault:
         if store is None:
             store = open_default_store((base or default_data_dir()) / "agent_auth.sqlite")
         if keyring is None:
-            keyring = (Keyring.from_env() if os.environ.get(ENV_VAR)
-                       else Keyring.from_file((base or default_data_dir()) / "keys"))
+            keyring = default_keyring(base)
         if not isinstance(keyring, Keyring):
             raise ConfigurationError("keyring must be a langchain_agent_auth.crypto.Keyring")
         self.store = store
