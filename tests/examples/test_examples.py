@@ -1,0 +1,205 @@
+"""Every script in examples/ runs, as a newcomer runs it: with the provider in-process (the
+default) and against a running ``agent-auth dev`` (``--dev-dir``). Each prints a transcript
+with the lines that show its pillar at work, and never a token or a secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import unavailable
+from tests.examples.secrets_scan import assert_no_secrets, token_shaped
+from tests.support.langgraph_server import langgraph_cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*_example.py"))
+
+# The lines each example must print (substrings, in this order).
+EXPECTED: dict[str, list[str]] = {
+    "identity_example.py": [
+        "[identity]   token verified: sub=alice aud=urn:example:api",
+        "[tool]       whoami -> You are alice",
+        "[model]      calls list_orders(user_id='bob')",
+        "[tool]       list_orders refused: This tool acts only for the signed-in user",
+        "the token is in no checkpoint: True",
+        "[tool]       whoami -> You are bob",
+        "[identity]   forged token refused: InvalidSignatureError",
+    ],
+    "vault_example.py": [
+        "[paused]     connect_account",
+        "[vault]      connect_account: calendar (not_connected)",
+        "the callback answers HTTP 200",
+        "[tool]       add_event -> added 'Lunch with Bob' on 2030-01-04T12:00",
+        "[tool]       list_events -> alice's calendar: ",
+        "Lunch with Bob",
+        "[vault]      alice's connection calendar: active, scopes calendar.read calendar.write, refresh token: True",
+        "(store, checkpoints): True",
+        "[vault]      revoked at the upstream: True, deleted: True",
+        "[paused]     connect_account",
+        "[tool]       list_events refused: The user did not connect their calendar account",
+    ],
+    "fga_example.py": [
+        "[fga]        user:alice viewer document:salaries: denied",
+        "[tool]       search_docs -> found handbook, roadmap",
+        "[tool]       search_docs -> found handbook, salaries",
+        "[tool]       read_doc refused: Access denied: you don't have viewer access to document:roadmap.",
+        "[fga]        user:alice owner document:roadmap: allowed",
+        "[tool]       read_doc -> 2030 roadmap",
+        "[tool]       share_doc refused: Access denied: you don't have owner access to document:salaries.",
+    ],
+    "approval_example.py": [
+        "[paused]     approval_pending: Waiting for the user to approve transfer on their device: Pay 250 EUR to Bob",
+        "[approval]   CIBA request on alice's phone: 'Pay 250 EUR to Bob', details: payment_initiation",
+        "[alice]      approves on her phone",
+        "[tool]       transfer -> sent 250.00 EUR to Bob",
+        "[alice]      denies 'Pay 5000 EUR to Mallory'",
+        "[tool]       transfer refused: The user denied this transfer call, so it was not run.",
+        "[paused]     tool_approval: ",
+        "[alice]      edits the recipient: team@example.com",
+        "[tool]       send_email -> emailed 'Q3 report' to team@example.com",
+    ],
+    "combined_example.py": [
+        "[fga]        user:alice viewer document:invoice-42: allowed",
+        "[tool]       read_doc -> Invoice 42 from Bob",
+        "[identity]   this thread acts for 'alice'",
+        "[paused]     approval_pending:",
+        "[alice]      approves 'Pay 250 EUR to Bob' on her phone",
+        "[tool]       transfer -> sent 250.00 EUR to Bob",
+        "[paused]     connect_account:",
+        "[alice]      connects her calendar",
+        "[tool]       add_event -> added 'Invoice 42 paid' on 2030-01-04T09:00",
+        "[fga]        user:bob viewer document:invoice-42: denied",
+        "[tool]       read_doc refused: Access denied",
+    ],
+}
+SERVER_CLIENT = EXAMPLES / "langgraph_server" / "client.py"
+SERVER_EXPECTED = [
+    "[server]     `langgraph dev` started with auth.py",
+    "[tool]       whoami -> You are alice.",
+    "[tool]       read_doc -> 2030 roadmap",
+    "[tool]       read_doc refused: Access denied: you don't have viewer access to document:salaries.",
+    "[paused]     approval_pending: Pay 12 EUR to Bob",
+    "[alice]      approves 'Pay 12 EUR to Bob' on her phone",
+    "[resumer]    the approval is in: resumed the run on the server, on alice's behalf",
+    "[tool]       transfer -> sent 12.00 EUR to Bob from alice's account",
+    "[bob]        opens alice's thread: HTTP 404",
+    "[bob]        claims to act for alice (act-as header): HTTP 403",
+    "[nobody]     calls without a token: HTTP 401",
+]
+
+
+def check(script: str, proc: subprocess.CompletedProcess[str], known_secrets: list[str] = (),
+          expected: list[str] | None = None) -> None:
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    rest = proc.stdout
+    for line in EXPECTED[script] if expected is None else expected:
+        assert line in rest, f"{script}: missing or out of order: {line!r}\n{proc.stdout}"
+        rest = rest[rest.index(line) + len(line):]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert_no_secrets(proc.stdout + proc.stderr, known_secrets)
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "LANGSMITH_TRACING": "false"}
+
+
+def start(*args: str | pathlib.Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(name: str, proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        err += f"\n{name} timed out"
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pathlib.Path, dict]]:
+    """``agent-auth dev`` as a user starts it, in its own process."""
+    data_dir = tmp_path_factory.mktemp("dev") / "dev"
+    log = data_dir.parent / "dev.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "langchain_agent_auth.cli", "dev", "--data-dir",
+                                 str(data_dir), "--ciba-interval", "1"], stdout=out, stderr=subprocess.STDOUT,
+                                env=env())
+    try:
+        deadline = time.monotonic() + 30
+        while not log.read_text().startswith("READY ") or "\n" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        info = json.loads(log.read_text().splitlines()[0][len("READY "):])
+        yield data_dir, info
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def runs(dev_server) -> dict[tuple[str, str], subprocess.CompletedProcess[str]]:
+    """Every example both ways, at once: the in-process runs (and the server example, which
+    starts its own `langgraph dev`) in parallel; alongside, the runs against the one
+    `agent-auth dev`, one after another (they share its users)."""
+    data_dir, _ = dev_server
+    parallel = {("in-process", script): start(EXAMPLES / script) for script in SCRIPTS}
+    if langgraph_cli() is not None:
+        parallel[("server", SERVER_CLIENT.name)] = start(SERVER_CLIENT)
+    results = {("dev", script): finish(script, start(EXAMPLES / script, "--dev-dir", data_dir))
+               for script in SCRIPTS}
+    results.update({key: finish(key[1], proc) for key, proc in parallel.items()})
+    return results
+
+
+def test_every_example_has_expectations() -> None:
+    assert SCRIPTS and set(SCRIPTS) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_with_the_provider_in_process(runs, script: str) -> None:
+    check(script, runs["in-process", script])
+    assert "started in-process" in runs["in-process", script].stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_against_a_running_agent_auth_dev(runs, dev_server, script: str) -> None:
+    _, info = dev_server
+    secrets = [info["client_secret"], info["admin_token"], info["upstream_client_secret"], *info["users"].values()]
+    check(script, runs["dev", script], secrets)
+    assert "using the running `agent-auth dev`" in runs["dev", script].stdout
+
+
+@pytest.mark.langgraph_server
+def test_langgraph_server_example(runs) -> None:
+    """The client starts a provider and `langgraph dev` with auth.py, talks to the graph with a
+    bearer token, and the RemoteResumer completes the approved run."""
+    if ("server", SERVER_CLIENT.name) not in runs:
+        unavailable("langgraph-cli[inmem] is not installed", "AGENT_AUTH_REQUIRE_INTEROP")
+    check(SERVER_CLIENT.name, runs["server", SERVER_CLIENT.name], expected=SERVER_EXPECTED)
+
+
+def test_a_missing_dev_server_is_a_clear_error(tmp_path) -> None:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "identity_example.py"), "--dev-dir", str(tmp_path)],
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "no running `agent-auth dev` found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_scan_finds_tokens() -> None:
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+    assert token_shaped(f"token: {jwt}") == [jwt]
+    assert token_shaped("refresh Wc0sJ1f3m2Gk7Q_-pXbYtR9uZ4aL8nDvE6hKjS5oMq1 ok")
+    assert not token_shaped("error federated_connection_refresh_token_not_found at 127.0.0.1:8000")
+    with pytest.raises(AssertionError):
+        assert_no_secrets("password alice-116c992d", ["alice-116c992d"])
