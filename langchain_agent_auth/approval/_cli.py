@@ -82,6 +82,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="module:attr of another PendingSource (e.g. the vault's); repeatable")
     parser.add_argument("--store", help="module:attr of the BaseStore (default: the graph's / server's)")
     parser.add_argument("--api-key", default=os.environ.get("LANGGRAPH_API_KEY"), help="LangGraph server API key")
+    parser.add_argument("--service-issuer", default=os.environ.get("AGENT_AUTH_SERVICE_ISSUER"),
+                        help="with --url: authenticate to the server as a trusted service with a "
+                        "client-credentials token from this issuer (see langgraph_auth(trusted_services=...))")
+    parser.add_argument("--service-client-id", default=os.environ.get("AGENT_AUTH_SERVICE_CLIENT_ID"))
+    parser.add_argument("--service-client-secret", default=os.environ.get("AGENT_AUTH_SERVICE_CLIENT_SECRET"),
+                        help="(prefer the env var AGENT_AUTH_SERVICE_CLIENT_SECRET)")
+    parser.add_argument("--service-scope", default=os.environ.get("AGENT_AUTH_SERVICE_SCOPE"))
+    parser.add_argument("--service-resource", default=os.environ.get("AGENT_AUTH_SERVICE_RESOURCE"),
+                        help="resource/audience the server's verifier expects")
     parser.add_argument("--assistant-id", help="assistant to resume with when a thread names none")
     parser.add_argument("--tick", type=float, default=0.5, help="seconds between passes (pings wake it earlier)")
     parser.add_argument("--once", action="store_true", help="run one pass, print its report, exit")
@@ -113,7 +122,20 @@ def build(args: argparse.Namespace) -> Any:
         graph = load_object(args.graph)
         return ApprovalResumer(graph, approvers=approvers, sources=sources, store=store, tick=args.tick)
     return RemoteResumer(args.url, api_key=args.api_key, approvers=approvers, sources=sources, store=store,
-                         assistant_id=args.assistant_id, tick=args.tick)
+                         assistant_id=args.assistant_id, tick=args.tick, auth=_service_auth(args))
+
+
+def _service_auth(args: argparse.Namespace) -> Any:
+    """A ClientCredentialsAuth when --service-issuer is given, else None."""
+    if not getattr(args, "service_issuer", None):
+        return None
+    from langchain_agent_auth.errors import ConfigurationError
+    from langchain_agent_auth.oauth import ClientCredentialsAuth, OAuthClient
+
+    if not args.service_client_id or not args.service_client_secret:
+        raise ConfigurationError("--service-issuer needs --service-client-id and --service-client-secret")
+    client = OAuthClient(args.service_issuer, args.service_client_id, args.service_client_secret)
+    return ClientCredentialsAuth(client, scope=args.service_scope, resource=args.service_resource)
 
 
 async def _serve(resumer: Any, args: argparse.Namespace) -> None:

@@ -129,7 +129,8 @@ def langgraph_auth(
             claims = await verifier.averify(authorization[7:].strip())
             client = claims.get("client_id") or claims.get("azp")
             act_as = _header(headers, ACT_AS_HEADER)
-            if isinstance(client, str) and client in services and claims.get("sub") == client:
+            # A client-credentials token: sub is the client (Auth0 writes "<client>@clients").
+            if isinstance(client, str) and client in services and claims.get("sub") in (client, f"{client}@clients"):
                 if act_as:
                     return server_user(_acting(claims, act_as, client))
                 return {"identity": f"service:{client}", "display_name": client, "is_authenticated": True,

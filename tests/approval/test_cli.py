@@ -45,3 +45,20 @@ def test_once_runs_one_pass_and_prints_its_report(capsys, monkeypatch):
     args = build_parser().parse_args(["resumer", "--url", "http://127.0.0.1:9", "--approver",
                                       "tests.approval.cli_app:approvers"])
     assert type(build(args)).__name__ == "RemoteResumer"
+
+
+def test_service_credentials_build_a_client_credentials_auth():
+    import argparse
+
+    from langchain_agent_auth.approval._cli import _service_auth
+    from langchain_agent_auth.errors import ConfigurationError
+    from langchain_agent_auth.oauth import ClientCredentialsAuth
+
+    base = dict(service_issuer="https://idp.example", service_client_id="resumer", service_client_secret="s3cret",
+                service_scope=None, service_resource="urn:example:api")
+    auth = _service_auth(argparse.Namespace(**base))
+    assert isinstance(auth, ClientCredentialsAuth) and auth.client.client_id == "resumer"
+    assert "s3cret" not in repr(auth)
+    assert _service_auth(argparse.Namespace(**{**base, "service_issuer": None})) is None
+    with pytest.raises(ConfigurationError):
+        _service_auth(argparse.Namespace(**{**base, "service_client_secret": None}))
