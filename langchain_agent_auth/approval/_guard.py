@@ -344,7 +344,10 @@ class ApprovalGuard(ToolGuard):
     def _refuse_record(self, call: GuardedCall, rec: ApprovalRecord) -> Any:
         tool = rec.tool
         if rec.status == "denied":
-            note = f" Their note: {rec.decision_message}" if rec.decision_message else ""
+            # In-app: the user's note; CIBA: the provider's error_description (the reason the
+            # user gave on their device, where the provider passes it on).
+            reason = rec.decision_message or rec.error_description
+            note = f" Their note: {reason}" if reason else ""
             err: ApprovalError = ApprovalDeniedError(
                 f"the user denied {tool}" + (f" ({rec.error})" if rec.error else ""),
                 hint=f"The user denied this {tool} call, so it was not run. Do not retry it; tell the user.{note}")

@@ -108,4 +108,4 @@ def test_denial_with_a_reason(local_idp, keyring):
     local_idp.deny(pending["id"], "not this one")
     wait_done(ApprovalResumer(agent, approvers=[approver]), agent, cfg)
     (msg,) = tool_messages(agent.get_state(cfg).values)
-    assert "denied" in msg.content and API_CALLS == []
+    assert "denied" in msg.content and "not this one" in msg.content and API_CALLS == []
