@@ -57,6 +57,7 @@ class Console:
         self.tty = tty
         self.color = tty and not os.environ.get("NO_COLOR") if color is None else color
         self.secrets: list[str] = [s for s in (secrets or []) if s]
+        self.safe: list[str] = []
         self._lock = threading.Lock()
         self._status_shown = False
 
@@ -66,12 +67,23 @@ class Console:
         """Remember values that must never be written (exact match)."""
         self.secrets.extend(v for v in values if v and len(v) >= 4)
 
+    def add_safe(self, *values: str) -> None:
+        """Text that is never a credential though it may look like one (the data directory's
+        path): kept as is by the shape-based redaction."""
+        self.safe.extend(v for v in values if v and v not in self.safe)
+        self.safe.sort(key=len, reverse=True)
+
     def _paint(self, kind: str, text: str) -> str:
         code = _COLORS.get(kind)
         return f"\x1b[{code}m{text}\x1b[0m" if self.color and code else text
 
     def _clean(self, text: str) -> str:
-        return redact(text, *self.secrets)
+        for index, value in enumerate(self.safe):
+            text = text.replace(value, f"\x00{index}\x00")
+        text = redact(text, *self.secrets)
+        for index, value in enumerate(self.safe):
+            text = text.replace(f"\x00{index}\x00", value)
+        return text
 
     def _write(self, text: str, stream: TextIO | None = None) -> None:
         target = stream or self.stream

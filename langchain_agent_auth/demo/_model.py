@@ -229,8 +229,9 @@ class ScriptedAssistant(BaseChatModel):
             reason = data.get("error") if isinstance(data, dict) else content
             return f"The bank did not execute the transfer of {what}: {reason}."
         if result.name == CALENDAR_TOOL:
-            if failed or not isinstance(data, dict):
-                return f"I couldn't read your calendar: {_first_sentence(content)}."
+            if failed or not isinstance(data, dict) or data.get("error"):
+                why = data["error"] if isinstance(data, dict) and data.get("error") else content
+                return f"I couldn't read your calendar: {_first_sentence(why)}."
             events = data.get("events") or []
             if not events:
                 return "Your calendar is empty."

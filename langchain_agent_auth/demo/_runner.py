@@ -230,8 +230,10 @@ class Demo:
     def _prepare_data_dir(self) -> None:
         if self.temporary:
             self.data_dir = Path(tempfile.mkdtemp(prefix="agent-auth-demo-"))
+            self.console.add_safe(str(self.data_dir))
         else:
             self.data_dir = Path(self.args.data_dir).expanduser().resolve()
+            self.console.add_safe(str(self.data_dir))
             try:
                 self.data_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
