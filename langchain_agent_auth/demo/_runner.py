@@ -44,6 +44,8 @@ __all__ = ["Demo", "DemoError", "ProviderStopped", "Step", "main", "script"]
 
 STATE_VERSION = 1
 CIBA_INTERVAL = 1
+#: How long an unattended run waits for a paused run to resume before it gives up.
+AUTO_TIMEOUT = 60.0
 SYSTEM_PROMPT = (
     "You are a helpful assistant in a demo of langchain-agent-auth. Use the tools to read the user's "
     "calendar, send bank transfers in EUR and search the company documents. Say plainly when something "
@@ -343,7 +345,10 @@ class Demo:
                 hint = (f"The conversation saved in {self.data_dir} needs this port: stop what uses it and run "
                         "the command again." if self._resumed_run else
                         "Choose another with --port, or --port 0 for any free port.")
-                raise DemoError(f"port {port} on 127.0.0.1 is already in use. {hint}") from None
+                if "in use" in str(exc).lower():
+                    raise DemoError(f"port {port} on 127.0.0.1 is already in use. {hint}") from None
+                reason = str(exc).rsplit(": ", 1)[-1]
+                raise DemoError(f"cannot listen on 127.0.0.1:{port} ({reason}). {hint}") from None
             raise DemoError(f"the local identity provider failed to start: {exc}", code=1) from None
         except OSError as exc:
             self.idp = None
@@ -648,7 +653,7 @@ class Demo:
 
     def _wait_resumed(self, cfg: dict[str, Any], interrupt_id: str, text: str,
                       on_tick: Callable[[], bool] | None = None,
-                      before_pass: Callable[[], None] | None = None) -> None:
+                      before_pass: Callable[[], None] | None = None, timeout: float | None = None) -> None:
         """Run resumer passes until the pause ``interrupt_id`` is gone; a status line meanwhile.
 
         ``on_tick`` (interactive prompts) is called between passes and does its own waiting;
@@ -656,9 +661,12 @@ class Demo:
         each resumer pass (to report a decision made elsewhere before the run goes on).
         """
         status = None if on_tick is not None else self.console.status(text)
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
                 self._check_provider()
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DemoError(f"the paused run did not resume within {timeout:.0f} s ({text})", code=1)
                 if before_pass is not None:
                     before_pass()
                 self.resumer.run_once()
@@ -740,7 +748,7 @@ class Demo:
             raise DemoError(f"connecting the account failed (the callback answered HTTP {page.status_code})", code=1)
         self.console.label("vault", f"{value.get('connection')} connected: the callback redeemed the code with the "
                                     "PKCE verifier; tokens sealed in the vault (AES-256-GCM); resuming the run")
-        self._wait_resumed(cfg, interrupt.id, "resuming the paused run")
+        self._wait_resumed(cfg, interrupt.id, "resuming the paused run", timeout=AUTO_TIMEOUT)
         self._fact("connected", {"user": user, "connection": value.get("connection"), "scopes": scopes})
         self._waiting = None
 
@@ -806,7 +814,7 @@ class Demo:
                 self.idp.deny(request_id, step.reason)
                 self.console.label("approval", f"{user} denies \"{message}\" (auto, reason: \"{step.reason}\")")
             self._wait_resumed(cfg, interrupt.id, f"waiting for the provider to report {user}'s decision "
-                                                  f"(CIBA poll every {CIBA_INTERVAL} s)")
+                                                  f"(CIBA poll every {CIBA_INTERVAL} s)", timeout=AUTO_TIMEOUT)
         facts = dict(self.state.get("facts", {}).get("approvals") or {})
         facts[str(message)] = self._decision_of(request_id, user) or "unknown"
         self._fact("approvals", facts)
@@ -860,7 +868,8 @@ class Demo:
                 self.console.blank()
                 self.console.label("approval", f"{user} {decision} \"{message}\" on the approval page")
 
-        self._wait_resumed(cfg, interrupt.id, f"waiting for {user}'s decision", on_tick=tick, before_pass=watch)
+        self._wait_resumed(cfg, interrupt.id, f"waiting for the provider to report {user}'s decision (CIBA poll every "
+                                              f"{CIBA_INTERVAL} s)", on_tick=tick, before_pass=watch)
 
     # ------------------------------------------------------------------ the end
 
