@@ -36,9 +36,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from langchain_agent_auth.demo._console import Answers, Console
-from langchain_agent_auth.errors import ConfigurationError, ProtocolError
+from langchain_agent_auth.errors import AgentAuthError, ConfigurationError, ProtocolError
 
 __all__ = ["Demo", "DemoError", "ProviderStopped", "Step", "main", "script"]
 
@@ -121,11 +122,17 @@ def _args_text(args: dict[str, Any]) -> str:
 class _CallbackServer:
     """The app's web server for the vault's connect-account callback (a thread, loopback)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         import socket
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind(("127.0.0.1", port))
+        except OSError:
+            if not port:
+                raise
+            self.sock.bind(("127.0.0.1", 0))  # the saved port is taken: links of the earlier run break
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -179,7 +186,6 @@ class Demo:
         self._closers: list[Callable[[], None]] = []
         self._printed: set[str] = set()
         self._seen_interrupts: set[str] = set()
-        self._refreshed: set[str] = set()
         self._signed_in: str | None = None
         self._context: dict[str, Any] = {}
         self._identity: Any = None
@@ -270,7 +276,8 @@ class Demo:
                             f"--user {state.get('user')}, or choose another --data-dir.")
         if not state or state.get("done") or state.get("user") != self.main_user:
             run = uuid.uuid4().hex[:8]
-            state = {"version": STATE_VERSION, "port": state.get("port"), "seeded": state.get("seeded", []),
+            state = {"version": STATE_VERSION, "port": state.get("port"), "callback_port": state.get("callback_port"),
+                     "seeded": state.get("seeded", []),
                      "user": self.main_user, "run": run, "step": 0, "sent": False, "done": False, "facts": {}}
         self._resumed_run = in_progress
         self.state = state
@@ -445,8 +452,10 @@ class Demo:
         identity = IdentityMiddleware([TokenResolver(self.id_verifier, token="id_token")], describe_user=True)
 
         # vault: the demo upstream's calendar, connected through our callback
-        callback = _CallbackServer()
+        callback = self.callback = _CallbackServer(int(self.state.get("callback_port") or 0))
         self._closers.append(callback.stop)
+        self.state["callback_port"] = int(urlsplit(callback.url).port or 0)
+        self._save()
         self.vault = TokenVault([Connection("calendar", issuer=idp.upstream_issuer, client_id=idp.upstream_client_id,
                                             client_secret=idp.upstream_client_secret, scopes=["calendar.read"],
                                             redirect_uri=f"{callback.url}/callback")],
@@ -694,17 +703,7 @@ class Demo:
     # ------------------------------------------------------------------ connect_account
 
     def _connect(self, cfg: dict[str, Any], step: Step, interrupt: Any) -> None:
-        from langgraph.types import Command
-
         value = interrupt.value
-        if interrupt.id not in self._seen_interrupts and interrupt.id not in self._refreshed:
-            # A pause from an earlier run: its link points at that run's callback server.
-            # Resuming makes the guard check the vault again and pause with a fresh link.
-            self._refreshed.add(interrupt.id)
-            self.console.label("vault", "the saved connect request points at the previous run's callback; "
-                                        "asking the vault guard for a fresh link")
-            self._stream(Command(resume={interrupt.id: {"action": "connected"}}), cfg)
-            return
         self._waiting = "connect"
         user = step.user
         tool = self._tool_of(cfg, value.get("tool_call_id"))
@@ -712,9 +711,11 @@ class Demo:
         self.console.label("vault", f"connect_account: {tool} needs {user}'s {value.get('connection')} account "
                                     f"({scopes}); the run is paused ({value.get('status')})")
         url = str(value.get("authorize_url") or "")
-        self.console.url("vault", "authorize URL (authorization code + PKCE at the demo upstream):", url)
         if not url:
             raise DemoError("the connect request has no authorize URL", code=1)
+        if self._stale_link(cfg, interrupt, url):
+            return
+        self.console.url("vault", "authorize URL (authorization code + PKCE at the demo upstream):", url)
         if self.interactive:
             answers = self._answers()
             self.console.prompt(f"Open it in your browser (sign in as {user}, password {self._password(user)}), "
@@ -732,7 +733,8 @@ class Demo:
                 return False
 
             try:
-                self._wait_resumed(cfg, interrupt.id, "waiting for the account connection (browser)", on_tick=tick)
+                self._wait_resumed(cfg, interrupt.id, "waiting for the account connection (browser)", on_tick=tick,
+                                   before_pass=self._connect_fallback(cfg, interrupt))
                 self.console.blank()
                 self.console.label("vault", f"{value.get('connection')} connected in the browser; the run resumed")
                 self._waiting = None
@@ -743,14 +745,60 @@ class Demo:
 
         self.console.label("vault", f"the demo plays {user}'s browser: signs in at the demo upstream and allows "
                                     f"{scopes}")
-        page = sign_in_and_consent(url, user, self._password(user))
-        if page.status_code != 200 or "connected" not in page.text:
-            raise DemoError(f"connecting the account failed (the callback answered HTTP {page.status_code})", code=1)
+        self._deliver(sign_in_and_consent(url, user, self._password(user)))
         self.console.label("vault", f"{value.get('connection')} connected: the callback redeemed the code with the "
                                     "PKCE verifier; tokens sealed in the vault (AES-256-GCM); resuming the run")
-        self._wait_resumed(cfg, interrupt.id, "resuming the paused run", timeout=AUTO_TIMEOUT)
+        self._wait_resumed(cfg, interrupt.id, "resuming the paused run", timeout=AUTO_TIMEOUT,
+                           before_pass=self._connect_fallback(cfg, interrupt))
         self._fact("connected", {"user": user, "connection": value.get("connection"), "scopes": scopes})
         self._waiting = None
+
+    def _connect_fallback(self, cfg: dict[str, Any], interrupt: Any) -> Callable[[], None]:
+        """The resumer resumes a thread once its connect flow completed. If a completed flow
+        is still not resumed after a moment (a flow restarted under the same id inside a
+        resumed run can carry the earlier pass's "resumed" mark), resume it the documented
+        way: ``Command(resume={"action": "connected"})``; the guard checks the vault again."""
+        from langgraph.types import Command
+
+        started = time.monotonic()
+        connect_id = interrupt.value.get("connect_id")
+        done = {"nudged": False}
+
+        def nudge() -> None:
+            if done["nudged"] or time.monotonic() - started < 2.0:
+                return
+            flows = [p for p in self.vault.pending_connects() if p.id == connect_id and p.status == "completed"]
+            if flows and interrupt.id in self._interrupt_ids(cfg):
+                done["nudged"] = True
+                self._stream(Command(resume={interrupt.id: {"action": "connected"}}), cfg)
+                self.vault.mark_resumed(connect_id)
+
+        return nudge
+
+    def _deliver(self, location: str) -> None:
+        """Hand the provider's redirect to the app's callback, as the browser would."""
+        import httpx
+
+        page = httpx.get(location, timeout=15)
+        if page.status_code != 200 or "connected" not in page.text:
+            raise DemoError(f"connecting the account failed (the callback answered HTTP {page.status_code})", code=1)
+
+    def _stale_link(self, cfg: dict[str, Any], interrupt: Any, url: str) -> bool:
+        """A link made by an earlier run whose callback address is gone (its port was taken):
+        the flow is marked failed, so the vault guard pauses again with a fresh link."""
+        query = parse_qs(urlsplit(url).query)
+        redirect = urlsplit(query.get("redirect_uri", [""])[0])
+        ours = urlsplit(self.callback.url)
+        if (redirect.scheme, redirect.netloc) == (ours.scheme, ours.netloc):
+            return False
+        self.console.label("vault", "this link was made by the earlier run for a callback address that is gone; "
+                                    "asking the vault for a fresh one")
+        with contextlib.suppress(AgentAuthError):
+            self.vault.complete_connect(query.get("state", [""])[0], None, user=self._identity,
+                                        error="temporarily_unavailable",
+                                        error_description="the app's callback address changed")
+        self._wait_resumed(cfg, interrupt.id, "waiting for a fresh link", timeout=AUTO_TIMEOUT)
+        return True
 
     # ------------------------------------------------------------------ approval_pending
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -318,14 +318,21 @@ class _Forms(HTMLParser):
             self.forms[-1]["buttons" if kind == "submit" else "fields"].append((a["name"], a.get("value", "")))
 
 
-def sign_in_and_consent(url: str, username: str, password: str, *, timeout: float = 15.0) -> httpx.Response:
-    """Do what the user's browser does with an authorize URL: sign in, allow, follow the
-    redirects to the app's callback. Returns the callback's page."""
+def sign_in_and_consent(url: str, username: str, password: str, *, timeout: float = 15.0) -> str:
+    """Do what the user's browser does with an authorize URL: sign in and allow. Returns
+    the URL the provider redirects the browser to (the app's callback, with ``code`` and
+    ``state``), without following it: the caller delivers it."""
+    redirect_uri = parse_qs(urlsplit(url).query).get("redirect_uri", [""])[0]
+    target = urlsplit(redirect_uri)
     with httpx.Client(timeout=timeout, follow_redirects=False) as browser:
         response = browser.get(url)
         for _ in range(15):
             if response.is_redirect:
-                response = browser.get(urljoin(str(response.url), response.headers["location"]))
+                location = urljoin(str(response.url), response.headers["location"])
+                parts = urlsplit(location)
+                if (parts.scheme, parts.netloc, parts.path) == (target.scheme, target.netloc, target.path):
+                    return location
+                response = browser.get(location)
                 continue
             parser = _Forms()
             parser.feed(response.text)
@@ -334,7 +341,7 @@ def sign_in_and_consent(url: str, username: str, password: str, *, timeout: floa
             consent = next((f for f in forms if any(n == "decision" for n, _ in f["buttons"])), None)
             form = login or consent
             if form is None:
-                return response
+                break
             data: list[tuple[str, str]] = [(n, v) for n, v in form["fields"] if n not in ("username", "password")]
             if form is login:
                 data += [("username", username), ("password", password)]
@@ -344,7 +351,8 @@ def sign_in_and_consent(url: str, username: str, password: str, *, timeout: floa
                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
             if form is login and response.status_code == 401:
                 raise ProtocolError("the demo upstream refused the user's password", status_code=401)
-    raise ProtocolError("signing in at the demo upstream did not reach the app's callback")
+    raise ProtocolError(f"signing in at the demo upstream did not come back to the app (HTTP {response.status_code})",
+                        status_code=response.status_code)
 
 
 def seed_calendar(upstream_token: str, api_url: str, events: Sequence[Mapping[str, Any]]) -> int:

@@ -125,30 +125,38 @@ def test_a_read_only_data_dir_is_a_clear_error(tmp_path):
     assert "--data-dir" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_ctrl_c_while_waiting_for_approval_keeps_the_request_and_a_rerun_resumes(tmp_path):
-    data_dir = tmp_path / "data"
+def interrupt_at(data_dir, prompt: str, answers: str = "") -> tuple[int, str, str]:
+    """Run the demo with a pipe for a terminal, type ``answers``, press Ctrl-C once a line
+    starts with ``prompt``."""
     proc = subprocess.Popen([*command(), "demo", "--approve", "interactive", "--data-dir", str(data_dir)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=demo_env())
     try:
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write("\n")  # connect_account: let the demo sign in at the upstream
+        proc.stdin.write(answers)
         proc.stdin.flush()
         seen = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             seen.append(line)
-            if line.startswith('Approve "Pay 250.00 EUR to Bob"?') or not line:
+            if line.startswith(prompt) or not line:
                 break
-        assert seen[-1].startswith("Approve "), "".join(seen)
-        proc.send_signal(signal.SIGINT)  # Ctrl-C while the approval is pending
+        assert seen[-1].startswith(prompt), "".join(seen)
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, out + err
+    return proc.returncode, "".join(seen) + out, err
+
+
+def test_ctrl_c_while_waiting_for_approval_keeps_the_request_and_a_rerun_resumes(tmp_path):
+    data_dir = tmp_path / "data"
+    # Enter: the demo connects the calendar; Ctrl-C at the approval prompt
+    code, out, err = interrupt_at(data_dir, 'Approve "Pay 250.00 EUR to Bob"?', "\n")
+    assert code == 130, out + err
     assert f"Interrupted. Your pending approval is saved in {data_dir}; run the same command again to resume." in err
     assert "Traceback" not in err
     state = json.loads((data_dir / "demo.json").read_text())
@@ -183,3 +191,20 @@ def test_help_is_fast_to_load(tmp_path):
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('langchain', 'langchain_core', 'langgraph')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_while_connecting_then_a_rerun_connects_even_if_the_callback_port_was_taken(tmp_path):
+    data_dir = tmp_path / "data"
+    code, out, err = interrupt_at(data_dir, "Open it in your browser")
+    assert code == 130, out + err
+    assert "Interrupted. Your paused conversation (waiting for the account connection) is saved in" in err
+    callback_port = json.loads((data_dir / "demo.json").read_text())["callback_port"]
+    with socket.socket() as taken:  # the saved link's callback address is gone
+        taken.bind(("127.0.0.1", callback_port))
+        taken.listen()
+        rerun = run_demo("--approve", "auto", "--data-dir", str(data_dir))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    vault = "\n".join(lines(rerun.stdout, "[vault]"))
+    assert "this link was made by the earlier run for a callback address that is gone" in vault
+    assert "GET /api/calendar/events with alice's vaulted token -> 200, 3 events" in vault
+    assert rerun.stdout.count("assistant: You have 3 events coming up") == 1
