@@ -214,19 +214,18 @@ class Demo:
                 self._interrupted()
         except ProviderStopped as exc:
             code = exc.code
-            self.console.error(f"{exc}. {self._kept_message('Nothing was lost: your conversation')}")
+            self.console.error(f"{exc}.{self._saved_note('Nothing was lost: your conversation')}")
         except DemoError as exc:
             code = exc.code
             self.console.error(str(exc))
         except Exception as exc:
+            code = 1
             if self.idp is not None and not self.idp.running:
-                code = 1
-                self.console.error("the local identity provider stopped during the run. "
-                                   + self._kept_message("Nothing was lost: your conversation"))
+                self.console.error("the local identity provider stopped during the run."
+                                   + self._saved_note("Nothing was lost: your conversation"))
             else:
-                code = 1
-                kept = f" {self._kept_message('Your conversation')}" if self._worth_keeping() else ""
-                self.console.error(f"the demo failed: {type(exc).__name__}: {_short(exc, 400)}.{kept}")
+                self.console.error(f"the demo failed: {type(exc).__name__}: {_short(exc, 400)}."
+                                   + self._saved_note("Your conversation"))
         finally:
             with _ignore_sigint():
                 self._close(keep=code != 0 and self._worth_keeping())
@@ -299,6 +298,12 @@ class Demo:
         if self.temporary:
             return f"{what} is saved in {self.data_dir}; run `agent-auth demo --data-dir {self.data_dir}` to resume."
         return f"{what} is saved in {self.data_dir}; run the same command again to resume."
+
+    def _saved_note(self, what: str) -> str:
+        """`` <what> is saved in DIR; ...`` when there is something to resume, else nothing."""
+        if self.temporary and not self._worth_keeping():
+            return ""
+        return " " + self._kept_message(what)
 
     def _interrupted(self) -> None:
         if not self._worth_keeping():
@@ -720,15 +725,13 @@ class Demo:
             answers = self._answers()
             self.console.prompt(f"Open it in your browser (sign in as {user}, password {self._password(user)}), "
                                 "or press Enter to let the demo sign in for you: ")
-            choice: dict[str, bool] = {"auto": False}
 
             def tick() -> bool:
                 try:
                     line = answers.get(timeout=0.2)
                 except EOFError:
-                    line = ""
+                    line = ""  # no more input: the demo signs in
                 if line is not None:
-                    choice["auto"] = True
                     raise _StopWaiting
                 return False
 
@@ -736,7 +739,8 @@ class Demo:
                 self._wait_resumed(cfg, interrupt.id, "waiting for the account connection (browser)", on_tick=tick,
                                    before_pass=self._connect_fallback(cfg, interrupt))
                 self.console.blank()
-                self.console.label("vault", f"{value.get('connection')} connected in the browser; the run resumed")
+                self.console.label("vault", "the browser finished the connect flow; the run resumed")
+                self._connected_fact(user, value, scopes)
                 self._waiting = None
                 return
             except _StopWaiting:
@@ -750,8 +754,13 @@ class Demo:
                                     "PKCE verifier; tokens sealed in the vault (AES-256-GCM); resuming the run")
         self._wait_resumed(cfg, interrupt.id, "resuming the paused run", timeout=AUTO_TIMEOUT,
                            before_pass=self._connect_fallback(cfg, interrupt))
-        self._fact("connected", {"user": user, "connection": value.get("connection"), "scopes": scopes})
+        self._connected_fact(user, value, scopes)
         self._waiting = None
+
+    def _connected_fact(self, user: str, value: dict[str, Any], scopes: str) -> None:
+        connection = str(value.get("connection"))
+        if self.vault.status(self._identity, connection).status == "active":
+            self._fact("connected", {"user": user, "connection": connection, "scopes": scopes})
 
     def _connect_fallback(self, cfg: dict[str, Any], interrupt: Any) -> Callable[[], None]:
         """The resumer resumes a thread once its connect flow completed. If a completed flow
@@ -765,7 +774,7 @@ class Demo:
         done = {"nudged": False}
 
         def nudge() -> None:
-            if done["nudged"] or time.monotonic() - started < 2.0:
+            if done["nudged"] or time.monotonic() - started < 1.0:
                 return
             flows = [p for p in self.vault.pending_connects() if p.id == connect_id and p.status == "completed"]
             if flows and interrupt.id in self._interrupt_ids(cfg):

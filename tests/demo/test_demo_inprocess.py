@@ -24,10 +24,22 @@ def demo(capsys, *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_bob_talks_and_pays_alice(tmp_path, capsys):
+def test_bob_talks_and_pays_alice_with_a_model_from_init_chat_model(tmp_path, capsys, monkeypatch):
+    """``--model`` goes through ``init_chat_model`` (here answering with the scripted
+    assistant, so no API key is needed): same tools, same middleware."""
+    import langchain.chat_models
+
+    from langchain_agent_auth.demo._model import ScriptedAssistant
+
+    asked = []
+    monkeypatch.setattr(langchain.chat_models, "init_chat_model",
+                        lambda spec, **kw: asked.append(spec) or ScriptedAssistant())
     data_dir = tmp_path / "bob"
-    code, out, err = demo(capsys, "--non-interactive", "--user", "bob", "--data-dir", str(data_dir), "--no-color")
+    code, out, err = demo(capsys, "--non-interactive", "--user", "bob", "--data-dir", str(data_dir), "--no-color",
+                          "--model", "test:scripted")
     assert code == 0, out + err
+    assert asked == ["test:scripted"]
+    assert "model      test:scripted (through init_chat_model)" in out
     assert "assistant: Hello Bob Example!" in out
     assert "GET /api/calendar/events with bob's vaulted token -> 200, 3 events (owner: bob)" in out
     assert '[approval] CIBA request sent to bob\'s device: "Pay 250.00 EUR to Alice"' in out
