@@ -157,3 +157,88 @@ def test_bad_options_are_refused_by_the_parser(capsys):
         main(["demo", "--port", "70000"])
     assert exc.value.code == 2
     assert "0-65535" in capsys.readouterr().err
+
+
+class _Terminal:
+    """stdout for the demo that a test can read while the demo runs."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.text = ""
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._partial = ""
+
+    def write(self, data: str) -> int:
+        self.text += data
+        self._partial += data
+        while "\n" in self._partial:
+            line, self._partial = self._partial.split("\n", 1)
+            self.lines.put(line)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def wait_for(self, prefix: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except Exception:
+                continue
+            if line.startswith(prefix) or prefix in line:
+                return line
+        raise AssertionError(f"no line with {prefix!r}")
+
+
+def test_interactive_connect_in_the_browser_and_answers_typed_later(tmp_path, monkeypatch):
+    """The user opens the printed authorize URL in a browser (the demo only waits), then
+    types [a]pprove for the first payment and [d]eny for the second."""
+    import os
+
+    from langchain_agent_auth.demo._world import sign_in_and_consent
+
+    data_dir = tmp_path / "browser"
+    terminal = _Terminal()
+    read_end, write_end = os.pipe()
+    keyboard = os.fdopen(write_end, "w")
+    monkeypatch.setattr("sys.stdout", terminal)
+    monkeypatch.setattr("sys.stdin", os.fdopen(read_end))
+    errors: list[BaseException] = []
+
+    def user() -> None:
+        try:
+            line = terminal.wait_for("[vault] authorize URL")
+            url = line.split(": ", 1)[1]
+            password = json.loads((data_dir / "provider" / "secrets.json").read_text())["users"]["alice"]
+            import httpx
+
+            page = httpx.get(sign_in_and_consent(url, "alice", password), timeout=15)  # the browser
+            assert page.status_code == 200 and "connected" in page.text
+            terminal.wait_for('Approve "Pay 250.00 EUR to Bob"?')
+            keyboard.write("a\n")
+            keyboard.flush()
+            terminal.wait_for('Approve "Pay 5,000.00 EUR to Mallory"?')
+            keyboard.write("d\n\n")  # no reason
+            keyboard.flush()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            keyboard.close()
+
+    thread = threading.Thread(target=user, daemon=True)
+    thread.start()
+    code = main(["demo", "--approve", "interactive", "--data-dir", str(data_dir)])
+    thread.join(timeout=30)
+    out = terminal.text
+    assert not errors, errors
+    assert code == 0, out
+    assert "[vault] the browser finished the connect flow; the run resumed" in out
+    assert "the demo plays alice's browser" not in out
+    assert '[approval] alice approves "Pay 250.00 EUR to Bob"' in out
+    assert '[approval] alice denies "Pay 5,000.00 EUR to Mallory"\n' in out
+    assert "calendar connected for alice (calendar.read)" in out
