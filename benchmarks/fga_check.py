@@ -33,19 +33,18 @@ def load(store: object) -> tuple[EmbeddedAuthorizer, float, int]:
     return fga, elapsed, len(data)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--queries", type=int, default=2000)
-    args = parser.parse_args()
+def measure(n_queries: int, report: bool = True) -> dict[str, dict[str, float]]:
+    """Per store: baseline and deep-check median/p99 (us), 200 checks one by one vs batched (ms)."""
+    out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("memory", "sqlite"):
             store = MemoryTupleStore() if name == "memory" else SQLiteTupleStore(Path(tmp) / "b.sqlite")
             fga, load_s, n = load(store)
             direct = next(t for t in tuples() if t[1] == "viewer" and t[2].startswith("document:"))
             timed(lambda fga=fga, d=direct: fga.check(*d), 100)
-            base = timed(lambda fga=fga, d=direct: fga.check(*d), args.queries)
-            qs = queries(args.queries)
-            for q in qs[: args.queries // 4]:  # warm the caches (SQLite pages, model indexes)
+            base = timed(lambda fga=fga, d=direct: fga.check(*d), n_queries)
+            qs = queries(n_queries)
+            for q in qs[: n_queries // 4]:  # warm the caches (SQLite pages, model indexes)
                 fga.check(*q)
             results: list[bool] = []
             samples = []
@@ -58,6 +57,13 @@ def main() -> None:
             batch = qs[:200]
             one_by_one = sum(timed(lambda fga=fga, b=batch: [fga.check(*q) for q in b], 5)) / 5
             batched = sum(timed(lambda fga=fga, b=batch: fga.batch_check(b), 5)) / 5
+            out[name] = {"b_med": b_med, "b_p99": b_p99, "med": med, "p99": p99, "tuples": n,
+                         "one_by_one_ms": one_by_one * 1e3, "batched_ms": batched * 1e3}
+            if not report:
+                del fga, store
+                gc.unfreeze()
+                gc.collect()
+                continue
             print(f"[{name}] {n} tuples loaded in {load_s:.2f}s")
             print(f"  baseline (one direct tuple): median {b_med:.1f} us, p99 {b_p99:.1f} us")
             print(
@@ -72,6 +78,27 @@ def main() -> None:
             del fga, store
             gc.unfreeze()
             gc.collect()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--queries", type=int, default=2000)
+    measure(parser.parse_args().queries)
+
+
+def run(quick: bool = False) -> list:
+    """Rows for benchmarks/run.py."""
+    from _util import Row
+
+    rows = []
+    for name, r in measure(500 if quick else 2000, report=False).items():
+        label = f"one direct-tuple check, same store ({int(r['tuples']):,} tuples)"
+        rows.append(Row(f"fga: check ({name})", "median us, nested groups x folders (depth 5)", r["med"], r["b_med"],
+                        "us", label))
+        rows.append(Row(f"fga: check ({name})", "p99 us, nested groups x folders (depth 5)", r["p99"], r["b_p99"],
+                        "us", label))
+    return rows
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ def data() -> list[tuple[str, str, str]]:
     return out
 
 
-def main() -> None:
+def measure(report: bool = True) -> dict[str, tuple[float, float]]:
+    """Per store: (list_objects seconds, the same answer by individual checks seconds)."""
+    out: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, store in (
             ("memory", MemoryTupleStore()),
@@ -53,11 +55,27 @@ def main() -> None:
             allowed = sum(fga.check("user:alice", "viewer", f"document:v{i}") for i in range(VISIBLE))
             checked = time.perf_counter() - start
             assert len(objects) == VISIBLE == allowed
-            print(
-                f"[{name}] {len(rows)} tuples; list_objects -> {len(objects)} objects "
-                f"in {listed * 1e3:.0f} ms; "
-                f"{VISIBLE} individual checks {checked * 1e3:.0f} ms ({checked / listed:.2f}x the list call)"
-            )
+            out[name] = (listed, checked)
+            if report:
+                print(
+                    f"[{name}] {len(rows)} tuples; list_objects -> {len(objects)} objects "
+                    f"in {listed * 1e3:.0f} ms; "
+                    f"{VISIBLE} individual checks {checked * 1e3:.0f} ms ({checked / listed:.2f}x the list call)"
+                )
+    return out
+
+
+def main() -> None:
+    measure()
+
+
+def run(quick: bool = False) -> list:
+    """Rows for benchmarks/run.py."""
+    from _util import Row
+
+    return [Row(f"fga: list_objects ({name})", f"ms to list {VISIBLE:,} visible documents", listed * 1e3,
+                checked * 1e3, "ms", f"{VISIBLE:,} individual checks, same run")
+            for name, (listed, checked) in measure(report=False).items()]
 
 
 if __name__ == "__main__":

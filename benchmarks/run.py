@@ -15,6 +15,7 @@ import traceback
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))  # modules import their helpers (_fga_data, _servers) by name
 
 from benchmarks._util import Row, print_table  # noqa: E402
 
