@@ -543,6 +543,9 @@ class TokenVault:
             "status": "pending", "created_at": now, "expires_at": expires_at, "completed_at": None,
             "resumed": False, "abandoned": False, "next_check_at": 0.0, "error": None,
             "state_hash": _state_hash(state_secret),
+            # RFC 6749 4.1.3: the code is redeemed with the redirect_uri the flow started with,
+            # even if the connection's setting changed since (a new callback port, a redeploy).
+            "redirect_uri": conn.redirect_uri,
             # who to resume the thread as (a resumer rebuilds the runtime context from it)
             "identity": ({"subject": user.subject, "issuer": user.issuer, "tenant": user.tenant}
                          if isinstance(user, UserIdentity) else None),
@@ -638,7 +641,8 @@ class TokenVault:
         assert conn.redirect_uri is not None
         try:
             response = yield from source.client.grant_flow(
-                self._code_params(source, code, str(sealed["verifier"])), idempotent=False)
+                self._code_params(source, code, str(sealed["verifier"]), value.get("redirect_uri")),
+                idempotent=False)
         except AgentAuthError as exc:
             yield from self._finish_pending(pid, value, "failed", getattr(exc, "error", type(exc).__name__))
             raise
@@ -689,9 +693,10 @@ class TokenVault:
                                                         "completed_at": now, "completed_by": pid})
 
     @staticmethod
-    def _code_params(source: LocalOAuthSource, code: str, verifier: str) -> dict[str, Any]:
+    def _code_params(source: LocalOAuthSource, code: str, verifier: str,
+                     redirect_uri: str | None = None) -> dict[str, Any]:
         conn = source.connection
-        return {"grant_type": "authorization_code", "code": code, "redirect_uri": conn.redirect_uri,
+        return {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri or conn.redirect_uri,
                 "code_verifier": verifier,
                 "client_id": conn.client_id if conn.auth_method == "none" else None}
 

@@ -45,3 +45,20 @@ async def test_full_cycle(vault, upstream, mode):
     connect(vault, upstream, ALICE)
     back = await call("get_token", ALICE, "calendar", ["calendar.read"])
     assert httpx.get(f"{upstream.api_url}/events", headers={"Authorization": back.authorization}).status_code == 200
+
+
+def test_code_is_redeemed_with_the_redirect_uri_the_flow_started_with(upstream, sqlite_store, keyring):
+    from langchain_agent_auth.vault import Connection, TokenVault, VaultCallback
+    from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
+    from tests.vault.conftest import calendar_connection
+
+    before = TokenVault([calendar_connection(upstream)], store=sqlite_store, keyring=keyring)
+    request = before.start_connect(ALICE, "calendar", ["calendar.read"])
+    # The app restarts with another callback address before the user finishes the flow.
+    moved = Connection("calendar", issuer=upstream.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                       redirect_uri=upstream.redirect_uri + "?port=2", scopes=["calendar.read"], timeout=1.0)
+    after = TokenVault([moved], store=sqlite_store, keyring=keyring)
+    upstream.callback_app = VaultCallback(after, resolve_user=lambda request: ALICE)
+    page = browse_upstream(request.authorize_url, "alice")
+    assert page.status_code == 200 and "connected" in page.text
+    assert after.get_token(ALICE, "calendar", ["calendar.read"]).connection == "calendar"
