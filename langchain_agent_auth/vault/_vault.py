@@ -754,6 +754,10 @@ class TokenVault:
         item = yield from store_get(PENDING_NS, pid)
         if item is None or not isinstance(item.value, dict) or item.value.get("resumed"):
             return False
+        if item.value.get("status") in ("pending", "redeeming"):
+            # A new flow was started under the same id (the resumed run asked again after a
+            # failure): the outcome belongs to the finished one, not to this one.
+            return False
         if resumed:
             update = {"resumed": True}
         elif retry_at is None:

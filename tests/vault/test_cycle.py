@@ -62,3 +62,20 @@ def test_code_is_redeemed_with_the_redirect_uri_the_flow_started_with(upstream, 
     page = browse_upstream(request.authorize_url, "alice")
     assert page.status_code == 200 and "connected" in page.text
     assert after.get_token(ALICE, "calendar", ["calendar.read"]).connection == "calendar"
+
+
+def test_a_new_flow_under_the_same_id_is_not_marked_resumed(vault, upstream):
+    from langchain_agent_auth.vault._records import PENDING_NS
+
+    first = vault.start_connect(ALICE, "calendar", ["calendar.read"], thread_id="t", tool_call_id="c1")
+    item = vault.store.get(PENDING_NS, first.id)
+    vault.store.put(PENDING_NS, first.id, {**item.value, "status": "failed", "error": "invalid_grant"})
+    # the resumed run asks again: same call, same id, a fresh pending flow
+    second = vault.start_connect(ALICE, "calendar", ["calendar.read"], thread_id="t", tool_call_id="c1")
+    assert second.id == first.id and second.authorize_url != first.authorize_url
+    # the resumer settles the failed flow it resumed: the new flow must stay resumable
+    assert vault.mark_resumed(first.id) is False
+    assert vault.store.get(PENDING_NS, first.id).value["resumed"] is False
+    connect(vault, upstream, ALICE, thread_id="t", tool_call_id="c1")
+    (ready,) = [p for p in vault.pending_connects() if p.id == first.id]
+    assert ready.status == "completed" and not ready.resumed
