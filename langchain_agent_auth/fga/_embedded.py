@@ -35,8 +35,7 @@ from langchain_agent_auth.fga._types import (
     DecisionSink,
     coerce_check,
     coerce_user_filter,
-    emit,
-    error_text,
+    record_decision,
 )
 
 __all__ = ["EmbeddedAuthorizer", "coerce_model"]
@@ -303,19 +302,8 @@ class EmbeddedAuthorizer:
         correlation_id: str | None,
         on_decision: DecisionSink | None,
     ) -> AuthorizationDecision:
-        decision = AuthorizationDecision(
-            user=str(user)[:512],
-            relation=str(relation)[:64],
-            object=str(obj)[:512],
-            allowed=allowed,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            backend=self.backend,
-            error=error_text(exc) if exc is not None else None,
-            error_code=getattr(exc, "code", None) if exc is not None else None,
-            correlation_id=correlation_id,
-        )
-        emit((self.on_decision, on_decision), decision)
-        return decision
+        return record_decision(self.backend, user, relation, obj, allowed, started, exc, correlation_id,
+                               (self.on_decision, on_decision))
 
     def batch_check(
         self,

@@ -78,6 +78,33 @@ def emit(sinks: Iterable[DecisionSink | None], decision: AuthorizationDecision) 
             logger.exception("an fga decision sink failed")
 
 
+def record_decision(
+    backend: str,
+    user: str,
+    relation: str,
+    obj: str,
+    allowed: bool,
+    started: float,
+    exc: BaseException | None,
+    correlation_id: str | None,
+    sinks: Iterable[DecisionSink | None],
+) -> AuthorizationDecision:
+    """Build the audit record of one check (timed from ``started``) and hand it to ``sinks``."""
+    decision = AuthorizationDecision(
+        user=str(user)[:512],
+        relation=str(relation)[:64],
+        object=str(obj)[:512],
+        allowed=allowed,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        backend=backend,
+        error=error_text(exc) if exc is not None else None,
+        error_code=getattr(exc, "code", None) if exc is not None else None,
+        correlation_id=correlation_id,
+    )
+    emit(sinks, decision)
+    return decision
+
+
 def error_text(exc: BaseException) -> str:
     """``ClassName: message`` of an error, redacted and bounded."""
     message = str(exc) if isinstance(exc, AuthorizationError) else redact(str(exc))

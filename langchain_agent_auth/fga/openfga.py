@@ -39,8 +39,7 @@ from langchain_agent_auth.fga._types import (
     DecisionSink,
     coerce_check,
     coerce_user_filter,
-    emit,
-    error_text,
+    record_decision,
 )
 
 __all__ = ["OpenFGAAuthorizer"]
@@ -252,19 +251,8 @@ class OpenFGAAuthorizer:
         correlation_id: str | None = None,
         on_decision: DecisionSink | None = None,
     ) -> AuthorizationDecision:
-        decision = AuthorizationDecision(
-            user=user,
-            relation=relation,
-            object=obj,
-            allowed=allowed,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            backend=self.backend,
-            error=error_text(exc) if exc is not None else None,
-            error_code=getattr(exc, "code", None) if exc is not None else None,
-            correlation_id=correlation_id,
-        )
-        emit((self.on_decision, on_decision), decision)
-        return decision
+        return record_decision(self.backend, user, relation, obj, allowed, started, exc, correlation_id,
+                               (self.on_decision, on_decision))
 
     def check(
         self,
