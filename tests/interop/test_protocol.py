@@ -1,7 +1,7 @@
 """The protocol core against two providers: the independent node-oidc-provider and this
 project's LocalProvider, the same tests for both, each in sync and async mode.
 
-Discovery, the three client auth methods, JWT validation of their tokens, refresh, CIBA
+Discovery, the three client auth methods, JWT validation of their tokens, refresh, CIBA poll and ping
 (approve with RAR, deny, slow_down, expiry, unknown user, invalid binding message), RFC 8693
 token exchange with `act`, introspection and revocation.
 """
@@ -180,3 +180,68 @@ async def _user_access_token(provider, client, mode) -> str:
                      resource=provider.api)
     provider.answer_next("alice")
     return (await call(client, mode, "ciba_wait", req)).access_token
+
+
+class _Receiver:
+    """A PingReceiver served by uvicorn in a thread (https for node, which only pings https)."""
+
+    def __init__(self, port: int, cert=None, key=None) -> None:
+        import threading
+        import time
+
+        import uvicorn
+
+        from langchain_agent_auth.oauth.ping import PingReceiver
+
+        self.app = PingReceiver()
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                                ssl_certfile=str(cert) if cert else None, ssl_keyfile=str(key) if key else None)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(250):
+            if self.server.started:
+                break
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+@pytest.fixture
+def ping_client(provider, request):
+    """(client, receiver) for CIBA ping mode at the provider under test."""
+    from tests.support.node_idp import PING, free_port
+
+    if provider.name == "node":
+        node = request.getfixturevalue("node_idp")
+        receiver = _Receiver(node.ping_port, node.cert, node.cert_key)
+        client = OAuthClient(provider.issuer, *PING)
+    else:
+        port = free_port()
+        receiver = _Receiver(port)
+        reg = request.getfixturevalue("local_idp").add_client(
+            grant_types=["urn:openid:params:grant-type:ciba"], backchannel_token_delivery_mode="ping",
+            backchannel_client_notification_endpoint=f"http://127.0.0.1:{port}/ciba/notify")
+        client = OAuthClient(provider.issuer, reg["client_id"], reg["client_secret"])
+    yield client, receiver.app
+    receiver.stop()
+
+
+@pytest.mark.parametrize("answer", ["approve", "deny"])
+async def test_ciba_ping_mode(provider, ping_client, mode, answer):
+    from langchain_agent_auth.oauth.ping import new_notification_token
+
+    client, receiver = ping_client
+    token = new_notification_token()
+    req = await call(client, mode, "ciba_authorize", login_hint="alice", binding_message="Ping me",
+                     client_notification_token=token)
+    receiver.expect(req.auth_req_id, token)
+    provider.answer_next("alice", deny=answer == "deny")
+    assert await receiver.wait_async(req.auth_req_id, 10), "the provider never pinged"
+    if answer == "approve":
+        assert (await call(client, mode, "ciba_poll", req.auth_req_id)).access_token
+    else:
+        with pytest.raises(E.AccessDeniedError):
+            await call(client, mode, "ciba_poll", req.auth_req_id)
