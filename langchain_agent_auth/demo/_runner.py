@@ -736,8 +736,7 @@ class Demo:
                 return False
 
             try:
-                self._wait_resumed(cfg, interrupt.id, "waiting for the account connection (browser)", on_tick=tick,
-                                   before_pass=self._connect_fallback(cfg, interrupt))
+                self._wait_resumed(cfg, interrupt.id, "waiting for the account connection (browser)", on_tick=tick)
                 self.console.blank()
                 self.console.label("vault", "the browser finished the connect flow; the run resumed")
                 self._connected_fact(user, value, scopes)
@@ -752,8 +751,7 @@ class Demo:
         self._deliver(sign_in_and_consent(url, user, self._password(user)))
         self.console.label("vault", f"{value.get('connection')} connected: the callback redeemed the code with the "
                                     "PKCE verifier; tokens sealed in the vault (AES-256-GCM); resuming the run")
-        self._wait_resumed(cfg, interrupt.id, "resuming the paused run", timeout=AUTO_TIMEOUT,
-                           before_pass=self._connect_fallback(cfg, interrupt))
+        self._wait_resumed(cfg, interrupt.id, "resuming the paused run", timeout=AUTO_TIMEOUT)
         self._connected_fact(user, value, scopes)
         self._waiting = None
 
@@ -761,28 +759,6 @@ class Demo:
         connection = str(value.get("connection"))
         if self.vault.status(self._identity, connection).status == "active":
             self._fact("connected", {"user": user, "connection": connection, "scopes": scopes})
-
-    def _connect_fallback(self, cfg: dict[str, Any], interrupt: Any) -> Callable[[], None]:
-        """The resumer resumes a thread once its connect flow completed. If a completed flow
-        is still not resumed after a moment (a flow restarted under the same id inside a
-        resumed run can carry the earlier pass's "resumed" mark), resume it the documented
-        way: ``Command(resume={"action": "connected"})``; the guard checks the vault again."""
-        from langgraph.types import Command
-
-        started = time.monotonic()
-        connect_id = interrupt.value.get("connect_id")
-        done = {"nudged": False}
-
-        def nudge() -> None:
-            if done["nudged"] or time.monotonic() - started < 1.0:
-                return
-            flows = [p for p in self.vault.pending_connects() if p.id == connect_id and p.status == "completed"]
-            if flows and interrupt.id in self._interrupt_ids(cfg):
-                done["nudged"] = True
-                self._stream(Command(resume={interrupt.id: {"action": "connected"}}), cfg)
-                self.vault.mark_resumed(connect_id)
-
-        return nudge
 
     def _deliver(self, location: str) -> None:
         """Hand the provider's redirect to the app's callback, as the browser would."""
