@@ -52,6 +52,9 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── ApprovalDeniedError             the user said no (final for that call)
     │   ├── ApprovalExpiredError            the request expired before an answer
     │   ├── ApprovalFailedError             the provider failed the transaction
+    │   ├── ApprovalLimitError              too many approvals pending for this user
+    │   ├── UnsafeArgumentsError            arguments an approver could misread (hidden or
+    │   │                                   bidi characters, mixed-script words, too large)
     │   └── ResumeValueError                a resume value that does not belong to this call
     └── AuthorizationError              fga pillar: .code is OpenFGA's error code (2000, 2002, 2021...)
         ├── ModelError                      invalid authorization model (with line and column)
@@ -85,6 +88,7 @@ __all__ = [
     "ApprovalError",
     "ApprovalExpiredError",
     "ApprovalFailedError",
+    "ApprovalLimitError",
     "AuthorizationError",
     "AuthorizationPendingError",
     "CallbackStateError",
@@ -129,6 +133,7 @@ __all__ = [
     "UnauthorizedClientError",
     "UnknownKeyError",
     "UnknownUserIdError",
+    "UnsafeArgumentsError",
     "UnsupportedGrantTypeError",
     "UnsupportedResponseTypeError",
     "UnsupportedTokenTypeError",
@@ -509,6 +514,24 @@ class ApprovalExpiredError(ApprovalError):
 
 class ApprovalFailedError(ApprovalError):
     """The provider could not complete the approval (transaction_failed, outage...)."""
+
+
+class ApprovalLimitError(ApprovalError):
+    """This user already has ``max_pending`` approvals waiting: no new request is sent
+    until one is answered or expires (a flood of requests trains people to tap "approve")."""
+
+
+class UnsafeArgumentsError(ApprovalError):
+    """The arguments cannot be shown faithfully to the person who approves them.
+
+    ``reason`` says why: ``"hidden_characters"`` (bidi controls, zero-width or other
+    format/control characters), ``"mixed_script"`` (a word mixing look-alike scripts, such
+    as a Cyrillic letter in a Latin name), ``"too_large"`` or ``"too_deep"``.
+    """
+
+    def __init__(self, message: str = "", *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
 
 
 class ResumeValueError(ApprovalError):

@@ -31,8 +31,9 @@ from langchain_core.messages import ToolMessage, message_to_dict, messages_from_
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
 
+from langchain_agent_auth._scrub import scrub
 from langchain_agent_auth.approval._approvers import Approver, CIBAApprover
-from langchain_agent_auth.approval._digest import args_digest
+from langchain_agent_auth.approval._digest import _TooDeep, _TooLarge, args_digest
 from langchain_agent_auth.approval._payloads import (
     _EXPECT,
     ApprovalResponse,
@@ -47,14 +48,17 @@ from langchain_agent_auth.approval._records import (
     record_key,
     thread_tag,
 )
+from langchain_agent_auth.approval._text import display_hazard
 from langchain_agent_auth.errors import (
     AgentAuthError,
     ApprovalDeniedError,
     ApprovalError,
     ApprovalExpiredError,
     ApprovalFailedError,
+    ApprovalLimitError,
     ConfigurationError,
     IdentityError,
+    UnsafeArgumentsError,
 )
 from langchain_agent_auth.guards import GuardedCall, GuardedTool, ToolGuard, ToolGuardMiddleware, guard_tool
 from langchain_agent_auth.oauth.tokens import TokenResponse
@@ -79,6 +83,10 @@ _TOKEN: contextvars.ContextVar[TokenResponse | None] = contextvars.ContextVar(
     "langchain_agent_auth_approval_token", default=None
 )
 _MAX_CACHED_RESULT = 256_000
+#: Default cap on approvals waiting for one user's answer (across threads and tools).
+MAX_PENDING = 20
+#: Default bound on a call's arguments (characters of canonical JSON) before any approval.
+MAX_ARGS_SIZE = 64_000
 _EPHEMERAL: dict[str, Any] = {}
 
 
@@ -262,6 +270,18 @@ class ApprovalGuard(ToolGuard):
             agent continues) or ``"raise"`` (the Approval*Error propagates).
         tools: tool names this guard applies to in a middleware or a tool node (``None``:
             all).
+        max_pending: at most this many approvals may wait for one user's answer (counted
+            in the store, across threads and tools); past it a new request is refused
+            with :class:`~langchain_agent_auth.errors.ApprovalLimitError` and nothing is
+            sent. ``None``: no cap.
+        max_args_size: arguments longer than this (characters of canonical JSON) are
+            refused (:class:`~langchain_agent_auth.errors.UnsafeArgumentsError`) before
+            they are digested in full or shown to anyone.
+
+    Arguments an approver could misread (bidi controls, zero-width or other invisible
+    characters, a word mixing look-alike scripts; see
+    :func:`~langchain_agent_auth.approval.display_hazard`) are refused the same way,
+    before any approval is requested.
 
     Example:
         >>> from langchain_core.tools import tool
@@ -276,7 +296,8 @@ class ApprovalGuard(ToolGuard):
     """
 
     def __init__(self, approver: Approver, *, when: When | None = None, mode: Mode = "interrupt",
-                 on_denied: OnDenied = "message", tools: Iterable[str] | None = None) -> None:
+                 on_denied: OnDenied = "message", tools: Iterable[str] | None = None,
+                 max_pending: int | None = MAX_PENDING, max_args_size: int = MAX_ARGS_SIZE) -> None:
         if not isinstance(approver, Approver):
             raise ConfigurationError("approver must be a CIBAApprover or an InAppApprover")
         if mode not in ("interrupt", "block"):
@@ -287,6 +308,13 @@ class ApprovalGuard(ToolGuard):
             raise ConfigurationError("on_denied must be 'message' or 'raise'")
         if when is not None and not callable(when):
             raise ConfigurationError("when must be a callable taking the tool arguments")
+        if max_pending is not None and (not isinstance(max_pending, int) or isinstance(max_pending, bool)
+                                        or max_pending < 1):
+            raise ConfigurationError("max_pending must be a positive integer or None")
+        if not isinstance(max_args_size, int) or isinstance(max_args_size, bool) or max_args_size < 64:
+            raise ConfigurationError("max_args_size must be an integer >= 64")
+        self.max_pending = max_pending
+        self.max_args_size = max_args_size
         self.approver = approver
         self.when = when
         self.mode = mode
@@ -375,7 +403,10 @@ class ApprovalGuard(ToolGuard):
                 "no trusted user identity for an approval",
                 hint="I can't ask for approval because I don't know who you are."))
         try:
-            digest = args_digest(call.args)
+            digest = args_digest(call.args, max_size=self.max_args_size)
+        except (_TooLarge, _TooDeep) as exc:
+            return self._refuse(call, _unsafe("too_large" if isinstance(exc, _TooLarge) else "too_deep",
+                                              call.name, str(exc)))
         except ValueError as exc:
             return self._refuse(call, ApprovalFailedError(
                 f"the arguments cannot be bound to an approval: {exc}",
@@ -401,6 +432,19 @@ class ApprovalGuard(ToolGuard):
                     yield _Do(store.put, store.aput, (rec.update(status="superseded", watch=False, sealed=None),))
                 rec = None
         if rec is None:
+            hazard = display_hazard(call.args)
+            if hazard is not None:
+                reason, where, what = hazard
+                return self._refuse(call, _unsafe(reason, call.name, f"{what} in {where or 'the arguments'}"))
+            if self.max_pending is not None:
+                waiting = yield _Do(_count_pending, _acount_pending,
+                                    (store, user.key, approver.clock(), self.max_pending))
+                if waiting >= self.max_pending:
+                    return self._refuse(call, ApprovalLimitError(
+                        f"{waiting} approvals already wait for this user (max_pending={self.max_pending}); "
+                        f"no new request for {call.name}",
+                        hint=f"Too many approval requests are already waiting for the user, so {call.name} was "
+                             "not run and no new request was sent. Tell the user; ask again after they answer."))
             try:
                 rec = yield _Do(approver.start, approver.astart, (key, call, user, digest, store))  # type: ignore[attr-defined]
             except ApprovalError as err:
@@ -527,6 +571,8 @@ class ApprovalGuard(ToolGuard):
             yield _Do(store.put, store.aput, (running.update(
                 status="done", sealed=None, finished_at=self.approver.clock(), error="tool_error"),))
             raise
+        if token is not None:  # the approval's token never reaches the model through the result
+            result = scrub(result, (token.access_token,))
         done = running.update(status="done", sealed=None, finished_at=self.approver.clock())
         yield _Do(store.put, store.aput, (done.update(result=_cache_result(store, done, result)),))
         return result
@@ -545,6 +591,38 @@ class ApprovalGuard(ToolGuard):
             hint=f"This {rec.tool} call already ran after approval; it was not repeated."))
 
 
+_UNSAFE_HINTS = {
+    "hidden_characters": "contain invisible or direction-changing characters",
+    "mixed_script": "mix look-alike alphabets in one word",
+    "too_large": "are too large to show to the user",
+    "too_deep": "are nested too deeply to show to the user",
+}
+
+
+def _unsafe(reason: str, tool: str, detail: str) -> UnsafeArgumentsError:
+    why = _UNSAFE_HINTS[reason]
+    return UnsafeArgumentsError(
+        f"the arguments of {tool} {why} ({detail}); no approval was requested", reason=reason,
+        hint=f"The arguments of this {tool} call {why}, so the user could not check them and it was not run. "
+             "Call it again with plain text, exactly as the user wrote it.")
+
+
+def _pending_filter(user_key: str, now: float) -> dict[str, Any]:
+    return {"user_key": user_key, "status": "pending", "expires_at": {"$gt": now}}
+
+
+def _count_pending(store: ApprovalStore, user_key: str, now: float, cap: int) -> int:
+    """How many approvals wait for ``user_key`` (stops counting at ``cap``)."""
+    items = store.store.search(store.namespace, filter=_pending_filter(user_key, now), limit=cap)
+    return len(items)
+
+
+async def _acount_pending(store: ApprovalStore, user_key: str, now: float, cap: int) -> int:
+    items = await store._call("asearch", "search", store.namespace, filter=_pending_filter(user_key, now),
+                              limit=cap)
+    return len(items)
+
+
 def _decide(rec: ApprovalRecord, value: ApprovalResponse, now: float) -> ApprovalRecord:
     message = " ".join(value.message.split())[:300] if value.message else None
     if value.decision == "reject":
@@ -561,7 +639,8 @@ def _decide(rec: ApprovalRecord, value: ApprovalResponse, now: float) -> Approva
 
 
 def with_approval(tool: BaseTool, approver: Approver, *, when: When | None = None, mode: Mode = "interrupt",
-                  on_denied: OnDenied = "message") -> GuardedTool:
+                  on_denied: OnDenied = "message", max_pending: int | None = MAX_PENDING,
+                  max_args_size: int = MAX_ARGS_SIZE) -> GuardedTool:
     """Wrap any ``BaseTool`` so calls need the user's approval first.
 
     The wrapped tool keeps its name, description, args schema (pydantic or JSON-schema
@@ -579,7 +658,8 @@ def with_approval(tool: BaseTool, approver: Approver, *, when: When | None = Non
         >>> guarded.name, guarded.args
         ('delete_repo', {'name': {'title': 'Name', 'type': 'string'}})
     """
-    return guard_tool(tool, ApprovalGuard(approver, when=when, mode=mode, on_denied=on_denied))
+    return guard_tool(tool, ApprovalGuard(approver, when=when, mode=mode, on_denied=on_denied,
+                                          max_pending=max_pending, max_args_size=max_args_size))
 
 
 class ApprovalPolicy(NamedTuple):
@@ -589,6 +669,8 @@ class ApprovalPolicy(NamedTuple):
     when: When | None = None
     mode: Mode = "interrupt"
     on_denied: OnDenied = "message"
+    max_pending: int | None = MAX_PENDING
+    max_args_size: int = MAX_ARGS_SIZE
 
 
 def _policy(value: Any) -> ApprovalPolicy:
@@ -599,8 +681,8 @@ def _policy(value: Any) -> ApprovalPolicy:
     if isinstance(value, Mapping):
         unknown = set(value) - set(ApprovalPolicy._fields)
         if unknown or "approver" not in value:
-            raise ConfigurationError(f"an approval policy needs 'approver' and may set when/mode/on_denied "
-                                     f"(unknown: {sorted(unknown)})")
+            raise ConfigurationError("an approval policy needs 'approver' and may set when/mode/on_denied/"
+                                     f"max_pending/max_args_size (unknown: {sorted(unknown)})")
         return ApprovalPolicy(**value)
     raise ConfigurationError("each tool's approval config must be an Approver, an ApprovalPolicy or a dict")
 
@@ -618,7 +700,8 @@ def approval_guards(config: Mapping[str, Approver | ApprovalPolicy | Mapping[str
         if not isinstance(name, str) or not name:
             raise ConfigurationError("approval config keys must be tool names")
         p = _policy(value)
-        guards.append(ApprovalGuard(p.approver, when=p.when, mode=p.mode, on_denied=p.on_denied, tools=[name]))
+        guards.append(ApprovalGuard(p.approver, when=p.when, mode=p.mode, on_denied=p.on_denied, tools=[name],
+                                    max_pending=p.max_pending, max_args_size=p.max_args_size))
     return guards
 
 

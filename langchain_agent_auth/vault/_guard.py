@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from pydantic import Field
 
+from langchain_agent_auth._scrub import scrub
 from langchain_agent_auth.errors import (
     AgentAuthError,
     CredentialUnavailableError,
@@ -274,32 +274,10 @@ def vault_auth(connection: str | None = None) -> VaultAuth:
 # --------------------------------------------------------------------------- guard
 
 
-_REDACTED = "[redacted]"
-
-
 def _scrub(result: Any, binding: _Binding) -> Any:
-    """A tool must not hand the token to the model: remove it from a str or ToolMessage result."""
-    tokens = {binding.token.token, *binding.spent}
-    if isinstance(result, str):
-        return _without(result, tokens)
-    if isinstance(result, ToolMessage):
-        content = result.content
-        if isinstance(content, str) and any(t in content for t in tokens):
-            return result.model_copy(update={"content": _without(content, tokens)})
-        if isinstance(content, list) and any(t in str(content) for t in tokens):
-            blocks = [_without(b, tokens) if isinstance(b, str) else
-                      {**b, "text": _without(str(b.get("text", "")), tokens)} if isinstance(b, dict) and "text" in b
-                      else b for b in content]
-            return result.model_copy(update={"content": blocks})
-    return result
-
-
-def _without(text: str, tokens: set[str]) -> str:
-    for token in tokens:
-        if token and token in text:
-            log.warning("vault: a tool returned its access token; removed before the model sees it")
-            text = text.replace(token, _REDACTED)
-    return text
+    """A tool must not hand the token to the model: remove it from whatever it returns
+    (text, message content and artifact, nested data)."""
+    return scrub(result, (binding.token.token, *binding.spent))
 
 
 def _in_graph() -> bool:
