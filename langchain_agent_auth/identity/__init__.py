@@ -34,6 +34,7 @@ from langchain_agent_auth._user import (
     user_from_context,
     user_from_state,
 )
+from langchain_agent_auth.identity._fields import IDENTITY_FIELDS
 from langchain_agent_auth.identity._integrations import (
     AuthContext,
     IdentityGuard,
@@ -47,6 +48,7 @@ from langchain_agent_auth.identity._token import TokenResolver
 
 __all__ = [
     "DEFAULT_CLAIMS",
+    "IDENTITY_FIELDS",
     "AuthContext",
     "IdentityGuard",
     "IdentityMiddleware",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
 from langchain.agents.middleware import AgentMiddleware, AgentState
@@ -28,6 +28,7 @@ from langchain_agent_auth.guards import (
     awrap_tool_call_with,
     wrap_tool_call_with,
 )
+from langchain_agent_auth.identity._fields import IDENTITY_FIELDS, find_foreign, replace_at
 
 __all__ = [
     "AuthContext",
@@ -132,9 +133,33 @@ class IdentityGuard(ToolGuard):
     Args:
         required: refuse tool calls when no trusted user is known.
         user_args: tool arguments that name a user, mapped to the identity attribute they
-            must equal (default ``{"user_id": "subject"}``). A model-filled value that
-            differs is refused (``on_conflict="refuse"``) or replaced (``"override"``); a
-            missing one is filled from the trusted identity.
+            must equal (default ``{"user_id": "subject"}``). A plain name matches that key
+            at any depth of the arguments, a dotted path (``"recipient.owner_id"``) that
+            location. A model-filled value that differs is refused
+            (``on_conflict="refuse"``) or replaced (``"override"``); a missing top-level
+            one the tool's schema has is filled from the trusted identity.
+        identity_fields: more argument names (compared ignoring case, ``_`` and ``-``)
+            that may only name the signed-in user, at any depth (default
+            ``IDENTITY_FIELDS``: ``owner_id``, ``account_owner``, ``on_behalf_of``...); a
+            value that is not one of the user's identifiers (subject, email, key) is
+            refused or, with ``"override"``, replaced by the subject.
+        known_users: opt-in: identifiers of other users (a collection, or a predicate
+            ``str -> bool``); any argument string equal to one of them, under any key,
+            is refused.
+
+    The exact rule is in :mod:`langchain_agent_auth.identity._fields`.
+
+    Example:
+        >>> from langchain_core.tools import tool
+        >>> from langchain_agent_auth.guards import guard_tool
+        >>> from langchain_agent_auth.identity import UserIdentity, acting_as
+        >>> @tool
+        ... def share(doc: str, grant: dict) -> str:
+        ...     '''Share a document.'''
+        ...     return "shared"
+        >>> with acting_as(UserIdentity(subject="alice")):
+        ...     guard_tool(share, IdentityGuard()).invoke({"doc": "d1", "grant": {"owner_id": "bob"}})
+        'This tool acts only for the signed-in user; it cannot act for another user.'
     """
 
     def __init__(
@@ -143,12 +168,20 @@ class IdentityGuard(ToolGuard):
         required: bool = True,
         user_args: Mapping[str, UserAttr] | None = None,
         on_conflict: Literal["refuse", "override"] = "refuse",
+        identity_fields: Iterable[str] = IDENTITY_FIELDS,
+        known_users: Callable[[str], bool] | Iterable[str] | None = None,
     ) -> None:
         if on_conflict not in ("refuse", "override"):
             raise ValueError("on_conflict must be 'refuse' or 'override'")
+        if isinstance(identity_fields, str):
+            raise ValueError("identity_fields must be a collection of names, not one string")
+        if isinstance(known_users, str):
+            raise ValueError("known_users must be a collection or a predicate, not one string")
         self.required = required
         self.user_args = dict({"user_id": "subject"} if user_args is None else user_args)
         self.on_conflict = on_conflict
+        self.identity_fields = frozenset(identity_fields)
+        self.known_users = known_users if known_users is None or callable(known_users) else frozenset(known_users)
 
     def _bind(self, call: GuardedCall) -> GuardedCall | Any:
         user = call.user
@@ -161,14 +194,19 @@ class IdentityGuard(ToolGuard):
         changed = False
         for arg, attr in self.user_args.items():
             trusted = getattr(user, attr)
-            if arg in args:
-                if args[arg] != trusted:
-                    if self.on_conflict == "refuse":
-                        return call.refuse(_REFUSAL, IdentityError("a tool argument named another user"))
-                    args[arg], changed = trusted, True
-            elif arg in names and trusted is not None:
+            if arg not in args and arg in names and trusted is not None:
                 args[arg], changed = trusted, True
-        return call.with_args(args) if changed else call
+        found = None
+        for _ in range(64):
+            found = find_foreign(args, user, self.user_args, identity_fields=self.identity_fields,
+                                 known_users=self.known_users)
+            if found is None:
+                return call.with_args(args) if changed else call
+            if self.on_conflict == "refuse" or found.replacement is None or not found.parts:
+                break
+            args, changed = replace_at(args, found.parts, found.replacement), True
+        where = found.path if found is not None else "?"
+        return call.refuse(_REFUSAL, IdentityError(f"a tool argument ({where}) named another user"))
 
     def wrap(self, call: GuardedCall, proceed: Proceed) -> Any:
         bound = self._bind(call)
@@ -205,7 +243,7 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         resolvers: where to look, in order (default: the LangGraph server user, then
             ``context["user"]``). Add a :class:`TokenResolver` to verify a bearer token.
         required: fail the run (``IdentityError``) when no trusted user is found.
-        user_args / on_conflict: see :class:`IdentityGuard`.
+        user_args / on_conflict / identity_fields / known_users: see :class:`IdentityGuard`.
         describe_user: add a system note naming the user to every model call.
 
     Example:
@@ -225,6 +263,8 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         user_args: Mapping[str, UserAttr] | None = None,
         on_conflict: Literal["refuse", "override"] = "refuse",
         describe_user: bool = False,
+        identity_fields: Iterable[str] = IDENTITY_FIELDS,
+        known_users: Callable[[str], bool] | Iterable[str] | None = None,
     ) -> None:
         super().__init__()
         self.resolvers = list(resolvers) if resolvers is not None else _default_resolvers()
@@ -233,7 +273,8 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
                 raise TypeError(f"not an identity resolver: {r!r}")
         self.required = required
         self.describe_user = describe_user
-        self.guard = IdentityGuard(required=required, user_args=user_args, on_conflict=on_conflict)
+        self.guard = IdentityGuard(required=required, user_args=user_args, on_conflict=on_conflict,
+                                   identity_fields=identity_fields, known_users=known_users)
 
     def _source(self, runtime: Any) -> IdentitySource:
         return IdentitySource(config=_graph_config(), context=getattr(runtime, "context", None))
