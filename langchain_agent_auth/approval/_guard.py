@@ -61,6 +61,7 @@ from langchain_agent_auth.errors import (
     UnsafeArgumentsError,
 )
 from langchain_agent_auth.guards import GuardedCall, GuardedTool, ToolGuard, ToolGuardMiddleware, guard_tool
+from langchain_agent_auth.identity import UserIdentity, find_foreign
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
 __all__ = [
@@ -213,10 +214,19 @@ async def _adrive(flow: Generator[Any, Any, Any], proceed: Callable[[GuardedCall
 # --------------------------------------------------------------------------- the guard
 
 
-def _arg_checker(tool: BaseTool | None, name: str) -> Callable[[Mapping[str, Any]], None]:
-    """Validate edited arguments against the tool's schema (the model-facing part)."""
+def _arg_checker(tool: BaseTool | None, name: str, user: UserIdentity | None = None,
+                 ) -> Callable[[Mapping[str, Any]], None]:
+    """Validate edited arguments against the tool's schema (the model-facing part) and the
+    identity rule: an identity middleware around the approval never sees edited arguments."""
 
     def check(args: Mapping[str, Any]) -> None:
+        fits(args)
+        if user is not None:
+            found = find_foreign(args, user, {"user_id": "subject"})
+            if found is not None:
+                raise refuse_resume(f"edited arguments name another user ({found.path}); refused")
+
+    def fits(args: Mapping[str, Any]) -> None:
         if tool is None:
             return
         schema = tool.tool_call_schema
@@ -456,7 +466,7 @@ class ApprovalGuard(ToolGuard):
             thread_tag=thread_tag(call.thread_id, call.checkpoint_ns), approval_id=rec.approval_id,
             kind=rec.kind, tool=rec.tool, digest=rec.args_digest,
             allowed=tuple(getattr(self.approver, "allowed_decisions", ())),
-            check_args=_arg_checker(call.tool, call.name), lenient=lenient,
+            check_args=_arg_checker(call.tool, call.name, call.user), lenient=lenient,
         )
 
     def _reenter(self, call: GuardedCall, rec: ApprovalRecord, index: int,

@@ -34,7 +34,7 @@ from langchain_agent_auth._user import (
     user_from_context,
     user_from_state,
 )
-from langchain_agent_auth.identity._fields import IDENTITY_FIELDS
+from langchain_agent_auth.identity._fields import IDENTITY_FIELDS, find_foreign
 from langchain_agent_auth.identity._integrations import (
     AuthContext,
     IdentityGuard,
@@ -62,6 +62,7 @@ __all__ = [
     "UserState",
     "acting_as",
     "aresolve_identity",
+    "find_foreign",
     "get_current_user",
     "identity_from_sources",
     "identity_node",
