@@ -70,6 +70,7 @@ _LOOKALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHERO
                                 "MATHEMATICAL", "HALFWIDTH"})
 _ZWJ = "\u200d"
 _VISIBLE_CONTROLS = frozenset("\t\n\r")
+_PICTO = ("So", "Sk")  # pictographs and emoji modifiers (skin tones)
 
 
 def _script(ch: str) -> str:
@@ -87,8 +88,8 @@ def _hidden(text: str, i: int) -> bool:
         # two symbols, invisible between letters.
         before = text[i - 1] if i else ""
         after = text[i + 1] if i + 1 < len(text) else ""
-        return not (before and after and unicodedata.category(before) == "So"
-                    and unicodedata.category(after) in ("So", "Mn"))
+        return not (before and after and (before == "\ufe0f" or unicodedata.category(before) in _PICTO)
+                    and unicodedata.category(after) in _PICTO)
     return cat in ("Cf", "Co", "Cs", "Cn")
 
 
