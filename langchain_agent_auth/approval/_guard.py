@@ -20,10 +20,14 @@ On every (re-)run of the node the guard:
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
 import secrets
+import threading
+import weakref
+import zlib
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -446,20 +450,47 @@ class ApprovalGuard(ToolGuard):
             if hazard is not None:
                 reason, where, what = hazard
                 return self._refuse(call, _unsafe(reason, call.name, f"{what} in {where or 'the arguments'}"))
-            if self.max_pending is not None:
-                waiting = yield _Do(_count_pending, _acount_pending,
-                                    (store, user.key, approver.clock(), self.max_pending))
-                if waiting >= self.max_pending:
-                    return self._refuse(call, ApprovalLimitError(
-                        f"{waiting} approvals already wait for this user (max_pending={self.max_pending}); "
-                        f"no new request for {call.name}",
-                        hint=f"Too many approval requests are already waiting for the user, so {call.name} was "
-                             "not run and no new request was sent. Tell the user; ask again after they answer."))
             try:
-                rec = yield _Do(approver.start, approver.astart, (key, call, user, digest, store))  # type: ignore[attr-defined]
+                rec = yield _Do(self._admit, self._aadmit, (key, call, user, digest, store))
             except ApprovalError as err:
                 return self._refuse(call, err)
         return (yield from self._settle(call, rec, store))
+
+    # -- starting an approval under the per-user cap
+
+    def _over_cap(self, waiting: int, tool: str) -> ApprovalLimitError | None:
+        if self.max_pending is None or waiting < self.max_pending:
+            return None
+        return ApprovalLimitError(
+            f"{waiting} approvals already wait for this user (max_pending={self.max_pending}); "
+            f"no new request for {tool}",
+            hint=f"Too many approval requests are already waiting for the user, so {tool} was "
+                 "not run and no new request was sent. Tell the user; ask again after they answer.")
+
+    def _admit(self, key: str, call: GuardedCall, user: UserIdentity, digest: str,
+               store: ApprovalStore) -> ApprovalRecord:
+        """Count the user's pending approvals and start one, as one step in this process
+        (parallel calls of one message run at the same time)."""
+        approver: Any = self.approver
+        if self.max_pending is None:
+            return approver.start(key, call, user, digest, store)
+        with _admit_lock(user.key):
+            error = self._over_cap(_count_pending(store, user.key, approver.clock(), self.max_pending), call.name)
+            if error is not None:
+                raise error
+            return approver.start(key, call, user, digest, store)
+
+    async def _aadmit(self, key: str, call: GuardedCall, user: UserIdentity, digest: str,
+                      store: ApprovalStore) -> ApprovalRecord:
+        approver: Any = self.approver
+        if self.max_pending is None:
+            return await approver.astart(key, call, user, digest, store)
+        async with _aadmit_lock(user.key):
+            waiting = await _acount_pending(store, user.key, approver.clock(), self.max_pending)
+            error = self._over_cap(waiting, call.name)
+            if error is not None:
+                raise error
+            return await approver.astart(key, call, user, digest, store)
 
     def _expectation(self, call: GuardedCall, rec: ApprovalRecord, lenient: bool = False) -> _Expectation:
         return _Expectation(
@@ -619,6 +650,29 @@ def _unsafe(reason: str, tool: str, detail: str) -> UnsafeArgumentsError:
 
 def _pending_filter(user_key: str, now: float) -> dict[str, Any]:
     return {"user_key": user_key, "status": "pending", "expires_at": {"$gt": now}}
+
+
+_STRIPES = 64
+_ADMIT_LOCKS = [threading.Lock() for _ in range(_STRIPES)]
+_AADMIT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[asyncio.Lock]] = weakref.WeakKeyDictionary()
+_AADMIT_GUARD = threading.Lock()
+
+
+def _stripe(user_key: str) -> int:
+    return zlib.crc32(user_key.encode("utf-8", "surrogatepass")) % _STRIPES
+
+
+def _admit_lock(user_key: str) -> threading.Lock:
+    return _ADMIT_LOCKS[_stripe(user_key)]
+
+
+def _aadmit_lock(user_key: str) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    with _AADMIT_GUARD:
+        locks = _AADMIT_LOCKS.get(loop)
+        if locks is None:
+            locks = _AADMIT_LOCKS[loop] = [asyncio.Lock() for _ in range(_STRIPES)]
+    return locks[_stripe(user_key)]
 
 
 def _count_pending(store: ApprovalStore, user_key: str, now: float, cap: int) -> int:

@@ -17,7 +17,7 @@ from langgraph.store.memory import InMemoryStore
 
 from langchain_agent_auth.approval import ApprovalMiddleware, CIBAApprover, InAppApprover
 from langchain_agent_auth.identity import IdentityMiddleware
-from tests.adversarial.attacker import ALICE, BOB, Attacker, agent, call, cfg, interrupts, tool_messages
+from tests.adversarial.attacker import ALICE, BOB, Attacker, agent, call, calls, cfg, interrupts, tool_messages
 from tests.adversarial.tools import ran, submit_form, transfer
 from tests.approval.fake_ciba import Clock, FakeCiba
 
@@ -173,3 +173,22 @@ def test_the_size_bound_is_configurable(keyring, clock):
     graph = graph_for(InAppApprover(keyring=keyring, clock=clock), model, [transfer], max_args_size=1_000_000)
     (pause,) = interrupts(graph.invoke({"messages": [("user", "pay")]}, cfg("t-big-ok"), context={"user": ALICE}))
     assert pause.value["args_truncated"] is True and len(json.dumps(pause.value)) < 10_000
+
+
+def test_parallel_calls_in_one_message_cannot_overshoot_the_cap(approver, idp):
+    # create_agent runs each call of a message as its own task, in parallel: the count and
+    # the new request must be one step for them.
+    burst = calls(*[("transfer", {"amount": i + 1, "to": "Bob"}, f"c{i}") for i in range(12)])
+    graph = graph_for(approver, Attacker(script=[burst]), [transfer], store=InMemoryStore(), max_pending=3)
+    r = graph.invoke({"messages": [("user", "pay")]}, cfg("t-burst"), context={"user": ALICE})
+    refused = [m for m in tool_messages(r) if "Too many approval requests" in m.content]
+    assert len(interrupts(r)) == 3 and len(refused) == 9
+    assert len(idp.reqs) in (0, 3) and ran("transfer") == []
+
+
+async def test_parallel_calls_cannot_overshoot_the_cap_with_ainvoke(keyring, clock):
+    burst = calls(*[("transfer", {"amount": i + 1, "to": "Bob"}, f"c{i}") for i in range(12)])
+    graph = graph_for(InAppApprover(keyring=keyring, clock=clock), Attacker(script=[burst]), [transfer],
+                      store=InMemoryStore(), max_pending=3)
+    r = await graph.ainvoke({"messages": [("user", "pay")]}, cfg("t-aburst"), context={"user": ALICE})
+    assert len(interrupts(r)) == 3 and ran("transfer") == []
