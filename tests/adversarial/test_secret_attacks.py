@@ -44,11 +44,16 @@ async def adebug_auth(verbose: bool = True) -> str:
     return f"token={get_access_token()}"
 
 
-def vault_agent(tmp_path, model, tools, *, sqlite=True):
+def make_vault() -> TokenVault:
     vault = TokenVault([Connection("calendar", client_id="agent", client_secret="s", redirect_uri="http://127.0.0.1/cb",
                                    metadata={"issuer": "https://up.test", "token_endpoint": "https://up.test/token"})],
                        store=InMemoryStore())
     vault.import_token(ALICE, "calendar", access_token=TOKEN, scopes=["calendar.read"])
+    return vault
+
+
+def vault_agent(tmp_path, model, tools, *, sqlite=True):
+    vault = make_vault()
     conn = sqlite3.connect(str(tmp_path / "checkpoints.sqlite"), check_same_thread=False)
     saver = SqliteSaver(conn) if sqlite else InMemorySaver()
     mw = VaultMiddleware(vault, {t.name: "calendar" for t in tools})
@@ -111,3 +116,17 @@ def test_the_approval_token_is_removed_from_the_approved_tools_result(keyring):
     (msg,) = tool_messages(result)
     assert idp.tokens and msg.content == "paid 5 with [redacted]"
     assert not any(model.saw(t) for t in idp.tokens)
+
+
+def test_no_schema_shown_to_the_model_asks_for_a_user_a_token_or_an_approval(keyring):
+    clock = Clock()
+    approver = CIBAApprover(FakeCiba(clock).oauth_client(), keyring=keyring, clock=clock)
+    model = Attacker(script=[])
+    graph = agent(model, [debug_auth, fetch_profile],
+                  [IdentityMiddleware(), ApprovalMiddleware({"debug_auth": approver}),
+                   VaultMiddleware(make_vault(), {"debug_auth": "calendar", "fetch_profile": "calendar"})])
+    graph.invoke({"messages": [("user", "hi")]}, cfg("t-schema"), context={"user": ALICE})
+    shown = " ".join(str(t["function"]["parameters"]) for t in model.tools_shown)
+    assert {t["function"]["name"] for t in model.tools_shown} == {"debug_auth", "fetch_profile"}
+    for word in ("token", "approval", "user", "subject", "secret"):
+        assert word not in shown.lower()
