@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from langgraph.store.memory import InMemoryStore
+from langgraph.store.sqlite import SqliteStore
 
 from langchain_agent_auth.approval import ApprovalMiddleware, CIBAApprover, InAppApprover
 from langchain_agent_auth.identity import IdentityMiddleware
@@ -47,8 +49,19 @@ def approver(request, keyring, idp, clock):
 # --------------------------------------------------------------------------- flooding
 
 
-def test_pending_approvals_are_capped_per_user(approver, idp):
-    store = InMemoryStore()
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        yield InMemoryStore()
+        return
+    conn = sqlite3.connect(str(tmp_path / "store.sqlite"), check_same_thread=False, isolation_level=None)
+    s = SqliteStore(conn)
+    s.setup()
+    yield s
+    conn.close()
+
+
+def test_pending_approvals_are_capped_per_user(approver, idp, store):
     model = Attacker(script=[call("transfer", {"amount": 1, "to": "Bob"})])
     graph = graph_for(approver, model, [transfer], store=store, max_pending=3)
     for i in range(3):
@@ -65,8 +78,7 @@ def test_pending_approvals_are_capped_per_user(approver, idp):
     assert ran("transfer") == []
 
 
-def test_expired_approvals_do_not_count_against_the_cap(keyring, clock):
-    store = InMemoryStore()
+def test_expired_approvals_do_not_count_against_the_cap(keyring, clock, store):
     approver = InAppApprover(keyring=keyring, clock=clock, expires_in=60)
     model = Attacker(script=[call("transfer", {"amount": 1, "to": "Bob"})])
     graph = graph_for(approver, model, [transfer], store=store, max_pending=1)
