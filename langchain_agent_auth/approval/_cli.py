@@ -6,7 +6,7 @@ In-process, for a graph built with a durable checkpointer and store (SQLite, Pos
 
 Against a LangGraph server (``langgraph dev`` / Platform)::
 
-    agent-auth resumer --url http://127.0.0.1:2024 --approver myapp.agent:ciba
+    agent-auth resumer --url http://127.0.0.1:2024 --approver myapp.agent:ciba [--auth myapp.agent:service_auth]
 
 ``module:attr`` names an object or a zero-argument factory returning it; ``--approver``
 may name one approver or a list. ``--ping-port`` (with ``--ping-cert`` / ``--ping-key``)
@@ -93,6 +93,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="module:attr of another PendingSource (e.g. the vault's); repeatable")
     parser.add_argument("--store", help="module:attr of the BaseStore (default: the graph's / server's)")
     parser.add_argument("--api-key", default=os.environ.get("LANGGRAPH_API_KEY"), help="LangGraph server API key")
+    parser.add_argument("--auth", help="with --url: module:attr of the httpx.Auth signing the resumer's requests "
+                        "to the server (e.g. a ClientCredentialsAuth); or the --service-* options")
     parser.add_argument("--service-issuer", default=os.environ.get("AGENT_AUTH_SERVICE_ISSUER"),
                         help="with --url: authenticate to the server as a trusted service with a "
                         "client-credentials token from this issuer (see langgraph_auth(trusted_services=...))")
@@ -134,8 +136,9 @@ def build(args: argparse.Namespace) -> Any:
     if args.graph:
         graph = load_object(args.graph)
         return ApprovalResumer(graph, approvers=approvers, sources=sources, store=store, tick=args.tick)
+    auth = load_object(args.auth) if getattr(args, "auth", None) else _service_auth(args)
     return RemoteResumer(args.url, api_key=args.api_key, approvers=approvers, sources=sources, store=store,
-                         assistant_id=args.assistant_id, tick=args.tick, auth=_service_auth(args))
+                         assistant_id=args.assistant_id, tick=args.tick, auth=auth)
 
 
 def _service_auth(args: argparse.Namespace) -> Any:
