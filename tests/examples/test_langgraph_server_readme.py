@@ -110,7 +110,8 @@ def terminals(tmp_path: Path) -> Iterator[Terminals]:
 
 def test_readme_documents_each_terminal():
     assert block("Keyring.new_key()") and block("agent-auth dev --port 9000")
-    assert ". .agent-auth/keys.env" in block("langgraph dev") and ". .agent-auth/keys.env" in block("agent-auth resumer")
+    for terminal in ("langgraph dev", "agent-auth resumer"):
+        assert ". .agent-auth/keys.env" in block(terminal)
     resumer = block("agent-auth resumer")
     assert "--url http://127.0.0.1:2024" in resumer and "--approver graph:ciba" in resumer
 
