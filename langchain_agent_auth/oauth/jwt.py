@@ -263,8 +263,8 @@ class JWTVerifier:
             if not isinstance(typ, str) or typ.lower() not in self.typ:
                 raise InvalidClaimError(
                     f"the token's typ header is {_short(typ)}, not one of {list(self.typ)}"
-                    " (a provider that does not mark access tokens 'at+jwt', such as Keycloak or"
-                    " Okta, needs typ=None to skip this check, or its typ value)", reason="typ"
+                    " (a provider that does not mark its access tokens 'at+jwt', such as Keycloak or Auth0's"
+                    " default profile, needs typ=None to skip this check, or its typ value)", reason="typ"
                 )
 
 
