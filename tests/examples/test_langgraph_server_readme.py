@@ -131,6 +131,12 @@ def test_the_readme_terminals_run_as_documented(terminals: Terminals):
     terminals.start("server", block("langgraph dev"))
     server = f"http://127.0.0.1:{terminals.ports['2024']}"
     wait_for("the server", lambda: httpx.get(f"{server}/ok", timeout=2).status_code == 200, terminals)
+    # The resumer without its sign-in: the server refuses it; one line naming the options, exit 2.
+    anonymous = terminals.run(block("agent-auth resumer").replace(" --auth graph:service_auth", ""), timeout=120)
+    lines = anonymous.stderr.strip().splitlines()
+    assert anonymous.returncode == 2 and len(lines) == 1, anonymous.stderr
+    assert "HTTP 401" in lines[0] and "missing bearer token" in lines[0] and "--service-issuer" in lines[0]
+
     resumer_log = terminals.start("resumer", block("agent-auth resumer"))
     wait_for("the resumer", lambda: "resumer running" in resumer_log.read_text(), terminals)
 
