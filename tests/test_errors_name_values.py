@@ -154,3 +154,30 @@ def test_fga_without_identity_warns_the_developer(caplog):
     assert "don't know who you are" in out
     (record,) = [r for r in caplog.records if r.name == "langchain_agent_auth.fga"]
     assert "'delete_repo'" in record.getMessage()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_vault_pause_without_a_checkpointer_is_refused_before_a_connect_flow(tmp_path, mode):
+    from langchain_agent_auth.vault import Connection, TokenVault, VaultMiddleware
+
+    vault = TokenVault([Connection("calendar", issuer="https://accounts.example", client_id="c", client_secret="s",
+                                   scopes=["calendar.read"], redirect_uri="https://app.example/cb",
+                                   metadata={"issuer": "https://accounts.example",
+                                             "authorization_endpoint": "https://accounts.example/authorize",
+                                             "token_endpoint": "https://accounts.example/token"})],
+                       data_dir=tmp_path, keyring=Keyring.generate())
+
+    @tool
+    def list_events(day: str) -> str:
+        """List the user's events."""
+        return "events"
+
+    a = create_agent(scripted(calls(("list_events", {"day": "monday"}, "c1")), AIMessage("done")), [list_events],
+                     middleware=[VaultMiddleware(vault, {"list_events": "calendar"})])
+    with pytest.raises(E.ConfigurationError) as info:
+        if mode == "sync":
+            a.invoke({"messages": [("user", "events?")]}, CFG, context={"user": ALICE})
+        else:
+            await a.ainvoke({"messages": [("user", "events?")]}, CFG, context={"user": ALICE})
+    assert "no checkpointer" in str(info.value) and "'calendar'" in str(info.value)
+    assert vault.store.search(("agent_auth", "vault", "pending")) == []  # no connect flow was started
