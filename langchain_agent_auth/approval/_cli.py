@@ -183,7 +183,7 @@ async def _serve(resumer: Any, args: argparse.Namespace) -> None:
 def _preflight(resumer: Any, args: argparse.Namespace) -> None:
     """Read the pending approvals once, so a store or server that refuses us stops the
     command at start with one line (a server that is not up yet is waited for)."""
-    from langchain_agent_auth.errors import AgentAuthError, ConfigurationError
+    from langchain_agent_auth.errors import AgentAuthError, ConfigurationError, redact
 
     try:
         for source in resumer.sources:
@@ -198,15 +198,15 @@ def _preflight(resumer: Any, args: argparse.Namespace) -> None:
                 "pending approvals not readable yet (%s); retrying", type(exc).__name__)
             return
         try:
-            detail = str(response.json().get("detail") or "")[:200]
+            detail = redact(str(response.json().get("detail") or "")[:200])
         except Exception:
             detail = ""
         where = args.url or "the store"
         hint = ""
         if status in (401, 403):
-            hint = ("; the server requires a trusted service: pass --service-issuer, --service-client-id and "
-                    "--service-client-secret (or AGENT_AUTH_SERVICE_ISSUER, _CLIENT_ID, _CLIENT_SECRET) for a "
-                    "client listed in langgraph_auth(trusted_services=...)")
+            hint = ("; the server requires a trusted service: pass --auth module:attr (an httpx.Auth such as "
+                    "ClientCredentialsAuth), or --service-issuer, --service-client-id and --service-client-secret "
+                    "(or AGENT_AUTH_SERVICE_*), for a client listed in langgraph_auth(trusted_services=...)")
         raise ConfigurationError(
             f"cannot read pending approvals from {where}: HTTP {status}" + (f" ({detail})" if detail else "") + hint
         ) from None
