@@ -72,6 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from langchain_agent_auth.errors import AgentAuthError
+
+        if not isinstance(exc, AgentAuthError):
+            raise
+        # A setup mistake: one line saying what to change, not a traceback.
+        print(f"agent-auth {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

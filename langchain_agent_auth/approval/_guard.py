@@ -413,6 +413,7 @@ class ApprovalGuard(ToolGuard):
             return (yield _Proceed(call, None))
         user = call.user
         if user is None:
+            call.warn_no_user("approval")
             return self._refuse(call, IdentityError(
                 "no trusted user identity for an approval",
                 hint="I can't ask for approval because I don't know who you are."))
@@ -426,10 +427,14 @@ class ApprovalGuard(ToolGuard):
                 f"the arguments cannot be bound to an approval: {exc}",
                 hint="These arguments cannot be approved (not plain data); call the tool with simple values."))
         durable = call.thread_id is not None and call.tool_call_id is not None
-        if self.mode == "interrupt" and not durable:
+        if self.mode == "interrupt" and not (durable and call.can_pause):
+            missing = ("no thread_id in the config" if call.thread_id is None else "the graph has no checkpointer"
+                       if not call.can_pause else "no tool call id")
             raise ConfigurationError(
-                "approval mode 'interrupt' pauses the graph, which needs a checkpointer (a thread_id) and a tool "
-                "call id; run the tool inside a graph with a checkpointer, or use mode='block'")
+                f"approval mode 'interrupt' pauses the graph before {call.name!r} runs, but {missing}: a pause needs "
+                "a checkpointer, a thread_id and a tool call id; compile the graph with a checkpointer "
+                "(checkpointer=InMemorySaver() or a SqliteSaver), "
+                "invoke it with config={'configurable': {'thread_id': ...}}, or use mode='block'")
         store = self._store(call, durable)
         if durable:
             key = record_key(call.thread_id, call.checkpoint_ns, call.tool_call_id, approver.name)

@@ -33,7 +33,8 @@ from langgraph.store.base import BaseStore, GetOp, Item, ListNamespacesOp, PutOp
 
 from langchain_agent_auth.approval._approvers import Approver
 from langchain_agent_auth.approval._sources import ApprovalSource, PendingItem, PendingSource
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.crypto import ENV_VAR
+from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
 from langchain_agent_auth.oauth.ping import PingReceiver
 
 __all__ = ["ApprovalResumer", "LangGraphServerStore", "RemoteResumer", "ResumeReport"]
@@ -158,6 +159,7 @@ class _BaseResumer:
         self._wake = threading.Event()
         self._async_wake: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._busy: set[str] = set()
+        self._undecryptable: set[str] = set()
 
     # -- waking (pings)
 
@@ -220,6 +222,20 @@ class _BaseResumer:
 
     # -- one pass, sync
 
+    def _check_failed(self, item: PendingItem, exc: Exception, report: ResumeReport) -> None:
+        report.errors.append(f"check {item.key[:16]}: {type(exc).__name__}")
+        if not isinstance(exc, VaultDecryptionError):
+            log.warning("checking pending item %s failed: %s", item.key[:16], type(exc).__name__)
+            return
+        # The same record fails on every pass: say it once, with the likely cause.
+        if item.key in self._undecryptable:
+            return
+        if len(self._undecryptable) >= 10_000:
+            self._undecryptable.clear()
+        self._undecryptable.add(item.key)
+        log.error("pending item %s cannot be decrypted: the keys differ from the process that sealed it "
+                  "(run this resumer with the same %s as the server or graph that paused)", item.key[:16], ENV_VAR)
+
     def run_once(self) -> ResumeReport:
         """Check what is due and resume the threads whose wait is over (blocking)."""
         report = ResumeReport()
@@ -236,8 +252,7 @@ class _BaseResumer:
                 try:
                     checked = src.check(item, now)
                 except Exception as exc:  # one bad record must not stop the others
-                    report.errors.append(f"check {item.key[:16]}: {type(exc).__name__}")
-                    log.warning("checking pending item failed: %s", type(exc).__name__)
+                    self._check_failed(item, exc, report)
                     continue
                 if checked is not None:
                     ready.append((src, checked))
@@ -310,8 +325,7 @@ class _BaseResumer:
                 try:
                     checked = await src.acheck(item, now)
                 except Exception as exc:
-                    report.errors.append(f"check {item.key[:16]}: {type(exc).__name__}")
-                    log.warning("checking pending item failed: %s", type(exc).__name__)
+                    self._check_failed(item, exc, report)
                     return
             if checked is not None:
                 ready.append((src, checked))

@@ -235,7 +235,7 @@ class JWTVerifier:
     def _check_claims(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
         now = self._clock()
         if claims.get("iss") != self.issuer:
-            raise InvalidClaimError("the token's issuer is not the expected one", reason="iss")
+            raise InvalidClaimError(_issuer_mismatch(self.issuer, claims.get("iss")), reason="iss")
         if self.audience is not None:
             aud = claims.get("aud")
             auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
@@ -262,5 +262,21 @@ class JWTVerifier:
             typ = header.get("typ")
             if not isinstance(typ, str) or typ.lower() not in self.typ:
                 raise InvalidClaimError(
-                    f"the token's typ header is not one of {list(self.typ)}", reason="typ"
+                    f"the token's typ header is {_short(typ)}, not one of {list(self.typ)}"
+                    " (a provider that does not mark its access tokens 'at+jwt', such as Keycloak or Auth0's"
+                    " default profile, needs typ=None to skip this check, or its typ value)", reason="typ"
                 )
+
+
+def _short(value: Any) -> str:
+    """A claim value for an error message: repr'd, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _issuer_mismatch(expected: str, received: Any) -> str:
+    message = f"the token's issuer is {_short(received)}, expected {expected!r}"
+    if isinstance(received, str) and received.rstrip("/") == expected.rstrip("/"):
+        message += (" (they differ only by a trailing slash: set the issuer exactly as the provider's"
+                    " discovery document spells it; Auth0's ends with '/')")
+    return message

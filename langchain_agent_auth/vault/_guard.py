@@ -24,6 +24,7 @@ from pydantic import Field
 from langchain_agent_auth._scrub import scrub
 from langchain_agent_auth.errors import (
     AgentAuthError,
+    ConfigurationError,
     CredentialUnavailableError,
     IdentityError,
     ResumeValueError,
@@ -357,6 +358,14 @@ class VaultGuard(ToolGuard):
         binding = _Binding(self.vault, user, self.connection, self.scopes, token, call.context)
         return _BINDINGS.set({**current, self.connection: binding}), binding
 
+    def _require_pausable(self, call: GuardedCall) -> None:
+        """In a graph that cannot resume (no checkpointer), refuse before a connect flow starts."""
+        if _in_graph() and not call.can_pause:
+            raise ConfigurationError(
+                f"the vault pauses {call.name!r} until the user connects {self.connection!r}, but the graph has no "
+                "checkpointer, so the pause could never be resumed: compile the graph with a checkpointer "
+                "(checkpointer=InMemorySaver() or a SqliteSaver) and invoke it with a thread_id")
+
     def _mine(self, exc: CredentialUnavailableError) -> bool:
         return exc.connection == self.connection
 
@@ -383,6 +392,7 @@ class VaultGuard(ToolGuard):
             try:
                 token = self.vault.get_token(user, self.connection, self.scopes, context=call.context)
             except CredentialUnavailableError as exc:
+                self._require_pausable(call)
                 try:
                     outcome = self._pause(call, user, exc)
                 except AgentAuthError as err:
@@ -436,6 +446,7 @@ class VaultGuard(ToolGuard):
             try:
                 token = await self.vault.aget_token(user, self.connection, self.scopes, context=call.context)
             except CredentialUnavailableError as exc:
+                self._require_pausable(call)
                 try:
                     outcome = await self._apause(call, user, exc)
                 except AgentAuthError as err:
