@@ -47,11 +47,13 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── ConnectionNotFoundError         unknown connection name
     │   ├── CredentialUnavailableError      not connected / needs reauthorization / missing scopes
     │   ├── VaultDecryptionError            a record cannot be decrypted (corrupt, foreign key)
+    │   ├── VaultRecordError                a stored record's clear fields are corrupt (wrong types...)
     │   └── CallbackStateError              connect-account callback with a bad or replayed state
     ├── ApprovalError                   approval pillar
     │   ├── ApprovalDeniedError             the user said no (final for that call)
     │   ├── ApprovalExpiredError            the request expired before an answer
     │   ├── ApprovalFailedError             the provider failed the transaction
+    │   ├── ApprovalRecordError             a stored approval record is corrupt
     │   └── ResumeValueError                a resume value that does not belong to this call
     └── AuthorizationError              fga pillar: .code is OpenFGA's error code (2000, 2002, 2021...)
         ├── ModelError                      invalid authorization model (with line and column)
@@ -85,6 +87,7 @@ __all__ = [
     "ApprovalError",
     "ApprovalExpiredError",
     "ApprovalFailedError",
+    "ApprovalRecordError",
     "AuthorizationError",
     "AuthorizationPendingError",
     "CallbackStateError",
@@ -134,6 +137,7 @@ __all__ = [
     "UnsupportedTokenTypeError",
     "VaultDecryptionError",
     "VaultError",
+    "VaultRecordError",
     "oauth_error_from_response",
     "redact",
 ]
@@ -488,6 +492,14 @@ class VaultDecryptionError(VaultError):
     """A stored record cannot be decrypted: corrupted, or encrypted with an unknown key."""
 
 
+class VaultRecordError(VaultError):
+    """A stored vault record whose clear fields are corrupt (wrong types, missing fields).
+
+    The message names the record and the fields at fault, never their values. The vault
+    treats the credential as needing reauthorization: connecting again overwrites it.
+    """
+
+
 class CallbackStateError(VaultError):
     """A connect-account callback whose ``state`` is unknown, replayed, expired or another user's."""
 
@@ -509,6 +521,14 @@ class ApprovalExpiredError(ApprovalError):
 
 class ApprovalFailedError(ApprovalError):
     """The provider could not complete the approval (transaction_failed, outage...)."""
+
+
+class ApprovalRecordError(ApprovalError):
+    """A stored approval record is corrupt (not a dict, wrong types, missing fields).
+
+    The message names the fields at fault, never their values. The guard asks for a new
+    approval rather than trusting the damaged one.
+    """
 
 
 class ResumeValueError(ApprovalError):
