@@ -158,7 +158,7 @@ _OPAQUE_RE = re.compile(
 _KV_RE = re.compile(
     r"(?i)\b(access_token|refresh_token|id_token|client_secret|subject_token|actor_token|"
     r"auth_req_id|client_notification_token|code_verifier|code|password|assertion|"
-    r"client_assertion|authorization)(\"?\s*[=:]\s*\"?)([^\s\"&,;}]+)"
+    r"client_assertion|authorization)([\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;}]+)"
 )
 _REDACTED = "[redacted]"
 

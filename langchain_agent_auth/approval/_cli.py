@@ -31,6 +31,8 @@ import signal
 import sys
 from typing import Any
 
+from langchain_agent_auth.logs import install_log_redaction
+
 __all__ = ["configure", "load_object", "main"]
 
 
@@ -168,6 +170,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the resumer described by ``args``; returns the exit code."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction(handlers=logging.getLogger().handlers)
     resumer = build(args)
     if args.once:
         report = resumer.run_once()
