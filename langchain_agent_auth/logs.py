@@ -39,6 +39,28 @@ LOGGERS: tuple[str, ...] = (
     "langgraph_api", "langsmith", "openfga_sdk", "mcp",
 )
 
+# Loggers that may not exist yet when the filter is installed (created when their module is
+# imported or their server starts): created now, so the filter is on them from the start.
+_KNOWN_LEAVES: tuple[str, ...] = (
+    "authlib.oauth2.rfc6749.authenticate_client",
+    "authlib.oauth2.rfc6749.grants.authorization_code",
+    "authlib.oauth2.rfc6749.grants.client_credentials",
+    "authlib.oauth2.rfc6749.grants.implicit",
+    "authlib.oauth2.rfc6749.grants.refresh_token",
+    "authlib.oauth2.rfc6749.grants.resource_owner_password_credentials",
+    "authlib.oauth2.rfc7523.jwt_bearer",
+    "authlib.oauth2.rfc8628.device_code",
+    "authlib.oidc.core.grants.code",
+    "authlib.oidc.core.grants.hybrid",
+    "authlib.oidc.core.grants.implicit",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "uvicorn.access",
+    "uvicorn.error",
+)
+
 # In logs (not in error messages) a bare ``token`` field and ``Bearer``/``Basic`` credentials
 # are secrets too: introspection and revocation take ``token=...``, headers carry the rest.
 _LOG_KV_RE = re.compile(r"(?i)(?<![A-Za-z0-9_])(token|state|session|cookie)([\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;}]+)")
@@ -104,7 +126,7 @@ def install_log_redaction(
         True
     """
     names = tuple(prefixes)
-    for name in names:
+    for name in (*names, *(leaf for leaf in _KNOWN_LEAVES if leaf.startswith(tuple(p + "." for p in names)))):
         _add(logging.getLogger(name))
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
         if isinstance(logger, logging.Logger) and name.startswith(tuple(p + "." for p in names)):

@@ -110,3 +110,22 @@ def test_install_is_idempotent_and_reaches_existing_children():
     install_log_redaction()
     assert sum(isinstance(f, RedactingFilter) for f in child.filters) == 1
     assert redact_log_text("nothing secret here: scope=openid") == "nothing secret here: scope=openid"
+
+
+def test_a_servers_access_log_is_covered_before_the_server_starts():
+    """uvicorn creates ``uvicorn.access`` when it serves; the filter is on it already, so the
+    ``?code=...&state=...`` of an OAuth callback never reaches a handler."""
+    install_log_redaction()
+    capture = Capture()
+    access = logging.getLogger("uvicorn.access")
+    old = access.level
+    access.addHandler(capture)
+    access.setLevel(logging.INFO)
+    try:
+        path = "/callback?code=c0de-value&state=st4te-v"
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200)
+    finally:
+        access.removeHandler(capture)
+        access.setLevel(old)
+    [text] = capture.texts()
+    assert "c0de-value" not in text and "st4te-v" not in text and "/callback?code=" in text
