@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -67,9 +68,13 @@ class Flight:
             if not future.done():
                 future.set_result(None)
 
+        def wake_threadsafe() -> None:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there now
+                loop.call_soon_threadsafe(wake)
+
         with self._lock:
             if not self._done.is_set():
-                self._callbacks.append(lambda: loop.call_soon_threadsafe(wake))
+                self._callbacks.append(wake_threadsafe)
             else:
                 future.set_result(None)
         await future

@@ -105,7 +105,7 @@ class StoredToken(BaseModel):
     scopes: list[str]
     token_type: str = "Bearer"
     expires_at: float | None = None
-    status: Literal["active", "needs_reauthorization"] = "active"
+    status: str = "active"
     rev: int = 0
     has_refresh_token: bool = False
     kid: str | None = None

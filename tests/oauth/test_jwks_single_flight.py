@@ -202,3 +202,18 @@ async def test_cancelled_leader_lets_a_follower_fetch():
     with pytest.raises(_flight.FlightAbandoned):
         await follower
     assert flights.begin()[1] is True  # the slot is free: the next caller leads
+
+
+def test_a_follower_whose_loop_closed_does_not_break_the_leader():
+    flights = _flight.SingleFlight()
+    flight, _ = flights.begin()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(flight.await_())
+    loop.run_until_complete(asyncio.sleep(0))  # the follower is parked on the flight
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(task)
+    loop.close()
+    flights.end(flight)  # wakes a closed loop: nothing to do, no error
+    flight.wait()
+    assert flights.begin()[1] is True
