@@ -114,6 +114,16 @@ class StoredToken(BaseModel):
     secret: dict[str, Any]
 
 
+class StoredIdentity(BaseModel):
+    """Who a pending connect flow resumes the thread as."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    subject: str
+    issuer: str | None = None
+    tenant: str | None = None
+
+
 class StoredPending(BaseModel):
     """The clear fields of a pending connect flow, as validated on every read."""
 
@@ -136,7 +146,7 @@ class StoredPending(BaseModel):
     abandoned: bool = False
     next_check_at: float = 0.0
     error: str | None = None
-    identity: dict[str, Any] | None = None
+    identity: StoredIdentity | None = None
     secret: dict[str, Any] | None = None
 
 

@@ -885,7 +885,8 @@ def pending_info(pid: str, value: Any, now: float) -> PendingConnect | None:
         id=pid, user=p.user, connection=p.connection, scopes=tuple(p.scopes), status=status,
         created_at=p.created_at, expires_at=p.expires_at, thread_id=p.thread_id, checkpoint_ns=p.checkpoint_ns,
         tool_call_id=p.tool_call_id, completed_at=p.completed_at, error=p.error, resumed=p.resumed,
-        abandoned=p.abandoned, next_check_at=p.next_check_at, identity=p.identity,
+        abandoned=p.abandoned, next_check_at=p.next_check_at,
+        identity=p.identity.model_dump() if p.identity is not None else None,
     )
 
 

@@ -109,6 +109,7 @@ PENDING_DAMAGE: list[tuple[str, Any]] = [
     ("scopes-int", lambda v: {**v, "scopes": 7}),
     ("state-hash-missing", lambda v: {k: x for k, x in v.items() if k != "state_hash"}),
     ("resumed-str", lambda v: {**v, "resumed": "yes"}),
+    ("identity-subject-int", lambda v: {**v, "identity": {"subject": 5}}),
     ("not-a-dict", lambda v: "junk"),
 ]
 
