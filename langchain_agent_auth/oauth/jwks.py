@@ -4,9 +4,9 @@ Keys are cached for ``ttl`` seconds. A token with an unknown ``kid`` triggers at
 refetch per ``refetch_cooldown`` seconds, so a flood of tokens with random kids cannot turn
 into a flood of requests to the provider. Fetches are single-flight: however many threads
 and asyncio tasks need keys at once (a cold cache, a key set at expiry), one request is in
-flight and everyone else waits for its result (or its error). A caller that waited for a
-fetch that started after it arrived does not refetch for an unknown kid: it has seen the
-newest key set there is.
+flight and everyone else waits for its result (or its error). A caller that took part in a
+fetch (led it or waited for it) does not refetch for an unknown kid: the key set it sees
+is as new as the provider's.
 
 Example:
     >>> from joserfc.jwk import RSAKey
@@ -202,8 +202,8 @@ class JWKSCache:
     def _plan(self, kid: str | None, alg: str, fetched: bool) -> PublicKey | tuple[Flight, bool]:
         """The next step for one caller: a key, or a flight to lead or to follow.
 
-        ``fetched``: this caller already waited for a fetch that started after it arrived,
-        so the key set it sees is the newest; an unknown kid is final.
+        ``fetched``: this caller already took part in a fetch, so the key set it sees is
+        as new as the provider's; an unknown kid is final.
         """
         if self._static or fetched or self._fresh():
             key = self._pick(kid, alg)
