@@ -128,3 +128,20 @@ def test_damaged_pending_connect_is_ignored_and_typed(vault: TokenVault, upstrea
     again = vault.start_connect(ALICE, "calendar", thread_id="t1", tool_call_id="c1")
     assert [p.id for p in vault.pending_connects(ALICE)] == [again.id]
     assert vault.purge_pending(older_than=-10**9) == 1
+
+
+@pytest.mark.parametrize("junk", [{"owner": 5, "expires_at": "later"}, {"expires_at": 10**12}, {"owner": "w0"}])
+def test_a_damaged_lease_is_taken_over(junk):
+    import httpx
+    from langgraph.store.memory import InMemoryStore
+
+    from langchain_agent_auth.vault._io import drive
+    from langchain_agent_auth.vault._lease import LEASE_NS, StoreLease
+
+    store, lease = InMemoryStore(), StoreLease(settle=0)
+    store.put(LEASE_NS, "alice|calendar", junk)
+    with httpx.Client() as client:
+        assert drive(lease.acquire("alice|calendar", "w1", 5), client, store) is True
+        assert drive(lease.acquire("alice|calendar", "w2", 5), client, store) is False
+        drive(lease.release("alice|calendar", "w1"), client, store)
+        assert store.get(LEASE_NS, "alice|calendar") is None
