@@ -94,6 +94,9 @@ _EXPORTS: dict[str, str] = {
     "UserFilter": "langchain_agent_auth.fga",
     "fga_user": "langchain_agent_auth.fga",
     "with_fga": "langchain_agent_auth.fga",
+    # core
+    "RedactingFilter": "langchain_agent_auth.logs",
+    "install_log_redaction": "langchain_agent_auth.logs",
     # dev
     "LocalProvider": "langchain_agent_auth.devserver",
 }
@@ -130,6 +133,7 @@ __all__ = [
     "OAuthClient",
     "OpenFGAAuthorizer",
     "PendingSource",
+    "RedactingFilter",
     "Refusal",
     "RemoteResumer",
     "RuntimeContextResolver",
@@ -158,6 +162,7 @@ __all__ = [
     "guard_tool",
     "guarded_tool_node",
     "identity_node",
+    "install_log_redaction",
     "langgraph_auth",
     "refresh_access_token",
     "vault_auth",
@@ -240,6 +245,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         identity_node,
     )
     from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
+    from langchain_agent_auth.logs import RedactingFilter, install_log_redaction
     from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
     from langchain_agent_auth.vault import (
         AccessToken,

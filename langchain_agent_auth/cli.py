@@ -67,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    from langchain_agent_auth.logs import install_log_redaction
+
+    install_log_redaction()
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:

@@ -47,6 +47,7 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── ConnectionNotFoundError         unknown connection name
     │   ├── CredentialUnavailableError      not connected / needs reauthorization / missing scopes
     │   ├── VaultDecryptionError            a record cannot be decrypted (corrupt, foreign key)
+    │   ├── VaultRecordError                a stored record's clear fields are corrupt (wrong types...)
     │   └── CallbackStateError              connect-account callback with a bad or replayed state
     ├── ApprovalError                   approval pillar
     │   ├── ApprovalDeniedError             the user said no (final for that call)
@@ -55,6 +56,7 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── ApprovalLimitError              too many approvals pending for this user
     │   ├── UnsafeArgumentsError            arguments an approver could misread (hidden or
     │   │                                   bidi characters, mixed-script words, too large)
+    │   ├── ApprovalRecordError             a stored approval record is corrupt
     │   └── ResumeValueError                a resume value that does not belong to this call
     └── AuthorizationError              fga pillar: .code is OpenFGA's error code (2000, 2002, 2021...)
         ├── ModelError                      invalid authorization model (with line and column)
@@ -89,6 +91,7 @@ __all__ = [
     "ApprovalExpiredError",
     "ApprovalFailedError",
     "ApprovalLimitError",
+    "ApprovalRecordError",
     "AuthorizationError",
     "AuthorizationPendingError",
     "CallbackStateError",
@@ -139,6 +142,7 @@ __all__ = [
     "UnsupportedTokenTypeError",
     "VaultDecryptionError",
     "VaultError",
+    "VaultRecordError",
     "oauth_error_from_response",
     "redact",
 ]
@@ -159,7 +163,7 @@ _OPAQUE_RE = re.compile(
 _KV_RE = re.compile(
     r"(?i)\b(access_token|refresh_token|id_token|client_secret|subject_token|actor_token|"
     r"auth_req_id|client_notification_token|code_verifier|code|password|assertion|"
-    r"client_assertion|authorization)(\"?\s*[=:]\s*\"?)([^\s\"&,;}]+)"
+    r"client_assertion|authorization)([\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;}]+)"
 )
 _REDACTED = "[redacted]"
 
@@ -493,6 +497,14 @@ class VaultDecryptionError(VaultError):
     """A stored record cannot be decrypted: corrupted, or encrypted with an unknown key."""
 
 
+class VaultRecordError(VaultError):
+    """A stored vault record whose clear fields are corrupt (wrong types, missing fields).
+
+    The message names the record and the fields at fault, never their values. The vault
+    treats the credential as needing reauthorization: connecting again overwrites it.
+    """
+
+
 class CallbackStateError(VaultError):
     """A connect-account callback whose ``state`` is unknown, replayed, expired or another user's."""
 
@@ -532,6 +544,13 @@ class UnsafeArgumentsError(ApprovalError):
     def __init__(self, message: str = "", *, reason: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
+
+class ApprovalRecordError(ApprovalError):
+    """A stored approval record is corrupt (not a dict, wrong types, missing fields).
+
+    The message names the fields at fault, never their values. The guard asks for a new
+    approval rather than trusting the damaged one.
+    """
 
 
 class ResumeValueError(ApprovalError):

@@ -31,6 +31,8 @@ import signal
 import sys
 from typing import Any
 
+from langchain_agent_auth.logs import install_log_redaction
+
 __all__ = ["configure", "load_object", "main"]
 
 
@@ -218,6 +220,7 @@ def main(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction(handlers=logging.getLogger().handlers)
     previous = require_key_configuration("agent-auth resumer")
     try:
         resumer = build(args)

@@ -60,6 +60,7 @@ from langchain_agent_auth.errors import (
     ApprovalExpiredError,
     ApprovalFailedError,
     ApprovalLimitError,
+    ApprovalRecordError,
     ConfigurationError,
     IdentityError,
     UnsafeArgumentsError,
@@ -343,12 +344,19 @@ class ApprovalGuard(ToolGuard):
     def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
         if not self.needs_approval(call.args):  # the fast path: no store, no provider
             return proceed(call)
-        return _drive(self._flow(call), proceed)
+        return _drive(self._checked_flow(call), proceed)
 
     async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
         if not self.needs_approval(call.args):
             return await proceed(call)
-        return await _adrive(self._flow(call), proceed)
+        return await _adrive(self._checked_flow(call), proceed)
+
+    def _checked_flow(self, call: GuardedCall) -> Generator[Any, Any, Any]:
+        """:meth:`_flow`, with a record damaged mid-call refused (fail closed), never a crash."""
+        try:
+            return (yield from self._flow(call))
+        except ApprovalRecordError as err:
+            return self._refuse(call, err)
 
     # -- decisions
 
@@ -440,7 +448,11 @@ class ApprovalGuard(ToolGuard):
             key = record_key(call.thread_id, call.checkpoint_ns, call.tool_call_id, approver.name)
         else:
             key = thread_tag(call.thread_id, call.checkpoint_ns) + secrets.token_hex(8)
-        rec: ApprovalRecord | None = yield _Do(store.get, store.aget, (key,))
+        try:
+            rec: ApprovalRecord | None = yield _Do(store.get, store.aget, (key,))
+        except ApprovalRecordError as exc:
+            log.warning("approval: %s; asking for a new approval", exc)
+            rec = None  # a damaged record approves nothing; the new request overwrites it
         if rec is not None:
             if rec.user_key != user.key:
                 raise refuse_resume("this tool call's approval belongs to another user; refused")

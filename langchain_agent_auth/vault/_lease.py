@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from langgraph.store.base import BaseStore
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from langchain_agent_auth.oauth import Sleep
 from langchain_agent_auth.vault._io import Blocking, VaultOp, store_get, store_put
@@ -34,6 +35,23 @@ from langchain_agent_auth.vault._io import Blocking, VaultOp, store_get, store_p
 __all__ = ["LEASE_NS", "Lease", "SqliteLease", "StoreLease", "default_lease"]
 
 LEASE_NS = ("agent_auth", "vault", "leases")
+
+
+class _StoredLease(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    owner: str
+    expires_at: float
+
+
+def _holder(item: Any) -> _StoredLease | None:
+    """The lease in a store item; a damaged one holds nothing (the next worker takes it over)."""
+    if item is None:
+        return None
+    try:
+        return _StoredLease.model_validate(item.value)
+    except ValidationError:
+        return None
 
 
 @runtime_checkable
@@ -70,20 +88,18 @@ class StoreLease:
 
     def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
         now = self._clock()
-        item = yield from store_get(LEASE_NS, name)
-        if item is not None:
-            value = item.value
-            if value.get("owner") != owner and float(value.get("expires_at") or 0) > now:
-                return False
+        held = _holder((yield from store_get(LEASE_NS, name)))
+        if held is not None and held.owner != owner and held.expires_at > now:
+            return False
         yield from store_put(LEASE_NS, name, {"owner": owner, "expires_at": now + ttl})
         if self.settle > 0:
             yield Sleep(self.settle)
-        item = yield from store_get(LEASE_NS, name)
-        return item is not None and item.value.get("owner") == owner
+        held = _holder((yield from store_get(LEASE_NS, name)))
+        return held is not None and held.owner == owner
 
     def release(self, name: str, owner: str) -> VaultOp[None]:
-        item = yield from store_get(LEASE_NS, name)
-        if item is not None and item.value.get("owner") == owner:
+        held = _holder((yield from store_get(LEASE_NS, name)))
+        if held is not None and held.owner == owner:
             yield from store_put(LEASE_NS, name, None)
 
 
