@@ -216,13 +216,16 @@ class ApprovalStore:
         box = record.sealed if what == "secrets" else record.result
         if not box:
             return {}
+        cause: Exception | None = None
         try:
             data = json.loads(self.keyring.open(box, aad=record.aad(what)))
-        except (VaultDecryptionError, ValueError, UnicodeDecodeError):
-            data = None
+        except (VaultDecryptionError, ValueError, UnicodeDecodeError) as exc:
+            data, cause = None, exc
         if not isinstance(data, dict):
+            # The cause says whether the keyring could not open it (other keys, or a damaged box).
             raise ApprovalRecordError(f"approval record {record.key[:64]!r}: its sealed {what} cannot be opened",
-                                      hint="The stored approval for this action is damaged; ask for approval again.")
+                                      hint="The stored approval for this action is damaged; ask for approval again."
+                                      ) from cause
         return data
 
     # -- sync

@@ -224,7 +224,7 @@ class _BaseResumer:
 
     def _check_failed(self, item: PendingItem, exc: Exception, report: ResumeReport) -> None:
         report.errors.append(f"check {item.key[:16]}: {type(exc).__name__}")
-        if not isinstance(exc, VaultDecryptionError):
+        if not isinstance(exc, VaultDecryptionError) and not isinstance(exc.__cause__, VaultDecryptionError):
             log.warning("checking pending item %s failed: %s", item.key[:16], type(exc).__name__)
             return
         # The same record fails on every pass: say it once, with the likely cause.
