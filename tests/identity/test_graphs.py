@@ -12,8 +12,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, MessagesState, StateGraph
-from langgraph.store.memory import InMemoryStore
 from langgraph.prebuilt import ToolRuntime
+from langgraph.store.memory import InMemoryStore
 
 from langchain_agent_auth.errors import IdentityError, ThreadOwnershipError
 from langchain_agent_auth.guards import guarded_tool_node
