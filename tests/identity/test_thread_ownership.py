@@ -329,8 +329,10 @@ async def test_ciba_another_user_cannot_consume_the_approved_token(local_idp, mo
     assert RAN == [("alice", 250)]
 
 
-def test_readme_quick_start_bob_with_his_verified_token_is_refused(local_idp):
-    """The README set-up: a TokenResolver, with_approval + CIBA, the in-process resumer."""
+@pytest.mark.parametrize("with_context_resolver", [True, False])
+def test_readme_quick_start_bob_with_his_verified_token_is_refused(local_idp, with_context_resolver):
+    """The README set-up: a TokenResolver, with_approval + CIBA, the in-process resumer (which
+    resumes as the user who asked, also when the graph only accepts verified tokens)."""
     store = InMemoryStore()
     tokens = {u: local_idp.login(u, scope="openid profile api:read", resource="urn:example:api")["access_token"]
               for u in ("alice", "bob")}
@@ -346,9 +348,10 @@ def test_readme_quick_start_bob_with_his_verified_token_is_refused(local_idp):
     verifier.verify = counting_verify  # type: ignore[method-assign]
     approver = CIBAApprover(OAuthClient(local_idp.issuer, local_idp.client_id, local_idp.client_secret),
                             keyring=Keyring.generate())
+    resolvers = [TokenResolver(verifier), *([RuntimeContextResolver()] if with_context_resolver else [])]
     agent = create_agent(scripted(pay(), AIMessage("done")),
                          [with_approval(transfer, approver, when=lambda args: args["amount"] > 100)],
-                         middleware=[IdentityMiddleware([TokenResolver(verifier), RuntimeContextResolver()])],
+                         middleware=[IdentityMiddleware(resolvers)],
                          checkpointer=InMemorySaver(), store=store)
     r = agent.invoke({"messages": [("user", "send 250 to Eve")]}, CFG, context={"access_token": tokens["alice"]})
     assert interrupts(r)[0].value["type"] == "approval_pending"
