@@ -34,8 +34,10 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, NamedTuple
 
@@ -62,10 +64,22 @@ OWNER_NAMESPACE: tuple[str, ...] = ("agent_auth", "thread_owners")
 #: with use the thread? (e.g. an FGA check). Exceptions deny.
 ThreadAllow = Callable[[str, UserIdentity, "ThreadOwner"], bool]
 
-# Insert-if-absent is done as read, write, read-back under this lock: atomic for every
-# thread of this process. Stores shared between processes get the same read-back check,
-# which makes the loser of a race see the winner's record (and be refused).
+# Insert-if-absent is done as read, write, read-back under a lock: atomic for the threads
+# (and, per event loop, the tasks) of this process. Stores shared between processes get the
+# same read-back check, which makes the loser of a race see the winner's record (and be
+# refused). A store compare-and-set primitive replaces this when the store offers one.
 _CLAIM_LOCK = threading.Lock()
+# The async path cannot hold a thread lock across awaits: one asyncio lock per event loop.
+_ALOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _aclaim_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    with _CLAIM_LOCK:
+        lock = _ALOCKS.get(loop)
+        if lock is None:
+            lock = _ALOCKS[loop] = asyncio.Lock()
+        return lock
 
 
 class ThreadOwner(BaseModel):
@@ -214,17 +228,18 @@ async def acheck_thread_access(
     if store is None:
         return _no_store(thread_id, user, recorded, allow)
     flow = _access_flow(thread_id, user, recorded, allow)
-    op: Any = next(flow)
-    while True:
-        if isinstance(op, _Get):
-            result = await store.aget(OWNER_NAMESPACE, op.thread_id)
-        else:
-            await store.aput(OWNER_NAMESPACE, op.record.thread_id, op.record.model_dump(exclude={"thread_id"}))
-            result = None
-        try:
-            op = flow.send(result)
-        except StopIteration as done:
-            return done.value
+    async with _aclaim_lock():
+        op: Any = next(flow)
+        while True:
+            if isinstance(op, _Get):
+                result = await store.aget(OWNER_NAMESPACE, op.thread_id)
+            else:
+                await store.aput(OWNER_NAMESPACE, op.record.thread_id, op.record.model_dump(exclude={"thread_id"}))
+                result = None
+            try:
+                op = flow.send(result)
+            except StopIteration as done:
+                return done.value
 
 
 def thread_owner(store: Any, thread_id: str) -> ThreadOwner | None:
@@ -271,9 +286,10 @@ def share_thread(store: Any, thread_id: str, user: UserIdentity, *, owner: UserI
 async def ashare_thread(store: Any, thread_id: str, user: UserIdentity, *, owner: UserIdentity,
                         revoke: bool = False) -> ThreadOwner:
     """Async :func:`share_thread`."""
-    current = _parse(thread_id, await store.aget(OWNER_NAMESPACE, thread_id))
-    record = _share(current, thread_id, user, owner, revoke)
-    await store.aput(OWNER_NAMESPACE, thread_id, record.model_dump(exclude={"thread_id"}))
+    async with _aclaim_lock():
+        current = _parse(thread_id, await store.aget(OWNER_NAMESPACE, thread_id))
+        record = _share(current, thread_id, user, owner, revoke)
+        await store.aput(OWNER_NAMESPACE, thread_id, record.model_dump(exclude={"thread_id"}))
     return record
 
 

@@ -437,3 +437,35 @@ def test_concurrent_first_callers_get_one_owner():
         results = list(pool.map(attempt, users))
     assert results.count(True) == 1
     assert thread_owner(store, "race").user_key == users[results.index(True)].key
+
+
+async def test_concurrent_first_callers_get_one_owner_async():
+    import asyncio
+    import itertools
+
+    turns = itertools.count()
+
+    class YieldingStore(InMemoryStore):  # async calls that suspend a varying number of times, like I/O
+        async def aget(self, *a, **k):
+            for _ in range(next(turns) % 4):
+                await asyncio.sleep(0)
+            return self.get(*a, **k)
+
+        async def aput(self, *a, **k):
+            for _ in range(next(turns) % 3):
+                await asyncio.sleep(0)
+            return self.put(*a, **k)
+
+    store = YieldingStore()
+    users = [UserIdentity(subject=f"u{i}") for i in range(16)]
+
+    async def attempt(user: UserIdentity) -> bool:
+        try:
+            await acheck_thread_access(store, "race", user)
+            return True
+        except ThreadOwnershipError:
+            return False
+
+    results = await asyncio.gather(*(attempt(u) for u in users))
+    assert results.count(True) == 1
+    assert thread_owner(store, "race").user_key == users[results.index(True)].key
