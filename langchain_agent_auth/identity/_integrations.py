@@ -140,8 +140,8 @@ async def aresolve_identity(resolvers: Sequence[IdentityResolver], source: Ident
 def _missing(required: bool) -> None:
     if required:
         err = IdentityError(
-            "no trusted user identity for this invocation: pass context={'user': UserIdentity(...)} "
-            "or a verified token on every invoke (resumes included), or run behind a LangGraph server with auth"
+            "no trusted user identity for this run: pass context={'user': UserIdentity(...)} "
+            "or a verified token, or run behind a LangGraph server with auth"
         )
         _abort_run(err)
         raise err
@@ -388,19 +388,21 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         return request.override(system_message=SystemMessage(content=text))
 
     def wrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        source = self._source(request.runtime, request.state)
+        runtime = getattr(request, "runtime", None)
+        source = self._source(runtime, request.state)
         user = resolve_identity(self.resolvers, source)
         if user is None:
             _missing(self.required)
-        self.threads.check(user, source.config, getattr(request.runtime, "store", None), request.state)
+        self.threads.check(user, source.config, getattr(runtime, "store", None), request.state)
         return handler(self._describe(request, user))
 
     async def awrap_model_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
-        source = self._source(request.runtime, request.state)
+        runtime = getattr(request, "runtime", None)
+        source = self._source(runtime, request.state)
         user = await aresolve_identity(self.resolvers, source)
         if user is None:
             _missing(self.required)
-        await self.threads.acheck(user, source.config, getattr(request.runtime, "store", None), request.state)
+        await self.threads.acheck(user, source.config, getattr(runtime, "store", None), request.state)
         return await handler(self._describe(request, user))
 
 
