@@ -39,6 +39,7 @@ from langchain_agent_auth.guards import (
 )
 from langchain_agent_auth.identity._owner import (
     ThreadAllow,
+    abort_run,
     acheck_thread_access,
     check_thread_access,
     recorded_user,
@@ -143,19 +144,7 @@ def _missing(required: bool) -> None:
             "no trusted user identity for this run: pass context={'user': UserIdentity(...)} "
             "or a verified token, or run behind a LangGraph server with auth"
         )
-        _abort_run(err)
-        raise err
-
-
-def _abort_run(err: Exception) -> None:
-    """Make a ToolNode re-raise ``err`` (so the run stops and a pause stays in place)
-    instead of turning it into a ToolMessage."""
-    try:
-        from langgraph.errors import _mark_invalid_resume
-
-        _mark_invalid_resume(err)
-    except ImportError:  # pragma: no cover - older langgraph
-        pass
+        raise abort_run(err)
 
 
 def _thread_id(config: Mapping[str, Any] | None) -> str | None:

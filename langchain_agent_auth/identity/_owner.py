@@ -124,11 +124,10 @@ def _parse(thread_id: str, item: Any) -> ThreadOwner | None:
         return ThreadOwner(thread_id=thread_id, user_key="\x00unreadable", subject="?")
 
 
-def _refusal(thread_id: str) -> ThreadOwnershipError:
-    err = ThreadOwnershipError(f"thread {thread_id!r} belongs to another user", thread_id=thread_id)
-    # Raised inside a ToolNode it must abort the run (so the pause stays), not become a
-    # ToolMessage: LangGraph re-raises errors marked as a bad resume whatever
-    # handle_tool_errors says.
+def abort_run(err: Exception) -> Exception:
+    """Mark ``err`` so a ToolNode re-raises it (the run stops and a pause stays in place)
+    instead of turning it into a ToolMessage: LangGraph re-raises errors marked as a bad
+    resume whatever ``handle_tool_errors`` says."""
     try:
         from langgraph.errors import _mark_invalid_resume
 
@@ -136,6 +135,10 @@ def _refusal(thread_id: str) -> ThreadOwnershipError:
     except ImportError:  # pragma: no cover - older langgraph
         pass
     return err
+
+
+def _refusal(thread_id: str) -> Exception:
+    return abort_run(ThreadOwnershipError(f"thread {thread_id!r} belongs to another user", thread_id=thread_id))
 
 
 def _allowed(allow: ThreadAllow | None, thread_id: str, user: UserIdentity, owner: ThreadOwner) -> bool:

@@ -214,7 +214,8 @@ def hand_built(store: Any, approver: Any, tools_guards: list[Any]) -> Any:
         return {"messages": [model.invoke(state["messages"])]}
 
     return (StateGraph(State).add_node("identity", identity_node()).add_node("model", call_model)
-            .add_node("tools", guarded_tool_node([transfer], *tools_guards))
+            # handle_tool_errors=True: a refusal must still stop the run, not become a ToolMessage
+            .add_node("tools", guarded_tool_node([transfer], *tools_guards, handle_tool_errors=True))
             .add_edge(START, "identity").add_edge("identity", "model")
             .add_conditional_edges("model", route_tool_calls, ["tools", END]).add_edge("tools", "model")
             .compile(checkpointer=InMemorySaver(), store=store))
