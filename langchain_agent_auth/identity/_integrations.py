@@ -164,12 +164,12 @@ class _ThreadCheck:
     def check(self, user: UserIdentity | None, config: Any, store: Any, state: Any) -> None:
         thread_id = _thread_id(config)
         if self.own_threads and user is not None and thread_id is not None:
-            check_thread_access(store, thread_id, user, recorded=recorded_user(state), allow=self.allow)
+            check_thread_access(store, thread_id, user, recorded=lambda: recorded_user(state), allow=self.allow)
 
     async def acheck(self, user: UserIdentity | None, config: Any, store: Any, state: Any) -> None:
         thread_id = _thread_id(config)
         if self.own_threads and user is not None and thread_id is not None:
-            await acheck_thread_access(store, thread_id, user, recorded=recorded_user(state), allow=self.allow)
+            await acheck_thread_access(store, thread_id, user, recorded=lambda: recorded_user(state), allow=self.allow)
 
 
 class IdentityGuard(ToolGuard):

@@ -153,11 +153,13 @@ def _allowed(allow: ThreadAllow | None, thread_id: str, user: UserIdentity, owne
 def _access_flow(
     thread_id: str,
     user: UserIdentity,
-    recorded: UserIdentity | None,
+    recorded: UserIdentity | Callable[[], UserIdentity | None] | None,
     allow: ThreadAllow | None,
 ) -> Generator[_Get | _Put, Any, ThreadOwner]:
     owner = _parse(thread_id, (yield _Get(thread_id)))
     if owner is None:
+        if callable(recorded):  # parsed only when needed: the hot path has an owner record
+            recorded = recorded()
         if recorded is not None and recorded.key != user.key:
             # A thread whose state names another starter (no store record yet: an older
             # thread, or no store at all) is not up for grabs.
@@ -173,8 +175,9 @@ def _access_flow(
     raise _refusal(thread_id)
 
 
-def _no_store(thread_id: str, user: UserIdentity, recorded: UserIdentity | None,
-              allow: ThreadAllow | None) -> ThreadOwner:
+def _no_store(thread_id: str, user: UserIdentity, recorded: Any, allow: ThreadAllow | None) -> ThreadOwner:
+    if callable(recorded):
+        recorded = recorded()
     owner = ThreadOwner.of(thread_id, recorded or user)
     if owner.admits(user) or _allowed(allow, thread_id, user, owner):
         return owner
@@ -186,13 +189,14 @@ def check_thread_access(
     thread_id: str,
     user: UserIdentity,
     *,
-    recorded: UserIdentity | None = None,
+    recorded: UserIdentity | Callable[[], UserIdentity | None] | None = None,
     allow: ThreadAllow | None = None,
 ) -> ThreadOwner:
     """Claim ``thread_id`` for ``user`` if nobody owns it, else check ``user`` may use it.
 
-    ``store`` is a LangGraph ``BaseStore`` (``None``: only ``recorded``, the user the
-    thread's state names, is compared). Returns the owner record; raises
+    ``store`` is a LangGraph ``BaseStore``. ``recorded`` is the user the thread's state
+    names (or a function returning it, called only when needed): without a store, or for a
+    thread with no owner record yet, a different caller is refused. Returns the owner record; raises
     :class:`~langchain_agent_auth.errors.ThreadOwnershipError` for anyone the owner did not
     share the thread with and ``allow`` does not admit. Call it before showing a thread's
     state or pause to a user of your application.
@@ -224,7 +228,7 @@ async def acheck_thread_access(
     thread_id: str,
     user: UserIdentity,
     *,
-    recorded: UserIdentity | None = None,
+    recorded: UserIdentity | Callable[[], UserIdentity | None] | None = None,
     allow: ThreadAllow | None = None,
 ) -> ThreadOwner:
     """Async :func:`check_thread_access` (uses the store's ``aget`` / ``aput``)."""
