@@ -8,7 +8,8 @@ The user reaches the agent from one of these channels, never from model output:
 * explicit configuration for scripts (:class:`StaticResolver`, :func:`acting_as`).
 
 Tools read the user with :func:`get_current_user`; a tool argument the model fills can
-never name or change the user.
+never name or change the user. The user is the caller of the current invocation (resumes
+included); graph state only records who started a run.
 
 Example:
     >>> from langchain_agent_auth.identity import UserIdentity, acting_as, get_current_user
