@@ -43,6 +43,7 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── TokenNotYetValidError           nbf/iat in the future (beyond leeway)
     │   └── InvalidClaimError               iss, aud, typ, sub or another required claim
     ├── IdentityError                   no trusted user identity where one is needed
+    │   └── ThreadOwnershipError            the thread belongs to another user (not shared)
     ├── VaultError                      credential pillar
     │   ├── ConnectionNotFoundError         unknown connection name
     │   ├── CredentialUnavailableError      not connected / needs reauthorization / missing scopes
@@ -128,6 +129,7 @@ __all__ = [
     "ServerError",
     "SlowDownError",
     "TemporarilyUnavailableError",
+    "ThreadOwnershipError",
     "TokenExpiredError",
     "TokenNotYetValidError",
     "TokenValidationError",
@@ -458,6 +460,18 @@ class IdentityError(AgentAuthError):
     """No trusted user identity is available where one is required."""
 
     hint = "I don't know who the user is, so I can't do this on their behalf."
+
+
+class ThreadOwnershipError(IdentityError):
+    """The caller of this invocation is not the thread's owner and the thread is not shared
+    with them: their resume, answer, continuation or new input is refused before any tool,
+    model call or pending record is touched. ``.thread_id`` names the thread."""
+
+    hint = "This conversation belongs to another user; start a new conversation."
+
+    def __init__(self, message: str = "", *, thread_id: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.thread_id = thread_id
 
 
 # -- vault

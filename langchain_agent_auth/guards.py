@@ -351,7 +351,7 @@ def _call_from_request(request: Any) -> GuardedCall:
     config = getattr(runtime, "config", None) or {}
     context = getattr(runtime, "context", None)
     state = request.state
-    user = identity_from_sources(config=config, context=context, state=state)
+    user = identity_from_sources(config=config, context=context)
     tool_call = request.tool_call
     model_args, injected = split_args(request.tool, tool_call.get("args") or {})
     return GuardedCall(

@@ -421,6 +421,20 @@ def _by_thread(ready: Sequence[tuple[PendingSource, PendingItem]]) -> dict[str, 
 # --------------------------------------------------------------------------- in-process
 
 
+def _as_item_user(item: PendingItem) -> contextlib.AbstractContextManager[Any]:
+    """Resume as the user who asked (``acting_as``): this in-process resumer is the
+    application's own code, so the graph's identity check sees that user whatever resolvers
+    it has (a TokenResolver-only graph has no token to verify on a resume)."""
+    from langchain_agent_auth._user import UserIdentity, acting_as
+
+    raw = (item.context or {}).get("user") if isinstance(item.context, Mapping) else None
+    try:
+        user = UserIdentity.coerce(raw, source="config")
+    except ValueError:
+        user = None
+    return acting_as(user) if user is not None else contextlib.nullcontext()
+
+
 class ApprovalResumer(_BaseResumer):
     """Resume a compiled graph's threads in this process (any checkpointer).
 
@@ -477,7 +491,8 @@ class ApprovalResumer(_BaseResumer):
     def _resume(self, item: PendingItem, resume: dict[str, Any]) -> None:
         from langgraph.types import Command
 
-        self.graph.invoke(Command(resume=resume), self._config(item), context=self._context_for(item))
+        with _as_item_user(item):
+            self.graph.invoke(Command(resume=resume), self._config(item), context=self._context_for(item))
 
     async def _ainterrupts(self, item: PendingItem) -> list[tuple[str, Any]]:
         if self._sync_checkpointer:
@@ -496,7 +511,8 @@ class ApprovalResumer(_BaseResumer):
         if self._sync_checkpointer:
             await asyncio.to_thread(self._resume, item, resume)
             return
-        await self.graph.ainvoke(Command(resume=resume), self._config(item), context=self._context_for(item))
+        with _as_item_user(item):
+            await self.graph.ainvoke(Command(resume=resume), self._config(item), context=self._context_for(item))
 
 
 # --------------------------------------------------------------------------- LangGraph server
