@@ -52,6 +52,7 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── ApprovalDeniedError             the user said no (final for that call)
     │   ├── ApprovalExpiredError            the request expired before an answer
     │   ├── ApprovalFailedError             the provider failed the transaction
+    │   ├── ApprovalAlreadyHandledError     already_handled: another delivery of the answer won
     │   └── ResumeValueError                a resume value that does not belong to this call
     └── AuthorizationError              fga pillar: .code is OpenFGA's error code (2000, 2002, 2021...)
         ├── ModelError                      invalid authorization model (with line and column)
@@ -509,6 +510,16 @@ class ApprovalExpiredError(ApprovalError):
 
 class ApprovalFailedError(ApprovalError):
     """The provider could not complete the approval (transaction_failed, outage...)."""
+
+
+class ApprovalAlreadyHandledError(ApprovalError):
+    """This answer (or this approved call) was already handled by another delivery: a
+    duplicate ``Command(resume=...)`` from another thread, task, process or resumer lost the
+    store's compare-and-set. The tool ran (or is running) once, in the winning run; the
+    duplicate run stops with this error so it writes nothing to the thread."""
+
+    error = "already_handled"
+    hint = "This approved call was already handled; it was not run again."
 
 
 class ResumeValueError(ApprovalError):

@@ -566,10 +566,12 @@ def compare_and_set(store: Any, *, strict: bool = False, clock: Callable[[], flo
         raise ConfigurationError("compare-and-set needs a LangGraph store")
     if isinstance(store, CompareAndSet):
         return store
-    inner = getattr(store, "_store", None)  # LangGraph server's BatchedStore wraps its store
-    kind = _kind(store) or (_kind(inner) if inner is not None else None)
+    kind = _kind(store)
+    inner = getattr(store, "_store", None)  # a wrapper (LangGraph server's BatchedStore) of a known store
+    if kind is None and inner is not None and _kind(inner) is not None:
+        store, kind = inner, _kind(inner)
     if kind == "memory":
-        return MemoryCAS(inner if _kind(store) is None else store, clock=clock)
+        return MemoryCAS(store, clock=clock)
     if kind == "sqlite":
         return SqliteCAS(store, clock=clock)
     if kind == "asqlite":

@@ -7,6 +7,7 @@ containers) it runs as the ``postgres`` system user, since PostgreSQL refuses to
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pathlib
@@ -32,8 +33,8 @@ def postgres_available() -> str | None:
     if os.geteuid() == 0 and not shutil.which("runuser"):
         return "running as root without runuser (PostgreSQL refuses to run as root)"
     try:
-        import psycopg  # noqa: F401
         import langgraph.store.postgres  # noqa: F401
+        import psycopg  # noqa: F401
     except ImportError:
         return "psycopg / langgraph-checkpoint-postgres not installed (pip install 'langchain-agent-auth[postgres]')"
     return None
@@ -85,8 +86,6 @@ class PostgresCluster:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(self.root, ignore_errors=True)

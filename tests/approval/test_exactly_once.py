@@ -1,0 +1,166 @@
+"""Exactly once under concurrent delivery (invariant 8).
+
+The same "approve" delivered by 8 threads, 8 asyncio tasks and 3 processes to a graph on
+SqliteStore + SqliteSaver files: the tool runs once and every other delivery stops with
+``ApprovalAlreadyHandledError``. A barrier in the store (``GateStore``) makes every delivery
+read the pending record before any acts: the race happens every time, not by luck; without
+the store's compare-and-set the tool ran once per delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.store.sqlite import SqliteStore
+from langgraph.types import Command
+
+from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.errors import ApprovalAlreadyHandledError
+from tests.approval.exactly_once_app import CALL, GateStore, build, runs, sqlite_conn
+from tests.approval.helpers import ALICE
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CFG = {"configurable": {"thread_id": "t1"}}
+CTX = {"user": ALICE}
+
+
+def pause(tmp_path: pathlib.Path, keyring: Keyring) -> dict[str, Any]:
+    """Run the graph to its approval pause (on plain SqliteStore/SqliteSaver files); the
+    resume value that approves it."""
+    store = SqliteStore(sqlite_conn(tmp_path / "store.db"))
+    graph = build(store, SqliteSaver(sqlite_conn(tmp_path / "checkpoints.db")), keyring, tmp_path / "runs.txt")
+    out = graph.invoke({"messages": [CALL]}, CFG, context=CTX)
+    (interrupt,) = out["__interrupt__"]
+    assert runs(tmp_path / "runs.txt") == 0
+    return {"approval_id": interrupt.value["approval_id"], "decision": "approve"}
+
+
+def outcome(fn: Any) -> str:
+    try:
+        out = fn()
+    except ApprovalAlreadyHandledError:
+        return "already_handled"
+    tool = [m for m in out["messages"] if m.type == "tool"]
+    return f"ran: {tool[-1].content}" if tool else "nothing"
+
+
+def test_eight_threads_deliver_the_same_approve(tmp_path, keyring):
+    answer = pause(tmp_path, keyring)
+    store = GateStore(SqliteStore(sqlite_conn(tmp_path / "store.db")), 8)
+    graph = build(store, SqliteSaver(sqlite_conn(tmp_path / "checkpoints.db")), keyring, tmp_path / "runs.txt")
+    start = threading.Barrier(8)
+
+    def deliver(_: int) -> str:
+        start.wait(timeout=60)
+        return outcome(lambda: graph.invoke(Command(resume=answer), CFG, context=CTX))
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(deliver, range(8)))
+
+    assert runs(tmp_path / "runs.txt") == 1
+    assert sorted(outcomes) == ["already_handled"] * 7 + ["ran: paid 250 to Bob"]
+    # The thread shows the one real result.
+    final = graph.get_state(CFG).values["messages"][-1]
+    assert final.content == "paid 250 to Bob"
+
+
+async def test_eight_asyncio_tasks_deliver_the_same_approve(tmp_path, keyring):
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    answer = pause(tmp_path, keyring)
+    store = GateStore(SqliteStore(sqlite_conn(tmp_path / "store.db")), 8, mode="async")
+    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "checkpoints.db")) as saver:
+        graph = build(store, saver, keyring, tmp_path / "runs.txt")
+
+        async def deliver() -> str:
+            try:
+                out = await graph.ainvoke(Command(resume=answer), CFG, context=CTX)
+            except ApprovalAlreadyHandledError:
+                return "already_handled"
+            return "ran: " + [m for m in out["messages"] if m.type == "tool"][-1].content
+
+        outcomes = await asyncio.gather(*(deliver() for _ in range(8)))
+
+    assert runs(tmp_path / "runs.txt") == 1
+    assert sorted(outcomes) == ["already_handled"] * 7 + ["ran: paid 250 to Bob"]
+
+
+def test_three_processes_deliver_the_same_approve(tmp_path):
+    keyring = Keyring.from_file(tmp_path / "keys.json", create=True)
+    answer = pause(tmp_path, keyring)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.approval.exactly_once_app", str(tmp_path), "3",
+                               json.dumps(answer)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr[-2000:]
+        outs.append(next(line for line in stdout.splitlines() if line.startswith("OUTCOME")))
+
+    assert runs(tmp_path / "runs.txt") == 1
+    assert sorted(outs) == ["OUTCOME ApprovalAlreadyHandledError already_handled"] * 2 + [
+        "OUTCOME ok paid 250 to Bob"]
+
+
+def test_a_later_duplicate_gets_the_recorded_result(tmp_path, keyring):
+    """A delivery that arrives after the winner finished does not run the tool either."""
+    answer = pause(tmp_path, keyring)
+    graph = build(SqliteStore(sqlite_conn(tmp_path / "store.db")),
+                  SqliteSaver(sqlite_conn(tmp_path / "checkpoints.db")), keyring, tmp_path / "runs.txt")
+    first = graph.invoke(Command(resume=answer), CFG, context=CTX)
+    assert first["messages"][-1].content == "paid 250 to Bob"
+    graph.invoke(Command(resume=answer), CFG, context=CTX)
+    assert runs(tmp_path / "runs.txt") == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_tool_that_pauses_can_claim_again(tmp_path, keyring, mode):
+    """The run claim is given back when the approved tool itself pauses (an inner guard's
+    interrupt), so the next run of the node runs it: exactly once, not never."""
+    from langchain_core.tools import tool
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.store.memory import InMemoryStore
+    from langgraph.types import interrupt
+
+    from langchain_agent_auth.approval import ApprovalGuard, InAppApprover
+    from langchain_agent_auth.guards import guarded_tool_node
+    from tests.approval.helpers import State
+
+    ran: list[str] = []
+
+    @tool
+    def pay(amount: int, to: str) -> str:
+        """Pay someone."""
+        pin = interrupt({"type": "pin"})
+        ran.append(pin)
+        return f"paid with {pin}"
+
+    graph = (StateGraph(State).add_node("tools", guarded_tool_node([pay], ApprovalGuard(InAppApprover(
+        keyring=keyring)))).add_edge(START, "tools").add_edge("tools", END)
+             .compile(checkpointer=InMemorySaver(), store=InMemoryStore()))
+
+    async def go(inp: Any) -> Any:
+        if mode == "sync":
+            return graph.invoke(inp, CFG, context=CTX)
+        return await graph.ainvoke(inp, CFG, context=CTX)
+
+    out = await go({"messages": [CALL]})
+    approval = out["__interrupt__"][0]
+    out = await go(Command(resume={approval.id: {"approval_id": approval.value["approval_id"],
+                                                 "decision": "approve"}}))
+    pin = [i for i in out["__interrupt__"] if i.value.get("type") == "pin"]
+    assert pin and ran == []
+    out = await go(Command(resume={pin[0].id: "1234"}))
+    assert ran == ["1234"] and out["messages"][-1].content == "paid with 1234"
