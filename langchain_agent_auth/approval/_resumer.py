@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -54,6 +55,7 @@ class ResumeReport:
     resumed_items: int = 0
     deferred: int = 0
     abandoned: int = 0
+    claimed_elsewhere: int = 0
     purged: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -158,6 +160,7 @@ class _BaseResumer:
         self._wake = threading.Event()
         self._async_wake: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._busy: set[str] = set()
+        self._owner = secrets.token_hex(8)  # names this resumer's claims
 
     # -- waking (pings)
 
@@ -189,6 +192,27 @@ class _BaseResumer:
             self.wake()
 
         return PingReceiver(path=path, resolver=resolve, on_ping=on_ping)
+
+    # -- claims: two resumers that see the same due item resume its thread once
+
+    def _claim(self, src: PendingSource, item: PendingItem) -> bool:
+        claim = getattr(src, "claim", None)
+        return True if claim is None else bool(claim(item, self._owner))
+
+    async def _aclaim(self, src: PendingSource, item: PendingItem) -> bool:
+        claim = getattr(src, "aclaim", None)
+        return True if claim is None else bool(await claim(item, self._owner))
+
+    def _unclaim(self, src: PendingSource, item: PendingItem) -> None:
+        # Nothing was sent for this item: whoever looks next may claim it again.
+        unclaim = getattr(src, "unclaim", None)
+        if unclaim is not None:
+            unclaim(item, self._owner)
+
+    async def _aunclaim(self, src: PendingSource, item: PendingItem) -> None:
+        unclaim = getattr(src, "aunclaim", None)
+        if unclaim is not None:
+            await unclaim(item, self._owner)
 
     def _context_for(self, item: PendingItem) -> Any:
         return self.context(item) if self.context is not None else item.context
@@ -233,14 +257,20 @@ class _BaseResumer:
         for src in self.sources:
             for item in src.due(now, self.batch_size):
                 report.due += 1
+                if not self._claim(src, item):
+                    report.claimed_elsewhere += 1
+                    continue
                 try:
                     checked = src.check(item, now)
                 except Exception as exc:  # one bad record must not stop the others
                     report.errors.append(f"check {item.key[:16]}: {type(exc).__name__}")
                     log.warning("checking pending item failed: %s", type(exc).__name__)
+                    self._unclaim(src, item)
                     continue
                 if checked is not None:
                     ready.append((src, checked))
+                else:
+                    self._unclaim(src, item)
         report.ready = len(ready)
         for thread_id, group in _by_thread(ready).items():
             self._resume_thread(thread_id, group, report)
@@ -256,12 +286,14 @@ class _BaseResumer:
             report.errors.append(f"state {thread_id}: {type(exc).__name__}")
             for src, item in group:
                 src.settle(item, False, now, self._retry_in(item, now))
+                self._unclaim(src, item)
                 report.deferred += 1
             return
         resume, matched, unmatched = _plan(group, interrupts)
         for src, item in unmatched:
             retry = self._retry_in(item, now)
             src.settle(item, False, now, retry)
+            self._unclaim(src, item)
             report.deferred += retry is not None
             report.abandoned += retry is None
         if not resume:
@@ -273,6 +305,7 @@ class _BaseResumer:
             report.errors.append(f"resume {thread_id}: {type(exc).__name__}")
             for src, item in matched:
                 src.settle(item, False, now, self._retry_in(item, now))
+                self._unclaim(src, item)
                 report.deferred += 1
             return
         report.resumed_threads.append(thread_id)
@@ -307,14 +340,20 @@ class _BaseResumer:
 
         async def check(src: PendingSource, item: PendingItem) -> None:
             async with sem:
+                if not await self._aclaim(src, item):
+                    report.claimed_elsewhere += 1
+                    return
                 try:
                     checked = await src.acheck(item, now)
                 except Exception as exc:
                     report.errors.append(f"check {item.key[:16]}: {type(exc).__name__}")
                     log.warning("checking pending item failed: %s", type(exc).__name__)
+                    await self._aunclaim(src, item)
                     return
             if checked is not None:
                 ready.append((src, checked))
+            else:
+                await self._aunclaim(src, item)
 
         jobs = []
         for src in self.sources:
@@ -328,6 +367,7 @@ class _BaseResumer:
             if thread_id in self._busy:
                 for src, item in group:
                     await src.asettle(item, False, self.clock(), self.retry_delay)
+                    await self._aunclaim(src, item)
                     report.deferred += 1
                 return
             self._busy.add(thread_id)
@@ -350,12 +390,14 @@ class _BaseResumer:
             report.errors.append(f"state {thread_id}: {type(exc).__name__}")
             for src, item in group:
                 await src.asettle(item, False, now, self._retry_in(item, now))
+                await self._aunclaim(src, item)
                 report.deferred += 1
             return
         resume, matched, unmatched = _plan(group, interrupts)
         for src, item in unmatched:
             retry = self._retry_in(item, now)
             await src.asettle(item, False, now, retry)
+            await self._aunclaim(src, item)
             report.deferred += retry is not None
             report.abandoned += retry is None
         if not resume:
@@ -367,6 +409,7 @@ class _BaseResumer:
             report.errors.append(f"resume {thread_id}: {type(exc).__name__}")
             for src, item in matched:
                 await src.asettle(item, False, now, self._retry_in(item, now))
+                await self._aunclaim(src, item)
                 report.deferred += 1
             return
         report.resumed_threads.append(thread_id)

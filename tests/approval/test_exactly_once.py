@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.store.sqlite import SqliteStore
 from langgraph.types import Command
@@ -164,3 +166,80 @@ async def test_a_tool_that_pauses_can_claim_again(tmp_path, keyring, mode):
     assert pin and ran == []
     out = await go(Command(resume={pin[0].id: "1234"}))
     assert ran == ["1234"] and out["messages"][-1].content == "paid with 1234"
+
+
+# --------------------------------------------------------------------------- two resumers
+
+
+class _GatedSource:
+    """An ApprovalSource whose ``due`` waits until both resumers have read their due items."""
+
+    def __new__(cls, approvers: Any, store: Any, barrier: Any) -> Any:
+        from langchain_agent_auth.approval import ApprovalSource
+
+        class Gated(ApprovalSource):
+            def due(self, now: float, limit: int) -> Any:
+                items = super().due(now, limit)
+                barrier.wait(timeout=60)
+                return items
+
+            async def adue(self, now: float, limit: int) -> Any:
+                items = await super().adue(now, limit)
+                await asyncio.wait_for(barrier.wait(), 60)
+                return items
+
+        return Gated(approvers, store)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_two_resumers_resume_each_thread_once(keyring, mode):
+    from collections import Counter
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.prebuilt import tools_condition
+    from langgraph.store.memory import InMemoryStore
+
+    from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, approval_guards
+    from langchain_agent_auth.guards import guarded_tool_node
+    from tests.approval.fake_ciba import Clock, FakeCiba
+    from tests.approval.helpers import SIDE_EFFECTS, State, calls, transfer_money
+
+    clock = Clock()
+    idp = FakeCiba(clock)
+    ciba = CIBAApprover(idp.oauth_client(), keyring=keyring, clock=clock)
+    model_runs: Counter[str] = Counter()
+
+    def model(state: State, config: RunnableConfig) -> dict:
+        model_runs[config["configurable"]["thread_id"]] += 1
+        done = any(m.type == "tool" for m in state["messages"])
+        return {"messages": [AIMessage("done") if done else calls(("transfer_money", {"amount": 5, "to": "Bob"},
+                                                                     "c1"))]}
+
+    store = InMemoryStore()
+    graph = (StateGraph(State).add_node("model", model)
+             .add_node("tools", guarded_tool_node([transfer_money], *approval_guards({"transfer_money": ciba})))
+             .add_edge(START, "model").add_conditional_edges("model", tools_condition, ["tools", END])
+             .add_edge("tools", "model").compile(checkpointer=InMemorySaver(), store=store))
+    threads = [f"t{i}" for i in range(4)]
+    for t in threads:
+        graph.invoke({"messages": [("user", "pay")]}, {"configurable": {"thread_id": t}}, context=CTX)
+    for rid in list(idp.reqs):
+        idp.approve(rid)
+    clock.advance(1)
+    before = dict(model_runs)
+
+    barrier: Any = threading.Barrier(2) if mode == "sync" else asyncio.Barrier(2)
+    resumers = [ApprovalResumer(graph, sources=[_GatedSource([ciba], store, barrier)], clock=clock)
+                for _ in range(2)]
+    if mode == "sync":
+        with ThreadPoolExecutor(2) as pool:
+            reports = list(pool.map(lambda r: r.run_once(), resumers))
+    else:
+        reports = await asyncio.gather(*(r.arun_once() for r in resumers))
+
+    resumed = sorted(t for rep in reports for t in rep.resumed_threads)
+    assert resumed == threads  # each thread once, by one resumer or the other
+    assert sum(rep.claimed_elsewhere for rep in reports) == len(threads)
+    assert all(model_runs[t] == before[t] + 1 for t in threads)
+    assert len(SIDE_EFFECTS) == len(threads)
