@@ -3,8 +3,8 @@
 The same "approve" delivered by 8 threads, 8 asyncio tasks and 3 processes to a graph on
 SqliteStore + SqliteSaver files: the tool runs once and every other delivery stops with
 ``ApprovalAlreadyHandledError``. A barrier in the store (``GateStore``) makes every delivery
-read the pending record before any acts: the race happens every time, not by luck; without
-the store's compare-and-set the tool ran once per delivery.
+read the pending record (both reads before the decision) before any acts: the race happens
+every time, not by luck; with a read and a plain ``put`` the tool ran once per delivery.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def outcome(fn: Any) -> str:
 
 def test_eight_threads_deliver_the_same_approve(tmp_path, keyring):
     answer = pause(tmp_path, keyring)
-    store = GateStore(SqliteStore(sqlite_conn(tmp_path / "store.db")), 8)
+    store = GateStore(SqliteStore(sqlite_conn(tmp_path / "store.db")), 8, rounds=2)
     graph = build(store, SqliteSaver(sqlite_conn(tmp_path / "checkpoints.db")), keyring, tmp_path / "runs.txt")
     start = threading.Barrier(8)
 
@@ -80,7 +80,7 @@ async def test_eight_asyncio_tasks_deliver_the_same_approve(tmp_path, keyring):
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     answer = pause(tmp_path, keyring)
-    store = GateStore(SqliteStore(sqlite_conn(tmp_path / "store.db")), 8, mode="async")
+    store = GateStore(SqliteStore(sqlite_conn(tmp_path / "store.db")), 8, mode="async", rounds=2)
     async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "checkpoints.db")) as saver:
         graph = build(store, saver, keyring, tmp_path / "runs.txt")
 
