@@ -101,6 +101,7 @@ class ApprovalRecord(BaseModel):
     pauses: int = 0
     swallowed: list[int] = Field(default_factory=list)
     failures: int = 0
+    misses: int = 0  # resumer passes that found its thread not paused on it
     last_poll_at: float | None = None
     ping_key: str | None = None
 

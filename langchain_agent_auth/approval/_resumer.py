@@ -25,7 +25,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +56,7 @@ class ResumeReport:
     deferred: int = 0
     abandoned: int = 0
     claimed_elsewhere: int = 0
+    set_aside: int = 0
     purged: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -93,13 +94,30 @@ def _interrupt_list(raw: Any) -> list[tuple[str, Any]]:
     return list(out.items())
 
 
+def _stale(item: PendingItem) -> bool:
+    """A source may tell that an item was resumed once already (``extra["resumed_at"]``) or
+    that its thread was found not paused on it before (``extra["misses"]``): if the thread
+    still has no pause naming it, the thread moved on (the call was rewritten)."""
+    return bool(item.extra.get("resumed_at") or item.extra.get("misses"))
+
+
+def _missed(item: PendingItem) -> PendingItem:
+    return replace(item, extra={**item.extra, "missed": True})
+
+
 def _plan(items: Sequence[tuple[PendingSource, PendingItem]], interrupts: list[tuple[str, Any]]
-          ) -> tuple[dict[str, Any], list[tuple[PendingSource, PendingItem]], list[tuple[PendingSource, PendingItem]]]:
+          ) -> tuple[dict[str, Any], list[tuple[PendingSource, PendingItem]], list[tuple[PendingSource, PendingItem]],
+                     list[tuple[PendingSource, PendingItem]]]:
     """Map ready items to the thread's interrupts: by payload ref, then tool_call_id, then a
-    sibling pause of the same graph task (parallel calls in one ToolNode task)."""
+    sibling pause of the same graph task (parallel calls in one ToolNode task).
+
+    Returns (resume map, matched, unmatched, stale): an item resumed once already whose
+    thread has no pause naming it (only a sibling's, or none) is stale: set it aside instead
+    of resuming the thread with it again on every pass."""
     resume: dict[str, Any] = {}
     matched: list[tuple[PendingSource, PendingItem]] = []
     unmatched: list[tuple[PendingSource, PendingItem]] = []
+    stale: list[tuple[PendingSource, PendingItem]] = []
     for src, item in items:
         def ours(value: Any, item: PendingItem = item) -> bool:
             return isinstance(value, Mapping) and value.get("type") == item.interrupt_type
@@ -109,6 +127,9 @@ def _plan(items: Sequence[tuple[PendingSource, PendingItem]], interrupts: list[t
         if hit is None and item.tool_call_id:
             hit = next((iid for iid, v in interrupts if iid not in resume and ours(v)
                         and v.get("tool_call_id") == item.tool_call_id), None)
+        if hit is None and _stale(item):
+            stale.append((src, item))
+            continue
         if hit is None and item.ref_field == "approval_id":
             prefix = item.ref[:16]
             hit = next((iid for iid, v in interrupts if iid not in resume and isinstance(v, Mapping)
@@ -118,7 +139,7 @@ def _plan(items: Sequence[tuple[PendingSource, PendingItem]], interrupts: list[t
         else:
             resume[hit] = dict(item.resume or {})
             matched.append((src, item))
-    return resume, matched, unmatched
+    return resume, matched, unmatched, stale
 
 
 class _BaseResumer:
@@ -289,10 +310,14 @@ class _BaseResumer:
                 self._unclaim(src, item)
                 report.deferred += 1
             return
-        resume, matched, unmatched = _plan(group, interrupts)
+        resume, matched, unmatched, stale = _plan(group, interrupts)
+        for src, item in stale:
+            src.settle(item, False, now, None)  # set aside, once
+            report.set_aside += 1
+            log.info("pending item %s set aside: thread %s no longer waits for it", item.ref[:40], thread_id)
         for src, item in unmatched:
             retry = self._retry_in(item, now)
-            src.settle(item, False, now, retry)
+            src.settle(_missed(item), False, now, retry)
             self._unclaim(src, item)
             report.deferred += retry is not None
             report.abandoned += retry is None
@@ -393,10 +418,14 @@ class _BaseResumer:
                 await self._aunclaim(src, item)
                 report.deferred += 1
             return
-        resume, matched, unmatched = _plan(group, interrupts)
+        resume, matched, unmatched, stale = _plan(group, interrupts)
+        for src, item in stale:
+            await src.asettle(item, False, now, None)
+            report.set_aside += 1
+            log.info("pending item %s set aside: thread %s no longer waits for it", item.ref[:40], thread_id)
         for src, item in unmatched:
             retry = self._retry_in(item, now)
-            await src.asettle(item, False, now, retry)
+            await src.asettle(_missed(item), False, now, retry)
             await self._aunclaim(src, item)
             report.deferred += retry is not None
             report.abandoned += retry is None

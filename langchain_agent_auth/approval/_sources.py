@@ -172,7 +172,8 @@ class ApprovalSource:
             checkpoint_ns=rec.checkpoint_ns, tool_call_id=rec.tool_call_id, interrupt_type="approval_pending",
             assistant_id=rec.assistant_id, graph_id=rec.graph_id,
             context={"user": rec.user} if rec.user else None, config=dict(rec.resume_config),
-            expires_at=rec.expires_at, extra={"approver": rec.source},
+            expires_at=rec.expires_at, extra={"approver": rec.source, "resumed_at": rec.resumed_at,
+                                             "misses": rec.misses},
             claim=f"{rec.status}|{rec.next_check_at!r}|{rec.polls}|{rec.resumed_at!r}",
         )
 
@@ -217,7 +218,7 @@ class ApprovalSource:
         owner = self._owner(item)
         rec = owner[1].get(item.key) if owner else None
         if owner and rec is not None and rec.approval_id == item.ref:
-            owner[1].put(_settled(rec, resumed, now, retry_in))
+            owner[1].put(_settled(rec, resumed, now, retry_in, bool(item.extra.get("missed"))))
 
     def claim(self, item: PendingItem, owner: str) -> bool:
         """Claim ``item`` for one resumer (see :func:`claim_item`)."""
@@ -282,7 +283,7 @@ class ApprovalSource:
         owner = self._owner(item)
         rec = await owner[1].aget(item.key) if owner else None
         if owner and rec is not None and rec.approval_id == item.ref:
-            await owner[1].aput(_settled(rec, resumed, now, retry_in))
+            await owner[1].aput(_settled(rec, resumed, now, retry_in, bool(item.extra.get("missed"))))
 
     async def aping_token(self, auth_req_id: str) -> str | None:
         """Async :meth:`ping_token`."""
@@ -317,14 +318,15 @@ class ApprovalSource:
         return [(self.approvers[name], store) for name, store in self._stores.items()]
 
 
-def _settled(rec: ApprovalRecord, resumed: bool, now: float, retry_in: float | None) -> ApprovalRecord:
+def _settled(rec: ApprovalRecord, resumed: bool, now: float, retry_in: float | None,
+             missed: bool = False) -> ApprovalRecord:
     if resumed:
         # The guard stops watching when it consumes the decision; if the resumed run never
         # reached it (or paused on it again), look again after retry_in.
         return rec.update(resumed_at=now, next_check_at=now + (retry_in or 2.0))
     if retry_in is None:
         return rec.update(watch=False)
-    return rec.update(next_check_at=now + retry_in)
+    return rec.update(next_check_at=now + retry_in, misses=rec.misses + missed)
 
 
 def _ping_token(store: ApprovalStore, rec: ApprovalRecord, auth_req_id: str) -> str | None:

@@ -243,3 +243,69 @@ async def test_two_resumers_resume_each_thread_once(keyring, mode):
     assert sum(rep.claimed_elsewhere for rep in reports) == len(threads)
     assert all(model_runs[t] == before[t] + 1 for t in threads)
     assert len(SIDE_EFFECTS) == len(threads)
+
+
+# --------------------------------------------------------------------------- a rewritten call
+
+
+def test_a_stale_approved_record_is_set_aside_once(keyring, caplog):
+    """The call was rewritten (a new tool call id) after its CIBA request went out; the old
+    request is then approved. Its thread no longer pauses on it: the resumer looks once more
+    (the pause may not have been saved yet), then sets it aside: not resumed, retried or
+    logged on every pass."""
+    import logging
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.prebuilt import tools_condition
+    from langgraph.store.memory import InMemoryStore
+
+    from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, approval_guards
+    from langchain_agent_auth.guards import guarded_tool_node
+    from tests.approval.fake_ciba import Clock, FakeCiba
+    from tests.approval.helpers import SIDE_EFFECTS, State, calls, transfer_money
+
+    clock = Clock()
+    idp = FakeCiba(clock)
+    ciba = CIBAApprover(idp.oauth_client(), keyring=keyring, clock=clock)
+    first = calls(("transfer_money", {"amount": 5, "to": "Bob"}, "c1"))
+
+    def model(state: State) -> dict:
+        done = any(m.type == "tool" for m in state["messages"])
+        return {"messages": [AIMessage("done") if done else first]}
+
+    graph = (StateGraph(State).add_node("model", model)
+             .add_node("tools", guarded_tool_node([transfer_money], *approval_guards({"transfer_money": ciba})))
+             .add_edge(START, "model").add_conditional_edges("model", tools_condition, ["tools", END])
+             .add_edge("tools", "model").compile(checkpointer=InMemorySaver(), store=InMemoryStore()))
+    cfg = {"configurable": {"thread_id": "t1"}}
+    graph.invoke({"messages": [("user", "pay")]}, cfg, context=CTX)
+    [old_rid] = list(idp.reqs)
+    # Rewrite the call: same message, a new call id and amount; the thread pauses on it instead.
+    ai = graph.get_state(cfg).values["messages"][-1]
+    rewritten = AIMessage("", id=ai.id, tool_calls=[{"name": "transfer_money", "args": {"amount": 7, "to": "Bob"},
+                                                     "id": "c2", "type": "tool_call"}])
+    graph.update_state(cfg, {"messages": [rewritten]}, as_node="model")
+    graph.invoke(None, cfg, context=CTX)
+    assert len(idp.reqs) == 2
+    idp.approve(old_rid)  # the stale request is approved; the new one is still pending
+
+    resumer = ApprovalResumer(graph, approvers=[ciba], clock=clock)
+    caplog.set_level(logging.INFO, logger="langchain_agent_auth")
+    reports = []
+    for _ in range(5):
+        clock.advance(3)
+        reports.append(resumer.run_once())
+
+    # Pass 1: its thread does not pause on it (maybe not yet): looked at again once.
+    assert reports[0].deferred == 1 and reports[0].set_aside == 0
+    # Pass 2: still not: set aside, once; never resumed with it, never due again.
+    assert sum(r.set_aside for r in reports) == 1 and reports[1].set_aside == 1
+    assert all(not r.resumed_threads for r in reports)
+    assert all(r.due == 1 for r in reports[2:])  # only the rewritten call's own request
+    assert sum("set aside" in m for m in caplog.messages) == 1
+    assert SIDE_EFFECTS == []  # neither call ran: the new one is still pending
+    idp.approve()  # now the rewritten call's own request
+    clock.advance(3)
+    assert resumer.run_once().resumed_threads == ["t1"]
+    assert SIDE_EFFECTS == [("transfer_money", {"amount": 7, "to": "Bob"})]
