@@ -309,3 +309,33 @@ def test_a_stale_approved_record_is_set_aside_once(keyring, caplog):
     clock.advance(3)
     assert resumer.run_once().resumed_threads == ["t1"]
     assert SIDE_EFFECTS == [("transfer_money", {"amount": 7, "to": "Bob"})]
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def test_eight_threads_on_postgres(postgres, keyring, tmp_path):
+    """The same race on PostgresStore + PostgresSaver: the compare-and-set is one conditional
+    statement in PostgreSQL, strict across connections."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from langgraph.store.postgres import PostgresStore
+
+    dsn = postgres.database(f"approve_{os.getpid()}")
+    with PostgresStore.from_conn_string(dsn) as pg_store, PostgresSaver.from_conn_string(dsn) as saver:
+        pg_store.setup()
+        saver.setup()
+        graph = build(pg_store, saver, keyring, tmp_path / "runs.txt")
+        out = graph.invoke({"messages": [CALL]}, CFG, context=CTX)
+        answer = {"approval_id": out["__interrupt__"][0].value["approval_id"], "decision": "approve"}
+        graph = build(GateStore(pg_store, 8, rounds=2), saver, keyring, tmp_path / "runs.txt")
+        start = threading.Barrier(8)
+
+        def deliver(_: int) -> str:
+            start.wait(timeout=60)
+            return outcome(lambda: graph.invoke(Command(resume=answer), CFG, context=CTX))
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(deliver, range(8)))
+
+    assert runs(tmp_path / "runs.txt") == 1
+    assert sorted(outcomes) == ["already_handled"] * 7 + ["ran: paid 250 to Bob"]
