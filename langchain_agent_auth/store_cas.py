@@ -137,8 +137,9 @@ class _ThreadedAsync:
 
     async def aswap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
                     ttl: float | None = None) -> bool:
-        return await asyncio.to_thread(self.swap, name, state, expect=tuple(expect)  # type: ignore[attr-defined]
-                                       if not isinstance(expect, str) else expect, owner=owner, ttl=ttl)
+        wanted = expect if isinstance(expect, str) else tuple(expect)  # a generator is read once, here
+        return await asyncio.to_thread(self.swap, name, state, expect=wanted,  # type: ignore[attr-defined]
+                                       owner=owner, ttl=ttl)
 
     async def aread(self, name: str) -> Slot | None:
         return await asyncio.to_thread(self.read, name)  # type: ignore[attr-defined]
@@ -547,6 +548,9 @@ class BestEffortCAS(_ThreadedAsync):
 # --------------------------------------------------------------------------- choosing
 
 _WARNED: set[str] = set()
+# One instance per store (with the default clock): a SQL table is created once, not per swap.
+_CACHE: weakref.WeakKeyDictionary[Any, CompareAndSet] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
 
 
 def compare_and_set(store: Any, *, strict: bool = False, clock: Callable[[], float] = time.time) -> CompareAndSet:
@@ -566,6 +570,25 @@ def compare_and_set(store: Any, *, strict: bool = False, clock: Callable[[], flo
         raise ConfigurationError("compare-and-set needs a LangGraph store")
     if isinstance(store, CompareAndSet):
         return store
+    if clock is time.time:
+        try:
+            with _CACHE_LOCK:
+                cached = _CACHE.get(store)
+        except TypeError:  # a store that cannot be weakly referenced: no cache
+            cached = None
+        if cached is not None:
+            return cached
+    cas = _choose(store, strict, clock)
+    if clock is time.time and not isinstance(cas, BestEffortCAS):  # strict= is checked every time
+        try:
+            with _CACHE_LOCK:
+                _CACHE.setdefault(store, cas)
+        except TypeError:
+            pass
+    return cas
+
+
+def _choose(store: Any, strict: bool, clock: Callable[[], float]) -> CompareAndSet:
     kind = _kind(store)
     inner = getattr(store, "_store", None)  # a wrapper (LangGraph server's BatchedStore) of a known store
     if kind is None and inner is not None and _kind(inner) is not None:
