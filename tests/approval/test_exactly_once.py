@@ -339,3 +339,28 @@ def test_eight_threads_on_postgres(postgres, keyring, tmp_path):
 
     assert runs(tmp_path / "runs.txt") == 1
     assert sorted(outcomes) == ["already_handled"] * 7 + ["ran: paid 250 to Bob"]
+
+
+def test_plan_sets_aside_only_items_resumed_before_and_not_named_by_any_pause():
+    """A sibling pause of the same task (same thread tag) gets a first-time item; an item
+    already resumed once, or found missing once, is set aside instead; a pause naming the
+    item by approval id or tool call id always gets it."""
+    from langchain_agent_auth.approval import PendingItem
+    from langchain_agent_auth.approval._resumer import _plan
+
+    tag = "a" * 16
+    sibling = [("i1", {"type": "approval_pending", "approval_id": tag + "b" * 16 + ".2", "tool_call_id": "c2"})]
+
+    def item(ref: str, call: str, **extra: Any) -> tuple[Any, PendingItem]:
+        return (None, PendingItem(source="approval", key=ref.split(".")[0], ref=ref, thread_id="t1",
+                                  tool_call_id=call, extra=extra))
+
+    fresh = item(tag + "c" * 16 + ".1", "c1")
+    resume, matched, unmatched, stale = _plan([fresh], sibling)
+    assert resume == {"i1": {}} and matched == [fresh] and not stale
+    for seen in ({"resumed_at": 5.0}, {"misses": 1}):
+        old = item(tag + "c" * 16 + ".1", "c1", **seen)
+        resume, matched, unmatched, stale = _plan([old], sibling)
+        assert resume == {} and stale == [old] and not matched and not unmatched
+        named = item(tag + "b" * 16 + ".2", "c9", **seen)  # the pause names it: resumed as always
+        assert _plan([named], sibling)[1] == [named]
