@@ -56,15 +56,19 @@ def _outcome(fn: Any) -> str:
     return "completed"
 
 
-@pytest.mark.parametrize("mode", ["threads", "tasks"])
+@pytest.mark.parametrize("mode", ["threads", "tasks", "threads-no-lease"])
 async def test_concurrent_callbacks_complete_once(upstream, keyring, base_store, mode):
+    """``threads-no-lease``: without the connect lease every delivery reads the flow as
+    pending twice; the redeem claim alone keeps the code redeemed once."""
     setup = TokenVault([calendar_connection(upstream)], store=base_store, keyring=keyring)
     url = _callback(setup)
     state, code = url.params["state"], url.params["code"]
-    store = GateStore(base_store, N, mode="thread" if mode == "threads" else "async", namespace=PENDING_NS)
-    vault = TokenVault([calendar_connection(upstream)], store=store, keyring=keyring)
+    lease = mode != "threads-no-lease"
+    store = GateStore(base_store, N, mode="async" if mode == "tasks" else "thread", namespace=PENDING_NS,
+                      rounds=1 if lease else 2)
+    vault = TokenVault([calendar_connection(upstream)], store=store, keyring=keyring, lease=lease)
 
-    if mode == "threads":
+    if mode != "tasks":
         start = threading.Barrier(N)
 
         def deliver(_: int) -> str:
