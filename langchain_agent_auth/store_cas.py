@@ -30,7 +30,8 @@ Implementations, chosen from the store's type by :func:`compare_and_set`:
   own transaction. PostgreSQL locks the conflicting row and re-checks the ``WHERE`` on its
   newest version (read committed), so exactly one of any number of concurrent callers,
   from any number of processes and machines, wins: strict.
-* a store that implements ``swap`` / ``aswap`` itself is used as is.
+* a store that implements :class:`CompareAndSet` itself (Redis, a managed database...) is
+  used as is.
 * any other store: :class:`BestEffortCAS` (write, read back) with a warning, or
   :class:`~langchain_agent_auth.errors.ConfigurationError` with ``strict=True``.
 
@@ -606,7 +607,7 @@ def _choose(store: Any, strict: bool, clock: Callable[[], float]) -> CompareAndS
     name = type(store).__name__
     if strict:
         raise ConfigurationError(f"{name} has no atomic compare-and-set: use InMemoryStore, SqliteStore or "
-                                 f"PostgresStore, or give the store swap()/aswap()")
+                                 f"PostgresStore, or a store implementing CompareAndSet")
     if name not in _WARNED:
         _WARNED.add(name)
         log.warning("%s has no atomic compare-and-set; exactly-once steps are best effort on it", name)

@@ -144,7 +144,7 @@ async def test_contention_tasks(make):
     assert results.count(True) == 1
 
 
-def test_unknown_store_is_best_effort_or_refused(caplog):
+def test_unknown_store_is_best_effort_or_refused():
     class Other(InMemoryStore.__mro__[1]):  # a BaseStore of no known kind
         def batch(self, ops):  # type: ignore[override]
             return InMemoryStore.batch(self._inner, ops)
