@@ -50,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "JWTVerifier": "langchain_agent_auth.oauth",
     "OAuthClient": "langchain_agent_auth.oauth",
     "Keyring": "langchain_agent_auth.crypto",
+    "CompareAndSet": "langchain_agent_auth.store_cas",
+    "compare_and_set": "langchain_agent_auth.store_cas",
     # vault
     "AccessToken": "langchain_agent_auth.vault",
     "ConnectAccountPayload": "langchain_agent_auth.vault",
@@ -113,6 +115,7 @@ __all__ = [
     "Authorizer",
     "CIBAApprover",
     "CheckRequest",
+    "CompareAndSet",
     "ConnectAccountPayload",
     "ConnectAccountResume",
     "Connection",
@@ -155,6 +158,7 @@ __all__ = [
     "__version__",
     "acting_as",
     "args_digest",
+    "compare_and_set",
     "fga_user",
     "get_access_token",
     "get_approval_token",
@@ -247,6 +251,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
     from langchain_agent_auth.logs import RedactingFilter, install_log_redaction
     from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
+    from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
     from langchain_agent_auth.vault import (
         AccessToken,
         ConnectAccountPayload,

@@ -58,6 +58,7 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── UnsafeArgumentsError            arguments an approver could misread (hidden or
     │   │                                   bidi characters, mixed-script words, too large)
     │   ├── ApprovalRecordError             a stored approval record is corrupt
+    │   ├── ApprovalAlreadyHandledError     already_handled: another delivery of the answer won
     │   └── ResumeValueError                a resume value that does not belong to this call
     └── AuthorizationError              fga pillar: .code is OpenFGA's error code (2000, 2002, 2021...)
         ├── ModelError                      invalid authorization model (with line and column)
@@ -559,12 +560,23 @@ class UnsafeArgumentsError(ApprovalError):
         super().__init__(message, hint=hint)
         self.reason = reason
 
+
 class ApprovalRecordError(ApprovalError):
     """A stored approval record is corrupt (not a dict, wrong types, missing fields).
 
     The message names the fields at fault, never their values. The guard asks for a new
     approval rather than trusting the damaged one.
     """
+
+
+class ApprovalAlreadyHandledError(ApprovalError):
+    """This answer (or this approved call) was already handled by another delivery: a
+    duplicate ``Command(resume=...)`` from another thread, task, process or resumer lost the
+    store's compare-and-set. The tool ran (or is running) once, in the winning run; the
+    duplicate run stops with this error so it writes nothing to the thread."""
+
+    error = "already_handled"
+    hint = "This approved call was already handled; it was not run again."
 
 
 class ResumeValueError(ApprovalError):

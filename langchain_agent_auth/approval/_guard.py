@@ -55,6 +55,7 @@ from langchain_agent_auth.approval._records import (
 from langchain_agent_auth.approval._text import display_hazard
 from langchain_agent_auth.errors import (
     AgentAuthError,
+    ApprovalAlreadyHandledError,
     ApprovalDeniedError,
     ApprovalError,
     ApprovalExpiredError,
@@ -94,6 +95,9 @@ MAX_PENDING = 20
 #: Default bound on a call's arguments (characters of canonical JSON) before any approval.
 MAX_ARGS_SIZE = 64_000
 _EPHEMERAL: dict[str, Any] = {}
+# An in-app answer is claimed for this long: a duplicate delivery meanwhile is "already
+# handled"; after a crash between the claim and the write, the answer can be given again.
+_DECIDE_TTL = 120.0
 
 
 def get_approval_token(*, required: bool = False) -> TokenResponse | None:
@@ -132,6 +136,7 @@ class _Proceed(NamedTuple):
     token: TokenResponse | None
     store: ApprovalStore | None = None
     on_bubble: ApprovalRecord | None = None  # saved if the tool pauses (an inner guard's interrupt)
+    owner: str = ""  # of the record's "run" claim, given back if the tool pauses
 
 
 def _is_bubble(exc: BaseException) -> bool:
@@ -172,6 +177,7 @@ def _drive(flow: Generator[Any, Any, Any], proceed: Callable[[GuardedCall], Any]
                     except BaseException as exc:
                         if _is_bubble(exc) and effect.on_bubble is not None and effect.store is not None:
                             effect.store.put(effect.on_bubble)
+                            effect.store.release(effect.on_bubble.approval_id, "run", effect.owner)
                         raise
                     finally:
                         _TOKEN.reset(reset)
@@ -205,6 +211,7 @@ async def _adrive(flow: Generator[Any, Any, Any], proceed: Callable[[GuardedCall
                     except BaseException as exc:
                         if _is_bubble(exc) and effect.on_bubble is not None and effect.store is not None:
                             await effect.store.aput(effect.on_bubble)
+                            await effect.store.arelease(effect.on_bubble.approval_id, "run", effect.owner)
                         raise
                     finally:
                         _TOKEN.reset(reset)
@@ -550,9 +557,10 @@ class ApprovalGuard(ToolGuard):
             if rec.status == "done":
                 return self._replay(call, rec, store)
             if rec.status == "running":
-                return self._refuse(call, ApprovalFailedError(
-                    f"the approved {rec.tool} call already started once and did not finish; not repeated",
-                    hint=f"This {rec.tool} call was already attempted after approval, so it was not repeated. "
+                return self._refuse(call, ApprovalAlreadyHandledError(
+                    f"the approved {rec.tool} call already started once (another delivery is running it, or a "
+                    "run stopped before it finished); not repeated",
+                    hint=f"This {rec.tool} call was already started after approval, so it was not repeated. "
                          "Ask the user before trying again."))
             if rec.status == "approved":
                 return (yield from self._run(call, rec, store))
@@ -594,6 +602,8 @@ class ApprovalGuard(ToolGuard):
             fresh = yield _Do(store.get, store.aget, (rec.key,))
             fresh = fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
             if fresh.kind == "in_app" and fresh.status == "pending":
+                if not (yield _Do(store.claim, store.aclaim, (fresh.approval_id, "decide", _DECIDE_TTL))):
+                    raise _already_handled(fresh, "this answer was already handled by another delivery")
                 fresh = yield _Do(store.put, store.aput, (_decide(fresh, value, self.approver.clock()),))
             return fresh
         other = yield _Do(store.get, store.aget, (value.approval_id.split(".", 1)[0],))
@@ -604,7 +614,8 @@ class ApprovalGuard(ToolGuard):
                 and (value.args_digest is None or value.args_digest == other.args_digest)
                 and (value.name is None or value.name == other.tool)
                 and (value.decision == "edit") == (value.args is not None)):
-            yield _Do(store.put, store.aput, (_decide(other, value, now),))
+            if (yield _Do(store.claim, store.aclaim, (other.approval_id, "decide", _DECIDE_TTL))):
+                yield _Do(store.put, store.aput, (_decide(other, value, now),))
         else:
             log.info("resume value for approval %s ignored by approval %s", value.approval_id[:40], rec.approval_id)
         fresh = yield _Do(store.get, store.aget, (rec.key,))
@@ -622,9 +633,17 @@ class ApprovalGuard(ToolGuard):
                     scope=tuple(data["scope"]) if data.get("scope") else None,
                     authorization_details=data.get("authorization_details"))
         approved = rec.update(watch=False)
+        # approved -> running is the step that guards the side effect: one atomic claim, so
+        # duplicate deliveries (threads, tasks, processes) run the tool once.
+        owner = secrets.token_hex(8)
+        if not (yield _Do(store.claim, store.aclaim, (rec.approval_id, "run", None, owner))):
+            fresh = yield _Do(store.get, store.aget, (rec.key,))
+            if fresh is not None and fresh.approval_id == rec.approval_id and fresh.status == "done":
+                return self._replay(call, fresh, store)
+            raise _already_handled(rec, f"the approved {rec.tool} call is already being run by another delivery")
         running = yield _Do(store.put, store.aput, (approved.update(status="running"),))
         try:
-            result = yield _Proceed(run_call, token, store, approved)
+            result = yield _Proceed(run_call, token, store, approved, owner)
         except Exception:
             yield _Do(store.put, store.aput, (running.update(
                 status="done", sealed=None, finished_at=self.approver.clock(), error="tool_error"),))
@@ -702,6 +721,10 @@ async def _acount_pending(store: ApprovalStore, user_key: str, now: float, cap: 
     items = await store._call("asearch", "search", store.namespace, filter=_pending_filter(user_key, now),
                               limit=cap)
     return len(items)
+def _already_handled(rec: ApprovalRecord, message: str) -> ApprovalAlreadyHandledError:
+    err = ApprovalAlreadyHandledError(message)
+    err.approval_id = rec.approval_id  # type: ignore[attr-defined]
+    return err
 
 
 def _decide(rec: ApprovalRecord, value: ApprovalResponse, now: float) -> ApprovalRecord:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_agent_auth.crypto import Keyring, default_keyring
 from langchain_agent_auth.errors import ApprovalRecordError, ConfigurationError, VaultDecryptionError
+from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
 
 log = logging.getLogger("langchain_agent_auth.approval")
 
@@ -108,6 +109,7 @@ class ApprovalRecord(BaseModel):
     pauses: int = 0
     swallowed: list[int] = Field(default_factory=list)
     failures: int = 0
+    misses: int = 0  # resumer passes that found its thread not paused on it
     last_poll_at: float | None = None
     ping_key: str | None = None
 
@@ -203,9 +205,40 @@ class ApprovalStore:
         self.store = store
         self.keyring = keyring
         self.namespace = namespace
+        self._cas: CompareAndSet | None = None
 
     def __repr__(self) -> str:
         return f"ApprovalStore({type(self.store).__name__}, namespace={self.namespace!r})"
+
+    # -- exactly once
+
+    @property
+    def cas(self) -> CompareAndSet:
+        """The store's compare-and-set (:mod:`langchain_agent_auth.store_cas`)."""
+        if self._cas is None:
+            self._cas = compare_and_set(self.store)
+        return self._cas
+
+    @staticmethod
+    def _slot(approval_id: str, step: str) -> str:
+        return f"approval|{approval_id}|{step}"
+
+    def claim(self, approval_id: str, step: str, ttl: float | None = None, owner: str = "") -> bool:
+        """Take ``step`` (``"decide"``, ``"run"``) of approval ``approval_id``: ``True`` for
+        exactly one caller, however many threads, tasks or processes try at once."""
+        return self.cas.swap(self._slot(approval_id, step), step, ttl=ttl, owner=owner)
+
+    async def aclaim(self, approval_id: str, step: str, ttl: float | None = None, owner: str = "") -> bool:
+        """Async :meth:`claim`."""
+        return await self.cas.aswap(self._slot(approval_id, step), step, ttl=ttl, owner=owner)
+
+    def release(self, approval_id: str, step: str, owner: str) -> bool:
+        """Give back a claim (the tool paused before it finished: its next run may claim again)."""
+        return self.cas.release(self._slot(approval_id, step), owner)
+
+    async def arelease(self, approval_id: str, step: str, owner: str) -> bool:
+        """Async :meth:`release`."""
+        return await self.cas.arelease(self._slot(approval_id, step), owner)
 
     # -- sealing
 

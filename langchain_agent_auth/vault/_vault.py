@@ -33,8 +33,18 @@ from langchain_agent_auth.errors import (
 )
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.oauth import Pkce
+from langchain_agent_auth.store_cas import compare_and_set
 from langchain_agent_auth.vault._cache import CacheKey, SingleFlight, TokenCache
-from langchain_agent_auth.vault._io import HTTP, VaultOp, adrive, drive, store_get, store_put, store_search
+from langchain_agent_auth.vault._io import (
+    HTTP,
+    Blocking,
+    VaultOp,
+    adrive,
+    drive,
+    store_get,
+    store_put,
+    store_search,
+)
 from langchain_agent_auth.vault._lease import Lease, default_lease
 from langchain_agent_auth.vault._model import (
     AccessToken,
@@ -643,6 +653,12 @@ class TokenVault:
         if pending is None or pending.status != "pending":
             raise CallbackStateError("this connect link was already used")
         value = item.value
+        # pending -> redeeming guards the code redemption: one atomic claim (whatever the
+        # lease's length or whether there is one), so the code is redeemed once.
+        cas = compare_and_set(self.store)
+        if not (yield Blocking(lambda: cas.swap(f"vault|connect|{pid}|redeem", "redeeming"))):
+            raise CallbackStateError("this connect link was already used",
+                                     hint="This link was already used. Start connecting the account again.")
         owner_key = pending.user
         connection = source.connection.name
         sealed = open_json(self.keyring, pending.secret, pending_aad(pid, owner_key, connection),
