@@ -36,12 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
 
-from langchain_core.documents import Document  # noqa: E402
-from langchain_core.retrievers import BaseRetriever  # noqa: E402
-
-from langchain_agent_auth.fga import (  # noqa: E402
+from langchain_agent_auth.fga import (
     AuthorizationModel,
     EmbeddedAuthorizer,
     FGARetriever,
@@ -234,7 +232,10 @@ def embedded_path(rounds: int) -> None:
     print(f"\n2. Embedded retriever: {N} documents, kept {kept}; {rounds * 4} interleaved rounds")
     show(
         interleaved(
-            {"unfiltered retriever": lambda: plain.invoke("q"), "FGARetriever (embedded)": lambda: retriever.invoke("q")},
+            {
+                "unfiltered retriever": lambda: plain.invoke("q"),
+                "FGARetriever (embedded)": lambda: retriever.invoke("q"),
+            },
             rounds * 4,
         )
     )
