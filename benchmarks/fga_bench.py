@@ -282,8 +282,7 @@ def main() -> None:
     if not args.skip_openfga:
         openfga_path(args.rounds)
     embedded_path(args.rounds)
-    if hasattr(FGARetriever, 'prefilter_max'):
-        filter_modes(args.rounds)
+    filter_modes(args.rounds)
 
 
 if __name__ == "__main__":
