@@ -698,6 +698,11 @@ class Resolver:
                     return TRUE
             except ConditionError as exc:
                 error = exc
+        # 2 and 3 are one read in OpenFGA (the wildcard and userset tuples of the relation),
+        # filtered by condition: a condition that cannot be evaluated only makes the read
+        # fail when no tuple of that read passed (OpenFGA's conditions-filtered iterator).
+        read_error: ConditionError | None = None
+        passed = False
         # 2. a typed wildcard for the user's type
         if urel == "" and utype in relation.wildcard_types:
             t = reader.read_tuple(obj, rel, f"{utype}:*")
@@ -706,7 +711,7 @@ class Resolver:
                     if self._condition(t):
                         return TRUE
                 except ConditionError as exc:
-                    error = error or exc
+                    read_error = exc
         # 3. usersets (group:eng#member): dispatch
         if relation.userset_refs:
             for t in reader.read_usersets(obj, rel):
@@ -717,8 +722,13 @@ class Resolver:
                 try:
                     if not self._condition(t):
                         continue
-                    if t.user != user and not model.can_reach(utype, urel, sub_type, sub_rel):
-                        continue
+                except ConditionError as exc:
+                    read_error = read_error or exc
+                    continue
+                passed = True
+                if t.user != user and not model.can_reach(utype, urel, sub_type, sub_rel):
+                    continue
+                try:
                     self.dispatches += 1
                     r = self.resolve(sub_obj, sub_rel, user, depth + 1, visited)
                 except AuthorizationError as exc:
@@ -729,6 +739,8 @@ class Resolver:
                 flags |= r
         if error is not None:
             raise error
+        if read_error is not None and not passed:
+            raise read_error
         return flags
 
     def _ttu(
@@ -742,17 +754,24 @@ class Resolver:
     ) -> int:
         model = self.model
         error: AuthorizationError | None = None
+        read_error: ConditionError | None = None  # as in _direct: only if no tuple of the read passed
+        passed = False
         flags = 0
         for t in self.reader.read_users(obj, rw.tupleset):
             parent = t.user
             ptype = parent.partition(":")[0]
             if "#" in parent or not self._valid(t, otype):
                 continue
-            if model.relation(ptype, rw.computed) is None:
-                continue
             try:
                 if not self._condition(t):
                     continue
+            except ConditionError as exc:
+                read_error = read_error or exc
+                continue
+            passed = True
+            if model.relation(ptype, rw.computed) is None:
+                continue
+            try:
                 self.dispatches += 1
                 r = self.resolve(parent, rw.computed, user, depth + 1, visited)
             except AuthorizationError as exc:
@@ -763,6 +782,8 @@ class Resolver:
             flags |= r
         if error is not None:
             raise error
+        if read_error is not None and not passed:
+            raise read_error
         return flags
 
     # -- list_objects ------------------------------------------------------------------------

