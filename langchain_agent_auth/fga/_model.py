@@ -676,11 +676,14 @@ class AuthorizationModel:
 
     # -- OpenFGA's recursive resolvers ---------------------------------------------------
 
-    def _edges(self, t: str, r: str) -> list[tuple[str, str]]:
-        """Relation nodes one step away (userset restrictions, computed, tuple-to-userset)."""
+    def _edges(self, t: str, r: str, start: Rewrite | None = None) -> list[tuple[str, str]]:
+        """Relation nodes one step away (userset restrictions, computed, tuple-to-userset).
+
+        ``start``: only the edges under that node of the relation's rewrite.
+        """
         rel = self._relations[(t, r)]
         out: list[tuple[str, str]] = []
-        for node in walk(rel.rewrite):
+        for node in walk(rel.rewrite if start is None else start):
             if isinstance(node, This):
                 out.extend((x.type, x.relation) for x in rel.directly_related if x.relation)
             elif isinstance(node, ComputedUserset):
@@ -828,6 +831,40 @@ class AuthorizationModel:
             return (t, r) in leaves
         return (user_key, "") in leaves
 
+    def builds_weighted_graph(self) -> bool:
+        """Whether OpenFGA can build its weighted graph of this model.
+
+        It cannot when an intersection or an exclusion lies on a cycle (``owner: ([user] or
+        owner from parent) but not blocked``); OpenFGA then has no graph for the whole model
+        and uses none of its graph-based strategies (the recursive resolvers), anywhere.
+        """
+        hit = getattr(self, "_graph_ok", None)
+        if hit is None:
+            hit = not any(self._operator_on_cycle(t, r) for (t, r) in self._relations)
+            self._graph_ok = hit
+        return hit
+
+    def _operator_on_cycle(self, t: str, r: str) -> bool:
+        for node in walk(self._relations[(t, r)].rewrite):
+            if isinstance(node, (Intersection, Difference)):
+                for target in self._edges(t, r, node):
+                    if target == (t, r) or self._leads_to(target, (t, r)):
+                        return True
+        return False
+
+    def _leads_to(self, source: tuple[str, str], goal: tuple[str, str]) -> bool:
+        seen = {source}
+        stack = [source]
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            for nxt in self._edges(*node):
+                if nxt not in seen and nxt in self._relations:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
     def recursive_resolvable(self, object_type: str, relation: str, user_key: str) -> bool:
         """Whether OpenFGA resolves this relation with its recursive (fixpoint) strategy.
 
@@ -880,7 +917,7 @@ class AuthorizationModel:
         return tuple(seeds)
 
     def _compute_recursive(self, t: str, r: str, user_key: str) -> bool:
-        if (t, r) not in self._relations:
+        if (t, r) not in self._relations or not self.builds_weighted_graph():
             return False
         if self._weights_for(user_key).get((t, r)) != float("inf"):
             return False

