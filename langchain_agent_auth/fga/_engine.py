@@ -1074,7 +1074,8 @@ class Resolver:
             sub_status = sub.get(user_key, HAS)
             if base_wildcard:
                 if not user_subtracted and not sub_wildcard:
-                    out[user_key] = HAS
+                    # A user the base itself excludes (a nested exclusion) stays excluded.
+                    out[user_key] = status
                 for s_key, s_status in sub.items():
                     if s_key.endswith(":*") and "#" not in s_key:
                         if not user_subtracted:

