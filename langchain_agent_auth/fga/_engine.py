@@ -488,7 +488,7 @@ class Resolver:
         if relation is None:
             raise TupleError(f"relation '{otype}#{rel}' is not defined", code=2000)
         utype, urel = _user_shape(user)
-        if not self.model.can_reach(utype, urel, otype, rel):
+        if not self._may_reach(utype, urel, otype, rel):
             return FALSE
         if not urel:
             plan = self.model.userset_closure_plan(otype, rel, utype)
@@ -502,6 +502,13 @@ class Resolver:
         if not result & TAINTED:
             self._memo[key] = result
         return result
+
+    def _may_reach(self, utype: str, urel: str, otype: str, rel: str) -> bool:
+        # OpenFGA prunes a check whose user cannot reach the relation; for ``user:*`` it asks
+        # whether the type ``user`` can reach it (its wildcard, or any user of the type), so
+        # the tuples on the way are still read (and their conditions evaluated).
+        can_reach = self.model.can_reach
+        return can_reach(utype, urel, otype, rel) or (urel == "*" and can_reach(utype, "", otype, rel))
 
     def _rewrite(
         self,
@@ -521,7 +528,7 @@ class Resolver:
         if kind == COMPUTED:
             return self.resolve(obj, rw.relation, user, depth, visited)  # type: ignore[attr-defined]
         if kind == TTU:
-            return self._ttu(rw, obj, otype, user, depth, visited)  # type: ignore[arg-type]
+            return self._ttu(rw, relation, obj, otype, user, utype, urel, depth, visited)  # type: ignore[arg-type]
         if kind == UNION:
             return self._any(
                 (lambda c=c: self._rewrite(c, relation, obj, otype, user, utype, urel, depth, visited))
@@ -735,7 +742,7 @@ class Resolver:
                     read_error = read_error or exc
                     continue
                 passed = True
-                if t.user != user and not model.can_reach(utype, urel, sub_type, sub_rel):
+                if t.user != user and not self._may_reach(utype, urel, sub_type, sub_rel):
                     continue
                 try:
                     self.dispatches += 1
@@ -755,12 +762,19 @@ class Resolver:
     def _ttu(
         self,
         rw: TupleToUserset,
+        relation: Relation,
         obj: str,
         otype: str,
         user: str,
+        utype: str,
+        urel: str,
         depth: int,
         visited: set[tuple[str, str, str]],
     ) -> int:
+        if rw.computed == relation.name and urel in ("", "*"):
+            seeds = self.model.ttu_closure_plan(otype, relation.name, utype, rw.tupleset)
+            if seeds is not None:
+                return self._ttu_closure(rw, obj, otype, user, utype, seeds)
         model = self.model
         error: AuthorizationError | None = None
         read_error: ConditionError | None = None  # as in _direct: only if no tuple of the read passed
@@ -794,6 +808,83 @@ class Resolver:
         if read_error is not None and not passed:
             raise read_error
         return flags
+
+    def _parents(self, obj: str, tupleset: str, otype: str) -> tuple[list[str], ConditionError | None]:
+        """The objects a tupleset read leads to, filtered by conditions (OpenFGA's iterator:
+        an error only when no tuple of the read passed)."""
+        out: list[str] = []
+        error: ConditionError | None = None
+        for t in self.reader.read_users(obj, tupleset):
+            if "#" in t.user or not self._valid(t, otype):
+                continue
+            try:
+                if self._condition(t):
+                    out.append(t.user)
+            except ConditionError as exc:
+                error = error or exc
+        return out, (error if not out else None)
+
+    def _ttu_closure(
+        self, rw: TupleToUserset, obj: str, otype: str, user: str, utype: str, seeds: tuple[str, ...]
+    ) -> int:
+        """OpenFGA's recursive tuple-to-userset resolver (``viewer: [user] or viewer from parent``).
+
+        The object's parents first (none: no), then the objects the user is directly related
+        to (none: no; a read that fails: an error), then upwards from the parents, level by
+        level, until one of those is met. Errors met on the way count only if none is.
+        """
+        parents, error = self._parents(obj, rw.tupleset, otype)
+        if error is not None:
+            raise error
+        if not parents:
+            return FALSE
+        key = (otype, "ttu:" + "|".join(seeds), user)
+        hit = self._closures.get(key)
+        if hit is None:
+            found: set[str] = set()
+            first: ConditionError | None = None
+            subjects = [user] if user.endswith(":*") else [user, f"{utype}:*"]
+            for seed in seeds:
+                passed, failed = False, None
+                for subject in subjects:
+                    for tk in self.reader.read_objects(subject, otype, seed):
+                        if not self._valid(tk, otype):
+                            continue
+                        try:
+                            if self._condition(tk):
+                                passed = True
+                                found.add(tk.object)
+                        except ConditionError as exc:
+                            failed = failed or exc
+                if failed is not None and not passed:
+                    first = first or failed
+            hit = (found, first)
+            self._closures[key] = hit  # type: ignore[assignment]
+        targets, user_error = hit
+        if any(p in targets for p in parents):
+            return TRUE
+        if user_error is not None:
+            raise user_error
+        if not targets:
+            return FALSE
+        seen = set(parents)
+        frontier = parents
+        level_error: ConditionError | None = None
+        while frontier:
+            nxt: list[str] = []
+            for member in frontier:
+                ups, err = self._parents(member, rw.tupleset, otype)
+                level_error = level_error or err
+                for up in ups:
+                    if up in targets:
+                        return TRUE
+                    if up not in seen:
+                        seen.add(up)
+                        nxt.append(up)
+            frontier = nxt
+        if level_error is not None:
+            raise level_error
+        return FALSE
 
     # -- list_objects ------------------------------------------------------------------------
 

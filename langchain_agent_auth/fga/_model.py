@@ -895,6 +895,46 @@ class AuthorizationModel:
         self._plans[key] = plan
         return plan
 
+    def ttu_closure_plan(
+        self, object_type: str, relation: str, user_key: str, tupleset: str
+    ) -> tuple[str, ...] | None:
+        """Relations whose direct tuples seed OpenFGA's recursive tuple-to-userset resolver, or None.
+
+        Applies to ``viewer: [user] or viewer from parent`` (optionally ``or`` relations that
+        are plain direct assignments): OpenFGA reads the objects the user is directly related
+        to, then walks up from the object's parents until it meets one of them.
+        """
+        key = ("ttu", object_type, relation, user_key, tupleset)
+        if key in self._plans:
+            return self._plans[key]
+        plan = self._compute_ttu_plan(object_type, relation, user_key, tupleset)
+        self._plans[key] = plan
+        return plan
+
+    def _compute_ttu_plan(self, t: str, r: str, user_key: str, tupleset: str) -> tuple[str, ...] | None:
+        if "#" in user_key or not self.recursive_resolvable(t, r, user_key):
+            return None
+        if set(self._tupleset_types.get((t, tupleset), ())) != {t}:
+            return None
+        rel = self._relations[(t, r)]
+        if any(x.relation for x in rel.directly_related):
+            return None
+        members = rel.rewrite.members if isinstance(rel.rewrite, Union) else (rel.rewrite,)
+        seeds: list[str] = []
+        recursive = False
+        for m in members:
+            if isinstance(m, This):
+                seeds.append(r)
+            elif isinstance(m, TupleToUserset) and (m.tupleset, m.computed) == (tupleset, r) and not recursive:
+                recursive = True
+            elif isinstance(m, ComputedUserset) and isinstance(self._relations[(t, m.relation)].rewrite, This):
+                if any(x.relation for x in self._relations[(t, m.relation)].directly_related):
+                    return None
+                seeds.append(m.relation)
+            else:
+                return None
+        return tuple(seeds) if recursive else None
+
     def _compute_plan(self, t: str, r: str, user_key: str) -> tuple[str, ...] | None:
         if "#" in user_key or not self.recursive_resolvable(t, r, user_key):
             return None
