@@ -728,12 +728,17 @@ class Resolver:
                         return TRUE
                 except ConditionError as exc:
                     read_error = exc
-        # 3. usersets (group:eng#member): dispatch
+        # 3. usersets (group:eng#member): dispatch, or OpenFGA's weight-2 strategy
         if relation.userset_refs:
+            fast = model.weight2_usersets(otype, rel, utype) if urel == "" else frozenset()
+            groups: dict[tuple[str, str], list[TupleKey]] = {}
             for t in reader.read_usersets(obj, rel):
                 sub_obj, _, sub_rel = t.user.rpartition("#")
                 sub_type = sub_obj.partition(":")[0]
                 if not model.tuple_allowed(otype, rel, sub_type, sub_rel, t.condition):
+                    continue
+                if (sub_type, sub_rel) in fast:
+                    groups.setdefault((sub_type, sub_rel), []).append(t)
                     continue
                 try:
                     if not self._condition(t):
@@ -753,11 +758,57 @@ class Resolver:
                 if r & ALLOWED:
                     return r
                 flags |= r
+            for ref, tuples in groups.items():
+                try:
+                    if self._weight2(ref, tuples, user, utype):
+                        return TRUE
+                except ConditionError as exc:
+                    error = error or exc
         if error is not None:
             raise error
         if read_error is not None and not passed:
             raise read_error
         return flags
+
+    def _weight2(self, ref: tuple[str, str], tuples: list[TupleKey], user: str, utype: str) -> bool:
+        """OpenFGA's weight-2 userset strategy (``viewer: [team#member]``, ``member: [user]``).
+
+        The object's usersets of that type, then the user's own ``team#member`` tuples: the
+        answer is whether they meet. A condition that cannot be evaluated fails a side only
+        when nothing on that side passed, and the user's side is read whatever the object's
+        usersets are (so its conditions count even on unrelated objects).
+        """
+        right: set[str] = set()
+        right_error: ConditionError | None = None
+        for t in tuples:
+            try:
+                if self._condition(t):
+                    right.add(t.user.rpartition("#")[0])
+            except ConditionError as exc:
+                right_error = right_error or exc
+        if not right:
+            if right_error is not None:
+                raise right_error
+            return False
+        ttype, trel = ref
+        left_error: ConditionError | None = None
+        passed = False
+        for subject in (user, f"{utype}:*"):
+            for tk in self.reader.read_objects(subject, ttype, trel):
+                if not self._valid(tk, ttype):
+                    continue
+                try:
+                    ok = self._condition(tk)
+                except ConditionError as exc:
+                    left_error = left_error or exc
+                    continue
+                if ok:
+                    passed = True
+                    if tk.object in right:
+                        return True
+        if left_error is not None and not passed:
+            raise left_error
+        return False
 
     def _ttu(
         self,

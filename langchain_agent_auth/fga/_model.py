@@ -429,7 +429,7 @@ class AuthorizationModel:
         self._weights: dict[str, dict[tuple[str, str], float]] = {}
         self._recursive: dict[tuple[str, str, str], bool] = {}
         self._paths: dict[tuple[str, str], dict[tuple[str, str], bool]] = {}
-        self._plans: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+        self._plans: dict[tuple[str, ...], Any] = {}
         try:
             self._validate()
             self._index()
@@ -894,6 +894,35 @@ class AuthorizationModel:
         plan = self._compute_plan(object_type, relation, user_key)
         self._plans[key] = plan
         return plan
+
+    def weight2_usersets(self, object_type: str, relation: str, user_type: str) -> frozenset[tuple[str, str]]:
+        """Userset restrictions of a relation OpenFGA resolves with its weight-2 strategy for a user type.
+
+        Those whose relation is a plain direct assignment reaching the user type in one hop
+        (``[team#member]`` with ``member: [user]``), on a relation in no cycle, in a model
+        OpenFGA builds its weighted graph for.
+        """
+        key = ("w2", object_type, relation, user_type)
+        hit = self._plans.get(key)
+        if hit is None:
+            hit = frozenset()
+            node = (object_type, relation)
+            if (
+                node in self._relations
+                and self.builds_weighted_graph()
+                and self._scc_sizes().get(node, 1) == 1
+                and node not in self._edges(*node)
+            ):
+                weights = self._weights_for(user_type)
+                hit = frozenset(
+                    (x.type, x.relation)
+                    for x in self._relations[node].directly_related
+                    if x.relation
+                    and weights.get((x.type, x.relation)) == 1
+                    and isinstance(self._relations[(x.type, x.relation)].rewrite, This)
+                )
+            self._plans[key] = hit
+        return hit
 
     def ttu_closure_plan(
         self, object_type: str, relation: str, user_key: str, tupleset: str
