@@ -661,6 +661,15 @@ class Resolver:
             self._closures[key] = hit
         found, error = hit
         distance = found.get(obj)
+        if distance != 0 and not self._nested_usersets(obj, otype, rel):
+            # OpenFGA reads the object's own nested usersets first: with none, only the
+            # object's direct tuples count, not the user's tuples elsewhere.
+            for seed in plan:
+                for subject in ([user] if user.endswith(":*") else [user, f"{utype}:*"]):
+                    t = self.reader.read_tuple(obj, seed, subject)
+                    if t is not None and self._valid(t, otype):
+                        self._condition(t)  # raises when it cannot be evaluated
+            return FALSE
         if distance is not None:
             if distance > self.max_depth:
                 raise ResolutionDepthError(
@@ -859,6 +868,23 @@ class Resolver:
         if read_error is not None and not passed:
             raise read_error
         return flags
+
+    def _nested_usersets(self, obj: str, otype: str, rel: str) -> bool:
+        """Whether ``obj#rel`` has a usable ``otype#rel`` userset tuple (a read with only
+        failing conditions raises, as OpenFGA's filtered iterator does)."""
+        error: ConditionError | None = None
+        for t in self.reader.read_usersets(obj, rel):
+            sub_obj, _, sub_rel = t.user.rpartition("#")
+            if sub_rel != rel or sub_obj.partition(":")[0] != otype or not self._valid(t, otype):
+                continue
+            try:
+                if self._condition(t):
+                    return True
+            except ConditionError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return False
 
     def _parents(self, obj: str, tupleset: str, otype: str) -> tuple[list[str], ConditionError | None]:
         """The objects a tupleset read leads to, filtered by conditions (OpenFGA's iterator:

@@ -16,6 +16,8 @@
   reads every object the user is directly related to, so a condition that cannot be
   evaluated there is an error even on an unrelated object, and a user directly related to
   nothing is a "no" before any parent's condition is evaluated.
+* Its recursive userset resolver (``member: [user, group#member]``) reads the object's own
+  nested groups first: with none, the user's failing tuples elsewhere do not matter.
 * OpenFGA's weight-2 userset strategy (``viewer: [team#member]``, ``member: [user]``) reads
   the user's own memberships, so a condition that cannot be evaluated there is an error
   even when the object's teams are others.
@@ -107,6 +109,17 @@ condition lt_limit(limit: int, count: int) {
 """
 LIMIT = {"name": "lt_limit", "context": {"limit": 1}}
 
+NESTED_GROUPS = """model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, user with lt_limit, group#member]
+condition lt_limit(limit: int, count: int) {
+  count < limit
+}
+"""
+
 WEIGHT2 = """model
   schema 1.1
 type user
@@ -197,6 +210,23 @@ CASES: list[tuple[str, str, list[dict[str, Any]], tuple[str, str, str], Any]] = 
         ],
         ("user:jill", "editor", "folder:f2"),
         True,
+    ),
+    (
+        "recursive usersets: a group without nested groups is a no, the user's failing tuple elsewhere aside",
+        NESTED_GROUPS,
+        [{"user": "user:erin", "relation": "member", "object": "group:g2", "condition": LIMIT}],
+        ("user:erin", "member", "group:g1"),
+        False,
+    ),
+    (
+        "recursive usersets: with nested groups the user's failing tuple counts",
+        NESTED_GROUPS,
+        [
+            {"user": "group:g3#member", "relation": "member", "object": "group:g1"},
+            {"user": "user:erin", "relation": "member", "object": "group:g2", "condition": LIMIT},
+        ],
+        ("user:erin", "member", "group:g1"),
+        ConditionError,
     ),
     (
         "weight-2 usersets: the user's own membership fails although the object's team is another",
