@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_agent_auth.errors import (
@@ -426,6 +426,7 @@ class Resolver:
         self.max_depth = max_depth
         self.dispatches = 0
         self._memo: dict[tuple[str, str, str], int] = {}
+        self._prelude: dict[tuple[str, str, str], tuple[Relation, str, str, bool, tuple[str, ...] | None]] = {}
         self._conditions: dict[tuple[str, str], bool | ConditionError] = {}
         self._lu_memo: dict[tuple[str, str], dict[str, int]] = {}
         self._closures: dict[tuple[str, str, str], tuple[set[str], ConditionError | None]] = {}
@@ -481,19 +482,25 @@ class Resolver:
         memo = self._memo.get(key)
         if memo is not None:
             return memo
-        if user == f"{obj}#{rel}":
+        if "#" in user and user == f"{obj}#{rel}":
             return TRUE
         otype = obj.partition(":")[0]
-        relation = self.model.relation(otype, rel)
-        if relation is None:
-            raise TupleError(f"relation '{otype}#{rel}' is not defined", code=2000)
-        utype, urel = _user_shape(user)
-        if not self._may_reach(utype, urel, otype, rel):
+        # What depends only on (type, relation, user) is looked up once per request: a batch
+        # check over many objects of one type asks the same questions for each.
+        pre = self._prelude.get((otype, rel, user))
+        if pre is None:
+            relation = self.model.relation(otype, rel)
+            if relation is None:
+                raise TupleError(f"relation '{otype}#{rel}' is not defined", code=2000)
+            utype, urel = _user_shape(user)
+            reach = self._may_reach(utype, urel, otype, rel)
+            plan = self.model.userset_closure_plan(otype, rel, utype) if reach and not urel else None
+            pre = self._prelude[(otype, rel, user)] = (relation, utype, urel, reach, plan)
+        relation, utype, urel, reach, plan = pre
+        if not reach:
             return FALSE
-        if not urel:
-            plan = self.model.userset_closure_plan(otype, rel, utype)
-            if plan is not None:
-                return self._closure_member(obj, otype, rel, user, utype, plan)
+        if plan is not None:
+            return self._closure_member(obj, otype, rel, user, utype, plan)
         visited.add(key)
         try:
             result = self._rewrite(relation.rewrite, relation, obj, otype, user, utype, urel, depth, visited)
@@ -530,10 +537,21 @@ class Resolver:
         if kind == TTU:
             return self._ttu(rw, relation, obj, otype, user, utype, urel, depth, visited)  # type: ignore[arg-type]
         if kind == UNION:
-            return self._any(
-                (lambda c=c: self._rewrite(c, relation, obj, otype, user, utype, urel, depth, visited))
-                for c in rw.members  # type: ignore[attr-defined]
-            )
+            # OpenFGA's union: true wins; otherwise an error; otherwise false (with the flags seen).
+            union_error: AuthorizationError | None = None
+            union_flags = 0
+            for c in rw.members:  # type: ignore[attr-defined]
+                try:
+                    r = self._rewrite(c, relation, obj, otype, user, utype, urel, depth, visited)
+                except AuthorizationError as exc:
+                    union_error = union_error or exc
+                    continue
+                if r & ALLOWED:
+                    return r
+                union_flags |= r
+            if union_error is not None:
+                raise union_error
+            return union_flags
         if kind == INTERSECTION:
             error: AuthorizationError | None = None
             flags = taint = 0
@@ -682,24 +700,6 @@ class Resolver:
             raise error
         return FALSE
 
-    @staticmethod
-    def _any(branches: Iterable[Any]) -> int:
-        """OpenFGA's union: true wins; otherwise an error; otherwise false (with the flags seen)."""
-        error: AuthorizationError | None = None
-        flags = 0
-        for branch in branches:
-            try:
-                r = branch()
-            except AuthorizationError as exc:
-                error = error or exc
-                continue
-            if r & ALLOWED:
-                return r
-            flags |= r
-        if error is not None:
-            raise error
-        return flags
-
     def _direct(
         self,
         relation: Relation,
@@ -739,9 +739,10 @@ class Resolver:
                     read_error = exc
         # 3. usersets (group:eng#member): dispatch, or OpenFGA's weight-2 strategy
         if relation.userset_refs:
-            fast = model.weight2_usersets(otype, rel, utype) if urel == "" else frozenset()
+            usersets = reader.read_usersets(obj, rel)
+            fast = model.weight2_usersets(otype, rel, utype) if urel == "" and usersets else frozenset()
             groups: dict[tuple[str, str], list[TupleKey]] = {}
-            for t in reader.read_usersets(obj, rel):
+            for t in usersets:
                 sub_obj, _, sub_rel = t.user.rpartition("#")
                 sub_type = sub_obj.partition(":")[0]
                 if not model.tuple_allowed(otype, rel, sub_type, sub_rel, t.condition):
