@@ -105,6 +105,19 @@ class FGARetriever(BaseRetriever):
         >>> kept, decisions = r.retrieve_with_decisions("question")
         >>> [d.page_content for d in kept], [(d.object, d.allowed) for d in decisions][:2]
         (['FAQ'], [('document:faq', True), ('document:hr', False)])
+
+    Example (pre-filter: the store only ranks what the user may see):
+        >>> class Store(BaseRetriever):  # takes the common {"id": {"$in": [...]}} filter
+        ...     docs: list
+        ...     search_kwargs: dict = {}
+        ...     def _get_relevant_documents(self, query, *, run_manager):
+        ...         allowed = set(self.search_kwargs["filter"]["id"]["$in"])
+        ...         return [d for d in self.docs if d.metadata.get("id") in allowed][: self.search_kwargs["k"]]
+        >>> pre = FGARetriever(retriever=Store(docs=docs, search_kwargs={"k": 1}), authorizer=fga,
+        ...                    user="user:bob", prefilter="auto", prefilter_ttl=60)
+        >>> [d.page_content for d in pre.invoke("question")]
+        ['FAQ']
+        >>> pre.clear_prefilter_cache()
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
