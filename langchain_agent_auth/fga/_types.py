@@ -130,6 +130,11 @@ class CheckRequest:
 
 def coerce_check(value: Any) -> CheckRequest:
     """Accept a :class:`CheckRequest`, a ``(user, relation, object)`` sequence or a mapping."""
+    kind = type(value)
+    if kind is CheckRequest:
+        return value
+    if kind is tuple and len(value) == 3:  # the common case, before the slower ABC checks below
+        return CheckRequest(str(value[0]), str(value[1]), str(value[2]))
     if isinstance(value, CheckRequest):
         return value
     if isinstance(value, Mapping):

@@ -163,6 +163,7 @@ class OpenFGAAuthorizer:
         self._credentials_args = (api_token, client_id, client_secret, api_token_issuer, api_audience)
         self._sync_client: Any = None
         self._async_clients: dict[int, Any] = {}
+        self._pool: ThreadPoolExecutor | None = None  # sync batch-check requests in parallel
         _sdk()
 
     def __repr__(self) -> str:
@@ -216,7 +217,10 @@ class OpenFGAAuthorizer:
         return client
 
     def close(self) -> None:
-        """Close the sync client's connections."""
+        """Close the sync client's connections (and the batch-check worker threads)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         if self._sync_client is not None:
             self._sync_client.close()
             self._sync_client = None
@@ -322,18 +326,20 @@ class OpenFGAAuthorizer:
     ) -> tuple[list[dict[str, Any]], list[Any]]:
         requests = [coerce_check(c) for c in checks]
         shared = [_tuple_json(t) for t in coerce_tuples(contextual_tuples)]
+        base_ctx = dict(context) if context else None
         items = []
         for i, req in enumerate(requests):
             item: dict[str, Any] = {
                 "tuple_key": {"user": req.user, "relation": req.relation, "object": req.object},
                 "correlation_id": str(i),  # positional: the caller's ids stay in the decisions
             }
-            extra = shared + [_tuple_json(t) for t in coerce_tuples(req.contextual_tuples)]
-            if extra:
+            if shared or req.contextual_tuples:
+                extra = shared + [_tuple_json(t) for t in coerce_tuples(req.contextual_tuples)]
                 item["contextual_tuples"] = {"tuple_keys": extra}
-            ctx = {**(context or {}), **(req.context or {})}
-            if ctx:
-                item["context"] = ctx
+            if req.context:
+                item["context"] = {**(base_ctx or {}), **req.context}
+            elif base_ctx:
+                item["context"] = base_ctx
             items.append(item)
         size = max(1, min(self.max_batch_size, 50))
         payloads = []
@@ -414,11 +420,13 @@ class OpenFGAAuthorizer:
             if len(payloads) == 1:
                 responses = [client.execute_api_request(**self._batch_request(payloads[0]))]
             else:
-                workers = max(1, min(self.max_parallel_requests, len(payloads)))
-                with ThreadPoolExecutor(max_workers=workers) as pool:
-                    responses = list(
-                        pool.map(lambda p: client.execute_api_request(**self._batch_request(p)), payloads)
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=max(1, self.max_parallel_requests), thread_name_prefix="openfga-batch"
                     )
+                responses = list(
+                    self._pool.map(lambda p: client.execute_api_request(**self._batch_request(p)), payloads)
+                )
         except Exception as exc:
             return self._batch_failed(requests, started, exc, on_decision)
         return self._batch_result(requests, responses, started, on_decision)
