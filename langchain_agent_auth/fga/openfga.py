@@ -37,6 +37,7 @@ from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples
 from langchain_agent_auth.fga._types import (
     AuthorizationDecision,
     DecisionSink,
+    batch_decisions,
     coerce_check,
     coerce_user_filter,
     record_decision,
@@ -371,24 +372,24 @@ class OpenFGAAuthorizer:
             body = response.json() if hasattr(response, "json") else None
             if isinstance(body, Mapping) and isinstance(body.get("result"), Mapping):
                 results.update(body["result"])
-        out = []
+        rows = []
         for i, req in enumerate(requests):
             r = results.get(str(i))
+            if type(r) is dict and not r.get("error"):  # the common case first
+                rows.append((req.user, req.relation, req.object, r.get("allowed") is True, None, req.correlation_id))
+                continue
             err: AgentAuthError | None = None
             if not isinstance(r, Mapping):
                 err = ProviderUnavailableError("OpenFGA returned no result for a check")
-            elif isinstance(r.get("error"), Mapping) and (r["error"].get("message") or r["error"].get("input_error")
-                                                           or r["error"].get("internal_error")):
+            elif isinstance(r.get("error"), Mapping) and (
+                r["error"].get("message") or r["error"].get("input_error") or r["error"].get("internal_error")
+            ):
                 error = r["error"]
                 message = error.get("message") or str(error.get("input_error") or error.get("internal_error"))
                 err = AuthorizationError(f"OpenFGA: {message}", code=2000)
             allowed = err is None and r.get("allowed") is True  # type: ignore[union-attr]
-            out.append(
-                self._decide(
-                    req.user, req.relation, req.object, allowed, started, err, req.correlation_id, on_decision
-                )
-            )
-        return out
+            rows.append((req.user, req.relation, req.object, allowed, err, req.correlation_id))
+        return batch_decisions(self.backend, rows, started, (self.on_decision, on_decision))
 
     def _batch_failed(
         self, requests: list[Any], started: float, exc: BaseException, on_decision: DecisionSink | None
