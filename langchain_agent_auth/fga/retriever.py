@@ -288,6 +288,12 @@ class FGARetriever(BaseRetriever):
         if mode == "auto":
             mode = "function" if _takes_filter_function(self.retriever) else "in"
         if mode == "function":
+            if self.object_for is None:
+                # Cheap per document (the store calls it for every one): the raw id against the
+                # allowed ids. A looser match is still safe: the post-filter checks what it returns.
+                ids = frozenset(o.partition(":")[2] for o in objects)
+                key = self.id_key
+                return {"filter": lambda doc: str((doc.metadata or {}).get(key)) in ids}
             allowed = frozenset(objects)
             return {"filter": lambda doc: self._object(doc) in allowed}
         if self.object_for is not None:
