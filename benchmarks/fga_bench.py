@@ -90,22 +90,33 @@ def timed(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+CPU: dict[str, list[float]] = {}
+
+
 def interleaved(cases: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Wall-clock ms per call, rounds interleaved; this process's CPU ms (all its threads) in CPU."""
     for fn in cases.values():  # warm up (connections, caches)
         fn()
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
+            cpu = time.process_time()
             samples[name].append(timed(fn))
+            CPU.setdefault(name, []).append((time.process_time() - cpu) * 1e3)
     return samples
 
 
 def show(samples: dict[str, list[float]], baseline: str | None = None) -> None:
     base = statistics.median(samples[baseline]) if baseline else None
+    base_cpu = statistics.median(CPU[baseline]) if baseline else None
     for name, xs in samples.items():
-        med = statistics.median(xs)
-        ratio = f"  {med / base:.2f}x {baseline}" if base else ""
-        print(f"  {name:52s} median {med:8.2f} ms  range {min(xs):8.2f}-{max(xs):8.2f}{ratio}")
+        med, cpu = statistics.median(xs), statistics.median(CPU[name])
+        ratio = f" ({med / base:.2f}x)" if base else ""
+        cpu_ratio = f" ({cpu / base_cpu:.2f}x)" if base_cpu else ""
+        print(
+            f"  {name:50s} wall median {med:7.2f} ms{ratio:8s} range {min(xs):7.2f}-{max(xs):7.2f}; "
+            f"client CPU median {cpu:7.2f} ms{cpu_ratio}"
+        )
 
 
 # ------------------------------------------------------------------------- 1. OpenFGA path
@@ -245,7 +256,7 @@ def openfga_path(rounds: int) -> None:
         show(samples, baseline="raw HTTP (urllib3 + json, 10 threads)")
         raw_async = statistics.median(samples["raw HTTP async (aiohttp + json, 10 at a time)"])
         ainvoke = statistics.median(samples["FGARetriever + OpenFGAAuthorizer, ainvoke"])
-        print(f"  ainvoke against the async raw baseline: {ainvoke / raw_async:.2f}x")
+        print(f"  ratios are against the first line; ainvoke against the async raw line: {ainvoke / raw_async:.2f}x")
         loop.run_until_complete(session_box[0].close())
         loop.run_until_complete(remote.aclose())
         loop.close()
