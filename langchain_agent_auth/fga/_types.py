@@ -91,9 +91,9 @@ def record_decision(
 ) -> AuthorizationDecision:
     """Build the audit record of one check (timed from ``started``) and hand it to ``sinks``."""
     decision = AuthorizationDecision(
-        _bounded(user, 512),
-        _bounded(relation, 64),
-        _bounded(obj, 512),
+        user if type(user) is str and len(user) <= 512 else str(user)[:512],
+        relation if type(relation) is str and len(relation) <= 64 else str(relation)[:64],
+        obj if type(obj) is str and len(obj) <= 512 else str(obj)[:512],
         allowed,
         (time.perf_counter() - started) * 1000,
         backend,
@@ -102,7 +102,10 @@ def record_decision(
         correlation_id,
         time.time(),
     )
-    emit(sinks, decision)
+    for sink in sinks:
+        if sink is not None:
+            emit(sinks, decision)
+            break
     return decision
 
 
