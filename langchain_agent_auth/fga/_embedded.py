@@ -28,7 +28,7 @@ from langchain_agent_auth.fga._engine import (
 )
 from langchain_agent_auth.fga._model import AuthorizationModel
 from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore, TupleStore
-from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples, is_valid_relation
+from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples, is_valid_object, is_valid_relation
 from langchain_agent_auth.fga._types import (
     AuthorizationDecision,
     CheckRequest,
@@ -324,13 +324,17 @@ class EmbeddedAuthorizer:
         model = self.get_model(model_id)
         shared: Resolver | AuthorizationError | None = None
         out: list[AuthorizationDecision] = []
+        validated: set[tuple[str, str, str]] = set()  # (user, relation, object type) already checked
         with self._snapshot():
             for raw in items:
                 started = time.perf_counter()
                 req: CheckRequest | None = None
                 try:
                     req = coerce_check(raw)
-                    validate_check(model, req.user, req.relation, req.object)
+                    seen = (req.user, req.relation, req.object.partition(":")[0])
+                    if seen not in validated or not is_valid_object(req.object) or req.object.endswith(":*"):
+                        validate_check(model, req.user, req.relation, req.object)
+                        validated.add(seen)
                     if req.context is None and req.contextual_tuples is None:
                         if shared is None:
                             try:

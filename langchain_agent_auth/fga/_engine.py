@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_agent_auth.errors import (
@@ -293,11 +293,14 @@ class _ReverseIndex:
     Which edges are walked follows OpenFGA's reverse expansion, so the same tuples (and
     conditions) are visited: every operand of a union, the base of an exclusion, and for an
     intersection its direct type restrictions if they lead to the user, else its cheapest
-    operand (the others are confirmed by check).
+    operand (the others are confirmed by check). ``legacy``: OpenFGA's expansion without its
+    weighted graph (a model it cannot build one for, or a target in a cycle), which takes
+    an intersection's first operand.
     """
 
-    def __init__(self, model: AuthorizationModel, source: str) -> None:
+    def __init__(self, model: AuthorizationModel, source: str, legacy: bool = False) -> None:
         self.model = model
+        self.legacy = legacy
         self.weights = model._weights_for(source)
         self.direct_in: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.computed_in: dict[tuple[str, str], list[str]] = {}
@@ -352,6 +355,9 @@ class _ReverseIndex:
             self._collect(t, rel, rw.base)
         elif isinstance(rw, Intersection):
             direct = [c for c in rw.members if isinstance(c, This)]
+            if self.legacy:
+                self._collect(t, rel, rw.members[0])
+                return
             if direct and self._weight(t, rel, direct[0]) is not None:
                 chosen: list[Rewrite] = direct
             else:
@@ -380,13 +386,16 @@ class _ReverseIndex:
         return hit
 
 
-def _reverse_index(model: AuthorizationModel, source: str) -> _ReverseIndex:
+def _reverse_index(model: AuthorizationModel, source: str, target: tuple[str, str]) -> _ReverseIndex:
+    # OpenFGA expands with its weighted graph unless it has none for the model or the target
+    # relation's weight for this kind of user is infinite (a cycle): then its older expansion.
+    legacy = not model.builds_weighted_graph() or model._weights_for(source).get(target) == float("inf")
     cache = getattr(model, "_reverse_indexes", None)
     if cache is None:
         cache = model._reverse_indexes = {}  # type: ignore[attr-defined]
-    index = cache.get(source)
+    index = cache.get((source, legacy))
     if index is None:
-        index = cache[source] = _ReverseIndex(model, source)
+        index = cache[(source, legacy)] = _ReverseIndex(model, source, legacy)
     return index
 
 
@@ -417,6 +426,7 @@ class Resolver:
         self.max_depth = max_depth
         self.dispatches = 0
         self._memo: dict[tuple[str, str, str], int] = {}
+        self._prelude: dict[tuple[str, str, str], tuple[Relation, str, str, bool, tuple[str, ...] | None]] = {}
         self._conditions: dict[tuple[str, str], bool | ConditionError] = {}
         self._lu_memo: dict[tuple[str, str], dict[str, int]] = {}
         self._closures: dict[tuple[str, str, str], tuple[set[str], ConditionError | None]] = {}
@@ -472,19 +482,25 @@ class Resolver:
         memo = self._memo.get(key)
         if memo is not None:
             return memo
-        if user == f"{obj}#{rel}":
+        if "#" in user and user == f"{obj}#{rel}":
             return TRUE
         otype = obj.partition(":")[0]
-        relation = self.model.relation(otype, rel)
-        if relation is None:
-            raise TupleError(f"relation '{otype}#{rel}' is not defined", code=2000)
-        utype, urel = _user_shape(user)
-        if not self.model.can_reach(utype, urel, otype, rel):
+        # What depends only on (type, relation, user) is looked up once per request: a batch
+        # check over many objects of one type asks the same questions for each.
+        pre = self._prelude.get((otype, rel, user))
+        if pre is None:
+            relation = self.model.relation(otype, rel)
+            if relation is None:
+                raise TupleError(f"relation '{otype}#{rel}' is not defined", code=2000)
+            utype, urel = _user_shape(user)
+            reach = self._may_reach(utype, urel, otype, rel)
+            plan = self.model.userset_closure_plan(otype, rel, utype) if reach and not urel else None
+            pre = self._prelude[(otype, rel, user)] = (relation, utype, urel, reach, plan)
+        relation, utype, urel, reach, plan = pre
+        if not reach:
             return FALSE
-        if not urel:
-            plan = self.model.userset_closure_plan(otype, rel, utype)
-            if plan is not None:
-                return self._closure_member(obj, otype, rel, user, utype, plan)
+        if plan is not None:
+            return self._closure_member(obj, otype, rel, user, utype, plan)
         visited.add(key)
         try:
             result = self._rewrite(relation.rewrite, relation, obj, otype, user, utype, urel, depth, visited)
@@ -493,6 +509,13 @@ class Resolver:
         if not result & TAINTED:
             self._memo[key] = result
         return result
+
+    def _may_reach(self, utype: str, urel: str, otype: str, rel: str) -> bool:
+        # OpenFGA prunes a check whose user cannot reach the relation; for ``user:*`` it asks
+        # whether the type ``user`` can reach it (its wildcard, or any user of the type), so
+        # the tuples on the way are still read (and their conditions evaluated).
+        can_reach = self.model.can_reach
+        return can_reach(utype, urel, otype, rel) or (urel == "*" and can_reach(utype, "", otype, rel))
 
     def _rewrite(
         self,
@@ -512,12 +535,23 @@ class Resolver:
         if kind == COMPUTED:
             return self.resolve(obj, rw.relation, user, depth, visited)  # type: ignore[attr-defined]
         if kind == TTU:
-            return self._ttu(rw, obj, otype, user, depth, visited)  # type: ignore[arg-type]
+            return self._ttu(rw, relation, obj, otype, user, utype, urel, depth, visited)  # type: ignore[arg-type]
         if kind == UNION:
-            return self._any(
-                (lambda c=c: self._rewrite(c, relation, obj, otype, user, utype, urel, depth, visited))
-                for c in rw.members  # type: ignore[attr-defined]
-            )
+            # OpenFGA's union: true wins; otherwise an error; otherwise false (with the flags seen).
+            union_error: AuthorizationError | None = None
+            union_flags = 0
+            for c in rw.members:  # type: ignore[attr-defined]
+                try:
+                    r = self._rewrite(c, relation, obj, otype, user, utype, urel, depth, visited)
+                except AuthorizationError as exc:
+                    union_error = union_error or exc
+                    continue
+                if r & ALLOWED:
+                    return r
+                union_flags |= r
+            if union_error is not None:
+                raise union_error
+            return union_flags
         if kind == INTERSECTION:
             error: AuthorizationError | None = None
             flags = taint = 0
@@ -645,6 +679,15 @@ class Resolver:
             self._closures[key] = hit
         found, error = hit
         distance = found.get(obj)
+        if distance != 0 and not self._nested_usersets(obj, otype, rel):
+            # OpenFGA reads the object's own nested usersets first: with none, only the
+            # object's direct tuples count, not the user's tuples elsewhere.
+            for seed in plan:
+                for subject in ([user] if user.endswith(":*") else [user, f"{utype}:*"]):
+                    t = self.reader.read_tuple(obj, seed, subject)
+                    if t is not None and self._valid(t, otype):
+                        self._condition(t)  # raises when it cannot be evaluated
+            return FALSE
         if distance is not None:
             if distance > self.max_depth:
                 raise ResolutionDepthError(
@@ -656,24 +699,6 @@ class Resolver:
         if error is not None:
             raise error
         return FALSE
-
-    @staticmethod
-    def _any(branches: Iterable[Any]) -> int:
-        """OpenFGA's union: true wins; otherwise an error; otherwise false (with the flags seen)."""
-        error: AuthorizationError | None = None
-        flags = 0
-        for branch in branches:
-            try:
-                r = branch()
-            except AuthorizationError as exc:
-                error = error or exc
-                continue
-            if r & ALLOWED:
-                return r
-            flags |= r
-        if error is not None:
-            raise error
-        return flags
 
     def _direct(
         self,
@@ -698,6 +723,11 @@ class Resolver:
                     return TRUE
             except ConditionError as exc:
                 error = exc
+        # 2 and 3 are one read in OpenFGA (the wildcard and userset tuples of the relation),
+        # filtered by condition: a condition that cannot be evaluated only makes the read
+        # fail when no tuple of that read passed (OpenFGA's conditions-filtered iterator).
+        read_error: ConditionError | None = None
+        passed = False
         # 2. a typed wildcard for the user's type
         if urel == "" and utype in relation.wildcard_types:
             t = reader.read_tuple(obj, rel, f"{utype}:*")
@@ -706,19 +736,30 @@ class Resolver:
                     if self._condition(t):
                         return TRUE
                 except ConditionError as exc:
-                    error = error or exc
-        # 3. usersets (group:eng#member): dispatch
+                    read_error = exc
+        # 3. usersets (group:eng#member): dispatch, or OpenFGA's weight-2 strategy
         if relation.userset_refs:
-            for t in reader.read_usersets(obj, rel):
+            usersets = reader.read_usersets(obj, rel)
+            fast = model.weight2_usersets(otype, rel, utype) if urel == "" and usersets else frozenset()
+            groups: dict[tuple[str, str], list[TupleKey]] = {}
+            for t in usersets:
                 sub_obj, _, sub_rel = t.user.rpartition("#")
                 sub_type = sub_obj.partition(":")[0]
                 if not model.tuple_allowed(otype, rel, sub_type, sub_rel, t.condition):
                     continue
+                if (sub_type, sub_rel) in fast:
+                    groups.setdefault((sub_type, sub_rel), []).append(t)
+                    continue
                 try:
                     if not self._condition(t):
                         continue
-                    if t.user != user and not model.can_reach(utype, urel, sub_type, sub_rel):
-                        continue
+                except ConditionError as exc:
+                    read_error = read_error or exc
+                    continue
+                passed = True
+                if t.user != user and not self._may_reach(utype, urel, sub_type, sub_rel):
+                    continue
+                try:
                     self.dispatches += 1
                     r = self.resolve(sub_obj, sub_rel, user, depth + 1, visited)
                 except AuthorizationError as exc:
@@ -727,32 +768,94 @@ class Resolver:
                 if r & ALLOWED:
                     return r
                 flags |= r
+            for ref, tuples in groups.items():
+                try:
+                    if self._weight2(ref, tuples, user, utype):
+                        return TRUE
+                except ConditionError as exc:
+                    error = error or exc
         if error is not None:
             raise error
+        if read_error is not None and not passed:
+            raise read_error
         return flags
+
+    def _weight2(self, ref: tuple[str, str], tuples: list[TupleKey], user: str, utype: str) -> bool:
+        """OpenFGA's weight-2 userset strategy (``viewer: [team#member]``, ``member: [user]``).
+
+        The object's usersets of that type, then the user's own ``team#member`` tuples: the
+        answer is whether they meet. A condition that cannot be evaluated fails a side only
+        when nothing on that side passed, and the user's side is read whatever the object's
+        usersets are (so its conditions count even on unrelated objects).
+        """
+        right: set[str] = set()
+        right_error: ConditionError | None = None
+        for t in tuples:
+            try:
+                if self._condition(t):
+                    right.add(t.user.rpartition("#")[0])
+            except ConditionError as exc:
+                right_error = right_error or exc
+        if not right:
+            if right_error is not None:
+                raise right_error
+            return False
+        ttype, trel = ref
+        left_error: ConditionError | None = None
+        passed = False
+        for subject in (user, f"{utype}:*"):
+            for tk in self.reader.read_objects(subject, ttype, trel):
+                if not self._valid(tk, ttype):
+                    continue
+                try:
+                    ok = self._condition(tk)
+                except ConditionError as exc:
+                    left_error = left_error or exc
+                    continue
+                if ok:
+                    passed = True
+                    if tk.object in right:
+                        return True
+        if left_error is not None and not passed:
+            raise left_error
+        return False
 
     def _ttu(
         self,
         rw: TupleToUserset,
+        relation: Relation,
         obj: str,
         otype: str,
         user: str,
+        utype: str,
+        urel: str,
         depth: int,
         visited: set[tuple[str, str, str]],
     ) -> int:
+        if rw.computed == relation.name and urel in ("", "*"):
+            seeds = self.model.ttu_closure_plan(otype, relation.name, utype, rw.tupleset)
+            if seeds is not None:
+                return self._ttu_closure(rw, obj, otype, user, utype, seeds)
         model = self.model
         error: AuthorizationError | None = None
+        read_error: ConditionError | None = None  # as in _direct: only if no tuple of the read passed
+        passed = False
         flags = 0
         for t in self.reader.read_users(obj, rw.tupleset):
             parent = t.user
             ptype = parent.partition(":")[0]
             if "#" in parent or not self._valid(t, otype):
                 continue
-            if model.relation(ptype, rw.computed) is None:
-                continue
             try:
                 if not self._condition(t):
                     continue
+            except ConditionError as exc:
+                read_error = read_error or exc
+                continue
+            passed = True
+            if model.relation(ptype, rw.computed) is None:
+                continue
+            try:
                 self.dispatches += 1
                 r = self.resolve(parent, rw.computed, user, depth + 1, visited)
             except AuthorizationError as exc:
@@ -763,7 +866,103 @@ class Resolver:
             flags |= r
         if error is not None:
             raise error
+        if read_error is not None and not passed:
+            raise read_error
         return flags
+
+    def _nested_usersets(self, obj: str, otype: str, rel: str) -> bool:
+        """Whether ``obj#rel`` has a usable ``otype#rel`` userset tuple (a read with only
+        failing conditions raises, as OpenFGA's filtered iterator does)."""
+        error: ConditionError | None = None
+        for t in self.reader.read_usersets(obj, rel):
+            sub_obj, _, sub_rel = t.user.rpartition("#")
+            if sub_rel != rel or sub_obj.partition(":")[0] != otype or not self._valid(t, otype):
+                continue
+            try:
+                if self._condition(t):
+                    return True
+            except ConditionError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return False
+
+    def _parents(self, obj: str, tupleset: str, otype: str) -> tuple[list[str], ConditionError | None]:
+        """The objects a tupleset read leads to, filtered by conditions (OpenFGA's iterator:
+        an error only when no tuple of the read passed)."""
+        out: list[str] = []
+        error: ConditionError | None = None
+        for t in self.reader.read_users(obj, tupleset):
+            if "#" in t.user or not self._valid(t, otype):
+                continue
+            try:
+                if self._condition(t):
+                    out.append(t.user)
+            except ConditionError as exc:
+                error = error or exc
+        return out, (error if not out else None)
+
+    def _ttu_closure(
+        self, rw: TupleToUserset, obj: str, otype: str, user: str, utype: str, seeds: tuple[str, ...]
+    ) -> int:
+        """OpenFGA's recursive tuple-to-userset resolver (``viewer: [user] or viewer from parent``).
+
+        The object's parents first (none: no), then the objects the user is directly related
+        to (none: no; a read that fails: an error), then upwards from the parents, level by
+        level, until one of those is met. Errors met on the way count only if none is.
+        """
+        parents, error = self._parents(obj, rw.tupleset, otype)
+        if error is not None:
+            raise error
+        if not parents:
+            return FALSE
+        key = (otype, "ttu:" + "|".join(seeds), user)
+        hit = self._closures.get(key)
+        if hit is None:
+            found: set[str] = set()
+            first: ConditionError | None = None
+            subjects = [user] if user.endswith(":*") else [user, f"{utype}:*"]
+            for seed in seeds:
+                passed, failed = False, None
+                for subject in subjects:
+                    for tk in self.reader.read_objects(subject, otype, seed):
+                        if not self._valid(tk, otype):
+                            continue
+                        try:
+                            if self._condition(tk):
+                                passed = True
+                                found.add(tk.object)
+                        except ConditionError as exc:
+                            failed = failed or exc
+                if failed is not None and not passed:
+                    first = first or failed
+            hit = (found, first)
+            self._closures[key] = hit  # type: ignore[assignment]
+        targets, user_error = hit
+        if any(p in targets for p in parents):
+            return TRUE
+        if user_error is not None:
+            raise user_error
+        if not targets:
+            return FALSE
+        seen = set(parents)
+        frontier = parents
+        level_error: ConditionError | None = None
+        while frontier:
+            nxt: list[str] = []
+            for member in frontier:
+                ups, err = self._parents(member, rw.tupleset, otype)
+                level_error = level_error or err
+                for up in ups:
+                    if up in targets:
+                        return TRUE
+                    if up not in seen:
+                        seen.add(up)
+                        nxt.append(up)
+            frontier = nxt
+        if level_error is not None:
+            raise level_error
+        return FALSE
 
     # -- list_objects ------------------------------------------------------------------------
 
@@ -776,7 +975,7 @@ class Resolver:
         """
         utype, uid, urel = split_user(user)
         source = f"{utype}#{urel}" if urel else utype
-        index = _reverse_index(self.model, source)
+        index = _reverse_index(self.model, source, (object_type, relation))
         relevant = index.relevant((object_type, relation))
         reader = self.reader
         found: set[str] = set()
@@ -1044,7 +1243,8 @@ class Resolver:
             sub_status = sub.get(user_key, HAS)
             if base_wildcard:
                 if not user_subtracted and not sub_wildcard:
-                    out[user_key] = HAS
+                    # A user the base itself excludes (a nested exclusion) stays excluded.
+                    out[user_key] = status
                 for s_key, s_status in sub.items():
                     if s_key.endswith(":*") and "#" not in s_key:
                         if not user_subtracted:

@@ -429,7 +429,7 @@ class AuthorizationModel:
         self._weights: dict[str, dict[tuple[str, str], float]] = {}
         self._recursive: dict[tuple[str, str, str], bool] = {}
         self._paths: dict[tuple[str, str], dict[tuple[str, str], bool]] = {}
-        self._plans: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+        self._plans: dict[tuple[str, ...], Any] = {}
         try:
             self._validate()
             self._index()
@@ -676,11 +676,14 @@ class AuthorizationModel:
 
     # -- OpenFGA's recursive resolvers ---------------------------------------------------
 
-    def _edges(self, t: str, r: str) -> list[tuple[str, str]]:
-        """Relation nodes one step away (userset restrictions, computed, tuple-to-userset)."""
+    def _edges(self, t: str, r: str, start: Rewrite | None = None) -> list[tuple[str, str]]:
+        """Relation nodes one step away (userset restrictions, computed, tuple-to-userset).
+
+        ``start``: only the edges under that node of the relation's rewrite.
+        """
         rel = self._relations[(t, r)]
         out: list[tuple[str, str]] = []
-        for node in walk(rel.rewrite):
+        for node in walk(rel.rewrite if start is None else start):
             if isinstance(node, This):
                 out.extend((x.type, x.relation) for x in rel.directly_related if x.relation)
             elif isinstance(node, ComputedUserset):
@@ -828,6 +831,40 @@ class AuthorizationModel:
             return (t, r) in leaves
         return (user_key, "") in leaves
 
+    def builds_weighted_graph(self) -> bool:
+        """Whether OpenFGA can build its weighted graph of this model.
+
+        It cannot when an intersection or an exclusion lies on a cycle (``owner: ([user] or
+        owner from parent) but not blocked``); OpenFGA then has no graph for the whole model
+        and uses none of its graph-based strategies (the recursive resolvers), anywhere.
+        """
+        hit = getattr(self, "_graph_ok", None)
+        if hit is None:
+            hit = not any(self._operator_on_cycle(t, r) for (t, r) in self._relations)
+            self._graph_ok = hit
+        return hit
+
+    def _operator_on_cycle(self, t: str, r: str) -> bool:
+        for node in walk(self._relations[(t, r)].rewrite):
+            if isinstance(node, (Intersection, Difference)):
+                for target in self._edges(t, r, node):
+                    if target == (t, r) or self._leads_to(target, (t, r)):
+                        return True
+        return False
+
+    def _leads_to(self, source: tuple[str, str], goal: tuple[str, str]) -> bool:
+        seen = {source}
+        stack = [source]
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            for nxt in self._edges(*node):
+                if nxt not in seen and nxt in self._relations:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
     def recursive_resolvable(self, object_type: str, relation: str, user_key: str) -> bool:
         """Whether OpenFGA resolves this relation with its recursive (fixpoint) strategy.
 
@@ -858,6 +895,75 @@ class AuthorizationModel:
         self._plans[key] = plan
         return plan
 
+    def weight2_usersets(self, object_type: str, relation: str, user_type: str) -> frozenset[tuple[str, str]]:
+        """Userset restrictions of a relation OpenFGA resolves with its weight-2 strategy for a user type.
+
+        Those whose relation is a plain direct assignment reaching the user type in one hop
+        (``[team#member]`` with ``member: [user]``), on a relation in no cycle, in a model
+        OpenFGA builds its weighted graph for.
+        """
+        key = ("w2", object_type, relation, user_type)
+        hit = self._plans.get(key)
+        if hit is None:
+            hit = frozenset()
+            node = (object_type, relation)
+            if (
+                node in self._relations
+                and self.builds_weighted_graph()
+                and self._scc_sizes().get(node, 1) == 1
+                and node not in self._edges(*node)
+            ):
+                weights = self._weights_for(user_type)
+                hit = frozenset(
+                    (x.type, x.relation)
+                    for x in self._relations[node].directly_related
+                    if x.relation
+                    and weights.get((x.type, x.relation)) == 1
+                    and isinstance(self._relations[(x.type, x.relation)].rewrite, This)
+                )
+            self._plans[key] = hit
+        return hit
+
+    def ttu_closure_plan(
+        self, object_type: str, relation: str, user_key: str, tupleset: str
+    ) -> tuple[str, ...] | None:
+        """Relations whose direct tuples seed OpenFGA's recursive tuple-to-userset resolver, or None.
+
+        Applies to ``viewer: [user] or viewer from parent`` (optionally ``or`` relations that
+        are plain direct assignments): OpenFGA reads the objects the user is directly related
+        to, then walks up from the object's parents until it meets one of them.
+        """
+        key = ("ttu", object_type, relation, user_key, tupleset)
+        if key in self._plans:
+            return self._plans[key]
+        plan = self._compute_ttu_plan(object_type, relation, user_key, tupleset)
+        self._plans[key] = plan
+        return plan
+
+    def _compute_ttu_plan(self, t: str, r: str, user_key: str, tupleset: str) -> tuple[str, ...] | None:
+        if "#" in user_key or not self.recursive_resolvable(t, r, user_key):
+            return None
+        if set(self._tupleset_types.get((t, tupleset), ())) != {t}:
+            return None
+        rel = self._relations[(t, r)]
+        if any(x.relation for x in rel.directly_related):
+            return None
+        members = rel.rewrite.members if isinstance(rel.rewrite, Union) else (rel.rewrite,)
+        seeds: list[str] = []
+        recursive = False
+        for m in members:
+            if isinstance(m, This):
+                seeds.append(r)
+            elif isinstance(m, TupleToUserset) and (m.tupleset, m.computed) == (tupleset, r) and not recursive:
+                recursive = True
+            elif isinstance(m, ComputedUserset) and isinstance(self._relations[(t, m.relation)].rewrite, This):
+                if any(x.relation for x in self._relations[(t, m.relation)].directly_related):
+                    return None
+                seeds.append(m.relation)
+            else:
+                return None
+        return tuple(seeds) if recursive else None
+
     def _compute_plan(self, t: str, r: str, user_key: str) -> tuple[str, ...] | None:
         if "#" in user_key or not self.recursive_resolvable(t, r, user_key):
             return None
@@ -880,7 +986,7 @@ class AuthorizationModel:
         return tuple(seeds)
 
     def _compute_recursive(self, t: str, r: str, user_key: str) -> bool:
-        if (t, r) not in self._relations:
+        if (t, r) not in self._relations or not self.builds_weighted_graph():
             return False
         if self._weights_for(user_key).get((t, r)) != float("inf"):
             return False

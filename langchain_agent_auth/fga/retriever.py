@@ -10,9 +10,18 @@ It fails closed: with no user, or when the authorizer fails, it returns no docum
 records why (``on_decision`` and :meth:`FGARetriever.retrieve_with_decisions`);
 ``raise_on_error=True`` raises instead.
 
-Optionally it pre-filters: ``prefilter`` receives the ids ``list_objects`` allows and
-returns search kwargs for the wrapped vector-store retriever (a metadata filter), so the
-store only returns candidates the user may see; the post-filter still runs.
+Optionally it filters before the search (``prefilter``): the objects ``list_objects``
+allows become the wrapped vector-store retriever's metadata filter, so the store ranks
+only what the user may see and the top k are k authorized documents (post-filtering keeps
+fewer than k, and shows the search step documents the user may not see). ``"auto"`` picks
+the shape: a filter function for LangChain's ``InMemoryVectorStore``, and
+``{"filter": {id_key: {"$in": [...]}}}`` for other stores (the common shape); a callable
+``ids -> search kwargs`` covers any other store. When the allowed set has
+``prefilter_max`` objects or more (or comes back truncated at a server's cap), it
+post-filters instead, with the search's ``k`` widened by ``prefilter_widen``. The allowed
+set can be cached per user (``prefilter_ttl`` seconds, at most ``prefilter_cache_size``
+entries). It fails closed throughout: a failed ``list_objects`` returns no documents, and
+the post-filter check still runs on whatever the store returns.
 
 Example:
     >>> from langchain_core.documents import Document
@@ -35,17 +44,20 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_agent_auth.errors import AgentAuthError, AuthorizationError, IdentityError
+from langchain_agent_auth.errors import AgentAuthError, AuthorizationError, ConfigurationError, IdentityError
 from langchain_agent_auth.fga._tuple import is_valid_object, split_user
 from langchain_agent_auth.fga._types import AuthorizationDecision, DecisionSink, emit, error_text
 from langchain_agent_auth.fga.guard import fga_user
@@ -68,7 +80,13 @@ class FGARetriever(BaseRetriever):
         object_for: a callable ``Document -> "type:id" | None`` replacing the two above.
         user: an explicit :class:`UserIdentity` or FGA user string; otherwise the current
             user from the identity pillar.
-        prefilter: ``ids -> search kwargs`` for the wrapped vector-store retriever.
+        prefilter: filter before the search: ``"auto"``, ``"function"`` (a ``Document -> bool``
+            filter, LangChain's ``InMemoryVectorStore``), ``"in"`` (``{id_key: {"$in": ids}}``),
+            or a callable ``ids -> search kwargs``; ``None`` (default) post-filters only.
+        prefilter_max: from this many allowed objects on, post-filter instead (widened search).
+        prefilter_widen: the factor on the search's ``k`` when falling back to post-filtering.
+        prefilter_ttl: seconds to cache a user's allowed set (0, the default: no cache).
+        prefilter_cache_size: the most allowed sets kept in that cache.
         on_decision: a sink for every :class:`AuthorizationDecision`.
         raise_on_error: raise instead of returning no documents when authorization fails.
 
@@ -87,6 +105,19 @@ class FGARetriever(BaseRetriever):
         >>> kept, decisions = r.retrieve_with_decisions("question")
         >>> [d.page_content for d in kept], [(d.object, d.allowed) for d in decisions][:2]
         (['FAQ'], [('document:faq', True), ('document:hr', False)])
+
+    Example (pre-filter: the store only ranks what the user may see):
+        >>> class Store(BaseRetriever):  # takes the common {"id": {"$in": [...]}} filter
+        ...     docs: list
+        ...     search_kwargs: dict = {}
+        ...     def _get_relevant_documents(self, query, *, run_manager):
+        ...         allowed = set(self.search_kwargs["filter"]["id"]["$in"])
+        ...         return [d for d in self.docs if d.metadata.get("id") in allowed][: self.search_kwargs["k"]]
+        >>> pre = FGARetriever(retriever=Store(docs=docs, search_kwargs={"k": 1}), authorizer=fga,
+        ...                    user="user:bob", prefilter="auto", prefilter_ttl=60)
+        >>> [d.page_content for d in pre.invoke("question")]
+        ['FAQ']
+        >>> pre.clear_prefilter_cache()
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -99,10 +130,17 @@ class FGARetriever(BaseRetriever):
     object_for: Callable[[Document], str | None] | None = None
     user: UserIdentity | str | None = None
     context: Mapping[str, Any] | None = None
-    prefilter: Callable[[list[str]], Mapping[str, Any]] | None = None
+    prefilter: Literal["auto", "function", "in"] | Callable[[list[str]], Mapping[str, Any]] | None = None
+    prefilter_max: int = Field(default=1000, gt=0)
+    prefilter_widen: int = Field(default=4, ge=1)
+    prefilter_ttl: float = Field(default=0.0, ge=0)
+    prefilter_cache_size: int = Field(default=256, gt=0)
     on_decision: DecisionSink | None = None
     raise_on_error: bool = False
     max_documents: int = Field(default=10_000, gt=0)
+
+    _allowed_cache: OrderedDict[str, tuple[float, tuple[str, ...]]] = PrivateAttr(default_factory=OrderedDict)
+    _cache_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     # -- plain helpers (sync and async differ only by await) --------------------------------
 
@@ -186,9 +224,81 @@ class FGARetriever(BaseRetriever):
     def _check_batch(self, user: str, unique: list[str]) -> list[tuple[str, str, str]]:
         return [(user, self.relation, obj) for obj in unique]
 
-    def _search_kwargs(self, ids: list[str]) -> dict[str, Any]:
-        assert self.prefilter is not None
-        return dict(self.prefilter(ids))
+    # -- pre-filter (plain helpers) -------------------------------------------------------------
+
+    def _cache_key(self, user: str) -> str:
+        # Per user, and per everything else that changes the answer: never shared across users.
+        return json.dumps(
+            [id(self.authorizer), user, self.relation, self.object_type, dict(self.context or {})],
+            sort_keys=True,
+            default=str,
+        )
+
+    def _cached_allowed(self, user: str) -> tuple[str, ...] | None:
+        if not self.prefilter_ttl:
+            return None
+        key = self._cache_key(user)
+        with self._cache_lock:
+            hit = self._allowed_cache.get(key)
+            if hit is None or hit[0] <= time.monotonic():
+                self._allowed_cache.pop(key, None)
+                return None
+            self._allowed_cache.move_to_end(key)
+            return hit[1]
+
+    def _remember_allowed(self, user: str, objects: tuple[str, ...]) -> None:
+        if not self.prefilter_ttl:
+            return
+        with self._cache_lock:
+            self._allowed_cache[self._cache_key(user)] = (time.monotonic() + self.prefilter_ttl, objects)
+            self._allowed_cache.move_to_end(self._cache_key(user))
+            while len(self._allowed_cache) > self.prefilter_cache_size:
+                self._allowed_cache.popitem(last=False)
+
+    def clear_prefilter_cache(self) -> None:
+        """Forget every cached allowed set (after writing tuples, for instance)."""
+        with self._cache_lock:
+            self._allowed_cache.clear()
+
+    def _allowed_from(self, objects: Sequence[str]) -> tuple[str, ...]:
+        prefix = f"{self.object_type}:"
+        return tuple(dict.fromkeys(o for o in objects if isinstance(o, str) and o.startswith(prefix)))
+
+    def _search_plan(self, objects: tuple[str, ...]) -> tuple[BaseRetriever, int | None]:
+        """The retriever to search with, and the ``k`` to trim the kept documents to."""
+        if not hasattr(self.retriever, "search_kwargs"):
+            raise AuthorizationError("prefilter needs a retriever with search_kwargs (a vector-store retriever)")
+        current = dict(getattr(self.retriever, "search_kwargs", {}) or {})
+        if len(objects) >= self.prefilter_max:
+            # Too many to send as a filter (or truncated at the server's cap): post-filter a
+            # wider search, then keep the top k that pass.
+            logger.info("FGARetriever: %d allowed objects, post-filtering instead", len(objects))
+            k = current.get("k", 4)
+            if isinstance(k, int) and not isinstance(k, bool) and self.prefilter_widen > 1:
+                current["k"] = k * self.prefilter_widen
+                return self.retriever.model_copy(update={"search_kwargs": current}), k
+            return self.retriever, None
+        extra = self._filter_kwargs(objects)
+        return self.retriever.model_copy(update={"search_kwargs": {**current, **extra}}), None
+
+    def _filter_kwargs(self, objects: tuple[str, ...]) -> dict[str, Any]:
+        mode = self.prefilter
+        if callable(mode):
+            return dict(mode([o.partition(":")[2] for o in objects]))
+        if mode == "auto":
+            mode = "function" if _takes_filter_function(self.retriever) else "in"
+        if mode == "function":
+            if self.object_for is None:
+                # Cheap per document (the store calls it for every one): the raw id against the
+                # allowed ids. A looser match is still safe: the post-filter checks what it returns.
+                ids = frozenset(o.partition(":")[2] for o in objects)
+                key = self.id_key
+                return {"filter": lambda doc: str((doc.metadata or {}).get(key)) in ids}
+            allowed = frozenset(objects)
+            return {"filter": lambda doc: self._object(doc) in allowed}
+        if self.object_for is not None:
+            raise ConfigurationError('prefilter="in" filters on metadata[id_key]; it cannot use object_for')
+        return {"filter": {self.id_key: {"$in": [o.partition(":")[2] for o in objects]}}}
 
     # -- sync ----------------------------------------------------------------------------------
 
@@ -200,7 +310,7 @@ class FGARetriever(BaseRetriever):
         user = ""
         try:
             user = self._user()
-            docs = self._retrieve(query, user, kwargs.get("callbacks"))
+            docs, k = self._retrieve(query, user, kwargs.get("callbacks"))
             objects, unique = self._plan(docs)
             decisions = (
                 self.authorizer.batch_check(self._check_batch(user, unique), context=self.context)
@@ -209,24 +319,21 @@ class FGARetriever(BaseRetriever):
             )
         except Exception as exc:
             return [], self._denied_all(user, exc, started)
-        return self._filter(docs, objects, decisions, user, started)
+        kept, records = self._filter(docs, objects, decisions, user, started)
+        return (kept[:k] if k is not None else kept), records
 
-    def _retrieve(self, query: str, user: str, callbacks: Any) -> list[Document]:
+    def _retrieve(self, query: str, user: str, callbacks: Any) -> tuple[list[Document], int | None]:
         config = {"callbacks": callbacks} if callbacks is not None else None
         if self.prefilter is None:
-            return list(self.retriever.invoke(query, config=config))
-        ids = self.authorizer.list_objects(user, self.relation, self.object_type, context=self.context)
-        return list(self._prefiltered(ids).invoke(query, config=config))
-
-    def _prefiltered(self, objects: list[str]) -> BaseRetriever:
-        ids = [o.partition(":")[2] for o in objects]
-        extra = self._search_kwargs(ids)
-        current = dict(getattr(self.retriever, "search_kwargs", {}) or {})
-        if not hasattr(self.retriever, "search_kwargs"):
-            raise AuthorizationError(
-                "prefilter needs a retriever with search_kwargs (a vector-store retriever)"
+            return list(self.retriever.invoke(query, config=config)), None
+        objects = self._cached_allowed(user)
+        if objects is None:
+            objects = self._allowed_from(
+                self.authorizer.list_objects(user, self.relation, self.object_type, context=self.context)
             )
-        return self.retriever.model_copy(update={"search_kwargs": {**current, **extra}})
+            self._remember_allowed(user, objects)
+        search, k = self._search_plan(objects)
+        return list(search.invoke(query, config=config)), k
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
@@ -245,13 +352,20 @@ class FGARetriever(BaseRetriever):
         try:
             user = self._user()
             config = {"callbacks": kwargs["callbacks"]} if kwargs.get("callbacks") is not None else None
+            k: int | None = None
             if self.prefilter is None:
                 docs = list(await self.retriever.ainvoke(query, config=config))
             else:
-                ids = await self.authorizer.alist_objects(
-                    user, self.relation, self.object_type, context=self.context
-                )
-                docs = list(await self._prefiltered(ids).ainvoke(query, config=config))
+                allowed = self._cached_allowed(user)
+                if allowed is None:
+                    allowed = self._allowed_from(
+                        await self.authorizer.alist_objects(
+                            user, self.relation, self.object_type, context=self.context
+                        )
+                    )
+                    self._remember_allowed(user, allowed)
+                search, k = self._search_plan(allowed)
+                docs = list(await search.ainvoke(query, config=config))
             objects, unique = self._plan(docs)
             decisions = (
                 (await self.authorizer.abatch_check(self._check_batch(user, unique), context=self.context))
@@ -260,10 +374,18 @@ class FGARetriever(BaseRetriever):
             )
         except Exception as exc:
             return [], self._denied_all(user, exc, started)
-        return self._filter(docs, objects, decisions, user, started)
+        kept, records = self._filter(docs, objects, decisions, user, started)
+        return (kept[:k] if k is not None else kept), records
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
         docs, _ = await self.aretrieve_with_decisions(query, callbacks=run_manager.get_child())
         return docs
+
+
+def _takes_filter_function(retriever: BaseRetriever) -> bool:
+    """Whether the wrapped store's ``filter`` is a ``Document -> bool`` (LangChain's in-memory store)."""
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    return isinstance(getattr(retriever, "vectorstore", None), InMemoryVectorStore)

@@ -287,3 +287,58 @@ def test_missing_sdk_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> 
         OpenFGAAuthorizer("http://127.0.0.1:1", "store")
     with pytest.raises(ConfigurationError, match="api_url and store_id"):
         OpenFGAAuthorizer("", "")
+
+
+def _batch_case() -> list[object]:
+    from langchain_agent_auth.fga import CheckRequest
+
+    checks: list[object] = [(f"user:u{i}", "viewer", "document:handbook") for i in range(60)]
+    checks += [
+        CheckRequest("user:eve", "viewer", "document:memo", context={"hour": 10}, correlation_id="mine"),
+        CheckRequest("user:eve", "viewer", "document:memo", context={"hour": 22}),
+        CheckRequest("user:eve", "viewer", "document:memo"),  # the condition misses "hour": an error
+        CheckRequest("user:zed", "viewer", "document:spec", contextual_tuples=[("user:zed", "member", "group:eng")]),
+        ("user:zed", "viewer", "document:spec"),
+        ("user:anne", "nope", "document:spec"),
+    ]
+    return checks
+
+
+def _expected(decisions: list[AuthorizationDecision]) -> None:
+    assert len(decisions) == 66
+    assert all(d.allowed and d.error is None for d in decisions[:60])  # 2 requests, order kept
+    tail = decisions[60:]
+    assert [d.allowed for d in tail] == [True, False, False, True, False, False]
+    assert tail[0].correlation_id == "mine"
+    assert tail[2].error and "hour" in tail[2].error and tail[5].error
+    assert [d.error is None for d in tail] == [True, True, False, True, True, False]
+
+
+def test_batch_check_per_item_context_and_tuples_sync_and_async(remote: OpenFGAAuthorizer) -> None:
+    remote.write(
+        [{"user": "user:eve", "relation": "viewer", "object": "document:memo", "condition": {"name": "in_hours"}}]
+    )
+    remote.max_batch_size = 50
+    _expected(remote.batch_check(_batch_case()))
+
+    async def run() -> list[AuthorizationDecision]:
+        try:
+            return await remote.abatch_check(_batch_case())
+        finally:
+            await remote.aclose()
+
+    _expected(asyncio.run(run()))
+    shared = remote.batch_check([("user:eve", "viewer", "document:memo")], context={"hour": 11})
+    assert shared[0].allowed
+
+
+def test_batch_check_sends_no_sdk_model_per_item(remote: OpenFGAAuthorizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fast path: plain JSON bodies through the SDK client, not one ClientBatchCheckItem each.
+    import openfga_sdk.client.models as models
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("ClientBatchCheckItem built")
+
+    monkeypatch.setattr(models, "ClientBatchCheckItem", boom)
+    decisions = remote.batch_check([(f"user:u{i}", "viewer", "document:handbook") for i in range(120)])
+    assert len(decisions) == 120 and all(d.allowed for d in decisions)
