@@ -36,7 +36,7 @@ def test_help_of_every_command_loads_no_heavy_dependency(argv: list[str]) -> Non
     code = (
         "from langchain_agent_auth.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()) as buf, contextlib.suppress(SystemExit):\n"
-        f"    main({argv + ['--help']!r})\n"
+        f"    main({[*argv, '--help']!r})\n"
         "assert 'usage: agent-auth' in buf.getvalue(), buf.getvalue()\n"
     )
     assert _loaded_after(code) == []
