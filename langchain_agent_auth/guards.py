@@ -39,7 +39,7 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from langchain_agent_auth._user import UserIdentity, identity_from_sources
 from langchain_agent_auth.errors import AgentAuthError
@@ -178,7 +178,10 @@ def _model_arg_names(tool: BaseTool | None) -> set[str] | None:
 
 def split_args(tool: BaseTool | None, args: Mapping[str, Any]) -> tuple[dict, dict]:
     """Split arguments into (model-filled, injected)."""
-    names = _model_arg_names(tool)
+    return _split(_model_arg_names(tool), args)
+
+
+def _split(names: set[str] | None, args: Mapping[str, Any]) -> tuple[dict, dict]:
     if names is None:
         return dict(args), {}
     model = {k: v for k, v in args.items() if k in names}
@@ -220,6 +223,8 @@ class GuardedTool(BaseTool):
 
     inner: BaseTool
     guards: tuple[ToolGuard, ...] = ()
+    # the inner tool's model-filled argument names, computed once (tool_call_schema is not free)
+    _arg_names: tuple[set[str] | None] | None = PrivateAttr(default=None)
 
     def __init__(self, inner: BaseTool, guards: Iterable[ToolGuard], **kwargs: Any) -> None:
         new = tuple(guards)
@@ -258,7 +263,9 @@ class GuardedTool(BaseTool):
             names = list(self.inner.args)
             key = names[0] if len(names) == 1 else "input"
             raw_args, call_id = {key: value}, None
-        model_args, injected = split_args(self.inner, raw_args)
+        if self._arg_names is None:
+            self._arg_names = (_model_arg_names(self.inner),)
+        model_args, injected = _split(self._arg_names[0], raw_args)
         context, store, writer = _graph_extras()
         user = identity_from_sources(config=config, context=context)
         call = GuardedCall(
