@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # _util: the same harness (stdlib only)
-from _util import LoopLag, ainterleaved, rounds_for
+from _util import CPU, LoopLag, ainterleaved, rounds_for
 
 FETCH_MS = 2.0
 
@@ -50,13 +50,18 @@ def main(quick: bool) -> None:
     async def measure() -> dict:
         cfg = {"configurable": {"thread_id": "t-hot"}}
         hot = await ainterleaved({"bare": lambda: bare.ainvoke(call(), cfg),
-                                  "ours": lambda: wrapped.ainvoke(call(), cfg)}, rounds=rounds, round_s=round_s)
-        lags = []
-        for r in range(3 if quick else 5):
+                                  "ours": lambda: wrapped.ainvoke(call(), cfg)}, rounds=rounds, round_s=round_s,
+                                 clock=CPU)
+        lags, bare_lags = [], []
+        for r in range(3 if quick else 7):
             async with LoopLag() as lag:
                 await asyncio.gather(*(wrapped.ainvoke(call(i), {"configurable": {"thread_id": f"t-lag-{r}"}})
                                        for i in range(100)))
             lags.append(lag.max_ms)
+            async with LoopLag() as lag:
+                await asyncio.gather(*(bare.ainvoke(call(i), {"configurable": {"thread_id": f"t-lag-{r}"}})
+                                       for i in range(100)))
+            bare_lags.append(lag.max_ms)
         fetches[0] = 0
         cold = {"configurable": {"thread_id": "t-cold-seq"}}
         for i in range(100):
@@ -72,7 +77,8 @@ def main(quick: bool) -> None:
             sync_ok = True
         except Exception:
             sync_ok = False
-        return {"bare_us": hot["bare"], "wrapped_us": hot["ours"], "lag_ms": lags, "sequential_fetches": sequential,
+        return {"bare_us": hot["bare"], "wrapped_us": hot["ours"], "lag_ms": lags, "bare_lag_ms": bare_lags,
+                "sequential_fetches": sequential,
                 "concurrent_fetches": fetches[0], "concurrent_ms": conc_ms, "sync_invoke_works": sync_ok}
 
     print(json.dumps(asyncio.run(measure())))

@@ -229,6 +229,9 @@ def format_rows(rows: list[Row]) -> list[str]:
               f"{'rounds':>6}  baseline is")
     lines += [header, "-" * len(header)]
     for r in rows:
+        if r.ours != r.ours:  # NaN: a row that only states a fact (e.g. "no sync path")
+            lines.append(f"{r.benchmark:<30} {r.metric:<50} {'n/a':>22}")
+            continue
         ours = _num(r.ours) + (f" {r.unit}" if r.unit else "")
         if r.ours_range and r.rounds and r.rounds > 1:
             ours += f" [{_num(r.ours_range[0])}-{_num(r.ours_range[1])}]"

@@ -119,6 +119,8 @@ def block_mode(quick: bool) -> list[Row]:
                                round_s=round_s)
             asy = asyncio.run(ainterleaved({"floor": afloor, "ours": lambda: ablocking.ainvoke(ACALL)},
                                            rounds=rounds, round_s=round_s))
+            cpu = interleaved({"floor": floor, "ours": lambda: blocking.invoke(CALL)}, rounds=rounds,
+                              round_s=round_s, clock=CPU)
         for c in (http, raw):
             c.close()
     finally:
@@ -131,6 +133,8 @@ def block_mode(quick: bool) -> list[Row]:
                sync["floor"], "µs", label, note),
         paired("approval: CIBA block, async", "µs per instantly approved call (loopback HTTP)", asy["ours"],
                asy["floor"], "µs", label, note),
+        paired("approval: CIBA block, sync", "client CPU µs per instantly approved call", cpu["ours"], cpu["floor"],
+               "µs", label, "this process only: the provider runs in its own"),
     ]
 
 

@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,7 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
+from langgraph.runtime import get_runtime as _get_runtime
 from pydantic import BaseModel, PrivateAttr
 
 from langchain_agent_auth._user import UserIdentity, identity_from_sources
@@ -191,14 +191,11 @@ def _split(names: set[str] | None, args: Mapping[str, Any]) -> tuple[dict, dict]
 
 def _graph_extras() -> tuple[Any, Any, Callable[[Any], None] | None]:
     """Context, store and stream writer of the surrounding graph run, if any."""
-    context = store = writer = None
-    with contextlib.suppress(Exception):
-        from langgraph.runtime import get_runtime
-
-        runtime = get_runtime()
-        context, store = runtime.context, runtime.store
-        writer = runtime.stream_writer
-    return context, store, writer
+    try:  # a plain try: this runs on every guarded call (hot path)
+        runtime = _get_runtime()
+        return runtime.context, runtime.store, runtime.stream_writer
+    except Exception:  # outside a graph run (no runtime in the config)
+        return None, None, None
 
 
 def _refusal_output(refusal: Refusal, name: str, tool_call_id: str | None) -> Any:
