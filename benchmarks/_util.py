@@ -80,7 +80,7 @@ def _calibrate(call: Callable[[], object], target_s: float, clock: Callable[[], 
 
 
 def interleaved(sides: dict[str, Callable[[], object]], *, rounds: int = 7, round_s: float = 0.2,
-                clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+                clock: Callable[[], float] = time.perf_counter, collect: bool = True) -> dict[str, list[float]]:
     """Microseconds per call of each side, one sample per round, sides alternating A, B, A, B.
 
     The number of calls per round is calibrated once on the first side and is the same for
@@ -95,7 +95,8 @@ def interleaved(sides: dict[str, Callable[[], object]], *, rounds: int = 7, roun
     out: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(rounds):
         for name, call in sides.items():
-            gc.collect()
+            if collect:  # each side starts from a collected heap
+                gc.collect()
             start = clock()
             for _ in range(n):
                 call()
@@ -104,7 +105,8 @@ def interleaved(sides: dict[str, Callable[[], object]], *, rounds: int = 7, roun
 
 
 async def ainterleaved(sides: dict[str, Callable[[], Awaitable[object]]], *, rounds: int = 7,
-                       round_s: float = 0.2, clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+                       round_s: float = 0.2, clock: Callable[[], float] = time.perf_counter,
+                       collect: bool = True) -> dict[str, list[float]]:
     """:func:`interleaved` for coroutine functions, awaited one after another on the running loop."""
     for call in sides.values():
         for _ in range(20):
@@ -123,7 +125,8 @@ async def ainterleaved(sides: dict[str, Callable[[], Awaitable[object]]], *, rou
     out: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(rounds):
         for name, call in sides.items():
-            gc.collect()
+            if collect:  # each side starts from a collected heap
+                gc.collect()
             start = clock()
             for _ in range(n):
                 await call()

@@ -13,7 +13,8 @@ from benchmarks._util import LoopLag, Row, ainterleaved, format_rows, interleave
 
 def test_interleaved_runs_the_sides_in_alternating_rounds() -> None:
     order: list[str] = []
-    out = interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, round_s=0.001)
+    sides = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    out = interleaved(sides, rounds=3, round_s=0.001, collect=False)
     assert sorted(out) == ["a", "b"] and len(out["a"]) == len(out["b"]) == 3
     assert (order.count("b") - 20) % 3 == 0  # after 20 warm-up calls, the same count in each round
     runs = [side for i, side in enumerate(order) if i == 0 or order[i - 1] != side]
@@ -26,7 +27,8 @@ def test_ainterleaved_awaits_every_side() -> None:
     async def side(name: str) -> None:
         seen[name] += 1
 
-    out = asyncio.run(ainterleaved({"a": lambda: side("a"), "b": lambda: side("b")}, rounds=2, round_s=0.001))
+    sides = {"a": lambda: side("a"), "b": lambda: side("b")}
+    out = asyncio.run(ainterleaved(sides, rounds=2, round_s=0.001, collect=False))
     assert len(out["a"]) == len(out["b"]) == 2
     assert seen["a"] >= seen["b"] > 20  # "a" also ran the calibration
 
