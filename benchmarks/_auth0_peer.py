@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pathlib
 import sys
 import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # _util: the same harness (stdlib only)
+from _util import CPU, LoopLag, ainterleaved, rounds_for
 
 FETCH_MS = 2.0
 
@@ -41,24 +45,23 @@ def main(quick: bool) -> None:
     def call(i: int = 1) -> dict:
         return {"type": "tool_call", "name": "bare", "args": {"day": "mon"}, "id": f"c{i}"}
 
-    seconds = 0.4 if quick else 1.5
-
-    async def rate(fn) -> float:
-        await fn()
-        best = 0.0
-        for _ in range(3):
-            n, start = 0, time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                for _ in range(20):
-                    await fn()
-                n += 20
-            best = max(best, n / (time.perf_counter() - start))
-        return best
+    rounds, round_s = rounds_for(quick)
 
     async def measure() -> dict:
         cfg = {"configurable": {"thread_id": "t-hot"}}
-        bare_rate = await rate(lambda: bare.ainvoke(call(), cfg))
-        wrapped_rate = await rate(lambda: wrapped.ainvoke(call(), cfg))
+        hot = await ainterleaved({"bare": lambda: bare.ainvoke(call(), cfg),
+                                  "ours": lambda: wrapped.ainvoke(call(), cfg)}, rounds=rounds, round_s=round_s,
+                                 clock=CPU)
+        lags, bare_lags = [], []
+        for r in range(3 if quick else 7):
+            async with LoopLag() as lag:
+                await asyncio.gather(*(wrapped.ainvoke(call(i), {"configurable": {"thread_id": f"t-lag-{r}"}})
+                                       for i in range(100)))
+            lags.append(lag.max_ms)
+            async with LoopLag() as lag:
+                await asyncio.gather(*(bare.ainvoke(call(i), {"configurable": {"thread_id": f"t-lag-{r}"}})
+                                       for i in range(100)))
+            bare_lags.append(lag.max_ms)
         fetches[0] = 0
         cold = {"configurable": {"thread_id": "t-cold-seq"}}
         for i in range(100):
@@ -74,7 +77,8 @@ def main(quick: bool) -> None:
             sync_ok = True
         except Exception:
             sync_ok = False
-        return {"bare_us": 1e6 / bare_rate, "wrapped_us": 1e6 / wrapped_rate, "sequential_fetches": sequential,
+        return {"bare_us": hot["bare"], "wrapped_us": hot["ours"], "lag_ms": lags, "bare_lag_ms": bare_lags,
+                "sequential_fetches": sequential,
                 "concurrent_fetches": fetches[0], "concurrent_ms": conc_ms, "sync_invoke_works": sync_ok}
 
     print(json.dumps(asyncio.run(measure())))

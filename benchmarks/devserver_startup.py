@@ -63,22 +63,19 @@ def node(repeat: int, path: str | None) -> float | None:
 
 
 def run(quick: bool = False) -> list:
-    """Rows for benchmarks/run.py: startup to READY vs node-oidc-provider."""
-    from _util import Row
+    """Rows for benchmarks/run.py: ``LocalProvider().start()`` in a running process. It has no
+    like-for-like peer (node-oidc-provider is compared as a whole process in cli_startup)."""
+    from _util import single
 
-    repeat = 2 if quick else 5
-    in_cold, in_warm = in_process(repeat)
-    _, cli_warm = cli(repeat)
-    node_ready = node(repeat, None)
-    ms = 1000.0
-    label = "node-oidc-provider READY, same run"
+    repeat = 3 if quick else 7
+    colds, warms = [], []
+    for _ in range(repeat):
+        cold, warm = in_process(1)
+        colds.append(cold * 1000)
+        warms.append(warm * 1000)
     return [
-        Row("devserver: startup", "in-process start, warm data dir (ms)", in_warm * ms,
-            node_ready * ms if node_ready else None, "ms", label),
-        Row("devserver: startup", "in-process start, cold data dir (ms)", in_cold * ms,
-            node_ready * ms if node_ready else None, "ms", label),
-        Row("devserver: startup", "CLI `agent-auth dev` to READY, warm (ms)", cli_warm * ms,
-            node_ready * ms if node_ready else None, "ms", label),
+        single("devserver: in-process start", "ms, LocalProvider().start(), warm data dir", warms, "ms"),
+        single("devserver: in-process start", "ms, LocalProvider().start(), new data dir", colds, "ms"),
     ]
 
 

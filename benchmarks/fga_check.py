@@ -1,4 +1,5 @@
-"""Check latency over ~100,000 tuples: nested groups (depth 5) and folder trees (depth 5).
+"""Check latency over ~100,000 tuples: nested groups (depth 5) and folder trees (depth 5);
+for run.py, the growth curve at 10k / 100k / 1M tuples.
 
 Prints median and p99 per check for the in-memory and the SQLite stores, against a
 baseline measured in the same run (a check answered by one direct tuple), and batch_check
@@ -27,9 +28,7 @@ def load(store: object) -> tuple[EmbeddedAuthorizer, float, int]:
     for i in range(0, len(data), 10_000):
         fga.write(data[i : i + 10_000])
     elapsed = time.perf_counter() - start
-    # The loaded store is long-lived: keep the cyclic GC from rescanning it during the run.
     gc.collect()
-    gc.freeze()
     return fga, elapsed, len(data)
 
 
@@ -44,7 +43,7 @@ def measure(n_queries: int, report: bool = True) -> dict[str, dict[str, float]]:
             timed(lambda fga=fga, d=direct: fga.check(*d), 100)
             base = timed(lambda fga=fga, d=direct: fga.check(*d), n_queries)
             qs = queries(n_queries)
-            for q in qs[: n_queries // 4]:  # warm the caches (SQLite pages, model indexes)
+            for q in queries(n_queries // 4, seed=12):  # warm the caches on other queries than the measured
                 fga.check(*q)
             results: list[bool] = []
             samples = []
@@ -61,7 +60,6 @@ def measure(n_queries: int, report: bool = True) -> dict[str, dict[str, float]]:
                          "one_by_one_ms": one_by_one * 1e3, "batched_ms": batched * 1e3}
             if not report:
                 del fga, store
-                gc.unfreeze()
                 gc.collect()
                 continue
             print(f"[{name}] {n} tuples loaded in {load_s:.2f}s")
@@ -76,7 +74,6 @@ def measure(n_queries: int, report: bool = True) -> dict[str, dict[str, float]]:
                 f"({one_by_one / batched:.2f}x)"
             )
             del fga, store
-            gc.unfreeze()
             gc.collect()
     return out
 
@@ -87,17 +84,65 @@ def main() -> None:
     measure(parser.parse_args().queries)
 
 
+SIZES_FULL = (10_000, 100_000, 1_000_000)
+SIZES_QUICK = (10_000,)
+
+
+def _scaled(size: int) -> dict[str, int]:
+    """users/documents so that :func:`tuples` yields about ``size`` tuples (105k at the defaults)."""
+    factor = size / 105_000
+    return {"users": max(100, int(20_000 * factor)), "documents": max(100, int(50_000 * factor)),
+            "roots": max(1, round(10 * factor))}
+
+
+def growth(sizes: tuple[int, ...], n_queries: int) -> list[dict[str, float]]:
+    """Check p50/p99 (µs) per store and size. The warm-up uses other queries than the measured
+    ones (a different seed), and the GC runs as it would in an application."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            shape = _scaled(size)
+            data = list(dict.fromkeys(tuples(**shape)))  # the generator may repeat a folder grant
+            for name in ("memory", "sqlite"):
+                store = MemoryTupleStore() if name == "memory" else SQLiteTupleStore(Path(tmp) / f"g{size}.sqlite")
+                fga = EmbeddedAuthorizer(MODEL, store)
+                start = time.perf_counter()
+                for i in range(0, len(data), 10_000):
+                    fga.write(data[i : i + 10_000])
+                load_s = time.perf_counter() - start
+                asked = {"users": shape["users"], "documents": shape["documents"]}
+                for q in queries(max(50, n_queries // 4), seed=12, **asked):
+                    fga.check(*q)
+                samples = []
+                for q in queries(n_queries, seed=11, **asked):
+                    start = time.perf_counter()
+                    fga.check(*q)
+                    samples.append(time.perf_counter() - start)
+                med, p99 = percentiles(samples)
+                out.append({"store": name, "tuples": len(data), "med": med, "p99": p99, "load_s": load_s,
+                            "n": n_queries})
+                del fga, store
+            del data
+            gc.collect()
+    return out
+
+
 def run(quick: bool = False) -> list:
-    """Rows for benchmarks/run.py."""
+    """Rows for benchmarks/run.py: check p50/p99 at 10k, 100k and 1M tuples (10k only with
+    ``--quick``), each against the same store's figure at the smallest size (the growth)."""
     from _util import Row
 
     rows = []
-    for name, r in measure(500 if quick else 2000, report=False).items():
-        label = f"one direct-tuple check, same store ({int(r['tuples']):,} tuples)"
-        rows.append(Row(f"fga: check ({name})", "median us, nested groups x folders (depth 5)", r["med"], r["b_med"],
-                        "us", label))
-        rows.append(Row(f"fga: check ({name})", "p99 us, nested groups x folders (depth 5)", r["p99"], r["b_p99"],
-                        "us", label))
+    results = growth(SIZES_QUICK if quick else SIZES_FULL, 300 if quick else 2000)
+    for name in ("memory", "sqlite"):
+        mine = [r for r in results if r["store"] == name]
+        first = mine[0]
+        for r in mine:
+            label = f"same check at {int(first['tuples']):,} tuples"
+            note = f"{int(r['n'])} random checks; loaded in {r['load_s']:.1f} s"
+            for key, what in (("med", "p50"), ("p99", "p99")):
+                rows.append(Row(f"fga: check ({name})", f"{what} µs, {int(r['tuples']):,} tuples, depth-5 nesting",
+                                r[key], first[key], "µs", label, note))
     return rows
 
 

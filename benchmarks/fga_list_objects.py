@@ -20,7 +20,7 @@ from langchain_agent_auth.fga import EmbeddedAuthorizer, MemoryTupleStore, SQLit
 VISIBLE = 10_000
 
 
-def data() -> list[tuple[str, str, str]]:
+def data(visible: int = VISIBLE) -> list[tuple[str, str, str]]:
     out = [
         ("user:alice", "member", "group:team"),
         ("group:team#member", "member", "group:org"),
@@ -30,7 +30,7 @@ def data() -> list[tuple[str, str, str]]:
     for i in range(100):
         out.append(("folder:shared", "parent", f"folder:s{i}"))
         out.append(("folder:private", "parent", f"folder:p{i}"))
-    for i in range(VISIBLE):
+    for i in range(visible):
         out.append((f"folder:s{i % 100}", "parent", f"document:v{i}"))
         out.append((f"folder:p{i % 100}", "parent", f"document:h{i}"))
     return out
@@ -69,14 +69,34 @@ def main() -> None:
     measure()
 
 
+def growth(sizes: tuple[int, ...], rounds: int) -> list:
+    """Rows: list_objects at each size against the same answer by individual checks, interleaved
+    rounds (list, checks, list, checks...), per store."""
+    from _util import paired
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("memory", "sqlite"):
+            for size in sizes:
+                store = MemoryTupleStore() if name == "memory" else SQLiteTupleStore(Path(tmp) / f"l{size}.sqlite")
+                fga = EmbeddedAuthorizer(MODEL, store)
+                tuples = data(size)
+                for i in range(0, len(tuples), 10_000):
+                    fga.write(tuples[i : i + 10_000])
+                listed, checked = [], []
+                for _ in range(rounds):
+                    start = time.perf_counter()
+                    objects = fga.list_objects("user:alice", "viewer", "document")
+                    listed.append((time.perf_counter() - start) * 1e3)
+                    start = time.perf_counter()
+                    allowed = sum(fga.check("user:alice", "viewer", f"document:v{i}") for i in range(size))
+                    checked.append((time.perf_counter() - start) * 1e3)
+                    assert len(objects) == size == allowed
+                rows.append(paired(f"fga: list_objects ({name})", f"ms to list {size:,} of {2 * size:,} documents",
+                                   listed, checked, "ms", f"{size:,} individual checks, same store"))
+    return rows
+
+
 def run(quick: bool = False) -> list:
-    """Rows for benchmarks/run.py."""
-    from _util import Row
-
-    return [Row(f"fga: list_objects ({name})", f"ms to list {VISIBLE:,} visible documents", listed * 1e3,
-                checked * 1e3, "ms", f"{VISIBLE:,} individual checks, same run")
-            for name, (listed, checked) in measure(report=False).items()]
-
-
-if __name__ == "__main__":
-    main()
+    """Rows for benchmarks/run.py: 1k and 10k visible documents (1k only with ``--quick``)."""
+    return growth((1_000,) if quick else (1_000, 10_000), 2 if quick else 5)

@@ -9,7 +9,6 @@ against the unfiltered retriever measured in the same run.
 
 from __future__ import annotations
 
-import socket
 import statistics
 import threading
 import time
@@ -48,9 +47,9 @@ class Counting:
         return await self.inner.abatch_check(*a, **k)
 
 
-def data() -> list[tuple[str, str, str]]:
+def data(n: int = N) -> list[tuple[str, str, str]]:
     out = [("user:anne", "member", "group:team"), ("group:team#member", "viewer", "folder:shared")]
-    for i in range(N):
+    for i in range(n):
         folder = "folder:shared" if i % 2 == 0 else "folder:other"
         out.append((folder, "parent", f"document:d{i}"))
         if i % 7 == 0:
@@ -76,8 +75,9 @@ def serve() -> tuple[str, uvicorn.Server, threading.Thread, list[int]]:
             hits[0] += 1
         await app(scope, receive, send)
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    from langchain_agent_auth.fga._cli import listen_socket
+
+    sock = listen_socket("127.0.0.1", 0)  # as `agent-auth fga serve` does
     server = uvicorn.Server(uvicorn.Config(counted, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -86,15 +86,17 @@ def serve() -> tuple[str, uvicorn.Server, threading.Thread, list[int]]:
     return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread, hits
 
 
-def raw_batches(url: str, store_id: str, model_id: str) -> int:
-    """The batch-check requests the retriever needs, as plain JSON over urllib3 (a baseline)."""
+def raw_batches(url: str, store_id: str, model_id: str, n: int = N, parallel: int = 1) -> int:
+    """The batch-check requests the retriever needs (50 checks each), as plain JSON over urllib3,
+    ``parallel`` at a time (a baseline; the SDK path sends up to 10 at once)."""
     import json
+    from concurrent.futures import ThreadPoolExecutor
 
     import urllib3
 
-    pool = urllib3.PoolManager()
-    allowed = 0
-    for start in range(0, N, 50):
+    pool = urllib3.PoolManager(maxsize=max(1, parallel))
+
+    def one(start: int) -> int:
         body = {
             "authorization_model_id": model_id,
             "checks": [
@@ -102,7 +104,7 @@ def raw_batches(url: str, store_id: str, model_id: str) -> int:
                     "tuple_key": {"user": "user:anne", "relation": "viewer", "object": f"document:d{i}"},
                     "correlation_id": str(i),
                 }
-                for i in range(start, start + 50)
+                for i in range(start, min(n, start + 50))
             ],
         }
         resp = pool.request(
@@ -111,8 +113,10 @@ def raw_batches(url: str, store_id: str, model_id: str) -> int:
             body=json.dumps(body),
             headers={"Content-Type": "application/json"},
         )
-        allowed += sum(r["allowed"] for r in json.loads(resp.data)["result"].values())
-    return allowed
+        return sum(r["allowed"] for r in json.loads(resp.data)["result"].values())
+
+    with ThreadPoolExecutor(max(1, parallel)) as workers:
+        return sum(workers.map(one, range(0, n, 50)))
 
 
 def main() -> None:
@@ -170,25 +174,75 @@ def main() -> None:
 
 
 def run(quick: bool = False) -> list:
-    """Rows for benchmarks/run.py: the retriever over 1,000 documents, embedded engine."""
-    from _util import Row
+    """Rows for benchmarks/run.py, at 1k and 10k documents (1k only with ``--quick``), interleaved:
 
-    docs = [Document(f"text {i}", metadata={"id": f"d{i}"}) for i in range(N)]
-    plain = Static(docs=docs)
-    base = median_ms(lambda: plain.invoke("q"), 20)
-    embedded = EmbeddedAuthorizer(MODEL)
-    embedded.write(data())
-    counting = Counting(embedded)
-    r = FGARetriever(retriever=plain, authorizer=counting, user=ANNE)
-    kept = len(r.invoke("q"))
-    counting.calls = 0
-    t = median_ms(lambda: r.invoke("q"), 20)
-    return [
-        Row("fga: retriever (embedded)", f"ms to filter {N:,} docs (kept {kept})", t, base, "ms",
-            "unfiltered retriever (a static list: ~0 ms, so the ratio is not meaningful)"),
-        Row("fga: retriever (embedded)", "authorizer calls per query", counting.calls / 20, float(N), "",
-            "one check per document"),
-    ]
+    * embedded: the retriever against the same answer from one ``batch_check`` on the engine
+      (what filtering by hand costs), so the ratio is the retriever's own overhead;
+    * over HTTP (openfga-sdk -> ``agent-auth fga serve`` on loopback): the retriever against
+      the same batch-check requests as plain urllib3 JSON with the same parallelism (10).
+    """
+    from _util import paired
+
+    rounds = 2 if quick else 5
+    rows = []
+    url, server, thread, _hits = serve()
+    try:
+        for n in (1_000,) if quick else (1_000, 10_000):
+            docs = [Document(f"text {i}", metadata={"id": f"d{i}"}) for i in range(n)]
+            plain = Static(docs=docs)
+            embedded = EmbeddedAuthorizer(MODEL)
+            embedded.write(data(n))
+            r = FGARetriever(retriever=plain, authorizer=embedded, user=ANNE)
+            kept = len(r.invoke("q"))
+            checks = [("user:anne", "viewer", f"document:d{i}") for i in range(n)]
+
+            def by_hand(docs: list = docs, checks: list = checks, fga: Any = embedded) -> list:
+                decisions = fga.batch_check(checks)
+                return [d for d, ok in zip(docs, decisions, strict=True) if ok.allowed]
+
+            assert len(by_hand()) == kept
+            ours, base = [], []
+            for _ in range(rounds):
+                ours.append(median_ms(lambda r=r: r.invoke("q"), 3))
+                base.append(median_ms(by_hand, 3))
+            rows.append(paired("fga: retriever (embedded)", f"ms to filter {n:,} docs (kept {kept:,})", ours, base,
+                               "ms", "one batch_check on the engine by hand, same docs"))
+
+            remote, store_id, model_id = _remote(url, n)
+            rr = FGARetriever(retriever=plain, authorizer=remote, user=ANNE)
+            assert len(rr.invoke("q")) == kept
+            assert raw_batches(url, store_id, model_id, n, parallel=10) == kept
+            ours, base = [], []
+            def raw(store_id: str = store_id, model_id: str = model_id, n: int = n) -> int:
+                return raw_batches(url, store_id, model_id, n, parallel=10)
+
+            for _ in range(rounds):
+                ours.append(median_ms(lambda rr=rr: rr.invoke("q"), 1 if n > 1_000 else 3))
+                base.append(median_ms(raw, 1 if n > 1_000 else 3))
+            remote.close()
+            rows.append(paired("fga: retriever (HTTP)", f"ms to filter {n:,} docs, openfga-sdk, loopback", ours, base,
+                               "ms", "same batch-check requests as raw urllib3 JSON, 10 in parallel"))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    return rows
+
+
+def _remote(url: str, n: int) -> tuple[Any, str, str]:
+    from openfga_sdk.client import ClientConfiguration
+    from openfga_sdk.models import CreateStoreRequest, WriteAuthorizationModelRequest
+    from openfga_sdk.sync import OpenFgaClient
+
+    client = OpenFgaClient(ClientConfiguration(api_url=url))
+    store = client.create_store(CreateStoreRequest(name=f"bench-{n}"))
+    client.set_store_id(store.id)
+    model_id = client.write_authorization_model(
+        WriteAuthorizationModelRequest(**AuthorizationModel.from_dsl(MODEL).to_json())
+    ).authorization_model_id
+    client.close()
+    remote = OpenFGAAuthorizer(url, store.id, authorization_model_id=model_id)
+    remote.write(data(n))
+    return remote, store.id, model_id
 
 
 if __name__ == "__main__":

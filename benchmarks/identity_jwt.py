@@ -12,7 +12,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from benchmarks._util import Row, per_second, print_table
+from benchmarks._util import CPU, Row, interleaved, paired, print_table, rounds_for
 from langchain_agent_auth.oauth import JWTVerifier
 
 
@@ -24,7 +24,7 @@ def _token(key, alg: str) -> str:
 
 
 def run(quick: bool = False) -> list[Row]:
-    seconds = 0.3 if quick else 1.0
+    rounds, round_s = rounds_for(quick)
     rows = []
     for alg, key in (("RS256", RSAKey.generate_key(2048, parameters={"kid": "r"})),
                      ("ES256", ECKey.generate_key("P-256", parameters={"kid": "e"}))):
@@ -40,10 +40,9 @@ def run(quick: bool = False) -> list[Row]:
             return verifier.verify(token)
 
         assert ours()["sub"] == bare()["sub"] == "alice"
-        b = per_second(bare, seconds=seconds)
-        o = per_second(ours, seconds=seconds)
-        rows.append(Row("identity: JWT verify", f"{alg} tokens/s (ours, all checks)", o, b, "/s",
-                        "joserfc jwt.decode, signature only"))
+        t = interleaved({"bare": bare, "ours": ours}, rounds=rounds, round_s=round_s, clock=CPU)
+        rows.append(paired("identity: JWT verify", f"{alg} CPU µs per token (ours: all checks)", t["ours"], t["bare"],
+                           "µs", "joserfc jwt.decode, signature only"))
     return rows
 
 

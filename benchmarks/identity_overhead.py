@@ -12,7 +12,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 
-from benchmarks._util import Row, per_second, print_table
+from benchmarks._util import CPU, Row, interleaved, paired, print_table, rounds_for
 from langchain_agent_auth.guards import guard_tool
 from langchain_agent_auth.identity import IdentityGuard, IdentityMiddleware, UserIdentity, acting_as
 
@@ -37,23 +37,25 @@ def _turns():
 
 
 def run(quick: bool = False) -> list[Row]:
-    seconds = 0.5 if quick else 1.5
+    rounds, round_s = rounds_for(quick)
     bare_agent = create_agent(Model(messages=_turns()), [lookup])
     id_agent = create_agent(Model(messages=_turns()), [lookup], middleware=[IdentityMiddleware()])
     inputs = {"messages": [HumanMessage("hi")]}
     ctx = {"user": ALICE}
-    bare_runs = per_second(lambda: bare_agent.invoke(inputs, context=ctx), seconds=seconds)
-    id_runs = per_second(lambda: id_agent.invoke(inputs, context=ctx), seconds=seconds)
+    runs = interleaved({"bare": lambda: bare_agent.invoke(inputs, context=ctx),
+                        "ours": lambda: id_agent.invoke(inputs, context=ctx)}, rounds=rounds, round_s=round_s,
+                       clock=CPU)
 
     guarded = guard_tool(lookup, IdentityGuard())
     call = {"type": "tool_call", "name": "lookup", "args": {"day": "mon"}, "id": "c1"}
-    bare_calls = per_second(lambda: lookup.invoke(call), seconds=seconds)
     with acting_as(ALICE):
-        id_calls = per_second(lambda: guarded.invoke(call), seconds=seconds)
+        calls = interleaved({"bare": lambda: lookup.invoke(call), "ours": lambda: guarded.invoke(call)},
+                            rounds=rounds, round_s=round_s, clock=CPU)
     return [
-        Row("identity: agent run", "runs/s with IdentityMiddleware", id_runs, bare_runs, "/s",
-            "same agent without it", "ratio < 1 = slower"),
-        Row("identity: tool call", "calls/s through IdentityGuard", id_calls, bare_calls, "/s", "bare tool.invoke"),
+        paired("identity: agent run", "CPU µs per run with IdentityMiddleware", runs["ours"], runs["bare"], "µs",
+               "same agent without it, same scripted model"),
+        paired("identity: tool call", "CPU µs per call through IdentityGuard", calls["ours"], calls["bare"], "µs",
+               "bare sync tool.invoke"),
     ]
 
 

@@ -42,9 +42,9 @@ SHAPES = {
 
 def run(quick: bool = False) -> list:
     """Rows for benchmarks/run.py: ours vs node-oidc-provider, requests/s per request shape."""
-    from _util import Row
+    from _util import paired
 
-    seconds, rounds = (1.0, 1) if quick else (3.0, 3)
+    seconds, rounds = (1.0, 1) if quick else (2.0, 5)
     rows = []
     source = find_oidc_provider(None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,9 +58,9 @@ def run(quick: bool = False) -> list:
                     ours_runs.append(measure(ours.issuer, ours_client, body, seconds=seconds, concurrency=16)[0])
                     if node is not None:
                         node_runs.append(measure(node.issuer, NODE_CLIENT, body, seconds=seconds, concurrency=16)[0])
-                rows.append(Row("devserver: token endpoint", f"client_credentials req/s, {label}",
-                                statistics.median(ours_runs), statistics.median(node_runs) if node_runs else None,
-                                "/s", "node-oidc-provider, same run"))
+                rows.append(paired("devserver: token endpoint", f"client_credentials req/s, {label}", ours_runs,
+                                   node_runs or None, "/s", "node-oidc-provider, same run, 16 connections each",
+                                   "rates: ratio < 1 = slower"))
         finally:
             ours.stop()
             if node is not None:

@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -40,7 +39,8 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel
+from langgraph.runtime import get_runtime as _get_runtime
+from pydantic import BaseModel, PrivateAttr
 
 from langchain_agent_auth._user import UserIdentity, identity_from_sources
 from langchain_agent_auth.errors import AgentAuthError
@@ -198,7 +198,10 @@ def _model_arg_names(tool: BaseTool | None) -> set[str] | None:
 
 def split_args(tool: BaseTool | None, args: Mapping[str, Any]) -> tuple[dict, dict]:
     """Split arguments into (model-filled, injected)."""
-    names = _model_arg_names(tool)
+    return _split(_model_arg_names(tool), args)
+
+
+def _split(names: set[str] | None, args: Mapping[str, Any]) -> tuple[dict, dict]:
     if names is None:
         return dict(args), {}
     model = {k: v for k, v in args.items() if k in names}
@@ -208,14 +211,11 @@ def split_args(tool: BaseTool | None, args: Mapping[str, Any]) -> tuple[dict, di
 
 def _graph_extras() -> tuple[Any, Any, Callable[[Any], None] | None]:
     """Context, store and stream writer of the surrounding graph run, if any."""
-    context = store = writer = None
-    with contextlib.suppress(Exception):
-        from langgraph.runtime import get_runtime
-
-        runtime = get_runtime()
-        context, store = runtime.context, runtime.store
-        writer = runtime.stream_writer
-    return context, store, writer
+    try:  # a plain try: this runs on every guarded call (hot path)
+        runtime = _get_runtime()
+        return runtime.context, runtime.store, runtime.stream_writer
+    except Exception:  # outside a graph run (no runtime in the config)
+        return None, None, None
 
 
 def _refusal_output(refusal: Refusal, name: str, tool_call_id: str | None) -> Any:
@@ -240,6 +240,8 @@ class GuardedTool(BaseTool):
 
     inner: BaseTool
     guards: tuple[ToolGuard, ...] = ()
+    # the inner tool's model-filled argument names, computed once (tool_call_schema is not free)
+    _arg_names: tuple[set[str] | None] | None = PrivateAttr(default=None)
 
     def __init__(self, inner: BaseTool, guards: Iterable[ToolGuard], **kwargs: Any) -> None:
         new = tuple(guards)
@@ -278,7 +280,9 @@ class GuardedTool(BaseTool):
             names = list(self.inner.args)
             key = names[0] if len(names) == 1 else "input"
             raw_args, call_id = {key: value}, None
-        model_args, injected = split_args(self.inner, raw_args)
+        if self._arg_names is None:
+            self._arg_names = (_model_arg_names(self.inner),)
+        model_args, injected = _split(self._arg_names[0], raw_args)
         context, store, writer = _graph_extras()
         user = identity_from_sources(config=config, context=context)
         call = GuardedCall(

@@ -43,22 +43,40 @@ Example:
     'sent 20 to Bob'
 """
 
-from langchain_agent_auth.approval._approvers import Approver, CIBAApprover, InAppApprover
-from langchain_agent_auth.approval._digest import args_digest, canonical_json
-from langchain_agent_auth.approval._guard import (
-    ApprovalGuard,
-    ApprovalMiddleware,
-    ApprovalPolicy,
-    approval_guards,
-    get_approval_token,
-    route_tool_calls,
-    with_approval,
-)
-from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ApprovalResponse, ToolApprovalPayload
-from langchain_agent_auth.approval._records import ApprovalRecord, ApprovalStore
-from langchain_agent_auth.approval._resumer import ApprovalResumer, LangGraphServerStore, RemoteResumer, ResumeReport
-from langchain_agent_auth.approval._sources import ApprovalSource, PendingItem, PendingSource
-from langchain_agent_auth.approval._text import BindingMessage, display_hazard
+from typing import TYPE_CHECKING
+
+from langchain_agent_auth._lazy import lazy_exports
+
+# public name -> module that defines it; imported on first use (PEP 562) so that
+# ``agent-auth`` and light submodules load without LangChain
+_EXPORTS: dict[str, str] = {
+    "Approver": "langchain_agent_auth.approval._approvers",
+    "CIBAApprover": "langchain_agent_auth.approval._approvers",
+    "InAppApprover": "langchain_agent_auth.approval._approvers",
+    "args_digest": "langchain_agent_auth.approval._digest",
+    "canonical_json": "langchain_agent_auth.approval._digest",
+    "ApprovalGuard": "langchain_agent_auth.approval._guard",
+    "ApprovalMiddleware": "langchain_agent_auth.approval._guard",
+    "ApprovalPolicy": "langchain_agent_auth.approval._guard",
+    "approval_guards": "langchain_agent_auth.approval._guard",
+    "get_approval_token": "langchain_agent_auth.approval._guard",
+    "route_tool_calls": "langchain_agent_auth.approval._guard",
+    "with_approval": "langchain_agent_auth.approval._guard",
+    "ApprovalPendingPayload": "langchain_agent_auth.approval._payloads",
+    "ApprovalResponse": "langchain_agent_auth.approval._payloads",
+    "ToolApprovalPayload": "langchain_agent_auth.approval._payloads",
+    "ApprovalRecord": "langchain_agent_auth.approval._records",
+    "ApprovalStore": "langchain_agent_auth.approval._records",
+    "ApprovalResumer": "langchain_agent_auth.approval._resumer",
+    "LangGraphServerStore": "langchain_agent_auth.approval._resumer",
+    "RemoteResumer": "langchain_agent_auth.approval._resumer",
+    "ResumeReport": "langchain_agent_auth.approval._resumer",
+    "ApprovalSource": "langchain_agent_auth.approval._sources",
+    "PendingItem": "langchain_agent_auth.approval._sources",
+    "PendingSource": "langchain_agent_auth.approval._sources",
+    "BindingMessage": "langchain_agent_auth.approval._text",
+    "display_hazard": "langchain_agent_auth.approval._text",
+}
 
 __all__ = [
     "ApprovalGuard",
@@ -88,3 +106,28 @@ __all__ = [
     "route_tool_calls",
     "with_approval",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from langchain_agent_auth.approval._approvers import Approver, CIBAApprover, InAppApprover
+    from langchain_agent_auth.approval._digest import args_digest, canonical_json
+    from langchain_agent_auth.approval._guard import (
+        ApprovalGuard,
+        ApprovalMiddleware,
+        ApprovalPolicy,
+        approval_guards,
+        get_approval_token,
+        route_tool_calls,
+        with_approval,
+    )
+    from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ApprovalResponse, ToolApprovalPayload
+    from langchain_agent_auth.approval._records import ApprovalRecord, ApprovalStore
+    from langchain_agent_auth.approval._resumer import (
+        ApprovalResumer,
+        LangGraphServerStore,
+        RemoteResumer,
+        ResumeReport,
+    )
+    from langchain_agent_auth.approval._sources import ApprovalSource, PendingItem, PendingSource
+    from langchain_agent_auth.approval._text import BindingMessage, display_hazard

@@ -20,7 +20,6 @@ Programmatic equivalent: :class:`~langchain_agent_auth.approval.ApprovalResumer`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import importlib
@@ -157,6 +156,8 @@ def _service_auth(args: argparse.Namespace) -> Any:
 
 
 async def _serve(resumer: Any, args: argparse.Namespace) -> None:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -216,6 +217,8 @@ def _preflight(resumer: Any, args: argparse.Namespace) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the resumer described by ``args``; returns the exit code."""
+    import asyncio  # here, not at module level: `agent-auth --help` stays light
+
     from langchain_agent_auth.crypto import require_key_configuration
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

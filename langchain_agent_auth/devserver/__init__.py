@@ -17,10 +17,23 @@ Example:
 """
 
 import logging
+from typing import TYPE_CHECKING
 
-from langchain_agent_auth.devserver._provider import AdminClient, LocalProvider
+from langchain_agent_auth._lazy import lazy_exports
+
+# public name -> module that defines it; imported on first use (PEP 562) so that
+# ``agent-auth`` and light submodules load without LangChain
+_EXPORTS: dict[str, str] = {
+    "AdminClient": "langchain_agent_auth.devserver._provider",
+    "LocalProvider": "langchain_agent_auth.devserver._provider",
+}
 
 # A library stays quiet unless the application configures logging (``agent-auth dev`` does).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["AdminClient", "LocalProvider"]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from langchain_agent_auth.devserver._provider import AdminClient, LocalProvider

@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.endpoint import Endpoint
@@ -471,6 +470,8 @@ def _view(provider: Provider, request_id: str) -> dict[str, Any]:
 
 async def send_ping(provider: Provider, ping: Ping) -> None:
     """POST ``{"auth_req_id": ...}`` to the client with its ``client_notification_token``."""
+    import httpx  # only ping mode needs a client; keeps ``agent-auth dev`` startup light
+
     for attempt in range(2):
         try:
             async with httpx.AsyncClient(timeout=5.0) as http:

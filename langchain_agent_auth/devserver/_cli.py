@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -183,6 +182,8 @@ def _configure_logging() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``agent-auth dev``: serve in the foreground until interrupted."""
+    import asyncio
+
     import uvicorn
 
     from langchain_agent_auth.devserver._app import build_app

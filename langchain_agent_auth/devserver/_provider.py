@@ -17,7 +17,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
-import httpx
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
@@ -50,6 +49,8 @@ class AdminClient:
     """
 
     def __init__(self, url: str, token: str, *, timeout: float = 10.0) -> None:
+        import httpx  # imported where used so that ``agent-auth dev`` starts without the HTTP client
+
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url + "/admin", timeout=timeout, headers={"Authorization": f"Bearer {token}"}
@@ -59,6 +60,8 @@ class AdminClient:
         self._http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -450,6 +453,8 @@ class LocalProvider:
         over HTTP) and return the token response. ``upstream=True`` does the same at the demo
         upstream with its connect-flow client (scope e.g. ``calendar.read``)."""
         import json
+
+        import httpx
 
         if password is None:
             password = self.users.get(username)

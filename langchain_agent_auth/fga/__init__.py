@@ -44,21 +44,32 @@ Example:
     ['document:1', 'document:public']
 """
 
-from langchain_agent_auth.fga._dsl import load_model_file
-from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
-from langchain_agent_auth.fga._model import AuthorizationModel
-from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore, TupleStore
-from langchain_agent_auth.fga._tuple import TupleKey
-from langchain_agent_auth.fga._types import (
-    AuthorizationDecision,
-    Authorizer,
-    CheckRequest,
-    DecisionSink,
-    UserFilter,
-)
-from langchain_agent_auth.fga.guard import FGAMiddleware, FGAToolGuard, fga_user, with_fga
-from langchain_agent_auth.fga.openfga import OpenFGAAuthorizer
-from langchain_agent_auth.fga.retriever import FGARetriever
+from typing import TYPE_CHECKING
+
+from langchain_agent_auth._lazy import lazy_exports
+
+# public name -> module that defines it; imported on first use (PEP 562) so that
+# ``agent-auth`` and light submodules load without LangChain
+_EXPORTS: dict[str, str] = {
+    "load_model_file": "langchain_agent_auth.fga._dsl",
+    "EmbeddedAuthorizer": "langchain_agent_auth.fga._embedded",
+    "AuthorizationModel": "langchain_agent_auth.fga._model",
+    "MemoryTupleStore": "langchain_agent_auth.fga._store",
+    "SQLiteTupleStore": "langchain_agent_auth.fga._store",
+    "TupleStore": "langchain_agent_auth.fga._store",
+    "TupleKey": "langchain_agent_auth.fga._tuple",
+    "AuthorizationDecision": "langchain_agent_auth.fga._types",
+    "Authorizer": "langchain_agent_auth.fga._types",
+    "CheckRequest": "langchain_agent_auth.fga._types",
+    "DecisionSink": "langchain_agent_auth.fga._types",
+    "UserFilter": "langchain_agent_auth.fga._types",
+    "FGAMiddleware": "langchain_agent_auth.fga.guard",
+    "FGAToolGuard": "langchain_agent_auth.fga.guard",
+    "fga_user": "langchain_agent_auth.fga.guard",
+    "with_fga": "langchain_agent_auth.fga.guard",
+    "OpenFGAAuthorizer": "langchain_agent_auth.fga.openfga",
+    "FGARetriever": "langchain_agent_auth.fga.retriever",
+}
 
 __all__ = [
     "AuthorizationDecision",
@@ -80,3 +91,22 @@ __all__ = [
     "load_model_file",
     "with_fga",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from langchain_agent_auth.fga._dsl import load_model_file
+    from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
+    from langchain_agent_auth.fga._model import AuthorizationModel
+    from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore, TupleStore
+    from langchain_agent_auth.fga._tuple import TupleKey
+    from langchain_agent_auth.fga._types import (
+        AuthorizationDecision,
+        Authorizer,
+        CheckRequest,
+        DecisionSink,
+        UserFilter,
+    )
+    from langchain_agent_auth.fga.guard import FGAMiddleware, FGAToolGuard, fga_user, with_fga
+    from langchain_agent_auth.fga.openfga import OpenFGAAuthorizer
+    from langchain_agent_auth.fga.retriever import FGARetriever

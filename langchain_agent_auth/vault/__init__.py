@@ -51,43 +51,52 @@ Example:
     [('calendar', 'active')]
 """
 
-from langchain_agent_auth.vault._callback import VaultCallback, callback_app
-from langchain_agent_auth.vault._guard import (
-    ConnectAccountPayload,
-    ConnectAccountResume,
-    VaultAuth,
-    VaultGuard,
-    VaultMiddleware,
-    aget_access_token,
-    arefresh_access_token,
-    get_access_token,
-    refresh_access_token,
-    vault_auth,
-    vault_guards,
-    vault_tool_node,
-    with_vault,
-)
-from langchain_agent_auth.vault._lease import CasLease, Lease, SqliteLease, StoreLease
-from langchain_agent_auth.vault._model import (
-    AccessToken,
-    Connection,
-    ConnectionInfo,
-    ConnectRequest,
-    ConnectResult,
-    CredentialStatus,
-    PendingConnect,
-    RevokeResult,
-    normalize_scopes,
-)
-from langchain_agent_auth.vault._resume import ConnectItem, ConnectPendingSource
-from langchain_agent_auth.vault._sources import (
-    Auth0TokenVaultSource,
-    CredentialSource,
-    LocalOAuthSource,
-    TokenExchangeSource,
-    TokenQuery,
-)
-from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open_default_store
+from typing import TYPE_CHECKING
+
+from langchain_agent_auth._lazy import lazy_exports
+
+# public name -> module that defines it; imported on first use (PEP 562) so that
+# ``agent-auth`` and light submodules load without LangChain
+_EXPORTS: dict[str, str] = {
+    "VaultCallback": "langchain_agent_auth.vault._callback",
+    "callback_app": "langchain_agent_auth.vault._callback",
+    "ConnectAccountPayload": "langchain_agent_auth.vault._guard",
+    "ConnectAccountResume": "langchain_agent_auth.vault._guard",
+    "VaultAuth": "langchain_agent_auth.vault._guard",
+    "VaultGuard": "langchain_agent_auth.vault._guard",
+    "VaultMiddleware": "langchain_agent_auth.vault._guard",
+    "aget_access_token": "langchain_agent_auth.vault._guard",
+    "arefresh_access_token": "langchain_agent_auth.vault._guard",
+    "get_access_token": "langchain_agent_auth.vault._guard",
+    "refresh_access_token": "langchain_agent_auth.vault._guard",
+    "vault_auth": "langchain_agent_auth.vault._guard",
+    "vault_guards": "langchain_agent_auth.vault._guard",
+    "vault_tool_node": "langchain_agent_auth.vault._guard",
+    "with_vault": "langchain_agent_auth.vault._guard",
+    "CasLease": "langchain_agent_auth.vault._lease",
+    "Lease": "langchain_agent_auth.vault._lease",
+    "SqliteLease": "langchain_agent_auth.vault._lease",
+    "StoreLease": "langchain_agent_auth.vault._lease",
+    "AccessToken": "langchain_agent_auth.vault._model",
+    "Connection": "langchain_agent_auth.vault._model",
+    "ConnectionInfo": "langchain_agent_auth.vault._model",
+    "ConnectRequest": "langchain_agent_auth.vault._model",
+    "ConnectResult": "langchain_agent_auth.vault._model",
+    "CredentialStatus": "langchain_agent_auth.vault._model",
+    "PendingConnect": "langchain_agent_auth.vault._model",
+    "RevokeResult": "langchain_agent_auth.vault._model",
+    "normalize_scopes": "langchain_agent_auth.vault._model",
+    "ConnectItem": "langchain_agent_auth.vault._resume",
+    "ConnectPendingSource": "langchain_agent_auth.vault._resume",
+    "Auth0TokenVaultSource": "langchain_agent_auth.vault._sources",
+    "CredentialSource": "langchain_agent_auth.vault._sources",
+    "LocalOAuthSource": "langchain_agent_auth.vault._sources",
+    "TokenExchangeSource": "langchain_agent_auth.vault._sources",
+    "TokenQuery": "langchain_agent_auth.vault._sources",
+    "TokenVault": "langchain_agent_auth.vault._vault",
+    "default_data_dir": "langchain_agent_auth.vault._vault",
+    "open_default_store": "langchain_agent_auth.vault._vault",
+}
 
 __all__ = [
     "AccessToken",
@@ -129,3 +138,44 @@ __all__ = [
     "vault_tool_node",
     "with_vault",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from langchain_agent_auth.vault._callback import VaultCallback, callback_app
+    from langchain_agent_auth.vault._guard import (
+        ConnectAccountPayload,
+        ConnectAccountResume,
+        VaultAuth,
+        VaultGuard,
+        VaultMiddleware,
+        aget_access_token,
+        arefresh_access_token,
+        get_access_token,
+        refresh_access_token,
+        vault_auth,
+        vault_guards,
+        vault_tool_node,
+        with_vault,
+    )
+    from langchain_agent_auth.vault._lease import CasLease, Lease, SqliteLease, StoreLease
+    from langchain_agent_auth.vault._model import (
+        AccessToken,
+        Connection,
+        ConnectionInfo,
+        ConnectRequest,
+        ConnectResult,
+        CredentialStatus,
+        PendingConnect,
+        RevokeResult,
+        normalize_scopes,
+    )
+    from langchain_agent_auth.vault._resume import ConnectItem, ConnectPendingSource
+    from langchain_agent_auth.vault._sources import (
+        Auth0TokenVaultSource,
+        CredentialSource,
+        LocalOAuthSource,
+        TokenExchangeSource,
+        TokenQuery,
+    )
+    from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open_default_store

@@ -20,13 +20,16 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_agent_auth.crypto import ENV_VAR, Keyring
 from langchain_agent_auth.errors import AgentAuthError, ConfigurationError
-from langchain_agent_auth.vault._model import ConnectionInfo
-from langchain_agent_auth.vault._records import USERS_NS, decode_user
-from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open_default_store, record_info
+
+if TYPE_CHECKING:
+    from langchain_agent_auth.vault._model import ConnectionInfo
+    from langchain_agent_auth.vault._vault import TokenVault
+
+# mirrors langchain_agent_auth.crypto.ENV_VAR; the vault modules load only when a command runs
+_KEYS_ENV = "AGENT_AUTH_ENCRYPTION_KEYS"
 
 __all__ = ["configure"]
 
@@ -40,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--user", help="a user key (issuer|tenant|subject) or a subject")
         p.add_argument("--data-dir", type=pathlib.Path, help="embedded defaults' directory (default ./.agent-auth)")
         p.add_argument("--store", type=pathlib.Path, help="SQLite store file (default <data dir>/agent_auth.sqlite)")
-        p.add_argument("--keys", type=pathlib.Path, help=f"key file (default ${ENV_VAR} or <data dir>/keys)")
+        p.add_argument("--keys", type=pathlib.Path, help=f"key file (default ${_KEYS_ENV} or <data dir>/keys)")
         p.add_argument("--vault", metavar="MODULE:ATTR", help="load your app's TokenVault instead")
         p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -54,6 +57,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_vault(spec: str) -> TokenVault:
+    from langchain_agent_auth.vault._vault import TokenVault
+
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ConfigurationError("--vault takes MODULE:ATTRIBUTE, e.g. myapp.agent:vault")
@@ -70,6 +75,9 @@ def _load_vault(spec: str) -> TokenVault:
 
 def _open(args: argparse.Namespace, *, need_keys: bool) -> tuple[TokenVault, bool]:
     """The vault to work on, and whether it holds real keys (to tell unreadable records)."""
+    from langchain_agent_auth.crypto import ENV_VAR, Keyring
+    from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open_default_store
+
     if args.vault:
         return _load_vault(args.vault), True
     base = args.data_dir or default_data_dir()
@@ -91,6 +99,9 @@ def _open(args: argparse.Namespace, *, need_keys: bool) -> tuple[TokenVault, boo
 
 def _records(vault: TokenVault, user: str | None, has_keys: bool) -> list[ConnectionInfo]:
     from langgraph.store.base import ListNamespacesOp, MatchCondition, SearchOp
+
+    from langchain_agent_auth.vault._records import USERS_NS, decode_user
+    from langchain_agent_auth.vault._vault import record_info
 
     [namespaces] = vault.store.batch([ListNamespacesOp(
         match_conditions=(MatchCondition(match_type="prefix", path=USERS_NS),), max_depth=None,
