@@ -19,11 +19,9 @@ from __future__ import annotations
 import time
 
 import httpx
-from _common import Phone, Transcript, calls, chat_model, parse_args, provider, say
+from _common import Phone, Transcript, calls, chat_model, parse_args, provider, run_id, say
 from langchain.agents import create_agent
 from langchain_core.tools import tool
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from langchain_agent_auth import Keyring, OAuthClient, UserIdentity
@@ -34,6 +32,7 @@ from langchain_agent_auth.approval import (
     InAppApprover,
     get_approval_token,
 )
+from langchain_agent_auth.storage import open_storage
 
 
 def payment(tool_name: str, args: dict) -> list[dict]:
@@ -71,7 +70,7 @@ def wait_and_resume(resumer: ApprovalResumer, agent, config: dict) -> None:
 
 def main() -> None:
     args = parse_args(__doc__)
-    with provider(args) as idp:
+    with provider(args) as idp, open_storage(args.store) as storage:
         alice = UserIdentity(subject="alice", issuer=idp.issuer)  # signed in to our app
         keyring = Keyring.generate()  # seals pending approvals in the store (default: a key file)
         ciba = CIBAApprover(
@@ -89,11 +88,11 @@ def main() -> None:
             ]),
             tools(idp.api_url),
             middleware=[ApprovalMiddleware({"transfer": ciba, "send_email": InAppApprover(keyring=keyring)})],
-            checkpointer=InMemorySaver(),
-            store=InMemoryStore(),  # pending approvals (one CIBA request per call, however often it re-runs)
+            checkpointer=storage.checkpointer,
+            store=storage.store,  # pending approvals (one CIBA request per call, however often it re-runs)
         )
         resumer = ApprovalResumer(agent, approvers=[ciba])
-        config = {"configurable": {"thread_id": "approval-demo"}}
+        config = {"configurable": {"thread_id": f"approval-demo{run_id(args)}"}}
         context = {"user": alice}
         transcript = Transcript("alice")
 
