@@ -1,0 +1,47 @@
+"""MCP authorization: agents as OAuth clients of remote MCP servers.
+
+:class:`MCPAuth` is an ``httpx.Auth`` that gives every MCP request the current user's token
+for that server, obtained the way the MCP authorization spec describes (RFC 9728 resource
+metadata, RFC 8414 / OpenID discovery, pre-registration, Client ID Metadata Documents or
+RFC 7591 registration, authorization code + PKCE with RFC 8707 ``resource``, step-up on
+``insufficient_scope``), or client credentials for machine-to-machine servers. It plugs into
+``langchain-mcp-adapters`` connections and the official ``mcp`` SDK's HTTP clients.
+
+Example:
+    >>> from langchain_agent_auth.mcp import MCPAuth, MCPServer
+    >>> auth = MCPAuth(MCPServer("https://mcp.example.com/mcp", client_id="agent", client_secret="s3cret-value"))
+    >>> auth.server.client_id
+    'agent'
+"""
+
+from langchain_agent_auth.errors import MCPAuthorizationRequired
+from langchain_agent_auth.mcp._client import (
+    Authorizer,
+    HeadlessAuthorizer,
+    MCPAuth,
+    MCPServer,
+    MCPTokenStore,
+    MemoryTokenStore,
+)
+from langchain_agent_auth.mcp._discovery import (
+    BearerChallenge,
+    ProtectedResourceMetadata,
+    discover_authorization_server,
+    discover_resource,
+    parse_challenge,
+)
+
+__all__ = [
+    "Authorizer",
+    "BearerChallenge",
+    "HeadlessAuthorizer",
+    "MCPAuth",
+    "MCPAuthorizationRequired",
+    "MCPServer",
+    "MCPTokenStore",
+    "MemoryTokenStore",
+    "ProtectedResourceMetadata",
+    "discover_authorization_server",
+    "discover_resource",
+    "parse_challenge",
+]
