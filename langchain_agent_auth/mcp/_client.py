@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import threading
@@ -60,7 +61,7 @@ from langchain_agent_auth.mcp._discovery import (
     require_secure,
     scopes_for,
 )
-from langchain_agent_auth.oauth._flow import RetryPolicy, send_with_retries
+from langchain_agent_auth.oauth._flow import RetryPolicy, Sleep, run_async, run_sync, send_with_retries
 from langchain_agent_auth.oauth._http import USER_AGENT, json_object
 from langchain_agent_auth.oauth.client import Pkce
 from langchain_agent_auth.oauth.client_auth import AuthMethod, ClientCredentials
@@ -79,7 +80,7 @@ __all__ = [
 
 Grant = Literal["authorization_code", "client_credentials"]
 UserSpec = UserIdentity | str | Callable[[], "UserIdentity | str | None"] | None
-Step = Generator[httpx.Request, httpx.Response, Any]
+Step = Generator[httpx.Request | Sleep, httpx.Response | None, Any]
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,10 @@ class MCPAuth(httpx.Auth):
         try:
             step = next(flow)
             while True:
+                if isinstance(step, Sleep):  # a retry's backoff
+                    time.sleep(max(0.0, step.seconds))
+                    step = flow.send(None)
+                    continue
                 response = yield step
                 if step is not request or response.status_code in (401, 403):
                     response.read()
@@ -291,6 +296,10 @@ class MCPAuth(httpx.Auth):
         try:
             step = next(flow)
             while True:
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(max(0.0, step.seconds))
+                    step = flow.send(None)
+                    continue
                 response = yield step
                 if step is not request or response.status_code in (401, 403):
                     await response.aread()
@@ -309,6 +318,7 @@ class MCPAuth(httpx.Auth):
             request.headers["Authorization"] = f"Bearer {token.access_token}"
         response = yield request
         attempts = 0
+        asked: set[str] = set()
         while response.status_code in (401, 403):
             challenge = parse_challenge(response.headers.get("www-authenticate"))
             if response.status_code == 403 and challenge.error != "insufficient_scope":
@@ -324,12 +334,14 @@ class MCPAuth(httpx.Auth):
                 held = list(token.scope or ()) if token is not None and response.status_code == 403 else []
                 scopes = list(self.server.scopes) if self.server.scopes is not None else scopes_for(
                     challenge, self._discovery.resource, held)
-                if response.status_code == 403 and set(scopes) <= set(held):
+                required = set(challenge.scopes)
+                if response.status_code == 403 and (set(scopes) <= set(held) or (required and required <= asked)):
                     raise InsufficientScopeError(
                         f"the MCP server {self.server.url} requires scopes {challenge.scope!r} that the user's "
-                        "token already carries or that cannot be granted",
+                        "token already carries or that the authorization server did not grant",
                         hint="The MCP server refused this call for lack of permission.")
                 attempts += 1
+                asked = set(scopes)
                 token = yield from self._obtain(key, scopes)
             if token is None:
                 return
@@ -498,11 +510,7 @@ class MCPAuth(httpx.Auth):
         own = client is None
         http = client or httpx.Client(timeout=self.server.timeout)
         try:
-            step = next(flow)
-            while True:
-                step = flow.send(http.send(step))
-        except StopIteration as stop:
-            return stop.value
+            return run_sync(flow, http)
         finally:
             if own:
                 http.close()
@@ -513,11 +521,7 @@ class MCPAuth(httpx.Auth):
         own = client is None
         http = client or httpx.AsyncClient(timeout=self.server.timeout)
         try:
-            step = next(flow)
-            while True:
-                step = flow.send(await http.send(step))
-        except StopIteration as stop:
-            return stop.value
+            return await run_async(flow, http)
         finally:
             if own:
                 await http.aclose()
