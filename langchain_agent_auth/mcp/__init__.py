@@ -1,4 +1,5 @@
-"""MCP authorization: agents as OAuth clients of remote MCP servers.
+"""MCP authorization on both sides: agents as OAuth clients of remote MCP servers, and MCP
+servers as protected resources.
 
 :class:`MCPAuth` is an ``httpx.Auth`` that gives every MCP request the current user's token
 for that server, obtained the way the MCP authorization spec describes (RFC 9728 resource
@@ -6,6 +7,11 @@ metadata, RFC 8414 / OpenID discovery, pre-registration, Client ID Metadata Docu
 RFC 7591 registration, authorization code + PKCE with RFC 8707 ``resource``, step-up on
 ``insufficient_scope``), or client credentials for machine-to-machine servers. It plugs into
 ``langchain-mcp-adapters`` connections and the official ``mcp`` SDK's HTTP clients.
+
+On the server side, :class:`MCPTokenVerifier` (the SDK's ``TokenVerifier`` over this toolkit's
+``JWTVerifier``), :func:`mcp_auth_settings`, :func:`mcp_user` and :class:`ToolScopes` protect a
+``FastMCP`` server: resource metadata, 401/403 challenges, the verified user in tools, and
+per-tool scopes.
 
 Example:
     >>> from langchain_agent_auth.mcp import MCPAuth, MCPServer
@@ -30,6 +36,7 @@ from langchain_agent_auth.mcp._discovery import (
     discover_resource,
     parse_challenge,
 )
+from langchain_agent_auth.mcp._server import MCPTokenVerifier, ToolScopes, mcp_auth_settings, mcp_user
 
 __all__ = [
     "Authorizer",
@@ -39,9 +46,13 @@ __all__ = [
     "MCPAuthorizationRequired",
     "MCPServer",
     "MCPTokenStore",
+    "MCPTokenVerifier",
     "MemoryTokenStore",
     "ProtectedResourceMetadata",
+    "ToolScopes",
     "discover_authorization_server",
     "discover_resource",
+    "mcp_auth_settings",
+    "mcp_user",
     "parse_challenge",
 ]
