@@ -36,6 +36,7 @@ from langchain_agent_auth.mcp._discovery import (
     discover_resource,
     parse_challenge,
 )
+from langchain_agent_auth.mcp._guard import MCPAuthMiddleware, MCPGuard, with_mcp_auth
 from langchain_agent_auth.mcp._server import MCPTokenVerifier, ToolScopes, mcp_auth_settings, mcp_user
 
 __all__ = [
@@ -43,7 +44,9 @@ __all__ = [
     "BearerChallenge",
     "HeadlessAuthorizer",
     "MCPAuth",
+    "MCPAuthMiddleware",
     "MCPAuthorizationRequired",
+    "MCPGuard",
     "MCPServer",
     "MCPTokenStore",
     "MCPTokenVerifier",
@@ -55,4 +58,5 @@ __all__ = [
     "mcp_auth_settings",
     "mcp_user",
     "parse_challenge",
+    "with_mcp_auth",
 ]

@@ -178,3 +178,39 @@ async def test_the_official_sdk_client_authorizes_against_the_local_provider_and
                                    Storage(), redirect_handler=redirect, callback_handler=callback)
     assert await _call(url, provider, "whoami") == f"bob via {idp.issuer}"
     assert parse_qs(urlsplit(asked[0]).query)["resource"] == [url]
+
+
+async def test_an_agent_pauses_with_connect_account_and_resumes_once_the_user_signed_in(world):
+    from langchain.agents import create_agent
+    from langchain_mcp_adapters.client import MultiServerMCPClient
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    from langchain_agent_auth.identity import IdentityMiddleware
+    from langchain_agent_auth.mcp import MCPAuthMiddleware
+    from tests.support.fake_model import call, script
+
+    idp, url = world
+    carol = UserIdentity(subject="carol", issuer=idp.issuer)
+    idp.add_user("carol", "carol-password-1")
+    auth = MCPAuth(_server(idp, url))
+    client = MultiServerMCPClient({"files": {"url": url, "transport": "streamable_http", "auth": auth}})
+    # listing tools needs a signed-in user too: the app lists them as a service user once
+    lister = UserIdentity(subject="alice", issuer=idp.issuer)
+    with acting_as(lister):
+        await _call_signing_in(idp, url, auth, "alice", "whoami")
+        tools = await client.get_tools()
+    agent = create_agent(script(call("whoami", {}), "done"), tools,
+                         middleware=[IdentityMiddleware(), MCPAuthMiddleware(auth)], checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "mcp-carol"}}
+    result = await agent.ainvoke({"messages": [("user", "who am I?")]}, config, context={"user": carol})
+    pause = result["__interrupt__"][0].value
+    assert pause["type"] == "connect_account" and pause["connection"] == url
+    assert pause["authorize_url"].startswith(idp.issuer) and "access_token" not in str(pause)
+    callback = await asyncio.to_thread(sign_in, pause["authorize_url"], "carol", "carol-password-1", REDIRECT)
+    await auth.acomplete(callback)  # what the app's callback route does
+    result = await agent.ainvoke(Command(resume={}), config, context={"user": carol})
+    tool_messages = [m for m in result["messages"] if m.type == "tool"]
+    assert f"carol via {idp.issuer}" in str(tool_messages[-1].content)
+    token = auth.tokens.get(auth.token_key(carol)).access_token
+    assert token not in str(result) and token not in str(pause)
