@@ -36,7 +36,7 @@ from langchain_agent_auth.mcp._discovery import (
     discover_resource,
     parse_challenge,
 )
-from langchain_agent_auth.mcp._guard import MCPAuthMiddleware, MCPGuard, with_mcp_auth
+from langchain_agent_auth.mcp._guard import MCPAuthMiddleware, MCPGuard, authorization_required, with_mcp_auth
 from langchain_agent_auth.mcp._server import MCPTokenVerifier, ToolScopes, mcp_auth_settings, mcp_user
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "MemoryTokenStore",
     "ProtectedResourceMetadata",
     "ToolScopes",
+    "authorization_required",
     "discover_authorization_server",
     "discover_resource",
     "mcp_auth_settings",

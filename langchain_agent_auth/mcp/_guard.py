@@ -31,13 +31,20 @@ from langchain_agent_auth.mcp._client import MCPAuth
 from langchain_agent_auth.pause import pause, validate_resume
 from langchain_agent_auth.vault import ConnectAccountPayload, ConnectAccountResume
 
-__all__ = ["MCPAuthMiddleware", "MCPGuard", "with_mcp_auth"]
+__all__ = ["MCPAuthMiddleware", "MCPGuard", "authorization_required", "with_mcp_auth"]
 
 _NO_USER = "This tool acts for the signed-in user, and no user is known for this call."
 
 
-def _needs_sign_in(exc: BaseException, depth: int = 0) -> MCPAuthorizationRequired | None:
-    """The MCPAuthorizationRequired behind ``exc`` (task groups and tool wrappers nest it)."""
+def authorization_required(exc: BaseException, depth: int = 0) -> MCPAuthorizationRequired | None:
+    """The :class:`MCPAuthorizationRequired` behind ``exc``, if any: MCP clients run requests in
+    task groups and tool wrappers, which nest what the auth flow raised.
+
+    Example:
+        >>> need = MCPAuthorizationRequired("sign in", connection="https://m/mcp", authorize_url="https://as/a")
+        >>> authorization_required(ExceptionGroup("tasks", [need])) is need
+        True
+    """
     if isinstance(exc, MCPAuthorizationRequired):
         return exc
     if depth > 8:
@@ -45,7 +52,7 @@ def _needs_sign_in(exc: BaseException, depth: int = 0) -> MCPAuthorizationRequir
     inner: list[BaseException] = list(getattr(exc, "exceptions", ()) or ())
     inner += [e for e in (exc.__cause__, exc.__context__) if e is not None]
     for item in inner:
-        found = _needs_sign_in(item, depth + 1)
+        found = authorization_required(item, depth + 1)
         if found is not None:
             return found
     return None
@@ -123,7 +130,7 @@ class MCPGuard(ToolGuard):
                 try:
                     return proceed(call)
                 except Exception as exc:
-                    need = None if _bubbles(exc) else _needs_sign_in(exc)
+                    need = None if _bubbles(exc) else authorization_required(exc)
                     if need is None:
                         raise
                 refusal = self._after(call, need, attempt)
@@ -140,7 +147,7 @@ class MCPGuard(ToolGuard):
                 try:
                     return await proceed(call)
                 except Exception as exc:
-                    need = None if _bubbles(exc) else _needs_sign_in(exc)
+                    need = None if _bubbles(exc) else authorization_required(exc)
                     if need is None:
                         raise
                 refusal = self._after(call, need, attempt)
