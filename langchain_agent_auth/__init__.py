@@ -50,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "JWTVerifier": "langchain_agent_auth.oauth",
     "OAuthClient": "langchain_agent_auth.oauth",
     "Keyring": "langchain_agent_auth.crypto",
+    "CompareAndSet": "langchain_agent_auth.store_cas",
+    "compare_and_set": "langchain_agent_auth.store_cas",
     # vault
     "AccessToken": "langchain_agent_auth.vault",
     "ConnectAccountPayload": "langchain_agent_auth.vault",
@@ -94,6 +96,9 @@ _EXPORTS: dict[str, str] = {
     "UserFilter": "langchain_agent_auth.fga",
     "fga_user": "langchain_agent_auth.fga",
     "with_fga": "langchain_agent_auth.fga",
+    # core
+    "RedactingFilter": "langchain_agent_auth.logs",
+    "install_log_redaction": "langchain_agent_auth.logs",
     # dev
     "LocalProvider": "langchain_agent_auth.devserver",
 }
@@ -110,6 +115,7 @@ __all__ = [
     "Authorizer",
     "CIBAApprover",
     "CheckRequest",
+    "CompareAndSet",
     "ConnectAccountPayload",
     "ConnectAccountResume",
     "Connection",
@@ -130,6 +136,7 @@ __all__ = [
     "OAuthClient",
     "OpenFGAAuthorizer",
     "PendingSource",
+    "RedactingFilter",
     "Refusal",
     "RemoteResumer",
     "RuntimeContextResolver",
@@ -151,6 +158,7 @@ __all__ = [
     "__version__",
     "acting_as",
     "args_digest",
+    "compare_and_set",
     "fga_user",
     "get_access_token",
     "get_approval_token",
@@ -158,6 +166,7 @@ __all__ = [
     "guard_tool",
     "guarded_tool_node",
     "identity_node",
+    "install_log_redaction",
     "langgraph_auth",
     "refresh_access_token",
     "vault_auth",
@@ -240,7 +249,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         identity_node,
     )
     from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
+    from langchain_agent_auth.logs import RedactingFilter, install_log_redaction
     from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
+    from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
     from langchain_agent_auth.vault import (
         AccessToken,
         ConnectAccountPayload,

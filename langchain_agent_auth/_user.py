@@ -8,7 +8,8 @@ The user reaches the agent from one of these channels, never from model output:
 * explicit configuration for scripts (:class:`StaticResolver`, :func:`acting_as`).
 
 Tools read the user with :func:`get_current_user`; a tool argument the model fills can
-never name or change the user.
+never name or change the user. The user is the caller of the current invocation (resumes
+included); graph state only records who started a run.
 
 Example:
     >>> from langchain_agent_auth.identity import UserIdentity, acting_as, get_current_user
@@ -262,7 +263,8 @@ def user_from_context(context: Any) -> UserIdentity | None:
 
 
 def user_from_state(state: Any) -> UserIdentity | None:
-    """The user our middleware or node put into graph state (key ``user``)."""
+    """The user our middleware or node recorded in graph state (key ``user``): who started
+    the run. A record to read, never a source of the current caller."""
     if state is None:
         return None
     value = state.get("user") if isinstance(state, Mapping) else getattr(state, "user", None)
@@ -287,19 +289,30 @@ def _graph_context() -> Any:
         return None
 
 
+def current_acting_user() -> UserIdentity | None:
+    """The user :func:`acting_as` set for the current call, if any."""
+    return _CURRENT_USER.get()
+
+
 def identity_from_sources(
     *,
     config: Mapping[str, Any] | None = None,
     context: Any = None,
-    state: Any = None,
 ) -> UserIdentity | None:
-    """Find the user from trusted channels, in this order.
+    """Find the caller of *this* invocation from trusted channels, in this order.
 
     1. the LangGraph server's authenticated user: when a run came through a server with
        auth, it is the only source (the client controls ``context`` there);
-    2. the user set by :func:`acting_as` or by this toolkit's middleware for this call;
-    3. graph state written by this toolkit's identity middleware or node;
-    4. the runtime context set by the application.
+    2. the user set by :func:`acting_as` or by this toolkit's identity guard for this call;
+    3. the runtime context the application passed to this ``invoke`` / ``ainvoke``.
+
+    Graph state is never a source: ``state["user"]`` records who started the run, and a
+    resume or continuation may come from someone else (who is then refused, see
+    :func:`~langchain_agent_auth.identity.check_thread_access`).
+
+    Example:
+        >>> identity_from_sources(context={"user": {"subject": "bob"}}).subject
+        'bob'
     """
     server_user = user_from_config(config)
     if server_user is not None:
@@ -307,16 +320,17 @@ def identity_from_sources(
     current = _CURRENT_USER.get()
     if current is not None:
         return current
-    return user_from_state(state) or user_from_context(context)
+    return user_from_context(context)
 
 
 def get_current_user(runtime: Any = None, *, required: bool = True) -> UserIdentity | None:
-    """The user the current tool call acts for.
+    """The user the current tool call acts for: the caller of this invocation.
 
-    Inside a graph it reads the server user, the toolkit's middleware (``state["user"]``),
-    and the runtime context; pass a tool's ``ToolRuntime`` as ``runtime`` to read its state
-    directly. Outside a graph, what :func:`acting_as` set. Raises :class:`IdentityError`
-    when none is found and ``required`` is true.
+    Inside a graph it reads the server user, the user the toolkit's identity guard
+    resolved for this call (``IdentityMiddleware`` / ``IdentityGuard``, which also verify
+    tokens), and the runtime context; pass a tool's ``ToolRuntime`` as ``runtime`` to read
+    its config and context directly. Outside a graph, what :func:`acting_as` set. Raises
+    :class:`IdentityError` when none is found and ``required`` is true.
 
     Example:
         >>> with acting_as(UserIdentity(subject="alice")):
@@ -329,7 +343,6 @@ def get_current_user(runtime: Any = None, *, required: bool = True) -> UserIdent
         user = identity_from_sources(
             config=getattr(runtime, "config", None),
             context=getattr(runtime, "context", None),
-            state=getattr(runtime, "state", None),
         )
     else:
         user = identity_from_sources(config=_graph_config(), context=_graph_context())

@@ -67,11 +67,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    from langchain_agent_auth.logs import install_log_redaction
+
+    install_log_redaction()
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from langchain_agent_auth.errors import AgentAuthError
+
+        if not isinstance(exc, AgentAuthError):
+            raise
+        # A setup mistake: one line saying what to change, not a traceback.
+        print(f"agent-auth {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

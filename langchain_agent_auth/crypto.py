@@ -24,6 +24,7 @@ import binascii
 import os
 import pathlib
 import secrets
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,11 +33,24 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
 
-__all__ = ["DATA_DIR_ENV", "ENV_VAR", "Keyring", "default_data_dir", "default_keyring"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "ENV_VAR",
+    "Keyring",
+    "default_data_dir",
+    "default_keyring",
+    "require_key_configuration",
+    "server_role",
+]
 
 ENV_VAR = "AGENT_AUTH_ENCRYPTION_KEYS"
 DATA_DIR_ENV = "AGENT_AUTH_DATA_DIR"
 _VERSION = 1
+_GENERATE = (f"export {ENV_VAR}=k1:$(python -c 'from langchain_agent_auth import Keyring; "
+             "print(Keyring.new_key())')")
+
+# Set by require_key_configuration(): the kind of process that must be given its keys.
+_required_by: str | None = None
 
 
 def _b64e(data: bytes) -> str:
@@ -180,10 +194,65 @@ def default_data_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get(DATA_DIR_ENV) or ".agent-auth")
 
 
+def require_key_configuration(role: str | None) -> str | None:
+    """Declare this process a server or worker (``role`` names it in errors): from now on
+    :func:`default_keyring` needs ``$AGENT_AUTH_ENCRYPTION_KEYS`` and never creates a key file.
+
+    A process that resumes or serves what another process sealed must hold the same keys; a
+    fresh key file would only make every record unreadable. ``agent-auth resumer`` calls this
+    at start; a LangGraph server is recognised without it.
+
+    Returns the previous role; ``None`` turns it off again.
+
+    Example:
+        >>> previous = require_key_configuration("my worker")
+        >>> server_role()
+        'my worker'
+        >>> require_key_configuration(previous)
+        'my worker'
+    """
+    global _required_by
+    previous, _required_by = _required_by, role
+    return previous
+
+
+def server_role() -> str | None:
+    """The kind of server process this is (``None`` on a laptop script, the demo, a notebook):
+    a role given to :func:`require_key_configuration`, or ``"a LangGraph server"`` when
+    ``langgraph dev`` / LangGraph Platform runs this process.
+
+    Example:
+        >>> server_role() is None or isinstance(server_role(), str)
+        True
+    """
+    if _required_by is not None:
+        return _required_by
+    if "langgraph_api" in sys.modules:
+        return "a LangGraph server"
+    return None
+
+
 def default_keyring(data_dir: str | os.PathLike[str] | None = None) -> Keyring:
     """The keyring of the embedded setup, shared by the vault and the approval pillar:
     ``$AGENT_AUTH_ENCRYPTION_KEYS`` if set, else the key file ``<data dir>/keys`` (created
-    with one random key, mode 0600)."""
+    with one random key, mode 0600).
+
+    On a server or worker (:func:`server_role`) only the environment variable counts: without
+    it this raises :class:`~langchain_agent_auth.errors.ConfigurationError` naming what to set,
+    before any disk I/O (a server may call this on its event loop).
+
+    Example:
+        >>> import tempfile
+        >>> isinstance(default_keyring(tempfile.mkdtemp()), Keyring)  # on a laptop: the key file there
+        True
+    """
     if os.environ.get(ENV_VAR):
         return Keyring.from_env()
+    role = server_role()
+    if role is not None:
+        raise ConfigurationError(
+            f"{ENV_VAR} is not set, and {role} needs the encryption keys of the processes it shares its "
+            f"store with (no key file is created here). Generate them once, save them to a file and source "
+            f"it in every terminal or service: {_GENERATE}"
+        )
     return Keyring.from_file(pathlib.Path(data_dir or default_data_dir()) / "keys")

@@ -43,16 +43,23 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     │   ├── TokenNotYetValidError           nbf/iat in the future (beyond leeway)
     │   └── InvalidClaimError               iss, aud, typ, sub or another required claim
     ├── IdentityError                   no trusted user identity where one is needed
+    │   └── ThreadOwnershipError            the thread belongs to another user (not shared)
     ├── VaultError                      credential pillar
     │   ├── ConnectionNotFoundError         unknown connection name
     │   ├── CredentialUnavailableError      not connected / needs reauthorization / missing scopes
     │   │   └── MCPAuthorizationRequired        the user must sign in for an MCP server (.authorize_url)
     │   ├── VaultDecryptionError            a record cannot be decrypted (corrupt, foreign key)
+    │   ├── VaultRecordError                a stored record's clear fields are corrupt (wrong types...)
     │   └── CallbackStateError              connect-account callback with a bad or replayed state
     ├── ApprovalError                   approval pillar
     │   ├── ApprovalDeniedError             the user said no (final for that call)
     │   ├── ApprovalExpiredError            the request expired before an answer
     │   ├── ApprovalFailedError             the provider failed the transaction
+    │   ├── ApprovalLimitError              too many approvals pending for this user
+    │   ├── UnsafeArgumentsError            arguments an approver could misread (hidden or
+    │   │                                   bidi characters, mixed-script words, too large)
+    │   ├── ApprovalRecordError             a stored approval record is corrupt
+    │   ├── ApprovalAlreadyHandledError     already_handled: another delivery of the answer won
     │   └── ResumeValueError                a resume value that does not belong to this call
     └── AuthorizationError              fga pillar: .code is OpenFGA's error code (2000, 2002, 2021...)
         ├── ModelError                      invalid authorization model (with line and column)
@@ -86,6 +93,8 @@ __all__ = [
     "ApprovalError",
     "ApprovalExpiredError",
     "ApprovalFailedError",
+    "ApprovalLimitError",
+    "ApprovalRecordError",
     "AuthorizationError",
     "AuthorizationPendingError",
     "CallbackStateError",
@@ -123,6 +132,7 @@ __all__ = [
     "ServerError",
     "SlowDownError",
     "TemporarilyUnavailableError",
+    "ThreadOwnershipError",
     "TokenExpiredError",
     "TokenNotYetValidError",
     "TokenValidationError",
@@ -131,11 +141,13 @@ __all__ = [
     "UnauthorizedClientError",
     "UnknownKeyError",
     "UnknownUserIdError",
+    "UnsafeArgumentsError",
     "UnsupportedGrantTypeError",
     "UnsupportedResponseTypeError",
     "UnsupportedTokenTypeError",
     "VaultDecryptionError",
     "VaultError",
+    "VaultRecordError",
     "oauth_error_from_response",
     "redact",
 ]
@@ -156,7 +168,7 @@ _OPAQUE_RE = re.compile(
 _KV_RE = re.compile(
     r"(?i)\b(access_token|refresh_token|id_token|client_secret|subject_token|actor_token|"
     r"auth_req_id|client_notification_token|code_verifier|code|password|assertion|"
-    r"client_assertion|authorization)(\"?\s*[=:]\s*\"?)([^\s\"&,;}]+)"
+    r"client_assertion|authorization)([\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;}]+)"
 )
 _REDACTED = "[redacted]"
 
@@ -453,6 +465,18 @@ class IdentityError(AgentAuthError):
     hint = "I don't know who the user is, so I can't do this on their behalf."
 
 
+class ThreadOwnershipError(IdentityError):
+    """The caller of this invocation is not the thread's owner and the thread is not shared
+    with them: their resume, answer, continuation or new input is refused before any tool,
+    model call or pending record is touched. ``.thread_id`` names the thread."""
+
+    hint = "This conversation belongs to another user; start a new conversation."
+
+    def __init__(self, message: str = "", *, thread_id: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.thread_id = thread_id
+
+
 # -- vault
 
 
@@ -505,6 +529,14 @@ class VaultDecryptionError(VaultError):
     """A stored record cannot be decrypted: corrupted, or encrypted with an unknown key."""
 
 
+class VaultRecordError(VaultError):
+    """A stored vault record whose clear fields are corrupt (wrong types, missing fields).
+
+    The message names the record and the fields at fault, never their values. The vault
+    treats the credential as needing reauthorization: connecting again overwrites it.
+    """
+
+
 class CallbackStateError(VaultError):
     """A connect-account callback whose ``state`` is unknown, replayed, expired or another user's."""
 
@@ -526,6 +558,42 @@ class ApprovalExpiredError(ApprovalError):
 
 class ApprovalFailedError(ApprovalError):
     """The provider could not complete the approval (transaction_failed, outage...)."""
+
+
+class ApprovalLimitError(ApprovalError):
+    """This user already has ``max_pending`` approvals waiting: no new request is sent
+    until one is answered or expires (a flood of requests trains people to tap "approve")."""
+
+
+class UnsafeArgumentsError(ApprovalError):
+    """The arguments cannot be shown faithfully to the person who approves them.
+
+    ``reason`` says why: ``"hidden_characters"`` (bidi controls, zero-width or other
+    format/control characters), ``"mixed_script"`` (a word mixing look-alike scripts, such
+    as a Cyrillic letter in a Latin name), ``"too_large"`` or ``"too_deep"``.
+    """
+
+    def __init__(self, message: str = "", *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class ApprovalRecordError(ApprovalError):
+    """A stored approval record is corrupt (not a dict, wrong types, missing fields).
+
+    The message names the fields at fault, never their values. The guard asks for a new
+    approval rather than trusting the damaged one.
+    """
+
+
+class ApprovalAlreadyHandledError(ApprovalError):
+    """This answer (or this approved call) was already handled by another delivery: a
+    duplicate ``Command(resume=...)`` from another thread, task, process or resumer lost the
+    store's compare-and-set. The tool ran (or is running) once, in the winning run; the
+    duplicate run stops with this error so it writes nothing to the thread."""
+
+    error = "already_handled"
+    hint = "This approved call was already handled; it was not run again."
 
 
 class ResumeValueError(ApprovalError):

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -94,6 +95,16 @@ class GuardedCall:
         return None if value is None else str(value)
 
     @property
+    def can_pause(self) -> bool:
+        """Whether a pause here can be resumed: a thread id, and a checkpointer when the call
+        runs inside LangGraph (which names the graph's checkpointer in the config, ``None`` when
+        the graph was compiled without one)."""
+        configurable = self.config.get("configurable") or {}
+        if self.thread_id is None:
+            return False
+        return configurable.get("__pregel_checkpointer", True) is not None
+
+    @property
     def checkpoint_ns(self) -> str:
         """The checkpoint namespace (empty string at the top level)."""
         return str((self.config.get("configurable") or {}).get("checkpoint_ns") or "")
@@ -114,6 +125,15 @@ class GuardedCall:
     def refuse(self, message: str, error: AgentAuthError | None = None) -> Refusal:
         """A refusal the adapters turn into an error ToolMessage for the model."""
         return Refusal(message=message, error=error)
+
+    def warn_no_user(self, pillar: str) -> None:
+        """Tell the developer (a WARNING on ``langchain_agent_auth.<pillar>``) that a guard
+        refused ``self`` for want of a trusted user: the model only sees a refusal, while the
+        cause is the graph's setup."""
+        logging.getLogger(f"langchain_agent_auth.{pillar}").warning(
+            "%s refused tool %r: no trusted user identity. Add IdentityMiddleware() (or identity_node) "
+            "before the tools and pass the user through a trusted channel: the runtime context "
+            "(invoke(..., context=...)), acting_as(user), or the LangGraph server's auth", pillar, self.name)
 
     def write(self, chunk: Any) -> None:
         """Send progress to LangGraph's custom stream, if there is one."""
@@ -331,7 +351,7 @@ def _call_from_request(request: Any) -> GuardedCall:
     config = getattr(runtime, "config", None) or {}
     context = getattr(runtime, "context", None)
     state = request.state
-    user = identity_from_sources(config=config, context=context, state=state)
+    user = identity_from_sources(config=config, context=context)
     tool_call = request.tool_call
     model_args, injected = split_args(request.tool, tool_call.get("args") or {})
     return GuardedCall(

@@ -38,3 +38,21 @@ def node_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     server = NodeIdP(tmp_path_factory.mktemp("node-idp"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A throwaway PostgreSQL cluster (Debian's package) on loopback for the session; skips
+    when the binaries are absent, fails then if AGENT_AUTH_REQUIRE_POSTGRES is set."""
+    from tests.support.postgres import PostgresCluster, postgres_available
+
+    why = postgres_available()
+    if why:
+        unavailable(f"PostgreSQL unavailable: {why}", "AGENT_AUTH_REQUIRE_POSTGRES")
+    import tempfile
+
+    # Not under pytest's tmp dir: that one is private to this user, and the server may run
+    # as the postgres system user.
+    cluster = PostgresCluster(pathlib.Path(tempfile.mkdtemp(prefix="agent-auth-pg-")))
+    yield cluster
+    cluster.stop()

@@ -1,9 +1,12 @@
 """Talk to the deployed agent through langgraph-sdk, as alice, with a real bearer token.
 
     python examples/langgraph_server/client.py     # starts the provider and `langgraph dev` itself
-    python examples/langgraph_server/client.py --url http://127.0.0.1:2024 --dev-dir .agent-auth/dev
+    python examples/langgraph_server/client.py --url http://127.0.0.1:2024 --dev-dir .agent-auth/dev \
+        --resumer external
 
-The second form uses a provider and a server you started (see README.md). The conversation:
+The second form uses a provider, a server and an `agent-auth resumer` you started (see
+README.md); with `--resumer inline` (default) the client resumes the run itself, with the
+server's `AGENT_AUTH_ENCRYPTION_KEYS`. The conversation:
 who am I (the server's authenticated user), two reads (fga), a payment that waits for alice's
 approval on her phone (CIBA) until the RemoteResumer completes the run, and what bob and an
 anonymous caller get when they try alice's thread.
@@ -78,8 +81,16 @@ def main() -> None:
     parser.add_argument("--url", help="a running `langgraph dev` for this directory (default: start one)")
     parser.add_argument("--dev-dir", nargs="?", const=".agent-auth/dev", help="a running `agent-auth dev`")
     parser.add_argument("--ciba-interval", type=int, default=1)
+    parser.add_argument("--resumer", choices=["inline", "external"], default="inline",
+                        help="resume the approved run here (inline) or wait for `agent-auth resumer` (external)")
     args = parser.parse_args()
     args.model = None
+    if args.url and args.dev_dir is None:
+        # The server trusts the provider it was started with, not a new one in this process.
+        args.dev_dir = os.environ.get("AGENT_AUTH_DEV_DIR") or ".agent-auth/dev"
+    if args.url and args.resumer == "inline" and not os.environ.get("AGENT_AUTH_ENCRYPTION_KEYS"):
+        raise SystemExit("error: --url with --resumer inline needs the server's AGENT_AUTH_ENCRYPTION_KEYS "
+                         "(source the keys file you gave the server), or use --resumer external")
 
     with provider(args) as idp:
         # The keys sealing pending approvals: shared by the server's graph and the resumer.
@@ -119,14 +130,21 @@ def main() -> None:
             # The resumer (`agent-auth resumer` in production) polls the provider with the agent's client
             # and resumes the run through the server's API. It signs in as a trusted service (the agent
             # client's own client-credentials token) and resumes on alice's behalf (act-as header).
-            agent = OAuthClient(idp.issuer, idp.client_id, idp.client_secret)
-            resumer = RemoteResumer(url, approvers=[CIBAApprover(agent, keyring=Keyring.from_string(keys))],
-                                    auth=ClientCredentialsAuth(agent, resource=API))
-            deadline, resumed = time.monotonic() + 30, False
-            while not (resumed := bool(resumer.run_once().resumed_items)) and time.monotonic() < deadline:
-                time.sleep(0.25)
-            say("resumer", "the approval is in: resumed the run on the server, on alice's behalf" if resumed
-                else "no decision in time")
+            deadline, resumed = time.monotonic() + 60, False
+            if args.resumer == "inline":
+                agent = OAuthClient(idp.issuer, idp.client_id, idp.client_secret)
+                resumer = RemoteResumer(url, approvers=[CIBAApprover(agent, keyring=Keyring.from_string(keys))],
+                                        auth=ClientCredentialsAuth(agent, resource=API))
+                while not (resumed := bool(resumer.run_once().resumed_items)) and time.monotonic() < deadline:
+                    time.sleep(0.25)
+            else:  # `agent-auth resumer` resumes it; wait until the thread is idle again
+                while not (resumed := alice.threads.get(thread["thread_id"])["status"] == "idle") \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.25)
+            if not resumed:
+                raise SystemExit("error: the run was not resumed within 60 s: is the resumer running, with the "
+                                 "server's AGENT_AUTH_ENCRYPTION_KEYS? (its log says why)")
+            say("resumer", "the approval is in: resumed the run on the server, on alice's behalf")
             show(alice.threads.get_state(thread["thread_id"]), printed)
 
             bob_token = idp.login("bob", scope="openid", resource=API)["access_token"]

@@ -4,7 +4,7 @@ CIBA-approved bank transfer. The server provides the checkpointer and the store.
 Settings (environment): ``AGENT_AUTH_ISSUER``, ``AGENT_AUTH_CLIENT_ID`` and
 ``AGENT_AUTH_CLIENT_SECRET`` (the agent's client at the provider; else read from the
 ``agent-auth dev`` data directory ``AGENT_AUTH_DEV_DIR``), ``AGENT_AUTH_ENCRYPTION_KEYS``
-(seals pending approvals; the resumer needs the same keys) and optionally ``AGENT_MODEL``
+(seals pending approvals; required on the server, and the resumer needs the same keys) and optionally ``AGENT_MODEL``
 (``provider:model`` for ``init_chat_model``; default: a rule-based stand-in, no API key).
 """
 
@@ -32,6 +32,7 @@ from langchain_agent_auth import (
     get_current_user,
 )
 from langchain_agent_auth.approval import ApprovalMiddleware, CIBAApprover, get_approval_token
+from langchain_agent_auth.oauth import ClientCredentialsAuth
 
 
 def provider_settings() -> dict[str, str]:
@@ -59,14 +60,19 @@ type document
 """)
 fga.write([("user:alice", "viewer", "document:roadmap")])
 
+AGENT = OAuthClient(SETTINGS["issuer"], SETTINGS["client_id"], SETTINGS["client_secret"])
 ciba = CIBAApprover(
-    OAuthClient(SETTINGS["issuer"], SETTINGS["client_id"], SETTINGS["client_secret"]),
+    AGENT,
     audience="urn:agent-auth:demo-api",
     binding_message="Pay {amount} EUR to {to}",
     authorization_details=lambda tool_name, a: [{
         "type": "payment_initiation", "creditorName": a["to"],
         "instructedAmount": {"amount": f"{a['amount']}.00", "currency": "EUR"}}],
 )
+
+# How the resumer signs in to this server (`agent-auth resumer --auth graph:service_auth`): the agent
+# client's own client-credentials token, which auth.py's trusted_services accepts.
+service_auth = ClientCredentialsAuth(AGENT, resource=os.environ.get("AGENT_AUTH_AUDIENCE", "urn:example:api"))
 
 
 @tool

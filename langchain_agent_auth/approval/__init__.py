@@ -58,7 +58,7 @@ from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, Appr
 from langchain_agent_auth.approval._records import ApprovalRecord, ApprovalStore
 from langchain_agent_auth.approval._resumer import ApprovalResumer, LangGraphServerStore, RemoteResumer, ResumeReport
 from langchain_agent_auth.approval._sources import ApprovalSource, PendingItem, PendingSource
-from langchain_agent_auth.approval._text import BindingMessage
+from langchain_agent_auth.approval._text import BindingMessage, display_hazard
 
 __all__ = [
     "ApprovalGuard",
@@ -83,6 +83,7 @@ __all__ = [
     "approval_guards",
     "args_digest",
     "canonical_json",
+    "display_hazard",
     "get_approval_token",
     "route_tool_calls",
     "with_approval",

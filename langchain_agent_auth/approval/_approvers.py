@@ -30,7 +30,7 @@ from langchain_agent_auth.approval._text import (
     check_authorization_details,
     default_authorization_details,
 )
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.crypto import Keyring, server_role
 from langchain_agent_auth.errors import (
     AccessDeniedError,
     AgentAuthError,
@@ -73,6 +73,8 @@ class Approver(ABC):
                  clock: Callable[[], float] = time.time) -> None:
         if keyring is not None and not isinstance(keyring, Keyring):
             raise ConfigurationError("keyring must be a langchain_agent_auth.crypto.Keyring")
+        if keyring is None and server_role() is not None:
+            keyring = default_keyring()  # on a server: fail at start, and no disk I/O later on its event loop
         self.store = store
         self._keyring = keyring
         self._keyring_lock = threading.Lock()

@@ -6,7 +6,7 @@ In-process, for a graph built with a durable checkpointer and store (SQLite, Pos
 
 Against a LangGraph server (``langgraph dev`` / Platform)::
 
-    agent-auth resumer --url http://127.0.0.1:2024 --approver myapp.agent:ciba
+    agent-auth resumer --url http://127.0.0.1:2024 --approver myapp.agent:ciba [--auth myapp.agent:service_auth]
 
 ``module:attr`` names an object or a zero-argument factory returning it; ``--approver``
 may name one approver or a list. ``--ping-port`` (with ``--ping-cert`` / ``--ping-key``)
@@ -31,6 +31,8 @@ import signal
 import sys
 from typing import Any
 
+from langchain_agent_auth.logs import install_log_redaction
+
 __all__ = ["configure", "load_object", "main"]
 
 
@@ -43,14 +45,25 @@ def load_object(spec: str) -> Any:
         >>> load_object("langchain_agent_auth.approval._cli:_example")
         42
     """
+    from langchain_agent_auth.errors import ConfigurationError
+
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise SystemExit(f"expected module:attr, got {spec!r}")
+        raise ConfigurationError(f"expected module:attr, got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    obj: Any = importlib.import_module(module_name)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = ""
+        if getattr(exc, "name", None) in (module_name, module_name.split(".")[0]):
+            hint = f" (looked in {os.getcwd()}: run from the directory that contains it, or set PYTHONPATH)"
+        raise ConfigurationError(f"cannot import {module_name!r} for {spec!r}: {exc}{hint}") from None
     for part in attr.split("."):
-        obj = getattr(obj, part)
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigurationError(f"{spec!r}: {module_name!r} has no attribute {part!r}") from None
     if callable(obj) and not hasattr(obj, "invoke") and not isinstance(obj, type) and _is_factory(obj):
         obj = obj()
     return obj
@@ -82,6 +95,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="module:attr of another PendingSource (e.g. the vault's); repeatable")
     parser.add_argument("--store", help="module:attr of the BaseStore (default: the graph's / server's)")
     parser.add_argument("--api-key", default=os.environ.get("LANGGRAPH_API_KEY"), help="LangGraph server API key")
+    parser.add_argument("--auth", help="with --url: module:attr of the httpx.Auth signing the resumer's requests "
+                        "to the server (e.g. a ClientCredentialsAuth); or the --service-* options")
     parser.add_argument("--service-issuer", default=os.environ.get("AGENT_AUTH_SERVICE_ISSUER"),
                         help="with --url: authenticate to the server as a trusted service with a "
                         "client-credentials token from this issuer (see langgraph_auth(trusted_services=...))")
@@ -108,6 +123,8 @@ def _approvers(specs: list[str]) -> list[Any]:
     for spec in specs:
         obj = load_object(spec)
         out.extend(obj if isinstance(obj, list | tuple) else [obj])
+    for approver in out:
+        getattr(approver, "keyring", None)  # keys now, not at the first pending approval
     return out
 
 
@@ -121,8 +138,9 @@ def build(args: argparse.Namespace) -> Any:
     if args.graph:
         graph = load_object(args.graph)
         return ApprovalResumer(graph, approvers=approvers, sources=sources, store=store, tick=args.tick)
+    auth = load_object(args.auth) if getattr(args, "auth", None) else _service_auth(args)
     return RemoteResumer(args.url, api_key=args.api_key, approvers=approvers, sources=sources, store=store,
-                         assistant_id=args.assistant_id, tick=args.tick, auth=_service_auth(args))
+                         assistant_id=args.assistant_id, tick=args.tick, auth=auth)
 
 
 def _service_auth(args: argparse.Namespace) -> Any:
@@ -164,14 +182,54 @@ async def _serve(resumer: Any, args: argparse.Namespace) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _preflight(resumer: Any, args: argparse.Namespace) -> None:
+    """Read the pending approvals once, so a store or server that refuses us stops the
+    command at start with one line (a server that is not up yet is waited for)."""
+    from langchain_agent_auth.errors import AgentAuthError, ConfigurationError, redact
+
+    try:
+        for source in resumer.sources:
+            source.due(resumer.clock(), 1)
+    except AgentAuthError:
+        raise
+    except Exception as exc:
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        if status is None:
+            logging.getLogger("langchain_agent_auth.approval.resumer").warning(
+                "pending approvals not readable yet (%s); retrying", type(exc).__name__)
+            return
+        try:
+            detail = redact(str(response.json().get("detail") or "")[:200])
+        except Exception:
+            detail = ""
+        where = args.url or "the store"
+        hint = ""
+        if status in (401, 403):
+            hint = ("; the server requires a trusted service: pass --auth module:attr (an httpx.Auth such as "
+                    "ClientCredentialsAuth), or --service-issuer, --service-client-id and --service-client-secret "
+                    "(or AGENT_AUTH_SERVICE_*), for a client listed in langgraph_auth(trusted_services=...)")
+        raise ConfigurationError(
+            f"cannot read pending approvals from {where}: HTTP {status}" + (f" ({detail})" if detail else "") + hint
+        ) from None
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the resumer described by ``args``; returns the exit code."""
+    from langchain_agent_auth.crypto import require_key_configuration
+
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    resumer = build(args)
-    if args.once:
-        report = resumer.run_once()
-        print(json.dumps(dataclasses.asdict(report)), flush=True)
-        return 1 if report.errors else 0
-    asyncio.run(_serve(resumer, args))
-    return 0
+    install_log_redaction(handlers=logging.getLogger().handlers)
+    previous = require_key_configuration("agent-auth resumer")
+    try:
+        resumer = build(args)
+        _preflight(resumer, args)
+        if args.once:
+            report = resumer.run_once()
+            print(json.dumps(dataclasses.asdict(report)), flush=True)
+            return 1 if report.errors else 0
+        asyncio.run(_serve(resumer, args))
+        return 0
+    finally:
+        require_key_configuration(previous)

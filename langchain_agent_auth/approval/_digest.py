@@ -39,6 +39,10 @@ class _TooDeep(ValueError):
     pass
 
 
+class _TooLarge(ValueError):
+    pass
+
+
 def _type_name(value: Any) -> str:
     cls = type(value)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -203,12 +207,14 @@ def canonical_json(value: Any) -> str:
     return "".join(_tokens(value, 0, set()))
 
 
-def args_digest(args: Any) -> str:
+def args_digest(args: Any, *, max_size: int | None = None) -> str:
     """``sha256:<hex>`` over the canonical JSON of ``args``, hashed as it is encoded.
 
     The same arguments give the same digest whatever their key order or container types;
     values JSON cannot express are encoded by type and content, never through
-    ``__repr__``. Raises ``ValueError`` for arguments nested deeper than ``MAX_DEPTH``.
+    ``__repr__``. Raises ``ValueError`` for arguments nested deeper than ``MAX_DEPTH``
+    or (with ``max_size``) longer than ``max_size`` characters of canonical JSON; the
+    encoding stops there, so a huge argument costs no more than ``max_size``.
 
     Example:
         >>> args_digest({"amount": 250, "to": "Bob"}) == args_digest({"to": "Bob", "amount": 250})
@@ -220,10 +226,13 @@ def args_digest(args: Any) -> str:
     """
     h = hashlib.sha256()
     buffer: list[str] = []
-    size = 0
+    size = total = 0
     for piece in _tokens(args, 0, set()):
         buffer.append(piece)
         size += len(piece)
+        total += len(piece)
+        if max_size is not None and total > max_size:
+            raise _TooLarge(f"arguments larger than {max_size} characters")
         if size >= _CHUNK:
             h.update("".join(buffer).encode("utf-8", "surrogatepass"))
             buffer, size = [], 0

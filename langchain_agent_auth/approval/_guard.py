@@ -20,10 +20,14 @@ On every (re-)run of the node the guard:
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
 import secrets
+import threading
+import weakref
+import zlib
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -31,8 +35,9 @@ from langchain_core.messages import ToolMessage, message_to_dict, messages_from_
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
 
+from langchain_agent_auth._scrub import scrub
 from langchain_agent_auth.approval._approvers import Approver, CIBAApprover
-from langchain_agent_auth.approval._digest import args_digest
+from langchain_agent_auth.approval._digest import _TooDeep, _TooLarge, args_digest
 from langchain_agent_auth.approval._payloads import (
     _EXPECT,
     ApprovalResponse,
@@ -47,16 +52,22 @@ from langchain_agent_auth.approval._records import (
     record_key,
     thread_tag,
 )
+from langchain_agent_auth.approval._text import display_hazard
 from langchain_agent_auth.errors import (
     AgentAuthError,
+    ApprovalAlreadyHandledError,
     ApprovalDeniedError,
     ApprovalError,
     ApprovalExpiredError,
     ApprovalFailedError,
+    ApprovalLimitError,
+    ApprovalRecordError,
     ConfigurationError,
     IdentityError,
+    UnsafeArgumentsError,
 )
 from langchain_agent_auth.guards import GuardedCall, GuardedTool, ToolGuard, ToolGuardMiddleware, guard_tool
+from langchain_agent_auth.identity import UserIdentity, find_foreign
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
 __all__ = [
@@ -79,7 +90,14 @@ _TOKEN: contextvars.ContextVar[TokenResponse | None] = contextvars.ContextVar(
     "langchain_agent_auth_approval_token", default=None
 )
 _MAX_CACHED_RESULT = 256_000
+#: Default cap on approvals waiting for one user's answer (across threads and tools).
+MAX_PENDING = 20
+#: Default bound on a call's arguments (characters of canonical JSON) before any approval.
+MAX_ARGS_SIZE = 64_000
 _EPHEMERAL: dict[str, Any] = {}
+# An in-app answer is claimed for this long: a duplicate delivery meanwhile is "already
+# handled"; after a crash between the claim and the write, the answer can be given again.
+_DECIDE_TTL = 120.0
 
 
 def get_approval_token(*, required: bool = False) -> TokenResponse | None:
@@ -118,6 +136,7 @@ class _Proceed(NamedTuple):
     token: TokenResponse | None
     store: ApprovalStore | None = None
     on_bubble: ApprovalRecord | None = None  # saved if the tool pauses (an inner guard's interrupt)
+    owner: str = ""  # of the record's "run" claim, given back if the tool pauses
 
 
 def _is_bubble(exc: BaseException) -> bool:
@@ -158,6 +177,7 @@ def _drive(flow: Generator[Any, Any, Any], proceed: Callable[[GuardedCall], Any]
                     except BaseException as exc:
                         if _is_bubble(exc) and effect.on_bubble is not None and effect.store is not None:
                             effect.store.put(effect.on_bubble)
+                            effect.store.release(effect.on_bubble.approval_id, "run", effect.owner)
                         raise
                     finally:
                         _TOKEN.reset(reset)
@@ -191,6 +211,7 @@ async def _adrive(flow: Generator[Any, Any, Any], proceed: Callable[[GuardedCall
                     except BaseException as exc:
                         if _is_bubble(exc) and effect.on_bubble is not None and effect.store is not None:
                             await effect.store.aput(effect.on_bubble)
+                            await effect.store.arelease(effect.on_bubble.approval_id, "run", effect.owner)
                         raise
                     finally:
                         _TOKEN.reset(reset)
@@ -205,10 +226,19 @@ async def _adrive(flow: Generator[Any, Any, Any], proceed: Callable[[GuardedCall
 # --------------------------------------------------------------------------- the guard
 
 
-def _arg_checker(tool: BaseTool | None, name: str) -> Callable[[Mapping[str, Any]], None]:
-    """Validate edited arguments against the tool's schema (the model-facing part)."""
+def _arg_checker(tool: BaseTool | None, name: str, user: UserIdentity | None = None,
+                 ) -> Callable[[Mapping[str, Any]], None]:
+    """Validate edited arguments against the tool's schema (the model-facing part) and the
+    identity rule: an identity middleware around the approval never sees edited arguments."""
 
     def check(args: Mapping[str, Any]) -> None:
+        fits(args)
+        if user is not None:
+            found = find_foreign(args, user, {"user_id": "subject"})
+            if found is not None:
+                raise refuse_resume(f"edited arguments name another user ({found.path}); refused")
+
+    def fits(args: Mapping[str, Any]) -> None:
         if tool is None:
             return
         schema = tool.tool_call_schema
@@ -262,6 +292,18 @@ class ApprovalGuard(ToolGuard):
             agent continues) or ``"raise"`` (the Approval*Error propagates).
         tools: tool names this guard applies to in a middleware or a tool node (``None``:
             all).
+        max_pending: at most this many approvals may wait for one user's answer (counted
+            in the store, across threads and tools); past it a new request is refused
+            with :class:`~langchain_agent_auth.errors.ApprovalLimitError` and nothing is
+            sent. ``None``: no cap.
+        max_args_size: arguments longer than this (characters of canonical JSON) are
+            refused (:class:`~langchain_agent_auth.errors.UnsafeArgumentsError`) before
+            they are digested in full or shown to anyone.
+
+    Arguments an approver could misread (bidi controls, zero-width or other invisible
+    characters, a word mixing look-alike scripts; see
+    :func:`~langchain_agent_auth.approval.display_hazard`) are refused the same way,
+    before any approval is requested.
 
     Example:
         >>> from langchain_core.tools import tool
@@ -276,7 +318,8 @@ class ApprovalGuard(ToolGuard):
     """
 
     def __init__(self, approver: Approver, *, when: When | None = None, mode: Mode = "interrupt",
-                 on_denied: OnDenied = "message", tools: Iterable[str] | None = None) -> None:
+                 on_denied: OnDenied = "message", tools: Iterable[str] | None = None,
+                 max_pending: int | None = MAX_PENDING, max_args_size: int = MAX_ARGS_SIZE) -> None:
         if not isinstance(approver, Approver):
             raise ConfigurationError("approver must be a CIBAApprover or an InAppApprover")
         if mode not in ("interrupt", "block"):
@@ -287,6 +330,13 @@ class ApprovalGuard(ToolGuard):
             raise ConfigurationError("on_denied must be 'message' or 'raise'")
         if when is not None and not callable(when):
             raise ConfigurationError("when must be a callable taking the tool arguments")
+        if max_pending is not None and (not isinstance(max_pending, int) or isinstance(max_pending, bool)
+                                        or max_pending < 1):
+            raise ConfigurationError("max_pending must be a positive integer or None")
+        if not isinstance(max_args_size, int) or isinstance(max_args_size, bool) or max_args_size < 64:
+            raise ConfigurationError("max_args_size must be an integer >= 64")
+        self.max_pending = max_pending
+        self.max_args_size = max_args_size
         self.approver = approver
         self.when = when
         self.mode = mode
@@ -301,12 +351,19 @@ class ApprovalGuard(ToolGuard):
     def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
         if not self.needs_approval(call.args):  # the fast path: no store, no provider
             return proceed(call)
-        return _drive(self._flow(call), proceed)
+        return _drive(self._checked_flow(call), proceed)
 
     async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
         if not self.needs_approval(call.args):
             return await proceed(call)
-        return await _adrive(self._flow(call), proceed)
+        return await _adrive(self._checked_flow(call), proceed)
+
+    def _checked_flow(self, call: GuardedCall) -> Generator[Any, Any, Any]:
+        """:meth:`_flow`, with a record damaged mid-call refused (fail closed), never a crash."""
+        try:
+            return (yield from self._flow(call))
+        except ApprovalRecordError as err:
+            return self._refuse(call, err)
 
     # -- decisions
 
@@ -371,26 +428,38 @@ class ApprovalGuard(ToolGuard):
             return (yield _Proceed(call, None))
         user = call.user
         if user is None:
+            call.warn_no_user("approval")
             return self._refuse(call, IdentityError(
                 "no trusted user identity for an approval",
                 hint="I can't ask for approval because I don't know who you are."))
         try:
-            digest = args_digest(call.args)
+            digest = args_digest(call.args, max_size=self.max_args_size)
+        except (_TooLarge, _TooDeep) as exc:
+            return self._refuse(call, _unsafe("too_large" if isinstance(exc, _TooLarge) else "too_deep",
+                                              call.name, str(exc)))
         except ValueError as exc:
             return self._refuse(call, ApprovalFailedError(
                 f"the arguments cannot be bound to an approval: {exc}",
                 hint="These arguments cannot be approved (not plain data); call the tool with simple values."))
         durable = call.thread_id is not None and call.tool_call_id is not None
-        if self.mode == "interrupt" and not durable:
+        if self.mode == "interrupt" and not (durable and call.can_pause):
+            missing = ("no thread_id in the config" if call.thread_id is None else "the graph has no checkpointer"
+                       if not call.can_pause else "no tool call id")
             raise ConfigurationError(
-                "approval mode 'interrupt' pauses the graph, which needs a checkpointer (a thread_id) and a tool "
-                "call id; run the tool inside a graph with a checkpointer, or use mode='block'")
+                f"approval mode 'interrupt' pauses the graph before {call.name!r} runs, but {missing}: a pause needs "
+                "a checkpointer, a thread_id and a tool call id; compile the graph with a checkpointer "
+                "(checkpointer=InMemorySaver() or a SqliteSaver), "
+                "invoke it with config={'configurable': {'thread_id': ...}}, or use mode='block'")
         store = self._store(call, durable)
         if durable:
             key = record_key(call.thread_id, call.checkpoint_ns, call.tool_call_id, approver.name)
         else:
             key = thread_tag(call.thread_id, call.checkpoint_ns) + secrets.token_hex(8)
-        rec: ApprovalRecord | None = yield _Do(store.get, store.aget, (key,))
+        try:
+            rec: ApprovalRecord | None = yield _Do(store.get, store.aget, (key,))
+        except ApprovalRecordError as exc:
+            log.warning("approval: %s; asking for a new approval", exc)
+            rec = None  # a damaged record approves nothing; the new request overwrites it
         if rec is not None:
             if rec.user_key != user.key:
                 raise refuse_resume("this tool call's approval belongs to another user; refused")
@@ -401,18 +470,58 @@ class ApprovalGuard(ToolGuard):
                     yield _Do(store.put, store.aput, (rec.update(status="superseded", watch=False, sealed=None),))
                 rec = None
         if rec is None:
+            hazard = display_hazard(call.args)
+            if hazard is not None:
+                reason, where, what = hazard
+                return self._refuse(call, _unsafe(reason, call.name, f"{what} in {where or 'the arguments'}"))
             try:
-                rec = yield _Do(approver.start, approver.astart, (key, call, user, digest, store))  # type: ignore[attr-defined]
+                rec = yield _Do(self._admit, self._aadmit, (key, call, user, digest, store))
             except ApprovalError as err:
                 return self._refuse(call, err)
         return (yield from self._settle(call, rec, store))
+
+    # -- starting an approval under the per-user cap
+
+    def _over_cap(self, waiting: int, tool: str) -> ApprovalLimitError | None:
+        if self.max_pending is None or waiting < self.max_pending:
+            return None
+        return ApprovalLimitError(
+            f"{waiting} approvals already wait for this user (max_pending={self.max_pending}); "
+            f"no new request for {tool}",
+            hint=f"Too many approval requests are already waiting for the user, so {tool} was "
+                 "not run and no new request was sent. Tell the user; ask again after they answer.")
+
+    def _admit(self, key: str, call: GuardedCall, user: UserIdentity, digest: str,
+               store: ApprovalStore) -> ApprovalRecord:
+        """Count the user's pending approvals and start one, as one step in this process
+        (parallel calls of one message run at the same time)."""
+        approver: Any = self.approver
+        if self.max_pending is None:
+            return approver.start(key, call, user, digest, store)
+        with _admit_lock(user.key):
+            error = self._over_cap(_count_pending(store, user.key, approver.clock(), self.max_pending), call.name)
+            if error is not None:
+                raise error
+            return approver.start(key, call, user, digest, store)
+
+    async def _aadmit(self, key: str, call: GuardedCall, user: UserIdentity, digest: str,
+                      store: ApprovalStore) -> ApprovalRecord:
+        approver: Any = self.approver
+        if self.max_pending is None:
+            return await approver.astart(key, call, user, digest, store)
+        async with _aadmit_lock(user.key):
+            waiting = await _acount_pending(store, user.key, approver.clock(), self.max_pending)
+            error = self._over_cap(waiting, call.name)
+            if error is not None:
+                raise error
+            return await approver.astart(key, call, user, digest, store)
 
     def _expectation(self, call: GuardedCall, rec: ApprovalRecord, lenient: bool = False) -> _Expectation:
         return _Expectation(
             thread_tag=thread_tag(call.thread_id, call.checkpoint_ns), approval_id=rec.approval_id,
             kind=rec.kind, tool=rec.tool, digest=rec.args_digest,
             allowed=tuple(getattr(self.approver, "allowed_decisions", ())),
-            check_args=_arg_checker(call.tool, call.name), lenient=lenient,
+            check_args=_arg_checker(call.tool, call.name, call.user), lenient=lenient,
         )
 
     def _reenter(self, call: GuardedCall, rec: ApprovalRecord, index: int,
@@ -448,9 +557,10 @@ class ApprovalGuard(ToolGuard):
             if rec.status == "done":
                 return self._replay(call, rec, store)
             if rec.status == "running":
-                return self._refuse(call, ApprovalFailedError(
-                    f"the approved {rec.tool} call already started once and did not finish; not repeated",
-                    hint=f"This {rec.tool} call was already attempted after approval, so it was not repeated. "
+                return self._refuse(call, ApprovalAlreadyHandledError(
+                    f"the approved {rec.tool} call already started once (another delivery is running it, or a "
+                    "run stopped before it finished); not repeated",
+                    hint=f"This {rec.tool} call was already started after approval, so it was not repeated. "
                          "Ask the user before trying again."))
             if rec.status == "approved":
                 return (yield from self._run(call, rec, store))
@@ -492,6 +602,8 @@ class ApprovalGuard(ToolGuard):
             fresh = yield _Do(store.get, store.aget, (rec.key,))
             fresh = fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
             if fresh.kind == "in_app" and fresh.status == "pending":
+                if not (yield _Do(store.claim, store.aclaim, (fresh.approval_id, "decide", _DECIDE_TTL))):
+                    raise _already_handled(fresh, "this answer was already handled by another delivery")
                 fresh = yield _Do(store.put, store.aput, (_decide(fresh, value, self.approver.clock()),))
             return fresh
         other = yield _Do(store.get, store.aget, (value.approval_id.split(".", 1)[0],))
@@ -502,7 +614,8 @@ class ApprovalGuard(ToolGuard):
                 and (value.args_digest is None or value.args_digest == other.args_digest)
                 and (value.name is None or value.name == other.tool)
                 and (value.decision == "edit") == (value.args is not None)):
-            yield _Do(store.put, store.aput, (_decide(other, value, now),))
+            if (yield _Do(store.claim, store.aclaim, (other.approval_id, "decide", _DECIDE_TTL))):
+                yield _Do(store.put, store.aput, (_decide(other, value, now),))
         else:
             log.info("resume value for approval %s ignored by approval %s", value.approval_id[:40], rec.approval_id)
         fresh = yield _Do(store.get, store.aget, (rec.key,))
@@ -520,13 +633,23 @@ class ApprovalGuard(ToolGuard):
                     scope=tuple(data["scope"]) if data.get("scope") else None,
                     authorization_details=data.get("authorization_details"))
         approved = rec.update(watch=False)
+        # approved -> running is the step that guards the side effect: one atomic claim, so
+        # duplicate deliveries (threads, tasks, processes) run the tool once.
+        owner = secrets.token_hex(8)
+        if not (yield _Do(store.claim, store.aclaim, (rec.approval_id, "run", None, owner))):
+            fresh = yield _Do(store.get, store.aget, (rec.key,))
+            if fresh is not None and fresh.approval_id == rec.approval_id and fresh.status == "done":
+                return self._replay(call, fresh, store)
+            raise _already_handled(rec, f"the approved {rec.tool} call is already being run by another delivery")
         running = yield _Do(store.put, store.aput, (approved.update(status="running"),))
         try:
-            result = yield _Proceed(run_call, token, store, approved)
+            result = yield _Proceed(run_call, token, store, approved, owner)
         except Exception:
             yield _Do(store.put, store.aput, (running.update(
                 status="done", sealed=None, finished_at=self.approver.clock(), error="tool_error"),))
             raise
+        if token is not None:  # the approval's token never reaches the model through the result
+            result = scrub(result, (token.access_token,))
         done = running.update(status="done", sealed=None, finished_at=self.approver.clock())
         yield _Do(store.put, store.aput, (done.update(result=_cache_result(store, done, result)),))
         return result
@@ -545,6 +668,65 @@ class ApprovalGuard(ToolGuard):
             hint=f"This {rec.tool} call already ran after approval; it was not repeated."))
 
 
+_UNSAFE_HINTS = {
+    "hidden_characters": "contain invisible or direction-changing characters",
+    "mixed_script": "mix look-alike alphabets in one word",
+    "too_large": "are too large to show to the user",
+    "too_deep": "are nested too deeply to show to the user",
+}
+
+
+def _unsafe(reason: str, tool: str, detail: str) -> UnsafeArgumentsError:
+    why = _UNSAFE_HINTS[reason]
+    return UnsafeArgumentsError(
+        f"the arguments of {tool} {why} ({detail}); no approval was requested", reason=reason,
+        hint=f"The arguments of this {tool} call {why}, so the user could not check them and it was not run. "
+             "Call it again with plain text, exactly as the user wrote it.")
+
+
+def _pending_filter(user_key: str, now: float) -> dict[str, Any]:
+    return {"user_key": user_key, "status": "pending", "expires_at": {"$gt": now}}
+
+
+_STRIPES = 64
+_ADMIT_LOCKS = [threading.Lock() for _ in range(_STRIPES)]
+_AADMIT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[asyncio.Lock]] = weakref.WeakKeyDictionary()
+_AADMIT_GUARD = threading.Lock()
+
+
+def _stripe(user_key: str) -> int:
+    return zlib.crc32(user_key.encode("utf-8", "surrogatepass")) % _STRIPES
+
+
+def _admit_lock(user_key: str) -> threading.Lock:
+    return _ADMIT_LOCKS[_stripe(user_key)]
+
+
+def _aadmit_lock(user_key: str) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    with _AADMIT_GUARD:
+        locks = _AADMIT_LOCKS.get(loop)
+        if locks is None:
+            locks = _AADMIT_LOCKS[loop] = [asyncio.Lock() for _ in range(_STRIPES)]
+    return locks[_stripe(user_key)]
+
+
+def _count_pending(store: ApprovalStore, user_key: str, now: float, cap: int) -> int:
+    """How many approvals wait for ``user_key`` (stops counting at ``cap``)."""
+    items = store.store.search(store.namespace, filter=_pending_filter(user_key, now), limit=cap)
+    return len(items)
+
+
+async def _acount_pending(store: ApprovalStore, user_key: str, now: float, cap: int) -> int:
+    items = await store._call("asearch", "search", store.namespace, filter=_pending_filter(user_key, now),
+                              limit=cap)
+    return len(items)
+def _already_handled(rec: ApprovalRecord, message: str) -> ApprovalAlreadyHandledError:
+    err = ApprovalAlreadyHandledError(message)
+    err.approval_id = rec.approval_id  # type: ignore[attr-defined]
+    return err
+
+
 def _decide(rec: ApprovalRecord, value: ApprovalResponse, now: float) -> ApprovalRecord:
     message = " ".join(value.message.split())[:300] if value.message else None
     if value.decision == "reject":
@@ -561,7 +743,8 @@ def _decide(rec: ApprovalRecord, value: ApprovalResponse, now: float) -> Approva
 
 
 def with_approval(tool: BaseTool, approver: Approver, *, when: When | None = None, mode: Mode = "interrupt",
-                  on_denied: OnDenied = "message") -> GuardedTool:
+                  on_denied: OnDenied = "message", max_pending: int | None = MAX_PENDING,
+                  max_args_size: int = MAX_ARGS_SIZE) -> GuardedTool:
     """Wrap any ``BaseTool`` so calls need the user's approval first.
 
     The wrapped tool keeps its name, description, args schema (pydantic or JSON-schema
@@ -579,7 +762,8 @@ def with_approval(tool: BaseTool, approver: Approver, *, when: When | None = Non
         >>> guarded.name, guarded.args
         ('delete_repo', {'name': {'title': 'Name', 'type': 'string'}})
     """
-    return guard_tool(tool, ApprovalGuard(approver, when=when, mode=mode, on_denied=on_denied))
+    return guard_tool(tool, ApprovalGuard(approver, when=when, mode=mode, on_denied=on_denied,
+                                          max_pending=max_pending, max_args_size=max_args_size))
 
 
 class ApprovalPolicy(NamedTuple):
@@ -589,6 +773,8 @@ class ApprovalPolicy(NamedTuple):
     when: When | None = None
     mode: Mode = "interrupt"
     on_denied: OnDenied = "message"
+    max_pending: int | None = MAX_PENDING
+    max_args_size: int = MAX_ARGS_SIZE
 
 
 def _policy(value: Any) -> ApprovalPolicy:
@@ -599,8 +785,8 @@ def _policy(value: Any) -> ApprovalPolicy:
     if isinstance(value, Mapping):
         unknown = set(value) - set(ApprovalPolicy._fields)
         if unknown or "approver" not in value:
-            raise ConfigurationError(f"an approval policy needs 'approver' and may set when/mode/on_denied "
-                                     f"(unknown: {sorted(unknown)})")
+            raise ConfigurationError("an approval policy needs 'approver' and may set when/mode/on_denied/"
+                                     f"max_pending/max_args_size (unknown: {sorted(unknown)})")
         return ApprovalPolicy(**value)
     raise ConfigurationError("each tool's approval config must be an Approver, an ApprovalPolicy or a dict")
 
@@ -618,7 +804,8 @@ def approval_guards(config: Mapping[str, Approver | ApprovalPolicy | Mapping[str
         if not isinstance(name, str) or not name:
             raise ConfigurationError("approval config keys must be tool names")
         p = _policy(value)
-        guards.append(ApprovalGuard(p.approver, when=p.when, mode=p.mode, on_denied=p.on_denied, tools=[name]))
+        guards.append(ApprovalGuard(p.approver, when=p.when, mode=p.mode, on_denied=p.on_denied, tools=[name],
+                                    max_pending=p.max_pending, max_args_size=p.max_args_size))
     return guards
 
 

@@ -126,10 +126,7 @@ class ApprovalResponse(ResumeModel):
             if expect is not None and expect.lenient:
                 return cls._set_aside()
             fields = ", ".join(".".join(str(p) for p in e["loc"]) or "value" for e in exc.errors())
-            raise refuse_resume(
-                "resume value does not match ApprovalResponse "
-                f"({{'approval_id': ..., 'decision': ...}}; check: {fields})"
-            ) from None
+            raise refuse_resume(_shape_message(data, fields, expect)) from None
         if expect is not None:
             if expect.lenient:
                 return value if value.approval_id.startswith(expect.thread_tag) else cls._set_aside()
@@ -160,6 +157,26 @@ class ApprovalResponse(ResumeModel):
                 expect.check_args(self.args)
         elif self.args is not None:
             raise refuse_resume("'args' is only allowed with decision 'edit'")
+
+
+def _allowed(expect: _Expectation | None) -> str:
+    if expect is None:
+        return "approve, edit or reject for tool_approval; check for approval_pending"
+    if expect.kind == "ciba":
+        return "check (a CIBA approval is decided on the user's device)"
+    return ", ".join(expect.allowed)
+
+
+def _shape_message(data: Any, fields: str, expect: _Expectation | None) -> str:
+    approval_id = expect.approval_id if expect is not None else "<the payload's approval_id>"
+    example = f"{{'approval_id': {approval_id!r}, 'decision': ...}}"
+    if isinstance(data, Mapping) and "decisions" in data:
+        # HumanInTheLoopMiddleware's resume shape answers a batch by position; an approval
+        # is bound to one call, so it is answered by approval_id.
+        return (f"resume value has HumanInTheLoopMiddleware's {{'decisions': [...]}} shape; an approval "
+                f"is answered per call: resume with {example} (decision: {_allowed(expect)})")
+    return (f"resume value does not match ApprovalResponse ({example}; check: {fields}; "
+            f"decision: {_allowed(expect)})")
 
 
 class ApprovalPendingPayload(PausePayload):

@@ -9,6 +9,11 @@ user, tool and argument digest: a sealed box copied into another record does not
 
 The resumer finds work with a store filter (``watch`` and ``next_check_at``), never by
 scanning threads.
+
+Every record read back is validated against :class:`ApprovalRecord`: a damaged one raises
+:class:`~langchain_agent_auth.errors.ApprovalRecordError` (naming the fields at fault, never
+their values) from :meth:`ApprovalStore.get`, and is skipped, with a warning, by the
+resumer's listings.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import secrets
 import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_agent_auth.crypto import Keyring, default_keyring
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.errors import ApprovalRecordError, ConfigurationError, VaultDecryptionError
+from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
+
+log = logging.getLogger("langchain_agent_auth.approval")
 
 __all__ = [
     "NAMESPACE",
@@ -100,6 +109,7 @@ class ApprovalRecord(BaseModel):
     pauses: int = 0
     swallowed: list[int] = Field(default_factory=list)
     failures: int = 0
+    misses: int = 0  # resumer passes that found its thread not paused on it
     last_poll_at: float | None = None
     ping_key: str | None = None
 
@@ -140,6 +150,37 @@ def ping_key(auth_req_id: str) -> str:
     return hashlib.sha256(b"agent_auth/ping|" + auth_req_id.encode()).hexdigest()
 
 
+def parse_record(value: Any, key: str = "?") -> ApprovalRecord:
+    """Validate a stored approval record (:class:`ApprovalRecordError` if it is damaged).
+
+    Example:
+        >>> try:
+        ...     parse_record({"approval_id": "k.1", "kind": "ciba", "created_at": "x"}, "k")
+        ... except ApprovalRecordError as exc:
+        ...     print(exc)
+        approval record 'k' is damaged (args_digest, created_at, expires_at, source, tool, user_key)
+    """
+    try:
+        return ApprovalRecord.model_validate(value)
+    except ValidationError as exc:
+        fields = sorted({str(e["loc"][0]) if e["loc"] else "record" for e in exc.errors(include_input=False)})
+        raise ApprovalRecordError(
+            f"approval record {key[:64]!r} is damaged ({', '.join(fields)})",
+            hint="The stored approval for this action is damaged; ask for approval again.",
+        ) from None
+
+
+def _valid(items: Iterable[Any]) -> list[ApprovalRecord]:
+    """The records of a listing that validate; damaged ones are logged and skipped."""
+    out = []
+    for item in items:
+        try:
+            out.append(parse_record(item.value, item.key))
+        except ApprovalRecordError as exc:
+            log.warning("approval: %s; skipped", exc)
+    return out
+
+
 def _to_item(record: ApprovalRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_none=True)
 
@@ -164,9 +205,40 @@ class ApprovalStore:
         self.store = store
         self.keyring = keyring
         self.namespace = namespace
+        self._cas: CompareAndSet | None = None
 
     def __repr__(self) -> str:
         return f"ApprovalStore({type(self.store).__name__}, namespace={self.namespace!r})"
+
+    # -- exactly once
+
+    @property
+    def cas(self) -> CompareAndSet:
+        """The store's compare-and-set (:mod:`langchain_agent_auth.store_cas`)."""
+        if self._cas is None:
+            self._cas = compare_and_set(self.store)
+        return self._cas
+
+    @staticmethod
+    def _slot(approval_id: str, step: str) -> str:
+        return f"approval|{approval_id}|{step}"
+
+    def claim(self, approval_id: str, step: str, ttl: float | None = None, owner: str = "") -> bool:
+        """Take ``step`` (``"decide"``, ``"run"``) of approval ``approval_id``: ``True`` for
+        exactly one caller, however many threads, tasks or processes try at once."""
+        return self.cas.swap(self._slot(approval_id, step), step, ttl=ttl, owner=owner)
+
+    async def aclaim(self, approval_id: str, step: str, ttl: float | None = None, owner: str = "") -> bool:
+        """Async :meth:`claim`."""
+        return await self.cas.aswap(self._slot(approval_id, step), step, ttl=ttl, owner=owner)
+
+    def release(self, approval_id: str, step: str, owner: str) -> bool:
+        """Give back a claim (the tool paused before it finished: its next run may claim again)."""
+        return self.cas.release(self._slot(approval_id, step), owner)
+
+    async def arelease(self, approval_id: str, step: str, owner: str) -> bool:
+        """Async :meth:`release`."""
+        return await self.cas.arelease(self._slot(approval_id, step), owner)
 
     # -- sealing
 
@@ -177,13 +249,23 @@ class ApprovalStore:
         box = record.sealed if what == "secrets" else record.result
         if not box:
             return {}
-        return json.loads(self.keyring.open(box, aad=record.aad(what)))
+        cause: Exception | None = None
+        try:
+            data = json.loads(self.keyring.open(box, aad=record.aad(what)))
+        except (VaultDecryptionError, ValueError, UnicodeDecodeError) as exc:
+            data, cause = None, exc
+        if not isinstance(data, dict):
+            # The cause says whether the keyring could not open it (other keys, or a damaged box).
+            raise ApprovalRecordError(f"approval record {record.key[:64]!r}: its sealed {what} cannot be opened",
+                                      hint="The stored approval for this action is damaged; ask for approval again."
+                                      ) from cause
+        return data
 
     # -- sync
 
     def get(self, key: str) -> ApprovalRecord | None:
         item = self.store.get(self.namespace, key)
-        return None if item is None else ApprovalRecord.model_validate(item.value)
+        return None if item is None else parse_record(item.value, key)
 
     def put(self, record: ApprovalRecord) -> ApprovalRecord:
         self.store.put(self.namespace, record.key, _to_item(record), index=False)
@@ -195,7 +277,7 @@ class ApprovalStore:
         while len(out) < limit:
             page = self.store.search(self.namespace, filter={"watch": True, "next_check_at": {"$lte": now}},
                                      limit=min(500, limit - len(out)), offset=offset)
-            out.extend(ApprovalRecord.model_validate(i.value) for i in page)
+            out.extend(_valid(page))
             if len(page) < min(500, limit):
                 break
             offset += len(page)
@@ -205,9 +287,12 @@ class ApprovalStore:
     def _finished_before(self, items: list[Any], cutoff: float) -> list[str]:
         keys = []
         for item in items:
-            v = item.value
-            when = v.get("finished_at") or v.get("decided_at") or v.get("created_at") or 0
-            if v.get("status") in FINAL and not v.get("watch") and when < cutoff:
+            try:
+                r = parse_record(item.value, item.key)
+            except ApprovalRecordError:
+                continue  # damaged: left for an operator to look at (the guard asks again)
+            when = r.finished_at or r.decided_at or r.created_at
+            if r.status in FINAL and not r.watch and when < cutoff:
                 keys.append(item.key)
         return keys
 
@@ -241,7 +326,7 @@ class ApprovalStore:
 
     def by_ping_key(self, key: str) -> ApprovalRecord | None:
         page = self.store.search(self.namespace, filter={"ping_key": key}, limit=1)
-        return ApprovalRecord.model_validate(page[0].value) if page else None
+        return parse_record(page[0].value, page[0].key) if page else None
 
     # -- async
 
@@ -253,7 +338,7 @@ class ApprovalStore:
 
     async def aget(self, key: str) -> ApprovalRecord | None:
         item = await self._call("aget", "get", self.namespace, key)
-        return None if item is None else ApprovalRecord.model_validate(item.value)
+        return None if item is None else parse_record(item.value, key)
 
     async def aput(self, record: ApprovalRecord) -> ApprovalRecord:
         await self._call("aput", "put", self.namespace, record.key, _to_item(record), index=False)
@@ -267,7 +352,7 @@ class ApprovalStore:
             page = await self._call("asearch", "search", self.namespace,
                                     filter={"watch": True, "next_check_at": {"$lte": now}},
                                     limit=min(500, limit - len(out)), offset=offset)
-            out.extend(ApprovalRecord.model_validate(i.value) for i in page)
+            out.extend(_valid(page))
             if len(page) < min(500, limit):
                 break
             offset += len(page)
@@ -276,7 +361,7 @@ class ApprovalStore:
 
     async def aby_ping_key(self, key: str) -> ApprovalRecord | None:
         page = await self._call("asearch", "search", self.namespace, filter={"ping_key": key}, limit=1)
-        return ApprovalRecord.model_validate(page[0].value) if page else None
+        return parse_record(page[0].value, page[0].key) if page else None
 
 
 def now() -> float:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +34,8 @@ from langgraph.store.base import BaseStore, GetOp, Item, ListNamespacesOp, PutOp
 
 from langchain_agent_auth.approval._approvers import Approver
 from langchain_agent_auth.approval._sources import ApprovalSource, PendingItem, PendingSource
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.crypto import ENV_VAR
+from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
 from langchain_agent_auth.oauth.ping import PingReceiver
 
 __all__ = ["ApprovalResumer", "LangGraphServerStore", "RemoteResumer", "ResumeReport"]
@@ -54,6 +56,8 @@ class ResumeReport:
     resumed_items: int = 0
     deferred: int = 0
     abandoned: int = 0
+    claimed_elsewhere: int = 0
+    set_aside: int = 0
     purged: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -91,13 +95,30 @@ def _interrupt_list(raw: Any) -> list[tuple[str, Any]]:
     return list(out.items())
 
 
+def _stale(item: PendingItem) -> bool:
+    """A source may tell that an item was resumed once already (``extra["resumed_at"]``) or
+    that its thread was found not paused on it before (``extra["misses"]``): if the thread
+    still has no pause naming it, the thread moved on (the call was rewritten)."""
+    return bool(item.extra.get("resumed_at") or item.extra.get("misses"))
+
+
+def _missed(item: PendingItem) -> PendingItem:
+    return replace(item, extra={**item.extra, "missed": True})
+
+
 def _plan(items: Sequence[tuple[PendingSource, PendingItem]], interrupts: list[tuple[str, Any]]
-          ) -> tuple[dict[str, Any], list[tuple[PendingSource, PendingItem]], list[tuple[PendingSource, PendingItem]]]:
+          ) -> tuple[dict[str, Any], list[tuple[PendingSource, PendingItem]], list[tuple[PendingSource, PendingItem]],
+                     list[tuple[PendingSource, PendingItem]]]:
     """Map ready items to the thread's interrupts: by payload ref, then tool_call_id, then a
-    sibling pause of the same graph task (parallel calls in one ToolNode task)."""
+    sibling pause of the same graph task (parallel calls in one ToolNode task).
+
+    Returns (resume map, matched, unmatched, stale): an item resumed once already whose
+    thread has no pause naming it (only a sibling's, or none) is stale: set it aside instead
+    of resuming the thread with it again on every pass."""
     resume: dict[str, Any] = {}
     matched: list[tuple[PendingSource, PendingItem]] = []
     unmatched: list[tuple[PendingSource, PendingItem]] = []
+    stale: list[tuple[PendingSource, PendingItem]] = []
     for src, item in items:
         def ours(value: Any, item: PendingItem = item) -> bool:
             return isinstance(value, Mapping) and value.get("type") == item.interrupt_type
@@ -107,6 +128,9 @@ def _plan(items: Sequence[tuple[PendingSource, PendingItem]], interrupts: list[t
         if hit is None and item.tool_call_id:
             hit = next((iid for iid, v in interrupts if iid not in resume and ours(v)
                         and v.get("tool_call_id") == item.tool_call_id), None)
+        if hit is None and _stale(item):
+            stale.append((src, item))
+            continue
         if hit is None and item.ref_field == "approval_id":
             prefix = item.ref[:16]
             hit = next((iid for iid, v in interrupts if iid not in resume and isinstance(v, Mapping)
@@ -116,7 +140,7 @@ def _plan(items: Sequence[tuple[PendingSource, PendingItem]], interrupts: list[t
         else:
             resume[hit] = dict(item.resume or {})
             matched.append((src, item))
-    return resume, matched, unmatched
+    return resume, matched, unmatched, stale
 
 
 class _BaseResumer:
@@ -158,6 +182,8 @@ class _BaseResumer:
         self._wake = threading.Event()
         self._async_wake: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._busy: set[str] = set()
+        self._undecryptable: set[str] = set()
+        self._owner = secrets.token_hex(8)  # names this resumer's claims
 
     # -- waking (pings)
 
@@ -190,6 +216,27 @@ class _BaseResumer:
 
         return PingReceiver(path=path, resolver=resolve, on_ping=on_ping)
 
+    # -- claims: two resumers that see the same due item resume its thread once
+
+    def _claim(self, src: PendingSource, item: PendingItem) -> bool:
+        claim = getattr(src, "claim", None)
+        return True if claim is None else bool(claim(item, self._owner))
+
+    async def _aclaim(self, src: PendingSource, item: PendingItem) -> bool:
+        claim = getattr(src, "aclaim", None)
+        return True if claim is None else bool(await claim(item, self._owner))
+
+    def _unclaim(self, src: PendingSource, item: PendingItem) -> None:
+        # Nothing was sent for this item: whoever looks next may claim it again.
+        unclaim = getattr(src, "unclaim", None)
+        if unclaim is not None:
+            unclaim(item, self._owner)
+
+    async def _aunclaim(self, src: PendingSource, item: PendingItem) -> None:
+        unclaim = getattr(src, "aunclaim", None)
+        if unclaim is not None:
+            await unclaim(item, self._owner)
+
     def _context_for(self, item: PendingItem) -> Any:
         return self.context(item) if self.context is not None else item.context
 
@@ -220,6 +267,20 @@ class _BaseResumer:
 
     # -- one pass, sync
 
+    def _check_failed(self, item: PendingItem, exc: Exception, report: ResumeReport) -> None:
+        report.errors.append(f"check {item.key[:16]}: {type(exc).__name__}")
+        if not isinstance(exc, VaultDecryptionError) and not isinstance(exc.__cause__, VaultDecryptionError):
+            log.warning("checking pending item %s failed: %s", item.key[:16], type(exc).__name__)
+            return
+        # The same record fails on every pass: say it once, with the likely cause.
+        if item.key in self._undecryptable:
+            return
+        if len(self._undecryptable) >= 10_000:
+            self._undecryptable.clear()
+        self._undecryptable.add(item.key)
+        log.error("pending item %s cannot be decrypted: the keys differ from the process that sealed it "
+                  "(run this resumer with the same %s as the server or graph that paused)", item.key[:16], ENV_VAR)
+
     def run_once(self) -> ResumeReport:
         """Check what is due and resume the threads whose wait is over (blocking)."""
         report = ResumeReport()
@@ -233,14 +294,19 @@ class _BaseResumer:
         for src in self.sources:
             for item in src.due(now, self.batch_size):
                 report.due += 1
+                if not self._claim(src, item):
+                    report.claimed_elsewhere += 1
+                    continue
                 try:
                     checked = src.check(item, now)
                 except Exception as exc:  # one bad record must not stop the others
-                    report.errors.append(f"check {item.key[:16]}: {type(exc).__name__}")
-                    log.warning("checking pending item failed: %s", type(exc).__name__)
+                    self._check_failed(item, exc, report)
+                    self._unclaim(src, item)
                     continue
                 if checked is not None:
                     ready.append((src, checked))
+                else:
+                    self._unclaim(src, item)
         report.ready = len(ready)
         for thread_id, group in _by_thread(ready).items():
             self._resume_thread(thread_id, group, report)
@@ -256,12 +322,18 @@ class _BaseResumer:
             report.errors.append(f"state {thread_id}: {type(exc).__name__}")
             for src, item in group:
                 src.settle(item, False, now, self._retry_in(item, now))
+                self._unclaim(src, item)
                 report.deferred += 1
             return
-        resume, matched, unmatched = _plan(group, interrupts)
+        resume, matched, unmatched, stale = _plan(group, interrupts)
+        for src, item in stale:
+            src.settle(item, False, now, None)  # set aside, once
+            report.set_aside += 1
+            log.info("pending item %s set aside: thread %s no longer waits for it", item.ref[:40], thread_id)
         for src, item in unmatched:
             retry = self._retry_in(item, now)
-            src.settle(item, False, now, retry)
+            src.settle(_missed(item), False, now, retry)
+            self._unclaim(src, item)
             report.deferred += retry is not None
             report.abandoned += retry is None
         if not resume:
@@ -273,6 +345,7 @@ class _BaseResumer:
             report.errors.append(f"resume {thread_id}: {type(exc).__name__}")
             for src, item in matched:
                 src.settle(item, False, now, self._retry_in(item, now))
+                self._unclaim(src, item)
                 report.deferred += 1
             return
         report.resumed_threads.append(thread_id)
@@ -307,14 +380,19 @@ class _BaseResumer:
 
         async def check(src: PendingSource, item: PendingItem) -> None:
             async with sem:
+                if not await self._aclaim(src, item):
+                    report.claimed_elsewhere += 1
+                    return
                 try:
                     checked = await src.acheck(item, now)
                 except Exception as exc:
-                    report.errors.append(f"check {item.key[:16]}: {type(exc).__name__}")
-                    log.warning("checking pending item failed: %s", type(exc).__name__)
+                    self._check_failed(item, exc, report)
+                    await self._aunclaim(src, item)
                     return
             if checked is not None:
                 ready.append((src, checked))
+            else:
+                await self._aunclaim(src, item)
 
         jobs = []
         for src in self.sources:
@@ -328,6 +406,7 @@ class _BaseResumer:
             if thread_id in self._busy:
                 for src, item in group:
                     await src.asettle(item, False, self.clock(), self.retry_delay)
+                    await self._aunclaim(src, item)
                     report.deferred += 1
                 return
             self._busy.add(thread_id)
@@ -350,12 +429,18 @@ class _BaseResumer:
             report.errors.append(f"state {thread_id}: {type(exc).__name__}")
             for src, item in group:
                 await src.asettle(item, False, now, self._retry_in(item, now))
+                await self._aunclaim(src, item)
                 report.deferred += 1
             return
-        resume, matched, unmatched = _plan(group, interrupts)
+        resume, matched, unmatched, stale = _plan(group, interrupts)
+        for src, item in stale:
+            await src.asettle(item, False, now, None)
+            report.set_aside += 1
+            log.info("pending item %s set aside: thread %s no longer waits for it", item.ref[:40], thread_id)
         for src, item in unmatched:
             retry = self._retry_in(item, now)
-            await src.asettle(item, False, now, retry)
+            await src.asettle(_missed(item), False, now, retry)
+            await self._aunclaim(src, item)
             report.deferred += retry is not None
             report.abandoned += retry is None
         if not resume:
@@ -367,6 +452,7 @@ class _BaseResumer:
             report.errors.append(f"resume {thread_id}: {type(exc).__name__}")
             for src, item in matched:
                 await src.asettle(item, False, now, self._retry_in(item, now))
+                await self._aunclaim(src, item)
                 report.deferred += 1
             return
         report.resumed_threads.append(thread_id)
@@ -405,6 +491,20 @@ def _by_thread(ready: Sequence[tuple[PendingSource, PendingItem]]) -> dict[str, 
 
 
 # --------------------------------------------------------------------------- in-process
+
+
+def _as_item_user(item: PendingItem) -> contextlib.AbstractContextManager[Any]:
+    """Resume as the user who asked (``acting_as``): this in-process resumer is the
+    application's own code, so the graph's identity check sees that user whatever resolvers
+    it has (a TokenResolver-only graph has no token to verify on a resume)."""
+    from langchain_agent_auth._user import UserIdentity, acting_as
+
+    raw = (item.context or {}).get("user") if isinstance(item.context, Mapping) else None
+    try:
+        user = UserIdentity.coerce(raw, source="config")
+    except ValueError:
+        user = None
+    return acting_as(user) if user is not None else contextlib.nullcontext()
 
 
 class ApprovalResumer(_BaseResumer):
@@ -463,7 +563,8 @@ class ApprovalResumer(_BaseResumer):
     def _resume(self, item: PendingItem, resume: dict[str, Any]) -> None:
         from langgraph.types import Command
 
-        self.graph.invoke(Command(resume=resume), self._config(item), context=self._context_for(item))
+        with _as_item_user(item):
+            self.graph.invoke(Command(resume=resume), self._config(item), context=self._context_for(item))
 
     async def _ainterrupts(self, item: PendingItem) -> list[tuple[str, Any]]:
         if self._sync_checkpointer:
@@ -482,7 +583,8 @@ class ApprovalResumer(_BaseResumer):
         if self._sync_checkpointer:
             await asyncio.to_thread(self._resume, item, resume)
             return
-        await self.graph.ainvoke(Command(resume=resume), self._config(item), context=self._context_for(item))
+        with _as_item_user(item):
+            await self.graph.ainvoke(Command(resume=resume), self._config(item), context=self._context_for(item))
 
 
 # --------------------------------------------------------------------------- LangGraph server

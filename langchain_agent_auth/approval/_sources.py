@@ -18,8 +18,45 @@ from typing import Any, Protocol, runtime_checkable
 
 from langchain_agent_auth.approval._approvers import Approver, CIBAApprover
 from langchain_agent_auth.approval._records import DECIDED, ApprovalRecord, ApprovalStore, ping_key
+from langchain_agent_auth.store_cas import compare_and_set
 
-__all__ = ["ApprovalSource", "PendingItem", "PendingSource"]
+__all__ = ["ApprovalSource", "PendingItem", "PendingSource", "claim_item"]
+
+# A claim outlives any resume; it lapses (and is purged) after a day.
+CLAIM_TTL = 86400.0
+
+
+def _claim_name(item: Any) -> str:
+    return f"resume|{item.source}|{item.key}|{item.ref}|{item.claim}"
+
+
+def claim_item(store: Any, item: Any, owner: str) -> bool:
+    """Claim ``item`` (a :class:`PendingItem`) in the state it was seen in, on ``store``'s
+    compare-and-set: ``True`` for exactly one of any number of resumers.
+
+    Example:
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> store = InMemoryStore()
+        >>> item = PendingItem(source="approval", key="k", ref="k.1", thread_id="t1", claim="0.0|0")
+        >>> claim_item(store, item, "resumer-a"), claim_item(store, item, "resumer-b")
+        (True, False)
+    """
+    return compare_and_set(store).swap(_claim_name(item), "claimed", owner=owner, ttl=CLAIM_TTL)
+
+
+async def aclaim_item(store: Any, item: Any, owner: str) -> bool:
+    """Async :func:`claim_item`."""
+    return await compare_and_set(store).aswap(_claim_name(item), "claimed", owner=owner, ttl=CLAIM_TTL)
+
+
+def unclaim_item(store: Any, item: Any, owner: str) -> None:
+    """Give back a claim taken by ``owner`` (it resumed nothing)."""
+    compare_and_set(store).release(_claim_name(item), owner)
+
+
+async def aunclaim_item(store: Any, item: Any, owner: str) -> None:
+    """Async :func:`unclaim_item`."""
+    await compare_and_set(store).arelease(_claim_name(item), owner)
 
 
 @dataclass(frozen=True)
@@ -40,6 +77,9 @@ class PendingItem:
         expires_at: when the wait is pointless (the resumer gives up on it after that).
         ref_field: the payload field holding ``ref`` (default ``approval_id``).
         extra: the source's own data (opaque to the resumer).
+        claim: names the state the source saw the item in (it changes whenever the item is
+            checked or settled): resumers that saw the same state resume the thread once
+            (sources with ``claim`` / ``aclaim``, see :class:`PendingSource`).
     """
 
     source: str
@@ -57,6 +97,7 @@ class PendingItem:
     expires_at: float | None = None
     ref_field: str = "approval_id"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    claim: str = ""
 
 
 @runtime_checkable
@@ -72,6 +113,11 @@ class PendingSource(Protocol):
       after ``retry_in`` seconds if it cannot tell whether the thread consumed it);
       ``False`` with ``retry_in`` looks again later; ``False`` with ``retry_in=None`` gives
       up (the thread is gone or moved on).
+
+    Optional: ``claim(item, owner) -> bool`` / ``aclaim``, and ``unclaim`` / ``aunclaim``:
+    an atomic claim on the item in the state it was seen in (see
+    :func:`claim_item`), so that resumers running side by side resume each thread once.
+    A resumer claims before it checks, and gives the claim back when it resumed nothing.
     """
 
     name: str
@@ -126,7 +172,9 @@ class ApprovalSource:
             checkpoint_ns=rec.checkpoint_ns, tool_call_id=rec.tool_call_id, interrupt_type="approval_pending",
             assistant_id=rec.assistant_id, graph_id=rec.graph_id,
             context={"user": rec.user} if rec.user else None, config=dict(rec.resume_config),
-            expires_at=rec.expires_at, extra={"approver": rec.source},
+            expires_at=rec.expires_at, extra={"approver": rec.source, "resumed_at": rec.resumed_at,
+                                             "misses": rec.misses},
+            claim=f"{rec.status}|{rec.next_check_at!r}|{rec.polls}|{rec.resumed_at!r}",
         )
 
     # -- sync
@@ -170,7 +218,23 @@ class ApprovalSource:
         owner = self._owner(item)
         rec = owner[1].get(item.key) if owner else None
         if owner and rec is not None and rec.approval_id == item.ref:
-            owner[1].put(_settled(rec, resumed, now, retry_in))
+            owner[1].put(_settled(rec, resumed, now, retry_in, bool(item.extra.get("missed"))))
+
+    def claim(self, item: PendingItem, owner: str) -> bool:
+        """Claim ``item`` for one resumer (see :func:`claim_item`)."""
+        return claim_item(self.store, item, owner)
+
+    async def aclaim(self, item: PendingItem, owner: str) -> bool:
+        """Async :meth:`claim`."""
+        return await aclaim_item(self.store, item, owner)
+
+    def unclaim(self, item: PendingItem, owner: str) -> None:
+        """Give back ``owner``'s claim on ``item``."""
+        unclaim_item(self.store, item, owner)
+
+    async def aunclaim(self, item: PendingItem, owner: str) -> None:
+        """Async :meth:`unclaim`."""
+        await aunclaim_item(self.store, item, owner)
 
     def ping_token(self, auth_req_id: str) -> str | None:
         """The notification token expected for a ping about ``auth_req_id`` (or ``None``)."""
@@ -219,7 +283,7 @@ class ApprovalSource:
         owner = self._owner(item)
         rec = await owner[1].aget(item.key) if owner else None
         if owner and rec is not None and rec.approval_id == item.ref:
-            await owner[1].aput(_settled(rec, resumed, now, retry_in))
+            await owner[1].aput(_settled(rec, resumed, now, retry_in, bool(item.extra.get("missed"))))
 
     async def aping_token(self, auth_req_id: str) -> str | None:
         """Async :meth:`ping_token`."""
@@ -241,25 +305,28 @@ class ApprovalSource:
     def purge(self, now: float, retention: float) -> int:
         """Delete finished approval records older than ``retention`` seconds."""
         stores = {id(s.store): s for _, s in self._pairs()}
+        compare_and_set(self.store).purge(now)  # lapsed claims
         return sum(s.purge(now - retention) for s in stores.values())
 
     async def apurge(self, now: float, retention: float) -> int:
         """Async :meth:`purge`."""
         stores = {id(s.store): s for _, s in self._pairs()}
+        await compare_and_set(self.store).apurge(now)
         return sum([await s.apurge(now - retention) for s in stores.values()])
 
     def _pairs(self) -> list[tuple[Approver, ApprovalStore]]:
         return [(self.approvers[name], store) for name, store in self._stores.items()]
 
 
-def _settled(rec: ApprovalRecord, resumed: bool, now: float, retry_in: float | None) -> ApprovalRecord:
+def _settled(rec: ApprovalRecord, resumed: bool, now: float, retry_in: float | None,
+             missed: bool = False) -> ApprovalRecord:
     if resumed:
         # The guard stops watching when it consumes the decision; if the resumed run never
         # reached it (or paused on it again), look again after retry_in.
         return rec.update(resumed_at=now, next_check_at=now + (retry_in or 2.0))
     if retry_in is None:
         return rec.update(watch=False)
-    return rec.update(next_check_at=now + retry_in)
+    return rec.update(next_check_at=now + retry_in, misses=rec.misses + missed)
 
 
 def _ping_token(store: ApprovalStore, rec: ApprovalRecord, auth_req_id: str) -> str | None:

@@ -5,6 +5,12 @@ which may have copied hostile text from a web page or an email, so every piece i
 normalised (NFKC), stripped to a safe character set, and clipped; the whole message is
 limited to what providers accept (64 characters of letters, digits and ``.,:;!?#+-_/()``
 and spaces by default: the rule of node-oidc-provider, stricter than most).
+
+Before any of that, :func:`display_hazard` looks for text meant to mislead the person who
+approves: bidi controls, zero-width and other invisible characters, and words mixing
+look-alike scripts (a Cyrillic ``\u0430`` in a Latin IBAN or name). The guard refuses such
+arguments (:class:`~langchain_agent_auth.errors.UnsafeArgumentsError`) before any
+approval is requested, for CIBA and in-app alike, so what the approver reads is what runs.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ __all__ = [
     "BINDING_MESSAGE_MAX",
     "BindingMessage",
     "default_authorization_details",
+    "display_hazard",
     "sanitize_binding_text",
 ]
 
@@ -54,6 +61,95 @@ def sanitize_binding_text(text: str, max_length: int = BINDING_MESSAGE_MAX,
             cut = cut[:space].rstrip(" ,;:")
         cleaned = cut + "..."
     return cleaned
+
+
+# Scripts whose letters pass for one another (Unicode TR 39 confusables are mostly
+# between these); a word mixing two of them is how homoglyph spoofing looks. Mixing
+# others (Latin with Katakana, Han with Hiragana) is ordinary writing.
+_LOOKALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC", "FULLWIDTH",
+                                "MATHEMATICAL", "HALFWIDTH"})
+_ZWJ = "\u200d"
+_VISIBLE_CONTROLS = frozenset("\t\n\r")
+_PICTO = ("So", "Sk")  # pictographs and emoji modifiers (skin tones)
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0] if name else "UNKNOWN"
+
+
+def _hidden(text: str, i: int) -> bool:
+    ch = text[i]
+    cat = unicodedata.category(ch)
+    if cat == "Cc":
+        return ch not in _VISIBLE_CONTROLS
+    if ch == _ZWJ:
+        # Emoji sequences (family, flags...) join pictographs with ZWJ: harmless between
+        # two symbols, invisible between letters.
+        before = text[i - 1] if i else ""
+        after = text[i + 1] if i + 1 < len(text) else ""
+        return not (before and after and (before == "\ufe0f" or unicodedata.category(before) in _PICTO)
+                    and unicodedata.category(after) in _PICTO)
+    return cat in ("Cf", "Co", "Cs", "Cn")
+
+
+def _text_hazard(text: str) -> tuple[str, str] | None:
+    for i, ch in enumerate(text):
+        if _hidden(text, i):
+            return "hidden_characters", f"U+{ord(ch):04X}"
+    scripts: set[str] = set()
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat[0] == "L":
+            script = _script(ch)
+            if script in _LOOKALIKE_SCRIPTS:
+                scripts.add(script)
+                if len(scripts) > 1:
+                    return "mixed_script", "+".join(sorted(scripts))
+        elif cat[0] != "M":
+            scripts.clear()  # a word ends at anything that is not a letter or a mark
+    return None
+
+
+def display_hazard(args: Any, *, _depth: int = 0) -> tuple[str, str, str] | None:
+    """The first piece of ``args`` that could mislead an approver, or ``None``.
+
+    Returns ``(reason, where, what)``: ``reason`` is ``"hidden_characters"`` (a bidi
+    control, zero-width or other invisible/control character; tab and newline are fine,
+    and so is a zero-width joiner inside an emoji sequence) or ``"mixed_script"`` (one
+    word mixing look-alike scripts: Latin, Cyrillic, Greek, Armenian, Cherokee, Coptic,
+    fullwidth or mathematical letters); ``where`` is the argument path; ``what`` names
+    the character or the scripts. Keys are checked as well as values.
+
+    Example:
+        >>> display_hazard({"to": "Bob", "note": "lunch \U0001F355"}) is None
+        True
+        >>> display_hazard({"iban": "DE89 3704 0044 0532 0130 00\u202e"})
+        ('hidden_characters', 'iban', 'U+202E')
+        >>> display_hazard({"to": {"name": "P\u0430ypal"}})
+        ('mixed_script', 'to.name', 'CYRILLIC+LATIN')
+    """
+    if _depth > 64:
+        return None  # deeper arguments are refused by the digest first
+    if isinstance(args, str):
+        found = _text_hazard(args)
+        return None if found is None else (found[0], "", found[1])
+    if isinstance(args, Mapping):
+        items: Any = args.items()
+    elif isinstance(args, list | tuple | set | frozenset):
+        items = enumerate(args)
+    else:
+        return None
+    for key, value in items:
+        label = str(key) if isinstance(key, str | int) else "?"
+        if isinstance(key, str):
+            found = _text_hazard(key)
+            if found is not None:
+                return found[0], f"{label} (name)", found[1]
+        inner = display_hazard(value, _depth=_depth + 1)
+        if inner is not None:
+            return inner[0], f"{label}.{inner[1]}" if inner[1] else label, inner[2]
+    return None
 
 
 def _value_text(value: Any, limit: int = 24) -> str:

@@ -33,6 +33,8 @@ import secrets
 import sys
 from typing import Any
 
+from langchain_agent_auth.logs import install_log_redaction
+
 DEFAULT_DATA_DIR = ".agent-auth/dev"
 
 
@@ -176,6 +178,7 @@ def _configure_logging() -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    install_log_redaction(handlers=[handler])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from langchain_agent_auth.errors import (
     ProtocolError,
     oauth_error_from_response,
 )
+from langchain_agent_auth.logs import install_log_redaction
 
 log = logging.getLogger("langchain_agent_auth.devserver")
 
@@ -174,6 +175,8 @@ class LocalProvider:
         from langchain_agent_auth.devserver._core import Provider
         from langchain_agent_auth.devserver._store import Store
 
+        # authlib logs issued tokens at DEBUG: its loggers exist now (build_app imported them).
+        install_log_redaction()
         if self._data_dir_arg is None:
             self._tmpdir = tempfile.mkdtemp(prefix="agent-auth-dev-")
             data_dir: str | os.PathLike[str] = self._tmpdir

@@ -212,6 +212,7 @@ class FGAToolGuard(ToolGuard):
     def _request(self, call: GuardedCall) -> tuple[str, str, str]:
         """``(user, relation, object)`` for the call, or a typed error."""
         if call.user is None:
+            call.warn_no_user("fga")
             raise IdentityError("no trusted user identity for this tool call")
         user = self.user(call.user)
         split_user(user)

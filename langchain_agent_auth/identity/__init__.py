@@ -8,9 +8,12 @@ The user reaches the agent from one of these channels, never from model output:
   see :func:`~langchain_agent_auth.identity.langgraph_auth.langgraph_auth`);
 * explicit configuration for scripts (:class:`StaticResolver`, :func:`acting_as`).
 
-:class:`IdentityMiddleware` (``create_agent``) and :func:`identity_node` (``StateGraph``)
-resolve the user once per run into ``state["user"]``; tools read it with
-:func:`get_current_user`. A tool argument the model fills can never name or change the user.
+:class:`IdentityMiddleware` (``create_agent``), :func:`identity_node` and
+:class:`IdentityGuard` (``StateGraph``) resolve the caller of every invocation (resumes
+included) and keep each thread to its owner (:func:`check_thread_access`,
+:func:`share_thread`); ``state["user"]`` records who started the run. Tools read the user
+with :func:`get_current_user`. A tool argument the model fills can never name or change the
+user.
 
 Example:
     >>> from langchain_agent_auth.identity import UserIdentity, acting_as, get_current_user
@@ -34,6 +37,7 @@ from langchain_agent_auth._user import (
     user_from_context,
     user_from_state,
 )
+from langchain_agent_auth.identity._fields import IDENTITY_FIELDS, find_foreign
 from langchain_agent_auth.identity._integrations import (
     AuthContext,
     IdentityGuard,
@@ -43,10 +47,21 @@ from langchain_agent_auth.identity._integrations import (
     identity_node,
     resolve_identity,
 )
+from langchain_agent_auth.identity._owner import (
+    OWNER_NAMESPACE,
+    ThreadOwner,
+    acheck_thread_access,
+    ashare_thread,
+    check_thread_access,
+    share_thread,
+    thread_owner,
+)
 from langchain_agent_auth.identity._token import TokenResolver
 
 __all__ = [
     "DEFAULT_CLAIMS",
+    "IDENTITY_FIELDS",
+    "OWNER_NAMESPACE",
     "AuthContext",
     "IdentityGuard",
     "IdentityMiddleware",
@@ -55,15 +70,22 @@ __all__ = [
     "LangGraphServerUserResolver",
     "RuntimeContextResolver",
     "StaticResolver",
+    "ThreadOwner",
     "TokenResolver",
     "UserIdentity",
     "UserState",
+    "acheck_thread_access",
     "acting_as",
     "aresolve_identity",
+    "ashare_thread",
+    "check_thread_access",
+    "find_foreign",
     "get_current_user",
     "identity_from_sources",
     "identity_node",
     "resolve_identity",
+    "share_thread",
+    "thread_owner",
     "user_from_config",
     "user_from_context",
     "user_from_state",

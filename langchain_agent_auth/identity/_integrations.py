@@ -1,8 +1,16 @@
-"""Bringing the user into agents: middleware, a node, a state mixin and a tool guard."""
+"""Bringing the user into agents: middleware, a node, a state mixin and a tool guard.
+
+Every invocation is re-resolved: a new input, a ``Command(resume=...)``, ``invoke(None)``
+or a continuation after ``update_state`` all re-enter some node, and each of these
+components resolves the caller of *this* invocation there (the server user, then
+:func:`acting_as`, then the configured resolvers; ``state["user"]`` is only a record) and
+checks it against the thread's owner (:mod:`._owner`) before anything else runs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Annotated, Any, Literal, NotRequired
 
 from langchain.agents.middleware import AgentMiddleware, AgentState
@@ -17,6 +25,7 @@ from langchain_agent_auth._user import (
     RuntimeContextResolver,
     UserIdentity,
     acting_as,
+    current_acting_user,
     user_from_config,
 )
 from langchain_agent_auth.errors import IdentityError
@@ -27,6 +36,14 @@ from langchain_agent_auth.guards import (
     ToolGuard,
     awrap_tool_call_with,
     wrap_tool_call_with,
+)
+from langchain_agent_auth.identity._fields import IDENTITY_FIELDS, find_foreign, replace_at
+from langchain_agent_auth.identity._owner import (
+    ThreadAllow,
+    abort_run,
+    acheck_thread_access,
+    check_thread_access,
+    recorded_user,
 )
 
 __all__ = [
@@ -85,10 +102,14 @@ def _graph_config() -> Mapping[str, Any] | None:
         return None
 
 
+def _known(source: IdentitySource) -> UserIdentity | None:
+    return user_from_config(source.config) or current_acting_user()
+
+
 def resolve_identity(resolvers: Sequence[IdentityResolver], source: IdentitySource) -> UserIdentity | None:
-    """First identity the resolvers find. The LangGraph server's user always wins: when a
-    run comes through a server with auth, the client controls ``context``, so nothing else
-    is trusted.
+    """The caller of this invocation: the LangGraph server's user (when a run comes through
+    a server with auth, the client controls ``context``, so nothing else is trusted), else
+    the user :func:`acting_as` set, else the first identity the resolvers find.
 
     Example:
         >>> from langchain_agent_auth.identity import RuntimeContextResolver
@@ -96,9 +117,9 @@ def resolve_identity(resolvers: Sequence[IdentityResolver], source: IdentitySour
         >>> resolve_identity([RuntimeContextResolver()], src).subject
         'alice'
     """
-    server = user_from_config(source.config)
-    if server is not None:
-        return server
+    known = _known(source)
+    if known is not None:
+        return known
     for resolver in resolvers:
         user = resolver.resolve(source)
         if user is not None:
@@ -108,9 +129,9 @@ def resolve_identity(resolvers: Sequence[IdentityResolver], source: IdentitySour
 
 async def aresolve_identity(resolvers: Sequence[IdentityResolver], source: IdentitySource) -> UserIdentity | None:
     """Async :func:`resolve_identity`."""
-    server = user_from_config(source.config)
-    if server is not None:
-        return server
+    known = _known(source)
+    if known is not None:
+        return known
     for resolver in resolvers:
         user = await resolver.aresolve(source)
         if user is not None:
@@ -120,73 +141,172 @@ async def aresolve_identity(resolvers: Sequence[IdentityResolver], source: Ident
 
 def _missing(required: bool) -> None:
     if required:
-        raise IdentityError(
+        err = IdentityError(
             "no trusted user identity for this run: pass context={'user': UserIdentity(...)} "
             "or a verified token, or run behind a LangGraph server with auth"
         )
+        raise abort_run(err)
+
+
+def _thread_id(config: Mapping[str, Any] | None) -> str | None:
+    value = ((config or {}).get("configurable") or {}).get("thread_id")
+    return None if value is None else str(value)
+
+
+class _ThreadCheck:
+    """Who may use a thread: one helper for the middleware, the node and the guard."""
+
+    def __init__(self, own_threads: bool, allow: ThreadAllow | None) -> None:
+        if allow is not None and not callable(allow):
+            raise TypeError("allow must be a callable (thread_id, user, owner) -> bool")
+        self.own_threads = own_threads
+        self.allow = allow
+
+    def check(self, user: UserIdentity | None, config: Any, store: Any, state: Any) -> None:
+        thread_id = _thread_id(config)
+        if self.own_threads and user is not None and thread_id is not None:
+            check_thread_access(store, thread_id, user, recorded=lambda: recorded_user(state), allow=self.allow)
+
+    async def acheck(self, user: UserIdentity | None, config: Any, store: Any, state: Any) -> None:
+        thread_id = _thread_id(config)
+        if self.own_threads and user is not None and thread_id is not None:
+            await acheck_thread_access(store, thread_id, user, recorded=lambda: recorded_user(state), allow=self.allow)
 
 
 class IdentityGuard(ToolGuard):
-    """Runs each tool call on behalf of the trusted user and never lets the model pick another.
+    """Runs each tool call on behalf of the caller of this invocation, on threads that caller
+    may use, and never lets the model pick another user.
+
+    On every call (a resume re-enters the tool node, not the identity node) it re-resolves
+    the caller: the server user, then :func:`acting_as`, then ``resolvers``; checks the
+    caller against the thread's owner (raising
+    :class:`~langchain_agent_auth.errors.ThreadOwnershipError` before any inner guard,
+    pending record or tool runs); and runs the call as that caller.
 
     Args:
-        required: refuse tool calls when no trusted user is known.
+        resolvers: where to look after the server user (default: ``context["user"]``); give
+            the same list as your ``identity_node`` (a :class:`TokenResolver` caches each
+            verified token, so this costs no second verification).
+        required: raise ``IdentityError`` (the run stops, a pause stays) when no trusted
+            user is known.
         user_args: tool arguments that name a user, mapped to the identity attribute they
-            must equal (default ``{"user_id": "subject"}``). A model-filled value that
-            differs is refused (``on_conflict="refuse"``) or replaced (``"override"``); a
-            missing one is filled from the trusted identity.
+            must equal (default ``{"user_id": "subject"}``). A plain name matches that key
+            at any depth of the arguments, a dotted path (``"recipient.owner_id"``) that
+            location. A model-filled value that differs is refused
+            (``on_conflict="refuse"``) or replaced (``"override"``); a missing top-level
+            one the tool's schema has is filled from the trusted identity.
+        identity_fields: more argument names (compared ignoring case, ``_`` and ``-``)
+            that may only name the signed-in user, at any depth (default
+            ``IDENTITY_FIELDS``: ``owner_id``, ``account_owner``, ``on_behalf_of``...); a
+            value that is not one of the user's identifiers (subject, email, key) is
+            refused or, with ``"override"``, replaced by the subject.
+        known_users: opt-in: identifiers of other users (a collection, or a predicate
+            ``str -> bool``); any argument string equal to one of them, under any key,
+            is refused.
+        own_threads: check the thread's owner (default); ``allow(thread_id, user, owner)``
+            admits other users (e.g. an FGA check), see :func:`share_thread`.
+
+    The exact argument rule is in :mod:`langchain_agent_auth.identity._fields`.
+
+    Example:
+        >>> from langchain_core.tools import tool
+        >>> from langchain_agent_auth.guards import guard_tool
+        >>> @tool
+        ... def whoami() -> str:
+        ...     "Who the tool acts for."
+        ...     from langchain_agent_auth.identity import get_current_user
+        ...     return get_current_user().subject
+        >>> with acting_as(UserIdentity(subject="alice")):
+        ...     guard_tool(whoami, IdentityGuard()).invoke({})
+        'alice'
     """
 
     def __init__(
         self,
+        resolvers: Sequence[IdentityResolver] | None = None,
         *,
         required: bool = True,
         user_args: Mapping[str, UserAttr] | None = None,
         on_conflict: Literal["refuse", "override"] = "refuse",
+        identity_fields: Iterable[str] = IDENTITY_FIELDS,
+        known_users: Callable[[str], bool] | Iterable[str] | None = None,
+        own_threads: bool = True,
+        allow: ThreadAllow | None = None,
     ) -> None:
         if on_conflict not in ("refuse", "override"):
             raise ValueError("on_conflict must be 'refuse' or 'override'")
+        if isinstance(identity_fields, str):
+            raise ValueError("identity_fields must be a collection of names, not one string")
+        if isinstance(known_users, str):
+            raise ValueError("known_users must be a collection or a predicate, not one string")
+        self.resolvers = _checked(resolvers)
         self.required = required
         self.user_args = dict({"user_id": "subject"} if user_args is None else user_args)
         self.on_conflict = on_conflict
+        self.identity_fields = frozenset(identity_fields)
+        self.known_users = known_users if known_users is None or callable(known_users) else frozenset(known_users)
+        self.threads = _ThreadCheck(own_threads, allow)
+
+    @staticmethod
+    def _source(call: GuardedCall) -> IdentitySource:
+        return IdentitySource(config=call.config, context=call.context, state=call.state)
 
     def _bind(self, call: GuardedCall) -> GuardedCall | Any:
         user = call.user
         if user is None:
-            if self.required:
-                return call.refuse(IdentityError.hint or "", IdentityError("no trusted user identity"))
             return call
         names = _schema_names(call)
         args = dict(call.args)
         changed = False
         for arg, attr in self.user_args.items():
             trusted = getattr(user, attr)
-            if arg in args:
-                if args[arg] != trusted:
-                    if self.on_conflict == "refuse":
-                        return call.refuse(_REFUSAL, IdentityError("a tool argument named another user"))
-                    args[arg], changed = trusted, True
-            elif arg in names and trusted is not None:
+            if arg not in args and arg in names and trusted is not None:
                 args[arg], changed = trusted, True
-        return call.with_args(args) if changed else call
+        found = None
+        for _ in range(64):
+            found = find_foreign(args, user, self.user_args, identity_fields=self.identity_fields,
+                                 known_users=self.known_users)
+            if found is None:
+                return call.with_args(args) if changed else call
+            if self.on_conflict == "refuse" or found.replacement is None or not found.parts:
+                break
+            args, changed = replace_at(args, found.parts, found.replacement), True
+        where = found.path if found is not None else "?"
+        return call.refuse(_REFUSAL, IdentityError(f"a tool argument ({where}) named another user"))
 
     def wrap(self, call: GuardedCall, proceed: Proceed) -> Any:
-        bound = self._bind(call)
+        user = resolve_identity(self.resolvers, self._source(call))
+        if user is None:
+            _missing(self.required)
+        self.threads.check(user, call.config, call.store, call.state)
+        bound = self._bind(replace(call, user=user))
         if not isinstance(bound, GuardedCall):
             return bound
-        if bound.user is None:
+        if user is None:
             return proceed(bound)
-        with acting_as(bound.user):
+        with acting_as(user):
             return proceed(bound)
 
     async def awrap(self, call: GuardedCall, proceed: AProceed) -> Any:
-        bound = self._bind(call)
+        user = await aresolve_identity(self.resolvers, self._source(call))
+        if user is None:
+            _missing(self.required)
+        await self.threads.acheck(user, call.config, call.store, call.state)
+        bound = self._bind(replace(call, user=user))
         if not isinstance(bound, GuardedCall):
             return bound
-        if bound.user is None:
+        if user is None:
             return await proceed(bound)
-        with acting_as(bound.user):
+        with acting_as(user):
             return await proceed(bound)
+
+
+def _checked(resolvers: Sequence[IdentityResolver] | None) -> list[IdentityResolver]:
+    chain = list(resolvers) if resolvers is not None else _default_resolvers()
+    for r in chain:
+        if not isinstance(r, IdentityResolver):
+            raise TypeError(f"not an identity resolver: {r!r}")
+    return chain
 
 
 def _schema_names(call: GuardedCall) -> set[str]:
@@ -199,14 +319,23 @@ def _schema_names(call: GuardedCall) -> set[str]:
 
 
 class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
-    """Resolves the user once per run into agent state; tools run on that user's behalf.
+    """Resolves the caller of every invocation, keeps threads to their owner, and runs tools
+    on that caller's behalf.
+
+    At the start of a run it writes the caller into ``state["user"]`` (a record of who
+    started the run). Every model call and tool call re-resolves the caller (a resume or an
+    ``invoke(None)`` re-enters the model or tool node, not the start) and checks the
+    thread's owner, so another user's ``Command(resume=...)``, continuation or new input is
+    refused with :class:`~langchain_agent_auth.errors.ThreadOwnershipError` before any
+    model call, guard or tool runs. List it first in ``middleware=[...]``.
 
     Args:
         resolvers: where to look, in order (default: the LangGraph server user, then
             ``context["user"]``). Add a :class:`TokenResolver` to verify a bearer token.
         required: fail the run (``IdentityError``) when no trusted user is found.
-        user_args / on_conflict: see :class:`IdentityGuard`.
+        user_args / on_conflict / identity_fields / known_users: see :class:`IdentityGuard`.
         describe_user: add a system note naming the user to every model call.
+        own_threads / allow: the thread-owner check and its hook, see :class:`IdentityGuard`.
 
     Example:
         >>> from langchain_agent_auth.identity import IdentityMiddleware
@@ -225,18 +354,24 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         user_args: Mapping[str, UserAttr] | None = None,
         on_conflict: Literal["refuse", "override"] = "refuse",
         describe_user: bool = False,
+        identity_fields: Iterable[str] = IDENTITY_FIELDS,
+        known_users: Callable[[str], bool] | Iterable[str] | None = None,
+        own_threads: bool = True,
+        allow: ThreadAllow | None = None,
     ) -> None:
         super().__init__()
-        self.resolvers = list(resolvers) if resolvers is not None else _default_resolvers()
-        for r in self.resolvers:
-            if not isinstance(r, IdentityResolver):
-                raise TypeError(f"not an identity resolver: {r!r}")
+        self.resolvers = _checked(resolvers)
         self.required = required
         self.describe_user = describe_user
-        self.guard = IdentityGuard(required=required, user_args=user_args, on_conflict=on_conflict)
+        self.guard = IdentityGuard(self.resolvers, required=required, user_args=user_args,
+                                   on_conflict=on_conflict, identity_fields=identity_fields,
+                                   known_users=known_users, own_threads=own_threads, allow=allow)
+        self.threads = self.guard.threads
 
-    def _source(self, runtime: Any) -> IdentitySource:
-        return IdentitySource(config=_graph_config(), context=getattr(runtime, "context", None))
+    @staticmethod
+    def _source(runtime: Any, state: Any) -> IdentitySource:
+        config = getattr(runtime, "config", None) or _graph_config()
+        return IdentitySource(config=config, context=getattr(runtime, "context", None), state=state)
 
     def _update(self, user: UserIdentity | None) -> dict[str, Any]:
         if user is None:
@@ -244,10 +379,16 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         return {"user": None if user is None else user.model_dump(mode="json")}
 
     def before_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        return self._update(resolve_identity(self.resolvers, self._source(runtime)))
+        source = self._source(runtime, state)
+        user = resolve_identity(self.resolvers, source)
+        self.threads.check(user, source.config, getattr(runtime, "store", None), state)
+        return self._update(user)
 
     async def abefore_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        return self._update(await aresolve_identity(self.resolvers, self._source(runtime)))
+        source = self._source(runtime, state)
+        user = await aresolve_identity(self.resolvers, source)
+        await self.threads.acheck(user, source.config, getattr(runtime, "store", None), state)
+        return self._update(user)
 
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         return wrap_tool_call_with([self.guard], request, handler)
@@ -255,8 +396,7 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
         return await awrap_tool_call_with([self.guard], request, handler)
 
-    def _describe(self, request: Any) -> Any:
-        user = UserIdentity.coerce((request.state or {}).get("user"), source="state")
+    def _describe(self, request: Any, user: UserIdentity | None) -> Any:
         if not self.describe_user or user is None:
             return request
         note = f"You are acting for the signed-in user {user.display_name}"
@@ -266,19 +406,38 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         return request.override(system_message=SystemMessage(content=text))
 
     def wrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        return handler(self._describe(request))
+        runtime = getattr(request, "runtime", None)
+        source = self._source(runtime, request.state)
+        user = resolve_identity(self.resolvers, source)
+        if user is None:
+            _missing(self.required)
+        self.threads.check(user, source.config, getattr(runtime, "store", None), request.state)
+        return handler(self._describe(request, user))
 
     async def awrap_model_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
-        return await handler(self._describe(request))
+        runtime = getattr(request, "runtime", None)
+        source = self._source(runtime, request.state)
+        user = await aresolve_identity(self.resolvers, source)
+        if user is None:
+            _missing(self.required)
+        await self.threads.acheck(user, source.config, getattr(runtime, "store", None), request.state)
+        return await handler(self._describe(request, user))
 
 
 def identity_node(
-    resolvers: Sequence[IdentityResolver] | None = None, *, required: bool = True
+    resolvers: Sequence[IdentityResolver] | None = None,
+    *,
+    required: bool = True,
+    own_threads: bool = True,
+    allow: ThreadAllow | None = None,
 ) -> Any:
-    """A node for hand-built ``StateGraph``s that writes the resolved user into ``state["user"]``.
+    """A node for hand-built ``StateGraph``s that resolves the caller, checks the thread's
+    owner and records the caller in ``state["user"]``.
 
-    Put it first; give the graph a state with :class:`UserState`. Works with ``invoke``
-    and ``ainvoke`` (LangGraph picks the async form).
+    Put it first; give the graph a state with :class:`UserState`. A resume re-enters the
+    interrupted node, not this one: put an :class:`IdentityGuard` with the same
+    ``resolvers`` in the tool node so every invocation is re-resolved there too. Works with
+    ``invoke`` and ``ainvoke`` (LangGraph picks the async form).
 
     Example:
         >>> node = identity_node()
@@ -287,26 +446,34 @@ def identity_node(
     """
     from langchain_core.runnables import RunnableLambda
 
-    chain = list(resolvers) if resolvers is not None else _default_resolvers()
+    chain = _checked(resolvers)
+    threads = _ThreadCheck(own_threads, allow)
 
     def update(user: UserIdentity | None) -> dict[str, Any]:
         if user is None:
             _missing(required)
         return {"user": None if user is None else user.model_dump(mode="json")}
 
-    def source(config: Any) -> IdentitySource:
+    def runtime() -> Any:
         from langgraph.runtime import get_runtime
 
         try:
-            context = get_runtime().context
+            return get_runtime()
         except Exception:
-            context = None
-        return IdentitySource(config=config, context=context)
+            return None
 
     def run(state: Any, config: Any) -> dict[str, Any]:
-        return update(resolve_identity(chain, source(config)))
+        rt = runtime()
+        user = resolve_identity(chain, IdentitySource(config=config, context=getattr(rt, "context", None),
+                                                      state=state))
+        threads.check(user, config, getattr(rt, "store", None), state)
+        return update(user)
 
     async def arun(state: Any, config: Any) -> dict[str, Any]:
-        return update(await aresolve_identity(chain, source(config)))
+        rt = runtime()
+        user = await aresolve_identity(chain, IdentitySource(config=config, context=getattr(rt, "context", None),
+                                                             state=state))
+        await threads.acheck(user, config, getattr(rt, "store", None), state)
+        return update(user)
 
     return RunnableLambda(run, afunc=arun, name="identity")

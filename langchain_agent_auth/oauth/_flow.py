@@ -101,7 +101,8 @@ def send_with_retries(
 
 
 def _where(request: httpx.Request) -> str:
-    return redact(f"{request.url.scheme}://{request.url.host}{request.url.path}")
+    port = f":{request.url.port}" if request.url.port is not None else ""
+    return redact(f"{request.url.scheme}://{request.url.host}{port}{request.url.path}")
 
 
 def _retry_after(response: httpx.Response) -> float | None:

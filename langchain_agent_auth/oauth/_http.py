@@ -20,9 +20,15 @@ MAX_RESPONSE_BYTES = 1_000_000
 USER_AGENT = "langchain-agent-auth"
 
 
+def where(url: httpx.URL) -> str:
+    """``scheme://host[:port]/path`` of ``url`` for a message: the port kept, no query."""
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}{url.path}"
+
+
 def describe(response: httpx.Response) -> str:
     req = response.request
-    return f"{req.method} {req.url.scheme}://{req.url.host}{req.url.path} -> HTTP {response.status_code}"
+    return f"{req.method} {where(req.url)} -> HTTP {response.status_code}"
 
 
 def json_object(response: httpx.Response, *, what: str) -> dict[str, Any]:

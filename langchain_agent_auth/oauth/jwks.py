@@ -2,7 +2,11 @@
 
 Keys are cached for ``ttl`` seconds. A token with an unknown ``kid`` triggers at most one
 refetch per ``refetch_cooldown`` seconds, so a flood of tokens with random kids cannot turn
-into a flood of requests to the provider.
+into a flood of requests to the provider. Fetches are single-flight: however many threads
+and asyncio tasks need keys at once (a cold cache, a key set at expiry), one request is in
+flight and everyone else waits for its result (or its error). A caller that took part in a
+fetch (led it or waited for it) does not refetch for an unknown kid: the key set it sees
+is as new as the provider's.
 
 Example:
     >>> from joserfc.jwk import RSAKey
@@ -27,7 +31,8 @@ import httpx
 from joserfc.jwk import ECKey, KeySet, OctKey, OKPKey, RSAKey
 
 from langchain_agent_auth.errors import ProtocolError, ProviderUnavailableError, UnknownKeyError
-from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, send_with_retries
+from langchain_agent_auth.oauth._flight import Flight, FlightAbandoned, SingleFlight
+from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync, send_with_retries
 from langchain_agent_auth.oauth._http import USER_AGENT, describe, json_object
 
 __all__ = ["JWKSCache", "PublicKey"]
@@ -72,6 +77,7 @@ class JWKSCache:
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
         self._static = jwks is not None
+        self._flights = SingleFlight()
         self.fetch_count = 0
         if jwks is not None:
             self._install(jwks)
@@ -155,8 +161,76 @@ class JWKSCache:
             key = self._pick(kid, alg)
             if key is not None:
                 return key
+        raise self._unknown(kid, alg)
+
+    # -- single-flight entry points (the verifier's; ``key_for`` is the hand-driven form)
+
+    def get_key(self, kid: str | None, alg: str, client: httpx.Client) -> PublicKey:
+        """The key for ``kid``, fetching with ``client``; one fetch in flight at a time."""
+        fetched = False
+        while True:
+            step = self._plan(kid, alg, fetched)
+            if not isinstance(step, tuple):
+                return step
+            flight, lead = step
+            try:
+                if lead:
+                    self._flights.lead(flight, lambda: run_sync(self.fetch(), client))
+                else:
+                    flight.wait()
+            except FlightAbandoned:
+                continue
+            fetched = True
+
+    async def aget_key(self, kid: str | None, alg: str, client: httpx.AsyncClient) -> PublicKey:
+        """Async :meth:`get_key`; waiting for another caller's fetch never blocks the loop."""
+        fetched = False
+        while True:
+            step = self._plan(kid, alg, fetched)
+            if not isinstance(step, tuple):
+                return step
+            flight, lead = step
+            try:
+                if lead:
+                    await self._flights.alead(flight, lambda: run_async(self.fetch(), client))
+                else:
+                    await flight.await_()
+            except FlightAbandoned:
+                continue
+            fetched = True
+
+    def _plan(self, kid: str | None, alg: str, fetched: bool) -> PublicKey | tuple[Flight, bool]:
+        """The next step for one caller: a key, or a flight to lead or to follow.
+
+        ``fetched``: this caller already took part in a fetch, so the key set it sees is
+        as new as the provider's; an unknown kid is final.
+        """
+        if self._static or fetched or self._fresh():
+            key = self._pick(kid, alg)
+            if key is not None:
+                return key
+            if self._static or fetched:
+                raise self._unknown(kid, alg)
+
+        def should_start() -> bool:
+            if not self._fresh():
+                return True
+            if self._pick(kid, alg) is not None:
+                return False  # another caller's fetch just brought the key
+            return self._may_refetch()
+
+        flight, lead = self._flights.begin(should_start)
+        if flight is None:
+            key = self._pick(kid, alg) if self._fresh() else None
+            if key is None:
+                raise self._unknown(kid, alg)
+            return key
+        return flight, lead
+
+    @staticmethod
+    def _unknown(kid: str | None, alg: str) -> UnknownKeyError:
         shown = "no kid" if kid is None else f"kid {kid[:64]!r}"
-        raise UnknownKeyError(f"no signing key matches {shown} ({alg})", reason="kid")
+        return UnknownKeyError(f"no signing key matches {shown} ({alg})", reason="kid")
 
     def _may_refetch(self) -> bool:
         """At most one unknown-kid refetch per cooldown period."""

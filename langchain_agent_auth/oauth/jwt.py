@@ -43,6 +43,7 @@ from langchain_agent_auth.errors import (
     TokenNotYetValidError,
 )
 from langchain_agent_auth.oauth._clients import HTTPClients
+from langchain_agent_auth.oauth._flight import FlightAbandoned, SingleFlight
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync
 from langchain_agent_auth.oauth.discovery import MetadataCache, discover
 from langchain_agent_auth.oauth.jwks import JWKSCache
@@ -139,6 +140,7 @@ class JWTVerifier:
         self.jwks = jwks_cache or JWKSCache(jwks_uri, jwks=jwks, timeout=timeout, retry=self._retry)
         self._meta = metadata_cache or MetadataCache()
         self._http = HTTPClients(http_client, async_http_client, timeout)
+        self._discovery = SingleFlight()
 
     # -- public
 
@@ -147,7 +149,8 @@ class JWTVerifier:
         header, compact, alg, kid = self._prepare(token)
         key = self.jwks.peek(kid, alg)
         if key is None:
-            key = run_sync(self._key_flow(kid, alg), self._http.sync)
+            self._discover_sync()
+            key = self.jwks.get_key(kid, alg, self._http.sync)
         return self._finish(header, compact, alg, key)
 
     async def averify(self, token: str) -> dict[str, Any]:
@@ -155,7 +158,8 @@ class JWTVerifier:
         header, compact, alg, kid = self._prepare(token)
         key = self.jwks.peek(kid, alg)
         if key is None:
-            key = await run_async(self._key_flow(kid, alg), self._http.async_)
+            await self._discover_async()
+            key = await self.jwks.aget_key(kid, alg, self._http.async_)
         return self._finish(header, compact, alg, key)
 
     def close(self) -> None:
@@ -186,13 +190,46 @@ class JWTVerifier:
         return header, compact, alg, kid
 
     def _key_flow(self, kid: str | None, alg: str) -> Flow[Any]:
-        if self.jwks.jwks_uri is None and not self.jwks.static:
+        yield from self._discovery_flow()
+        return (yield from self.jwks.key_for(kid, alg))
+
+    def _needs_discovery(self) -> bool:
+        return self.jwks.jwks_uri is None and not self.jwks.static
+
+    def _discovery_flow(self) -> Flow[None]:
+        if self._needs_discovery():
             meta = self._meta.get(self.issuer)
             if meta is None:
                 meta = yield from discover(self.issuer, timeout=self._timeout, retry=self._retry)
                 self._meta.put(meta, self.issuer)
             self.jwks.jwks_uri = meta.require("jwks_uri")
-        return (yield from self.jwks.key_for(kid, alg))
+
+    # Discovery is single-flight too: a cold verifier hit by many tokens asks once.
+    def _discover_sync(self) -> None:
+        while self._needs_discovery():
+            flight, lead = self._discovery.begin(self._needs_discovery)
+            if flight is None:
+                return
+            try:
+                if not lead:
+                    flight.wait()
+                    continue
+                self._discovery.lead(flight, lambda: run_sync(self._discovery_flow(), self._http.sync))
+            except FlightAbandoned:
+                continue
+
+    async def _discover_async(self) -> None:
+        while self._needs_discovery():
+            flight, lead = self._discovery.begin(self._needs_discovery)
+            if flight is None:
+                return
+            try:
+                if not lead:
+                    await flight.await_()
+                    continue
+                await self._discovery.alead(flight, lambda: run_async(self._discovery_flow(), self._http.async_))
+            except FlightAbandoned:
+                continue
 
     def _finish(self, header: dict[str, Any], compact: str, alg: str, key: Any) -> dict[str, Any]:
         try:
@@ -235,7 +272,7 @@ class JWTVerifier:
     def _check_claims(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
         now = self._clock()
         if claims.get("iss") != self.issuer:
-            raise InvalidClaimError("the token's issuer is not the expected one", reason="iss")
+            raise InvalidClaimError(_issuer_mismatch(self.issuer, claims.get("iss")), reason="iss")
         if self.audience is not None:
             aud = claims.get("aud")
             auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
@@ -262,5 +299,21 @@ class JWTVerifier:
             typ = header.get("typ")
             if not isinstance(typ, str) or typ.lower() not in self.typ:
                 raise InvalidClaimError(
-                    f"the token's typ header is not one of {list(self.typ)}", reason="typ"
+                    f"the token's typ header is {_short(typ)}, not one of {list(self.typ)}"
+                    " (a provider that does not mark its access tokens 'at+jwt', such as Keycloak or Auth0's"
+                    " default profile, needs typ=None to skip this check, or its typ value)", reason="typ"
                 )
+
+
+def _short(value: Any) -> str:
+    """A claim value for an error message: repr'd, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _issuer_mismatch(expected: str, received: Any) -> str:
+    message = f"the token's issuer is {_short(received)}, expected {expected!r}"
+    if isinstance(received, str) and received.rstrip("/") == expected.rstrip("/"):
+        message += (" (they differ only by a trailing slash: set the issuer exactly as the provider's"
+                    " discovery document spells it; Auth0's ends with '/')")
+    return message

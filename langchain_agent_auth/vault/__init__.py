@@ -29,8 +29,9 @@ Design notes:
 * **Caching.** In memory, keyed by (user key = issuer|tenant|subject, connection, sorted
   scopes[, linked account]), honouring expiry minus ``leeway``; concurrent misses share one
   fetch (threads and asyncio alike). Across processes a short lease in the store keeps two
-  workers from spending one rotating refresh token: a real compare-and-set on ``SqliteStore``,
-  best effort on other stores (see :class:`StoreLease`).
+  workers from spending one rotating refresh token: the store's compare-and-set
+  (:class:`CasLease`: strict on ``InMemoryStore``, ``SqliteStore`` and ``PostgresStore``), best
+  effort on other stores (see :class:`StoreLease`).
 * **Pauses.** ``connect_account`` payloads carry the connection, scopes, missing scopes and the
   authorize URL, never a token; the PKCE verifier and the state's binding to (user, thread,
   connection, scopes, expiry) live in the store. On resume the guard checks the store again.
@@ -66,7 +67,7 @@ from langchain_agent_auth.vault._guard import (
     vault_tool_node,
     with_vault,
 )
-from langchain_agent_auth.vault._lease import Lease, SqliteLease, StoreLease
+from langchain_agent_auth.vault._lease import CasLease, Lease, SqliteLease, StoreLease
 from langchain_agent_auth.vault._model import (
     AccessToken,
     Connection,
@@ -91,6 +92,7 @@ from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open
 __all__ = [
     "AccessToken",
     "Auth0TokenVaultSource",
+    "CasLease",
     "ConnectAccountPayload",
     "ConnectAccountResume",
     "ConnectItem",

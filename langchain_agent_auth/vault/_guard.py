@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from pydantic import Field
 
+from langchain_agent_auth._scrub import scrub
 from langchain_agent_auth.errors import (
     AgentAuthError,
+    ConfigurationError,
     CredentialUnavailableError,
     IdentityError,
     ResumeValueError,
@@ -274,32 +275,10 @@ def vault_auth(connection: str | None = None) -> VaultAuth:
 # --------------------------------------------------------------------------- guard
 
 
-_REDACTED = "[redacted]"
-
-
 def _scrub(result: Any, binding: _Binding) -> Any:
-    """A tool must not hand the token to the model: remove it from a str or ToolMessage result."""
-    tokens = {binding.token.token, *binding.spent}
-    if isinstance(result, str):
-        return _without(result, tokens)
-    if isinstance(result, ToolMessage):
-        content = result.content
-        if isinstance(content, str) and any(t in content for t in tokens):
-            return result.model_copy(update={"content": _without(content, tokens)})
-        if isinstance(content, list) and any(t in str(content) for t in tokens):
-            blocks = [_without(b, tokens) if isinstance(b, str) else
-                      {**b, "text": _without(str(b.get("text", "")), tokens)} if isinstance(b, dict) and "text" in b
-                      else b for b in content]
-            return result.model_copy(update={"content": blocks})
-    return result
-
-
-def _without(text: str, tokens: set[str]) -> str:
-    for token in tokens:
-        if token and token in text:
-            log.warning("vault: a tool returned its access token; removed before the model sees it")
-            text = text.replace(token, _REDACTED)
-    return text
+    """A tool must not hand the token to the model: remove it from whatever it returns
+    (text, message content and artifact, nested data)."""
+    return scrub(result, (binding.token.token, *binding.spent))
 
 
 def _in_graph() -> bool:
@@ -379,6 +358,14 @@ class VaultGuard(ToolGuard):
         binding = _Binding(self.vault, user, self.connection, self.scopes, token, call.context)
         return _BINDINGS.set({**current, self.connection: binding}), binding
 
+    def _require_pausable(self, call: GuardedCall) -> None:
+        """In a graph that cannot resume (no checkpointer), refuse before a connect flow starts."""
+        if _in_graph() and not call.can_pause:
+            raise ConfigurationError(
+                f"the vault pauses {call.name!r} until the user connects {self.connection!r}, but the graph has no "
+                "checkpointer, so the pause could never be resumed: compile the graph with a checkpointer "
+                "(checkpointer=InMemorySaver() or a SqliteSaver) and invoke it with a thread_id")
+
     def _mine(self, exc: CredentialUnavailableError) -> bool:
         return exc.connection == self.connection
 
@@ -405,6 +392,7 @@ class VaultGuard(ToolGuard):
             try:
                 token = self.vault.get_token(user, self.connection, self.scopes, context=call.context)
             except CredentialUnavailableError as exc:
+                self._require_pausable(call)
                 try:
                     outcome = self._pause(call, user, exc)
                 except AgentAuthError as err:
@@ -458,6 +446,7 @@ class VaultGuard(ToolGuard):
             try:
                 token = await self.vault.aget_token(user, self.connection, self.scopes, context=call.context)
             except CredentialUnavailableError as exc:
+                self._require_pausable(call)
                 try:
                     outcome = await self._apause(call, user, exc)
                 except AgentAuthError as err:

@@ -4,10 +4,11 @@ A lease names what it protects (a user's connection, a pending connect flow), ha
 (a random id per attempt) and an expiry (a few seconds: a crashed worker's lease lapses on
 its own).
 
-* :class:`SqliteLease` (chosen automatically for ``SqliteStore``): a real compare-and-set,
-  one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired RETURNING`` statement on a small
-  table in the store's own database file. SQLite serialises writers across processes, so
-  exactly one worker wins.
+* :class:`CasLease` (chosen automatically for ``InMemoryStore``, ``SqliteStore`` and
+  ``PostgresStore``): the store's compare-and-set (:mod:`langchain_agent_auth.store_cas`),
+  one conditional statement on a small table in the store's own database: exactly one
+  worker wins, across processes on SQLite and PostgreSQL. :class:`SqliteLease` is the same
+  for an explicit ``SqliteStore``.
 * :class:`StoreLease` (any other ``BaseStore``): ``BaseStore`` has no conditional write, so
   this writes the lease, waits ``settle`` seconds and reads it back: the last writer wins
   and everyone else backs off. Two workers can both win only if one writes more than
@@ -20,20 +21,37 @@ its own).
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from langgraph.store.base import BaseStore
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from langchain_agent_auth.oauth import Sleep
+from langchain_agent_auth.store_cas import ABSENT, BestEffortCAS, CompareAndSet, SqliteCAS, compare_and_set
 from langchain_agent_auth.vault._io import Blocking, VaultOp, store_get, store_put
 
-__all__ = ["LEASE_NS", "Lease", "SqliteLease", "StoreLease", "default_lease"]
+__all__ = ["LEASE_NS", "CasLease", "Lease", "SqliteLease", "StoreLease", "default_lease"]
 
 LEASE_NS = ("agent_auth", "vault", "leases")
+
+
+class _StoredLease(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    owner: str
+    expires_at: float
+
+
+def _holder(item: Any) -> _StoredLease | None:
+    """The lease in a store item; a damaged one holds nothing (the next worker takes it over)."""
+    if item is None:
+        return None
+    try:
+        return _StoredLease.model_validate(item.value)
+    except ValidationError:
+        return None
 
 
 @runtime_checkable
@@ -70,35 +88,51 @@ class StoreLease:
 
     def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
         now = self._clock()
-        item = yield from store_get(LEASE_NS, name)
-        if item is not None:
-            value = item.value
-            if value.get("owner") != owner and float(value.get("expires_at") or 0) > now:
-                return False
+        held = _holder((yield from store_get(LEASE_NS, name)))
+        if held is not None and held.owner != owner and held.expires_at > now:
+            return False
         yield from store_put(LEASE_NS, name, {"owner": owner, "expires_at": now + ttl})
         if self.settle > 0:
             yield Sleep(self.settle)
-        item = yield from store_get(LEASE_NS, name)
-        return item is not None and item.value.get("owner") == owner
+        held = _holder((yield from store_get(LEASE_NS, name)))
+        return held is not None and held.owner == owner
 
     def release(self, name: str, owner: str) -> VaultOp[None]:
-        item = yield from store_get(LEASE_NS, name)
-        if item is not None and item.value.get("owner") == owner:
+        held = _holder((yield from store_get(LEASE_NS, name)))
+        if held is not None and held.owner == owner:
             yield from store_put(LEASE_NS, name, None)
 
 
-_CREATE = ("CREATE TABLE IF NOT EXISTS agent_auth_leases "
-           "(name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)")
-_ACQUIRE = (
-    "INSERT INTO agent_auth_leases (name, owner, expires_at) VALUES (?, ?, ?) "
-    "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
-    "WHERE agent_auth_leases.expires_at <= ? OR agent_auth_leases.owner = excluded.owner RETURNING owner"
-)
-_RELEASE = "DELETE FROM agent_auth_leases WHERE name = ? AND owner = ?"
+class CasLease:
+    """A lease on the store's compare-and-set (:mod:`langchain_agent_auth.store_cas`): one
+    atomic statement per acquire, strict on SQLite and PostgreSQL (across processes) and on
+    ``InMemoryStore`` (within the process).
+
+    Example:
+        >>> import httpx
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> from langchain_agent_auth.vault._io import drive
+        >>> store = InMemoryStore()
+        >>> lease = CasLease(compare_and_set(store))
+        >>> [drive(lease.acquire("k", who, 5), httpx.Client(), store) for who in ("w1", "w2", "w1")]
+        [True, False, True]
+    """
+
+    def __init__(self, cas: CompareAndSet) -> None:
+        self.cas = cas
+
+    def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
+        held = f"lease:{owner}"
+        # The same owner may renew its own lease; anyone may take a free or lapsed one.
+        return (yield Blocking(lambda: self.cas.swap(f"vault|{name}", held, expect=(ABSENT, held), owner=owner,
+                                                     ttl=ttl)))
+
+    def release(self, name: str, owner: str) -> VaultOp[None]:
+        yield Blocking(lambda: self.cas.release(f"vault|{name}", owner))
 
 
-class SqliteLease:
-    """A compare-and-set lease on the SQLite connection of a ``SqliteStore``.
+class SqliteLease(CasLease):
+    """:class:`CasLease` on the SQLite connection of a ``SqliteStore``.
 
     Example:
         >>> import sqlite3, httpx
@@ -111,38 +145,13 @@ class SqliteLease:
     """
 
     def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
-        self._conn: sqlite3.Connection = store.conn
-        self._lock: Any = getattr(store, "lock", None) or threading.Lock()
-        self._clock = clock
-        self._ready = False
-
-    def _execute(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            if not self._ready:
-                self._conn.execute(_CREATE)
-                self._ready = True
-            rows = self._conn.execute(sql, params).fetchall()
-            if self._conn.in_transaction:
-                self._conn.commit()
-            return rows
-
-    def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
-        now = self._clock()
-        rows = yield Blocking(lambda: self._execute(_ACQUIRE, (name, owner, now + ttl, now)))
-        return bool(rows) and rows[0][0] == owner
-
-    def release(self, name: str, owner: str) -> VaultOp[None]:
-        yield Blocking(lambda: self._execute(_RELEASE, (name, owner)))
+        super().__init__(SqliteCAS(store, clock=clock))
 
 
 def default_lease(store: BaseStore, clock: Callable[[], float] = time.time) -> Lease:
-    """:class:`SqliteLease` for a (sync) ``SqliteStore``, :class:`StoreLease` otherwise."""
-    try:
-        from langgraph.store.sqlite import SqliteStore
-    except ImportError:  # pragma: no cover - the package depends on it
-        SqliteStore = None  # type: ignore[assignment,misc]
-    if SqliteStore is not None and isinstance(store, SqliteStore) and isinstance(
-        getattr(store, "conn", None), sqlite3.Connection
-    ):
-        return SqliteLease(store, clock=clock)
-    return StoreLease(clock=clock)
+    """:class:`CasLease` for a store with an atomic compare-and-set (InMemoryStore,
+    SqliteStore, PostgresStore and their async twins), :class:`StoreLease` otherwise."""
+    cas = compare_and_set(store, clock=clock)
+    if isinstance(cas, BestEffortCAS):
+        return StoreLease(clock=clock)
+    return CasLease(cas)

@@ -23,6 +23,10 @@
 Metadata is in clear (for listing and for the CLI); token material is sealed with AES-256-GCM
 (:class:`~langchain_agent_auth.crypto.Keyring`), bound by the AAD to the user and the
 connection: a sealed blob copied into another user's record does not open.
+
+Every record read back is validated (:class:`StoredToken`, :class:`StoredPending`, strict
+types): a damaged one raises :class:`~langchain_agent_auth.errors.VaultRecordError` naming
+the fields at fault, never their values, instead of a ``TypeError`` deep in the vault.
 """
 
 from __future__ import annotations
@@ -30,11 +34,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.errors import VaultDecryptionError
+from langchain_agent_auth.errors import VaultDecryptionError, VaultRecordError
+
+log = logging.getLogger("langchain_agent_auth.vault")
 
 ROOT = ("agent_auth", "vault")
 USERS_NS = (*ROOT, "users")
@@ -85,6 +94,98 @@ def open_json(keyring: Keyring, box: Any, aad: bytes, *, what: str) -> dict[str,
     return data
 
 
+class StoredToken(BaseModel):
+    """The clear fields of a stored credential, as validated on every read."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    v: Literal[1]
+    source: str = "oauth"
+    issuer: str | None = None
+    scopes: list[str]
+    token_type: str = "Bearer"
+    expires_at: float | None = None
+    status: str = "active"
+    rev: int = 0
+    has_refresh_token: bool = False
+    kid: str | None = None
+    connected_at: float | None = None
+    updated_at: float | None = None
+    secret: dict[str, Any]
+
+
+class StoredIdentity(BaseModel):
+    """Who a pending connect flow resumes the thread as."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    subject: str
+    issuer: str | None = None
+    tenant: str | None = None
+
+
+class StoredPending(BaseModel):
+    """The clear fields of a pending connect flow, as validated on every read."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    v: Literal[1]
+    user: str
+    connection: str
+    scopes: list[str]
+    status: str
+    state_hash: str
+    created_at: float = 0.0
+    expires_at: float
+    completed_at: float | None = None
+    thread_id: str | None = None
+    checkpoint_ns: str | None = None
+    tool_call_id: str | None = None
+    redirect_uri: str | None = None
+    resumed: bool = False
+    abandoned: bool = False
+    next_check_at: float = 0.0
+    error: str | None = None
+    identity: StoredIdentity | None = None
+    secret: dict[str, Any] | None = None
+
+
+def _fields_at_fault(exc: ValidationError) -> str:
+    names = sorted({".".join(str(p) for p in e["loc"][:1]) or "record" for e in exc.errors(include_input=False)})
+    return ", ".join(names)
+
+
+def stored_token(value: Any, connection: str) -> StoredToken:
+    """Validate a stored credential's clear fields (:class:`VaultRecordError` if damaged).
+
+    Example:
+        >>> try:
+        ...     stored_token({"v": 1, "scopes": 7, "rev": "seven", "secret": {}}, "mail")
+        ... except VaultRecordError as exc:
+        ...     print(exc)
+        stored credential for connection 'mail' is damaged (rev, scopes)
+    """
+    what = f"stored credential for connection {connection!r}"
+    if isinstance(value, dict) and "v" in value and value["v"] != VERSION:
+        raise VaultDecryptionError(f"{what}: unknown record format")
+    try:
+        return StoredToken.model_validate(value)
+    except ValidationError as exc:
+        raise VaultRecordError(
+            f"{what} is damaged ({_fields_at_fault(exc)})",
+            hint=f"The stored {connection} credential is damaged; the user must reconnect the account.",
+        ) from None
+
+
+def stored_pending(value: Any, pending_id: str) -> StoredPending | None:
+    """A pending connect flow's clear fields, or ``None`` (logged) if the record is damaged."""
+    try:
+        return StoredPending.model_validate(value)
+    except ValidationError as exc:
+        log.warning("vault: damaged pending connect record id=%s (%s) ignored", pending_id[:64], _fields_at_fault(exc))
+        return None
+
+
 @dataclass(repr=False)
 class TokenRecord:
     """A stored credential, opened. ``repr()`` hides the secrets."""
@@ -126,25 +227,21 @@ class TokenRecord:
     def from_value(cls, keyring: Keyring, value: dict[str, Any], *, user: str, connection: str) -> TokenRecord:
         """Open a stored record; :class:`VaultDecryptionError` if it is corrupt or foreign."""
         what = f"stored credential for connection {connection!r}"
-        if not isinstance(value, dict) or value.get("v") != VERSION:
-            raise VaultDecryptionError(f"{what}: unknown record format")
+        clear = stored_token(value, connection)
         # The AAD uses where the record *is*, not what it claims: a record moved to another
         # user's namespace fails to open even if its clear fields were edited to match.
-        secret = open_json(keyring, value.get("secret"), token_aad(user, connection), what=what)
+        secret = open_json(keyring, clear.secret, token_aad(user, connection), what=what)
         access = secret.get("access_token")
         if not isinstance(access, str) or not access:
             raise VaultDecryptionError(f"{what}: no access token in the record")
         refresh = secret.get("refresh_token")
-        scopes = value.get("scopes") or []
-        expires = value.get("expires_at")
+        kid = clear.secret.get("kid")
         return cls(
-            user=user, connection=connection, source=str(value.get("source") or "oauth"),
-            issuer=value.get("issuer"),
-            scopes=tuple(s for s in scopes if isinstance(s, str)),
-            access_token=access, refresh_token=refresh if isinstance(refresh, str) and refresh else None,
-            token_type=str(value.get("token_type") or "Bearer"),
-            expires_at=float(expires) if isinstance(expires, (int, float)) else None,
-            status=str(value.get("status") or "active"), rev=int(value.get("rev") or 0),
-            connected_at=value.get("connected_at"), updated_at=value.get("updated_at"),
-            kid=(value.get("secret") or {}).get("kid"),
+            user=user, connection=connection, source=clear.source or "oauth", issuer=clear.issuer,
+            scopes=tuple(clear.scopes), access_token=access,
+            refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+            token_type=clear.token_type or "Bearer", expires_at=clear.expires_at,
+            status=clear.status or "active", rev=clear.rev,
+            connected_at=clear.connected_at, updated_at=clear.updated_at,
+            kid=kid if isinstance(kid, str) else None,
         )

@@ -18,12 +18,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.store_cas import compare_and_set
 from langchain_agent_auth.vault._model import PendingConnect
 from langchain_agent_auth.vault._vault import TokenVault
 
 __all__ = ["ConnectItem", "ConnectPendingSource"]
 
 _FINISHED = ("completed", "failed")
+_CLAIM_TTL = 86400.0
+
+
+def _claim_name(item: Any) -> str:
+    return f"resume|{item.source}|{item.key}|{item.ref}|{item.claim}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class ConnectItem:
     expires_at: float | None = None
     ref_field: str = "connect_id"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    claim: str = ""
 
 
 class ConnectPendingSource:
@@ -82,6 +89,7 @@ class ConnectPendingSource:
             source=self.name, key=p.id, ref=p.id, thread_id=p.thread_id or "", checkpoint_ns=p.checkpoint_ns or "",
             tool_call_id=p.tool_call_id, context={"user": user} if user else None, expires_at=p.expires_at,
             resume=self.resume_value(p), extra={"connection": p.connection, "status": p.status},
+            claim=f"{p.status}|{p.next_check_at!r}|{p.resumed}",
         )
 
     @staticmethod
@@ -115,6 +123,23 @@ class ConnectPendingSource:
         """Async :meth:`settle`."""
         await self.vault.amark_resumed(item.key, resumed=resumed,
                                        retry_at=None if retry_in is None else now + retry_in)
+
+    def claim(self, item: Any, owner: str) -> bool:
+        """Claim ``item`` in the state it was seen in: one of several resumers resumes it."""
+        return compare_and_set(self.vault.store).swap(_claim_name(item), "claimed", owner=owner, ttl=_CLAIM_TTL)
+
+    async def aclaim(self, item: Any, owner: str) -> bool:
+        """Async :meth:`claim`."""
+        return await compare_and_set(self.vault.store).aswap(_claim_name(item), "claimed", owner=owner,
+                                                             ttl=_CLAIM_TTL)
+
+    def unclaim(self, item: Any, owner: str) -> None:
+        """Give back ``owner``'s claim on ``item`` (nothing was resumed)."""
+        compare_and_set(self.vault.store).release(_claim_name(item), owner)
+
+    async def aunclaim(self, item: Any, owner: str) -> None:
+        """Async :meth:`unclaim`."""
+        await compare_and_set(self.vault.store).arelease(_claim_name(item), owner)
 
     # -- simple use without a resumer
 

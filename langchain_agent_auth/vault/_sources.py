@@ -30,6 +30,7 @@ from langchain_agent_auth.errors import (
     InvalidGrantError,
     InvalidScopeError,
     OAuthError,
+    VaultRecordError,
 )
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.oauth import (
@@ -186,6 +187,16 @@ class LocalOAuthSource(CredentialSource):
             return None
         return TokenRecord.from_value(self.env.keyring, item.value, user=user_key, connection=self.connection.name)
 
+    def _read_for(self, query: TokenQuery) -> VaultOp[TokenRecord | None]:
+        """:meth:`read` for a token request: a damaged record asks the user to reconnect
+        (connecting again overwrites it) rather than failing the call."""
+        try:
+            return (yield from self.read(query.user_key))
+        except VaultRecordError as exc:
+            log.warning("vault: %s; asking the user to reconnect (user=%s)", exc, query.user_key)
+            raise unavailable(self.connection.name, "needs_reauthorization", query.scopes,
+                              "the stored credential is damaged") from None
+
     def write(self, record: TokenRecord) -> VaultOp[None]:
         yield from store_put(user_ns(record.user), record.connection, record.to_value(self.env.keyring))
 
@@ -209,7 +220,7 @@ class LocalOAuthSource(CredentialSource):
         return None
 
     def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
-        record = yield from self.read(query.user_key)
+        record = yield from self._read_for(query)
         token = self._judge(record, query)
         if token is not None:
             return token
@@ -233,7 +244,7 @@ class LocalOAuthSource(CredentialSource):
             # Another worker is refreshing: wait for its record instead of spending the token.
             yield Sleep(delay)
             delay = min(delay * 2, 0.25)
-            newer = yield from self.read(query.user_key)
+            newer = yield from self._read_for(query)
             if newer is not None and newer.rev != record.rev:
                 token = self._judge(newer, query)
                 if token is not None:
@@ -252,7 +263,7 @@ class LocalOAuthSource(CredentialSource):
     def _refresh_locked(self, query: TokenQuery) -> VaultOp[AccessToken]:
         name = self.connection.name
         # Under the lease, read again: someone may have refreshed since our first read.
-        current = yield from self.read(query.user_key)
+        current = yield from self._read_for(query)
         token = self._judge(current, query)
         if token is not None:
             return token
@@ -264,7 +275,7 @@ class LocalOAuthSource(CredentialSource):
         try:
             response = yield from self.client.refresh_flow(current.refresh_token)
         except (InvalidGrantError, InvalidScopeError) as exc:
-            latest = yield from self.read(query.user_key)
+            latest = yield from self._read_for(query)
             if latest is not None and latest.rev != current.rev:
                 token = self._judge(latest, query)  # a worker without the lease got there first
                 if token is not None:

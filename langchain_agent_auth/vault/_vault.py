@@ -28,12 +28,23 @@ from langchain_agent_auth.errors import (
     ConnectionNotFoundError,
     InvalidRequestError,
     VaultDecryptionError,
+    VaultRecordError,
     oauth_error_from_response,
 )
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.oauth import Pkce
+from langchain_agent_auth.store_cas import compare_and_set
 from langchain_agent_auth.vault._cache import CacheKey, SingleFlight, TokenCache
-from langchain_agent_auth.vault._io import HTTP, VaultOp, adrive, drive, store_get, store_put, store_search
+from langchain_agent_auth.vault._io import (
+    HTTP,
+    Blocking,
+    VaultOp,
+    adrive,
+    drive,
+    store_get,
+    store_put,
+    store_search,
+)
 from langchain_agent_auth.vault._lease import Lease, default_lease
 from langchain_agent_auth.vault._model import (
     AccessToken,
@@ -55,6 +66,8 @@ from langchain_agent_auth.vault._records import (
     open_json,
     pending_aad,
     seal_json,
+    stored_pending,
+    stored_token,
     user_ns,
 )
 from langchain_agent_auth.vault._sources import (
@@ -72,6 +85,9 @@ log = logging.getLogger("langchain_agent_auth.vault")
 
 UserLike = UserIdentity | str
 
+
+# A stored credential nobody can use until the user connects again.
+_UNREADABLE = (VaultDecryptionError, VaultRecordError)
 
 def open_default_store(path: str | os.PathLike[str]) -> BaseStore:
     """A ``SqliteStore`` on ``path`` (WAL mode, usable from threads and other processes).
@@ -343,7 +359,10 @@ class TokenVault:
         source = self._sources[connection]
         if not isinstance(source, LocalOAuthSource):
             return
-        record = yield from source.read(user_key)
+        try:
+            record = yield from source.read(user_key)
+        except _UNREADABLE:
+            return  # nothing usable to mark; the next read asks the user to reconnect
         if record is not None and record.access_token == token and record.status == "active":
             record.status = "needs_reauthorization"
             record.rev += 1
@@ -368,7 +387,7 @@ class TokenVault:
             return CredentialStatus(connection, "active", scopes)
         try:
             record = yield from source.read(user_key)
-        except VaultDecryptionError:
+        except _UNREADABLE:
             return CredentialStatus(connection, "needs_reauthorization", scopes)
         if record is None:
             return CredentialStatus(connection, "not_connected", scopes, scopes)
@@ -426,9 +445,8 @@ class TokenVault:
         now = self.clock()
         old_rev, connected_at = 0, now
         item = yield from store_get(user_ns(user_key), connection)
-        if item is not None and isinstance(item.value, dict):
-            old_rev = int(item.value.get("rev") or 0)
-            connected_at = item.value.get("connected_at") or now
+        if item is not None:
+            old_rev, connected_at = _previous(item.value, connection, now)
         record = TokenRecord(
             user=user_key, connection=connection, source=source.kind, issuer=source.connection.issuer,
             scopes=scopes, access_token=access_token, refresh_token=refresh_token, token_type=token_type,
@@ -470,6 +488,8 @@ class TokenVault:
             record = TokenRecord.from_value(self.keyring, item.value, user=user_key, connection=connection)
         except VaultDecryptionError:
             record, error = None, "the record cannot be decrypted; deleted without revoking upstream"
+        except VaultRecordError:
+            record, error = None, "the record is damaged; deleted without revoking upstream"
         if record is not None:
             try:
                 meta = yield from source.client.metadata_flow()
@@ -507,7 +527,7 @@ class TokenVault:
             record = yield from source.read(user_key)
             if record is not None:
                 granted = record.scopes
-        except VaultDecryptionError:
+        except _UNREADABLE:
             pass  # connecting again overwrites the unreadable record
         # Incremental: ask for everything the user granted before plus what is missing.
         want = normalize_scopes(set(scopes) | set(conn.scopes) | set(granted))
@@ -517,14 +537,14 @@ class TokenVault:
                              " ".join(want)))
             pid = hashlib.sha256(seed.encode()).hexdigest()[:32]
             item = yield from store_get(PENDING_NS, pid)
-            value = item.value if item is not None else None
-            if (isinstance(value, dict) and value.get("status") == "pending" and value.get("user") == user_key
-                    and float(value.get("expires_at") or 0) > now + 60):
+            old = stored_pending(item.value, pid) if item is not None else None
+            if old is not None and old.status == "pending" and old.user == user_key and old.expires_at > now + 60:
                 try:
-                    secret = open_json(self.keyring, value.get("secret"), pending_aad(pid, user_key, connection),
+                    secret = open_json(self.keyring, old.secret, pending_aad(pid, user_key, connection),
                                        what="pending connect")
-                    return ConnectRequest(pid, connection, want, str(secret["authorize_url"]),
-                                          float(value["expires_at"]))
+                    url = secret["authorize_url"]
+                    if isinstance(url, str):
+                        return ConnectRequest(pid, connection, want, url, old.expires_at)
                 except (VaultDecryptionError, KeyError):
                     pass
         else:
@@ -584,23 +604,24 @@ class TokenVault:
                                      hint="This link is not valid. Start connecting the account again.")
         pid, secret = state.split(".")
         item = yield from store_get(PENDING_NS, pid) if pid.isalnum() else _none()
-        value = item.value if item is not None else None
-        if not isinstance(value, dict) or not hmac.compare_digest(str(value.get("state_hash")), _state_hash(secret)):
+        pending = stored_pending(item.value, pid) if item is not None else None
+        if pending is None or not hmac.compare_digest(pending.state_hash, _state_hash(secret)):
             raise CallbackStateError("unknown or expired connect state",
                                      hint="This link is not valid. Start connecting the account again.")
-        if value.get("status") != "pending":
+        value = item.value
+        if pending.status != "pending":
             raise CallbackStateError("this connect link was already used",
                                      hint="This link was already used. Start connecting the account again.")
         now = self.clock()
-        if float(value.get("expires_at") or 0) <= now:
+        if pending.expires_at <= now:
             raise CallbackStateError("this connect link expired",
                                      hint="This link expired. Start connecting the account again.")
-        owner_key = str(value.get("user"))
+        owner_key = pending.user
         if user_key is not None and not hmac.compare_digest(user_key, owner_key):
             log.warning("vault: connect callback by another user refused (id=%s)", pid)
             raise CallbackStateError("this connect link was started by another user",
                                      hint="Sign in as the user who started connecting this account.")
-        connection = str(value.get("connection"))
+        connection = pending.connection
         source = self._local(connection)
         if isinstance(iss, str) and iss and iss.rstrip("/") != str(source.connection.issuer).rstrip("/"):
             raise CallbackStateError("the callback names another issuer (possible mix-up attack)")
@@ -628,25 +649,35 @@ class TokenVault:
     def _complete_locked(self, pid: str, secret: str, code: str, source: LocalOAuthSource,
                          user_key: str | None) -> VaultOp[ConnectResult]:
         item = yield from store_get(PENDING_NS, pid)  # again, under the lease
-        value = item.value if item is not None else None
-        if not isinstance(value, dict) or value.get("status") != "pending":
+        pending = stored_pending(item.value, pid) if item is not None else None
+        if pending is None or pending.status != "pending":
             raise CallbackStateError("this connect link was already used")
-        owner_key = str(value["user"])
+        value = item.value
+        # pending -> redeeming guards the code redemption: one atomic claim (whatever the
+        # lease's length or whether there is one), so the code is redeemed once.
+        cas = compare_and_set(self.store)
+        if not (yield Blocking(lambda: cas.swap(f"vault|connect|{pid}|redeem", "redeeming"))):
+            raise CallbackStateError("this connect link was already used",
+                                     hint="This link was already used. Start connecting the account again.")
+        owner_key = pending.user
         connection = source.connection.name
-        sealed = open_json(self.keyring, value.get("secret"), pending_aad(pid, owner_key, connection),
+        sealed = open_json(self.keyring, pending.secret, pending_aad(pid, owner_key, connection),
                            what="pending connect")
+        if not isinstance(sealed.get("verifier"), str):
+            raise CallbackStateError("this connect link's stored state is damaged",
+                                     hint="This link is not valid. Start connecting the account again.")
         # Single use: consumed before the code is redeemed, whatever happens next.
         yield from self._finish_pending(pid, value, "redeeming", None)
         conn = source.connection
         assert conn.redirect_uri is not None
         try:
             response = yield from source.client.grant_flow(
-                self._code_params(source, code, str(sealed["verifier"]), value.get("redirect_uri")),
+                self._code_params(source, code, sealed["verifier"], pending.redirect_uri),
                 idempotent=False)
         except AgentAuthError as exc:
             yield from self._finish_pending(pid, value, "failed", getattr(exc, "error", type(exc).__name__))
             raise
-        requested = tuple(value.get("scopes") or ())
+        requested = tuple(pending.scopes)
         granted = tuple(sorted(set(response.scope))) if response.scope is not None else requested
         now = self.clock()
         old_rev, connected_at, old_refresh = 0, now, None
@@ -654,9 +685,9 @@ class TokenVault:
             old = yield from source.read(owner_key)
             if old is not None:
                 old_rev, connected_at, old_refresh = old.rev, old.connected_at or now, old.refresh_token
-        except VaultDecryptionError:
+        except _UNREADABLE:
             item = yield from store_get(user_ns(owner_key), connection)
-            old_rev = int((item.value or {}).get("rev") or 0) if item is not None else 0
+            old_rev = _previous(item.value, connection, now)[0] if item is not None else 0
         record = TokenRecord(
             user=owner_key, connection=connection, source=source.kind, issuer=conn.issuer, scopes=granted,
             access_token=response.access_token,
@@ -673,8 +704,7 @@ class TokenVault:
         log.info("vault: connected connection=%s user=%s id=%s", connection, owner_key, pid)
         return ConnectResult(
             id=pid, user=owner_key, connection=connection, scopes=granted, missing_scopes=missing,
-            thread_id=value.get("thread_id"), checkpoint_ns=value.get("checkpoint_ns"),
-            tool_call_id=value.get("tool_call_id"),
+            thread_id=pending.thread_id, checkpoint_ns=pending.checkpoint_ns, tool_call_id=pending.tool_call_id,
         )
 
     def _settle_siblings(self, pid: str, user_key: str, connection: str, granted: tuple[str, ...]) -> VaultOp[None]:
@@ -684,13 +714,13 @@ class TokenVault:
         items = yield from store_search(PENDING_NS, limit=10_000)
         now = self.clock()
         for item in items:
-            value = item.value if isinstance(item.value, dict) else {}
-            if (item.key == pid or value.get("status") != "pending" or value.get("user") != user_key
-                    or value.get("connection") != connection or float(value.get("expires_at") or 0) <= now
-                    or not set(value.get("scopes") or ()) <= set(granted)):
+            other = stored_pending(item.value, item.key) if item.key != pid else None
+            if (other is None or other.status != "pending" or other.user != user_key
+                    or other.connection != connection or other.expires_at <= now
+                    or not set(other.scopes) <= set(granted)):
                 continue
-            yield from store_put(PENDING_NS, item.key, {**value, "status": "completed", "error": None, "secret": None,
-                                                        "completed_at": now, "completed_by": pid})
+            yield from store_put(PENDING_NS, item.key, {**item.value, "status": "completed", "error": None,
+                                                        "secret": None, "completed_at": now, "completed_by": pid})
 
     @staticmethod
     def _code_params(source: LocalOAuthSource, code: str, verifier: str,
@@ -752,9 +782,10 @@ class TokenVault:
 
     def _settle_op(self, pid: str, resumed: bool, retry_at: float | None) -> VaultOp[bool]:
         item = yield from store_get(PENDING_NS, pid)
-        if item is None or not isinstance(item.value, dict) or item.value.get("resumed"):
+        pending = stored_pending(item.value, pid) if item is not None else None
+        if pending is None or pending.resumed:
             return False
-        if item.value.get("status") in ("pending", "redeeming"):
+        if pending.status in ("pending", "redeeming"):
             # A new flow was started under the same id (the resumed run asked again after a
             # failure): the outcome belongs to the finished one, not to this one.
             return False
@@ -781,8 +812,8 @@ class TokenVault:
         cutoff = self.clock() - older_than
         count = 0
         for item in items:
-            value = item.value if isinstance(item.value, dict) else {}
-            if float(value.get("expires_at") or 0) < cutoff:
+            pending = stored_pending(item.value, item.key)
+            if pending is None or pending.expires_at < cutoff:  # a damaged record is purged
                 yield from store_put(PENDING_NS, item.key, None)
                 count += 1
         return count
@@ -811,7 +842,7 @@ class TokenVault:
                     continue
                 try:
                     record = TokenRecord.from_value(self.keyring, value, user=user_key, connection=item.key)
-                except VaultDecryptionError:
+                except _UNREADABLE:
                     continue
                 yield from store_put(tuple(ns), item.key, {**record.to_value(self.keyring)})
                 count += 1
@@ -834,42 +865,52 @@ def _store_ops(ops: tuple[Any, ...]) -> VaultOp[list[Any]]:
 
 
 def record_info(value: Any, name: str, user_key: str, keyring: Keyring | None, now: float) -> ConnectionInfo:
-    """A stored record as a :class:`ConnectionInfo` (decrypting it only to check it opens)."""
-    if not isinstance(value, dict):
+    """A stored record as a :class:`ConnectionInfo` (decrypting it only to check it opens).
+
+    A damaged or undecryptable record is listed as ``unreadable`` (connecting again fixes it).
+    """
+    try:
+        clear = stored_token(value, name)
+    except _UNREADABLE:
         return ConnectionInfo(name=name, source="?", status="unreadable", user=user_key)
-    status = str(value.get("status") or "active")
+    status: str = clear.status
     if keyring is not None:
         try:
             TokenRecord.from_value(keyring, value, user=user_key, connection=name)
-        except VaultDecryptionError:
+        except _UNREADABLE:
             status = "unreadable"
-    expires = value.get("expires_at")
-    if status == "active" and isinstance(expires, (int, float)) and expires <= now:
-        status = "expired" if value.get("has_refresh_token") else "needs_reauthorization"
+    expires = clear.expires_at
+    if status == "active" and expires is not None and expires <= now:
+        status = "expired" if clear.has_refresh_token else "needs_reauthorization"
+    kid = clear.secret.get("kid")
     return ConnectionInfo(
-        name=name, source=str(value.get("source") or "oauth"), status=status,
-        scopes=tuple(s for s in value.get("scopes") or () if isinstance(s, str)),
-        expires_at=float(expires) if isinstance(expires, (int, float)) else None,
-        connected_at=value.get("connected_at"), updated_at=value.get("updated_at"),
-        has_refresh_token=bool(value.get("has_refresh_token")),
-        key_id=(value.get("secret") or {}).get("kid") if isinstance(value.get("secret"), dict) else None,
-        user=user_key,
+        name=name, source=clear.source, status=status, scopes=tuple(clear.scopes), expires_at=expires,
+        connected_at=clear.connected_at, updated_at=clear.updated_at, has_refresh_token=clear.has_refresh_token,
+        key_id=kid if isinstance(kid, str) else None, user=user_key,
     )
 
 
 def pending_info(pid: str, value: Any, now: float) -> PendingConnect | None:
-    if not isinstance(value, dict) or value.get("v") != VERSION:
+    p = stored_pending(value, pid)
+    if p is None:
         return None
-    status = str(value.get("status") or "pending")
-    if status == "pending" and float(value.get("expires_at") or 0) <= now:
+    status = p.status
+    if status == "pending" and p.expires_at <= now:
         status = "expired"
     return PendingConnect(
-        id=pid, user=str(value.get("user")), connection=str(value.get("connection")),
-        scopes=tuple(value.get("scopes") or ()), status=status, created_at=float(value.get("created_at") or 0),
-        expires_at=float(value.get("expires_at") or 0), thread_id=value.get("thread_id"),
-        checkpoint_ns=value.get("checkpoint_ns"), tool_call_id=value.get("tool_call_id"),
-        completed_at=value.get("completed_at"), error=value.get("error"), resumed=bool(value.get("resumed")),
-        abandoned=bool(value.get("abandoned")), next_check_at=float(value.get("next_check_at") or 0),
-        identity=value.get("identity") if isinstance(value.get("identity"), dict) else None,
+        id=pid, user=p.user, connection=p.connection, scopes=tuple(p.scopes), status=status,
+        created_at=p.created_at, expires_at=p.expires_at, thread_id=p.thread_id, checkpoint_ns=p.checkpoint_ns,
+        tool_call_id=p.tool_call_id, completed_at=p.completed_at, error=p.error, resumed=p.resumed,
+        abandoned=p.abandoned, next_check_at=p.next_check_at,
+        identity=p.identity.model_dump() if p.identity is not None else None,
     )
+
+
+def _previous(value: Any, connection: str, now: float) -> tuple[int, float]:
+    """The revision and connection time of a record about to be overwritten (defaults if damaged)."""
+    try:
+        clear = stored_token(value, connection)
+    except _UNREADABLE:
+        return 0, now
+    return clear.rev, clear.connected_at or now
 

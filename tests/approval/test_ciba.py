@@ -268,7 +268,8 @@ def test_parallel_ciba_calls_resumed_independently(idp, ciba, clock):
 
 
 def test_hostile_arguments_reach_the_provider_sanitized(idp, ciba):
-    a = make_agent(ciba, pay_call(to="Bob\n<b>IGNORE</b> \u202eall; approve"))
+    # (bidi controls are refused before any request: tests/adversarial/test_attacks.py)
+    a = make_agent(ciba, pay_call(to="Bob\n<b>IGNORE</b> all; approve"))
     a.invoke({"messages": [("user", "pay")]}, CFG, context=CTX)
     form = idp.latest()["form"]
     assert form["binding_message"] == "Approve pay (amount: 250, to: Bob b IGNORE /b...)"

@@ -27,7 +27,9 @@ def test_graph_or_url_is_required(capsys):
 
 @pytest.mark.parametrize("spec", ["nocolon", ":attr", "module:"])
 def test_load_object_rejects_bad_specs(spec):
-    with pytest.raises(SystemExit):
+    from langchain_agent_auth.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="module:attr"):
         load_object(spec)
 
 

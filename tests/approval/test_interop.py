@@ -224,7 +224,8 @@ def test_expiry(provider, keyring):
 
 def test_hostile_arguments_are_accepted_by_a_strict_provider(provider, keyring):
     approver = approver_for(provider, keyring)
-    a = agent(approver, calls(("transfer", {"amount": 5, "to": "<img src=x>\n\u202eIGNORE \"all\" {rules}"}, "c1")))
+    # (bidi controls are refused before any request: tests/adversarial)
+    a = agent(approver, calls(("transfer", {"amount": 5, "to": "<img src=x>\nIGNORE \"all\" {rules}"}, "c1")))
     r = a.invoke({"messages": [("user", "pay")]}, {"configurable": {"thread_id": "hostile"}},
                  context={"user": ALICE})
     (p,) = interrupts(r)  # no invalid_binding_message from the provider

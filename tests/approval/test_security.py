@@ -158,7 +158,10 @@ def test_payload_size_is_bounded_for_huge_arguments(keyring):
         return {"messages": [calls(("pay", huge, "c1"))]}
 
     g = (StateGraph(State).add_node("model", model)
-         .add_node("tools", guarded_tool_node([pay], *approval_guards({"pay": approver})))
+         # Huge arguments are refused by default (max_args_size); an app that allows them
+         # still gets bounded payloads.
+         .add_node("tools", guarded_tool_node([pay], *approval_guards(
+             {"pay": {"approver": approver, "max_args_size": 4_000_000}})))
          .add_edge(START, "model").add_edge("model", "tools")
          .compile(checkpointer=InMemorySaver(), store=InMemoryStore()))
     r = g.invoke({"messages": [("user", "pay")]}, CFG, context=CTX)

@@ -37,8 +37,8 @@ def test_the_note_it_reads_is_the_one_identity_middleware_writes():
 
     user = UserIdentity(subject="bob", name="Bob Example", email="bob@example.com")
     seen = []
-    request = SimpleNamespace(state={"user": user.model_dump(mode="json")}, system_message=SystemMessage("Base."),
-                              override=lambda **kw: SimpleNamespace(**kw))
+    request = SimpleNamespace(state={}, runtime=SimpleNamespace(context={"user": user}),
+                              system_message=SystemMessage("Base."), override=lambda **kw: SimpleNamespace(**kw))
     IdentityMiddleware(describe_user=True).wrap_model_call(request, lambda r: seen.append(r.system_message))
     assert signed_in_user(seen) == ("Bob Example", "bob@example.com")
 

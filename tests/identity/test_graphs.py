@@ -13,8 +13,9 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolRuntime
+from langgraph.store.memory import InMemoryStore
 
-from langchain_agent_auth.errors import IdentityError
+from langchain_agent_auth.errors import IdentityError, ThreadOwnershipError
 from langchain_agent_auth.guards import guarded_tool_node
 from langchain_agent_auth.identity import (
     AuthContext,
@@ -25,6 +26,7 @@ from langchain_agent_auth.identity import (
     UserState,
     get_current_user,
     identity_node,
+    share_thread,
 )
 from langchain_agent_auth.oauth import JWTVerifier
 from tests.support.fake_idp import FakeProvider
@@ -107,12 +109,17 @@ def test_input_cannot_set_the_user():
     assert out["user"]["subject"] == "alice" and tool_messages(out)[0].content.startswith("alice")
 
 
-def test_two_users_on_one_thread_each_see_themselves(tmp_path):
+def test_a_second_user_on_a_thread_is_refused_unless_shared(tmp_path):
     with SqliteSaver.from_conn_string(str(tmp_path / "ckpt.sqlite")) as saver:
+        store = InMemoryStore()
         agent = create_agent(script(call("my_calendar", {"day": "mon"}), "a", call("my_calendar", {"day": "tue"}, "c2"),
-                                    "b"), [my_calendar], middleware=[IdentityMiddleware()], checkpointer=saver)
+                                    "b"), [my_calendar], middleware=[IdentityMiddleware()], checkpointer=saver,
+                             store=store)
         cfg = {"configurable": {"thread_id": "shared"}}
         agent.invoke({"messages": [HumanMessage("1")]}, cfg, context={"user": ALICE})
+        with pytest.raises(ThreadOwnershipError):
+            agent.invoke({"messages": [HumanMessage("2")]}, cfg, context={"user": BOB})
+        share_thread(store, "shared", BOB, owner=ALICE)
         out = agent.invoke({"messages": [HumanMessage("2")]}, cfg, context={"user": BOB})
         assert out["user"]["subject"] == "bob"
         assert [m.content for m in tool_messages(out)] == ["alice's calendar on mon", "bob's calendar on tue"]

@@ -92,3 +92,29 @@ def test_requests_without_a_valid_token_get_401(server, header):
     headers = {"Authorization": header} if header else {}
     response = httpx.post(f"{server.url}/threads", json={}, headers=headers, timeout=10)
     assert response.status_code in (401, 431) and "Traceback" not in response.text
+
+
+async def test_another_users_token_cannot_read_resume_or_continue_a_paused_thread(server, tokens):
+    alice, bob = sdk(server, tokens["alice"]), sdk(server, tokens["bob"])
+    thread = await alice.threads.create()
+    thread_id = thread["thread_id"]
+    await alice.runs.wait(thread_id, "pay", input={"messages": [{"role": "human", "content": "pay eve"}]})
+    before = await alice.threads.get_state(thread_id)
+    (pause,) = before["interrupts"]
+    assert pause["value"]["type"] == "tool_approval" and before["values"]["user"]["subject"] == "alice"
+    approve = {pause["id"]: {"approval_id": pause["value"]["approval_id"], "decision": "approve"}}
+    attempts = [
+        bob.threads.get_state(thread_id),
+        bob.runs.wait(thread_id, "pay", command={"resume": approve}),
+        bob.runs.wait(thread_id, "pay", input={"messages": [{"role": "human", "content": "pay me"}]}),
+        bob.runs.wait(thread_id, "pay", input=None),
+    ]
+    for attempt in attempts:
+        with pytest.raises(httpx.HTTPStatusError) as info:
+            await attempt
+        assert info.value.response.status_code == 404
+    after = await alice.threads.get_state(thread_id)
+    assert after["interrupts"] == before["interrupts"] and after["values"] == before["values"]
+    state = await alice.runs.wait(thread_id, "pay", command={"resume": approve})
+    sent = [m["content"] for m in state["messages"] if m["type"] == "tool"]
+    assert sent == ["alice sent 30 to Eve"] and state["messages"][-1]["content"] == "all done"

@@ -1,4 +1,5 @@
-"""A CIBA-guarded transfer on a server with auth: the user comes from the bearer token."""
+"""A CIBA-guarded transfer on a server with auth: the user comes from the bearer token, the
+thread belongs to that user (IdentityGuard), and the resumer acts as that user."""
 
 import os
 
@@ -8,7 +9,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 
 from langchain_agent_auth.approval import CIBAApprover, approval_guards, route_tool_calls
 from langchain_agent_auth.guards import guarded_tool_node
-from langchain_agent_auth.identity import get_current_user
+from langchain_agent_auth.identity import IdentityGuard, get_current_user
 from langchain_agent_auth.oauth import OAuthClient
 
 approver = CIBAApprover(
@@ -33,7 +34,7 @@ def model(state: MessagesState) -> dict:
 graph = (
     StateGraph(MessagesState)
     .add_node("model", model)
-    .add_node("tools", guarded_tool_node([transfer], *approval_guards({"transfer": approver})))
+    .add_node("tools", guarded_tool_node([transfer], IdentityGuard(), *approval_guards({"transfer": approver})))
     .add_edge(START, "model")
     .add_conditional_edges("model", route_tool_calls, ["tools", END])
     .add_edge("tools", "model")
