@@ -290,10 +290,10 @@ class LoopbackServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
-    def start(self, app: Any) -> LoopbackServer:
+    def start(self, app: Any, *, lifespan: str = "off") -> LoopbackServer:
         import uvicorn
 
-        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
         self._thread.start()
         while not self._server.started:

@@ -180,6 +180,21 @@ def admin_routes(provider: Provider) -> list[Route]:
         return JSONResponse({"added": kids, "jwks": provider.store.public_jwks()})
 
     @admin
+    async def add_resource(request: Request) -> Response:
+        body = await read_json(request)
+        identifier, scopes = body.get("identifier"), body.get("scopes")
+        if not isinstance(identifier, str) or not identifier or len(identifier) > 500:
+            raise BadRequest(400, "invalid_request", "identifier must be a resource URI")
+        if not isinstance(scopes, str):
+            raise BadRequest(400, "invalid_request", "scopes must be a space-separated string")
+        extra = {k: body[k] for k in ("alg", "ttl", "description") if body.get(k) is not None}
+        try:
+            provider.store.add_resource(identifier, scopes, **extra)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(400, "invalid_request", str(exc)) from None
+        return JSONResponse({"identifier": identifier, "scopes": " ".join(scopes.split())}, status_code=201)
+
+    @admin
     async def connections(request: Request) -> Response:
         return JSONResponse(
             {"connections": _exchange.list_connections(provider, request.query_params.get("user"))}
@@ -234,6 +249,7 @@ def admin_routes(provider: Provider) -> list[Route]:
         Route("/admin/users", add_user, methods=["POST"]),
         Route("/admin/clients", add_client, methods=["POST"]),
         Route("/admin/keys/rotate", rotate_keys, methods=["POST"]),
+        Route("/admin/resources", add_resource, methods=["POST"]),
         Route("/admin/connections", connections, methods=["GET"]),
         Route("/admin/connections", link, methods=["POST"]),
         Route("/admin/connections/{user}/{connection}", unlink, methods=["DELETE"]),

@@ -394,6 +394,14 @@ class LocalProvider:
         """Register a client at runtime (RFC 7591 field names); the answer holds its secret."""
         return self.admin.request("POST", "/clients", json=metadata)
 
+    def add_resource(self, identifier: str, scopes: str | list[str], *, ttl: int | None = None,
+                     description: str | None = None) -> dict[str, Any]:
+        """Register a resource server (an API, an MCP server's URL) whose tokens the provider
+        issues with ``aud`` = ``identifier`` when a client asks for it (RFC 8707 ``resource``)."""
+        return self.admin.request("POST", "/resources", json={
+            "identifier": identifier, "scopes": scopes if isinstance(scopes, str) else " ".join(scopes),
+            "ttl": ttl, "description": description})
+
     def rotate_keys(self) -> list[str]:
         """Add new signing keys (the old ones stay in the JWKS). Returns the new key ids."""
         return self.admin.request("POST", "/keys/rotate")["added"]

@@ -384,6 +384,20 @@ class Store:
             self._resources = {row["identifier"]: row for row in self.all("SELECT * FROM resources")}
         return self._resources
 
+    def add_resource(self, identifier: str, scopes: str, *, alg: str = "RS256", ttl: int = 600,
+                     description: str | None = None) -> None:
+        """Register (or update) a resource server, e.g. an MCP server's URL (RFC 8707)."""
+        if alg not in ("RS256", "ES256"):
+            raise ValueError("alg must be RS256 or ES256")
+        if not isinstance(ttl, int) or not 30 <= ttl <= 86400:
+            raise ValueError("ttl must be 30 to 86400 seconds")
+        if not scopes.split() or any(not s.isprintable() or len(s) > 100 for s in scopes.split()):
+            raise ValueError("scopes must be a non-empty space-separated list")
+        with self.transaction():
+            self.execute("INSERT OR REPLACE INTO resources VALUES (?,?,?,?,?)",
+                         (identifier, " ".join(scopes.split()), alg, ttl, description))
+        self._resources = None
+
     # ------------------------------------------------------------------ keys
     def add_signing_keys(self) -> list[str]:
         """Generate a new RS256 and a new ES256 key. Older keys stay published (the newest
