@@ -141,6 +141,8 @@ def admin_routes(provider: Provider) -> list[Route]:
             "authorization_details_types",
             "client_secret",
             "realm",
+            "require_pkce",
+            "token_exchange_from_clients",
         }
         unknown = set(body) - allowed
         if unknown:
@@ -148,7 +150,9 @@ def admin_routes(provider: Provider) -> list[Route]:
         realm = body.pop("realm", "main")
         if realm not in ("main", "upstream"):
             raise BadRequest(400, "invalid_client_metadata", "realm must be main or upstream")
-        for name in ("grant_types", "redirect_uris", "authorization_details_types"):
+        if "require_pkce" in body and not isinstance(body["require_pkce"], bool):
+            raise BadRequest(400, "invalid_client_metadata", "require_pkce must be true or false")
+        for name in ("grant_types", "redirect_uris", "authorization_details_types", "token_exchange_from_clients"):
             value = body.get(name)
             if value is not None and (
                 not isinstance(value, list) or not all(isinstance(v, str) for v in value)
@@ -160,6 +164,8 @@ def admin_routes(provider: Provider) -> list[Route]:
             "authorization_details_types",
             "jwks",
             "realm",
+            "require_pkce",
+            "token_exchange_from_clients",
         }:
             if body.get(name) is not None and not isinstance(body[name], str):
                 raise BadRequest(400, "invalid_client_metadata", f"{name} must be a string")

@@ -107,7 +107,7 @@ def _main_claims(provider: Provider, request: Request, needed: str | None) -> di
         raise Denied(_challenge(401, "invalid_token", "the access token was revoked"))
     if needed and needed not in split_scope(claims.get("scope")):
         raise Denied(_challenge(403, "insufficient_scope", f"this call needs {needed}", needed))
-    return claims
+    return {**claims, "_grant_id": stored.row["grant_id"]}
 
 
 def _money(value: Any, name: str) -> Decimal:
@@ -229,8 +229,13 @@ def api_routes(provider: Provider) -> list[Route]:
         jti = claims.get("jti")
         if not isinstance(jti, str):
             return _challenge(401, "invalid_token", "the token has no jti")
+        # An approved payment runs once per grant (and per approved entry), however many
+        # access tokens that grant produced: refreshes and exchanges cannot pay twice.
+        index = next(i for i, d in enumerate(details) if isinstance(d, dict) and _covers(d, wanted))
+        grant_id = claims.get("_grant_id")
+        once = f"grant:{grant_id}:{index}" if grant_id else f"jti:{jti}:{index}"
         with store.transaction():
-            existing = store.one("SELECT * FROM bank_transfers WHERE jti=?", (jti,))
+            existing = store.one("SELECT * FROM bank_transfers WHERE jti=?", (once,))
             if existing is not None:
                 previous = loads(existing["data"])
                 if all(
@@ -254,7 +259,7 @@ def api_routes(provider: Provider) -> list[Route]:
             record["balance_after"] = str((current - amount).quantize(CENTS))
             store.execute(
                 "INSERT INTO bank_transfers VALUES (?,?,?,?,?)",
-                (transfer_id, claims["sub"], jti, json.dumps(record), now()),
+                (transfer_id, claims["sub"], once, json.dumps(record), now()),
             )
         return JSONResponse({"id": transfer_id, **record}, status_code=201)
 

@@ -3,14 +3,17 @@ the demo API and the admin API, wrapped in :class:`~._web.ShieldMiddleware`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -25,9 +28,12 @@ from langchain_agent_auth.devserver._util import check_password, printable_ascii
 from langchain_agent_auth.devserver._web import (
     PAGE_HEADERS,
     BadRequest,
+    FailureLimiter,
     Sessions,
     ShieldMiddleware,
+    busy_response,
     guarded,
+    is_busy,
     json_error,
     oauth_request,
     read_form,
@@ -67,6 +73,8 @@ def _safe_next(value: str | None, realm: str) -> str:
 def build_app(provider: Provider) -> Starlette:
     """Assemble the ASGI app for ``provider``."""
     sessions = {"main": Sessions(provider, "main"), "upstream": Sessions(provider, "upstream")}
+    login_failures = FailureLimiter()
+    password_checks = asyncio.Semaphore(1)
     servers: dict[str, OAuthServer] = {"main": provider.main, "upstream": provider.upstream}
     prefixes = {"main": "", "upstream": "/upstream"}
 
@@ -123,8 +131,27 @@ def build_app(provider: Provider) -> Starlette:
                     400,
                 )
             username, password = form.get("username", ""), form.get("password", "")
+            address = request.client.host if request.client else "?"
+            wait = login_failures.blocked(username, address)
+            if wait:
+                provider.count("logins", f"{realm}_throttled")
+                return page(
+                    _pages.message_page(
+                        "Too many attempts",
+                        f"Too many failed sign-ins. Try again in {wait} seconds.",
+                        realm=realm,
+                    ),
+                    429,
+                    {"Retry-After": str(wait)},
+                )
             user = provider.store.find_user(username) if username else None
-            if user is None or not check_password(password, user["password_hash"]):
+            # scrypt is slow on purpose: run it off the event loop, one at a time.
+            async with password_checks:
+                ok = user is not None and await run_in_threadpool(
+                    check_password, password, user["password_hash"]
+                )
+            if not ok:
+                login_failures.record(username, address)
                 provider.count("logins", f"{realm}_failed")
                 csrf = secrets.token_urlsafe(24)
                 response = page(
@@ -244,8 +271,11 @@ def build_app(provider: Provider) -> Starlette:
             oreq.resolved["acr"] = _ciba.ACR_PASSWORD
             decision = oreq.form.get("decision")
             provider.count("consents", f"{realm}_{'allow' if decision == 'allow' else 'deny'}")
-            return server.create_authorization_response(
-                oreq, grant_user=user if decision == "allow" else None, grant=grant
+            return await run_in_threadpool(
+                server.create_authorization_response,
+                oreq,
+                grant_user=user if decision == "allow" else None,
+                grant=grant,
             )
 
         return guarded_page(authorize, realm)
@@ -271,7 +301,7 @@ def build_app(provider: Provider) -> Starlette:
                 "grants" if realm == "main" else "upstream_grants",
                 grant_type if len(grant_type) < 100 else "(long)",
             )
-            return server.create_token_response(oreq)
+            return await run_in_threadpool(server.create_token_response, oreq)
 
         return token
 
@@ -281,7 +311,7 @@ def build_app(provider: Provider) -> Starlette:
         @guarded
         async def handler(request: Request) -> Response:
             oreq = await oauth_request(request)
-            response = server.create_endpoint_response(name, oreq)
+            response = await run_in_threadpool(server.create_endpoint_response, name, oreq)
             return response if response is not None else json_error(400, "invalid_request")
 
         handler.__name__ = name
@@ -456,13 +486,22 @@ def build_app(provider: Provider) -> Starlette:
         for task in list(provider.tasks):
             task.cancel()
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if is_busy(exc):
+            return busy_response()
+        raise exc
+
     async def server_error(request: Request, exc: Exception) -> Response:
         # Starlette answers with this, then re-raises to the shield, which logs it (redacted).
         return json_error(500, "server_error", "unexpected error")
 
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        exception_handlers={
+            HTTPException: http_error,
+            sqlite3.OperationalError: database_error,
+            Exception: server_error,
+        },
         lifespan=lifespan,
     )
     return ShieldMiddleware(app, provider)  # type: ignore[return-value]

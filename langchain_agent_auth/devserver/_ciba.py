@@ -57,6 +57,7 @@ from langchain_agent_auth.devserver._oauth import (
 from langchain_agent_auth.devserver._rar import (
     AuthorizationDetailsError,
     describe,
+    narrows,
     parse_authorization_details,
 )
 from langchain_agent_auth.devserver._util import (
@@ -437,6 +438,12 @@ def approve(
                 )
             except AuthorizationDetailsError as exc:
                 raise DecisionError(400, "invalid_authorization_details", str(exc)) from None
+            if not narrows(data["approved_details"], data.get("authorization_details")):
+                raise DecisionError(
+                    400,
+                    "invalid_authorization_details",
+                    "an approval may only narrow the request (drop entries or lower an amount)",
+                )
         provider.store.execute(
             "UPDATE ciba_requests SET status='approved', decided_at=?, data=? WHERE id=?",
             (now(), dumps(data), request_id),

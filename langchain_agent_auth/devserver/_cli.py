@@ -182,9 +182,10 @@ def run(args: argparse.Namespace) -> int:
     """``agent-auth dev``: serve in the foreground until interrupted."""
     import uvicorn
 
+    from langchain_agent_auth._serving import bind_socket
     from langchain_agent_auth.devserver._app import build_app
     from langchain_agent_auth.devserver._core import Provider
-    from langchain_agent_auth.devserver._provider import base_url_for, bind_socket
+    from langchain_agent_auth.devserver._provider import base_url_for
     from langchain_agent_auth.devserver._store import Store
 
     if args.ciba_interval < 0:
