@@ -78,6 +78,7 @@ ACCESS_TOKEN_TTL = 600
 REFRESH_TOKEN_TTL = 30 * 24 * 3600
 AUTH_CODE_TTL = 60
 UPSTREAM_ACCESS_TTL = 3600
+PURGE_EVERY = 500  # tokens issued between two purges of expired rows
 
 
 # ---------------------------------------------------------------------------- errors
@@ -943,6 +944,9 @@ class OAuthServer(AuthorizationServer):
             ts + token.get("expires_in", issuance.ttl),
         )
         insert_access = "INSERT INTO access_tokens VALUES (?,?,?,?,?,?,?,?,?,?,NULL)"
+        self.provider.issued += 1
+        if self.provider.issued % PURGE_EVERY == 0:
+            self.provider.store.purge_expired()
         if "refresh_token" not in token or not issuance.grant_id:
             self.provider.store.execute(insert_access, access_row)
             return

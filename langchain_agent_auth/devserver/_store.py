@@ -151,9 +151,16 @@ class Store:
         ['alice', 'bob']
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, keyring: Keyring | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        keyring: Keyring | None = None,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> None:
         self.data_dir = private_dir(data_dir)
         self.path = private_file(self.data_dir / "provider.sqlite3")
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -169,6 +176,7 @@ class Store:
         self.keyring = keyring or default_keyring(self.data_dir)
         self._seed()
         self._seal_plain_keys()
+        self.purge_expired()
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -179,7 +187,7 @@ class Store:
         if db is None:
             if self._closed:
                 raise sqlite3.ProgrammingError("the store is closed")
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=self.busy_timeout)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -220,6 +228,21 @@ class Store:
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         return self._db.execute(sql, params).rowcount
+
+    def purge_expired(self, grace: int = 3600) -> dict[str, int]:
+        """Delete rows nobody can use any more (expired more than ``grace`` seconds ago), so a
+        long-running provider under load does not grow without bound."""
+        cutoff = now() - grace
+        statements = {
+            "access_tokens": "DELETE FROM access_tokens WHERE expires_at<?",
+            "refresh_tokens": "DELETE FROM refresh_tokens WHERE expires_at<?",
+            "auth_codes": "DELETE FROM auth_codes WHERE expires_at<?",
+            "sessions": "DELETE FROM sessions WHERE expires_at<?",
+            "assertion_jtis": "DELETE FROM assertion_jtis WHERE expires_at<?",
+            "connect_states": "DELETE FROM connect_states WHERE expires_at<?",
+            "ciba_requests": "DELETE FROM ciba_requests WHERE expires_at<?",
+        }
+        return {table: self.execute(sql, (cutoff,)) for table, sql in statements.items()}
 
     # ------------------------------------------------------------------ secrets & seed
     def _load_or_create_secrets(self) -> Secrets:
