@@ -132,7 +132,16 @@ def build_app(provider: Provider) -> Starlette:
                 )
             username, password = form.get("username", ""), form.get("password", "")
             address = request.client.host if request.client else "?"
-            wait = login_failures.blocked(username, address)
+            user = provider.store.find_user(username) if username else None
+            # scrypt is slow on purpose: off the event loop, one at a time, and the throttle is
+            # checked once it is our turn (concurrent attempts cannot all slip past the limit).
+            async with password_checks:
+                wait = login_failures.blocked(username, address)
+                ok = (
+                    not wait
+                    and user is not None
+                    and await run_in_threadpool(check_password, password, user["password_hash"])
+                )
             if wait:
                 provider.count("logins", f"{realm}_throttled")
                 return page(
@@ -143,12 +152,6 @@ def build_app(provider: Provider) -> Starlette:
                     ),
                     429,
                     {"Retry-After": str(wait)},
-                )
-            user = provider.store.find_user(username) if username else None
-            # scrypt is slow on purpose: run it off the event loop, one at a time.
-            async with password_checks:
-                ok = user is not None and await run_in_threadpool(
-                    check_password, password, user["password_hash"]
                 )
             if not ok:
                 login_failures.record(username, address)
