@@ -174,7 +174,7 @@ def build_app(provider: Provider) -> Starlette:
                 return response
             provider.count("logins", realm)
             response = redirect(next_url)
-            sessions[realm].create(response, user["sub"])
+            await run_in_threadpool(sessions[realm].create, response, user["sub"])
             response.delete_cookie(cookie, path=prefix or "/")
             return response
 
@@ -384,10 +384,14 @@ def build_app(provider: Provider) -> Starlette:
                 return page(_pages.message_page("Session expired", "Reload the approvals page."), 400)
             try:
                 if action == "approve":
-                    _, ping = _ciba.approve(provider, request.path_params["id"], user=session.sub)
+                    _, ping = await run_in_threadpool(
+                        _ciba.approve, provider, request.path_params["id"], user=session.sub
+                    )
                 else:
                     reason = (form.get("reason") or "").strip()[:200] or None
-                    _, ping = _ciba.deny(provider, request.path_params["id"], user=session.sub, reason=reason)
+                    _, ping = await run_in_threadpool(
+                        _ciba.deny, provider, request.path_params["id"], user=session.sub, reason=reason
+                    )
             except _ciba.DecisionError:
                 return redirect("/approvals?done=gone")
             if ping:
@@ -428,7 +432,9 @@ def build_app(provider: Provider) -> Starlette:
         if params.get("error") or not params.get("code") or not params.get("state"):
             return redirect("/connections?done=cancelled")
         try:
-            _exchange.finish_connect(provider, session.sub, params["state"], params["code"])
+            await run_in_threadpool(
+                _exchange.finish_connect, provider, session.sub, params["state"], params["code"]
+            )
         except (ValueError, OAuth2Error):
             return redirect("/connections?done=failed")
         return redirect("/connections?done=linked")
@@ -440,7 +446,7 @@ def build_app(provider: Provider) -> Starlette:
         form = dict(await read_form(request))
         if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
             return page(_pages.message_page("Session expired", "Reload the page."), 400)
-        _exchange.unlink(provider, session.sub, request.path_params["connection"])
+        await run_in_threadpool(_exchange.unlink, provider, session.sub, request.path_params["connection"])
         return redirect("/connections?done=unlinked")
 
     # The machine-to-machine endpoints first: Starlette tries routes in order.
