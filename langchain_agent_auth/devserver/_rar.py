@@ -199,11 +199,13 @@ def _humanize(name: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _plain(value: Any) -> str:
+def _plain(value: Any, depth: int = 0) -> str:
+    if depth > MAX_DEPTH:  # rows stored before the parse-time limit existed
+        return "..."
     if isinstance(value, list):
-        return ", ".join(_plain(v) for v in value)
+        return ", ".join(_plain(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return "; ".join(f"{_humanize(str(k))}: {_plain(v)}" for k, v in value.items())
+        return "; ".join(f"{_humanize(str(k))}: {_plain(v, depth + 1)}" for k, v in value.items())
     if value is None:
         return "-"
     if isinstance(value, bool):

@@ -168,3 +168,16 @@ async def test_a_huge_chunked_body_is_refused_without_reading_it_all() -> None:
     await app(scope, receive, send)
     assert sent[0]["status"] == 413 and json.loads(sent[1]["body"])["code"] == "validation_error"
     assert len(received) <= MAX_BODY_BYTES // 65536 + 2  # stopped at the limit, not at the end
+
+
+def test_deep_json_and_wrong_types_are_400_on_every_post_route(server: tuple[TestClient, str, str]) -> None:
+    client, store_id, _ = server
+    posts = [
+        path.replace("{store_id}", store_id) for path, methods in ROUTES if "POST" in methods and "{path" not in path
+    ]
+    assert len(posts) == 8
+    for path in posts:
+        r = client.post(path, content=_deep(1000), headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["code"] == "validation_error", (path, r.text)
+    r = client.post(f"/stores/{store_id}/read", json={"tuple_key": {"object": ["document:1"]}})
+    assert r.status_code == 400 and "tuple_key.object" in r.json()["message"]
