@@ -181,7 +181,7 @@ class Keyring:
 
 
 def private_dir(path: str | os.PathLike[str]) -> pathlib.Path:
-    """Create ``path`` (and missing parents) readable by its owner only (0700). An existing
+    """Create ``path`` (and any missing parents) for its owner only (0700). An existing
     directory that group or others can enter is left as it is, with a warning: on a shared
     machine it exposes what it holds.
 
@@ -201,9 +201,10 @@ def private_dir(path: str | os.PathLike[str]) -> pathlib.Path:
                 stacklevel=2,
             )
         return directory
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    directory.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+    missing = [directory, *(p for p in directory.parents if not p.exists())]
+    for path in reversed(missing):  # parents we create are ours too: 0700 as well
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
     return directory
 
 

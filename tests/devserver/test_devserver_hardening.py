@@ -208,6 +208,7 @@ def test_data_dir_and_database_files_are_private(tmp_path: Path) -> None:
     try:
         store.execute("INSERT OR REPLACE INTO meta VALUES ('probe', '1')")  # the WAL exists now
         assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert stat.S_IMODE(data.parent.stat().st_mode) == 0o700  # a parent it created, too
         for name in ("provider.sqlite3", "provider.sqlite3-wal", "provider.sqlite3-shm", "secrets.json", "keys"):
             path = data / name
             assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600, name
