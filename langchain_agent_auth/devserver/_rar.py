@@ -95,21 +95,33 @@ def parse_authorization_details(
     return out
 
 
-def _unsafe(text: str) -> bool:
-    # Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned
-    # characters: what can make the approval page show something other than what is signed.
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text)
+def inert(text: str, *, keep_newlines: bool = False) -> str:
+    r"""``text`` with control, format (bidi overrides, zero-width), surrogate, private-use and
+    unassigned characters shown as visible ``\\u`` escapes: a person sees exactly what is signed.
+
+    Example:
+        >>> inert("ACME \u202egro.live")
+        'ACME \\u202egro.live'
+    """
+
+    def show(ch: str) -> str:
+        if keep_newlines and ch == "\n":
+            return ch
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+        return ch
+
+    return "".join(show(ch) for ch in text)
 
 
 def _check_strings(value: Any, depth: int) -> None:
-    """Bound the depth and refuse strings a person could be misled by, in keys and values."""
+    """Bound the depth and the strings (control and bidi characters are accepted: the agent's
+    arguments may hold them; every view renders them inert, see :func:`inert`)."""
     if depth > MAX_DEPTH:
         raise AuthorizationDetailsError(f"authorization_details is nested more than {MAX_DEPTH} levels")
     if isinstance(value, str):
-        if len(value) > MAX_STRING or _unsafe(value):
-            raise AuthorizationDetailsError(
-                "authorization_details strings must be printable text without control or bidi characters"
-            )
+        if len(value) > MAX_STRING:
+            raise AuthorizationDetailsError(f"authorization_details strings are at most {MAX_STRING} characters")
     elif isinstance(value, list):
         for item in value:
             _check_strings(item, depth + 1)
@@ -253,4 +265,8 @@ def describe(detail: dict[str, Any]) -> dict[str, Any]:
     for name, value in detail.items():
         if name not in shown:
             rows.append((_humanize(name), _plain(value)))
-    return {"type": kind, "title": title, "rows": rows}
+    return {
+        "type": inert(str(kind)),
+        "title": inert(title),
+        "rows": [(inert(label), inert(text)) for label, text in rows],
+    }

@@ -169,21 +169,43 @@ def test_pkce_is_required_unless_registered_without_it(idp: LocalProvider) -> No
 
 # ---------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
-    "details,reason",
+    "details",
     [
-        ([{"type": "agent_action", "actions": ["x"], "n": json.loads("[" * 350 + "]" * 350)}], "nested"),
-        (_pay("1.00", creditor="ACME \u202egro.live"), "bidi"),
-        (_pay("1.00", creditor="ACME\x1b[2J"), "control"),
-        ([{"type": "agent_action", "actions": ["pay\u200b"]}], "zero-width"),
+        [{"type": "agent_action", "actions": ["x"], "n": json.loads("[" * 350 + "]" * 350)}],
+        [{"type": "agent_action", "actions": ["x"], "note": "a" * 3000}],
     ],
+    ids=["nested-350", "huge-string"],
 )
-def test_hostile_authorization_details_are_refused(handle: ProviderHandle, details: list, reason: str) -> None:
-    try:
-        text = json.dumps(details)
-    except RecursionError:  # pragma: no cover - json.dumps handles 350 levels
-        pytest.skip("cannot build the payload")
-    r = handle.bc_authorize(login_hint="bob", scope="openid", authorization_details=text)
-    assert r.status_code == 400 and r.json()["error"] == "invalid_authorization_details", (reason, r.text)
+def test_oversized_authorization_details_are_refused(handle: ProviderHandle, details: list) -> None:
+    r = handle.bc_authorize(login_hint="bob", scope="openid", authorization_details=json.dumps(details))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_authorization_details", r.text
+
+
+def test_bidi_and_control_characters_are_inert_on_the_page_and_in_views(
+    handle: ProviderHandle, idp: LocalProvider
+) -> None:
+    # An agent's arguments may hold anything; the person must see exactly what is signed.
+    details = [
+        {"type": "payment_initiation", "instructedAmount": {"amount": "1.00", "currency": "EUR"},
+         "creditorName": "ACME \u202egro.live\x1b[2J\u200b"},
+    ]
+    message = "Pay inert"
+    r = handle.bc_authorize(login_hint="alice", scope="openid", binding_message=message,
+                            authorization_details=json.dumps(details))
+    assert r.status_code == 200, r.text
+    pending = handle.pending_one("alice", message)
+    title = pending["authorization_details_view"][0]["title"]
+    assert title == "Pay 1.00 EUR to ACME \\u202egro.live\\u001b[2J\\u200b"
+    assert pending["authorization_details"] == details  # the token carries them unchanged
+    with httpx.Client(base_url=idp.url) as browser:
+        login = browser.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
+        browser.post("/login", data={"username": "alice", "password": idp.users["alice"], "csrf": csrf,
+                                     "next": "/approvals"})
+        page = browser.get("/approvals").text
+    assert "\u202e" not in page and "\x1b" not in page and "\u200b" not in page
+    assert "ACME \\u202egro.live" in page
+    handle.deny(pending["id"])
 
 
 def test_deep_json_bodies_are_400_not_500(idp: LocalProvider, handle: ProviderHandle) -> None:
