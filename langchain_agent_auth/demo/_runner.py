@@ -241,7 +241,9 @@ class Demo:
             self.data_dir = Path(self.args.data_dir).expanduser().resolve()
             self.console.add_safe(str(self.data_dir))
             try:
-                self.data_dir.mkdir(parents=True, exist_ok=True)
+                from langchain_agent_auth.crypto import private_dir
+
+                private_dir(self.data_dir)  # 0700: tokens and keys live here
             except OSError as exc:
                 raise DemoError(f"cannot create the data directory {self.data_dir}: "
                                 f"{exc.strerror or exc}. Choose another one with --data-dir.") from None

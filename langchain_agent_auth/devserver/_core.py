@@ -51,6 +51,7 @@ class Provider:
         self._stats_lock = threading.Lock()
         self._outage: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.issued = 0  # tokens issued by this process (expired rows are purged every few hundred)
         self.main = build_main_server(self)
         self.upstream = build_upstream_server(self)
 

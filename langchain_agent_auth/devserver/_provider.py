@@ -4,7 +4,6 @@ over real HTTP (the admin API and the sign-in pages) the way tests, notebooks an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from langchain_agent_auth._serving import bind_socket
 from langchain_agent_auth.errors import (
     ConfigurationError,
     OAuthError,
@@ -551,23 +551,6 @@ class LocalProvider:
         if token.status_code != 200:
             raise oauth_error_from_response(body, status_code=token.status_code)
         return body
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind a listening TCP socket (``port=0``: a free port chosen by the OS)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
-    # TCP, and without it every response waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
 
 
 def base_url_for(host: str, port: int) -> str:

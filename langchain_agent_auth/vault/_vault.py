@@ -100,8 +100,12 @@ def open_default_store(path: str | os.PathLike[str]) -> BaseStore:
     """
     from langgraph.store.sqlite import SqliteStore
 
+    from langchain_agent_auth.crypto import private_dir, private_file
+
     file = pathlib.Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
+    if not file.parent.exists():
+        private_dir(file.parent)  # created 0700; an existing directory is the caller's choice
+    private_file(file)  # 0600, and so are SQLite's -wal/-shm files
     conn = sqlite3.connect(str(file), check_same_thread=False, isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     store = SqliteStore(conn)
