@@ -24,6 +24,7 @@ from langchain_agent_auth.devserver._admin import admin_routes
 from langchain_agent_auth.devserver._api import api_routes
 from langchain_agent_auth.devserver._oauth import OAuthServer, find_token
 from langchain_agent_auth.devserver._rar import describe
+from langchain_agent_auth.devserver._register import cimd_client, is_cimd_url, register_endpoint
 from langchain_agent_auth.devserver._util import check_password, printable_ascii, split_scope
 from langchain_agent_auth.devserver._web import (
     PAGE_HEADERS,
@@ -208,6 +209,9 @@ def build_app(provider: Provider) -> Starlette:
 
         async def authorize(request: Request) -> Response:
             oreq = await oauth_request(request)
+            client_id = oreq.payload.data.get("client_id") if realm == "main" else None
+            if is_cimd_url(client_id) and provider.store.get_client(client_id, "main") is None:
+                await run_in_threadpool(cimd_client, provider, client_id)  # a Client ID Metadata Document
             session = sessions[realm].current(request)
             if request.method == "POST" and (
                 session is None or not secrets.compare_digest(str(oreq.form.get("csrf", "")), session.csrf)
@@ -452,6 +456,7 @@ def build_app(provider: Provider) -> Starlette:
     # The machine-to-machine endpoints first: Starlette tries routes in order.
     routes = [
         Route("/token", token_handler("main"), methods=["POST"]),
+        Route("/register", register_endpoint(provider), methods=["POST"]),
         Route("/bc-authorize", endpoint_handler("main", "backchannel_authentication"), methods=["POST"]),
         Route("/", index, methods=["GET"]),
         Route("/.well-known/openid-configuration", discovery, methods=["GET"]),

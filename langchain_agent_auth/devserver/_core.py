@@ -119,6 +119,8 @@ class Provider:
             "introspection_endpoint": base + "/introspect",
             "revocation_endpoint": base + "/revoke",
             "backchannel_authentication_endpoint": base + "/bc-authorize",
+            "registration_endpoint": base + "/register",
+            "client_id_metadata_document_supported": True,
             "scopes_supported": [*OIDC_SCOPES, *resource_scopes],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],

@@ -120,8 +120,11 @@ class MCPServer:
             raise ConfigurationError(f"grant must be 'authorization_code' or 'client_credentials', not {self.grant!r}")
         if self.grant == "client_credentials" and not self.client_id:
             raise ConfigurationError("client_credentials needs a pre-registered client_id")
-        if self.client_metadata_url is not None and urlsplit(self.client_metadata_url).scheme != "https":
-            raise ConfigurationError("a Client ID Metadata Document URL must be https")
+        if self.client_metadata_url is not None:
+            parts = urlsplit(self.client_metadata_url)
+            if parts.path in ("", "/"):
+                raise ConfigurationError("a Client ID Metadata Document URL needs a path")
+            require_secure(self.client_metadata_url, "Client ID Metadata Document")
         if not 1 <= int(self.max_authorizations) <= 10:
             raise ConfigurationError("max_authorizations must be 1 to 10")
         if self.scopes is not None:

@@ -299,6 +299,8 @@ def test_configuration_errors_are_clear():
         MCPServer(MCP, grant="client_credentials")
     with pytest.raises(ConfigurationError, match="https"):
         MCPServer(MCP, client_metadata_url="http://agent.example/cimd.json")
+    with pytest.raises(ConfigurationError, match="path"):
+        MCPServer(MCP, client_metadata_url="https://agent.example/")
     with pytest.raises(ConfigurationError, match="max_authorizations"):
         MCPServer(MCP, max_authorizations=0)
 

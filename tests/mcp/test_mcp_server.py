@@ -137,18 +137,17 @@ async def test_two_users_of_one_agent_get_their_own_mcp_tokens_through_langchain
         auth.tokens.get(auth.token_key(users["bob"])).access_token
 
 
-async def test_the_official_sdk_client_authorizes_against_the_local_provider_and_our_server(world):
+async def test_the_official_sdk_client_registers_and_authorizes_at_the_local_provider(world):
+    """Independent code: the SDK's OAuthClientProvider discovers our server's metadata, registers
+    itself at the local provider (RFC 7591), signs bob in with PKCE and resource, and calls."""
     from mcp.client.auth import OAuthClientProvider, TokenStorage
-    from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+    from mcp.shared.auth import OAuthClientMetadata
 
     idp, url = world
-    registered = idp.add_client(client_name="official SDK client", redirect_uris=[REDIRECT],
-                                grant_types=["authorization_code", "refresh_token"],
-                                token_endpoint_auth_method="client_secret_post")
 
     class Storage(TokenStorage):
         def __init__(self) -> None:
-            self.tokens: OAuthToken | None = None
+            self.tokens = self.info = None
 
         async def get_tokens(self):
             return self.tokens
@@ -157,12 +156,10 @@ async def test_the_official_sdk_client_authorizes_against_the_local_provider_and
             self.tokens = tokens
 
         async def get_client_info(self):
-            return OAuthClientInformationFull(client_id=registered["client_id"],
-                                              client_secret=registered["client_secret"], redirect_uris=[REDIRECT],
-                                              token_endpoint_auth_method="client_secret_post")
+            return self.info
 
         async def set_client_info(self, info):
-            pass
+            self.info = info
 
     asked: list[str] = []
 
@@ -174,10 +171,40 @@ async def test_the_official_sdk_client_authorizes_against_the_local_provider_and
         query = parse_qs(urlsplit(back).query)
         return query["code"][0], query.get("state", [None])[0]
 
+    storage = Storage()
     provider = OAuthClientProvider(url, OAuthClientMetadata(redirect_uris=[REDIRECT], client_name="sdk"),
-                                   Storage(), redirect_handler=redirect, callback_handler=callback)
+                                   storage, redirect_handler=redirect, callback_handler=callback)
     assert await _call(url, provider, "whoami") == f"bob via {idp.issuer}"
+    assert storage.info is not None and storage.info.client_id.startswith("dyn-")  # registered dynamically
     assert parse_qs(urlsplit(asked[0]).query)["resource"] == [url]
+
+
+async def test_our_client_registers_dynamically_or_by_metadata_document(world):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    idp, url = world
+    alice = UserIdentity(subject="alice", issuer=idp.issuer)
+    # RFC 7591: no client id configured, the provider advertises registration_endpoint
+    auth = MCPAuth(MCPServer(url, redirect_uri=REDIRECT), user=alice)
+    with pytest.raises(MCPAuthorizationRequired) as info:
+        await _call(url, auth, "whoami")
+    assert parse_qs(urlsplit(info.value.authorize_url).query)["client_id"][0].startswith("dyn-")
+    assert await _call_signing_in(idp, url, auth, "alice", "whoami") == f"alice via {idp.issuer}"
+    # A Client ID Metadata Document the provider fetches (loopback http here, https in production)
+    port = free_port()
+    cimd = f"http://127.0.0.1:{port}/agent/cimd.json"
+    doc = {"client_id": cimd, "client_name": "notes agent", "redirect_uris": [REDIRECT],
+           "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"]}
+    app = Starlette(routes=[Route("/agent/cimd.json", lambda request: JSONResponse(doc))])
+    with ServedApp(app, port):
+        bob = UserIdentity(subject="bob", issuer=idp.issuer)
+        auth = MCPAuth(MCPServer(url, client_metadata_url=cimd, redirect_uri=REDIRECT), user=bob)
+        with pytest.raises(MCPAuthorizationRequired) as info:
+            await _call(url, auth, "whoami")
+        assert parse_qs(urlsplit(info.value.authorize_url).query)["client_id"] == [cimd]
+        assert await _call_signing_in(idp, url, auth, "bob", "whoami") == f"bob via {idp.issuer}"
 
 
 async def test_an_agent_pauses_with_connect_account_and_resumes_once_the_user_signed_in(world):
