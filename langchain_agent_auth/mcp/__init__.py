@@ -37,11 +37,18 @@ from langchain_agent_auth.mcp._discovery import (
     parse_challenge,
 )
 from langchain_agent_auth.mcp._guard import MCPAuthMiddleware, MCPGuard, authorization_required, with_mcp_auth
-from langchain_agent_auth.mcp._server import MCPTokenVerifier, ToolScopes, mcp_auth_settings, mcp_user
+from langchain_agent_auth.mcp._server import (
+    DownstreamTokens,
+    MCPTokenVerifier,
+    ToolScopes,
+    mcp_auth_settings,
+    mcp_user,
+)
 
 __all__ = [
     "Authorizer",
     "BearerChallenge",
+    "DownstreamTokens",
     "HeadlessAuthorizer",
     "MCPAuth",
     "MCPAuthMiddleware",

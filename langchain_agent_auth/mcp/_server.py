@@ -10,6 +10,9 @@ For servers built with the official ``mcp`` SDK (``FastMCP``, streamable HTTP):
   insufficient_scope`` for the server-wide scopes.
 * :func:`mcp_user` gives an MCP tool the verified :class:`~langchain_agent_auth.UserIdentity`
   (claims only, never the token), so tools can check fga relations for that user.
+* :class:`DownstreamTokens` gives a tool a token for an API it calls on the user's behalf:
+  the caller's token is exchanged (RFC 8693) at the authorization server, which names this
+  MCP server in the new token's ``act`` claim (delegation, not impersonation).
 * :class:`ToolScopes` (ASGI) demands scopes per tool: a ``tools/call`` of a listed tool
   whose token lacks them gets ``403`` with ``error="insufficient_scope"`` and the scopes to
   ask for, which MCP clients (:class:`~langchain_agent_auth.mcp.MCPAuth` among them) turn
@@ -35,7 +38,7 @@ from langchain_agent_auth.errors import ConfigurationError, IdentityError, Token
 from langchain_agent_auth.mcp._discovery import require_secure
 from langchain_agent_auth.oauth.jwt import JWTVerifier
 
-__all__ = ["MCPTokenVerifier", "ToolScopes", "mcp_auth_settings", "mcp_user"]
+__all__ = ["DownstreamTokens", "MCPTokenVerifier", "ToolScopes", "mcp_auth_settings", "mcp_user"]
 
 log = logging.getLogger(__name__)
 _MCP_HINT = "install the MCP extra: pip install 'langchain-agent-auth[mcp]'"
@@ -207,3 +210,73 @@ async def _answer(send: Send, status: int, body: dict[str, Any], headers: list[t
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": payload})
+
+
+class DownstreamTokens:
+    """Tokens for an API an MCP tool calls on the user's behalf, by RFC 8693 token exchange.
+
+    The subject token is the verified bearer token of the current MCP request; the MCP server
+    authenticates as its own client (``client``: an :class:`~langchain_agent_auth.oauth.OAuthClient`
+    registered at the authorization server with permission to exchange the agent's tokens), and
+    the authorization server issues a token for ``audience`` / ``resource`` whose ``act`` claim
+    names this server. Tokens are cached per user and scopes until shortly before they expire;
+    they never leave the tool (never in a tool result).
+
+    Example:
+        >>> from langchain_agent_auth.oauth import OAuthClient
+        >>> downstream = DownstreamTokens(OAuthClient("https://idp.example", "notes-mcp", "s3cret-value"),
+        ...                               resource="https://files.example", scopes=["files:read"])
+        >>> downstream.resource
+        'https://files.example'
+    """
+
+    def __init__(self, client: Any, *, audience: str | None = None, resource: str | None = None,
+                 scopes: Sequence[str] = (), leeway: float = 30.0) -> None:
+        if not audience and not resource:
+            raise ConfigurationError("DownstreamTokens needs the downstream API's audience= or resource=")
+        self.client, self.audience, self.resource = client, audience, resource
+        self.scopes = tuple(scopes)
+        self.leeway = leeway
+        self._cache: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def _subject(self) -> tuple[str, str]:
+        try:
+            from mcp.server.auth.middleware.auth_context import get_access_token
+        except ImportError:
+            raise ConfigurationError(f"the official MCP SDK is not installed: {_MCP_HINT}") from None
+        access = get_access_token()
+        user = mcp_user()
+        if access is None or user is None:
+            raise IdentityError("no verified caller for this MCP request: nothing to exchange")
+        return access.token, user.key
+
+    def _cached(self, key: tuple[str, tuple[str, ...]]) -> Any:
+        token = self._cache.get(key)
+        return token if token is not None and not token.is_expired(self.leeway) else None
+
+    def _kwargs(self, scopes: Sequence[str] | None) -> dict[str, Any]:
+        return {"audience": self.audience, "resource": self.resource, "scope": list(scopes or self.scopes) or None}
+
+    def get(self, scopes: Sequence[str] | None = None) -> Any:
+        """The downstream token (a ``TokenResponse``) for the current MCP request's user."""
+        subject, user = self._subject()
+        key = (user, tuple(scopes or self.scopes))
+        token = self._cached(key)
+        if token is None:
+            token = self.client.token_exchange(subject, **self._kwargs(scopes))
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = token
+        return token
+
+    async def aget(self, scopes: Sequence[str] | None = None) -> Any:
+        """Async :meth:`get`."""
+        subject, user = self._subject()
+        key = (user, tuple(scopes or self.scopes))
+        token = self._cached(key)
+        if token is None:
+            token = await self.client.atoken_exchange(subject, **self._kwargs(scopes))
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = token
+        return token

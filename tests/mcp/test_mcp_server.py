@@ -19,9 +19,16 @@ from mcp.server.fastmcp import FastMCP
 
 from langchain_agent_auth import LocalProvider, UserIdentity, acting_as
 from langchain_agent_auth.errors import MCPAuthorizationRequired
-from langchain_agent_auth.mcp import MCPAuth, MCPServer
-from langchain_agent_auth.mcp._server import MCPTokenVerifier, ToolScopes, mcp_auth_settings, mcp_user
-from langchain_agent_auth.oauth import JWTVerifier
+from langchain_agent_auth.mcp import (
+    DownstreamTokens,
+    MCPAuth,
+    MCPServer,
+    MCPTokenVerifier,
+    ToolScopes,
+    mcp_auth_settings,
+    mcp_user,
+)
+from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
 from tests.mcp.helpers import ServedApp, free_port, sign_in
 
 REDIRECT = "http://127.0.0.1/callback"
@@ -34,7 +41,14 @@ def world():
     with LocalProvider() as idp:
         port = free_port()
         url = f"http://127.0.0.1:{port}/mcp"
-        idp.add_resource(url, "files:read files:write", description="Files MCP server")
+        idp.add_resource(url, "files:read files:write downstream:read", description="Files MCP server")
+        # the server's own client: it may exchange the agent's tokens for downstream ones (RFC 8693)
+        mcp_secret = idp.add_client(client_id="files-mcp", client_name="Files MCP server",
+                                    grant_types=["urn:ietf:params:oauth:grant-type:token-exchange"],
+                                    token_exchange_from_clients=[idp.client_id])["client_secret"]
+        downstream = DownstreamTokens(OAuthClient(idp.issuer, "files-mcp", mcp_secret),
+                                      resource="urn:example:downstream", scopes=["downstream:read"])
+        downstream_verifier = JWTVerifier(idp.issuer, audience="urn:example:downstream")
         verifier = MCPTokenVerifier(JWTVerifier(idp.issuer, audience=url))
         server = FastMCP("files", token_verifier=verifier, host="127.0.0.1", port=port,
                          auth=mcp_auth_settings(idp.issuer, url, scopes=["files:read"]))
@@ -50,7 +64,15 @@ def world():
             """Write a note for the caller."""
             return f"{mcp_user().subject} wrote {text}"
 
-        app = ToolScopes(server.streamable_http_app(), verifier, {"write_note": ["files:write"]},
+        @server.tool()
+        async def downstream_whoami() -> str:
+            """Who the downstream API sees, and who acts for them."""
+            token = await downstream.aget()
+            claims = await downstream_verifier.averify(token.access_token)
+            return f"{claims['sub']} act={claims['act']['sub']} aud={claims['aud']}"
+
+        app = ToolScopes(server.streamable_http_app(), verifier,
+                         {"write_note": ["files:write"], "downstream_whoami": ["downstream:read"]},
                          resource_metadata_url=f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp")
         with ServedApp(app, port):
             yield idp, url
@@ -241,3 +263,12 @@ async def test_an_agent_pauses_with_connect_account_and_resumes_once_the_user_si
     assert f"carol via {idp.issuer}" in str(tool_messages[-1].content)
     token = auth.tokens.get(auth.token_key(carol)).access_token
     assert token not in str(result) and token not in str(pause)
+
+
+async def test_a_tool_calls_a_downstream_api_with_an_exchanged_token_naming_the_mcp_server(world):
+    idp, url = world
+    alice = UserIdentity(subject="alice", issuer=idp.issuer)
+    auth = MCPAuth(_server(idp, url), user=alice)
+    # downstream_whoami needs downstream:read: a step-up where alice allows it, then the exchange
+    out = await _call_signing_in(idp, url, auth, "alice", "downstream_whoami")
+    assert out == "alice act=files-mcp aud=urn:example:downstream"
