@@ -442,6 +442,51 @@ class LocalProvider:
         self.admin.request("POST", "/upstream/outage", json={"token": token, "api": api})
 
     # ------------------------------------------------------------------ sign in like a browser
+    def sign_in(self, authorize_url: str, username: str, password: str | None = None, *,
+                redirect_uri: str) -> str:
+        """Play ``username``'s browser on an authorization URL: sign in, allow, and return the
+        URL the provider redirects to (``redirect_uri?code=...&state=...&iss=...``). For flows
+        that build their own authorization request (the vault's connect flow, MCP clients);
+        :meth:`login` is the whole code flow.
+
+        Raises :class:`OAuthError` for a wrong password and :class:`ProtocolError` when the
+        pages do not lead back to ``redirect_uri``.
+        """
+        import httpx
+
+        if password is None:
+            password = self.users.get(username)
+            if password is None:
+                raise ConfigurationError(f"no seeded password for {username!r}; pass password=")
+        target = urlsplit(redirect_uri)
+        with httpx.Client(follow_redirects=False, timeout=15) as browser:
+            response = browser.get(authorize_url)
+            for _ in range(12):
+                if response.status_code in (301, 302, 303, 307):
+                    location = urljoin(str(response.url), response.headers["location"])
+                    parts = urlsplit(location)
+                    if (parts.scheme, parts.hostname, parts.path) == (target.scheme, target.hostname, target.path):
+                        return location
+                    response = browser.get(location)
+                    continue
+                forms = [f for f in _forms(response.text) if f["method"] == "post"]
+                login_form = next((f for f in forms if any(n == "password" for n, _, _ in f["fields"])), None)
+                consent = next((f for f in forms if any(n == "decision" for n, _, _ in f["buttons"])), None)
+                if login_form is not None:
+                    data = {n: v for n, v, _ in login_form["fields"]}
+                    data.update(username=username, password=password)
+                    response = browser.post(urljoin(str(response.url), login_form["action"]), data=data)
+                    if response.status_code == 401:
+                        raise OAuthError("wrong username or password", error="access_denied", status_code=401)
+                elif consent is not None:
+                    pairs = [(n, v) for n, v, _ in consent["fields"]] + [("decision", "allow")]
+                    response = browser.post(urljoin(str(response.url), consent["action"]), content=urlencode(pairs),
+                                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+                else:
+                    raise ProtocolError(f"unexpected page during sign-in (HTTP {response.status_code})",
+                                        status_code=response.status_code)
+        raise ProtocolError("sign-in did not reach the redirect URI")
+
     def login(
         self,
         username: str,
@@ -490,46 +535,9 @@ class LocalProvider:
             params.append(("audience", audience))
         if authorization_details is not None:
             params.append(("authorization_details", json.dumps(authorization_details)))
-        target = urlsplit(redirect_uri)
+        location = self.sign_in(f"{issuer}/authorize?{urlencode(params)}", username, password,
+                                redirect_uri=redirect_uri)
         with httpx.Client(follow_redirects=False, timeout=15) as browser:
-            response = browser.get(issuer + "/authorize", params=params)
-            location = None
-            for _ in range(12):
-                if response.status_code in (301, 302, 303, 307):
-                    location = urljoin(str(response.url), response.headers["location"])
-                    parts = urlsplit(location)
-                    if (parts.scheme, parts.hostname, parts.path) == (
-                        target.scheme,
-                        target.hostname,
-                        target.path,
-                    ):
-                        break
-                    response = browser.get(location)
-                    location = None
-                    continue
-                forms = [f for f in _forms(response.text) if f["method"] == "post"]
-                login_form = next((f for f in forms if any(n == "password" for n, _, _ in f["fields"])), None)
-                consent = next((f for f in forms if any(n == "decision" for n, _, _ in f["buttons"])), None)
-                if login_form is not None:
-                    data = {n: v for n, v, _ in login_form["fields"]}
-                    data.update(username=username, password=password)
-                    response = browser.post(urljoin(str(response.url), login_form["action"]), data=data)
-                    if response.status_code == 401:
-                        raise OAuthError("wrong username or password", error="access_denied", status_code=401)
-                elif consent is not None:
-                    data_pairs = [(n, v) for n, v, _ in consent["fields"]] + [("decision", "allow")]
-                    response = browser.post(
-                        urljoin(str(response.url), consent["action"]),
-                        content=urlencode(data_pairs),
-                        headers={"Content-Type": "application/x-www-form-urlencoded"},
-                    )
-                else:
-                    raise ProtocolError(
-                        f"unexpected page during sign-in (HTTP {response.status_code})",
-                        status_code=response.status_code,
-                    )
-            if location is None:
-                raise ProtocolError("sign-in did not reach the redirect URI")
             query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
             if "error" in query:
                 raise oauth_error_from_response(query)

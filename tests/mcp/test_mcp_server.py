@@ -6,6 +6,7 @@ SDK's own OAuthClientProvider (independent code) against our server and provider
 from __future__ import annotations
 
 import asyncio
+import functools
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -29,7 +30,7 @@ from langchain_agent_auth.mcp import (
     mcp_user,
 )
 from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
-from tests.mcp.helpers import ServedApp, free_port, sign_in
+from tests.mcp.helpers import ServedApp, free_port
 
 REDIRECT = "http://127.0.0.1/callback"
 
@@ -100,7 +101,8 @@ async def _call_signing_in(idp, url, auth, user, tool, args=None):
         try:
             return await _call(url, auth, tool, args)
         except MCPAuthorizationRequired as pause:
-            callback = await asyncio.to_thread(sign_in, pause.authorize_url, user, idp.users[user], REDIRECT)
+            callback = await asyncio.to_thread(functools.partial(idp.sign_in, pause.authorize_url, user,
+                                                                 redirect_uri=REDIRECT))
             await auth.acomplete(callback)
     raise AssertionError("still not authorized")
 
@@ -189,7 +191,7 @@ async def test_the_official_sdk_client_registers_and_authorizes_at_the_local_pro
         asked.append(authorization_url)
 
     async def callback() -> tuple[str, str | None]:
-        back = await asyncio.to_thread(sign_in, asked[-1], "bob", idp.users["bob"], REDIRECT)
+        back = await asyncio.to_thread(functools.partial(idp.sign_in, asked[-1], "bob", redirect_uri=REDIRECT))
         query = parse_qs(urlsplit(back).query)
         return query["code"][0], query.get("state", [None])[0]
 
@@ -256,7 +258,8 @@ async def test_an_agent_pauses_with_connect_account_and_resumes_once_the_user_si
     pause = result["__interrupt__"][0].value
     assert pause["type"] == "connect_account" and pause["connection"] == url
     assert pause["authorize_url"].startswith(idp.issuer) and "access_token" not in str(pause)
-    callback = await asyncio.to_thread(sign_in, pause["authorize_url"], "carol", "carol-password-1", REDIRECT)
+    callback = await asyncio.to_thread(functools.partial(idp.sign_in, pause["authorize_url"], "carol",
+                                                         "carol-password-1", redirect_uri=REDIRECT))
     await auth.acomplete(callback)  # what the app's callback route does
     result = await agent.ainvoke(Command(resume={}), config, context={"user": carol})
     tool_messages = [m for m in result["messages"] if m.type == "tool"]
