@@ -66,6 +66,8 @@ __all__ = ["AgentAuthToolkit"]
 log = logging.getLogger("langchain_agent_auth.toolkit")
 
 _PENDING_LIMIT = 200
+# the vault's statuses, as the model is told them
+_STATUS = {"active": "connected", "external": "connected_through_the_identity_provider"}
 _CANCELLED = "cancelled_by_user"
 
 
@@ -103,7 +105,12 @@ def _for_model(exc: AgentAuthError) -> bool:
 
 class _ForUser(ToolGuard):
     """Outermost guard of every toolkit tool: refuses without a trusted user, runs the tool
-    as that user, and turns the toolkit's typed errors into a short refusal for the model."""
+    as that user, and turns the toolkit's typed errors into a short refusal for the model.
+    ``check`` looks at the model's raw arguments first (before schema validation), so an
+    argument outside an allow-list gets the toolkit's clear message."""
+
+    def __init__(self, check: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
+        self.check = check
 
     def _start(self, call: GuardedCall) -> Any:
         if call.user is None:
@@ -119,6 +126,8 @@ class _ForUser(ToolGuard):
             return refusal
         try:
             with acting_as(call.user):  # type: ignore[arg-type]
+                if self.check is not None:
+                    self.check(call.args)
                 return proceed(call)
         except AgentAuthError as exc:
             if not _for_model(exc):
@@ -131,6 +140,8 @@ class _ForUser(ToolGuard):
             return refusal
         try:
             with acting_as(call.user):  # type: ignore[arg-type]
+                if self.check is not None:
+                    self.check(call.args)
                 return await proceed(call)
         except AgentAuthError as exc:
             if not _for_model(exc):
@@ -265,7 +276,11 @@ class AgentAuthToolkit(BaseToolkit):
         inner = StructuredTool.from_function(
             func=getattr(self, f"_{name}"), coroutine=getattr(self, f"_a{name}"), name=name,
             description=spec["description"], args_schema=schema, infer_schema=False)
-        guards: list[ToolGuard] = [_ForUser()]
+        check = None
+        if name == "what_can_i_access":
+            def check(args: Mapping[str, Any]) -> Any:
+                return self._access_request(args.get("relation"), args.get("type"))
+        guards: list[ToolGuard] = [_ForUser(check)]
         if name == "connect_account":
             guards.append(_ConnectGuard(self))
         return guard_tool(inner, *guards)
@@ -309,7 +324,7 @@ class AgentAuthToolkit(BaseToolkit):
     def _connection_view(self, info: Any) -> dict[str, Any]:
         declared = self.vault.connection(info.name).scopes
         missing = [s for s in declared if s not in info.scopes] if info.status in ("active", "expired") else []
-        status = "missing_scopes" if missing else info.status
+        status = "missing_scopes" if missing else _STATUS.get(info.status, info.status)
         if status == "not_connected":
             missing = list(declared)
         view = {"connection": info.name, "status": status, "scopes": list(info.scopes),
@@ -364,13 +379,13 @@ class AgentAuthToolkit(BaseToolkit):
 
     # ------------------------------------------------------------------ fga
 
-    def _access_request(self, relation: str, type: str) -> tuple[str, str, str]:
+    def _access_request(self, relation: Any, type: Any) -> tuple[str, str, str]:
         from langchain_agent_auth.fga import fga_user
 
-        if relation not in self.access.get(type, ()):
+        if not isinstance(type, str) or relation not in self.access.get(type, ()):
             allowed = "; ".join(f"{t}: {', '.join(rs)}" for t, rs in sorted(self.access.items()))
             raise AuthorizationError(
-                f"listing {relation!r} on {type!r} is not allowed by the toolkit",
+                f"listing {str(relation)[:64]!r} on {str(type)[:64]!r} is not allowed by the toolkit",
                 hint=f"I can't list that. I can list: {allowed}.")
         return fga_user(_user(), self.fga_user_type), relation, type
 
@@ -539,7 +554,7 @@ def _graph_store() -> Any:
         from langgraph.config import get_store
 
         return get_store()
-    except (RuntimeError, ImportError):
+    except (RuntimeError, KeyError, ImportError):  # outside a graph run
         return None
 
 
