@@ -363,3 +363,60 @@ def test_the_graphs_store_is_used_when_no_approver_is_given(in_app, store):
                            context={"user": ALICE})
     (msg,) = [m for m in result["messages"] if m.type == "tool"]
     assert [a["tool"] for a in json.loads(msg.content)] == ["transfer"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_secret_in_any_tool_output_or_log(mode, idp, vault, fga, approver, store, caplog):
+    caplog.set_level("DEBUG")
+    vault.import_token(ALICE, "calendar", access_token=SECRETS[0], refresh_token=SECRETS[1],
+                       scopes=["calendar.read"], expires_at=time.time() + 3600)
+    agent = waiting_agent(approver, store)
+    start_waiting(agent, ALICE, f"scan-{mode}")
+    kit = AgentAuthToolkit(vault=vault, authorizer=fga, access={"doc": ["viewer"]}, approvers=[approver])
+    (record,) = [r for r, _ in kit._pending(ALICE)]
+    auth_req_id = approver.approval_store(store).open(record)["auth_req_id"]
+    t = tools(kit)
+    outputs = []
+    with acting_as(ALICE):
+        outputs.append(run(t["whoami"], {}, mode))
+        outputs.append(run(t["list_connections"], {}, mode))
+        outputs.append(run(t["connect_account"], {"connection": "calendar"}, mode))
+        outputs.append(run(t["what_can_i_access"], {"relation": "viewer", "type": "doc"}, mode))
+        (pending,) = json.loads(run(t["my_pending_approvals"], {}, mode))
+        outputs.append(pending)
+        outputs.append(run(t["cancel_approval"], {"handle": pending["handle"]}, mode))
+        outputs.append(run(t["disconnect_account"], {"connection": "calendar"}, mode))
+    assert json.loads(outputs[2])["status"] == "connected" and json.loads(outputs[-1])["disconnected"] is True
+    secrets_ = (auth_req_id, record.approval_id, idp.client_secret, idp.upstream_client_secret)
+    scan(*outputs, extra=secrets_)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert not any(s in logged for s in (*SECRETS, *secrets_))
+
+
+def test_concurrent_cancels_and_an_in_app_answer_decide_once(in_app, store):
+    """The cancel takes the approval's ``decide`` step by compare-and-set: of several
+    deliveries at once, one cancels; an in-app answer arriving after it is not applied."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    TRANSFERS.clear()
+    agent = waiting_agent(in_app, store)
+    cfg = start_waiting(agent, ALICE, "race")
+    (pause,) = agent.get_state(cfg).interrupts
+    kit = AgentAuthToolkit(approvers=[in_app])
+    t = tools(kit)
+    with acting_as(ALICE):
+        (mine,) = json.loads(t["my_pending_approvals"].invoke({}))
+
+    def cancel(i: int) -> Any:
+        with acting_as(ALICE):
+            return t["cancel_approval"].invoke({"name": "cancel_approval", "args": {"handle": mine["handle"]},
+                                                "id": f"k{i}", "type": "tool_call"})
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(cancel, range(6)))
+    assert sum(1 for m in answers if m.status != "error") == 1
+    agent.invoke(Command(resume={"approval_id": pause.value["approval_id"], "decision": "approve"}), cfg,
+                 context={"user": ALICE})
+    assert TRANSFERS == []
+    slot = in_app.approval_store(store).cas.read(f"approval|{pause.value['approval_id']}|decide")
+    assert slot is not None and slot.state == "decide"
