@@ -41,7 +41,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -348,6 +348,9 @@ class AgentAuthToolkit(BaseToolkit):
         asked = args.get("scopes")
         if not asked:
             return name, declared
+        if not isinstance(asked, list | tuple) or not all(isinstance(x, str) for x in asked):
+            raise VaultError("scopes must be a list of strings",
+                             hint="Give scopes as a list of scope names, or leave them out.")
         allowed = set(declared) | set(self.connect_scopes.get(name, ()))
         extra = sorted(set(asked) - allowed)
         if extra:
@@ -428,39 +431,16 @@ class AgentAuthToolkit(BaseToolkit):
     def _approver_for(self, source: str) -> Any:
         return next((a for a in self.approvers if a.name == source), None)
 
-    @staticmethod
-    def _filter(user: UserIdentity, now: float) -> dict[str, Any]:
-        return {"user_key": user.key, "status": "pending", "expires_at": {"$gt": now}}
-
-    def _mine(self, user: UserIdentity, items: Iterable[Any], now: float) -> list[Any]:
-        from langchain_agent_auth.approval._records import parse_record
-
-        out = []
-        for item in items:
-            try:
-                rec = parse_record(item.value, item.key)
-            except ApprovalError:
-                continue
-            # the store filter chose them; checked again, so a store that ignores filters leaks nothing
-            if rec.user_key == user.key and rec.status == "pending" and rec.expires_at > now:
-                out.append(rec)
-        return out
-
     def _pending(self, user: UserIdentity) -> list[tuple[Any, Any]]:
         now = time.time()
-        out = []
-        for store, _ in self._stores():
-            items = store.store.search(store.namespace, filter=self._filter(user, now), limit=_PENDING_LIMIT)
-            out.extend((rec, store) for rec in self._mine(user, items, now))
-        return out
+        return [(rec, store) for store, _ in self._stores()
+                for rec in store.pending_for(user.key, now, limit=_PENDING_LIMIT)]
 
     async def _apending(self, user: UserIdentity) -> list[tuple[Any, Any]]:
         now = time.time()
         out = []
         for store, _ in self._stores():
-            items = await store._call("asearch", "search", store.namespace, filter=self._filter(user, now),
-                                      limit=_PENDING_LIMIT)
-            out.extend((rec, store) for rec in self._mine(user, items, now))
+            out.extend((rec, store) for rec in await store.apending_for(user.key, now, limit=_PENDING_LIMIT))
         return out
 
     @staticmethod
@@ -482,8 +462,9 @@ class AgentAuthToolkit(BaseToolkit):
 
     @staticmethod
     def _find(user: UserIdentity, handle: str, pending: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+        given = str(handle).encode("utf-8", "surrogatepass")
         for rec, store in pending:
-            if secrets.compare_digest(approval_handle(user, rec.approval_id), str(handle)):
+            if secrets.compare_digest(approval_handle(user, rec.approval_id).encode(), given):
                 return rec, store
         raise ApprovalError(f"no pending approval of this user with handle {str(handle)[:32]!r}",
                             hint="You have no pending approval with that handle; call my_pending_approvals.")
@@ -558,10 +539,14 @@ def _graph_store() -> Any:
         return None
 
 
+def _plain(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
 def _public(user: UserIdentity) -> dict[str, Any]:
     view: dict[str, Any] = {"subject": user.subject, "name": user.name, "email": user.email,
                             "issuer": user.issuer, "tenant": user.tenant}
-    claims = {k: v for k, v in user.claims.items() if isinstance(v, str | int | float | bool)}
+    claims = {k: v for k, v in user.claims.items() if _plain(v) or (isinstance(v, list) and all(map(_plain, v)))}
     if claims:
         view["claims"] = claims
     view["source"] = user.source

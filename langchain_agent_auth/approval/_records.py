@@ -181,6 +181,10 @@ def _valid(items: Iterable[Any]) -> list[ApprovalRecord]:
     return out
 
 
+def _pending_of(user_key: str, now: float) -> dict[str, Any]:
+    return {"user_key": user_key, "status": "pending", "expires_at": {"$gt": now}}
+
+
 def _to_item(record: ApprovalRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_none=True)
 
@@ -323,6 +327,29 @@ class ApprovalStore:
             if len(page) < batch:
                 return removed
             offset += len(page) - len(keys)
+
+    @staticmethod
+    def _user_pending(items: Iterable[Any], user_key: str, now: float) -> list[ApprovalRecord]:
+        # the store filter chose them; checked again, so a store that ignores filters leaks nothing
+        return sorted((r for r in _valid(items)
+                       if r.user_key == user_key and r.status == "pending" and r.expires_at > now),
+                      key=lambda r: r.created_at)
+
+    def pending_for(self, user_key: str, now: float, *, limit: int = 200) -> list[ApprovalRecord]:
+        """The approvals waiting for ``user_key`` (pending, not expired), oldest first.
+
+        Example:
+            >>> from langgraph.store.memory import InMemoryStore
+            >>> ApprovalStore(InMemoryStore(), Keyring.generate()).pending_for("-|-|alice", 0.0)
+            []
+        """
+        items = self.store.search(self.namespace, filter=_pending_of(user_key, now), limit=limit)
+        return self._user_pending(items, user_key, now)
+
+    async def apending_for(self, user_key: str, now: float, *, limit: int = 200) -> list[ApprovalRecord]:
+        """Async :meth:`pending_for`."""
+        items = await self._call("asearch", "search", self.namespace, filter=_pending_of(user_key, now), limit=limit)
+        return self._user_pending(items, user_key, now)
 
     def by_ping_key(self, key: str) -> ApprovalRecord | None:
         page = self.store.search(self.namespace, filter={"ping_key": key}, limit=1)

@@ -420,3 +420,27 @@ def test_concurrent_cancels_and_an_in_app_answer_decide_once(in_app, store):
     assert TRANSFERS == []
     slot = in_app.approval_store(store).cas.read(f"approval|{pause.value['approval_id']}|decide")
     assert slot is not None and slot.state == "decide"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hostile_and_malformed_arguments_get_a_refusal_not_a_crash(mode, vault, fga, in_app, store):
+    agent = waiting_agent(in_app, store)
+    start_waiting(agent, ALICE, f"hostile-{mode}")
+    kit = AgentAuthToolkit(vault=vault, authorizer=fga, access={"doc": ["viewer"]}, approvers=[in_app])
+    t = tools(kit)
+    bad = [
+        ("cancel_approval", {"handle": ""}), ("cancel_approval", {"handle": "apr_' OR 1=1 --"}),
+        ("cancel_approval", {"handle": "apr_\u202e\u0000"}), ("cancel_approval", {"handle": "*"}),
+        ("what_can_i_access", {"relation": None, "type": {"$ne": 1}}),
+        ("what_can_i_access", {"relation": "viewer", "type": "doc\u200b"}),
+        ("what_can_i_access", {"relation": "viewer" * 50, "type": "x" * 5000}),
+        ("connect_account", {"connection": {"name": "calendar"}}), ("connect_account", {"connection": "../mail"}),
+        ("connect_account", {"connection": "calendar", "scopes": "calendar.read admin"}),
+    ]
+    with acting_as(ALICE):
+        for name, args in bad:
+            msg = run(t[name], {"name": name, "args": args, "id": "h", "type": "tool_call"}, mode)
+            assert isinstance(msg, ToolMessage) and msg.status == "error", (name, args)
+            assert len(msg.content) < 300 and "x" * 100 not in msg.content
+        # nothing was cancelled by any of it
+        assert len(json.loads(run(t["my_pending_approvals"], {}, mode))) == 1
