@@ -68,7 +68,6 @@ log = logging.getLogger("langchain_agent_auth.toolkit")
 _PENDING_LIMIT = 200
 # the vault's statuses, as the model is told them
 _STATUS = {"active": "connected", "external": "connected_through_the_identity_provider"}
-_CANCELLED = "cancelled_by_user"
 
 
 def _iso(ts: float | None) -> str | None:
@@ -469,13 +468,6 @@ class AgentAuthToolkit(BaseToolkit):
         raise ApprovalError(f"no pending approval of this user with handle {str(handle)[:32]!r}",
                             hint="You have no pending approval with that handle; call my_pending_approvals.")
 
-    @staticmethod
-    def _cancelled(rec: Any, now: float) -> Any:
-        # denied with watch=True: the resumer resumes the waiting thread, whose guard refuses the call
-        return rec.update(status="denied", decision="reject", decision_message="withdrawn by the user",
-                          error=_CANCELLED, error_description="withdrawn by the user", decided_at=now,
-                          sealed=None, watch=rec.kind == "ciba", next_check_at=now)
-
     def _provider_cancel(self, rec: Any, store: Any) -> bool:
         approver = self._approver_for(rec.source)
         if rec.kind != "ciba" or self.ciba_cancel is None or approver is None:
@@ -496,14 +488,9 @@ class AgentAuthToolkit(BaseToolkit):
     def _cancel_approval(self, handle: str) -> str:
         user = _user()
         rec, store = self._find(user, handle, self._pending(user))
-        if not store.claim(rec.approval_id, "decide", None, _CANCELLED):
+        if store.withdraw(rec, time.time()) is None:
             raise _handled(rec)
-        store.claim(rec.approval_id, "run", None, _CANCELLED)  # a late approval can never run the tool
         at_provider = self._provider_cancel(rec, store)
-        fresh = store.get(rec.key)
-        if fresh is not None and fresh.approval_id == rec.approval_id:
-            rec = fresh
-        store.put(self._cancelled(rec, time.time()))
         log.info("toolkit: approval %s for %s withdrawn by its user", rec.key[:16], rec.tool)
         return self._cancel_view(rec, user, at_provider)
 
@@ -512,14 +499,9 @@ class AgentAuthToolkit(BaseToolkit):
 
         user = _user()
         rec, store = self._find(user, handle, await self._apending(user))
-        if not await store.aclaim(rec.approval_id, "decide", None, _CANCELLED):
+        if await store.awithdraw(rec, time.time()) is None:
             raise _handled(rec)
-        await store.aclaim(rec.approval_id, "run", None, _CANCELLED)
         at_provider = await asyncio.to_thread(self._provider_cancel, rec, store)
-        fresh = await store.aget(rec.key)
-        if fresh is not None and fresh.approval_id == rec.approval_id:
-            rec = fresh
-        await store.aput(self._cancelled(rec, time.time()))
         log.info("toolkit: approval %s for %s withdrawn by its user", rec.key[:16], rec.tool)
         return self._cancel_view(rec, user, at_provider)
 

@@ -37,6 +37,7 @@ log = logging.getLogger("langchain_agent_auth.approval")
 
 __all__ = [
     "NAMESPACE",
+    "WITHDRAWN",
     "ApprovalRecord",
     "ApprovalStore",
     "Status",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 NAMESPACE: tuple[str, ...] = ("agent_auth", "approvals")
+
+WITHDRAWN = "withdrawn_by_user"
+"""``error`` of a record its user withdrew, and owner of the steps the withdrawal holds."""
 
 Status = Literal["pending", "approved", "denied", "expired", "failed", "running", "done", "superseded"]
 FINAL = frozenset({"denied", "expired", "failed", "done", "superseded"})
@@ -243,6 +247,54 @@ class ApprovalStore:
     async def arelease(self, approval_id: str, step: str, owner: str) -> bool:
         """Async :meth:`release`."""
         return await self.cas.arelease(self._slot(approval_id, step), owner)
+
+    # -- withdrawing (the user takes a pending request back)
+
+    @staticmethod
+    def _withdrawn_record(rec: ApprovalRecord, now: float) -> ApprovalRecord:
+        # denied, and watched when CIBA: the resumer resumes the waiting thread, whose guard refuses
+        return rec.update(status="denied", decision="reject", decision_message="withdrawn by the user",
+                          error=WITHDRAWN, error_description="withdrawn by the user", decided_at=now,
+                          sealed=None, watch=rec.kind == "ciba", next_check_at=now)
+
+    def withdraw(self, rec: ApprovalRecord, now: float) -> ApprovalRecord | None:
+        """Withdraw the pending ``rec``: take its ``decide`` step (compare-and-set, as an answer
+        does; ``None`` when an answer got there first), hold its ``run`` step for good (an answer
+        written later can never run the tool), and record it as denied.
+
+        Example:
+            >>> from langgraph.store.memory import InMemoryStore
+            >>> s = ApprovalStore(InMemoryStore(), Keyring.generate())
+            >>> rec = s.put(ApprovalRecord(approval_id="k.1", kind="in_app", source="a", user_key="u", tool="t",
+            ...                            args_digest="d", created_at=0.0, expires_at=9e9))
+            >>> s.withdraw(rec, 1.0).status, s.withdraw(rec, 2.0), s.withdrawn("k.1")
+            ('denied', None, True)
+        """
+        if not self.claim(rec.approval_id, "decide", owner=WITHDRAWN):
+            return None
+        self.claim(rec.approval_id, "run", owner=WITHDRAWN)
+        fresh = self.get(rec.key)
+        base = fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
+        return self.put(self._withdrawn_record(base, now))
+
+    async def awithdraw(self, rec: ApprovalRecord, now: float) -> ApprovalRecord | None:
+        """Async :meth:`withdraw`."""
+        if not await self.aclaim(rec.approval_id, "decide", owner=WITHDRAWN):
+            return None
+        await self.aclaim(rec.approval_id, "run", owner=WITHDRAWN)
+        fresh = await self.aget(rec.key)
+        base = fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
+        return await self.aput(self._withdrawn_record(base, now))
+
+    def withdrawn(self, approval_id: str) -> bool:
+        """Whether the user withdrew approval ``approval_id`` (its ``run`` step is held for good)."""
+        slot = self.cas.read(self._slot(approval_id, "run"))
+        return slot is not None and slot.owner == WITHDRAWN
+
+    async def awithdrawn(self, approval_id: str) -> bool:
+        """Async :meth:`withdrawn`."""
+        slot = await self.cas.aread(self._slot(approval_id, "run"))
+        return slot is not None and slot.owner == WITHDRAWN
 
     # -- sealing
 

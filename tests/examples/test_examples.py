@@ -94,7 +94,7 @@ EXPECTED: dict[str, list[str]] = {
         '[tool]       cancel_approval -> {"handle": "apr_',
         '"status": "cancelled"',
         "[alice]      approves on her phone anyway",
-        "[tool]       transfer refused: The user denied this transfer call, so it was not run.",
+        "[tool]       transfer refused: The user withdrew this transfer request, so it was not run.",
         "[bank]       transfers made: 0",
         '[tool]       disconnect_account -> {"connection": "calendar", "disconnected": true',
         "[vault]      alice's calendar now: not_connected",

@@ -307,7 +307,7 @@ def test_pending_approvals_are_the_users_own_and_cancel_marks_a_ciba_request(mod
     state = agent.get_state(cfg_alice)
     assert not state.interrupts
     (msg,) = [m for m in state.values["messages"] if m.type == "tool"]
-    assert msg.status == "error" and "transfer" in msg.content
+    assert msg.status == "error" and "The user withdrew this transfer request" in msg.content
     assert TRANSFERS == []
 
 
@@ -344,7 +344,7 @@ def test_cancelled_in_app_approval_is_not_run_when_approved_later(mode, in_app, 
     approve = {"approval_id": pause.value["approval_id"], "decision": "approve"}
     result = agent.invoke(Command(resume=approve), cfg, context={"user": ALICE})
     (msg,) = [m for m in result["messages"] if m.type == "tool"]
-    assert msg.status == "error" and TRANSFERS == []
+    assert msg.status == "error" and "withdrew" in msg.content and TRANSFERS == []
 
 
 def test_the_graphs_store_is_used_when_no_approver_is_given(in_app, store):
@@ -444,3 +444,24 @@ def test_hostile_and_malformed_arguments_get_a_refusal_not_a_crash(mode, vault, 
             assert len(msg.content) < 300 and "x" * 100 not in msg.content
         # nothing was cancelled by any of it
         assert len(json.loads(run(t["my_pending_approvals"], {}, mode))) == 1
+
+
+def test_an_answer_written_over_a_cancel_still_never_runs_the_tool(in_app, store):
+    """A poll that read the record before the cancel may write its (approved) answer after
+    it: the cancel holds the approval's ``run`` step for good, so the tool still never runs."""
+    TRANSFERS.clear()
+    agent = waiting_agent(in_app, store)
+    cfg = start_waiting(agent, ALICE, "stale-write")
+    (pause,) = agent.get_state(cfg).interrupts
+    kit = AgentAuthToolkit(approvers=[in_app])
+    t = tools(kit)
+    with acting_as(ALICE):
+        (mine,) = json.loads(t["my_pending_approvals"].invoke({}))
+        (record,) = [r for r, _ in kit._pending(ALICE)]
+        t["cancel_approval"].invoke({"handle": mine["handle"]})
+    approvals = in_app.approval_store(store)
+    approvals.put(record.update(status="approved", decision="approve", decided_at=time.time()))  # the stale write
+    result = agent.invoke(Command(resume={"approval_id": pause.value["approval_id"], "decision": "approve"}), cfg,
+                          context={"user": ALICE})
+    (msg,) = [m for m in result["messages"] if m.type == "tool"]
+    assert msg.status == "error" and "withdrew" in msg.content and TRANSFERS == []
