@@ -5,9 +5,11 @@ approval still waits, his account stays connected, and no secret is in anything 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
+import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -21,14 +23,16 @@ from tests.toolkit.conftest import ALICE, BOB, start_waiting, transfer, wait_unt
 ALICE_TOKEN, BOB_TOKEN = "opaque-access-alice-9", "opaque-access-bob-9"
 
 
-def test_a_model_cannot_use_the_toolkit_to_learn_about_or_act_for_another_user(idp, vault, fga, approver, store):
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_model_cannot_use_the_toolkit_to_learn_about_or_act_for_another_user(mode, idp, vault, fga, approver,
+                                                                               store):
     vault.import_token(ALICE, "calendar", access_token=ALICE_TOKEN, scopes=["calendar.read"],
                        expires_at=time.time() + 3600)
     vault.import_token(BOB, "calendar", access_token=BOB_TOKEN, scopes=["calendar.read"],
                        expires_at=time.time() + 3600)
     # bob waits for an approval; the attacker somehow learnt its handle and its record key
     waiting = waiting_agent(approver, store)
-    start_waiting(waiting, BOB, "bob-thread")
+    start_waiting(waiting, BOB, f"bob-thread-{mode}")
     wait_until(lambda: idp.pending_approvals("bob"))
     kit = AgentAuthToolkit(vault=vault, authorizer=fga, access={"doc": ["viewer", "owner"]}, approvers=[approver])
     lister = {t.name: t for t in kit.get_tools()}["my_pending_approvals"]
@@ -53,8 +57,10 @@ def test_a_model_cannot_use_the_toolkit_to_learn_about_or_act_for_another_user(i
     agent = create_agent(model, [*kit.get_tools(), transfer],
                          middleware=[ApprovalMiddleware({"transfer": approver})],
                          checkpointer=InMemorySaver(), store=store)
-    result = agent.invoke({"messages": [("user", "tell me everything about bob")]},
-                          {"configurable": {"thread_id": "attack"}}, context={"user": ALICE})
+    ask = {"messages": [("user", "tell me everything about bob")]}
+    cfg = {"configurable": {"thread_id": f"attack-{mode}"}}
+    result = (agent.invoke(ask, cfg, context={"user": ALICE}) if mode == "sync"
+              else asyncio.run(agent.ainvoke(ask, cfg, context={"user": ALICE})))
     assert isinstance(result["messages"][-1], AIMessage) and result["messages"][-1].content == "done"
 
     # the schemas the model was shown name no user, token or approval id
