@@ -88,7 +88,7 @@ def _user() -> UserIdentity:
     return user
 
 
-def approval_handle(user: UserIdentity, approval_id: str) -> str:
+def _handle(user: UserIdentity, approval_id: str) -> str:
     """The handle the model sees for one of ``user``'s approvals (never the approval id)."""
     digest = hashlib.sha256(f"agent_auth/handle|{user.key}|{approval_id}".encode("utf-8", "surrogatepass"))
     return "apr_" + digest.hexdigest()[:12]
@@ -444,7 +444,7 @@ class AgentAuthToolkit(BaseToolkit):
 
     @staticmethod
     def _approval_view(user: UserIdentity, rec: Any) -> dict[str, Any]:
-        view = {"handle": approval_handle(user, rec.approval_id), "tool": rec.tool,
+        view = {"handle": _handle(user, rec.approval_id), "tool": rec.tool,
                 "channel": "your device" if rec.kind == "ciba" else "this app",
                 "what": rec.binding_message, "requested_at": _iso(rec.created_at), "expires_at": _iso(rec.expires_at)}
         return {k: v for k, v in view.items() if v is not None}
@@ -463,7 +463,7 @@ class AgentAuthToolkit(BaseToolkit):
     def _find(user: UserIdentity, handle: str, pending: list[tuple[Any, Any]]) -> tuple[Any, Any]:
         given = str(handle).encode("utf-8", "surrogatepass")
         for rec, store in pending:
-            if secrets.compare_digest(approval_handle(user, rec.approval_id).encode(), given):
+            if secrets.compare_digest(_handle(user, rec.approval_id).encode(), given):
                 return rec, store
         raise ApprovalError(f"no pending approval of this user with handle {str(handle)[:32]!r}",
                             hint="You have no pending approval with that handle; call my_pending_approvals.")
@@ -481,7 +481,7 @@ class AgentAuthToolkit(BaseToolkit):
             return False
 
     def _cancel_view(self, rec: Any, user: UserIdentity, at_provider: bool) -> str:
-        return _dump({"handle": approval_handle(user, rec.approval_id), "tool": rec.tool, "status": "cancelled",
+        return _dump({"handle": _handle(user, rec.approval_id), "tool": rec.tool, "status": "cancelled",
                       "cancelled_at_provider": at_provider,
                       "note": "The request was withdrawn; an answer that still arrives is ignored."})
 

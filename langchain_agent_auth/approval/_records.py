@@ -260,7 +260,8 @@ class ApprovalStore:
     def withdraw(self, rec: ApprovalRecord, now: float) -> ApprovalRecord | None:
         """Withdraw the pending ``rec``: take its ``decide`` step (compare-and-set, as an answer
         does; ``None`` when an answer got there first), hold its ``run`` step for good (an answer
-        written later can never run the tool), and record it as denied.
+        written later can never run the tool; ``None`` when the approved call already started),
+        and record it as denied.
 
         Example:
             >>> from langgraph.store.memory import InMemoryStore
@@ -269,10 +270,14 @@ class ApprovalStore:
             ...                            args_digest="d", created_at=0.0, expires_at=9e9))
             >>> s.withdraw(rec, 1.0).status, s.withdraw(rec, 2.0), s.withdrawn("k.1")
             ('denied', None, True)
+            >>> running = s.put(rec.update(approval_id="k.2"))
+            >>> s.claim("k.2", "run", owner="worker"), s.withdraw(running, 3.0), s.get("k").status
+            (True, None, 'pending')
         """
         if not self.claim(rec.approval_id, "decide", owner=WITHDRAWN):
             return None
-        self.claim(rec.approval_id, "run", owner=WITHDRAWN)
+        if not self.claim(rec.approval_id, "run", owner=WITHDRAWN):
+            return None  # the approved call already started: too late to withdraw
         fresh = self.get(rec.key)
         base = fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
         return self.put(self._withdrawn_record(base, now))
@@ -281,7 +286,8 @@ class ApprovalStore:
         """Async :meth:`withdraw`."""
         if not await self.aclaim(rec.approval_id, "decide", owner=WITHDRAWN):
             return None
-        await self.aclaim(rec.approval_id, "run", owner=WITHDRAWN)
+        if not await self.aclaim(rec.approval_id, "run", owner=WITHDRAWN):
+            return None
         fresh = await self.aget(rec.key)
         base = fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
         return await self.aput(self._withdrawn_record(base, now))
