@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "ToolGuardMiddleware": "langchain_agent_auth.guards",
     "guard_tool": "langchain_agent_auth.guards",
     "guarded_tool_node": "langchain_agent_auth.guards",
+    "AgentAuthToolkit": "langchain_agent_auth.toolkit",
     # identity
     "AuthContext": "langchain_agent_auth.identity",
     "IdentityGuard": "langchain_agent_auth.identity",
@@ -105,6 +106,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "AccessToken",
+    "AgentAuthToolkit",
     "ApprovalGuard",
     "ApprovalMiddleware",
     "ApprovalPendingPayload",
@@ -252,6 +254,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.logs import RedactingFilter, install_log_redaction
     from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
     from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
+    from langchain_agent_auth.toolkit import AgentAuthToolkit
     from langchain_agent_auth.vault import (
         AccessToken,
         ConnectAccountPayload,

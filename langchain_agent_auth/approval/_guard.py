@@ -47,6 +47,7 @@ from langchain_agent_auth.approval._payloads import (
 from langchain_agent_auth.approval._records import (
     DECIDED,
     FINAL,
+    WITHDRAWN,
     ApprovalRecord,
     ApprovalStore,
     record_key,
@@ -400,12 +401,16 @@ class ApprovalGuard(ToolGuard):
 
     def _refuse_record(self, call: GuardedCall, rec: ApprovalRecord) -> Any:
         tool = rec.tool
-        if rec.status == "denied":
+        if rec.status == "denied" and rec.error == WITHDRAWN:
+            err: ApprovalError = ApprovalDeniedError(
+                f"the user withdrew the {tool} request",
+                hint=f"The user withdrew this {tool} request, so it was not run. Do not retry it; tell the user.")
+        elif rec.status == "denied":
             # In-app: the user's note; CIBA: the provider's error_description (the reason the
             # user gave on their device, where the provider passes it on).
             reason = rec.decision_message or rec.error_description
             note = f" Their note: {reason}" if reason else ""
-            err: ApprovalError = ApprovalDeniedError(
+            err = ApprovalDeniedError(
                 f"the user denied {tool}" + (f" ({rec.error})" if rec.error else ""),
                 hint=f"The user denied this {tool} call, so it was not run. Do not retry it; tell the user.{note}")
         elif rec.status == "expired":
@@ -640,6 +645,9 @@ class ApprovalGuard(ToolGuard):
             fresh = yield _Do(store.get, store.aget, (rec.key,))
             if fresh is not None and fresh.approval_id == rec.approval_id and fresh.status == "done":
                 return self._replay(call, fresh, store)
+            if (yield _Do(store.withdrawn, store.awithdrawn, (rec.approval_id,))):
+                # an answer that arrived after the user withdrew the request (a late poll's write)
+                return self._refuse_record(call, rec.update(status="denied", error=WITHDRAWN))
             raise _already_handled(rec, f"the approved {rec.tool} call is already being run by another delivery")
         running = yield _Do(store.put, store.aput, (approved.update(status="running"),))
         try:

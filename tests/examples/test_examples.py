@@ -79,6 +79,26 @@ EXPECTED: dict[str, list[str]] = {
         "[fga]        user:bob viewer document:invoice-42: denied",
         "[tool]       read_doc refused: Access denied",
     ],
+    "toolkit_example.py": [
+        "[toolkit]    tools: whoami, list_connections, connect_account, disconnect_account, what_can_i_access, "
+        "my_pending_approvals, cancel_approval",
+        '[tool]       whoami -> {"subject": "alice", "name": "Alice", "email": "alice@example.com"',
+        '[tool]       list_connections -> [{"connection": "calendar", "status": "not_connected"',
+        "[paused]     connect_account:",
+        '[tool]       connect_account -> {"connection": "calendar", "status": "connected"',
+        '"objects": ["document:handbook", "document:roadmap"]',
+        "[tool]       what_can_i_access refused: I can't list that. I can list: document: viewer.",
+        "[paused]     approval_pending:",
+        '[tool]       my_pending_approvals -> [{"handle": "apr_',
+        '"tool": "transfer", "channel": "your device", "what": "Pay 250 EUR to Bob"',
+        '[tool]       cancel_approval -> {"handle": "apr_',
+        '"status": "cancelled"',
+        "[alice]      approves on her phone anyway",
+        "[tool]       transfer refused: The user withdrew this transfer request, so it was not run.",
+        "[bank]       transfers made: 0",
+        '[tool]       disconnect_account -> {"connection": "calendar", "disconnected": true',
+        "[vault]      alice's calendar now: not_connected",
+    ],
 }
 SERVER_CLIENT = EXAMPLES / "langgraph_server" / "client.py"
 SERVER_EXPECTED = [

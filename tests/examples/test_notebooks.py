@@ -60,6 +60,9 @@ KEY_OUTPUTS: dict[str, list[str]] = {
         "callback: 200",
         "tool (success): added 'Invoice 42 paid' on 2030-01-04T09:00",
         "tool (error): Access denied: you don't have viewer access to document:invoice-42.",
+        "whoami: {'subject': 'alice', 'source': 'token'}",
+        "list_connections: [{'connection': 'calendar', 'status': 'connected'",
+        "what_can_i_access: {'relation': 'viewer', 'type': 'document', 'objects': ['document:invoice-42']",
     ],
     "mcp": [
         "401 Bearer",
