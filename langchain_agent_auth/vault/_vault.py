@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 from langgraph.store.base import BaseStore
 
+from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
 from langchain_agent_auth.crypto import DATA_DIR_ENV, Keyring, default_data_dir, default_keyring
 from langchain_agent_auth.errors import (
     AgentAuthError,
@@ -283,8 +284,13 @@ class TokenVault:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
-        token = self._run(source.token_op(query))
+        try:
+            token = self._run(source.token_op(query))
+        except AgentAuthError as exc:
+            _audit_refused(query, source, exc)
+            raise
         self._cache.put(key, token)
+        _audit_obtained(query, token)
         return token
 
     async def _fetch_async(self, source: CredentialSource, query: TokenQuery, key: CacheKey) -> AccessToken:
@@ -292,8 +298,13 @@ class TokenVault:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
-        token = await self._arun(source.token_op(query))
+        try:
+            token = await self._arun(source.token_op(query))
+        except AgentAuthError as exc:
+            _audit_refused(query, source, exc)
+            raise
         self._cache.put(key, token)
+        _audit_obtained(query, token)
         return token
 
     def get_token(self, user: UserLike, connection: str, scopes: str | Iterable[str] | None = None, *,
@@ -505,6 +516,8 @@ class TokenVault:
         yield from store_put(ns, connection, None)
         self._cache.invalidate(user_key, connection)
         log.info("vault: revoked connection=%s user=%s upstream=%s", connection, user_key, upstream)
+        emit_audit("token_revoked", user=user_key, connection=connection,
+                   outcome="revoked_upstream" if upstream else "deleted")
         return RevokeResult(connection, deleted=True, upstream_revoked=upstream, error=error)
 
     def revoke(self, user: UserLike, connection: str) -> RevokeResult:
@@ -851,6 +864,18 @@ class TokenVault:
     def reencrypt(self) -> int:
         """Re-seal every readable record with the keyring's active key; returns how many."""
         return self._run(self._reencrypt_op())
+
+
+def _audit_obtained(query: TokenQuery, token: AccessToken) -> None:
+    if audit_enabled():
+        emit_audit("token_obtained", user=query.user_key, connection=token.connection, scopes=token.scopes)
+
+
+def _audit_refused(query: TokenQuery, source: CredentialSource, exc: AgentAuthError) -> None:
+    if audit_enabled():
+        emit_audit("token_refused", user=query.user_key, connection=source.connection.name, scopes=query.scopes,
+                   outcome=getattr(exc, "status", None) or getattr(exc, "error", None) or type(exc).__name__,
+                   detail=str(exc))
 
 
 def _none() -> VaultOp[None]:
