@@ -127,6 +127,13 @@ def audit_call(tool: str | None, thread_id: str | None = None, tool_call_id: str
     if not sinks:
         yield None
         return
+    outer = _CALL.get()
+    if outer is not None and (outer.tool, outer.tool_call_id) == (tool, tool_call_id):
+        # Nested chains (one per middleware) around the same call: one scope, one span.
+        if outer.user is None:
+            outer.user = user
+        yield outer
+        return
     info = CallInfo(tool, thread_id, tool_call_id, user)
     token = _CALL.set(info)
     try:
