@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``audit`` options to ``parser``."""
     parser.add_argument("--data-dir", type=pathlib.Path, help="embedded defaults' directory (default ./.agent-auth)")
     parser.add_argument("--store", type=pathlib.Path, help="SQLite store file (default <data dir>/agent_auth.sqlite)")
-    parser.add_argument("--user", help="only this user key, issuer|tenant|subject (--user=-|-|alice when it starts with -)")
+    parser.add_argument("--user", help="only this user key, issuer|tenant|subject (--user=-|-|ann if it starts with -)")
     parser.add_argument("--thread", help="only this thread id")
     parser.add_argument("--kind", choices=_KINDS, help="only this kind of event")
     parser.add_argument("--limit", type=int, default=200, help="show at most the newest N events (default 200)")
