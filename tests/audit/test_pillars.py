@@ -214,3 +214,18 @@ def test_every_kind_is_covered_by_these_tests():
 
     text = pathlib.Path(__file__).read_text()
     assert all(f'"{kind}"' in text for kind in AUDIT_KINDS)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_refused_resume_value_is_audited(events, mode):
+    from langchain_agent_auth.errors import ResumeValueError
+
+    agent = approval_agent(InAppApprover(allowed_decisions=("approve", "reject")))
+    r = await run(agent, mode, {"messages": [("user", "mail bob")]}, context={"user": ALICE})
+    bad = answer(r, send_email={"decision": "edit", "args": {"to": "mallory@example.com", "body": "x"}})
+    with pytest.raises(ResumeValueError):
+        await run(agent, mode, Command(resume=bad), context={"user": ALICE})
+    refused = events.of("approval_refused")
+    assert refused and refused[-1].outcome == "invalid_resume" and "not allowed" in refused[-1].detail
+    assert refused[-1].tool == "send_email" and refused[-1].thread_id == "t-audit"
+    assert not events.of("approval_decided") and not events.of("approval_executed")
