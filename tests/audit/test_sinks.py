@@ -31,6 +31,7 @@ from langchain_agent_auth.errors import ConfigurationError, CredentialUnavailabl
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.vault import open_default_store
 from tests.approval.helpers import answer
+from tests.examples.secrets_scan import assert_no_secrets
 from tests.audit.helpers import approval_agent
 
 ALICE = UserIdentity(subject="alice", issuer="https://idp.test")
@@ -253,5 +254,26 @@ def test_no_secret_reaches_any_sink(idp, keyring, tmp_path, caplog):
                                   default=list))
     blob = "\n".join(written)
     assert "token_refreshed" in blob and "token_revoked" in blob and "token_refused" in blob
-    for secret in (tokens["access_token"], tokens["refresh_token"], fresh.token, idp.upstream_client_secret):
-        assert secret not in blob
+    assert_no_secrets(blob, [tokens["access_token"], tokens["refresh_token"], fresh.token,
+                             idp.upstream_client_secret])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_no_secret_in_an_approval_trail(caplog, tmp_path, mode):
+    exporter, provider = InMemorySpanExporter(), TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    store = open_default_store(tmp_path / "audit.sqlite")
+    with caplog.at_level(logging.INFO, "langchain_agent_auth.audit"), \
+            audit_sink(LoggingAuditSink()), audit_sink(StoreAuditSink(store)), \
+            audit_sink(OpenTelemetryAuditSink(tracer_provider=provider)):
+        await approve_once(mode)
+    events = read_audit(store)
+    digests = {e.args_digest for e in events if e.args_digest}
+    assert digests  # the digest is there: a hash of the arguments, not a credential
+    blob = caplog.text + json.dumps([e.to_json_dict() for e in events]) + json.dumps(
+        [[dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events]] for s in exporter.get_finished_spans()],
+        default=list)
+    for digest in digests:
+        blob = blob.replace(digest, "<digest>")
+    assert "bob@example.com" not in blob and "hello" not in blob  # the arguments themselves are not kept
+    assert_no_secrets(blob)
