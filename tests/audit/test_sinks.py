@@ -31,8 +31,8 @@ from langchain_agent_auth.errors import ConfigurationError, CredentialUnavailabl
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.vault import open_default_store
 from tests.approval.helpers import answer
-from tests.examples.secrets_scan import assert_no_secrets
 from tests.audit.helpers import approval_agent
+from tests.examples.secrets_scan import assert_no_secrets
 
 ALICE = UserIdentity(subject="alice", issuer="https://idp.test")
 CFG = {"configurable": {"thread_id": "t-sink"}}
