@@ -653,13 +653,13 @@ class ApprovalGuard(ToolGuard):
         except Exception:
             yield _Do(store.put, store.aput, (running.update(
                 status="done", sealed=None, finished_at=self.approver.clock(), error="tool_error"),))
-            audit_record("approval_executed", rec, outcome="tool_error")
+            audit_record("approval_executed", rec, outcome="tool_error", args_digest=_ran_digest(rec))
             raise
         if token is not None:  # the approval's token never reaches the model through the result
             result = scrub(result, (token.access_token,))
         done = running.update(status="done", sealed=None, finished_at=self.approver.clock())
         yield _Do(store.put, store.aput, (done.update(result=_cache_result(store, done, result)),))
-        audit_record("approval_executed", rec, outcome="done")
+        audit_record("approval_executed", rec, outcome="done", args_digest=_ran_digest(rec))
         return result
 
     def _replay(self, call: GuardedCall, rec: ApprovalRecord, store: ApprovalStore) -> Any:
@@ -733,6 +733,16 @@ def _already_handled(rec: ApprovalRecord, message: str) -> ApprovalAlreadyHandle
     err = ApprovalAlreadyHandledError(message)
     err.approval_id = rec.approval_id  # type: ignore[attr-defined]
     return err
+
+
+def _ran_digest(rec: ApprovalRecord) -> str:
+    """The digest of the arguments that ran: the user's edit, else what they approved."""
+    if rec.edited_args is None:
+        return rec.args_digest
+    try:
+        return args_digest(rec.edited_args)
+    except Exception:  # edited arguments were checked when decided; keep the request's digest
+        return rec.args_digest
 
 
 def _decide(rec: ApprovalRecord, value: ApprovalResponse, now: float) -> ApprovalRecord:

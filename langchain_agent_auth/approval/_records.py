@@ -39,8 +39,9 @@ log = logging.getLogger("langchain_agent_auth.approval")
 def audit_record(kind: str, rec: ApprovalRecord, **fields: Any) -> ApprovalRecord:
     """Report ``rec`` to the audit trail as an event of ``kind``; returns ``rec``."""
     if audit_enabled():
+        fields.setdefault("args_digest", rec.args_digest)
         emit_audit(kind, user=rec.user_key, thread_id=rec.thread_id, tool=rec.tool, tool_call_id=rec.tool_call_id,
-                   args_digest=rec.args_digest, channel=rec.kind, **fields)
+                   channel=rec.kind, **fields)
     return rec
 
 

@@ -229,3 +229,21 @@ async def test_a_refused_resume_value_is_audited(events, mode):
     assert refused and refused[-1].outcome == "invalid_resume" and "not allowed" in refused[-1].detail
     assert refused[-1].tool == "send_email" and refused[-1].thread_id == "t-audit"
     assert not events.of("approval_decided") and not events.of("approval_executed")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_an_edited_call_is_executed_under_the_digest_of_what_ran(events, mode):
+    from langchain_agent_auth.approval import args_digest
+
+    SENT.clear()
+    agent = approval_agent()
+    r = await run(agent, mode, {"messages": [("user", "mail bob")]}, context={"user": ALICE})
+    edited = {"to": "team@example.com", "body": "hello"}
+    await run(agent, mode, Command(resume=answer(r, send_email={"decision": "edit", "args": edited})),
+              context={"user": ALICE})
+    (requested,) = events.of("approval_requested")
+    (decided,) = events.of("approval_decided")
+    (executed,) = events.of("approval_executed")
+    assert decided.outcome == "edit" and decided.args_digest == requested.args_digest
+    assert executed.args_digest == args_digest(edited) != requested.args_digest
+    assert [edited] == SENT
