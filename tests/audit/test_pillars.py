@@ -247,3 +247,20 @@ async def test_an_edited_call_is_executed_under_the_digest_of_what_ran(events, m
     assert decided.outcome == "edit" and decided.args_digest == requested.args_digest
     assert executed.args_digest == args_digest(edited) != requested.args_digest
     assert [edited] == SENT
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_retriever_checks_are_audited_once_each(events, mode):
+    from langchain_core.documents import Document
+
+    from langchain_agent_auth.fga import FGARetriever
+    from tests.fga.test_fga_retriever import ListRetriever
+
+    fga = EmbeddedAuthorizer("model\n  schema 1.1\ntype user\ntype document\n  relations\n    define viewer: [user]\n")
+    fga.write([("user:anne", "viewer", "document:a")])
+    docs = [Document("a", metadata={"id": "a"}), Document("b", metadata={"id": "b"}), Document("no id")]
+    r = FGARetriever(retriever=ListRetriever(docs=docs), authorizer=fga, user=UserIdentity(subject="anne"))
+    kept = r.invoke("q") if mode == "sync" else await r.ainvoke("q")
+    assert [d.page_content for d in kept] == ["a"]
+    got = sorted((e.object, e.outcome) for e in events.of("fga_decision"))
+    assert got == [("", "error"), ("document:a", "allowed"), ("document:b", "denied")]
