@@ -58,3 +58,10 @@ def test_the_console_script_reads_the_data_dir(trail):
                           "approval_decided"], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["outcome"] == "approve"
+
+
+def test_the_kind_choices_are_every_kind():
+    from langchain_agent_auth.audit import AUDIT_KINDS
+    from langchain_agent_auth.audit._cli import _KINDS
+
+    assert _KINDS == AUDIT_KINDS
