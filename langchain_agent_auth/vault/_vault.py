@@ -689,6 +689,9 @@ class TokenVault:
                 idempotent=False)
         except AgentAuthError as exc:
             yield from self._finish_pending(pid, value, "failed", getattr(exc, "error", type(exc).__name__))
+            emit_audit("token_refused", user=owner_key, connection=connection, scopes=tuple(pending.scopes),
+                       thread_id=pending.thread_id, tool_call_id=pending.tool_call_id,
+                       outcome=getattr(exc, "error", None) or type(exc).__name__, detail=str(exc))
             raise
         requested = tuple(pending.scopes)
         granted = tuple(sorted(set(response.scope))) if response.scope is not None else requested
@@ -715,6 +718,8 @@ class TokenVault:
         yield from self._finish_pending(pid, value, "completed", None)
         yield from self._settle_siblings(pid, owner_key, connection, granted)
         log.info("vault: connected connection=%s user=%s id=%s", connection, owner_key, pid)
+        emit_audit("token_obtained", user=owner_key, connection=connection, scopes=granted, outcome="connected",
+                   thread_id=pending.thread_id, tool_call_id=pending.tool_call_id)
         return ConnectResult(
             id=pid, user=owner_key, connection=connection, scopes=granted, missing_scopes=missing,
             thread_id=pending.thread_id, checkpoint_ns=pending.checkpoint_ns, tool_call_id=pending.tool_call_id,

@@ -264,3 +264,51 @@ async def test_retriever_checks_are_audited_once_each(events, mode):
     assert [d.page_content for d in kept] == ["a"]
     got = sorted((e.object, e.outcome) for e in events.of("fga_decision"))
     assert got == [("", "error"), ("document:a", "allowed"), ("document:b", "denied")]
+
+
+def _consent(url: str, redirect_uri: str, password: str) -> dict[str, str]:
+    """alice at the demo upstream: sign in, consent; returns the callback's query (code, state)."""
+    from urllib.parse import parse_qsl, urljoin, urlsplit
+
+    import httpx
+
+    from tests.vault.test_local_provider import _Forms
+
+    with httpx.Client(timeout=15, follow_redirects=False) as browser:
+        response = browser.get(url)
+        for _ in range(12):
+            if response.status_code in (301, 302, 303, 307):
+                location = urljoin(str(response.url), response.headers["location"])
+                if location.startswith(redirect_uri):
+                    return dict(parse_qsl(urlsplit(location).query))
+                response = browser.get(location)
+                continue
+            parser = _Forms()
+            parser.feed(response.text)
+            form = next(f for f in parser.forms if "password" in f["fields"] or "decision" in f["buttons"])
+            data = dict(form["fields"])
+            if "password" in data:
+                data.update(username="alice", password=password)
+            else:
+                data["decision"] = "allow"
+            response = browser.post(urljoin(str(response.url), form["action"]), data=data)
+    raise AssertionError("no redirect to the callback")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_connecting_an_account_is_a_token_obtained_event(events, idp, keyring, mode):
+    vault = _vault(idp, keyring)
+    name = idp.upstream_connection
+    alice = UserIdentity(subject="alice", issuer=idp.issuer)
+    start = (vault.start_connect(alice, name, "calendar.read", thread_id="t-connect", tool_call_id="c9")
+             if mode == "sync" else
+             await vault.astart_connect(alice, name, "calendar.read", thread_id="t-connect", tool_call_id="c9"))
+    query = _consent(start.authorize_url, "http://127.0.0.1:1/callback", idp.users["alice"])
+    if mode == "sync":
+        vault.complete_connect(query["state"], query["code"])
+    else:
+        await vault.acomplete_connect(query["state"], query["code"])
+    (obtained,) = events.of("token_obtained")
+    assert (obtained.user, obtained.connection, obtained.outcome) == (alice.key, name, "connected")
+    assert (obtained.thread_id, obtained.tool_call_id, obtained.scopes) == ("t-connect", "c9", ("calendar.read",))
+    assert query["code"] not in " ".join(e.model_dump_json() for e in events)
