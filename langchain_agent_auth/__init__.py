@@ -100,6 +100,15 @@ _EXPORTS: dict[str, str] = {
     # core
     "RedactingFilter": "langchain_agent_auth.logs",
     "install_log_redaction": "langchain_agent_auth.logs",
+    # audit
+    "AuditEvent": "langchain_agent_auth.audit",
+    "LoggingAuditSink": "langchain_agent_auth.audit",
+    "OpenTelemetryAuditSink": "langchain_agent_auth.audit",
+    "StoreAuditSink": "langchain_agent_auth.audit",
+    "add_audit_sink": "langchain_agent_auth.audit",
+    "audit_sink": "langchain_agent_auth.audit",
+    "read_audit": "langchain_agent_auth.audit",
+    "remove_audit_sink": "langchain_agent_auth.audit",
     # dev
     "LocalProvider": "langchain_agent_auth.devserver",
 }
@@ -111,6 +120,7 @@ __all__ = [
     "ApprovalMiddleware",
     "ApprovalPendingPayload",
     "ApprovalResumer",
+    "AuditEvent",
     "AuthContext",
     "AuthorizationDecision",
     "AuthorizationModel",
@@ -134,9 +144,11 @@ __all__ = [
     "Keyring",
     "LangGraphServerUserResolver",
     "LocalProvider",
+    "LoggingAuditSink",
     "MemoryTupleStore",
     "OAuthClient",
     "OpenFGAAuthorizer",
+    "OpenTelemetryAuditSink",
     "PendingSource",
     "RedactingFilter",
     "Refusal",
@@ -144,6 +156,7 @@ __all__ = [
     "RuntimeContextResolver",
     "SQLiteTupleStore",
     "StaticResolver",
+    "StoreAuditSink",
     "TokenResolver",
     "TokenVault",
     "ToolApprovalPayload",
@@ -159,7 +172,9 @@ __all__ = [
     "VaultMiddleware",
     "__version__",
     "acting_as",
+    "add_audit_sink",
     "args_digest",
+    "audit_sink",
     "compare_and_set",
     "fga_user",
     "get_access_token",
@@ -170,7 +185,9 @@ __all__ = [
     "identity_node",
     "install_log_redaction",
     "langgraph_auth",
+    "read_audit",
     "refresh_access_token",
+    "remove_audit_sink",
     "vault_auth",
     "vault_tool_node",
     "with_approval",
@@ -206,6 +223,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         args_digest,
         get_approval_token,
         with_approval,
+    )
+    from langchain_agent_auth.audit import (
+        AuditEvent,
+        LoggingAuditSink,
+        OpenTelemetryAuditSink,
+        StoreAuditSink,
+        add_audit_sink,
+        audit_sink,
+        read_audit,
+        remove_audit_sink,
     )
     from langchain_agent_auth.crypto import Keyring
     from langchain_agent_auth.devserver import LocalProvider

@@ -50,10 +50,12 @@ from langchain_agent_auth.approval._records import (
     WITHDRAWN,
     ApprovalRecord,
     ApprovalStore,
+    audit_record,
     record_key,
     thread_tag,
 )
 from langchain_agent_auth.approval._text import display_hazard
+from langchain_agent_auth.audit._emit import emit_audit
 from langchain_agent_auth.errors import (
     AgentAuthError,
     ApprovalAlreadyHandledError,
@@ -395,6 +397,8 @@ class ApprovalGuard(ToolGuard):
         return ApprovalStore(store, self.approver.keyring)
 
     def _refuse(self, call: GuardedCall, error: AgentAuthError) -> Any:
+        emit_audit("approval_refused", tool=call.name, outcome=getattr(error, "code", None) or type(error).__name__,
+                   detail=str(error))
         if self.on_denied == "raise":
             raise error
         return call.refuse(error.for_model(), error)
@@ -483,6 +487,7 @@ class ApprovalGuard(ToolGuard):
                 rec = yield _Do(self._admit, self._aadmit, (key, call, user, digest, store))
             except ApprovalError as err:
                 return self._refuse(call, err)
+            audit_record("approval_requested", rec)
         return (yield from self._settle(call, rec, store))
 
     # -- starting an approval under the per-user cap
@@ -577,6 +582,7 @@ class ApprovalGuard(ToolGuard):
             if now >= rec.expires_at:
                 rec = yield _Do(store.put, store.aput, (rec.update(
                     status="expired", decided_at=now, sealed=None, watch=False, error="expired_token"),))
+                audit_record("approval_expired", rec)
                 continue
             if isinstance(approver, CIBAApprover) and now >= rec.next_check_at:
                 rec = yield _Do(approver.poll, approver.apoll, (rec, store))
@@ -655,11 +661,13 @@ class ApprovalGuard(ToolGuard):
         except Exception:
             yield _Do(store.put, store.aput, (running.update(
                 status="done", sealed=None, finished_at=self.approver.clock(), error="tool_error"),))
+            audit_record("approval_executed", rec, outcome="tool_error", args_digest=_ran_digest(rec))
             raise
         if token is not None:  # the approval's token never reaches the model through the result
             result = scrub(result, (token.access_token,))
         done = running.update(status="done", sealed=None, finished_at=self.approver.clock())
         yield _Do(store.put, store.aput, (done.update(result=_cache_result(store, done, result)),))
+        audit_record("approval_executed", rec, outcome="done", args_digest=_ran_digest(rec))
         return result
 
     def _replay(self, call: GuardedCall, rec: ApprovalRecord, store: ApprovalStore) -> Any:
@@ -735,7 +743,20 @@ def _already_handled(rec: ApprovalRecord, message: str) -> ApprovalAlreadyHandle
     return err
 
 
+def _ran_digest(rec: ApprovalRecord) -> str:
+    """The digest of the arguments that ran: the user's edit, else what they approved."""
+    if rec.edited_args is None:
+        return rec.args_digest
+    try:
+        return args_digest(rec.edited_args)
+    except Exception:  # edited arguments were checked when decided; keep the request's digest
+        return rec.args_digest
+
+
 def _decide(rec: ApprovalRecord, value: ApprovalResponse, now: float) -> ApprovalRecord:
+    if value.decision in ("approve", "edit", "reject"):
+        # The answer came in a resume of the thread, whose owner check admitted the caller.
+        audit_record("approval_decided", rec, outcome=value.decision, decider=rec.user_key)
     message = " ".join(value.message.split())[:300] if value.message else None
     if value.decision == "reject":
         return rec.update(status="denied", decision="reject", decision_message=message, decided_at=now)

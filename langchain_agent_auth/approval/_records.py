@@ -29,11 +29,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
 from langchain_agent_auth.crypto import Keyring, default_keyring
 from langchain_agent_auth.errors import ApprovalRecordError, ConfigurationError, VaultDecryptionError
 from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
 
 log = logging.getLogger("langchain_agent_auth.approval")
+
+def audit_record(kind: str, rec: ApprovalRecord, **fields: Any) -> ApprovalRecord:
+    """Report ``rec`` to the audit trail as an event of ``kind``; returns ``rec``."""
+    if audit_enabled():
+        fields.setdefault("args_digest", rec.args_digest)
+        emit_audit(kind, user=rec.user_key, thread_id=rec.thread_id, tool=rec.tool, tool_call_id=rec.tool_call_id,
+                   channel=rec.kind, **fields)
+    return rec
+
 
 __all__ = [
     "NAMESPACE",

@@ -65,6 +65,11 @@ EXPECTED: dict[str, list[str]] = {
         "[paused]     tool_approval: ",
         "[alice]      edits the recipient: team@example.com",
         "[tool]       send_email -> emailed 'Q3 report' to team@example.com",
+        "[audit]      approval_decided transfer approve (ciba) by alice, args sha256:",
+        "[audit]      approval_executed transfer done (ciba) by alice",
+        "[audit]      approval_decided transfer reject (ciba) by alice",
+        "[audit]      approval_decided send_email edit (in_app) by alice",
+        "[audit]      approval_executed send_email done (in_app) by alice",
     ],
     "combined_example.py": [
         "[fga]        user:alice viewer document:invoice-42: allowed",

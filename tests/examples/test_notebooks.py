@@ -50,6 +50,10 @@ KEY_OUTPUTS: dict[str, list[str]] = {
         "ResumeValueError: an approval cannot switch the tool",
         "still paused: True",
         "tool (success): emailed 'Q3 report' to team@example.com",
+        "approval_decided transfer approve ciba sha256:",
+        "approval_decided transfer reject ciba sha256:",
+        "approval_refused send_email invalid_resume",
+        "approval_executed send_email done in_app sha256:",
     ],
     "combined": [
         "tool (success): Invoice 42 from Bob",
