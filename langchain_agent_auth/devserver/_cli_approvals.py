@@ -109,10 +109,30 @@ def _left(expires_at: int) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+#: What each stored status means to the person who answers.
+STATUS_WORDS = {"pending": "waiting", "approved": "approved", "consumed": "approved, used",
+                "denied": "denied", "denied_reported": "denied", "expired": "expired"}
+
+
+def _status(item: dict[str, Any]) -> str:
+    return STATUS_WORDS.get(str(item.get("status")), str(item.get("status")))
+
+
+def _expires(item: dict[str, Any]) -> str:
+    return _left(item["expires_at"]) if item.get("status") == "pending" else "-"
+
+
 def _summary(item: dict[str, Any]) -> str:
     parts = [item.get("binding_message") or ""]
     parts += [view["title"] for view in item.get("authorization_details_view") or []]
-    return " | ".join(p for p in parts if p) or "(no message)"
+    seen: set[str] = set()
+    kept = []
+    for part in parts:  # a detail's title often repeats the binding message: say it once
+        key = " ".join(part.lower().split())
+        if part and key not in seen:
+            seen.add(key)
+            kept.append(part)
+    return " | ".join(kept) or "(no message)"
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -135,8 +155,8 @@ def run_list(args: argparse.Namespace) -> int:
                 item["id"],
                 item["user"],
                 item["client_id"],
-                item["status"],
-                _left(item["expires_at"]),
+                _status(item),
+                _expires(item),
                 _summary(item),
             )
         )

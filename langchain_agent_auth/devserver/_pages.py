@@ -98,9 +98,7 @@ def scope_items(scope: str | None) -> str:
     items = []
     for item in (scope or "").split():
         text = _SCOPE_TEXT.get(item)
-        items.append(
-            f"<li>{esc(text)} <code>{esc(item)}</code></li>" if text else f"<li><code>{esc(item)}</code></li>"
-        )
+        items.append(f'<li title="{esc(item)}">{esc(text)}</li>' if text else f"<li><code>{esc(item)}</code></li>")
     return f'<ul class="scopes">{"".join(items)}</ul>' if items else ""
 
 
@@ -167,8 +165,7 @@ def approvals_page(*, user: str, requests: list[Mapping[str, Any]], csrf: str, f
         binding = req.get("binding_message")
         cards.append(
             f'<section class="card request" id="request-{rid}" data-request-id="{rid}">'
-            f'<div class="muted">Request from <b>{esc(req["client_name"])}</b> '
-            f"<code>{esc(req['client_id'])}</code> &middot; "
+            f'<div class="muted">Request from <b>{esc(req["client_name"])}</b> &middot; '
             f"expires in {esc(_remaining(req['expires_at']))}</div>"
             + (
                 '<div class="binding" title="Check that your agent shows the same message">'
@@ -181,11 +178,14 @@ def approvals_page(*, user: str, requests: list[Mapping[str, Any]], csrf: str, f
             + '<div class="actions">'
             f'<form method="post" action="/approvals/{rid}/approve">{_hidden([("csrf", csrf)])}'
             f'<button class="approve" type="submit" id="approve-{rid}">Approve</button></form>'
-            f'<form method="post" action="/approvals/{rid}/deny" class="deny-form">'
-            f'{_hidden([("csrf", csrf)])}<input class="deny-reason" type="text" name="reason" '
-            f'placeholder="Reason (optional)" maxlength="200" aria-label="Reason for denying">'
+            f'<form method="post" action="/approvals/{rid}/deny" class="deny-form" id="deny-form-{rid}">'
+            f'{_hidden([("csrf", csrf)])}'
             f'<button class="deny" type="submit" id="deny-{rid}">Deny</button></form>'
-            "</div></section>"
+            "</div>"
+            # The reason goes with "Deny" (the form= attribute), under the buttons, not between them.
+            f'<label class="deny-reason-label">If you deny, tell the agent why (optional) '
+            f'<input class="deny-reason" type="text" name="reason" form="deny-form-{rid}" maxlength="200">'
+            "</label></section>"
         )
     body = (
         "<h1>Pending approvals</h1>"

@@ -211,13 +211,43 @@ def _humanize(name: str) -> str:
     return words[:1].upper() + words[1:]
 
 
+NBSP = "\u00a0"
+
+
+def group_iban(value: str) -> str:
+    """An IBAN in groups of four joined by no-break spaces, so it reads (and never wraps) as
+    one number.
+
+    Example:
+        >>> group_iban("DE89370400440532013000").replace(NBSP, " ")
+        'DE89 3704 0044 0532 0130 00'
+    """
+    compact = re.sub(r"\s+", "", value)
+    return NBSP.join(compact[i:i + 4] for i in range(0, len(compact), 4))
+
+
+def _field(key: str, value: Any, siblings: dict[str, Any], depth: int) -> str:
+    name = key.lower()
+    if name == "iban" and isinstance(value, str):
+        return group_iban(value)
+    if name in ("amount", "value") and isinstance(value, int | float | str) and not isinstance(value, bool) \
+            and not any(k.lower() == "currency" for k in siblings):
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            return _plain(value, depth)
+        text = f"{number:,}" if number == number.to_integral_value() else f"{number:,.2f}"
+        return f"{text} (no currency given)"
+    return _plain(value, depth)
+
+
 def _plain(value: Any, depth: int = 0) -> str:
     if depth > MAX_DEPTH:  # rows stored before the parse-time limit existed
         return "..."
     if isinstance(value, list):
         return ", ".join(_plain(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return "; ".join(f"{_humanize(str(k))}: {_plain(v, depth + 1)}" for k, v in value.items())
+        return "; ".join(f"{_humanize(str(k))}: {_field(str(k), v, value, depth + 1)}" for k, v in value.items())
     if value is None:
         return "-"
     if isinstance(value, bool):

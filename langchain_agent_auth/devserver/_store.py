@@ -292,7 +292,7 @@ class Store:
             self.secrets.clients[AGENT_CLIENT_ID] = (
                 self.add_client(
                     AGENT_CLIENT_ID,
-                    client_name="Agent (seeded)",
+                    client_name="Your assistant",
                     grant_types=ALL_MAIN_GRANTS,
                     redirect_uris=["http://127.0.0.1/callback", "http://localhost/callback"],
                     token_endpoint_auth_method="client_secret_basic",

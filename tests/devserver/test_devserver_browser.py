@@ -27,6 +27,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "approval-page.png"
+PHONE_SCREENSHOT = ROOT / "docs" / "approval-page-phone.png"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -144,6 +145,24 @@ def test_approve_and_deny_in_a_real_browser() -> None:
                 SCREENSHOT.parent.mkdir(exist_ok=True)
                 page.screenshot(path=str(SCREENSHOT), full_page=True)
 
+                # What a person sees: the client's display name (no developer ids), the IBAN in
+                # groups of four that never break, scopes in words, the reason under the buttons.
+                expect(pay_card).to_contain_text("Request from Your assistant")
+                expect(pay_card).not_to_contain_text(idp.client_id)
+                grouped = "\u00a0".join(["DE89", "3704", "0044", "0532", "0130", "00"])
+                expect(pay_card.locator(".detail dd")).to_have_text(f"IBAN: {grouped}")
+                expect(mail_card.locator("ul.scopes li")).to_have_text(["Your email address"])
+                assert mail_card.locator(".actions + label.deny-reason-label input[form]").count() == 1
+                phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+                phone.context.add_cookies(page.context.cookies())
+                phone.goto(idp.approval_url)
+                phone.wait_for_selector("h1:has-text('Pending approvals')")
+                assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # reflows, no sideways scroll
+                iban = phone.locator(f"#request-{pending['Pay ACME invoice 42 (code 7X2K)']} .detail dd")
+                assert iban.evaluate("e => e.getClientRects().length") == 1  # one line: not broken mid-number
+                phone.screenshot(path=str(PHONE_SCREENSHOT), full_page=True)
+                phone.close()
+
                 pay_card.locator("button.approve").click()
                 expect(page.locator(".flash")).to_have_text("Approved. The agent can continue.")
                 pay_poll.join(timeout=15)
@@ -162,4 +181,4 @@ def test_approve_and_deny_in_a_real_browser() -> None:
                 expect(page.locator("#no-requests")).to_be_visible()
             finally:
                 browser.close()
-    assert SCREENSHOT.stat().st_size > 10_000
+    assert SCREENSHOT.stat().st_size > 10_000 and PHONE_SCREENSHOT.stat().st_size > 10_000

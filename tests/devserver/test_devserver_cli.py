@@ -157,6 +157,19 @@ def test_approvals_cli(dev_server, cli) -> None:
     no = httpx.post(info["issuer"] + "/token", auth=auth, data={**poll, "auth_req_id": second["auth_req_id"]})
     assert no.json() == {"error": "access_denied", "error_description": "not today"}
     assert cli("approvals", "list", "--data-dir", str(data_dir)).stdout.strip() == "no requests"
+    # Finished requests: words a person uses, and no countdown
+    everything = cli("approvals", "list", "--status", "all", "--data-dir", str(data_dir)).stdout
+    assert "approved, used" in everything and "denied" in everything, everything
+    assert "consumed" not in everything and "denied_reported" not in everything
+    assert all("  -  " in row for row in everything.splitlines()[1:] if row.strip()), everything
+    # A binding message that says what the details say is shown once
+    same = [{"type": "payment_initiation", "instructedAmount": {"amount": "3.00", "currency": "EUR"},
+             "creditorName": "Cafe"}]
+    httpx.post(info["issuer"] + "/bc-authorize", auth=auth, data={
+        "login_hint": "alice", "scope": "openid", "binding_message": "Pay 3.00 EUR to Cafe",
+        "authorization_details": json.dumps(same)})
+    row = next(r for r in cli("approvals", "list", "--data-dir", str(data_dir)).stdout.splitlines() if "3.00" in r)
+    assert row.count("Pay 3.00 EUR to Cafe") == 1 and "waiting" in row, row
 
     # stop the server: SIGINT exits cleanly, removes server.json; the logs carry no credential
     proc.send_signal(signal.SIGINT)
