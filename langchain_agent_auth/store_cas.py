@@ -415,23 +415,29 @@ def _row(r: Any) -> tuple[Any, ...]:
     return tuple(r.values()) if isinstance(r, dict) else tuple(r)
 
 
+# Processes creating the table at the same moment collide in PostgreSQL's catalog (the table
+# and its row type): an advisory lock held for the creating transaction makes them take turns.
+_PG_SETUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('agent_auth_cas'))"
+_PG_CREATED = ("UniqueViolation", "DuplicateTable", "DuplicateObject")
+
+
 def _pg_setup(conn: Any) -> None:
-    # Two processes creating the table at once can collide in the catalog: the loser's
-    # table exists all the same.
     try:
         with conn.transaction(), conn.cursor() as cur:
+            cur.execute(_PG_SETUP_LOCK)
             cur.execute(_PG["create"])
     except Exception as exc:
-        if type(exc).__name__ not in ("UniqueViolation", "DuplicateTable"):
+        if type(exc).__name__ not in _PG_CREATED:  # another creator won: the table exists
             raise
 
 
 async def _apg_setup(conn: Any) -> None:
     try:
         async with conn.transaction(), conn.cursor() as cur:
+            await cur.execute(_PG_SETUP_LOCK)
             await cur.execute(_PG["create"])
     except Exception as exc:
-        if type(exc).__name__ not in ("UniqueViolation", "DuplicateTable"):
+        if type(exc).__name__ not in _PG_CREATED:
             raise
 
 
