@@ -99,6 +99,8 @@ _EXPORTS: dict[str, str] = {
     # core
     "RedactingFilter": "langchain_agent_auth.logs",
     "install_log_redaction": "langchain_agent_auth.logs",
+    "WaitProgress": "langchain_agent_auth.progress",
+    "is_progress": "langchain_agent_auth.progress",
     # dev
     "LocalProvider": "langchain_agent_auth.devserver",
 }
@@ -155,6 +157,7 @@ __all__ = [
     "VaultCallback",
     "VaultGuard",
     "VaultMiddleware",
+    "WaitProgress",
     "__version__",
     "acting_as",
     "args_digest",
@@ -167,6 +170,7 @@ __all__ = [
     "guarded_tool_node",
     "identity_node",
     "install_log_redaction",
+    "is_progress",
     "langgraph_auth",
     "refresh_access_token",
     "vault_auth",
@@ -251,6 +255,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
     from langchain_agent_auth.logs import RedactingFilter, install_log_redaction
     from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
+    from langchain_agent_auth.progress import WaitProgress, is_progress
     from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
     from langchain_agent_auth.vault import (
         AccessToken,

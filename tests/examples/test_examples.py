@@ -79,6 +79,16 @@ EXPECTED: dict[str, list[str]] = {
         "[fga]        user:bob viewer document:invoice-42: denied",
         "[tool]       read_doc refused: Access denied",
     ],
+    "streaming_example.py": [
+        "[progress]   waiting approval for transfer (",
+        "left, next check scheduled): Waiting for your approval of transfer on your device: Pay 250 EUR to Bob",
+        "[alice]      approves 'Pay 250 EUR to Bob' on her phone",
+        "[progress]   approved: transfer approved",
+        "[tool]       transfer -> sent 250.00 EUR to Bob",
+        "[progress]   paused approval for send_email (",
+        "left): Waiting for your approval of send_email; the run resumes when you answer",
+        "[paused]     tool_approval: the run waits for alice's answer",
+    ],
 }
 SERVER_CLIENT = EXAMPLES / "langgraph_server" / "client.py"
 SERVER_EXPECTED = [
