@@ -25,7 +25,8 @@ DOCS = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] i
 
 # The scripted model's turns, per file (what a reader's model would do with the prompts there).
 SCRIPTS: dict[str, list] = {
-    "approval.md": [[["transfer", {"amount": 250, "to": "Bob"}]], [["transfer", {"amount": 250, "to": "Bob"}]]],
+    "approval.md": [[["transfer", {"amount": 250, "to": "Bob"}]], [["transfer", {"amount": 250, "to": "Bob"}]],
+                    [["transfer", {"amount": 250, "to": "Bob"}]]],
     "identity.md": [[["my_calendar", {"day": "monday"}]], [["my_calendar", {"day": "monday"}]]],
     "vault.md": [[["list_events", {"day": "monday"}]]],
 }
