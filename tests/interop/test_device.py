@@ -109,3 +109,44 @@ async def test_device_denied_on_the_providers_pages(device_provider, mode):
     await asyncio.to_thread(browser, started.verification_uri, started.user_code, "alice", deny=True)
     with pytest.raises(E.AccessDeniedError):
         await call(client, mode, "device_poll", started.device_code)
+
+
+def test_device_authorization_pause_resumed_after_approval(device_provider):
+    """The toolkit's pause (DeviceAuthorizer) on both providers: pause, approve on the
+    provider's pages, resume: the node gets the user from the verified ID token."""
+    import time
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.store.memory import InMemoryStore
+    from langgraph.types import Command
+    from typing_extensions import TypedDict
+
+    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.identity import DeviceAuthorizer
+
+    class State(TypedDict, total=False):
+        user: str
+
+    issuer, creds, browser = device_provider
+    store = InMemoryStore()
+    authorizer = DeviceAuthorizer(OAuthClient(issuer, *creds), scope="openid email", store=store,
+                                  keyring=Keyring.generate())
+    verifier = JWTVerifier(issuer, audience=creds[0], token_type="id", client_id=creds[0])
+    graph = StateGraph(State)
+    graph.add_node("sign_in", lambda state: {"user": authorizer.sign_in(verifier).subject})
+    graph.add_edge(START, "sign_in")
+    graph.add_edge("sign_in", END)
+    app = graph.compile(checkpointer=InMemorySaver(), store=store)
+    cfg = {"configurable": {"thread_id": "device-interop"}}
+    pause = app.invoke({}, cfg)["__interrupt__"][0].value
+    assert pause["type"] == "device_authorization" and pause["user_code"]
+    browser(pause["verification_uri"], pause["user_code"], "alice")
+    deadline = time.monotonic() + 60
+    while True:  # what the resumer does: look again once the provider's interval has passed
+        out = app.invoke(Command(resume={"device_id": pause["device_id"], "action": "check"}), cfg)
+        if "__interrupt__" not in out or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert out == {"user": "alice"}
+    assert 0 < pause["interval"] <= 5 and not authorizer.pending()
