@@ -330,6 +330,8 @@ def device_routes(provider: Provider, require_session: Any, guarded_page: Any) -
         user_code = normalize_user_code(typed)
         row = _find_pending(provider, user_code) if user_code else None
         if row is None:
+            if len(wrong) > 10_000:  # bounded memory: old sessions' counts are dropped
+                wrong.clear()
             wrong[session.csrf] = wrong.get(session.csrf, 0) + 1
             provider.count("device", "wrong_code")
             return page(code_page(user=session.sub, csrf=session.csrf, user_code=typed,

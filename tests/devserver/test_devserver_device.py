@@ -38,7 +38,7 @@ def test_metadata_advertises_the_device_grant(idp: LocalProvider) -> None:
     assert "urn:ietf:params:oauth:grant-type:device_code" in meta["grant_types_supported"]
 
 
-def test_sign_in_on_another_device_sync(idp: LocalProvider) -> None:
+def test_sign_in_on_another_device_sync(idp: LocalProvider, provider_logs) -> None:
     oauth = client(idp)
     started = oauth.device_authorize(scope="openid profile email")
     assert normalize_user_code(started.user_code) == started.user_code
@@ -60,6 +60,8 @@ def test_sign_in_on_another_device_sync(idp: LocalProvider) -> None:
     # single use: the replay is refused (and revokes what the code produced)
     with pytest.raises(InvalidGrantError):
         oauth.device_poll(started.device_code)
+    logs = "\n".join(provider_logs.lines)
+    assert "tokens issued" in logs and started.device_code not in logs and token.access_token not in logs
 
 
 async def test_sign_in_on_another_device_async_and_a_denial(idp: LocalProvider) -> None:
@@ -84,6 +86,7 @@ def test_polling_too_fast_gets_slow_down(idp: LocalProvider) -> None:
         oauth.device_poll(started.device_code)
     with pytest.raises(SlowDownError):  # at once again: sooner than the interval
         oauth.device_poll(started.device_code)
+    assert idp.stats()["device"]["slow_down"] >= 1
 
 
 def test_expired_codes_are_refused_at_the_page_and_the_token_endpoint(idp: LocalProvider) -> None:
@@ -116,3 +119,22 @@ def test_a_client_not_registered_for_the_grant_is_refused(idp: LocalProvider) ->
     assert r.status_code in (400, 401) and r.json()["error"] in ("invalid_client", "unauthorized_client")
     r = httpx.post(idp.issuer + "/device_authorization", auth=(idp.client_id, "wrong"), data={"scope": "openid"})
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+def test_a_session_that_guesses_codes_is_stopped(idp: LocalProvider) -> None:
+    from langchain_agent_auth.devserver._provider import _forms
+
+    started = client(idp).device_authorize(scope="openid")
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        page = browser.get(started.verification_uri)
+        [login] = [f for f in _forms(page.text) if f["method"] == "post"]
+        data = {n: v for n, v, _ in login["fields"]}
+        data.update(username="bob", password=idp.users["bob"])
+        page = browser.post(httpx.URL(str(page.url)).join(login["action"]), data=data)
+        csrf = next(v for f in _forms(page.text) if f["action"] == "/device" for n, v, _ in f["fields"] if n == "csrf")
+        answers = [browser.post(idp.issuer + "/device", data={"csrf": csrf, "user_code": "BBBB-BBBB"}).status_code
+                   for _ in range(10)]
+        right = browser.post(idp.issuer + "/device", data={"csrf": csrf, "user_code": started.user_code})
+    assert answers == [400] * 10 and right.status_code == 429  # even the right code, after 10 wrong ones
+    with pytest.raises(AuthorizationPendingError):
+        client(idp).device_poll(started.device_code)
