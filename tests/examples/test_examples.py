@@ -79,6 +79,15 @@ EXPECTED: dict[str, list[str]] = {
         "[fga]        user:bob viewer document:invoice-42: denied",
         "[tool]       read_doc refused: Access denied",
     ],
+    "device_example.py": [
+        "[progress]   paused device_authorization: code ",
+        "[paused]     device_authorization: To sign in, open ",
+        "/device and enter the code ",
+        "[alice]      approves code ",
+        "[identity]   signed in as alice (ID token verified); a token in the checkpoints: False",
+        "[bob]        denies code ",
+        "[identity]   sign-in refused: AccessDeniedError",
+    ],
     "streaming_example.py": [
         "[progress]   waiting approval for transfer (",
         "left, next check scheduled): Waiting for your approval of transfer on your device: Pay 250 EUR to Bob",
