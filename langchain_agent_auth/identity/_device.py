@@ -115,6 +115,12 @@ class DeviceRecord:
     context: dict[str, Any] | None = field(default=None)
 
 
+def _is_pause(exc: BaseException) -> bool:
+    from langgraph.errors import GraphBubbleUp
+
+    return isinstance(exc, GraphBubbleUp)
+
+
 def _key(thread_id: str | None, checkpoint_ns: str, tool_call_id: str | None, name: str) -> str:
     raw = "\x1f".join([thread_id or "-", checkpoint_ns, tool_call_id or "-", name])
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
@@ -338,9 +344,10 @@ class DeviceAuthorizer:
                 self.store.delete(NAMESPACE, rec.id)  # the next attempt starts afresh
                 raise self._refusal(rec)
             try:
-                raw = interrupt(self.payload(rec).to_interrupt())
-            except BaseException:
-                emit_progress(writer, self._progress(rec))
+                raw = interrupt(self.payload(rec).to_interrupt(), response_schema=DeviceAuthorizationResume)
+            except BaseException as exc:
+                if _is_pause(exc):
+                    emit_progress(writer, self._progress(rec))
                 raise
             rec = self._resumed(rec, raw) or self.get(device_id) or rec
 
@@ -362,9 +369,10 @@ class DeviceAuthorizer:
                 await self.store.adelete(NAMESPACE, rec.id)
                 raise self._refusal(rec)
             try:
-                raw = interrupt(self.payload(rec).to_interrupt())
-            except BaseException:
-                emit_progress(writer, self._progress(rec))
+                raw = interrupt(self.payload(rec).to_interrupt(), response_schema=DeviceAuthorizationResume)
+            except BaseException as exc:
+                if _is_pause(exc):
+                    emit_progress(writer, self._progress(rec))
                 raise
             rec = self._resumed(rec, raw) or await self.aget(device_id) or rec
 

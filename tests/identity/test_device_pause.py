@@ -175,3 +175,19 @@ def test_connecting_an_account_hands_the_tokens_to_on_token_once_for_that_user(i
         time.sleep(0.1)
     assert app.get_state(cfg).values["signed_in_as"] == "connected"
     assert len(got) == 1 and got[0][0] and got[0][1]["user"]["subject"] == "alice"
+
+
+@pytest.mark.parametrize("bad", ["garbage", {"device_id": 3}, {"device_id": "x", "action": "approve"}, None])
+def test_a_malformed_resume_value_leaves_the_pause_in_place(idp: LocalProvider, bad: Any) -> None:
+    app, authorizer, _ = build(idp)
+    cfg = {"configurable": {"thread_id": f"device-bad-{bad!r}"}}
+    first = app.invoke({}, cfg)["__interrupt__"][0].value
+    try:
+        app.invoke(Command(resume=bad), cfg)
+    except Exception as exc:  # refused inside interrupt(): nothing recorded
+        assert "resume" in str(exc).lower() or "DeviceAuthorizationResume" in str(exc)
+    [pause] = app.get_state(cfg).interrupts
+    assert pause.value["user_code"] == first["user_code"] and len(authorizer.pending()) == 1
+    # a cancel for another device id is not this pause's answer
+    out = app.invoke(Command(resume={"device_id": "someone-else", "action": "cancel"}), cfg)
+    assert out["__interrupt__"][0].value["device_id"] == first["device_id"]
