@@ -75,7 +75,7 @@ def serve() -> tuple[str, uvicorn.Server, threading.Thread, list[int]]:
             hits[0] += 1
         await app(scope, receive, send)
 
-    from langchain_agent_auth.fga._cli import listen_socket
+    from langchain_agent_auth._serving import bind_socket as listen_socket
 
     sock = listen_socket("127.0.0.1", 0)  # as `agent-auth fga serve` does
     server = uvicorn.Server(uvicorn.Config(counted, log_level="warning", lifespan="off"))

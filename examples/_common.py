@@ -7,6 +7,8 @@ module only spares each script the same fifty lines of set-up.
   (``LocalProvider()``, the default), or use an ``agent-auth dev`` that runs elsewhere
   (``--dev-dir DIR``: the server's data directory, where it writes ``server.json`` and
   ``secrets.json``).
+* ``--store URL``: where checkpoints and the toolkit's records live
+  (:func:`langchain_agent_auth.storage.open_storage`; ``memory:`` by default).
 * :func:`chat_model`: a scripted chat model (no API key, the same transcript every run), or
   a real one with ``--model provider:model`` (``langchain.chat_models.init_chat_model``).
 * :class:`Browser`: the user's browser, over real HTTP: it signs in and clicks "Allow".
@@ -57,7 +59,18 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
              "default: a scripted model, no key needed",
     )
     parser.add_argument("--ciba-interval", type=int, default=1, help="in-process provider only (default 1 s)")
+    parser.add_argument(
+        "--store", metavar="URL", default=os.environ.get("AGENT_AUTH_STORE") or "memory:",
+        help="where checkpoints and the toolkit's records live: memory: (default), sqlite:///DIR or "
+             "postgresql://USER@HOST:PORT/DB (default: $AGENT_AUTH_STORE, else memory:)",
+    )
     return parser.parse_args(argv)
+
+
+def run_id(args: argparse.Namespace) -> str:
+    """A suffix for thread ids: empty in memory, unique per run in a durable store (a rerun
+    must not continue an old run's threads)."""
+    return "" if args.store == "memory:" else "-" + os.urandom(4).hex()
 
 
 # --------------------------------------------------------------------------- the provider
@@ -277,10 +290,10 @@ class LoopbackServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
-    def start(self, app: Any) -> LoopbackServer:
+    def start(self, app: Any, *, lifespan: str = "off") -> LoopbackServer:
         import uvicorn
 
-        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
         self._thread.start()
         while not self._server.started:

@@ -9,6 +9,8 @@
    API, as ``agent-auth approvals deny`` does); the tool never runs.
 3. "Email the report to everyone": an in-app approval (``tool_approval`` pause); the app shows
    the call, alice narrows the recipients, and the edited call is what runs.
+4. The audit trail the store kept: who decided what, for which arguments (their digest), and
+   what ran (``docs/audit.md``).
 
     python examples/approval_example.py                  # provider in-process
     agent-auth dev --ciba-interval 1 &  python examples/approval_example.py --dev-dir .agent-auth/dev
@@ -19,14 +21,12 @@ from __future__ import annotations
 import time
 
 import httpx
-from _common import Phone, Transcript, calls, chat_model, parse_args, provider, say
+from _common import Phone, Transcript, calls, chat_model, parse_args, provider, run_id, say
 from langchain.agents import create_agent
 from langchain_core.tools import tool
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
-from langchain_agent_auth import Keyring, OAuthClient, UserIdentity
+from langchain_agent_auth import Keyring, OAuthClient, StoreAuditSink, UserIdentity, audit_sink, read_audit
 from langchain_agent_auth.approval import (
     ApprovalMiddleware,
     ApprovalResumer,
@@ -34,6 +34,7 @@ from langchain_agent_auth.approval import (
     InAppApprover,
     get_approval_token,
 )
+from langchain_agent_auth.storage import open_storage
 
 
 def payment(tool_name: str, args: dict) -> list[dict]:
@@ -71,7 +72,7 @@ def wait_and_resume(resumer: ApprovalResumer, agent, config: dict) -> None:
 
 def main() -> None:
     args = parse_args(__doc__)
-    with provider(args) as idp:
+    with provider(args) as idp, open_storage(args.store) as storage, audit_sink(StoreAuditSink(storage.store)):
         alice = UserIdentity(subject="alice", issuer=idp.issuer)  # signed in to our app
         keyring = Keyring.generate()  # seals pending approvals in the store (default: a key file)
         ciba = CIBAApprover(
@@ -89,11 +90,11 @@ def main() -> None:
             ]),
             tools(idp.api_url),
             middleware=[ApprovalMiddleware({"transfer": ciba, "send_email": InAppApprover(keyring=keyring)})],
-            checkpointer=InMemorySaver(),
-            store=InMemoryStore(),  # pending approvals (one CIBA request per call, however often it re-runs)
+            checkpointer=storage.checkpointer,
+            store=storage.store,  # pending approvals (one CIBA request per call, however often it re-runs)
         )
         resumer = ApprovalResumer(agent, approvers=[ciba])
-        config = {"configurable": {"thread_id": "approval-demo"}}
+        config = {"configurable": {"thread_id": f"approval-demo{run_id(args)}"}}
         context = {"user": alice}
         transcript = Transcript("alice")
 
@@ -127,6 +128,13 @@ def main() -> None:
         say("alice", f"edits the recipient: {edited['to']}")
         answer = {pause.id: {"approval_id": pause.value["approval_id"], "decision": "edit", "args": edited}}
         transcript.run(agent, Command(resume=answer), config, context=context)
+
+        # 4. The audit trail: the store sink kept every decision (a SqliteStore in an app:
+        # `agent-auth audit` shows it).
+        for event in read_audit(storage.store, thread_id=config["configurable"]["thread_id"]):
+            if event.kind in ("approval_decided", "approval_executed"):
+                say("audit", f"{event.kind} {event.tool} {event.outcome} ({event.channel}) "
+                             f"by {event.user.rsplit('|', 1)[-1]}, args {event.args_digest[:19]}")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,9 @@ from __future__ import annotations
 import time
 
 import httpx
-from _common import Browser, LoopbackServer, Phone, Transcript, calls, chat_model, parse_args, provider, say
+from _common import Browser, LoopbackServer, Phone, Transcript, calls, chat_model, parse_args, provider, run_id, say
 from langchain.agents import create_agent
 from langchain_core.tools import tool
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.store.memory import InMemoryStore
 
 from langchain_agent_auth import (
     AuthContext,
@@ -40,6 +38,7 @@ from langchain_agent_auth import (
     vault_auth,
 )
 from langchain_agent_auth.approval import ApprovalMiddleware, ApprovalResumer, CIBAApprover, get_approval_token
+from langchain_agent_auth.storage import open_storage
 from langchain_agent_auth.vault import ConnectPendingSource, callback_app
 
 API = "urn:example:api"
@@ -82,7 +81,7 @@ def make_tools(api_url: str) -> list:
 
 def main() -> None:
     args = parse_args(__doc__)
-    with provider(args) as idp, LoopbackServer() as web:
+    with provider(args) as idp, LoopbackServer() as web, open_storage(args.store) as storage:
         keyring = Keyring.generate()
         alice = UserIdentity(subject="alice", issuer=idp.issuer)
         tokens = {name: idp.login(name, scope="openid", resource=API)["access_token"] for name in ("alice", "bob")}
@@ -95,7 +94,7 @@ def main() -> None:
             [Connection("calendar", issuer=idp.upstream_issuer, client_id=idp.upstream_client_id,
                         client_secret=idp.upstream_client_secret, scopes=["calendar.write"],
                         redirect_uri=f"{web.url}/callback")],
-            store=InMemoryStore(), keyring=keyring)
+            store=storage.store, keyring=keyring)
         web.start(callback_app(vault, resolve_user=lambda request: alice))  # alice is signed in to our web app
         ciba = CIBAApprover(
             OAuthClient(idp.issuer, idp.client_id, idp.client_secret), audience=idp.api_audience,
@@ -120,8 +119,8 @@ def main() -> None:
                 VaultMiddleware(vault, {"add_event": "calendar"}),
             ],
             context_schema=AuthContext,
-            checkpointer=InMemorySaver(),
-            store=InMemoryStore(),
+            checkpointer=storage.checkpointer,
+            store=storage.store,
         )
         # Resumes threads whose approval was decided or whose account got connected (`agent-auth resumer`).
         resumer = ApprovalResumer(agent, approvers=[ciba], sources=[ConnectPendingSource(vault)])
@@ -132,7 +131,7 @@ def main() -> None:
                 if not resumer.run_once().resumed_items:
                     time.sleep(0.2)
 
-        config = {"configurable": {"thread_id": "alice"}}
+        config = {"configurable": {"thread_id": f"alice{run_id(args)}"}}
         context = {"access_token": tokens["alice"]}
         transcript = Transcript("alice")
         transcript.run(agent, {"messages": [("user", "What does invoice 42 say?")]}, config, context=context)
@@ -156,7 +155,8 @@ def main() -> None:
         transcript.show(agent.get_state(config).values)
 
         Transcript("bob").run(agent, {"messages": [("user", "What does invoice 42 say?")]},
-                              {"configurable": {"thread_id": "bob"}}, context={"access_token": tokens["bob"]})
+                              {"configurable": {"thread_id": f"bob{run_id(args)}"}},
+                              context={"access_token": tokens["bob"]})
 
 
 if __name__ == "__main__":

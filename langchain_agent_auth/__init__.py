@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "ToolGuardMiddleware": "langchain_agent_auth.guards",
     "guard_tool": "langchain_agent_auth.guards",
     "guarded_tool_node": "langchain_agent_auth.guards",
+    "AgentAuthToolkit": "langchain_agent_auth.toolkit",
     # identity
     "AuthContext": "langchain_agent_auth.identity",
     "IdentityGuard": "langchain_agent_auth.identity",
@@ -102,16 +103,27 @@ _EXPORTS: dict[str, str] = {
     "install_log_redaction": "langchain_agent_auth.logs",
     "WaitProgress": "langchain_agent_auth.progress",
     "is_progress": "langchain_agent_auth.progress",
+    # audit
+    "AuditEvent": "langchain_agent_auth.audit",
+    "LoggingAuditSink": "langchain_agent_auth.audit",
+    "OpenTelemetryAuditSink": "langchain_agent_auth.audit",
+    "StoreAuditSink": "langchain_agent_auth.audit",
+    "add_audit_sink": "langchain_agent_auth.audit",
+    "audit_sink": "langchain_agent_auth.audit",
+    "read_audit": "langchain_agent_auth.audit",
+    "remove_audit_sink": "langchain_agent_auth.audit",
     # dev
     "LocalProvider": "langchain_agent_auth.devserver",
 }
 
 __all__ = [
     "AccessToken",
+    "AgentAuthToolkit",
     "ApprovalGuard",
     "ApprovalMiddleware",
     "ApprovalPendingPayload",
     "ApprovalResumer",
+    "AuditEvent",
     "AuthContext",
     "AuthorizationDecision",
     "AuthorizationModel",
@@ -136,9 +148,11 @@ __all__ = [
     "Keyring",
     "LangGraphServerUserResolver",
     "LocalProvider",
+    "LoggingAuditSink",
     "MemoryTupleStore",
     "OAuthClient",
     "OpenFGAAuthorizer",
+    "OpenTelemetryAuditSink",
     "PendingSource",
     "RedactingFilter",
     "Refusal",
@@ -146,6 +160,7 @@ __all__ = [
     "RuntimeContextResolver",
     "SQLiteTupleStore",
     "StaticResolver",
+    "StoreAuditSink",
     "TokenResolver",
     "TokenVault",
     "ToolApprovalPayload",
@@ -162,7 +177,9 @@ __all__ = [
     "WaitProgress",
     "__version__",
     "acting_as",
+    "add_audit_sink",
     "args_digest",
+    "audit_sink",
     "compare_and_set",
     "fga_user",
     "get_access_token",
@@ -174,7 +191,9 @@ __all__ = [
     "install_log_redaction",
     "is_progress",
     "langgraph_auth",
+    "read_audit",
     "refresh_access_token",
+    "remove_audit_sink",
     "vault_auth",
     "vault_tool_node",
     "with_approval",
@@ -210,6 +229,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         args_digest,
         get_approval_token,
         with_approval,
+    )
+    from langchain_agent_auth.audit import (
+        AuditEvent,
+        LoggingAuditSink,
+        OpenTelemetryAuditSink,
+        StoreAuditSink,
+        add_audit_sink,
+        audit_sink,
+        read_audit,
+        remove_audit_sink,
     )
     from langchain_agent_auth.crypto import Keyring
     from langchain_agent_auth.devserver import LocalProvider
@@ -259,6 +288,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
     from langchain_agent_auth.progress import WaitProgress, is_progress
     from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
+    from langchain_agent_auth.toolkit import AgentAuthToolkit
     from langchain_agent_auth.vault import (
         AccessToken,
         ConnectAccountPayload,

@@ -32,6 +32,7 @@ _COMMANDS: list[tuple[str, str, str]] = [
     ("vault", "langchain_agent_auth.vault._cli", "list or revoke a user's connected accounts"),
     ("resumer", "langchain_agent_auth.approval._cli", "resume threads whose approval completed"),
     ("fga", "langchain_agent_auth.fga._cli", "test models, check relations, serve the OpenFGA API"),
+    ("audit", "langchain_agent_auth.audit._cli", "show the stored audit trail (by user, thread, kind)"),
 ]
 
 

@@ -24,7 +24,9 @@ import binascii
 import os
 import pathlib
 import secrets
+import stat
 import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +41,8 @@ __all__ = [
     "Keyring",
     "default_data_dir",
     "default_keyring",
+    "private_dir",
+    "private_file",
     "require_key_configuration",
     "server_role",
 ]
@@ -143,7 +147,7 @@ class Keyring:
         if not file.exists():
             if not create:
                 raise ConfigurationError(f"no key file at {file}")
-            file.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(file.parent)
             fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(f"k1:{cls.new_key()}\n")
@@ -182,6 +186,53 @@ class Keyring:
     def needs_rotation(self, box: Mapping[str, Any]) -> bool:
         """Whether ``box`` was sealed with a key other than the active one."""
         return box.get("kid") != self.active
+
+
+def private_dir(path: str | os.PathLike[str]) -> pathlib.Path:
+    """Create ``path`` (and any missing parents) for its owner only (0700). An existing
+    directory that group or others can enter is left as it is, with a warning: on a shared
+    machine it exposes what it holds.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     oct(private_dir(pathlib.Path(d) / "state").stat().st_mode & 0o777)
+        '0o700'
+    """
+    directory = pathlib.Path(path)
+    if directory.is_dir():
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        if mode & 0o077 and os.name == "posix":
+            warnings.warn(
+                f"{directory} is accessible to other users (mode {mode:o}); "
+                f"secrets kept there are exposed: chmod 700 {directory}",
+                stacklevel=2,
+            )
+        return directory
+    missing = [directory, *(p for p in directory.parents if not p.exists())]
+    for path in reversed(missing):  # parents we create are ours too: 0700 as well
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    return directory
+
+
+def private_file(path: str | os.PathLike[str]) -> pathlib.Path:
+    """Make sure ``path`` exists with mode 0600 (created empty if missing). SQLite gives its
+    ``-wal`` and ``-shm`` files the database file's mode, so this covers them too.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     oct(private_file(pathlib.Path(d) / "db.sqlite3").stat().st_mode & 0o777)
+        '0o600'
+    """
+    file = pathlib.Path(path)
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    for candidate in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm")):
+        if candidate.exists() and stat.S_IMODE(candidate.stat().st_mode) & 0o077:
+            os.chmod(candidate, 0o600)
+    return file
 
 
 def default_data_dir() -> pathlib.Path:

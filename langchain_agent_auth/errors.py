@@ -47,6 +47,7 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
     ├── VaultError                      credential pillar
     │   ├── ConnectionNotFoundError         unknown connection name
     │   ├── CredentialUnavailableError      not connected / needs reauthorization / missing scopes
+    │   │   └── MCPAuthorizationRequired        the user must sign in for an MCP server (.authorize_url)
     │   ├── VaultDecryptionError            a record cannot be decrypted (corrupt, foreign key)
     │   ├── VaultRecordError                a stored record's clear fields are corrupt (wrong types...)
     │   └── CallbackStateError              connect-account callback with a bad or replayed state
@@ -119,6 +120,7 @@ __all__ = [
     "InvalidTokenError",
     "InvalidUserCodeError",
     "LoginRequiredError",
+    "MCPAuthorizationRequired",
     "MalformedTokenError",
     "MissingUserCodeError",
     "ModelError",
@@ -506,6 +508,21 @@ class CredentialUnavailableError(VaultError):
         self.status = status
         self.missing_scopes = tuple(missing_scopes)
         super().__init__(message, hint=hint)
+
+
+class MCPAuthorizationRequired(CredentialUnavailableError):
+    """The user must authorize the agent at an MCP server's authorization server first.
+
+    ``authorize_url`` is where to send the user's browser (it carries PKCE's challenge and
+    a one-time ``state``, never a secret); ``connection`` is the MCP server's URL.
+    """
+
+    hint = "The user has not authorized access to this MCP server yet; they were asked to sign in."
+
+    def __init__(self, message: str = "", *, connection: str, status: str = "not_connected",
+                 missing_scopes: tuple[str, ...] = (), authorize_url: str, hint: str | None = None) -> None:
+        self.authorize_url = authorize_url
+        super().__init__(message, connection=connection, status=status, missing_scopes=missing_scopes, hint=hint)
 
 
 class VaultDecryptionError(VaultError):

@@ -43,6 +43,7 @@ from langgraph.runtime import get_runtime as _get_runtime
 from pydantic import BaseModel, PrivateAttr
 
 from langchain_agent_auth._user import UserIdentity, identity_from_sources
+from langchain_agent_auth.audit._emit import audit_call, audit_enabled
 from langchain_agent_auth.errors import AgentAuthError
 
 __all__ = [
@@ -163,13 +164,20 @@ class ToolGuard(ABC):
         """Run the guard asynchronously."""
 
 
+def _audit_scope(call: GuardedCall) -> Any:
+    return audit_call(call.name, call.thread_id, call.tool_call_id, call.user.key if call.user else None)
+
+
 def _run_chain(guards: Sequence[ToolGuard], call: GuardedCall, final: Proceed) -> Any:
     def step(index: int, current: GuardedCall) -> Any:
         if index == len(guards):
             return final(current)
         return guards[index].wrap(current, lambda nxt: step(index + 1, nxt))
 
-    return step(0, call)
+    if not audit_enabled():
+        return step(0, call)
+    with _audit_scope(call):
+        return step(0, call)
 
 
 async def _arun_chain(guards: Sequence[ToolGuard], call: GuardedCall, final: AProceed) -> Any:
@@ -178,7 +186,10 @@ async def _arun_chain(guards: Sequence[ToolGuard], call: GuardedCall, final: APr
             return await final(current)
         return await guards[index].awrap(current, lambda nxt: step(index + 1, nxt))
 
-    return await step(0, call)
+    if not audit_enabled():
+        return await step(0, call)
+    with _audit_scope(call):
+        return await step(0, call)
 
 
 # --------------------------------------------------------------------------- helpers

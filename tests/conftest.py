@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 # Graph/auth modules loaded by `langgraph dev`, and node's files: not test modules.
-collect_ignore_glob = ["*/server/*", "interop/oidc_provider/*"]
+collect_ignore_glob = ["*/server/*", "interop/oidc_provider/*", "mcp/conformance/*", "mcp/conformance_client.py"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -31,7 +31,7 @@ def test_importing_the_cli_loads_no_heavy_dependency() -> None:
     assert _loaded_after("import langchain_agent_auth.cli") == []
 
 
-@pytest.mark.parametrize("argv", [[], ["dev"], ["approvals"], ["vault"], ["resumer"], ["fga"], ["demo"]])
+@pytest.mark.parametrize("argv", [[], ["dev"], ["approvals"], ["vault"], ["resumer"], ["fga"], ["demo"], ["audit"]])
 def test_help_of_every_command_loads_no_heavy_dependency(argv: list[str]) -> None:
     code = (
         "from langchain_agent_auth.cli import main\n"
@@ -46,7 +46,7 @@ def test_the_help_lists_every_subcommand() -> None:
     from langchain_agent_auth.cli import build_parser
 
     text = build_parser().format_help()
-    for name in ("demo", "dev", "approvals", "vault", "resumer", "fga"):
+    for name in ("demo", "dev", "approvals", "vault", "resumer", "fga", "audit"):
         assert name in text
 
 
@@ -57,7 +57,7 @@ def test_the_vault_command_names_the_keyring_variable() -> None:
     assert _cli._KEYS_ENV == crypto.ENV_VAR
 
 
-@pytest.mark.parametrize("package", ["vault", "approval", "fga", "devserver"])
+@pytest.mark.parametrize("package", ["vault", "approval", "fga", "devserver", "audit"])
 def test_pillar_packages_load_their_names_on_first_use(package: str) -> None:
     code = (
         f"import langchain_agent_auth.{package} as pkg\n"

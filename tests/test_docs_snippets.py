@@ -25,6 +25,8 @@ DOCS = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] i
 
 # The scripted model's turns, per file (what a reader's model would do with the prompts there).
 SCRIPTS: dict[str, list] = {
+    "audit.md": [[["send_email", {"to": "bob@example.com", "body": "late"}]],
+                 [["send_email", {"to": "bob@example.com", "body": "late"}]]],
     "approval.md": [[["transfer", {"amount": 250, "to": "Bob"}]], [["transfer", {"amount": 250, "to": "Bob"}]],
                     [["transfer", {"amount": 250, "to": "Bob"}]]],
     "identity.md": [[["my_calendar", {"day": "monday"}]], [["my_calendar", {"day": "monday"}]]],

@@ -20,6 +20,7 @@ from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, Tool
 from langchain_agent_auth.approval._records import (
     ApprovalRecord,
     ApprovalStore,
+    audit_record,
     default_keyring,
     new_approval_id,
     ping_key,
@@ -372,6 +373,7 @@ class CIBAApprover(Approver):
                      "authorization_details": result.authorization_details}
             rec = rec.update(status="approved", decided_at=now, failures=0, next_check_at=now,
                              granted_authorization_details=result.authorization_details)
+            audit_record("approval_decided", rec, outcome="approve", decider=rec.user_key)
             return rec.update(sealed=store.seal(rec, "secrets", {"token": token}))
         if isinstance(result, AuthorizationPendingError):
             return rec.update(failures=0, next_check_at=self._next_check(rec, now))
@@ -379,10 +381,12 @@ class CIBAApprover(Approver):
             rec = rec.update(failures=0, interval=rec.interval + SLOW_DOWN_STEP)
             return rec.update(next_check_at=self._next_check(rec, now))
         if isinstance(result, AccessDeniedError):
-            return rec.update(status="denied", decided_at=now, next_check_at=now, sealed=None,
-                              error=result.error, error_description=_bounded(result.error_description))
+            return audit_record("approval_decided", rec.update(
+                status="denied", decided_at=now, next_check_at=now, sealed=None, error=result.error,
+                error_description=_bounded(result.error_description)), outcome="reject", decider=rec.user_key)
         if isinstance(result, ExpiredTokenError):
-            return rec.update(status="expired", decided_at=now, next_check_at=now, sealed=None, error=result.error)
+            return audit_record("approval_expired", rec.update(
+                status="expired", decided_at=now, next_check_at=now, sealed=None, error=result.error))
         if isinstance(result, ProviderUnavailableError | ProtocolError) and now < rec.expires_at:
             failures = rec.failures + 1
             wait = min(_MAX_OUTAGE_BACKOFF, rec.interval * (2 ** min(failures, 6)))

@@ -92,7 +92,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="module:attr of a CIBAApprover (or a list of them); repeatable")
     parser.add_argument("--source", action="append", default=[],
                         help="module:attr of another PendingSource (e.g. the vault's); repeatable")
-    parser.add_argument("--store", help="module:attr of the BaseStore (default: the graph's / server's)")
+    parser.add_argument("--store", help="the BaseStore: a URL (postgresql://USER@HOST:PORT/DB, sqlite:///DIR; "
+                        "default $AGENT_AUTH_STORE) or module:attr (default: the graph's / server's)")
     parser.add_argument("--api-key", default=os.environ.get("LANGGRAPH_API_KEY"), help="LangGraph server API key")
     parser.add_argument("--auth", help="with --url: module:attr of the httpx.Auth signing the resumer's requests "
                         "to the server (e.g. a ClientCredentialsAuth); or the --service-* options")
@@ -133,7 +134,7 @@ def build(args: argparse.Namespace) -> Any:
 
     approvers = _approvers(args.approver)
     sources = [load_object(s) for s in args.source]
-    store = load_object(args.store) if args.store else None
+    store = _store(args.store)
     if args.graph:
         graph = load_object(args.graph)
         return ApprovalResumer(graph, approvers=approvers, sources=sources, store=store, tick=args.tick)
@@ -236,3 +237,15 @@ def main(args: argparse.Namespace) -> int:
         return 0
     finally:
         require_key_configuration(previous)
+
+
+def _store(value: str | None) -> Any:
+    """``--store``: a URL (or ``$AGENT_AUTH_STORE``) through ``open_storage``, else ``module:attr``."""
+    from langchain_agent_auth.storage import STORE_ENV, open_storage
+
+    value = value or os.environ.get(STORE_ENV) or None
+    if value is None:
+        return None
+    if "://" in value or value == "memory:":
+        return open_storage(value).store
+    return load_object(value)

@@ -48,12 +48,15 @@ from langchain_agent_auth.approval._payloads import (
 from langchain_agent_auth.approval._records import (
     DECIDED,
     FINAL,
+    WITHDRAWN,
     ApprovalRecord,
     ApprovalStore,
+    audit_record,
     record_key,
     thread_tag,
 )
 from langchain_agent_auth.approval._text import display_hazard
+from langchain_agent_auth.audit._emit import emit_audit
 from langchain_agent_auth.errors import (
     AgentAuthError,
     ApprovalAlreadyHandledError,
@@ -401,18 +404,24 @@ class ApprovalGuard(ToolGuard):
         return ApprovalStore(store, self.approver.keyring)
 
     def _refuse(self, call: GuardedCall, error: AgentAuthError) -> Any:
+        emit_audit("approval_refused", tool=call.name, outcome=getattr(error, "code", None) or type(error).__name__,
+                   detail=str(error))
         if self.on_denied == "raise":
             raise error
         return call.refuse(error.for_model(), error)
 
     def _refuse_record(self, call: GuardedCall, rec: ApprovalRecord) -> Any:
         tool = rec.tool
-        if rec.status == "denied":
+        if rec.status == "denied" and rec.error == WITHDRAWN:
+            err: ApprovalError = ApprovalDeniedError(
+                f"the user withdrew the {tool} request",
+                hint=f"The user withdrew this {tool} request, so it was not run. Do not retry it; tell the user.")
+        elif rec.status == "denied":
             # In-app: the user's note; CIBA: the provider's error_description (the reason the
             # user gave on their device, where the provider passes it on).
             reason = rec.decision_message or rec.error_description
             note = f" Their note: {reason}" if reason else ""
-            err: ApprovalError = ApprovalDeniedError(
+            err = ApprovalDeniedError(
                 f"the user denied {tool}" + (f" ({rec.error})" if rec.error else ""),
                 hint=f"The user denied this {tool} call, so it was not run. Do not retry it; tell the user.{note}")
         elif rec.status == "expired":
@@ -485,6 +494,7 @@ class ApprovalGuard(ToolGuard):
                 rec = yield _Do(self._admit, self._aadmit, (key, call, user, digest, store))
             except ApprovalError as err:
                 return self._refuse(call, err)
+            audit_record("approval_requested", rec)
         return (yield from self._settle(call, rec, store))
 
     # -- starting an approval under the per-user cap
@@ -584,6 +594,7 @@ class ApprovalGuard(ToolGuard):
             if now >= rec.expires_at:
                 rec = yield _Do(store.put, store.aput, (rec.update(
                     status="expired", decided_at=now, sealed=None, watch=False, error="expired_token"),))
+                audit_record("approval_expired", rec)
                 continue
             if isinstance(approver, CIBAApprover) and now >= rec.next_check_at:
                 rec = yield _Do(approver.poll, approver.apoll, (rec, store))
@@ -653,6 +664,9 @@ class ApprovalGuard(ToolGuard):
             fresh = yield _Do(store.get, store.aget, (rec.key,))
             if fresh is not None and fresh.approval_id == rec.approval_id and fresh.status == "done":
                 return self._replay(call, fresh, store)
+            if (yield _Do(store.withdrawn, store.awithdrawn, (rec.approval_id,))):
+                # an answer that arrived after the user withdrew the request (a late poll's write)
+                return self._refuse_record(call, rec.update(status="denied", error=WITHDRAWN))
             raise _already_handled(rec, f"the approved {rec.tool} call is already being run by another delivery")
         running = yield _Do(store.put, store.aput, (approved.update(status="running"),))
         try:
@@ -660,11 +674,13 @@ class ApprovalGuard(ToolGuard):
         except Exception:
             yield _Do(store.put, store.aput, (running.update(
                 status="done", sealed=None, finished_at=self.approver.clock(), error="tool_error"),))
+            audit_record("approval_executed", rec, outcome="tool_error", args_digest=_ran_digest(rec))
             raise
         if token is not None:  # the approval's token never reaches the model through the result
             result = scrub(result, (token.access_token,))
         done = running.update(status="done", sealed=None, finished_at=self.approver.clock())
         yield _Do(store.put, store.aput, (done.update(result=_cache_result(store, done, result)),))
+        audit_record("approval_executed", rec, outcome="done", args_digest=_ran_digest(rec))
         return result
 
     def _replay(self, call: GuardedCall, rec: ApprovalRecord, store: ApprovalStore) -> Any:
@@ -740,7 +756,20 @@ def _already_handled(rec: ApprovalRecord, message: str) -> ApprovalAlreadyHandle
     return err
 
 
+def _ran_digest(rec: ApprovalRecord) -> str:
+    """The digest of the arguments that ran: the user's edit, else what they approved."""
+    if rec.edited_args is None:
+        return rec.args_digest
+    try:
+        return args_digest(rec.edited_args)
+    except Exception:  # edited arguments were checked when decided; keep the request's digest
+        return rec.args_digest
+
+
 def _decide(rec: ApprovalRecord, value: ApprovalResponse, now: float) -> ApprovalRecord:
+    if value.decision in ("approve", "edit", "reject"):
+        # The answer came in a resume of the thread, whose owner check admitted the caller.
+        audit_record("approval_decided", rec, outcome=value.decision, decider=rec.user_key)
     message = " ".join(value.message.split())[:300] if value.message else None
     if value.decision == "reject":
         return rec.update(status="denied", decision="reject", decision_message=message, decided_at=now)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from langchain_agent_auth.audit._emit import emit_audit
 from langchain_agent_auth.errors import ResumeValueError
 from langchain_agent_auth.pause import PausePayload, ResumeModel
 from langchain_agent_auth.progress import WaitProgress
@@ -74,6 +75,7 @@ def _mark_invalid_resume(exc: BaseException) -> BaseException:
 
 def refuse_resume(message: str) -> ResumeValueError:
     """A :class:`ResumeValueError` LangGraph treats as a bad resume value."""
+    emit_audit("approval_refused", outcome="invalid_resume", detail=message)
     return _mark_invalid_resume(ResumeValueError(message))  # type: ignore[return-value]
 
 

@@ -29,14 +29,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
 from langchain_agent_auth.crypto import Keyring, default_keyring
 from langchain_agent_auth.errors import ApprovalRecordError, ConfigurationError, VaultDecryptionError
 from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
 
 log = logging.getLogger("langchain_agent_auth.approval")
 
+def audit_record(kind: str, rec: ApprovalRecord, **fields: Any) -> ApprovalRecord:
+    """Report ``rec`` to the audit trail as an event of ``kind``; returns ``rec``."""
+    if audit_enabled():
+        fields.setdefault("args_digest", rec.args_digest)
+        emit_audit(kind, user=rec.user_key, thread_id=rec.thread_id, tool=rec.tool, tool_call_id=rec.tool_call_id,
+                   channel=rec.kind, **fields)
+    return rec
+
+
 __all__ = [
     "NAMESPACE",
+    "WITHDRAWN",
     "ApprovalRecord",
     "ApprovalStore",
     "Status",
@@ -46,6 +57,9 @@ __all__ = [
 ]
 
 NAMESPACE: tuple[str, ...] = ("agent_auth", "approvals")
+
+WITHDRAWN = "withdrawn_by_user"
+"""``error`` of a record its user withdrew, and owner of the steps the withdrawal holds."""
 
 Status = Literal["pending", "approved", "denied", "expired", "failed", "running", "done", "superseded"]
 FINAL = frozenset({"denied", "expired", "failed", "done", "superseded"})
@@ -181,6 +195,10 @@ def _valid(items: Iterable[Any]) -> list[ApprovalRecord]:
     return out
 
 
+def _pending_of(user_key: str, now: float) -> dict[str, Any]:
+    return {"user_key": user_key, "status": "pending", "expires_at": {"$gt": now}}
+
+
 def _to_item(record: ApprovalRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_none=True)
 
@@ -239,6 +257,60 @@ class ApprovalStore:
     async def arelease(self, approval_id: str, step: str, owner: str) -> bool:
         """Async :meth:`release`."""
         return await self.cas.arelease(self._slot(approval_id, step), owner)
+
+    # -- withdrawing (the user takes a pending request back)
+
+    @staticmethod
+    def _withdrawn_record(rec: ApprovalRecord, now: float) -> ApprovalRecord:
+        # denied, and watched when CIBA: the resumer resumes the waiting thread, whose guard refuses
+        return rec.update(status="denied", decision="reject", decision_message="withdrawn by the user",
+                          error=WITHDRAWN, error_description="withdrawn by the user", decided_at=now,
+                          sealed=None, watch=rec.kind == "ciba", next_check_at=now)
+
+    def withdraw(self, rec: ApprovalRecord, now: float) -> ApprovalRecord | None:
+        """Withdraw the pending ``rec``: take its ``decide`` step (compare-and-set, as an answer
+        does; ``None`` when an answer got there first), hold its ``run`` step for good (an answer
+        written later can never run the tool; ``None`` when the approved call already started),
+        and record it as denied.
+
+        Example:
+            >>> from langgraph.store.memory import InMemoryStore
+            >>> s = ApprovalStore(InMemoryStore(), Keyring.generate())
+            >>> rec = s.put(ApprovalRecord(approval_id="k.1", kind="in_app", source="a", user_key="u", tool="t",
+            ...                            args_digest="d", created_at=0.0, expires_at=9e9))
+            >>> s.withdraw(rec, 1.0).status, s.withdraw(rec, 2.0), s.withdrawn("k.1")
+            ('denied', None, True)
+            >>> running = s.put(rec.update(approval_id="k.2"))
+            >>> s.claim("k.2", "run", owner="worker"), s.withdraw(running, 3.0), s.get("k").status
+            (True, None, 'pending')
+        """
+        if not self.claim(rec.approval_id, "decide", owner=WITHDRAWN):
+            return None
+        if not self.claim(rec.approval_id, "run", owner=WITHDRAWN):
+            return None  # the approved call already started: too late to withdraw
+        fresh = self.get(rec.key)
+        base = fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
+        return self.put(self._withdrawn_record(base, now))
+
+    async def awithdraw(self, rec: ApprovalRecord, now: float) -> ApprovalRecord | None:
+        """Async :meth:`withdraw`."""
+        if not await self.aclaim(rec.approval_id, "decide", owner=WITHDRAWN):
+            return None
+        if not await self.aclaim(rec.approval_id, "run", owner=WITHDRAWN):
+            return None
+        fresh = await self.aget(rec.key)
+        base = fresh if fresh is not None and fresh.approval_id == rec.approval_id else rec
+        return await self.aput(self._withdrawn_record(base, now))
+
+    def withdrawn(self, approval_id: str) -> bool:
+        """Whether the user withdrew approval ``approval_id`` (its ``run`` step is held for good)."""
+        slot = self.cas.read(self._slot(approval_id, "run"))
+        return slot is not None and slot.owner == WITHDRAWN
+
+    async def awithdrawn(self, approval_id: str) -> bool:
+        """Async :meth:`withdrawn`."""
+        slot = await self.cas.aread(self._slot(approval_id, "run"))
+        return slot is not None and slot.owner == WITHDRAWN
 
     # -- sealing
 
@@ -323,6 +395,29 @@ class ApprovalStore:
             if len(page) < batch:
                 return removed
             offset += len(page) - len(keys)
+
+    @staticmethod
+    def _user_pending(items: Iterable[Any], user_key: str, now: float) -> list[ApprovalRecord]:
+        # the store filter chose them; checked again, so a store that ignores filters leaks nothing
+        return sorted((r for r in _valid(items)
+                       if r.user_key == user_key and r.status == "pending" and r.expires_at > now),
+                      key=lambda r: r.created_at)
+
+    def pending_for(self, user_key: str, now: float, *, limit: int = 200) -> list[ApprovalRecord]:
+        """The approvals waiting for ``user_key`` (pending, not expired), oldest first.
+
+        Example:
+            >>> from langgraph.store.memory import InMemoryStore
+            >>> ApprovalStore(InMemoryStore(), Keyring.generate()).pending_for("-|-|alice", 0.0)
+            []
+        """
+        items = self.store.search(self.namespace, filter=_pending_of(user_key, now), limit=limit)
+        return self._user_pending(items, user_key, now)
+
+    async def apending_for(self, user_key: str, now: float, *, limit: int = 200) -> list[ApprovalRecord]:
+        """Async :meth:`pending_for`."""
+        items = await self._call("asearch", "search", self.namespace, filter=_pending_of(user_key, now), limit=limit)
+        return self._user_pending(items, user_key, now)
 
     def by_ping_key(self, key: str) -> ApprovalRecord | None:
         page = self.store.search(self.namespace, filter={"ping_key": key}, limit=1)

@@ -70,6 +70,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", default=None,
                         help="keep the demo's state here (provider, vault, checkpoints); a rerun resumes a "
                              "paused conversation. Default: a fresh temporary directory")
+    parser.add_argument("--store", metavar="URL", default=None,
+                        help="where checkpoints, the vault and pending approvals live: postgresql://USER@HOST:PORT/DB, "
+                             "sqlite:///DIR or memory: (default: $AGENT_AUTH_STORE, else SQLite in the data directory)")
     parser.add_argument("--port", type=_port, default=0,
                         help="port of the local identity provider on 127.0.0.1 (default: a free one)")
     parser.add_argument("--user", choices=["alice", "bob"], default="alice",

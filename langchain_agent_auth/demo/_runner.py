@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -255,7 +254,9 @@ class Demo:
             self.data_dir = Path(self.args.data_dir).expanduser().resolve()
             self.console.add_safe(str(self.data_dir))
             try:
-                self.data_dir.mkdir(parents=True, exist_ok=True)
+                from langchain_agent_auth.crypto import private_dir
+
+                private_dir(self.data_dir)  # 0700: tokens and keys live here
             except OSError as exc:
                 raise DemoError(f"cannot create the data directory {self.data_dir}: "
                                 f"{exc.strerror or exc}. Choose another one with --data-dir.") from None
@@ -434,7 +435,6 @@ class Demo:
 
     def _build(self) -> None:
         from langchain.agents import create_agent
-        from langgraph.checkpoint.sqlite import SqliteSaver
 
         from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, with_approval
         from langchain_agent_auth.crypto import Keyring
@@ -445,25 +445,29 @@ class Demo:
             payment_details,
             transfer_message,
         )
+        from langchain_agent_auth.errors import ConfigurationError
         from langchain_agent_auth.identity import IdentityMiddleware, TokenResolver
         from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
+        from langchain_agent_auth.storage import open_storage
         from langchain_agent_auth.vault import (
             Connection,
             ConnectPendingSource,
             TokenVault,
             VaultCallback,
             VaultMiddleware,
-            open_default_store,
         )
 
         idp = self.idp
         model = self._model()
         keyring = Keyring.from_file(self.data_dir / "keys")
-        self.store = open_default_store(self.data_dir / "agent_auth.sqlite")
-        self._closers.append(lambda: self.store.conn.close())
-        conn = sqlite3.connect(str(self.data_dir / "checkpoints.sqlite"), check_same_thread=False)
-        self._closers.append(conn.close)
-        checkpointer = SqliteSaver(conn)
+        try:
+            storage = open_storage(getattr(self.args, "store", None), default_dir=self.data_dir)
+        except ConfigurationError as exc:
+            raise DemoError(str(exc), code=2) from None
+        self._closers.append(storage.close)
+        self.store, checkpointer = storage.store, storage.checkpointer
+        if storage.kind != "sqlite":
+            self.console.line(f"  store      {storage.url} (checkpoints, vault, approvals)")
 
         # identity: the ID token is verified against the provider's JWKS
         self.id_verifier = JWTVerifier(idp.issuer, audience=idp.client_id, token_type="id", client_id=idp.client_id)

@@ -13,6 +13,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from joserfc.errors import JoseError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -90,7 +91,9 @@ def admin_routes(provider: Provider) -> list[Route]:
         details = body.get("authorization_details")
         if details is not None and not isinstance(details, list):
             raise BadRequest(400, "invalid_authorization_details", "authorization_details must be a list")
-        view, ping = _ciba.approve(provider, request.path_params["id"], authorization_details=details)
+        view, ping = await run_in_threadpool(
+            _ciba.approve, provider, request.path_params["id"], authorization_details=details
+        )
         if ping:
             provider.spawn(_ciba.send_ping(provider, ping))
         return JSONResponse(view)
@@ -99,7 +102,7 @@ def admin_routes(provider: Provider) -> list[Route]:
     async def deny(request: Request) -> Response:
         body = await read_json(request)
         reason = _str(body, "reason", required=False)
-        view, ping = _ciba.deny(provider, request.path_params["id"], reason=reason)
+        view, ping = await run_in_threadpool(_ciba.deny, provider, request.path_params["id"], reason=reason)
         if ping:
             provider.spawn(_ciba.send_ping(provider, ping))
         return JSONResponse(view)
@@ -141,6 +144,8 @@ def admin_routes(provider: Provider) -> list[Route]:
             "authorization_details_types",
             "client_secret",
             "realm",
+            "require_pkce",
+            "token_exchange_from_clients",
         }
         unknown = set(body) - allowed
         if unknown:
@@ -148,7 +153,9 @@ def admin_routes(provider: Provider) -> list[Route]:
         realm = body.pop("realm", "main")
         if realm not in ("main", "upstream"):
             raise BadRequest(400, "invalid_client_metadata", "realm must be main or upstream")
-        for name in ("grant_types", "redirect_uris", "authorization_details_types"):
+        if "require_pkce" in body and not isinstance(body["require_pkce"], bool):
+            raise BadRequest(400, "invalid_client_metadata", "require_pkce must be true or false")
+        for name in ("grant_types", "redirect_uris", "authorization_details_types", "token_exchange_from_clients"):
             value = body.get(name)
             if value is not None and (
                 not isinstance(value, list) or not all(isinstance(v, str) for v in value)
@@ -160,6 +167,8 @@ def admin_routes(provider: Provider) -> list[Route]:
             "authorization_details_types",
             "jwks",
             "realm",
+            "require_pkce",
+            "token_exchange_from_clients",
         }:
             if body.get(name) is not None and not isinstance(body[name], str):
                 raise BadRequest(400, "invalid_client_metadata", f"{name} must be a string")
@@ -178,6 +187,21 @@ def admin_routes(provider: Provider) -> list[Route]:
     async def rotate_keys(request: Request) -> Response:
         kids = provider.store.add_signing_keys()
         return JSONResponse({"added": kids, "jwks": provider.store.public_jwks()})
+
+    @admin
+    async def add_resource(request: Request) -> Response:
+        body = await read_json(request)
+        identifier, scopes = body.get("identifier"), body.get("scopes")
+        if not isinstance(identifier, str) or not identifier or len(identifier) > 500:
+            raise BadRequest(400, "invalid_request", "identifier must be a resource URI")
+        if not isinstance(scopes, str):
+            raise BadRequest(400, "invalid_request", "scopes must be a space-separated string")
+        extra = {k: body[k] for k in ("alg", "ttl", "description") if body.get(k) is not None}
+        try:
+            provider.store.add_resource(identifier, scopes, **extra)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(400, "invalid_request", str(exc)) from None
+        return JSONResponse({"identifier": identifier, "scopes": " ".join(scopes.split())}, status_code=201)
 
     @admin
     async def connections(request: Request) -> Response:
@@ -234,6 +258,7 @@ def admin_routes(provider: Provider) -> list[Route]:
         Route("/admin/users", add_user, methods=["POST"]),
         Route("/admin/clients", add_client, methods=["POST"]),
         Route("/admin/keys/rotate", rotate_keys, methods=["POST"]),
+        Route("/admin/resources", add_resource, methods=["POST"]),
         Route("/admin/connections", connections, methods=["GET"]),
         Route("/admin/connections", link, methods=["POST"]),
         Route("/admin/connections/{user}/{connection}", unlink, methods=["DELETE"]),

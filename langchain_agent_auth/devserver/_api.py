@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -107,7 +108,7 @@ def _main_claims(provider: Provider, request: Request, needed: str | None) -> di
         raise Denied(_challenge(401, "invalid_token", "the access token was revoked"))
     if needed and needed not in split_scope(claims.get("scope")):
         raise Denied(_challenge(403, "insufficient_scope", f"this call needs {needed}", needed))
-    return claims
+    return {**claims, "_grant_id": stored.row["grant_id"]}
 
 
 def _money(value: Any, name: str) -> Decimal:
@@ -229,34 +230,43 @@ def api_routes(provider: Provider) -> list[Route]:
         jti = claims.get("jti")
         if not isinstance(jti, str):
             return _challenge(401, "invalid_token", "the token has no jti")
-        with store.transaction():
-            existing = store.one("SELECT * FROM bank_transfers WHERE jti=?", (jti,))
-            if existing is not None:
-                previous = loads(existing["data"])
-                if all(
-                    previous.get(k) == record.get(k)
-                    for k in ("amount", "currency", "creditorName", "creditorAccount")
-                ):
-                    return JSONResponse({"id": existing["id"], **previous, "replayed": True})
-                return _challenge(
-                    403, "insufficient_scope", "this approval was already used for another transfer"
+        # An approved payment runs once per grant (and per approved entry), however many
+        # access tokens that grant produced: refreshes and exchanges cannot pay twice.
+        index = next(i for i, d in enumerate(details) if isinstance(d, dict) and _covers(d, wanted))
+        grant_id = claims.get("_grant_id")
+        once = f"grant:{grant_id}:{index}" if grant_id else f"jti:{jti}:{index}"
+
+        def execute() -> Response:
+            with store.transaction():
+                existing = store.one("SELECT * FROM bank_transfers WHERE jti=?", (once,))
+                if existing is not None:
+                    previous = loads(existing["data"])
+                    if all(
+                        previous.get(k) == record.get(k)
+                        for k in ("amount", "currency", "creditorName", "creditorAccount")
+                    ):
+                        return JSONResponse({"id": existing["id"], **previous, "replayed": True})
+                    return _challenge(
+                        403, "insufficient_scope", "this approval was already used for another transfer"
+                    )
+                current, account_currency = _account(claims["sub"])
+                if currency != account_currency:
+                    raise BadRequest(400, "invalid_request", f"the account is in {account_currency}")
+                if amount > current:
+                    return JSONResponse({"error": "insufficient_funds"}, status_code=422)
+                cents = int((amount * 100).to_integral_value(ROUND_HALF_UP))
+                store.execute(
+                    "UPDATE bank_accounts SET balance_cents=balance_cents-? WHERE sub=?", (cents, claims["sub"])
                 )
-            current, account_currency = _account(claims["sub"])
-            if currency != account_currency:
-                raise BadRequest(400, "invalid_request", f"the account is in {account_currency}")
-            if amount > current:
-                return JSONResponse({"error": "insufficient_funds"}, status_code=422)
-            cents = int((amount * 100).to_integral_value(ROUND_HALF_UP))
-            store.execute(
-                "UPDATE bank_accounts SET balance_cents=balance_cents-? WHERE sub=?", (cents, claims["sub"])
-            )
-            transfer_id = new_id("trf")
-            record["balance_after"] = str((current - amount).quantize(CENTS))
-            store.execute(
-                "INSERT INTO bank_transfers VALUES (?,?,?,?,?)",
-                (transfer_id, claims["sub"], jti, json.dumps(record), now()),
-            )
-        return JSONResponse({"id": transfer_id, **record}, status_code=201)
+                transfer_id = new_id("trf")
+                record["balance_after"] = str((current - amount).quantize(CENTS))
+                store.execute(
+                    "INSERT INTO bank_transfers VALUES (?,?,?,?,?)",
+                    (transfer_id, claims["sub"], once, json.dumps(record), now()),
+                )
+            return JSONResponse({"id": transfer_id, **record}, status_code=201)
+
+        return await run_in_threadpool(execute)  # SQLite work off the event loop
 
     return [
         Route("/api/calendar/events", calendar_list, methods=["GET"]),

@@ -3,14 +3,17 @@ the demo API and the admin API, wrapped in :class:`~._web.ShieldMiddleware`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -21,13 +24,17 @@ from langchain_agent_auth.devserver._admin import admin_routes
 from langchain_agent_auth.devserver._api import api_routes
 from langchain_agent_auth.devserver._oauth import OAuthServer, find_token
 from langchain_agent_auth.devserver._rar import describe
+from langchain_agent_auth.devserver._register import cimd_client, is_cimd_url, register_endpoint
 from langchain_agent_auth.devserver._util import check_password, printable_ascii, split_scope
 from langchain_agent_auth.devserver._web import (
     PAGE_HEADERS,
     BadRequest,
+    FailureLimiter,
     Sessions,
     ShieldMiddleware,
+    busy_response,
     guarded,
+    is_busy,
     json_error,
     oauth_request,
     read_form,
@@ -67,6 +74,8 @@ def _safe_next(value: str | None, realm: str) -> str:
 def build_app(provider: Provider) -> Starlette:
     """Assemble the ASGI app for ``provider``."""
     sessions = {"main": Sessions(provider, "main"), "upstream": Sessions(provider, "upstream")}
+    login_failures = FailureLimiter()
+    password_checks = asyncio.Semaphore(1)
     servers: dict[str, OAuthServer] = {"main": provider.main, "upstream": provider.upstream}
     prefixes = {"main": "", "upstream": "/upstream"}
 
@@ -123,8 +132,30 @@ def build_app(provider: Provider) -> Starlette:
                     400,
                 )
             username, password = form.get("username", ""), form.get("password", "")
+            address = request.client.host if request.client else "?"
             user = provider.store.find_user(username) if username else None
-            if user is None or not check_password(password, user["password_hash"]):
+            # scrypt is slow on purpose: off the event loop, one at a time, and the throttle is
+            # checked once it is our turn (concurrent attempts cannot all slip past the limit).
+            async with password_checks:
+                wait = login_failures.blocked(username, address)
+                ok = (
+                    not wait
+                    and user is not None
+                    and await run_in_threadpool(check_password, password, user["password_hash"])
+                )
+            if wait:
+                provider.count("logins", f"{realm}_throttled")
+                return page(
+                    _pages.message_page(
+                        "Too many attempts",
+                        f"Too many failed sign-ins. Try again in {wait} seconds.",
+                        realm=realm,
+                    ),
+                    429,
+                    {"Retry-After": str(wait)},
+                )
+            if not ok:
+                login_failures.record(username, address)
                 provider.count("logins", f"{realm}_failed")
                 csrf = secrets.token_urlsafe(24)
                 response = page(
@@ -144,7 +175,7 @@ def build_app(provider: Provider) -> Starlette:
                 return response
             provider.count("logins", realm)
             response = redirect(next_url)
-            sessions[realm].create(response, user["sub"])
+            await run_in_threadpool(sessions[realm].create, response, user["sub"])
             response.delete_cookie(cookie, path=prefix or "/")
             return response
 
@@ -178,6 +209,9 @@ def build_app(provider: Provider) -> Starlette:
 
         async def authorize(request: Request) -> Response:
             oreq = await oauth_request(request)
+            client_id = oreq.payload.data.get("client_id") if realm == "main" else None
+            if is_cimd_url(client_id) and provider.store.get_client(client_id, "main") is None:
+                await run_in_threadpool(cimd_client, provider, client_id)  # a Client ID Metadata Document
             session = sessions[realm].current(request)
             if request.method == "POST" and (
                 session is None or not secrets.compare_digest(str(oreq.form.get("csrf", "")), session.csrf)
@@ -244,8 +278,11 @@ def build_app(provider: Provider) -> Starlette:
             oreq.resolved["acr"] = _ciba.ACR_PASSWORD
             decision = oreq.form.get("decision")
             provider.count("consents", f"{realm}_{'allow' if decision == 'allow' else 'deny'}")
-            return server.create_authorization_response(
-                oreq, grant_user=user if decision == "allow" else None, grant=grant
+            return await run_in_threadpool(
+                server.create_authorization_response,
+                oreq,
+                grant_user=user if decision == "allow" else None,
+                grant=grant,
             )
 
         return guarded_page(authorize, realm)
@@ -271,7 +308,7 @@ def build_app(provider: Provider) -> Starlette:
                 "grants" if realm == "main" else "upstream_grants",
                 grant_type if len(grant_type) < 100 else "(long)",
             )
-            return server.create_token_response(oreq)
+            return await run_in_threadpool(server.create_token_response, oreq)
 
         return token
 
@@ -281,7 +318,7 @@ def build_app(provider: Provider) -> Starlette:
         @guarded
         async def handler(request: Request) -> Response:
             oreq = await oauth_request(request)
-            response = server.create_endpoint_response(name, oreq)
+            response = await run_in_threadpool(server.create_endpoint_response, name, oreq)
             return response if response is not None else json_error(400, "invalid_request")
 
         handler.__name__ = name
@@ -351,10 +388,14 @@ def build_app(provider: Provider) -> Starlette:
                 return page(_pages.message_page("Session expired", "Reload the approvals page."), 400)
             try:
                 if action == "approve":
-                    _, ping = _ciba.approve(provider, request.path_params["id"], user=session.sub)
+                    _, ping = await run_in_threadpool(
+                        _ciba.approve, provider, request.path_params["id"], user=session.sub
+                    )
                 else:
                     reason = (form.get("reason") or "").strip()[:200] or None
-                    _, ping = _ciba.deny(provider, request.path_params["id"], user=session.sub, reason=reason)
+                    _, ping = await run_in_threadpool(
+                        _ciba.deny, provider, request.path_params["id"], user=session.sub, reason=reason
+                    )
             except _ciba.DecisionError:
                 return redirect("/approvals?done=gone")
             if ping:
@@ -395,7 +436,9 @@ def build_app(provider: Provider) -> Starlette:
         if params.get("error") or not params.get("code") or not params.get("state"):
             return redirect("/connections?done=cancelled")
         try:
-            _exchange.finish_connect(provider, session.sub, params["state"], params["code"])
+            await run_in_threadpool(
+                _exchange.finish_connect, provider, session.sub, params["state"], params["code"]
+            )
         except (ValueError, OAuth2Error):
             return redirect("/connections?done=failed")
         return redirect("/connections?done=linked")
@@ -407,12 +450,13 @@ def build_app(provider: Provider) -> Starlette:
         form = dict(await read_form(request))
         if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
             return page(_pages.message_page("Session expired", "Reload the page."), 400)
-        _exchange.unlink(provider, session.sub, request.path_params["connection"])
+        await run_in_threadpool(_exchange.unlink, provider, session.sub, request.path_params["connection"])
         return redirect("/connections?done=unlinked")
 
     # The machine-to-machine endpoints first: Starlette tries routes in order.
     routes = [
         Route("/token", token_handler("main"), methods=["POST"]),
+        Route("/register", register_endpoint(provider), methods=["POST"]),
         Route("/bc-authorize", endpoint_handler("main", "backchannel_authentication"), methods=["POST"]),
         Route("/device_authorization", endpoint_handler("main", "device_authorization"), methods=["POST"]),
         Route("/", index, methods=["GET"]),
@@ -458,13 +502,22 @@ def build_app(provider: Provider) -> Starlette:
         for task in list(provider.tasks):
             task.cancel()
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if is_busy(exc):
+            return busy_response()
+        raise exc
+
     async def server_error(request: Request, exc: Exception) -> Response:
         # Starlette answers with this, then re-raises to the shield, which logs it (redacted).
         return json_error(500, "server_error", "unexpected error")
 
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        exception_handlers={
+            HTTPException: http_error,
+            sqlite3.OperationalError: database_error,
+            Exception: server_error,
+        },
         lifespan=lifespan,
     )
     return ShieldMiddleware(app, provider)  # type: ignore[return-value]

@@ -56,6 +56,7 @@ from langchain_agent_auth.devserver._oauth import (
 from langchain_agent_auth.devserver._rar import (
     AuthorizationDetailsError,
     describe,
+    narrows,
     parse_authorization_details,
 )
 from langchain_agent_auth.devserver._util import (
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("langchain_agent_auth.devserver")
 
 BINDING_MESSAGE_MAX = 128
+MAX_PENDING_PER_USER = 50  # unanswered requests one client may have open for one user
 REQUESTED_EXPIRY_RANGE = (1, 3600)
 DEFAULT_EXPIRY = 300
 REQUEST_CONTEXT_MAX = 4096
@@ -179,6 +181,17 @@ class BackchannelAuthentication(Endpoint):
             sub = resolve_login_hint(provider, params["login_hint"])
         if sub is None:
             raise oauth_error(UnknownUserIdError, "no user matches the hint")
+
+        pending = provider.store.one(
+            "SELECT COUNT(*) AS n FROM ciba_requests WHERE sub=? AND client_id=? AND status='pending' "
+            "AND expires_at>?",
+            (sub, client.client_id, now()),
+        )
+        if pending is not None and pending["n"] >= MAX_PENDING_PER_USER:
+            raise oauth_error(
+                InvalidRequestError,
+                f"{MAX_PENDING_PER_USER} requests already wait for this user's answer; wait for them",
+            )
 
         binding_message = params.get("binding_message")
         if binding_message is not None and not _valid_binding_message(binding_message):
@@ -436,6 +449,12 @@ def approve(
                 )
             except AuthorizationDetailsError as exc:
                 raise DecisionError(400, "invalid_authorization_details", str(exc)) from None
+            if not narrows(data["approved_details"], data.get("authorization_details")):
+                raise DecisionError(
+                    400,
+                    "invalid_authorization_details",
+                    "an approval may only narrow the request (drop entries or lower an amount)",
+                )
         provider.store.execute(
             "UPDATE ciba_requests SET status='approved', decided_at=?, data=? WHERE id=?",
             (now(), dumps(data), request_id),

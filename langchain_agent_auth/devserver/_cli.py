@@ -93,6 +93,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_client.add_argument("--ciba-mode", choices=["poll", "ping"], dest="ciba_mode")
     add_client.add_argument("--notification-endpoint", help="CIBA ping callback URL")
     add_client.add_argument("--realm", choices=["main", "upstream"], default="main")
+    add_client.add_argument(
+        "--no-pkce", action="store_true", help="allow the code flow without PKCE (required otherwise)"
+    )
+    add_client.add_argument(
+        "--exchange-from",
+        action="append",
+        default=None,
+        metavar="CLIENT_ID",
+        help="may exchange tokens issued to this client (RFC 8693 may-act; repeatable)",
+    )
     _data_dir_option(add_client, sub=True)
     add_client.set_defaults(func=run_add_client)
 
@@ -148,6 +158,8 @@ def run_add_client(args: argparse.Namespace) -> int:
             jwks=jwks,
             backchannel_token_delivery_mode=args.ciba_mode,
             backchannel_client_notification_endpoint=args.notification_endpoint,
+            require_pkce=not args.no_pkce,
+            token_exchange_from_clients=args.exchange_from,
         )
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -186,9 +198,10 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from langchain_agent_auth._serving import bind_socket
     from langchain_agent_auth.devserver._app import build_app
     from langchain_agent_auth.devserver._core import Provider
-    from langchain_agent_auth.devserver._provider import base_url_for, bind_socket
+    from langchain_agent_auth.devserver._provider import base_url_for
     from langchain_agent_auth.devserver._store import Store
 
     if args.ciba_interval < 0:

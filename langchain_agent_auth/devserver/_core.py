@@ -52,6 +52,7 @@ class Provider:
         self._stats_lock = threading.Lock()
         self._outage: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.issued = 0  # tokens issued by this process (expired rows are purged every few hundred)
         self.main = build_main_server(self)
         self.upstream = build_upstream_server(self)
 
@@ -120,6 +121,8 @@ class Provider:
             "revocation_endpoint": base + "/revoke",
             "backchannel_authentication_endpoint": base + "/bc-authorize",
             "device_authorization_endpoint": base + "/device_authorization",
+            "registration_endpoint": base + "/register",
+            "client_id_metadata_document_supported": True,
             "scopes_supported": [*OIDC_SCOPES, *resource_scopes],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],

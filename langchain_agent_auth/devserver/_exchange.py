@@ -36,6 +36,7 @@ from langchain_agent_auth.devserver._oauth import (
     AUTH_CODE_TTL,
     AUTH_CONFIDENTIAL,
     AuthContext,
+    Client,
     FederatedTokenNotFoundError,
     InvalidTargetError,
     Issuance,
@@ -45,6 +46,7 @@ from langchain_agent_auth.devserver._oauth import (
     UnauthorizedClientError,
     audience_and_alg,
     find_token,
+    load_grant,
     oauth_error,
 )
 from langchain_agent_auth.devserver._store import UPSTREAM_CONNECTION, UPSTREAM_IDP_CLIENT_ID, UPSTREAM_SCOPES
@@ -71,12 +73,34 @@ log = logging.getLogger("langchain_agent_auth.devserver")
 
 CONNECTIONS = {UPSTREAM_CONNECTION: UPSTREAM_SCOPES}
 
+# What a subject grant's scopes let a client obtain by token exchange for another resource
+# (target scope -> subject scopes that imply it). Anything not listed needs the scope itself.
+EXCHANGE_POLICY: dict[str, dict[str, tuple[str, ...]]] = {
+    "urn:example:downstream": {"downstream:read": ("api:read",), "downstream:write": ("api:write",)},
+}
+
 
 # ---------------------------------------------------------------------------- subject tokens
-def resolve_token(
-    provider: Provider, value: str, token_type: str, label: str, client_id: str
-) -> dict[str, Any]:
-    """Validate a subject/actor token issued by this provider; returns what it says."""
+def _may_present(client: Client, issued_to: str | None, audience: list[str], may_act: Any) -> bool:
+    """RFC 8693 §1.1 / §4.4: a client exchanges a token that was issued to it, addressed to it,
+    or that a configured may-act relationship (or the token's ``may_act`` claim) lets it use."""
+    if issued_to == client.client_id or client.client_id in audience:
+        return True
+    if issued_to is not None and issued_to in client.may_exchange_from:
+        return True
+    return isinstance(may_act, dict) and may_act.get("sub") == client.client_id
+
+
+def _live_grant(provider: Provider, grant_id: Any, sub: str, label: str) -> dict[str, Any]:
+    grant = load_grant(provider, grant_id) if isinstance(grant_id, str) else None
+    if grant is None or grant["revoked_at"] or grant["sub"] != sub or grant["realm"] != "main":
+        raise oauth_error(InvalidGrantError, f"{label} belongs to a revoked or unknown grant")
+    return grant
+
+
+def resolve_token(provider: Provider, value: str, token_type: str, label: str, client: Client) -> dict[str, Any]:
+    """Validate a subject/actor token issued by this provider for ``client``; returns what it says
+    (``scope`` is what the user granted through it, ``grant_id`` the grant it belongs to)."""
     if token_type in (TT_ACCESS, TT_REFRESH):
         kind = "access_token" if token_type == TT_ACCESS else "refresh_token"
         stored = find_token(provider, "main", value, kind)
@@ -85,7 +109,7 @@ def resolve_token(
         row = stored.row
         if kind == "refresh_token":
             grant = row["grant"]
-            if row["client_id"] != client_id:
+            if row["client_id"] != client.client_id:
                 raise oauth_error(InvalidGrantError, f"{label} was issued to another client")
             return {
                 "sub": grant["sub"],
@@ -96,12 +120,15 @@ def resolve_token(
                 "client_id": row["client_id"],
             }
         data = row["data"]
+        audience = data.get("aud") or []
+        if not _may_present(client, row["client_id"], audience, data.get("may_act")):
+            raise oauth_error(InvalidGrantError, f"{label} was issued to another client")
         return {
             "sub": row["sub"],
             "scope": row["scope"],
             "act": data.get("act"),
             "grant_id": row["grant_id"],
-            "aud": data.get("aud") or [],
+            "aud": audience,
             "client_id": row["client_id"],
         }
     if token_type in (TT_ID, TT_JWT):
@@ -115,20 +142,52 @@ def resolve_token(
         exp = claims.get("exp")
         if not isinstance(exp, int | float) or exp <= now():
             raise oauth_error(InvalidGrantError, f"{label} has expired")
+        aud = claims.get("aud")
+        audience = [a for a in (aud if isinstance(aud, list) else [aud]) if isinstance(a, str)]
         if token.header.get("typ") == "at+jwt":
             stored = find_token(provider, "main", value, "access_token")
             if stored is None or stored.is_revoked():
                 raise oauth_error(InvalidGrantError, f"{label} was revoked")
-        aud = claims.get("aud")
+            row = stored.row
+            if not _may_present(client, row["client_id"], row["data"].get("aud") or [], claims.get("may_act")):
+                raise oauth_error(InvalidGrantError, f"{label} was issued to another client")
+            return {
+                "sub": row["sub"],
+                "scope": row["scope"],
+                "act": row["data"].get("act"),
+                "grant_id": row["grant_id"],
+                "aud": row["data"].get("aud") or [],
+                "client_id": row["client_id"],
+            }
+        # An ID token: only from its own audience (OIDC Core §2), and only while its grant lives.
+        if client.client_id not in audience:
+            raise oauth_error(InvalidGrantError, f"{label} is an ID token for another client")
+        grant = _live_grant(provider, claims.get("sid"), claims["sub"], label)
         return {
             "sub": claims["sub"],
-            "scope": claims.get("scope", "openid"),
-            "act": claims.get("act"),
-            "grant_id": None,
-            "aud": aud if isinstance(aud, list) else [aud] if aud else [],
-            "client_id": claims.get("client_id") or claims.get("azp"),
+            "scope": grant["scope"],
+            "act": None,
+            "grant_id": grant["grant_id"],
+            "aud": grant["data"].get("resource") or [],
+            "client_id": grant["client_id"],
         }
     raise oauth_error(InvalidRequestError, f"unsupported {label}_type")
+
+
+def exchangeable_scopes(target: str, target_scopes: list[str], subject_scopes: list[str]) -> list[str]:
+    """Scopes of ``target`` the subject's grant covers: held directly, or derived through the
+    exchange policy (:data:`EXCHANGE_POLICY`). Never more than the user consented to.
+
+    Example:
+        >>> exchangeable_scopes("urn:example:downstream", ["downstream:read", "downstream:write"],
+        ...                     ["openid", "api:read"])
+        ['downstream:read']
+        >>> exchangeable_scopes("urn:agent-auth:demo-api", ["bank:read", "bank:transfer"], ["openid"])
+        []
+    """
+    held = set(subject_scopes)
+    policy = EXCHANGE_POLICY.get(target, {})
+    return [s for s in target_scopes if s in held or held & set(policy.get(s, ()))]
 
 
 class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
@@ -152,15 +211,13 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
         if bool(form.get("actor_token")) != bool(form.get("actor_token_type")):
             raise oauth_error(InvalidRequestError, "actor_token and actor_token_type go together")
         subject = resolve_token(
-            provider, form["subject_token"], form["subject_token_type"], "subject_token", client.client_id
+            provider, form["subject_token"], form["subject_token_type"], "subject_token", client
         )
         if not subject["sub"] or provider.user(subject["sub"]) is None:
             raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
         actor = None
         if form.get("actor_token"):
-            actor = resolve_token(
-                provider, form["actor_token"], form["actor_token_type"], "actor_token", client.client_id
-            )
+            actor = resolve_token(provider, form["actor_token"], form["actor_token_type"], "actor_token", client)
 
         resources = provider.store.resources()
         targets = list(dict.fromkeys(self.request.values("resource") + self.request.values("audience")))
@@ -170,7 +227,13 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
         if targets:
             if targets[0] not in resources:
                 raise oauth_error(InvalidTargetError, "unknown resource or audience")
-            allowed = resources[targets[0]]["scopes"].split()
+            offered = resources[targets[0]]["scopes"].split()
+            allowed = exchangeable_scopes(targets[0], offered, split_scope(subject["scope"]))
+            bad = [s for s in asked if s not in offered]
+            if bad:
+                raise oauth_error(InvalidScopeError, "scope not available for the target: " + " ".join(bad))
+            if not allowed:
+                raise oauth_error(InvalidScopeError, "the subject's grant covers no scope of the target")
             scopes = asked or allowed
         else:
             targets = [a for a in subject["aud"] if a in resources]
@@ -178,7 +241,7 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
             scopes = asked or allowed
         bad = [s for s in scopes if s not in allowed]
         if bad:
-            raise oauth_error(InvalidScopeError, "scope not available for the target: " + " ".join(bad))
+            raise oauth_error(InvalidScopeError, "scope beyond what the user granted: " + " ".join(bad))
         if client.scope is not None and any(s not in client.scope.split() for s in scopes):
             raise oauth_error(InvalidScopeError, "scope not allowed for this client")
         act: dict[str, Any] = {"sub": actor["sub"] if actor else client.client_id}
@@ -243,9 +306,7 @@ class FederatedConnectionGrant(BaseGrant, TokenEndpointMixin):
             raise oauth_error(InvalidRequestError, "connection is required")
         if connection not in CONNECTIONS:
             raise oauth_error(InvalidRequestError, "unknown connection")
-        subject = resolve_token(
-            provider, form["subject_token"], token_type, "subject_token", client.client_id
-        )
+        subject = resolve_token(provider, form["subject_token"], token_type, "subject_token", client)
         if not subject["sub"] or provider.user(subject["sub"]) is None:
             raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
         login_hint = form.get("login_hint")

@@ -45,7 +45,11 @@ from joserfc.jwk import KeySet
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from langchain_agent_auth.devserver._rar import AuthorizationDetailsError, parse_authorization_details
+from langchain_agent_auth.devserver._rar import (
+    AuthorizationDetailsError,
+    is_one_time,
+    parse_authorization_details,
+)
 from langchain_agent_auth.devserver._util import (
     OIDC_SCOPES,
     dumps,
@@ -74,6 +78,7 @@ ACCESS_TOKEN_TTL = 600
 REFRESH_TOKEN_TTL = 30 * 24 * 3600
 AUTH_CODE_TTL = 60
 UPSTREAM_ACCESS_TTL = 3600
+PURGE_EVERY = 500  # tokens issued between two purges of expired rows
 
 
 # ---------------------------------------------------------------------------- errors
@@ -218,6 +223,10 @@ class Client(ClientMixin):
         self.notification_endpoint: str | None = meta.get("backchannel_client_notification_endpoint")
         self.authorization_details_types: list[str] = list(meta.get("authorization_details_types") or [])
         self.id_token_signed_response_alg: str | None = meta.get("id_token_signed_response_alg")
+        # OAuth 2.1 / RFC 9700 §2.1.1: PKCE for every client unless registered without it.
+        self.require_pkce: bool = meta.get("require_pkce", True) is not False
+        # RFC 8693 may-act policy: clients whose users' tokens this client may exchange.
+        self.may_exchange_from: list[str] = list(meta.get("token_exchange_from_clients") or [])
         self._secret_hash: str | None = meta.get("_secret_hash")
 
     @property
@@ -567,6 +576,16 @@ class S256Only(CodeChallenge):
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
 
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        request = grant.request
+        client = request.client
+        if (
+            not request.payload.data.get("code_challenge")
+            and getattr(client, "require_pkce", True)
+        ):
+            raise InvalidRequestError("code_challenge (PKCE, S256) is required", redirect_uri=redirect_uri)
+        super().validate_code_challenge(grant, redirect_uri)
+
 
 class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):
     """Authorization code (+ PKCE, + OpenID) for both realms."""
@@ -686,6 +705,8 @@ class RefreshTokenGrant(IssuingGrant, grants.RefreshTokenGrant):
         stored: StoredToken = self.request.refresh_token
         grant = stored.row["grant"]
         data = grant["data"]
+        if is_one_time(data.get("authorization_details")):
+            raise oauth_error(InvalidGrantError, "a one-time authorization cannot be refreshed")
         targets = list(data.get("resource") or [])
         asked = self.request.values("resource") + self.request.values("audience")
         if asked:
@@ -864,6 +885,14 @@ class IDTokens(OpenIDCode):
             "exp": now() + ACCESS_TOKEN_TTL,
         }
 
+    def get_authorization_code_claims(self, authorization_code: Any) -> dict[str, Any]:
+        claims = super().get_authorization_code_claims(authorization_code)
+        issuance = _ISSUANCE.get()
+        if issuance is not None and issuance.grant_id:
+            # The grant the ID token belongs to: token exchange ties its tokens to it.
+            claims["sid"] = issuance.grant_id
+        return claims
+
     def exists_nonce(self, nonce: str, request: OAuthRequest) -> bool:
         row = self.provider.store.one(
             "SELECT 1 FROM auth_codes WHERE client_id=? AND json_extract(data, '$.nonce')=?",
@@ -915,6 +944,9 @@ class OAuthServer(AuthorizationServer):
             ts + token.get("expires_in", issuance.ttl),
         )
         insert_access = "INSERT INTO access_tokens VALUES (?,?,?,?,?,?,?,?,?,?,NULL)"
+        self.provider.issued += 1
+        if self.provider.issued % PURGE_EVERY == 0:
+            self.provider.store.purge_expired()
         if "refresh_token" not in token or not issuance.grant_id:
             self.provider.store.execute(insert_access, access_row)
             return
@@ -1014,7 +1046,10 @@ class OAuthServer(AuthorizationServer):
             auth_time=auth_time,
         )
         wants_refresh = self.realm == "upstream" or "offline_access" in scope.split()
-        issuance.refresh = wants_refresh and client.check_grant_type("refresh_token")
+        # A one-time authorization (a payment) is used once: no refresh token can mint it again.
+        issuance.refresh = (
+            wants_refresh and client.check_grant_type("refresh_token") and not is_one_time(authorization_details)
+        )
         issuance.refresh_scope = scope
         return issuance
 

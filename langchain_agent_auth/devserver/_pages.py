@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from langchain_agent_auth.devserver._rar import inert
+
 _SCOPE_TEXT = {
     "openid": "Confirm who you are",
     "profile": "Your name",
@@ -116,7 +118,7 @@ def detail_block(views: Iterable[Mapping[str, Any]], raw: Any) -> str:
     if raw:
         parts.append(
             "<details><summary>Technical details (JSON)</summary>"
-            f"<pre>{esc(json.dumps(raw, indent=2, ensure_ascii=False))}</pre></details>"
+            f"<pre>{esc(inert(json.dumps(raw, indent=2, ensure_ascii=False), keep_newlines=True))}</pre></details>"
         )
     return "".join(parts)
 

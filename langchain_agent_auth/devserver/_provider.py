@@ -4,7 +4,6 @@ over real HTTP (the admin API and the sign-in pages) the way tests, notebooks an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from langchain_agent_auth._serving import bind_socket
 from langchain_agent_auth.errors import (
     ConfigurationError,
     OAuthError,
@@ -394,6 +394,14 @@ class LocalProvider:
         """Register a client at runtime (RFC 7591 field names); the answer holds its secret."""
         return self.admin.request("POST", "/clients", json=metadata)
 
+    def add_resource(self, identifier: str, scopes: str | list[str], *, ttl: int | None = None,
+                     description: str | None = None) -> dict[str, Any]:
+        """Register a resource server (an API, an MCP server's URL) whose tokens the provider
+        issues with ``aud`` = ``identifier`` when a client asks for it (RFC 8707 ``resource``)."""
+        return self.admin.request("POST", "/resources", json={
+            "identifier": identifier, "scopes": scopes if isinstance(scopes, str) else " ".join(scopes),
+            "ttl": ttl, "description": description})
+
     def rotate_keys(self) -> list[str]:
         """Add new signing keys (the old ones stay in the JWKS). Returns the new key ids."""
         return self.admin.request("POST", "/keys/rotate")["added"]
@@ -467,6 +475,51 @@ class LocalProvider:
             if page.status_code != 200:
                 raise ProtocolError(f"the decision was not recorded (HTTP {page.status_code})")
 
+    def sign_in(self, authorize_url: str, username: str, password: str | None = None, *,
+                redirect_uri: str) -> str:
+        """Play ``username``'s browser on an authorization URL: sign in, allow, and return the
+        URL the provider redirects to (``redirect_uri?code=...&state=...&iss=...``). For flows
+        that build their own authorization request (the vault's connect flow, MCP clients);
+        :meth:`login` is the whole code flow.
+
+        Raises :class:`OAuthError` for a wrong password and :class:`ProtocolError` when the
+        pages do not lead back to ``redirect_uri``.
+        """
+        import httpx
+
+        if password is None:
+            password = self.users.get(username)
+            if password is None:
+                raise ConfigurationError(f"no seeded password for {username!r}; pass password=")
+        target = urlsplit(redirect_uri)
+        with httpx.Client(follow_redirects=False, timeout=15) as browser:
+            response = browser.get(authorize_url)
+            for _ in range(12):
+                if response.status_code in (301, 302, 303, 307):
+                    location = urljoin(str(response.url), response.headers["location"])
+                    parts = urlsplit(location)
+                    if (parts.scheme, parts.hostname, parts.path) == (target.scheme, target.hostname, target.path):
+                        return location
+                    response = browser.get(location)
+                    continue
+                forms = [f for f in _forms(response.text) if f["method"] == "post"]
+                login_form = next((f for f in forms if any(n == "password" for n, _, _ in f["fields"])), None)
+                consent = next((f for f in forms if any(n == "decision" for n, _, _ in f["buttons"])), None)
+                if login_form is not None:
+                    data = {n: v for n, v, _ in login_form["fields"]}
+                    data.update(username=username, password=password)
+                    response = browser.post(urljoin(str(response.url), login_form["action"]), data=data)
+                    if response.status_code == 401:
+                        raise OAuthError("wrong username or password", error="access_denied", status_code=401)
+                elif consent is not None:
+                    pairs = [(n, v) for n, v, _ in consent["fields"]] + [("decision", "allow")]
+                    response = browser.post(urljoin(str(response.url), consent["action"]), content=urlencode(pairs),
+                                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+                else:
+                    raise ProtocolError(f"unexpected page during sign-in (HTTP {response.status_code})",
+                                        status_code=response.status_code)
+        raise ProtocolError("sign-in did not reach the redirect URI")
+
     def login(
         self,
         username: str,
@@ -515,46 +568,9 @@ class LocalProvider:
             params.append(("audience", audience))
         if authorization_details is not None:
             params.append(("authorization_details", json.dumps(authorization_details)))
-        target = urlsplit(redirect_uri)
+        location = self.sign_in(f"{issuer}/authorize?{urlencode(params)}", username, password,
+                                redirect_uri=redirect_uri)
         with httpx.Client(follow_redirects=False, timeout=15) as browser:
-            response = browser.get(issuer + "/authorize", params=params)
-            location = None
-            for _ in range(12):
-                if response.status_code in (301, 302, 303, 307):
-                    location = urljoin(str(response.url), response.headers["location"])
-                    parts = urlsplit(location)
-                    if (parts.scheme, parts.hostname, parts.path) == (
-                        target.scheme,
-                        target.hostname,
-                        target.path,
-                    ):
-                        break
-                    response = browser.get(location)
-                    location = None
-                    continue
-                forms = [f for f in _forms(response.text) if f["method"] == "post"]
-                login_form = next((f for f in forms if any(n == "password" for n, _, _ in f["fields"])), None)
-                consent = next((f for f in forms if any(n == "decision" for n, _, _ in f["buttons"])), None)
-                if login_form is not None:
-                    data = {n: v for n, v, _ in login_form["fields"]}
-                    data.update(username=username, password=password)
-                    response = browser.post(urljoin(str(response.url), login_form["action"]), data=data)
-                    if response.status_code == 401:
-                        raise OAuthError("wrong username or password", error="access_denied", status_code=401)
-                elif consent is not None:
-                    data_pairs = [(n, v) for n, v, _ in consent["fields"]] + [("decision", "allow")]
-                    response = browser.post(
-                        urljoin(str(response.url), consent["action"]),
-                        content=urlencode(data_pairs),
-                        headers={"Content-Type": "application/x-www-form-urlencoded"},
-                    )
-                else:
-                    raise ProtocolError(
-                        f"unexpected page during sign-in (HTTP {response.status_code})",
-                        status_code=response.status_code,
-                    )
-            if location is None:
-                raise ProtocolError("sign-in did not reach the redirect URI")
             query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
             if "error" in query:
                 raise oauth_error_from_response(query)
@@ -576,23 +592,6 @@ class LocalProvider:
         if token.status_code != 200:
             raise oauth_error_from_response(body, status_code=token.status_code)
         return body
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind a listening TCP socket (``port=0``: a free port chosen by the OS)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
-    # TCP, and without it every response waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
 
 
 def base_url_for(host: str, port: int) -> str:

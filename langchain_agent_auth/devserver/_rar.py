@@ -21,14 +21,20 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from langchain_agent_auth._serving import JSONLimitError, load_json_bounded
+
 SUPPORTED_TYPES = ("agent_action", "payment_initiation")
+# Types whose approval is spent by one use: never refreshable into new tokens (RFC 9396 §6).
+ONE_TIME_TYPES = ("payment_initiation",)
 MAX_DETAILS = 10
 MAX_JSON_BYTES = 16_384
+MAX_DEPTH = 6  # an entry (depth 2) plus a few levels of structured fields
+MAX_STRING = 2_000
 _COMMON_LIST_FIELDS = ("locations", "actions", "datatypes", "privileges")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
@@ -51,11 +57,14 @@ def parse_authorization_details(
         if len(raw.encode()) > MAX_JSON_BYTES:
             raise AuthorizationDetailsError("authorization_details is too large")
         try:
-            value = json.loads(raw)
-        except ValueError:
-            raise AuthorizationDetailsError("authorization_details is not valid JSON") from None
+            value = load_json_bounded(raw, max_depth=MAX_DEPTH)
+        except JSONLimitError:
+            raise AuthorizationDetailsError(
+                f"authorization_details is not valid JSON nested at most {MAX_DEPTH} levels"
+            ) from None
     else:
         value = raw
+    _check_strings(value, 1)
     if not isinstance(value, list) or not value:
         raise AuthorizationDetailsError("authorization_details must be a non-empty JSON array")
     if len(value) > MAX_DETAILS:
@@ -84,6 +93,85 @@ def parse_authorization_details(
             raise AuthorizationDetailsError("agent_action requires a non-empty 'actions' array")
         out.append(detail)
     return out
+
+
+def inert(text: str, *, keep_newlines: bool = False) -> str:
+    r"""``text`` with control, format (bidi overrides, zero-width), surrogate, private-use and
+    unassigned characters shown as visible ``\\u`` escapes: a person sees exactly what is signed.
+
+    Example:
+        >>> inert("ACME \u202egro.live")
+        'ACME \\u202egro.live'
+    """
+
+    def show(ch: str) -> str:
+        if keep_newlines and ch == "\n":
+            return ch
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+        return ch
+
+    return "".join(show(ch) for ch in text)
+
+
+def _check_strings(value: Any, depth: int) -> None:
+    """Bound the depth and the strings (control and bidi characters are accepted: the agent's
+    arguments may hold them; every view renders them inert, see :func:`inert`)."""
+    if depth > MAX_DEPTH:
+        raise AuthorizationDetailsError(f"authorization_details is nested more than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise AuthorizationDetailsError(f"authorization_details strings are at most {MAX_STRING} characters")
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, depth)
+            _check_strings(item, depth + 1)
+    elif not (value is None or isinstance(value, bool | int | float)):
+        raise AuthorizationDetailsError("authorization_details must be JSON values")
+
+
+def is_one_time(details: list[dict[str, Any]] | None) -> bool:
+    """Whether a grant with these ``authorization_details`` authorizes a one-time action.
+
+    Example:
+        >>> is_one_time([{"type": "payment_initiation"}]), is_one_time([{"type": "agent_action"}])
+        (True, False)
+    """
+    return any(isinstance(d, dict) and d.get("type") in ONE_TIME_TYPES for d in details or [])
+
+
+def narrows(approved: list[dict[str, Any]], requested: list[dict[str, Any]] | None) -> bool:
+    """Whether ``approved`` asks for no more than ``requested``: each approved entry equals a
+    requested one, except that a payment's amount may be lowered (same currency).
+
+    Example:
+        >>> pay = lambda a: {"type": "payment_initiation",
+        ...                  "instructedAmount": {"amount": a, "currency": "EUR"}}
+        >>> narrows([pay("0.50")], [pay("1.00")]), narrows([pay("900.00")], [pay("1.00")])
+        (True, False)
+    """
+    pool = list(requested or [])
+    for entry in approved:
+        match = next((r for r in pool if _within(entry, r)), None)
+        if match is None:
+            return False
+        pool.remove(match)
+    return True
+
+
+def _within(entry: dict[str, Any], requested: dict[str, Any]) -> bool:
+    if entry == requested:
+        return True
+    if entry.get("type") != "payment_initiation" or requested.get("type") != "payment_initiation":
+        return False
+    mine, theirs = amount_of(entry), amount_of(requested)
+    if mine is None or theirs is None or mine[1] != theirs[1] or mine[0] > theirs[0]:
+        return False
+    rest = {k: v for k, v in entry.items() if k != "instructedAmount"}
+    return rest == {k: v for k, v in requested.items() if k != "instructedAmount"}
 
 
 def _validate_payment(detail: dict[str, Any]) -> None:
@@ -123,11 +211,13 @@ def _humanize(name: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _plain(value: Any) -> str:
+def _plain(value: Any, depth: int = 0) -> str:
+    if depth > MAX_DEPTH:  # rows stored before the parse-time limit existed
+        return "..."
     if isinstance(value, list):
-        return ", ".join(_plain(v) for v in value)
+        return ", ".join(_plain(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return "; ".join(f"{_humanize(str(k))}: {_plain(v)}" for k, v in value.items())
+        return "; ".join(f"{_humanize(str(k))}: {_plain(v, depth + 1)}" for k, v in value.items())
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -175,4 +265,8 @@ def describe(detail: dict[str, Any]) -> dict[str, Any]:
     for name, value in detail.items():
         if name not in shown:
             rows.append((_humanize(name), _plain(value)))
-    return {"type": kind, "title": title, "rows": rows}
+    return {
+        "type": inert(str(kind)),
+        "title": inert(title),
+        "rows": [(inert(label), inert(text)) for label, text in rows],
+    }

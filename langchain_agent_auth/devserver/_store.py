@@ -15,7 +15,6 @@ import base64
 import contextlib
 import json
 import os
-import pathlib
 import secrets
 import sqlite3
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
+from langchain_agent_auth.crypto import ENV_VAR, Keyring, default_keyring, private_dir, private_file
 from langchain_agent_auth.devserver._util import (
     GT_CIBA,
     GT_DEVICE,
@@ -39,8 +39,10 @@ from langchain_agent_auth.devserver._util import (
     now,
     token_hash,
 )
+from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
 
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT = 2.0  # seconds a statement waits for another writer before answering 503
 KEYS_KEPT = 3  # signing keys published per algorithm (the newest signs)
 
 _SCHEMA = """
@@ -156,52 +158,98 @@ class Store:
         ['alice', 'bob']
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
-        self.data_dir = pathlib.Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.data_dir / "provider.sqlite3"
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._db.row_factory = sqlite3.Row
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        keyring: Keyring | None = None,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> None:
+        self.data_dir = private_dir(data_dir)
+        self.path = private_file(self.data_dir / "provider.sqlite3")
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
         self._key_cache: tuple[int, dict[str, Any], KeySet] | None = None
         self._key_checked = 0.0
         self._resources: dict[str, sqlite3.Row] | None = None
-        self._db.executescript(_SCHEMA)
         self.secrets = self._load_or_create_secrets()
+        # Private signing keys are sealed with the same keyring as the vault (``<data dir>/keys``
+        # or $AGENT_AUTH_ENCRYPTION_KEYS): a copy of the database alone cannot forge tokens.
+        self.keyring = keyring or default_keyring(self.data_dir)
         self._seed()
+        self._seal_plain_keys()
+        self.purge_expired()
 
     # ------------------------------------------------------------------ plumbing
+    @property
+    def _db(self) -> sqlite3.Connection:
+        # One connection per thread: SQLite (WAL) lets readers run beside a writer, and a
+        # busy database stalls only the thread that waits, never every request behind a lock.
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the store is closed")
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=self.busy_timeout)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._db.close()
+        """Close the database connections."""
+        self._closed = True
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run statements atomically (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        """Run statements atomically (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error). Nested
+        use on the same thread joins the outer transaction."""
+        db = self._db
+        if db.in_transaction:
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
-        with self._lock:
-            return self._db.execute(sql, params).fetchone()
+        return self._db.execute(sql, params).fetchone()
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+        return self._db.execute(sql, params).fetchall()
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        with self._lock:
-            return self._db.execute(sql, params).rowcount
+        return self._db.execute(sql, params).rowcount
+
+    def purge_expired(self, grace: int = 3600) -> dict[str, int]:
+        """Delete rows nobody can use any more (expired more than ``grace`` seconds ago), so a
+        long-running provider under load does not grow without bound."""
+        cutoff = now() - grace
+        statements = {
+            "access_tokens": "DELETE FROM access_tokens WHERE expires_at<?",
+            "refresh_tokens": "DELETE FROM refresh_tokens WHERE expires_at<?",
+            "auth_codes": "DELETE FROM auth_codes WHERE expires_at<?",
+            "sessions": "DELETE FROM sessions WHERE expires_at<?",
+            "assertion_jtis": "DELETE FROM assertion_jtis WHERE expires_at<?",
+            "connect_states": "DELETE FROM connect_states WHERE expires_at<?",
+            "ciba_requests": "DELETE FROM ciba_requests WHERE expires_at<?",
+        }
+        return {table: self.execute(sql, (cutoff,)) for table, sql in statements.items()}
 
     # ------------------------------------------------------------------ secrets & seed
     def _load_or_create_secrets(self) -> Secrets:
@@ -331,8 +379,14 @@ class Store:
         backchannel_client_notification_endpoint: str | None = None,
         authorization_details_types: list[str] | None = None,
         client_secret: str | None = None,
+        require_pkce: bool = True,
+        token_exchange_from_clients: list[str] | None = None,
     ) -> str | None:
-        """Register a client; returns its secret (None for public and private_key_jwt clients)."""
+        """Register a client; returns its secret (None for public and private_key_jwt clients).
+
+        ``require_pkce=False`` lets a client use the code flow without PKCE (OAuth 2.1 requires
+        it otherwise); ``token_exchange_from_clients`` names the clients whose users' tokens this
+        client may exchange (RFC 8693 may-act policy)."""
         client_id = client_id or f"client-{secrets.token_hex(6)}"
         method = token_endpoint_auth_method
         if method not in ("client_secret_basic", "client_secret_post", "private_key_jwt", "none"):
@@ -366,6 +420,8 @@ class Store:
             "authorization_details_types": authorization_details_types
             if authorization_details_types is not None
             else ["payment_initiation", "agent_action"],
+            "require_pkce": bool(require_pkce),
+            "token_exchange_from_clients": list(token_exchange_from_clients or []),
         }
         try:
             self.execute(
@@ -391,6 +447,20 @@ class Store:
             self._resources = {row["identifier"]: row for row in self.all("SELECT * FROM resources")}
         return self._resources
 
+    def add_resource(self, identifier: str, scopes: str, *, alg: str = "RS256", ttl: int = 600,
+                     description: str | None = None) -> None:
+        """Register (or update) a resource server, e.g. an MCP server's URL (RFC 8707)."""
+        if alg not in ("RS256", "ES256"):
+            raise ValueError("alg must be RS256 or ES256")
+        if not isinstance(ttl, int) or not 30 <= ttl <= 86400:
+            raise ValueError("ttl must be 30 to 86400 seconds")
+        if not scopes.split() or any(not s.isprintable() or len(s) > 100 for s in scopes.split()):
+            raise ValueError("scopes must be a non-empty space-separated list")
+        with self.transaction():
+            self.execute("INSERT OR REPLACE INTO resources VALUES (?,?,?,?,?)",
+                         (identifier, " ".join(scopes.split()), alg, ttl, description))
+        self._resources = None
+
     # ------------------------------------------------------------------ keys
     def add_signing_keys(self) -> list[str]:
         """Generate a new RS256 and a new ES256 key. Older keys stay published (the newest
@@ -402,7 +472,7 @@ class Store:
             kid = f"{alg.lower()}-{now()}-{secrets.token_hex(3)}"
             private = key.as_dict(private=True)
             private.update({"kid": kid, "alg": alg, "use": "sig"})
-            self.execute("INSERT INTO keys VALUES (?,?,?,?,?)", (kid, alg, json.dumps(private), now(), seq))
+            self.execute("INSERT INTO keys VALUES (?,?,?,?,?)", (kid, alg, self._seal_key(kid, private), now(), seq))
             self.execute(
                 "DELETE FROM keys WHERE alg=? AND kid NOT IN "
                 "(SELECT kid FROM keys WHERE alg=? ORDER BY seq DESC LIMIT ?)",
@@ -421,12 +491,35 @@ class Store:
         stamp = marker["n"] * 100_000 + marker["s"]
         if self._key_cache is None or self._key_cache[0] != stamp:
             rows = self.all("SELECT * FROM keys ORDER BY seq DESC, kid")
-            private = [json.loads(row["private_jwk"]) for row in rows]
+            private = [self._open_key(row["kid"], row["private_jwk"]) for row in rows]
             current: dict[str, Any] = {}
             for row, jwk in zip(rows, private, strict=True):
                 current.setdefault(row["alg"], KeySet.import_key_set({"keys": [jwk]}))
             self._key_cache = (stamp, current, KeySet.import_key_set({"keys": private}))
         return self._key_cache[1], self._key_cache[2]
+
+    def _seal_key(self, kid: str, jwk: dict[str, Any]) -> str:
+        box = self.keyring.seal(json.dumps(jwk).encode(), aad=f"devserver|signing-key|{kid}".encode())
+        return json.dumps({"sealed": box})
+
+    def _open_key(self, kid: str, text: str) -> dict[str, Any]:
+        value = json.loads(text)
+        if "sealed" not in value:  # written by a version that kept keys in plaintext
+            return value
+        try:
+            plain = self.keyring.open(value["sealed"], aad=f"devserver|signing-key|{kid}".encode())
+        except VaultDecryptionError as exc:
+            raise ConfigurationError(
+                f"cannot open the signing keys in {self.path}: {exc} (the data dir's keyring "
+                f"{self.data_dir / 'keys'} or ${ENV_VAR} must be the one that sealed them)"
+            ) from None
+        return json.loads(plain)
+
+    def _seal_plain_keys(self) -> None:
+        rows = self.all("SELECT kid, private_jwk FROM keys WHERE private_jwk NOT LIKE '{\"sealed\"%'")
+        for row in rows:
+            sealed = self._seal_key(row["kid"], json.loads(row["private_jwk"]))
+            self.execute("UPDATE keys SET private_jwk=? WHERE kid=?", (sealed, row["kid"]))
 
     def signing_keyset(self, alg: str) -> KeySet:
         """A KeySet holding only the newest key for ``alg`` (joserfc then sets the ``kid``)."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import secrets
+import sqlite3
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from langchain_agent_auth._serving import JSONLimitError, load_json_bounded
 from langchain_agent_auth.devserver._oauth import OAuthRequest
 from langchain_agent_auth.devserver._util import now, printable_ascii, token_hash
 from langchain_agent_auth.errors import redact
@@ -126,9 +127,9 @@ async def read_json(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
-    except ValueError:
-        raise BadRequest(400, "invalid_request", "the body is not JSON") from None
+        value = load_json_bounded(body)
+    except JSONLimitError as exc:
+        raise BadRequest(400, "invalid_request", f"the body is not usable JSON ({exc})") from None
     if not isinstance(value, dict):
         raise BadRequest(400, "invalid_request", "the body must be a JSON object")
     return value
@@ -173,6 +174,18 @@ async def oauth_request(request: Request) -> OAuthRequest:
     return OAuthRequest(request.method, str(request.url), request.headers, query, form)
 
 
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite saying another connection holds the database."""
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc).lower() for word in ("locked", "busy")
+    )
+
+
+def busy_response() -> JSONResponse:
+    """The answer while another process holds the database: retry, never a 500."""
+    return json_error(503, "temporarily_unavailable", "the database is busy; retry shortly", {"Retry-After": "1"})
+
+
 def guarded(func: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
     """Turn :class:`BadRequest` into the spec's JSON error."""
 
@@ -185,6 +198,50 @@ def guarded(func: Callable[[Request], Awaitable[Response]]) -> Callable[[Request
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
     return wrapper
+
+
+# ---------------------------------------------------------------------------- login throttling
+class FailureLimiter:
+    """Failed sign-ins per user name and per client address in a sliding window: past the
+    limit, further attempts are refused (429) without checking the password."""
+
+    def __init__(
+        self,
+        *,
+        per_user: int = 5,
+        per_address: int = 20,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = {"user": per_user, "address": per_address}
+        self.window = window
+        self.clock = clock
+        self._failures: dict[tuple[str, str], list[float]] = {}
+
+    def _recent(self, key: tuple[str, str]) -> list[float]:
+        cutoff = self.clock() - self.window
+        times = [t for t in self._failures.get(key, []) if t > cutoff]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def blocked(self, user: str, address: str) -> int:
+        """Seconds to wait before trying again (0: go ahead)."""
+        wait = 0.0
+        for key in (("user", user.lower()), ("address", address)):
+            times = self._recent(key)
+            if len(times) >= self.limits[key[0]]:
+                wait = max(wait, times[0] + self.window - self.clock())
+        return int(wait) + 1 if wait > 0 else 0
+
+    def record(self, user: str, address: str) -> None:
+        if len(self._failures) > 10_000:  # bounded memory under a spray of names
+            self._failures.clear()
+        now_ = self.clock()
+        for key in (("user", user.lower()), ("address", address)):
+            self._failures.setdefault(key, []).append(now_)
 
 
 # ---------------------------------------------------------------------------- sessions

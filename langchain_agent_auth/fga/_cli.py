@@ -10,7 +10,9 @@ Subcommands:
 * ``list-objects USER RELATION TYPE`` and ``list-users OBJECT RELATION FILTER``.
 * ``write`` / ``delete`` tuples in a SQLite store; ``model`` writes, validates or transforms.
 * ``serve``: the OpenFGA-API subset over the embedded engine (``--port 0`` picks a free
-  port and prints it).
+  port). It prints ``READY {"api_url": ..., "api_token": ...}``: every request needs
+  ``Authorization: Bearer <api_token>`` (a new random token each start, or ``--api-token``),
+  unless started with ``--no-auth``.
 
 Example:
     $ agent-auth fga test ../shared/conformance/openfga/*.yaml
@@ -21,11 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
+from langchain_agent_auth._serving import bind_socket
 from langchain_agent_auth.errors import AgentAuthError
 
 __all__ = ["configure"]
@@ -98,7 +101,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     p.add_argument("--db", metavar="FILE.sqlite", help="persist stores in this SQLite file")
-    p.add_argument("--api-token", help="require this bearer token")
+    p.add_argument("--api-token", help="require this bearer token (default: a new random one, printed)")
+    p.add_argument(
+        "--no-auth", action="store_true", help="accept requests without a bearer token (any local process can write)"
+    )
     p.set_defaults(func=_serve)
 
 
@@ -281,35 +287,27 @@ def _model(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- serve
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket for uvicorn. ``proto=IPPROTO_TCP`` matters: asyncio sets TCP_NODELAY
-    only on accepted sockets whose proto says TCP; without it a client that writes headers and
-    body separately waits ~40 ms per request for a delayed ACK."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from langchain_agent_auth.fga._server import create_app
 
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_token:
-        print("warning: serving on a non-loopback address without --api-token", file=sys.stderr)
-    app = create_app(db=args.db, api_token=args.api_token)
+    if args.no_auth and args.api_token:
+        return _fail("--no-auth and --api-token exclude each other")
+    token = None if args.no_auth else (args.api_token or secrets.token_urlsafe(32))
+    if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print("warning: serving on a non-loopback address without authentication", file=sys.stderr)
+    app = create_app(db=args.db, api_token=token)
     try:
-        sock = listen_socket(args.host, args.port)
+        sock = bind_socket(args.host, args.port)  # the dev server's helper: TCP_NODELAY included
     except OSError as exc:
         return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
     port = sock.getsockname()[1]
-    print(f"agent-auth fga serve: listening on http://{args.host}:{port}", flush=True)
+    url = f"http://[{args.host}]:{port}" if ":" in args.host else f"http://{args.host}:{port}"
+    print(f"agent-auth fga serve: listening on {url}", flush=True)
+    # Like ``agent-auth dev``: one machine-readable line with what a client needs.
+    print("READY " + json.dumps({"api_url": url, "api_token": token, "auth": "none" if token is None else "bearer"}),
+          flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     server.run(sockets=[sock])
     return 0

@@ -6,8 +6,10 @@ list-users. Request and response bodies follow OpenFGA's JSON; errors are OpenFG
 ``{"code": "validation_error", "message": ...}`` with its HTTP statuses, so an SDK (or the
 ``fga`` CLI) pointed at ``agent-auth fga serve`` behaves as against an OpenFGA server.
 
-Stores live in memory, or in one SQLite file (``db=``) that survives restarts. An optional
-bearer token (``api_token=``) protects the API; bind to loopback unless you set one.
+Stores live in memory, or in one SQLite file (``db=``) that survives restarts. A bearer token
+(``api_token=``, sent as OpenFGA's ``Authorization: Bearer``) protects the API; ``agent-auth fga
+serve`` generates one at start unless told ``--no-auth``. Bodies are read with a size limit and
+parsed with a nesting limit, so bad input is a 400, never a 500.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from langchain_agent_auth._serving import JSONLimitError, load_json_bounded
 from langchain_agent_auth.errors import AgentAuthError, AuthorizationError, ModelError
 from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
 from langchain_agent_auth.fga._model import AuthorizationModel
@@ -37,6 +40,7 @@ MAX_WRITE_TUPLES = 100
 MAX_BATCH_CHECKS = 50
 MAX_LIST_RESULTS = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_JSON_DEPTH = 64  # deep enough for any real model's rewrites, far from Python's recursion limit
 
 _CODE_NAMES = {
     2000: "validation_error",
@@ -137,16 +141,28 @@ class _Registry:
         return entry.authorizer
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
+async def _read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused as soon as it passes ``limit`` (a chunked upload is never buffered whole)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise _ApiError(413, "validation_error", "request body too large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _ApiError(413, "validation_error", "request body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await _read_limited(request)
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise _ApiError(400, "validation_error", "the request body is not valid JSON") from None
+        data = load_json_bounded(raw, max_depth=MAX_JSON_DEPTH)
+    except JSONLimitError as exc:
+        raise _ApiError(400, "validation_error", f"the request body is not usable JSON ({exc})") from None
     if not isinstance(data, dict):
         raise _ApiError(400, "validation_error", "the request body must be a JSON object")
     return data
@@ -199,12 +215,16 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
     """
     registry = _Registry(db)
 
-    def endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(
+        fn: Callable[[Request], Awaitable[Response]], *, public: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def wrapped(request: Request) -> Response:
-            if api_token is not None:
+            if api_token is not None and not public:
                 given = request.headers.get("authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {api_token}".encode()):
-                    return _error_response(401, "unauthenticated", "missing or invalid bearer token")
+                if not hmac.compare_digest(given.encode(errors="replace"), f"Bearer {api_token}".encode()):
+                    response = _error_response(401, "unauthenticated", "missing or invalid bearer token")
+                    response.headers["WWW-Authenticate"] = "Bearer"
+                    return response
             try:
                 return await fn(request)
             except _ApiError as exc:
@@ -309,7 +329,14 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
         key = body.get("tuple_key") or {}
         if not isinstance(key, Mapping):
             raise _ApiError(400, "validation_error", "tuple_key must be an object")
+        for name in ("object", "relation", "user"):
+            if key.get(name) is not None and not isinstance(key.get(name), str):
+                raise _ApiError(400, "validation_error", f"tuple_key.{name} must be a string")
         page_size = body.get("page_size") or 50
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 100:
+            raise _ApiError(400, "validation_error", "page_size must be an integer from 1 to 100")
+        if body.get("continuation_token") is not None and not isinstance(body["continuation_token"], str):
+            raise _ApiError(400, "validation_error", "continuation_token must be a string")
         rows, token = await run_in_threadpool(
             entry.tuples.read,
             key.get("object") or None,
@@ -441,7 +468,7 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
         Route("/stores/{store_id}/batch-check", endpoint(batch_check), methods=["POST"]),
         Route("/stores/{store_id}/list-objects", endpoint(list_objects), methods=["POST"]),
         Route("/stores/{store_id}/list-users", endpoint(list_users), methods=["POST"]),
-        Route("/healthz", endpoint(lambda r: _ok()), methods=["GET"]),
+        Route("/healthz", endpoint(lambda r: _ok(), public=True), methods=["GET"]),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
     return Starlette(routes=routes)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
 from langchain_agent_auth.errors import AuthorizationError, TupleError, redact
 from langchain_agent_auth.fga._tuple import TupleKey
 
@@ -106,7 +107,16 @@ def record_decision(
         if sink is not None:
             emit(sinks, decision)
             break
+    if audit_enabled():
+        audit_decision(decision)
     return decision
+
+
+def audit_decision(decision: AuthorizationDecision) -> None:
+    """Report ``decision`` to the audit trail (an ``fga_decision`` event)."""
+    emit_audit("fga_decision", subject=decision.user, relation=decision.relation, object=decision.object,
+               outcome="allowed" if decision.allowed else ("error" if decision.error else "denied"),
+               channel=decision.backend, detail=decision.error, latency_ms=round(decision.latency_ms, 3))
 
 
 def batch_decisions(
@@ -120,6 +130,7 @@ def batch_decisions(
     latency = (time.perf_counter() - started) * 1000
     stamp = time.time()
     live = [s for s in sinks if s is not None]
+    audit = audit_enabled()
     out = []
     for user, relation, obj, allowed, exc, correlation_id in items:
         decision = AuthorizationDecision(
@@ -136,6 +147,8 @@ def batch_decisions(
         )
         if live:
             emit(live, decision)
+        if audit:
+            audit_decision(decision)
         out.append(decision)
     return out
 

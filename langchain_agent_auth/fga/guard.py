@@ -45,7 +45,14 @@ from langchain_agent_auth.errors import (
     redact,
 )
 from langchain_agent_auth.fga._tuple import is_valid_object, is_valid_relation, split_user
-from langchain_agent_auth.fga._types import AuthorizationDecision, Authorizer, DecisionSink, emit, error_text
+from langchain_agent_auth.fga._types import (
+    AuthorizationDecision,
+    Authorizer,
+    DecisionSink,
+    audit_decision,
+    emit,
+    error_text,
+)
 from langchain_agent_auth.guards import (
     AProceed,
     GuardedCall,
@@ -269,6 +276,7 @@ class FGAToolGuard(ToolGuard):
                 error_code=getattr(exc, "code", None),
             )
             emit((self.on_decision,), decision)
+            audit_decision(decision)
         if isinstance(exc, IdentityError):
             message = "I can't check your permissions because I don't know who you are, so I didn't do this."
         elif isinstance(exc, TupleError) and who is None:
@@ -333,6 +341,7 @@ class FGAToolGuard(ToolGuard):
                 getattr(self.authorizer, "backend", "unknown"),
             )
             emit((self.on_decision,), decision)
+            audit_decision(decision)
         return decision
 
     # -- ToolGuard ---------------------------------------------------------------------------

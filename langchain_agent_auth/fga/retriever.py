@@ -59,7 +59,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_agent_auth.errors import AgentAuthError, AuthorizationError, ConfigurationError, IdentityError
 from langchain_agent_auth.fga._tuple import is_valid_object, split_user
-from langchain_agent_auth.fga._types import AuthorizationDecision, DecisionSink, emit, error_text
+from langchain_agent_auth.fga._types import AuthorizationDecision, DecisionSink, audit_decision, emit, error_text
 from langchain_agent_auth.fga.guard import fga_user
 from langchain_agent_auth.identity import UserIdentity, get_current_user
 
@@ -183,6 +183,7 @@ class FGARetriever(BaseRetriever):
             error_code=getattr(exc, "code", None),
         )
         emit((self.on_decision,), decision)
+        audit_decision(decision)
         logger.warning("FGARetriever denied every document: %s", decision.error)
         if self.raise_on_error:
             if isinstance(exc, AgentAuthError):
@@ -214,6 +215,7 @@ class FGARetriever(BaseRetriever):
                     error=f"{missing} document(s) without a usable id were dropped",
                 )
             )
+            audit_decision(records[-1])  # the checks themselves were audited by the authorizer
         for d in records:
             emit((self.on_decision,), d)
         failed = [d for d in decisions if d.error]

@@ -28,6 +28,7 @@ from langchain_agent_auth._user import (
     current_acting_user,
     user_from_config,
 )
+from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
 from langchain_agent_auth.errors import IdentityError
 from langchain_agent_auth.guards import (
     AProceed,
@@ -137,6 +138,11 @@ async def aresolve_identity(resolvers: Sequence[IdentityResolver], source: Ident
         if user is not None:
             return user
     return None
+
+
+def _audit_resolved(user: UserIdentity | None, config: Any) -> None:
+    if user is not None and audit_enabled():
+        emit_audit("identity_resolved", user=user.key, channel=user.source, thread_id=_thread_id(config))
 
 
 def _missing(required: bool) -> None:
@@ -276,6 +282,7 @@ class IdentityGuard(ToolGuard):
 
     def wrap(self, call: GuardedCall, proceed: Proceed) -> Any:
         user = resolve_identity(self.resolvers, self._source(call))
+        _audit_resolved(user, call.config)
         if user is None:
             _missing(self.required)
         self.threads.check(user, call.config, call.store, call.state)
@@ -289,6 +296,7 @@ class IdentityGuard(ToolGuard):
 
     async def awrap(self, call: GuardedCall, proceed: AProceed) -> Any:
         user = await aresolve_identity(self.resolvers, self._source(call))
+        _audit_resolved(user, call.config)
         if user is None:
             _missing(self.required)
         await self.threads.acheck(user, call.config, call.store, call.state)
@@ -381,12 +389,14 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
     def before_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         source = self._source(runtime, state)
         user = resolve_identity(self.resolvers, source)
+        _audit_resolved(user, source.config)
         self.threads.check(user, source.config, getattr(runtime, "store", None), state)
         return self._update(user)
 
     async def abefore_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         source = self._source(runtime, state)
         user = await aresolve_identity(self.resolvers, source)
+        _audit_resolved(user, source.config)
         await self.threads.acheck(user, source.config, getattr(runtime, "store", None), state)
         return self._update(user)
 
@@ -466,6 +476,7 @@ def identity_node(
         rt = runtime()
         user = resolve_identity(chain, IdentitySource(config=config, context=getattr(rt, "context", None),
                                                       state=state))
+        _audit_resolved(user, config)
         threads.check(user, config, getattr(rt, "store", None), state)
         return update(user)
 
@@ -473,6 +484,7 @@ def identity_node(
         rt = runtime()
         user = await aresolve_identity(chain, IdentitySource(config=config, context=getattr(rt, "context", None),
                                                              state=state))
+        _audit_resolved(user, config)
         await threads.acheck(user, config, getattr(rt, "store", None), state)
         return update(user)
 

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_agent_auth._user import UserIdentity
+from langchain_agent_auth.audit._emit import emit_audit
 from langchain_agent_auth.errors import ThreadOwnershipError
 
 __all__ = [
@@ -137,7 +138,8 @@ def abort_run(err: Exception) -> Exception:
     return err
 
 
-def _refusal(thread_id: str) -> Exception:
+def _refusal(thread_id: str, user: UserIdentity | None = None) -> Exception:
+    emit_audit("thread_refused", thread_id=thread_id, user=None if user is None else user.key)
     return abort_run(ThreadOwnershipError(f"thread {thread_id!r} belongs to another user", thread_id=thread_id))
 
 
@@ -165,14 +167,14 @@ def _access_flow(
             # thread, or no store at all) is not up for grabs.
             if _allowed(allow, thread_id, user, ThreadOwner.of(thread_id, recorded)):
                 return ThreadOwner.of(thread_id, recorded)
-            raise _refusal(thread_id)
+            raise _refusal(thread_id, user)
         yield _Put(ThreadOwner.of(thread_id, user))
         owner = _parse(thread_id, (yield _Get(thread_id)))
         if owner is None:  # a store that does not keep what it is given: fall back to the claim
             owner = ThreadOwner.of(thread_id, user)
     if owner.admits(user) or _allowed(allow, thread_id, user, owner):
         return owner
-    raise _refusal(thread_id)
+    raise _refusal(thread_id, user)
 
 
 def _no_store(thread_id: str, user: UserIdentity, recorded: Any, allow: ThreadAllow | None) -> ThreadOwner:
@@ -181,7 +183,7 @@ def _no_store(thread_id: str, user: UserIdentity, recorded: Any, allow: ThreadAl
     owner = ThreadOwner.of(thread_id, recorded or user)
     if owner.admits(user) or _allowed(allow, thread_id, user, owner):
         return owner
-    raise _refusal(thread_id)
+    raise _refusal(thread_id, user)
 
 
 def check_thread_access(

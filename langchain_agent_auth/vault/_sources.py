@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from langchain_agent_auth.audit._emit import emit_audit
 from langchain_agent_auth.crypto import Keyring
 from langchain_agent_auth.errors import (
     CredentialUnavailableError,
@@ -295,6 +296,7 @@ class LocalOAuthSource(CredentialSource):
         yield from self.write(current)
         log.info("vault: refreshed connection=%s user=%s rotated=%s", name, query.user_key,
                  bool(response.refresh_token))
+        emit_audit("token_refreshed", user=query.user_key, connection=name, scopes=current.scopes)
         return self._judge(current, query) or self._as_token(current)
 
 

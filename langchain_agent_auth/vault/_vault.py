@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 from langgraph.store.base import BaseStore
 
+from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
 from langchain_agent_auth.crypto import DATA_DIR_ENV, Keyring, default_data_dir, default_keyring
 from langchain_agent_auth.errors import (
     AgentAuthError,
@@ -100,8 +101,12 @@ def open_default_store(path: str | os.PathLike[str]) -> BaseStore:
     """
     from langgraph.store.sqlite import SqliteStore
 
+    from langchain_agent_auth.crypto import private_dir, private_file
+
     file = pathlib.Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
+    if not file.parent.exists():
+        private_dir(file.parent)  # created 0700; an existing directory is the caller's choice
+    private_file(file)  # 0600, and so are SQLite's -wal/-shm files
     conn = sqlite3.connect(str(file), check_same_thread=False, isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     store = SqliteStore(conn)
@@ -283,8 +288,13 @@ class TokenVault:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
-        token = self._run(source.token_op(query))
+        try:
+            token = self._run(source.token_op(query))
+        except AgentAuthError as exc:
+            _audit_refused(query, source, exc)
+            raise
         self._cache.put(key, token)
+        _audit_obtained(query, token)
         return token
 
     async def _fetch_async(self, source: CredentialSource, query: TokenQuery, key: CacheKey) -> AccessToken:
@@ -292,8 +302,13 @@ class TokenVault:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
-        token = await self._arun(source.token_op(query))
+        try:
+            token = await self._arun(source.token_op(query))
+        except AgentAuthError as exc:
+            _audit_refused(query, source, exc)
+            raise
         self._cache.put(key, token)
+        _audit_obtained(query, token)
         return token
 
     def get_token(self, user: UserLike, connection: str, scopes: str | Iterable[str] | None = None, *,
@@ -505,6 +520,8 @@ class TokenVault:
         yield from store_put(ns, connection, None)
         self._cache.invalidate(user_key, connection)
         log.info("vault: revoked connection=%s user=%s upstream=%s", connection, user_key, upstream)
+        emit_audit("token_revoked", user=user_key, connection=connection,
+                   outcome="revoked_upstream" if upstream else "deleted")
         return RevokeResult(connection, deleted=True, upstream_revoked=upstream, error=error)
 
     def revoke(self, user: UserLike, connection: str) -> RevokeResult:
@@ -676,6 +693,9 @@ class TokenVault:
                 idempotent=False)
         except AgentAuthError as exc:
             yield from self._finish_pending(pid, value, "failed", getattr(exc, "error", type(exc).__name__))
+            emit_audit("token_refused", user=owner_key, connection=connection, scopes=tuple(pending.scopes),
+                       thread_id=pending.thread_id, tool_call_id=pending.tool_call_id,
+                       outcome=getattr(exc, "error", None) or type(exc).__name__, detail=str(exc))
             raise
         requested = tuple(pending.scopes)
         granted = tuple(sorted(set(response.scope))) if response.scope is not None else requested
@@ -702,6 +722,8 @@ class TokenVault:
         yield from self._finish_pending(pid, value, "completed", None)
         yield from self._settle_siblings(pid, owner_key, connection, granted)
         log.info("vault: connected connection=%s user=%s id=%s", connection, owner_key, pid)
+        emit_audit("token_obtained", user=owner_key, connection=connection, scopes=granted, outcome="connected",
+                   thread_id=pending.thread_id, tool_call_id=pending.tool_call_id)
         return ConnectResult(
             id=pid, user=owner_key, connection=connection, scopes=granted, missing_scopes=missing,
             thread_id=pending.thread_id, checkpoint_ns=pending.checkpoint_ns, tool_call_id=pending.tool_call_id,
@@ -851,6 +873,18 @@ class TokenVault:
     def reencrypt(self) -> int:
         """Re-seal every readable record with the keyring's active key; returns how many."""
         return self._run(self._reencrypt_op())
+
+
+def _audit_obtained(query: TokenQuery, token: AccessToken) -> None:
+    if audit_enabled():
+        emit_audit("token_obtained", user=query.user_key, connection=token.connection, scopes=token.scopes)
+
+
+def _audit_refused(query: TokenQuery, source: CredentialSource, exc: AgentAuthError) -> None:
+    if audit_enabled():
+        emit_audit("token_refused", user=query.user_key, connection=source.connection.name, scopes=query.scopes,
+                   outcome=getattr(exc, "status", None) or getattr(exc, "error", None) or type(exc).__name__,
+                   detail=str(exc))
 
 
 def _none() -> VaultOp[None]:

@@ -204,6 +204,18 @@ def test_data_dir_commands(tmp_path: pathlib.Path, cli) -> None:
     secret = json.loads(client.stdout)["client_secret"]
     ping = cli("dev", "add-client", "--ciba-mode", "ping", "--data-dir", data_dir)
     assert ping.returncode == 1 and "notification" in ping.stderr
+    legacy = cli("dev", "add-client", "--client-id", "legacy", "--no-pkce", "--exchange-from", "agent-client",
+                 "--data-dir", data_dir)
+    assert legacy.returncode == 0, legacy.stderr
+    from langchain_agent_auth.devserver._store import Store
+
+    store = Store(data_dir)
+    try:
+        meta = store.get_client("legacy", "main") or {}
+        assert meta["require_pkce"] is False and meta["token_exchange_from_clients"] == ["agent-client"]
+        assert (store.get_client("cli-app", "main") or {})["require_pkce"] is True
+    finally:
+        store.close()
     rotated = cli("dev", "rotate-keys", "--data-dir", data_dir)
     body = json.loads(rotated.stdout)
     assert len(body["added"]) == 2 and len(body["published"]) == 4

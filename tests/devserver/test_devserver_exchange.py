@@ -62,10 +62,12 @@ def test_exchange_chain_with_actor_token(handle: ProviderHandle, idp: LocalProvi
             "audience": DOWN,
         },
     ).json()
+    # agent-post may act on tokens issued to the agent client (a configured may-act relation).
     second_client = idp.add_client(
         client_id="agent-post",
         token_endpoint_auth_method="client_secret_post",
         grant_types=["client_credentials", TE],
+        token_exchange_from_clients=[handle.client_id],
     )
     creds = {"client_id": second_client["client_id"], "client_secret": second_client["client_secret"]}
     actor = httpx.post(
@@ -80,13 +82,13 @@ def test_exchange_chain_with_actor_token(handle: ProviderHandle, idp: LocalProvi
             "subject_token_type": AT_TYPE,
             "actor_token": actor,
             "actor_token_type": AT_TYPE,
-            "audience": API,
-            "scope": "api:read",
+            "audience": DOWN,
+            "scope": "downstream:read",
             **creds,
         },
     )
     assert r.status_code == 200, r.text
-    claims = verify(handle, r.json()["access_token"], API)[1]
+    claims = verify(handle, r.json()["access_token"], DOWN)[1]
     assert claims["act"] == {"sub": "agent-post", "act": {"sub": handle.client_id}}
     assert claims["sub"] == "alice" and claims["client_id"] == "agent-post"
 

@@ -65,6 +65,11 @@ EXPECTED: dict[str, list[str]] = {
         "[paused]     tool_approval: ",
         "[alice]      edits the recipient: team@example.com",
         "[tool]       send_email -> emailed 'Q3 report' to team@example.com",
+        "[audit]      approval_decided transfer approve (ciba) by alice, args sha256:",
+        "[audit]      approval_executed transfer done (ciba) by alice",
+        "[audit]      approval_decided transfer reject (ciba) by alice",
+        "[audit]      approval_decided send_email edit (in_app) by alice",
+        "[audit]      approval_executed send_email done (in_app) by alice",
     ],
     "combined_example.py": [
         "[fga]        user:alice viewer document:invoice-42: allowed",
@@ -97,6 +102,26 @@ EXPECTED: dict[str, list[str]] = {
         "[progress]   paused approval for send_email (",
         "left): Waiting for your approval of send_email; the run resumes when you answer",
         "[paused]     tool_approval: the run waits for alice's answer",
+    ],
+    "toolkit_example.py": [
+        "[toolkit]    tools: whoami, list_connections, connect_account, disconnect_account, what_can_i_access, "
+        "my_pending_approvals, cancel_approval",
+        '[tool]       whoami -> {"subject": "alice", "name": "Alice", "email": "alice@example.com"',
+        '[tool]       list_connections -> [{"connection": "calendar", "status": "not_connected"',
+        "[paused]     connect_account:",
+        '[tool]       connect_account -> {"connection": "calendar", "status": "connected"',
+        '"objects": ["document:handbook", "document:roadmap"]',
+        "[tool]       what_can_i_access refused: I can't list that. I can list: document: viewer.",
+        "[paused]     approval_pending:",
+        '[tool]       my_pending_approvals -> [{"handle": "apr_',
+        '"tool": "transfer", "channel": "your device", "what": "Pay 250 EUR to Bob"',
+        '[tool]       cancel_approval -> {"handle": "apr_',
+        '"status": "cancelled"',
+        "[alice]      approves on her phone anyway",
+        "[tool]       transfer refused: The user withdrew this transfer request, so it was not run.",
+        "[bank]       transfers made: 0",
+        '[tool]       disconnect_account -> {"connection": "calendar", "disconnected": true',
+        "[vault]      alice's calendar now: not_connected",
     ],
 }
 SERVER_CLIENT = EXAMPLES / "langgraph_server" / "client.py"

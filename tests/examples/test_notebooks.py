@@ -16,7 +16,7 @@ from tests.examples.secrets_scan import JWT, assert_no_secrets
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-NOTEBOOK_NAMES = {"identity", "vault", "approval", "fga", "combined"}
+NOTEBOOK_NAMES = {"identity", "vault", "approval", "fga", "combined", "mcp"}
 
 # What each committed notebook must show (substrings of its outputs).
 KEY_OUTPUTS: dict[str, list[str]] = {
@@ -50,6 +50,10 @@ KEY_OUTPUTS: dict[str, list[str]] = {
         "ResumeValueError: an approval cannot switch the tool",
         "still paused: True",
         "tool (success): emailed 'Q3 report' to team@example.com",
+        "approval_decided transfer approve ciba sha256:",
+        "approval_decided transfer reject ciba sha256:",
+        "approval_refused send_email invalid_resume",
+        "approval_executed send_email done in_app sha256:",
     ],
     "combined": [
         "tool (success): Invoice 42 from Bob",
@@ -60,6 +64,20 @@ KEY_OUTPUTS: dict[str, list[str]] = {
         "callback: 200",
         "tool (success): added 'Invoice 42 paid' on 2030-01-04T09:00",
         "tool (error): Access denied: you don't have viewer access to document:invoice-42.",
+        "whoami: {'subject': 'alice', 'source': 'token'}",
+        "list_connections: [{'connection': 'calendar', 'status': 'connected'",
+        "what_can_i_access: {'relation': 'viewer', 'type': 'document', 'objects': ['document:invoice-42']",
+    ],
+    "mcp": [
+        "401 Bearer",
+        "MCPAuthorizationRequired - scopes: ('notes:read',)",
+        "PKCE and resource in the URL: True",
+        "tools: ['list_notes', 'add_note']",
+        "tool: alice's notes: none yet",
+        "paused: connect_account - scopes: notes:read notes:write",
+        "tool: added 'buy milk' to alice's notes",
+        "tool: bob's notes: none yet",
+        "one token each: True",
     ],
     "fga": [
         "bob views the roadmap:   False",

@@ -1,4 +1,5 @@
-"""``agent-auth fga serve`` answers without the ~40 ms delayed-ACK stall: its listening socket
+"""``agent-auth fga serve`` (and the dev server, through the one shared ``bind_socket``) answers
+without the ~40 ms delayed-ACK stall: its listening socket
 says TCP, so asyncio sets TCP_NODELAY on every accepted connection."""
 
 from __future__ import annotations
@@ -6,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from langchain_agent_auth.fga._cli import listen_socket
+from langchain_agent_auth._serving import bind_socket as listen_socket
 
 
 def test_listen_socket_is_tcp() -> None:

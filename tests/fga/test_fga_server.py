@@ -268,17 +268,78 @@ def test_cli_serve_port_zero_is_usable() -> None:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert "listening on http://127.0.0.1:" in line, line
         url = line.strip().rsplit(" ", 1)[-1]
+        ready = proc.stdout.readline()  # type: ignore[union-attr]
+        assert ready.startswith("READY "), ready
+        info = json.loads(ready[len("READY "):])
+        assert info["api_url"] == url and info["auth"] == "bearer" and len(info["api_token"]) >= 32
         for _ in range(100):
             try:
                 if httpx.get(f"{url}/healthz").status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        store = httpx.post(f"{url}/stores", json={"name": "cli"}).json()
-        assert json.loads(httpx.get(f"{url}/stores/{store['id']}").text)["name"] == "cli"
+        # no token, or a wrong one: nothing is written (another local process cannot add tuples)
+        for headers in ({}, {"Authorization": "Bearer nope"}):
+            refused = httpx.post(f"{url}/stores", json={"name": "mallory"}, headers=headers)
+            assert refused.status_code == 401 and refused.json()["code"] == "unauthenticated"
+            assert refused.headers["www-authenticate"] == "Bearer"
+        auth = {"Authorization": f"Bearer {info['api_token']}"}
+        store = httpx.post(f"{url}/stores", json={"name": "cli"}, headers=auth).json()
+        assert json.loads(httpx.get(f"{url}/stores/{store['id']}", headers=auth).text)["name"] == "cli"
+        assert [s["name"] for s in httpx.get(f"{url}/stores", headers=auth).json()["stores"]] == ["cli"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_cli_serve_no_auth_is_explicit() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "langchain_agent_auth.cli", "fga", "serve", "--port", "0", "--no-auth"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        proc.stdout.readline()  # type: ignore[union-attr]
+        info = json.loads(proc.stdout.readline()[len("READY "):])  # type: ignore[union-attr]
+        assert info["auth"] == "none" and info["api_token"] is None
+        for _ in range(100):
+            try:
+                if httpx.get(f"{info['api_url']}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert httpx.post(f"{info['api_url']}/stores", json={"name": "open"}).status_code == 201
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_cli_serve_uses_the_shared_nodelay_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from langchain_agent_auth import cli
+    from langchain_agent_auth._serving import bind_socket
+    from langchain_agent_auth.fga import _cli
+
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        # asyncio sets TCP_NODELAY on accepted sockets only when the listener says it is TCP
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
+    calls = []
+
+    def refuse(host: str, port: int) -> socket.socket:
+        calls.append((host, port))
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(_cli, "bind_socket", refuse)
+    assert cli.main(["fga", "serve", "--port", "1"]) == 2
+    assert calls == [("127.0.0.1", 1)]
 
 
 def test_missing_sdk_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ Snippets may use these placeholders for what the reader brings (nothing else is 
 * ``model``: a scripted chat model, playing the turns in ``$DOC_SCRIPT`` (JSON list: a
   string is a text answer, a list of ``[tool, args]`` pairs is one turn of tool calls);
   once the tools answered it says "done";
-* ``alice``: the provider's user alice as a ``UserIdentity``; ``config``: a thread config;
+* ``alice`` / ``bob``: the provider's users as ``UserIdentity``; ``config``: a thread config;
 * ``saver`` / ``store``: an ``InMemorySaver`` and an ``InMemoryStore``.
 
 Exit status 0 when every block ran; 1 with the failing block's ``file:line`` and traceback.
@@ -102,6 +102,7 @@ def placeholders(script: list[Any]) -> tuple[dict[str, Any], Any]:
         "secret": idp.client_secret, "model": _model(script), "saver": InMemorySaver(), "store": InMemoryStore(),
         "config": {"configurable": {"thread_id": "t1"}},
         "alice": UserIdentity(subject="alice", issuer=idp.issuer, email="alice@example.com", name="Alice"),
+        "bob": UserIdentity(subject="bob", issuer=idp.issuer, email="bob@example.com", name="Bob"),
     }
     return names, idp
 
