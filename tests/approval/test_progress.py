@@ -20,9 +20,17 @@ from langchain_agent_auth.approval import ApprovalMiddleware, CIBAApprover, InAp
 from langchain_agent_auth.progress import WaitProgress, is_progress
 from tests.approval.fake_ciba import FakeCiba
 from tests.approval.helpers import ALICE, calls, scripted, tool_messages, transfer_money
-from tests.approval.test_ciba import pay
+from tests.approval.test_ciba import TOKENS_SEEN, pay
 
 CTX = {"user": ALICE}
+
+
+@pytest.fixture(autouse=True)
+def _clear_tokens():
+    """``pay`` records the tokens it got in test_ciba's list; other modules count them."""
+    TOKENS_SEEN.clear()
+    yield
+    TOKENS_SEEN.clear()
 
 
 def _agent(approver, mode, tool=pay, args=None):
