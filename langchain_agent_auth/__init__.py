@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "UserIdentity": "langchain_agent_auth.identity",
     "UserState": "langchain_agent_auth.identity",
     "acting_as": "langchain_agent_auth.identity",
+    "DeviceAuthorizer": "langchain_agent_auth.identity",
     "get_current_user": "langchain_agent_auth.identity",
     "identity_node": "langchain_agent_auth.identity",
     "langgraph_auth": "langchain_agent_auth.identity.langgraph_auth",
@@ -100,6 +101,8 @@ _EXPORTS: dict[str, str] = {
     # core
     "RedactingFilter": "langchain_agent_auth.logs",
     "install_log_redaction": "langchain_agent_auth.logs",
+    "WaitProgress": "langchain_agent_auth.progress",
+    "is_progress": "langchain_agent_auth.progress",
     # audit
     "AuditEvent": "langchain_agent_auth.audit",
     "LoggingAuditSink": "langchain_agent_auth.audit",
@@ -131,6 +134,7 @@ __all__ = [
     "ConnectAccountPayload",
     "ConnectAccountResume",
     "Connection",
+    "DeviceAuthorizer",
     "EmbeddedAuthorizer",
     "FGAMiddleware",
     "FGARetriever",
@@ -170,6 +174,7 @@ __all__ = [
     "VaultCallback",
     "VaultGuard",
     "VaultMiddleware",
+    "WaitProgress",
     "__version__",
     "acting_as",
     "add_audit_sink",
@@ -184,6 +189,7 @@ __all__ = [
     "guarded_tool_node",
     "identity_node",
     "install_log_redaction",
+    "is_progress",
     "langgraph_auth",
     "read_audit",
     "refresh_access_token",
@@ -280,6 +286,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
     from langchain_agent_auth.logs import RedactingFilter, install_log_redaction
     from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
+    from langchain_agent_auth.progress import WaitProgress, is_progress
     from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
     from langchain_agent_auth.toolkit import AgentAuthToolkit
     from langchain_agent_auth.vault import (

@@ -10,8 +10,9 @@ Payload types (each defined by its pillar):
 * ``connect_account`` (vault): connection, scopes, missing_scopes, authorize_url...
 * ``approval_pending`` (approval, CIBA): binding_message, authorization_details...
 * ``tool_approval`` (approval, in-app): tool name, args, allowed decisions.
+* ``device_authorization`` (identity, RFC 8628): verification URI, user code, expiry.
 
-No payload ever carries a token, secret or CIBA ``auth_req_id``.
+No payload ever carries a token, secret, CIBA ``auth_req_id`` or device code.
 
 Example:
     >>> from typing import Literal

@@ -27,7 +27,8 @@ DOCS = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] i
 SCRIPTS: dict[str, list] = {
     "audit.md": [[["send_email", {"to": "bob@example.com", "body": "late"}]],
                  [["send_email", {"to": "bob@example.com", "body": "late"}]]],
-    "approval.md": [[["transfer", {"amount": 250, "to": "Bob"}]], [["transfer", {"amount": 250, "to": "Bob"}]]],
+    "approval.md": [[["transfer", {"amount": 250, "to": "Bob"}]], [["transfer", {"amount": 250, "to": "Bob"}]],
+                    [["transfer", {"amount": 250, "to": "Bob"}]]],
     "identity.md": [[["my_calendar", {"day": "monday"}]], [["my_calendar", {"day": "monday"}]]],
     "vault.md": [[["list_events", {"day": "monday"}]]],
 }

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from langchain_agent_auth.approval._digest import preview_args
-from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ToolApprovalPayload
+from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ToolApprovalPayload, approval_progress
 from langchain_agent_auth.approval._records import (
     ApprovalRecord,
     ApprovalStore,
@@ -52,6 +52,7 @@ from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.oauth import OAuthClient, PingReceiver, iss_sub_login_hint, new_notification_token
 from langchain_agent_auth.oauth.flows import SLOW_DOWN_STEP, BackchannelAuthResponse
 from langchain_agent_auth.oauth.tokens import TokenResponse
+from langchain_agent_auth.progress import emit_progress
 
 __all__ = ["Approver", "CIBAApprover", "InAppApprover"]
 
@@ -437,13 +438,14 @@ class CIBAApprover(Approver):
 
     # -- waiting inline (block mode)
 
-    def _progress(self, call: Any, rec: ApprovalRecord, seconds_left: float, state: str = "waiting") -> None:
-        call.write({
-            "type": "approval_progress", "state": state, "approval_id": rec.approval_id,
-            "tool_call_id": rec.tool_call_id, "tool": rec.tool, "binding_message": rec.binding_message,
-            "seconds_left": max(0, round(seconds_left)),
-            "message": f"Waiting for your approval of {rec.tool} on your device: {rec.binding_message}",
-        })
+    def _progress(self, call: Any, rec: ApprovalRecord, seconds_left: float,
+                  next_in: float | None = None) -> None:
+        emit_progress(call.write, approval_progress(rec, self.clock(), "waiting", seconds_left, next_in))
+
+    def _finished(self, call: Any, rec: ApprovalRecord) -> ApprovalRecord:
+        if rec.status != "pending":
+            emit_progress(call.write, approval_progress(rec, self.clock(), rec.status))
+        return rec
 
     def _backchannel(self, rec: ApprovalRecord, store: ApprovalStore) -> BackchannelAuthResponse:
         rid = store.open(rec)["auth_req_id"]
@@ -452,48 +454,48 @@ class CIBAApprover(Approver):
     def wait(self, rec: ApprovalRecord, store: ApprovalStore, call: Any) -> ApprovalRecord:
         """Wait inline until the user answers (``block`` mode), reporting progress."""
         req = self._backchannel(rec, store)
-        self._progress(call, rec, rec.expires_at - self.clock())
         if rec.delivery_mode == "ping" and self.ping_receiver is not None:
+            self._progress(call, rec, rec.expires_at - self.clock(), self.ping_fallback)
             while rec.status == "pending":
                 left = rec.expires_at - self.clock()
                 self.ping_receiver.wait(req.auth_req_id, timeout=max(0.0, min(left, self.ping_fallback)))
                 rec = self.poll(rec.update(next_check_at=0.0), store)
                 if rec.status == "pending":
-                    self._progress(call, rec, rec.expires_at - self.clock())
+                    self._progress(call, rec, rec.expires_at - self.clock(), rec.next_check_at - self.clock())
                     time.sleep(max(0.0, rec.next_check_at - self.clock()) if not
                                self.ping_receiver.pinged(req.auth_req_id) else 0.0)
             self.ping_receiver.forget(req.auth_req_id)
-            return rec
+            return self._finished(call, rec)
         try:
             result: TokenResponse | BaseException = self.client.ciba_wait(
-                req, on_pending=lambda left: self._progress(call, rec, left), tolerate_outages=True)
+                req, on_wait=lambda left, nxt: self._progress(call, rec, left, nxt), tolerate_outages=True)
         except AgentAuthError as exc:
             result = exc
-        return store.put(self._outcome(rec, store, result))
+        return self._finished(call, store.put(self._outcome(rec, store, result)))
 
     async def await_(self, rec: ApprovalRecord, store: ApprovalStore, call: Any) -> ApprovalRecord:
         """Async :meth:`wait` (never blocks the event loop)."""
         import asyncio
 
         req = self._backchannel(rec, store)
-        self._progress(call, rec, rec.expires_at - self.clock())
         if rec.delivery_mode == "ping" and self.ping_receiver is not None:
+            self._progress(call, rec, rec.expires_at - self.clock(), self.ping_fallback)
             while rec.status == "pending":
                 left = rec.expires_at - self.clock()
                 await self.ping_receiver.wait_async(req.auth_req_id, timeout=max(0.0, min(left, self.ping_fallback)))
                 rec = await self.apoll(rec.update(next_check_at=0.0), store)
                 if rec.status == "pending":
-                    self._progress(call, rec, rec.expires_at - self.clock())
+                    self._progress(call, rec, rec.expires_at - self.clock(), rec.next_check_at - self.clock())
                     if not self.ping_receiver.pinged(req.auth_req_id):
                         await asyncio.sleep(max(0.0, rec.next_check_at - self.clock()))
             self.ping_receiver.forget(req.auth_req_id)
-            return rec
+            return self._finished(call, rec)
         try:
             result: TokenResponse | BaseException = await self.client.aciba_wait(
-                req, on_pending=lambda left: self._progress(call, rec, left), tolerate_outages=True)
+                req, on_wait=lambda left, nxt: self._progress(call, rec, left, nxt), tolerate_outages=True)
         except AgentAuthError as exc:
             result = exc
-        return await store.aput(self._outcome(rec, store, result))
+        return self._finished(call, await store.aput(self._outcome(rec, store, result)))
 
     # -- pause payload
 

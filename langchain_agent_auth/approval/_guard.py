@@ -42,6 +42,7 @@ from langchain_agent_auth.approval._payloads import (
     _EXPECT,
     ApprovalResponse,
     _Expectation,
+    approval_progress,
     refuse_resume,
 )
 from langchain_agent_auth.approval._records import (
@@ -72,6 +73,7 @@ from langchain_agent_auth.errors import (
 from langchain_agent_auth.guards import GuardedCall, GuardedTool, ToolGuard, ToolGuardMiddleware, guard_tool
 from langchain_agent_auth.identity import UserIdentity, find_foreign
 from langchain_agent_auth.oauth.tokens import TokenResponse
+from langchain_agent_auth.progress import emit_progress
 
 __all__ = [
     "ApprovalGuard",
@@ -132,6 +134,7 @@ class _Do(NamedTuple):
 class _Pause(NamedTuple):
     payload: dict[str, Any]
     expect: _Expectation
+    on_pause: Callable[[], None] | None = None  # progress: called only when the run really pauses
 
 
 class _Proceed(NamedTuple):
@@ -154,6 +157,10 @@ def _pause(effect: _Pause) -> ApprovalResponse:
     token = _EXPECT.set(effect.expect)
     try:
         return interrupt(effect.payload, response_schema=ApprovalResponse)
+    except BaseException as exc:
+        if effect.on_pause is not None and _is_bubble(exc):
+            effect.on_pause()
+        raise
     finally:
         _EXPECT.reset(token)
 
@@ -534,11 +541,16 @@ class ApprovalGuard(ToolGuard):
             check_args=_arg_checker(call.tool, call.name, call.user), lenient=lenient,
         )
 
+    def _on_pause(self, call: GuardedCall, rec: ApprovalRecord) -> Callable[[], None]:
+        clock = self.approver.clock
+        return lambda: emit_progress(call.write, approval_progress(rec, clock(), "paused"))
+
     def _reenter(self, call: GuardedCall, rec: ApprovalRecord, index: int,
                  store: ApprovalStore) -> Generator[Any, Any, ApprovalRecord]:
         """Re-enter pause ``index`` of an earlier run: LangGraph hands its answer back."""
         value = yield _Pause(self.approver.payload(rec, call).to_interrupt(),
-                             self._expectation(call, rec, lenient=index in rec.swallowed))
+                             self._expectation(call, rec, lenient=index in rec.swallowed),
+                             self._on_pause(call, rec))
         if value.foreign:
             return rec
         return (yield from self._apply(call, rec, value, store))
@@ -597,7 +609,8 @@ class ApprovalGuard(ToolGuard):
                 continue
             index = rec.pauses
             rec = yield _Do(store.put, store.aput, (rec.update(pauses=index + 1),))
-            value = yield _Pause(approver.payload(rec, call).to_interrupt(), self._expectation(call, rec, True))
+            value = yield _Pause(approver.payload(rec, call).to_interrupt(), self._expectation(call, rec, True),
+                                 self._on_pause(call, rec))
             # Returned at once: this pause was never shown, so the value was another's.
             replayed += 1
             rec = yield _Do(store.put, store.aput, (rec.update(swallowed=[*rec.swallowed, index]),))

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from langchain_agent_auth.audit._emit import emit_audit
 from langchain_agent_auth.errors import ResumeValueError
 from langchain_agent_auth.pause import PausePayload, ResumeModel
+from langchain_agent_auth.progress import WaitProgress
 
 __all__ = [
     "ApprovalPendingPayload",
@@ -254,3 +255,32 @@ class ToolApprovalPayload(PausePayload):
         if not self.review_configs:
             self.review_configs = [ReviewConfig(action_name=self.tool,
                                                 allowed_decisions=list(self.allowed_decisions))]
+
+
+_ENDED = {"approved": "approved", "running": "approved", "done": "done", "denied": "denied",
+          "expired": "expired", "failed": "failed"}
+
+
+def approval_progress(rec: Any, now: float, state: str, seconds_left: float | None = None,
+                      next_in: float | None = None) -> WaitProgress:
+    """The progress event of an approval record (no ``auth_req_id``, no token)."""
+    if state not in ("paused", "waiting"):
+        state = _ENDED.get(state, "done")
+    left = rec.expires_at - now if seconds_left is None else seconds_left
+    device = " on your device" if rec.kind == "ciba" else ""
+    texts = {
+        "paused": f"Waiting for your approval of {rec.tool}{device}; the run resumes when you answer",
+        "waiting": f"Waiting for your approval of {rec.tool}{device}",
+        "approved": f"{rec.tool} approved", "denied": f"{rec.tool} denied",
+        "expired": f"The approval request for {rec.tool} expired", "failed": f"The approval of {rec.tool} failed",
+        "done": f"The approval request for {rec.tool} ended",
+    }
+    text = texts[state]
+    if rec.binding_message and state in ("paused", "waiting"):
+        text += f": {rec.binding_message}"
+    waiting = state in ("paused", "waiting")
+    return WaitProgress(
+        kind="approval", state=state, tool=rec.tool, tool_call_id=rec.tool_call_id,  # type: ignore[arg-type]
+        binding_message=rec.binding_message, expires_at=rec.expires_at,
+        seconds_left=max(0, round(left)) if waiting else 0,
+        next_check_at=now + max(0.0, next_in) if waiting and next_in is not None else None, message=text)

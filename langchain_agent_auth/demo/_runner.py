@@ -100,6 +100,18 @@ def script(user: str) -> list[Step]:
     ]
 
 
+def _time_left(seconds: float) -> str:
+    """``4m05s``, ``1h02m``: the time left before a request expires.
+
+    Example:
+        >>> _time_left(245.2), _time_left(3720), _time_left(-3)
+        ('4m05s', '1h02m', '0m00s')
+    """
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def _jwt_header(token: str) -> dict[str, Any]:
     segment = token.split(".", 1)[0]
     try:
@@ -185,6 +197,7 @@ class Demo:
         self._closers: list[Callable[[], None]] = []
         self._printed: set[str] = set()
         self._seen_interrupts: set[str] = set()
+        self._waits: dict[str, dict[str, Any]] = {}  # tool_call_id -> the latest progress event
         self._signed_in: str | None = None
         self._context: dict[str, Any] = {}
         self._identity: Any = None
@@ -558,7 +571,14 @@ class Demo:
                 self._printed.add(message.id)
 
     def _stream(self, value: Any, cfg: dict[str, Any]) -> None:
-        for chunk in self.agent.stream(value, cfg, context=dict(self._context), stream_mode="updates"):
+        from langchain_agent_auth.progress import is_progress
+
+        for mode, chunk in self.agent.stream(value, cfg, context=dict(self._context),
+                                             stream_mode=["updates", "custom"]):
+            if mode == "custom":
+                if is_progress(chunk) and chunk.get("tool_call_id"):
+                    self._waits[str(chunk["tool_call_id"])] = chunk
+                continue
             for node, update in chunk.items():
                 if node == "__interrupt__":
                     for interrupt in update or ():
@@ -669,15 +689,30 @@ class Demo:
 
     # ------------------------------------------------------------------ waiting
 
+    def _expires_at(self, value: dict[str, Any]) -> float | None:
+        """When the pause with payload ``value`` ends, from the run's progress event."""
+        event = self._waits.get(str(value.get("tool_call_id")))
+        return event.get("expires_at") if event and event.get("state") == "paused" else None
+
     def _wait_resumed(self, cfg: dict[str, Any], interrupt_id: str, text: str,
                       on_tick: Callable[[], bool] | None = None,
-                      before_pass: Callable[[], None] | None = None, timeout: float | None = None) -> None:
+                      before_pass: Callable[[], None] | None = None, timeout: float | None = None,
+                      expires_at: float | None = None) -> None:
         """Run resumer passes until the pause ``interrupt_id`` is gone; a status line meanwhile.
+
+        With ``expires_at`` (from the run's ``agent_auth_progress`` event), the status line
+        shows the time left before the request expires.
 
         ``on_tick`` (interactive prompts) is called between passes and does its own waiting;
         it returns ``True`` when it wants the status line shown. ``before_pass`` runs before
         each resumer pass (to report a decision made elsewhere before the run goes on).
         """
+        base = text
+
+        def with_left() -> str:
+            return base if expires_at is None else f"{base}, {_time_left(expires_at - time.time())} left"
+
+        text = with_left()
         status = None if on_tick is not None else self.console.status(text)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -692,10 +727,12 @@ class Demo:
                     return
                 if on_tick is not None and on_tick():
                     on_tick = None
-                    status = self.console.status(text)
+                    status = self.console.status(with_left())
                 if on_tick is None:
                     time.sleep(0.1)
                     if status is not None:
+                        if self.console.tty:  # elsewhere a changed text would be a new line
+                            status.text = with_left()
                         status.tick()
         finally:
             if status is not None:
@@ -740,7 +777,8 @@ class Demo:
                 return False
 
             try:
-                self._wait_resumed(cfg, interrupt.id, "waiting for the account connection (browser)", on_tick=tick)
+                self._wait_resumed(cfg, interrupt.id, "waiting for the account connection (browser)", on_tick=tick,
+                                   expires_at=self._expires_at(value))
                 self.console.blank()
                 self.console.label("vault", "the browser finished the connect flow; the run resumed")
                 self._connected_fact(user, value, scopes)
@@ -851,7 +889,8 @@ class Demo:
                 self.idp.deny(request_id, step.reason)
                 self.console.label("approval", f"{user} denies \"{message}\" (auto, reason: \"{step.reason}\")")
             self._wait_resumed(cfg, interrupt.id, f"waiting for the provider to report {user}'s decision "
-                                                  f"(CIBA poll every {CIBA_INTERVAL} s)", timeout=AUTO_TIMEOUT)
+                                                  f"(CIBA poll every {CIBA_INTERVAL} s)", timeout=AUTO_TIMEOUT,
+                               expires_at=self._expires_at(value))
         facts = dict(self.state.get("facts", {}).get("approvals") or {})
         facts[str(message)] = self._decision_of(request_id, user) or "unknown"
         self._fact("approvals", facts)
@@ -906,7 +945,8 @@ class Demo:
                 self.console.label("approval", f"{user} {decision} \"{message}\" on the approval page")
 
         self._wait_resumed(cfg, interrupt.id, f"waiting for the provider to report {user}'s decision (CIBA poll every "
-                                              f"{CIBA_INTERVAL} s)", on_tick=tick, before_pass=watch)
+                                              f"{CIBA_INTERVAL} s)", on_tick=tick, before_pass=watch,
+                           expires_at=self._expires_at(interrupt.value))
 
     # ------------------------------------------------------------------ the end
 

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from langchain_agent_auth.devserver import _ciba, _exchange, _pages
+from langchain_agent_auth.devserver import _ciba, _device, _exchange, _pages
 from langchain_agent_auth.devserver._admin import admin_routes
 from langchain_agent_auth.devserver._api import api_routes
 from langchain_agent_auth.devserver._oauth import OAuthServer, find_token
@@ -458,6 +458,7 @@ def build_app(provider: Provider) -> Starlette:
         Route("/token", token_handler("main"), methods=["POST"]),
         Route("/register", register_endpoint(provider), methods=["POST"]),
         Route("/bc-authorize", endpoint_handler("main", "backchannel_authentication"), methods=["POST"]),
+        Route("/device_authorization", endpoint_handler("main", "device_authorization"), methods=["POST"]),
         Route("/", index, methods=["GET"]),
         Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", discovery, methods=["GET"]),
@@ -483,6 +484,7 @@ def build_app(provider: Provider) -> Starlette:
             Route(f"{prefix}/userinfo", userinfo_handler(realm), methods=["GET", "POST"]),
         ]
     routes.append(Route("/upstream/token", token_handler("upstream"), methods=["POST"]))
+    routes += _device.device_routes(provider, require_session, guarded_page)
     routes += api_routes(provider)
     routes += admin_routes(provider)
 

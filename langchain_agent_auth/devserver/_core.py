@@ -27,6 +27,7 @@ from langchain_agent_auth.devserver._store import (
 )
 from langchain_agent_auth.devserver._util import (
     GT_CIBA,
+    GT_DEVICE,
     GT_FEDERATED,
     GT_TOKEN_EXCHANGE,
     OIDC_SCOPES,
@@ -119,6 +120,7 @@ class Provider:
             "introspection_endpoint": base + "/introspect",
             "revocation_endpoint": base + "/revoke",
             "backchannel_authentication_endpoint": base + "/bc-authorize",
+            "device_authorization_endpoint": base + "/device_authorization",
             "registration_endpoint": base + "/register",
             "client_id_metadata_document_supported": True,
             "scopes_supported": [*OIDC_SCOPES, *resource_scopes],
@@ -129,6 +131,7 @@ class Provider:
                 "refresh_token",
                 "client_credentials",
                 GT_CIBA,
+                GT_DEVICE,
                 GT_TOKEN_EXCHANGE,
                 GT_FEDERATED,
             ],

@@ -1057,6 +1057,7 @@ class OAuthServer(AuthorizationServer):
 def build_main_server(provider: Provider) -> OAuthServer:
     """The OpenID provider's authorization server with every grant and endpoint."""
     from langchain_agent_auth.devserver._ciba import BackchannelAuthentication, CibaGrant
+    from langchain_agent_auth.devserver._device import DeviceAuthorization, DeviceCodeGrant
     from langchain_agent_auth.devserver._exchange import FederatedConnectionGrant, TokenExchangeGrant
 
     server = OAuthServer(provider, "main", provider.issuer)
@@ -1066,11 +1067,13 @@ def build_main_server(provider: Provider) -> OAuthServer:
     server.register_grant(RefreshTokenGrant, [id_tokens])
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(CibaGrant, [id_tokens])
+    server.register_grant(DeviceCodeGrant, [id_tokens])
     server.register_grant(TokenExchangeGrant)
     server.register_grant(FederatedConnectionGrant)
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
     server.register_endpoint(BackchannelAuthentication)
+    server.register_endpoint(DeviceAuthorization)
     return server
 
 

@@ -442,6 +442,39 @@ class LocalProvider:
         self.admin.request("POST", "/upstream/outage", json={"token": token, "api": api})
 
     # ------------------------------------------------------------------ sign in like a browser
+    def approve_device(self, verification_uri: str, user_code: str, username: str, password: str | None = None,
+                       *, deny: bool = False) -> None:
+        """Play the user's browser on the device verification page (RFC 8628): sign in as
+        ``username``, type ``user_code``, check the request and approve (or ``deny``)."""
+        import httpx
+
+        if password is None:
+            password = self.users.get(username)
+            if password is None:
+                raise ConfigurationError(f"no seeded password for {username!r}; pass password=")
+        with httpx.Client(follow_redirects=True, timeout=15) as browser:
+            page = browser.get(verification_uri)
+            login = next((f for f in _forms(page.text) if any(n == "password" for n, _, _ in f["fields"])), None)
+            if login is not None:
+                data = {n: v for n, v, _ in login["fields"]}
+                data.update(username=username, password=password)
+                page = browser.post(urljoin(str(page.url), login["action"]), data=data)
+                if page.status_code == 401:
+                    raise OAuthError("wrong username or password", error="access_denied", status_code=401)
+            code_form = next((f for f in _forms(page.text) if f["action"] == "/device"), None)
+            if code_form is None:
+                raise ProtocolError(f"no code form on the verification page (HTTP {page.status_code})")
+            data = {n: v for n, v, _ in code_form["fields"]}
+            data["user_code"] = user_code
+            page = browser.post(urljoin(str(page.url), "/device"), data=data)
+            action = "/device/deny" if deny else "/device/approve"
+            decision = next((f for f in _forms(page.text) if f["action"] == action), None)
+            if decision is None:
+                raise ProtocolError(f"the verification page did not accept the code (HTTP {page.status_code})")
+            page = browser.post(urljoin(str(page.url), action), data={n: v for n, v, _ in decision["fields"]})
+            if page.status_code != 200:
+                raise ProtocolError(f"the decision was not recorded (HTTP {page.status_code})")
+
     def sign_in(self, authorize_url: str, username: str, password: str | None = None, *,
                 redirect_uri: str) -> str:
         """Play ``username``'s browser on an authorization URL: sign in, allow, and return the

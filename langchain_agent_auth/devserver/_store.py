@@ -29,6 +29,7 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from langchain_agent_auth.crypto import ENV_VAR, Keyring, default_keyring, private_dir, private_file
 from langchain_agent_auth.devserver._util import (
     GT_CIBA,
+    GT_DEVICE,
     GT_FEDERATED,
     GT_TOKEN_EXCHANGE,
     dumps,
@@ -83,6 +84,11 @@ CREATE TABLE IF NOT EXISTS ciba_requests (
   expires_at INTEGER NOT NULL, interval INTEGER NOT NULL, last_poll_at REAL, decided_at INTEGER,
   grant_id TEXT);
 CREATE INDEX IF NOT EXISTS ciba_sub ON ciba_requests (sub, status);
+CREATE TABLE IF NOT EXISTS device_requests (
+  id TEXT PRIMARY KEY, device_code_hash TEXT UNIQUE NOT NULL, user_code_hash TEXT UNIQUE NOT NULL,
+  client_id TEXT NOT NULL, sub TEXT, status TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL, interval INTEGER NOT NULL, last_poll_at REAL, decided_at INTEGER,
+  grant_id TEXT);
 CREATE TABLE IF NOT EXISTS assertion_jtis (
   key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS connections (
@@ -125,6 +131,7 @@ ALL_MAIN_GRANTS = [
     "refresh_token",
     "client_credentials",
     GT_CIBA,
+    GT_DEVICE,
     GT_TOKEN_EXCHANGE,
     GT_FEDERATED,
 ]

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 
 GT_CIBA = "urn:openid:params:grant-type:ciba"
+GT_DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
 GT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 GT_FEDERATED = "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token"
 TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"

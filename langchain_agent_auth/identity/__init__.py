@@ -37,6 +37,12 @@ from langchain_agent_auth._user import (
     user_from_context,
     user_from_state,
 )
+from langchain_agent_auth.identity._device import (
+    DeviceAuthorizationPayload,
+    DeviceAuthorizationResume,
+    DeviceAuthorizer,
+    DevicePendingSource,
+)
 from langchain_agent_auth.identity._fields import IDENTITY_FIELDS, find_foreign
 from langchain_agent_auth.identity._integrations import (
     AuthContext,
@@ -63,6 +69,10 @@ __all__ = [
     "IDENTITY_FIELDS",
     "OWNER_NAMESPACE",
     "AuthContext",
+    "DeviceAuthorizationPayload",
+    "DeviceAuthorizationResume",
+    "DeviceAuthorizer",
+    "DevicePendingSource",
     "IdentityGuard",
     "IdentityMiddleware",
     "IdentityResolver",

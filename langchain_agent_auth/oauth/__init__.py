@@ -14,6 +14,7 @@ from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, Sleep, run_async
 from langchain_agent_auth.oauth.auth import ClientCredentialsAuth
 from langchain_agent_auth.oauth.client import OAuthClient, Pkce
 from langchain_agent_auth.oauth.client_auth import AuthMethod, ClientCredentials
+from langchain_agent_auth.oauth.device import DEVICE_CODE_GRANT, DeviceAuthorizationResponse
 from langchain_agent_auth.oauth.discovery import MetadataCache, ProviderMetadata, discover
 from langchain_agent_auth.oauth.flows import (
     AUTH0_FEDERATED_GRANT,
@@ -37,6 +38,7 @@ __all__ = [
     "AUTH0_FEDERATED_GRANT",
     "AUTH0_FEDERATED_TOKEN_TYPE",
     "CIBA_GRANT",
+    "DEVICE_CODE_GRANT",
     "TOKEN_EXCHANGE_GRANT",
     "TOKEN_TYPE_ACCESS",
     "TOKEN_TYPE_ID",
@@ -46,6 +48,7 @@ __all__ = [
     "BackchannelAuthResponse",
     "ClientCredentials",
     "ClientCredentialsAuth",
+    "DeviceAuthorizationResponse",
     "Flow",
     "FlowSettings",
     "JWKSCache",

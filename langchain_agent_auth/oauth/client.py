@@ -28,6 +28,7 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.oauth import device as D
 from langchain_agent_auth.oauth import flows as F
 from langchain_agent_auth.oauth._clients import HTTPClients
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync
@@ -341,6 +342,51 @@ class OAuthClient:
     async def aciba_wait(self, request: F.BackchannelAuthResponse, **kwargs: Any) -> TokenResponse:
         """Async :meth:`ciba_wait`; sleeps with ``asyncio.sleep``."""
         return await self.arun(self.ciba_wait_flow(request, **kwargs))
+
+    # -- device authorization (RFC 8628)
+
+    def device_authorize_flow(self, **kwargs: Any) -> Flow[D.DeviceAuthorizationResponse]:
+        """Start a device authorization, as a flow. Arguments as :func:`device.device_authorization`."""
+        return self._with_meta(lambda m: D.device_authorization(
+            m.require("device_authorization_endpoint"), self.credentials, settings=self.settings,
+            assertion_audience=m.issuer, **kwargs))
+
+    def device_authorize(self, **kwargs: Any) -> D.DeviceAuthorizationResponse:
+        """Start a device authorization (RFC 8628): a user code and where to type it."""
+        return self.run(self.device_authorize_flow(**kwargs))
+
+    async def adevice_authorize(self, **kwargs: Any) -> D.DeviceAuthorizationResponse:
+        """Async :meth:`device_authorize`."""
+        return await self.arun(self.device_authorize_flow(**kwargs))
+
+    def device_poll_flow(self, device_code: str) -> Flow[TokenResponse]:
+        """One device token poll, as a flow."""
+        return self._with_meta(lambda m: D.poll_device(
+            m.require("token_endpoint"), self.credentials, device_code, settings=self.settings,
+            assertion_audience=m.issuer))
+
+    def device_poll(self, device_code: str) -> TokenResponse:
+        """Poll once: tokens, or ``AuthorizationPendingError`` / ``SlowDownError`` /
+        ``AccessDeniedError`` / ``ExpiredTokenError``."""
+        return self.run(self.device_poll_flow(device_code))
+
+    async def adevice_poll(self, device_code: str) -> TokenResponse:
+        """Async :meth:`device_poll`."""
+        return await self.arun(self.device_poll_flow(device_code))
+
+    def device_wait_flow(self, request: D.DeviceAuthorizationResponse, **kwargs: Any) -> Flow[TokenResponse]:
+        """Poll until the user answered, as a flow (interval and slow_down respected)."""
+        return self._with_meta(lambda m: D.wait_for_device(
+            m.require("token_endpoint"), self.credentials, request, settings=self.settings,
+            assertion_audience=m.issuer, **kwargs))
+
+    def device_wait(self, request: D.DeviceAuthorizationResponse, **kwargs: Any) -> TokenResponse:
+        """Block until the user answered (``on_wait``, ``deadline`` optional)."""
+        return self.run(self.device_wait_flow(request, **kwargs))
+
+    async def adevice_wait(self, request: D.DeviceAuthorizationResponse, **kwargs: Any) -> TokenResponse:
+        """Async :meth:`device_wait`; sleeps with ``asyncio.sleep``."""
+        return await self.arun(self.device_wait_flow(request, **kwargs))
 
     # -- token exchange
 

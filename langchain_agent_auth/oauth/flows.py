@@ -248,11 +248,13 @@ def wait_for_backchannel(
     deadline: float | None = None,
     tolerate_outages: bool = False,
     max_outage_backoff: float = 60.0,
+    on_wait: Callable[[float, float], None] | None = None,
 ) -> Flow[TokenResponse]:
     """Poll until the user answers: waits ``interval`` before each poll, adds 5 s on
     ``slow_down``, stops at the request's expiry (``ExpiredTokenError``) or ``deadline``.
 
-    ``on_pending(seconds_left)`` is called after every pending answer (progress output).
+    ``on_pending(seconds_left)`` is called after every pending answer (progress output);
+    ``on_wait(seconds_left, seconds_to_next_poll)`` before every wait for the next poll.
     With ``tolerate_outages``, a provider that cannot be reached (network error, 5xx) does
     not end the wait: the flow backs off (doubling, up to ``max_outage_backoff``) and polls
     again until the request expires; the request is still valid at the provider.
@@ -263,6 +265,8 @@ def wait_for_backchannel(
     while True:
         if settings.clock() >= end:
             raise ExpiredTokenError("the approval request expired before the user answered")
+        if on_wait is not None:
+            on_wait(end - settings.clock(), max(interval, outage_wait))
         yield Sleep(max(interval, outage_wait))
         try:
             return (yield from poll_backchannel(token_endpoint, credentials, request.auth_req_id,

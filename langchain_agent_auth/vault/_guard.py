@@ -39,6 +39,7 @@ from langchain_agent_auth.guards import (
 )
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.pause import PausePayload, ResumeModel, validate_resume
+from langchain_agent_auth.progress import WaitProgress, emit_progress
 from langchain_agent_auth.vault._model import AccessToken, normalize_scopes
 from langchain_agent_auth.vault._vault import TokenVault
 
@@ -340,6 +341,26 @@ class VaultGuard(ToolGuard):
             message=exc.for_model(), tool_call_id=call.tool_call_id,
         ).to_interrupt()
 
+    def _interrupt(self, call: GuardedCall, exc: CredentialUnavailableError, request: Any,
+                   interrupt: Callable[[Any], Any]) -> Any:
+        """``interrupt()`` with the payload; a ``connect_account`` progress event when the run pauses."""
+        payload = self._payload(call, exc, request)
+        try:
+            return interrupt(payload)
+        except BaseException as err:
+            from langgraph.errors import GraphBubbleUp
+
+            if isinstance(err, GraphBubbleUp):
+                expires_at = payload.get("expires_at")
+                now = self.vault.clock()
+                emit_progress(call.write, WaitProgress(
+                    kind="connect_account", state="paused", tool=call.name, tool_call_id=call.tool_call_id,
+                    connection=self.connection, expires_at=expires_at,
+                    seconds_left=max(0, round(expires_at - now)) if expires_at is not None else None,
+                    message=f"Waiting for you to connect your {self.connection} account"
+                            + (" (open the link to connect it)" if payload.get("authorize_url") else "")))
+            raise
+
     def _after_resume(self, call: GuardedCall, raw: Any, exc: CredentialUnavailableError) -> Any:
         """``None`` to check again, or the refusal when the user cancelled."""
         try:
@@ -381,7 +402,7 @@ class VaultGuard(ToolGuard):
             request = self.vault.start_connect(user, self.connection, set(self.scopes) | set(exc.missing_scopes),
                                                thread_id=call.thread_id, checkpoint_ns=call.checkpoint_ns,
                                                tool_call_id=call.tool_call_id)
-        return self._after_resume(call, interrupt(self._payload(call, exc, request)), exc)
+        return self._after_resume(call, self._interrupt(call, exc, request, interrupt), exc)
 
     def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
         try:
@@ -435,7 +456,7 @@ class VaultGuard(ToolGuard):
             request = await self.vault.astart_connect(
                 user, self.connection, set(self.scopes) | set(exc.missing_scopes),
                 thread_id=call.thread_id, checkpoint_ns=call.checkpoint_ns, tool_call_id=call.tool_call_id)
-        return self._after_resume(call, interrupt(self._payload(call, exc, request)), exc)
+        return self._after_resume(call, self._interrupt(call, exc, request, interrupt), exc)
 
     async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Awaitable[Any]]) -> Any:
         try:

@@ -364,8 +364,9 @@ def test_block_mode_waits_inline_and_streams_progress(fast_idp, keyring):
     threading.Thread(target=phone, daemon=True).start()
     chunks = list(a.stream({"messages": [("user", "pay")]}, CFG, context=CTX, stream_mode=["custom", "values"]))
     progress = [c for mode, c in chunks if mode == "custom"]
-    assert progress and all(p["type"] == "approval_progress" for p in progress)
+    assert progress and all(p["type"] == "agent_auth_progress" and p["kind"] == "approval" for p in progress)
     assert "on your device" in progress[0]["message"] and progress[0]["tool_call_id"] == "c1"
+    assert [p["state"] for p in progress][-1] == "approved" and progress[0]["state"] == "waiting"
     final = [c for mode, c in chunks if mode == "values"][-1]
     assert tool_messages(final)[0].content == "paid 250 to Bob" and fast_idp.slow_downs() == 0
     assert fast_idp.hits["/bc-authorize"] == 1

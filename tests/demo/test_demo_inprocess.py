@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 
@@ -44,6 +45,9 @@ def test_bob_talks_and_pays_alice_with_a_model_from_init_chat_model(tmp_path, ca
     assert "GET /api/calendar/events with bob's vaulted token -> 200, 3 events (owner: bob)" in out
     assert '[approval] CIBA request sent to bob\'s device: "Pay 250.00 EUR to Alice"' in out
     assert "assistant: Done: 250.00 EUR sent to Alice" in out
+    # the wait shows the time left, taken from the run's agent_auth_progress event
+    assert re.search(r"waiting for the provider to report bob's decision \(CIBA poll every \d+ s\), "
+                     r"\d+(m\d\ds|h\d\dm) left", out), out
     assert lines(out, "[fga] bob may read 3 of 5") and lines(out, "[fga] alice may read 3 of 5")
     assert "approvals  auto: the demo approves and denies through the provider's API" in out
     with provider(data_dir) as idp:

@@ -84,6 +84,25 @@ EXPECTED: dict[str, list[str]] = {
         "[fga]        user:bob viewer document:invoice-42: denied",
         "[tool]       read_doc refused: Access denied",
     ],
+    "device_example.py": [
+        "[progress]   paused device_authorization: code ",
+        "[paused]     device_authorization: To sign in, open ",
+        "/device and enter the code ",
+        "[alice]      approves code ",
+        "[identity]   signed in as alice (ID token verified); a token in the checkpoints: False",
+        "[bob]        denies code ",
+        "[identity]   sign-in refused: AccessDeniedError",
+    ],
+    "streaming_example.py": [
+        "[progress]   waiting approval for transfer (",
+        "left, next check scheduled): Waiting for your approval of transfer on your device: Pay 250 EUR to Bob",
+        "[alice]      approves 'Pay 250 EUR to Bob' on her phone",
+        "[progress]   approved: transfer approved",
+        "[tool]       transfer -> sent 250.00 EUR to Bob",
+        "[progress]   paused approval for send_email (",
+        "left): Waiting for your approval of send_email; the run resumes when you answer",
+        "[paused]     tool_approval: the run waits for alice's answer",
+    ],
     "toolkit_example.py": [
         "[toolkit]    tools: whoami, list_connections, connect_account, disconnect_account, what_can_i_access, "
         "my_pending_approvals, cancel_approval",

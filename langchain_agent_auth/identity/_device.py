@@ -1,0 +1,502 @@
+"""Device authorization (RFC 8628) as a durable pause, for CLI and headless agents.
+
+An agent without a browser asks the provider for a user code; the graph pauses with a
+``device_authorization`` payload (verification URI and user code, never the device code);
+the user approves on another device; the resumer (``ApprovalResumer(graph,
+sources=[DevicePendingSource(authorizer)])``) polls the provider respecting ``interval`` and
+``slow_down`` and resumes the thread; the node gets the tokens (never stored in state).
+
+:class:`DeviceAuthorizer` keeps one record per pending call in the store (keyed by thread,
+checkpoint namespace and tool call, so a re-run node never starts a second request), with the
+device code and, once approved, the tokens sealed with the keyring. Use it to sign a user in
+(:meth:`DeviceAuthorizer.sign_in`, the identity from the verified ID token) or to connect an
+account (``on_token`` stores the tokens, e.g. in the vault with ``import_token``).
+
+Example:
+    >>> from langgraph.store.memory import InMemoryStore
+    >>> from langchain_agent_auth.crypto import Keyring
+    >>> from langchain_agent_auth.oauth import OAuthClient
+    >>> authorizer = DeviceAuthorizer(OAuthClient("https://idp.example", "cli", auth_method="none"),
+    ...                               store=InMemoryStore(), keyring=Keyring.generate())
+    >>> DevicePendingSource(authorizer).due(0.0, 10)
+    []
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from langchain_agent_auth.crypto import Keyring, default_keyring
+from langchain_agent_auth.errors import (
+    AccessDeniedError,
+    AgentAuthError,
+    AuthorizationPendingError,
+    ExpiredTokenError,
+    OAuthError,
+    ProtocolError,
+    ProviderUnavailableError,
+    SlowDownError,
+)
+from langchain_agent_auth.oauth.client import OAuthClient
+from langchain_agent_auth.oauth.device import DeviceAuthorizationResponse
+from langchain_agent_auth.oauth.flows import SLOW_DOWN_STEP
+from langchain_agent_auth.oauth.tokens import TokenResponse
+from langchain_agent_auth.pause import PausePayload, ResumeModel, validate_resume
+from langchain_agent_auth.progress import WaitProgress, emit_progress
+from langchain_agent_auth.store_cas import compare_and_set
+
+__all__ = ["DeviceAuthorizationPayload", "DeviceAuthorizationResume", "DeviceAuthorizer", "DevicePendingSource"]
+
+log = logging.getLogger("langchain_agent_auth.identity")
+
+NAMESPACE = ("agent_auth", "device")
+Purpose = Literal["sign_in", "connect_account"]
+_TERMINAL = ("denied", "expired", "failed")
+_CLAIM_TTL = 86400.0
+
+
+class DeviceAuthorizationResume(ResumeModel):
+    """The resume value of a ``device_authorization`` pause: look again, or give up."""
+
+    device_id: str
+    action: Literal["check", "cancel"] = "check"
+
+
+class DeviceAuthorizationPayload(PausePayload):
+    """The ``device_authorization`` interrupt: where the user goes and which code they type.
+
+    Example:
+        >>> p = DeviceAuthorizationPayload(device_id="d1", user_code="WDJB-MJHT",
+        ...     verification_uri="https://idp.example/device", expires_at=1.0, interval=5.0)
+        >>> d = p.to_interrupt()
+        >>> d["type"], d["user_code"], "device_code" in d
+        ('device_authorization', 'WDJB-MJHT', False)
+    """
+
+    type: Literal["device_authorization"] = "device_authorization"
+    device_id: str
+    purpose: Purpose = "sign_in"
+    connection: str | None = None
+    verification_uri: str
+    verification_uri_complete: str | None = None
+    user_code: str
+    expires_at: float
+    interval: float
+    message: str = ""
+    resume_model = DeviceAuthorizationResume
+
+
+@dataclass
+class DeviceRecord:
+    """One device authorization a paused call waits for (the codes sealed)."""
+
+    id: str
+    purpose: str
+    connection: str | None
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_at: float
+    interval: float
+    next_check_at: float
+    status: str = "pending"  # pending, approved, denied, expired, failed
+    sealed: dict[str, Any] | None = None  # {"device_code": ..., "token": {...}}
+    thread_id: str | None = None
+    checkpoint_ns: str = ""
+    tool_call_id: str | None = None
+    watch: bool = True
+    error: str | None = None
+    context: dict[str, Any] | None = field(default=None)
+
+
+def _is_pause(exc: BaseException) -> bool:
+    from langgraph.errors import GraphBubbleUp
+
+    return isinstance(exc, GraphBubbleUp)
+
+
+def _key(thread_id: str | None, checkpoint_ns: str, tool_call_id: str | None, name: str) -> str:
+    raw = "\x1f".join([thread_id or "-", checkpoint_ns, tool_call_id or "-", name])
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+class DeviceAuthorizer:
+    """Drive RFC 8628 device authorization as a pause (sync and async).
+
+    Args:
+        client: an :class:`OAuthClient` for the provider (its metadata must advertise
+            ``device_authorization_endpoint``).
+        scope: what to ask for (``openid`` included for a sign-in).
+        store: the LangGraph ``BaseStore`` the graph and the resumer share.
+        keyring: seals the device code and tokens (default: the data directory's keys).
+        purpose: ``sign_in`` or ``connect_account`` (then ``connection`` names the account).
+        on_token: called once with ``(token, record)`` when the user approved (e.g. store
+            the tokens in the vault); never given to the model.
+        name: distinguishes several authorizers in one graph.
+    """
+
+    def __init__(self, client: OAuthClient, *, scope: str | Sequence[str] = "openid", store: Any,
+                 keyring: Keyring | None = None, purpose: Purpose = "sign_in", connection: str | None = None,
+                 on_token: Callable[[TokenResponse, DeviceRecord], None] | None = None, name: str = "device",
+                 clock: Callable[[], float] = time.time) -> None:
+        if store is None:
+            raise ValueError("DeviceAuthorizer needs the store the graph and the resumer share")
+        self.client = client
+        self.scope = scope if isinstance(scope, str) else " ".join(scope)
+        self.store = store
+        self.keyring = keyring or default_keyring()
+        self.purpose = purpose
+        self.connection = connection
+        self.on_token = on_token
+        self.name = name
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"DeviceAuthorizer(name={self.name!r}, purpose={self.purpose!r}, connection={self.connection!r})"
+
+    # -- records (sync and async store access differ only by await)
+
+    def _seal(self, rec: DeviceRecord, data: dict[str, Any]) -> dict[str, Any]:
+        return self.keyring.seal(json.dumps(data).encode(), aad=f"device|{rec.id}".encode())
+
+    def _open(self, rec: DeviceRecord) -> dict[str, Any]:
+        if not rec.sealed:
+            return {}
+        return json.loads(self.keyring.open(rec.sealed, aad=f"device|{rec.id}".encode()))
+
+    @staticmethod
+    def _load(value: Any) -> DeviceRecord | None:
+        return DeviceRecord(**value) if isinstance(value, dict) else None
+
+    def get(self, device_id: str) -> DeviceRecord | None:
+        """The record ``device_id``, if any."""
+        item = self.store.get(NAMESPACE, device_id)
+        return self._load(item.value) if item else None
+
+    async def aget(self, device_id: str) -> DeviceRecord | None:
+        """Async :meth:`get`."""
+        item = await self.store.aget(NAMESPACE, device_id)
+        return self._load(item.value) if item else None
+
+    def put(self, rec: DeviceRecord) -> DeviceRecord:
+        self.store.put(NAMESPACE, rec.id, asdict(rec))
+        return rec
+
+    async def aput(self, rec: DeviceRecord) -> DeviceRecord:
+        await self.store.aput(NAMESPACE, rec.id, asdict(rec))
+        return rec
+
+    def pending(self) -> list[DeviceRecord]:
+        """Records a resumer watches (pending, or answered and not resumed yet)."""
+        items = self.store.search(NAMESPACE, filter={"watch": True}, limit=1000)
+        return [r for r in (self._load(i.value) for i in items) if r is not None]
+
+    async def apending(self) -> list[DeviceRecord]:
+        """Async :meth:`pending`."""
+        items = await self.store.asearch(NAMESPACE, filter={"watch": True}, limit=1000)
+        return [r for r in (self._load(i.value) for i in items) if r is not None]
+
+    # -- the protocol, as plain helpers
+
+    def _new(self, device_id: str, started: DeviceAuthorizationResponse, where: dict[str, Any]) -> DeviceRecord:
+        rec = DeviceRecord(
+            id=device_id, purpose=self.purpose, connection=self.connection, user_code=started.user_code,
+            verification_uri=started.verification_uri, verification_uri_complete=started.verification_uri_complete,
+            expires_at=started.expires_at, interval=started.interval,
+            next_check_at=self.clock() + started.interval, **where)
+        rec.sealed = self._seal(rec, {"device_code": started.device_code})
+        return rec
+
+    def _outcome(self, rec: DeviceRecord, result: TokenResponse | BaseException) -> DeviceRecord:
+        now = self.clock()
+        if isinstance(result, TokenResponse):
+            data = self._open(rec)
+            data["token"] = {**asdict(result), "scope": list(result.scope) if result.scope else None}
+            done = replace(rec, status="approved", next_check_at=now)
+            done.sealed = self._seal(done, data)
+            if self.on_token is not None:
+                self.on_token(result, done)
+            return done
+        if isinstance(result, AuthorizationPendingError):
+            return replace(rec, next_check_at=now + rec.interval)
+        if isinstance(result, SlowDownError):
+            slower = rec.interval + SLOW_DOWN_STEP
+            return replace(rec, interval=slower, next_check_at=now + slower)
+        if isinstance(result, AccessDeniedError):
+            return replace(rec, status="denied", sealed=None, error="access_denied", next_check_at=now)
+        if isinstance(result, ExpiredTokenError):
+            return replace(rec, status="expired", sealed=None, error="expired_token", next_check_at=now)
+        if isinstance(result, ProviderUnavailableError | ProtocolError) and now < rec.expires_at:
+            return replace(rec, next_check_at=now + max(rec.interval, 5.0) * 2)
+        if isinstance(result, OAuthError | AgentAuthError):
+            return replace(rec, status="failed", sealed=None, error=getattr(result, "error", None) or "failed",
+                           next_check_at=now)
+        raise result
+
+    def _due(self, rec: DeviceRecord) -> bool:
+        return rec.status == "pending" and self.clock() >= rec.next_check_at
+
+    def poll(self, rec: DeviceRecord) -> DeviceRecord:
+        """Ask the provider once if due (never sooner than ``interval``); save and return."""
+        if rec.status == "pending" and self.clock() >= rec.expires_at:
+            return self.put(replace(rec, status="expired", sealed=None, error="expired_token"))
+        if not self._due(rec):
+            return rec
+        try:
+            result: TokenResponse | BaseException = self.client.device_poll(self._open(rec)["device_code"])
+        except AgentAuthError as exc:
+            result = exc
+        return self.put(self._outcome(rec, result))
+
+    async def apoll(self, rec: DeviceRecord) -> DeviceRecord:
+        """Async :meth:`poll`."""
+        if rec.status == "pending" and self.clock() >= rec.expires_at:
+            return await self.aput(replace(rec, status="expired", sealed=None, error="expired_token"))
+        if not self._due(rec):
+            return rec
+        try:
+            result: TokenResponse | BaseException = await self.client.adevice_poll(self._open(rec)["device_code"])
+        except AgentAuthError as exc:
+            result = exc
+        return await self.aput(self._outcome(rec, result))
+
+    def token(self, rec: DeviceRecord) -> TokenResponse:
+        """The approved record's tokens (for the node that paused; never put them in state)."""
+        data = dict(self._open(rec).get("token") or {})
+        if not data.get("access_token"):
+            raise ProtocolError("the device authorization holds no token")
+        data["scope"] = tuple(data["scope"]) if data.get("scope") else None
+        return TokenResponse(**data)
+
+    def payload(self, rec: DeviceRecord) -> DeviceAuthorizationPayload:
+        what = f"connect your {rec.connection} account" if rec.purpose == "connect_account" else "sign in"
+        return DeviceAuthorizationPayload(
+            device_id=rec.id, purpose=rec.purpose, connection=rec.connection,  # type: ignore[arg-type]
+            verification_uri=rec.verification_uri, verification_uri_complete=rec.verification_uri_complete,
+            user_code=rec.user_code, expires_at=rec.expires_at, interval=rec.interval,
+            tool_call_id=rec.tool_call_id,
+            message=f"To {what}, open {rec.verification_uri} and enter the code {rec.user_code}")
+
+    def _progress(self, rec: DeviceRecord) -> WaitProgress:
+        return WaitProgress(
+            kind="device_authorization", state="paused", connection=rec.connection, tool_call_id=rec.tool_call_id,
+            verification_uri=rec.verification_uri, user_code=rec.user_code, expires_at=rec.expires_at,
+            seconds_left=max(0, round(rec.expires_at - self.clock())), next_check_at=rec.next_check_at,
+            message=self.payload(rec).message)
+
+    @staticmethod
+    def _refusal(rec: DeviceRecord) -> AgentAuthError:
+        if rec.status == "denied":
+            return AccessDeniedError("the user denied the device authorization")
+        if rec.status == "expired":
+            return ExpiredTokenError("the device code expired before the user approved it")
+        return OAuthError(f"the device authorization failed ({rec.error or 'unknown error'})", error=rec.error)
+
+    @staticmethod
+    def _where(tool_call_id: str | None) -> tuple[dict[str, Any], Any]:
+        from langgraph.config import get_config
+
+        config = get_config()
+        configurable = config.get("configurable") or {}
+        where = {"thread_id": configurable.get("thread_id"), "checkpoint_ns": configurable.get("checkpoint_ns") or "",
+                 "tool_call_id": tool_call_id}
+        from langchain_agent_auth._user import get_current_user
+
+        user = get_current_user(required=False)  # connecting an account: resume as that user (a sign-in has none)
+        if user is not None:
+            where["context"] = {"user": user.model_dump(include={"subject", "issuer", "tenant"})}
+        try:
+            from langgraph.config import get_stream_writer
+
+            writer = get_stream_writer()
+        except Exception:  # outside a streamed run
+            writer = None
+        return where, writer
+
+    # -- inside a graph node or tool
+
+    def authorize(self, *, tool_call_id: str | None = None) -> TokenResponse:
+        """Pause the graph until the user approved on another device; the tokens.
+
+        Must run in a node or tool of a graph with a checkpointer; everything before it must
+        be idempotent (the node re-runs on resume). Raises ``AccessDeniedError`` /
+        ``ExpiredTokenError`` when the user refused or took too long.
+        """
+        from langgraph.types import interrupt
+
+        where, writer = self._where(tool_call_id)
+        device_id = _key(where["thread_id"], where["checkpoint_ns"], tool_call_id, self.name)
+        rec = self.get(device_id)
+        if rec is None:
+            rec = self.put(self._new(device_id, self.client.device_authorize(scope=self.scope), where))
+        while True:
+            rec = self.poll(rec)
+            if rec.status == "approved":
+                self.put(replace(rec, watch=False))
+                return self.token(rec)
+            if rec.status in _TERMINAL:
+                self.store.delete(NAMESPACE, rec.id)  # the next attempt starts afresh
+                raise self._refusal(rec)
+            try:
+                raw = interrupt(self.payload(rec).to_interrupt(), response_schema=DeviceAuthorizationResume)
+            except BaseException as exc:
+                if _is_pause(exc):
+                    emit_progress(writer, self._progress(rec))
+                raise
+            rec = self._resumed(rec, raw) or self.get(device_id) or rec
+
+    async def aauthorize(self, *, tool_call_id: str | None = None) -> TokenResponse:
+        """Async :meth:`authorize`."""
+        from langgraph.types import interrupt
+
+        where, writer = self._where(tool_call_id)
+        device_id = _key(where["thread_id"], where["checkpoint_ns"], tool_call_id, self.name)
+        rec = await self.aget(device_id)
+        if rec is None:
+            rec = await self.aput(self._new(device_id, await self.client.adevice_authorize(scope=self.scope), where))
+        while True:
+            rec = await self.apoll(rec)
+            if rec.status == "approved":
+                await self.aput(replace(rec, watch=False))
+                return self.token(rec)
+            if rec.status in _TERMINAL:
+                await self.store.adelete(NAMESPACE, rec.id)
+                raise self._refusal(rec)
+            try:
+                raw = interrupt(self.payload(rec).to_interrupt(), response_schema=DeviceAuthorizationResume)
+            except BaseException as exc:
+                if _is_pause(exc):
+                    emit_progress(writer, self._progress(rec))
+                raise
+            rec = self._resumed(rec, raw) or await self.aget(device_id) or rec
+
+    def _resumed(self, rec: DeviceRecord, raw: Any) -> DeviceRecord | None:
+        try:
+            value = validate_resume(raw, DeviceAuthorizationResume)
+        except AgentAuthError:
+            log.warning("device authorization: ignoring a malformed resume value")
+            return None
+        if value.device_id == rec.id and value.action == "cancel":
+            return replace(rec, status="failed", error="cancelled", sealed=None)
+        return None
+
+    def sign_in(self, verifier: Any, *, tool_call_id: str | None = None) -> Any:
+        """:meth:`authorize`, then the user from the verified ID token (a ``UserIdentity``)."""
+        from langchain_agent_auth._user import UserIdentity
+
+        token = self.authorize(tool_call_id=tool_call_id)
+        if not token.id_token:
+            raise ProtocolError("the provider returned no ID token (ask for the openid scope)")
+        return UserIdentity.from_claims(verifier.verify(token.id_token), source="token")
+
+    async def asign_in(self, verifier: Any, *, tool_call_id: str | None = None) -> Any:
+        """Async :meth:`sign_in`."""
+        from langchain_agent_auth._user import UserIdentity
+
+        token = await self.aauthorize(tool_call_id=tool_call_id)
+        if not token.id_token:
+            raise ProtocolError("the provider returned no ID token (ask for the openid scope)")
+        return UserIdentity.from_claims(await verifier.averify(token.id_token), source="token")
+
+
+@dataclass(frozen=True)
+class DeviceItem:
+    """A paused ``device_authorization`` a resumer watches (the fields of ``PendingItem``)."""
+
+    source: str
+    key: str
+    ref: str
+    thread_id: str
+    checkpoint_ns: str = ""
+    tool_call_id: str | None = None
+    interrupt_type: str = "device_authorization"
+    resume: Any = None
+    assistant_id: str | None = None
+    graph_id: str | None = None
+    context: Any = None
+    config: Any = field(default_factory=dict)
+    expires_at: float | None = None
+    ref_field: str = "device_id"
+    extra: Any = field(default_factory=dict)
+    claim: str = ""
+
+
+class DevicePendingSource:
+    """The resumer's plug-in for device authorizations: polls each due record once
+    (respecting ``interval`` and ``slow_down``) and resumes the thread once answered.
+
+    Example:
+        >>> DevicePendingSource.name
+        'device'
+    """
+
+    name = "device"
+
+    def __init__(self, authorizer: DeviceAuthorizer) -> None:
+        self.authorizer = authorizer
+
+    def _item(self, rec: DeviceRecord) -> DeviceItem:
+        return DeviceItem(source=self.name, key=rec.id, ref=rec.id, thread_id=rec.thread_id or "",
+                          checkpoint_ns=rec.checkpoint_ns, tool_call_id=rec.tool_call_id, expires_at=rec.expires_at,
+                          context=rec.context, claim=f"{rec.status}|{rec.next_check_at!r}")
+
+    def _select(self, records: list[DeviceRecord], now: float, limit: int) -> list[DeviceItem]:
+        due = [r for r in records if r.thread_id and (r.status != "pending" or r.next_check_at <= now)]
+        return [self._item(r) for r in due[:limit]]
+
+    def due(self, now: float, limit: int) -> list[DeviceItem]:
+        return self._select(self.authorizer.pending(), now, limit)
+
+    async def adue(self, now: float, limit: int) -> list[DeviceItem]:
+        return self._select(await self.authorizer.apending(), now, limit)
+
+    def _checked(self, item: DeviceItem, rec: DeviceRecord | None) -> DeviceItem | None:
+        if rec is None or rec.status == "pending":
+            return None
+        return replace(item, resume={"device_id": rec.id, "action": "check"})
+
+    def check(self, item: Any, now: float) -> Any:
+        rec = self.authorizer.get(item.key)
+        return self._checked(item, self.authorizer.poll(rec) if rec is not None else None)
+
+    async def acheck(self, item: Any, now: float) -> Any:
+        rec = await self.authorizer.aget(item.key)
+        return self._checked(item, await self.authorizer.apoll(rec) if rec is not None else None)
+
+    def _settled(self, rec: DeviceRecord, resumed: bool, now: float, retry_in: float | None) -> DeviceRecord:
+        if retry_in is None:  # resumed for good, or given up
+            return replace(rec, watch=False)
+        return replace(rec, next_check_at=now + (retry_in or 0.0))
+
+    def settle(self, item: Any, resumed: bool, now: float, retry_in: float | None) -> None:
+        rec = self.authorizer.get(item.key)
+        if rec is not None:
+            self.authorizer.put(self._settled(rec, resumed, now, retry_in))
+
+    async def asettle(self, item: Any, resumed: bool, now: float, retry_in: float | None) -> None:
+        rec = await self.authorizer.aget(item.key)
+        if rec is not None:
+            await self.authorizer.aput(self._settled(rec, resumed, now, retry_in))
+
+    def _claim_name(self, item: Any) -> str:
+        return f"resume|{self.name}|{item.key}|{item.claim}"
+
+    def claim(self, item: Any, owner: str) -> bool:
+        return compare_and_set(self.authorizer.store).swap(self._claim_name(item), "claimed", owner=owner,
+                                                           ttl=_CLAIM_TTL)
+
+    async def aclaim(self, item: Any, owner: str) -> bool:
+        return await compare_and_set(self.authorizer.store).aswap(self._claim_name(item), "claimed", owner=owner,
+                                                                  ttl=_CLAIM_TTL)
+
+    def unclaim(self, item: Any, owner: str) -> None:
+        compare_and_set(self.authorizer.store).release(self._claim_name(item), owner)
+
+    async def aunclaim(self, item: Any, owner: str) -> None:
+        await compare_and_set(self.authorizer.store).arelease(self._claim_name(item), owner)
