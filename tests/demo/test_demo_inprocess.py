@@ -60,16 +60,20 @@ def test_interactive_answers_in_the_terminal_and_on_the_approval_page(tmp_path, 
     approval page (a "phone" in another thread approves it there); [d]eny with a reason
     refuses the second one from the terminal."""
     data_dir = tmp_path / "interactive"
-    monkeypatch.setattr("sys.stdin", io.StringIO("\nw\nd\nNot me, really\n"))
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stdout", terminal)
+    monkeypatch.setattr("sys.stdin", io.StringIO("\nw\nd\nNot me, really\n"))  # typed ahead
     errors: list[BaseException] = []
 
     def phone() -> None:
         try:
-            deadline = time.monotonic() + 60
-            server = data_dir / "provider" / "server.json"
-            while not server.exists():
-                assert time.monotonic() < deadline, "the demo's provider never started"
+            deadline = time.monotonic() + 90
+            # approve only once the demo asked (an approval that lands before the question
+            # would leave the typed-ahead "w" to answer the next one)
+            while 'Approve "Pay 250.00 EUR to Bob"?' not in terminal.text:
+                assert time.monotonic() < deadline, "the demo never asked about the first payment"
                 time.sleep(0.05)
+            server = data_dir / "provider" / "server.json"
             url = json.loads(server.read_text())["url"]
             password = json.loads((data_dir / "provider" / "secrets.json").read_text())["users"]["alice"]
             approve_on_page(url, "alice", password, "Pay 250.00 EUR to Bob", timeout=60)
@@ -78,7 +82,8 @@ def test_interactive_answers_in_the_terminal_and_on_the_approval_page(tmp_path, 
 
     thread = threading.Thread(target=phone, daemon=True)
     thread.start()
-    code, out, err = demo(capsys, "--approve", "interactive", "--data-dir", str(data_dir), "--no-color")
+    code = main(["demo", "--approve", "interactive", "--data-dir", str(data_dir), "--no-color"])
+    out, err = terminal.text, capsys.readouterr().err
     thread.join(timeout=30)
     assert not errors, errors
     assert code == 0, out + err
