@@ -28,6 +28,10 @@ KEY_OUTPUTS: dict[str, list[str]] = {
         "tool (success): You are bob.",
         "access token in a checkpoint: False",
         "no token: IdentityError",
+        "progress: paused device_authorization - a user code to enter: True",
+        "paused: device_authorization - open <provider>/device",
+        "signed in as: alice",
+        "a token in the checkpoints: False",
     ],
     "vault": [
         "not_connected - missing: ('calendar.read', 'calendar.write')",
