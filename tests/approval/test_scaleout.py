@@ -11,14 +11,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
-import signal
-import subprocess
-import sys
 import time
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -137,72 +132,23 @@ def test_four_resumer_processes_one_killed_resume_every_thread_once(postgres, tm
     """N pending CIBA approvals (AGENT_AUTH_SCALEOUT_N, default 400; the benchmark runs
     2,000), 4 resumer processes over one PostgreSQL database, one frozen holding its claims
     and killed with SIGKILL midway."""
-    from langgraph.checkpoint.postgres import PostgresSaver
-    from langgraph.store.postgres import PostgresStore
-
     from langchain_agent_auth.crypto import Keyring
     from langchain_agent_auth.devserver import LocalProvider
     from tests.approval import scaleout_app as app
 
-    n, pending = _count(), max(1, _count() // 20)
-    dsn = postgres.database(f"scaleout_{os.getpid()}")
+    n = _count()
     Keyring.from_file(tmp_path / "keys.json", create=True)
     with LocalProvider(ciba_interval=1) as idp:
-        for u in range((n + app.PER_USER - 1) // app.PER_USER):
-            idp.add_user(f"scale{u}", "pw-scale")
-        cfg = {"dsn": dsn, "issuer": idp.issuer, "client_id": idp.client_id, "client_secret": idp.client_secret,
-               "keys": str(tmp_path / "keys.json"), "lease": 10.0, "batch": 25}
-        (tmp_path / "config.json").write_text(json.dumps(cfg))
-        ciba = app.approver(cfg)
-        with PostgresStore.from_conn_string(dsn) as store, PostgresSaver.from_conn_string(dsn) as saver:
-            store.setup()
-            saver.setup()
-            graph = app.build(tmp_path, ciba, store, saver)
-            for i in range(n):
-                app.pause(graph, i)
-        requests = idp.pending_approvals()
-        assert len(requests) == n
-        for r in requests[pending:]:
-            idp.approve(r["id"])
-        idp.reset_stats()
+        app.add_users(idp, 0, n)
+        cfg = app.configure(tmp_path, idp, postgres.database(f"scaleout_{os.getpid()}"), tmp_path / "keys.json")
+        app.seed(tmp_path, cfg, 0, n)
+        report = app.scenario(tmp_path, idp, n)
 
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        argv = [sys.executable, "-m", "tests.approval.scaleout_app", str(tmp_path)]
-        workers = [subprocess.Popen(argv + (["40"] if w == 0 else []), cwd=ROOT, env=env,
-                                    stderr=subprocess.PIPE, text=True) for w in range(4)]
-        try:
-            deadline = time.monotonic() + 240
-            while not (tmp_path / "dying").exists():
-                assert workers[0].poll() is None, workers[0].stderr.read() if workers[0].stderr else ""
-                assert time.monotonic() < deadline, "the first worker never reached its 40th check"
-                time.sleep(0.1)
-            workers[0].send_signal(signal.SIGKILL)
-            workers[0].wait(30)
-            held = json.loads((tmp_path / "dying").read_text())
-            done_at_kill = len(app.lines(tmp_path / "runs.txt"))
-            for r in requests[:pending]:  # the last answers come after the kill
-                idp.approve(r["id"])
-            while len(set(app.lines(tmp_path / "runs.txt"))) < n and time.monotonic() < deadline:
-                for w in workers[1:]:
-                    assert w.poll() is None, w.stderr.read() if w.stderr else ""
-                time.sleep(0.2)
-        finally:
-            (tmp_path / "stop").write_text("")
-            for w in workers:
-                try:
-                    w.wait(30)
-                except subprocess.TimeoutExpired:
-                    w.kill()
-                    w.wait()
-        stats = idp.stats()
-
-    runs = Counter(app.lines(tmp_path / "runs.txt"))
-    resumes = Counter(app.lines(tmp_path / "resumes.txt"))
-    assert held and 0 < done_at_kill < n  # killed midway, holding claims
-    assert set(held) <= set(resumes)  # the dead worker's claims ran out; others took its items over
-    assert set(runs) == {f"t{i}" for i in range(n)}
-    assert set(runs.values()) == {1}  # every tool ran exactly once
-    assert set(resumes) == set(runs) and set(resumes.values()) == {1}  # every thread resumed once
-    ciba_stats = stats.get("ciba", {})
-    assert ciba_stats.get("slow_down", 0) == 0  # no request polled sooner than its interval
-    assert ciba_stats.get("tokens", 0) == n  # each approval exchanged for its token once
+    assert report["held"] and 0 < report["done_at_kill"] < n  # killed midway, holding claims
+    assert set(report["held"]) <= set(report["resumes"])  # its claims ran out; others took its items over
+    assert set(report["runs"]) == {f"t{i}" for i in range(n)}
+    assert set(report["runs"].values()) == {1}  # every tool ran exactly once
+    assert set(report["resumes"]) == set(report["runs"])
+    assert set(report["resumes"].values()) == {1}  # every thread resumed once
+    assert report["slow_down"] == 0  # no request polled sooner than its interval
+    assert report["tokens"] == n  # each approval exchanged for its token once
