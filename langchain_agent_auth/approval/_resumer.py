@@ -253,8 +253,9 @@ class _BaseResumer:
 
     def _more(self, report: ResumeReport) -> bool:
         # A full batch that this resumer worked on: more is due now, start the next pass at
-        # once (a full batch all claimed by others waits a tick, instead of spinning).
-        return report.due >= self.batch_size and report.claimed_elsewhere < report.due
+        # once. A full batch all claimed by others, or all failing, waits a tick instead of
+        # spinning.
+        return report.due >= self.batch_size and report.due - report.claimed_elsewhere - len(report.errors) > 0
 
     def _walk(self, n: int) -> list[int]:
         # Resumers sharing a store list the same due items; each walks them in its own order

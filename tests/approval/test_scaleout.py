@@ -20,7 +20,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from langchain_agent_auth.approval import ApprovalResumer, ApprovalSource, CIBAApprover
+from langchain_agent_auth.approval import ApprovalResumer, ApprovalSource, CIBAApprover, ResumeReport
 from tests.approval.fake_ciba import Clock, FakeCiba
 from tests.approval.helpers import ALICE, SIDE_EFFECTS, State, calls, transfer_money
 
@@ -116,6 +116,8 @@ def test_a_full_batch_that_did_work_runs_the_next_pass_at_once(paused):
     report = resumer.run_once()
     assert report.due == 1 and resumer._more(report)
     assert not resumer._more(resumer.run_once())  # nothing due
+    assert not resumer._more(ResumeReport(due=1, errors=["check t0: VaultDecryptionError"]))  # no busy loop
+    assert not resumer._more(ResumeReport(due=1, claimed_elsewhere=1))
     with pytest.raises(Exception, match="lease"):
         ApprovalResumer(graph, approvers=[ciba], lease=0)
 
