@@ -120,6 +120,8 @@ def resumes_per_second(bench: Bench, snap: str, workers: int, timed: int) -> flo
         try:
             started = _go(folder, procs)
             while len(app.lines(folder / "runs.txt")) < timed:
+                if time.perf_counter() - started > 600:
+                    raise RuntimeError(f"{timed} resumes not done in 10 minutes")
                 time.sleep(0.02)
             return timed / (time.perf_counter() - started)
         finally:
