@@ -87,7 +87,8 @@ def test_an_item_moved_on_since_it_was_listed_is_left_alone(paused):
     assert idp.polls() == polls
 
 
-def test_an_approved_item_is_claimed_in_its_new_state(paused, keyring):
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_an_approved_item_is_claimed_in_its_new_state(paused, mode):
     """A poll that finds the approval granted makes the item due at once (``next_check_at``
     = now), in a new state. The resumer that polled claims that state too, so a second
     resumer listing the item meanwhile does not resume the thread as well."""
@@ -97,14 +98,41 @@ def test_an_approved_item_is_claimed_in_its_new_state(paused, keyring):
     first = ApprovalResumer(graph, approvers=[ciba], clock=clock)
     second = ApprovalResumer(graph, approvers=[ciba], clock=clock)
     src = first.sources[0]
-    (item,) = src.due(clock(), 10)
-    assert first._claim(src, item)
-    checked = src.check(item, clock())
-    assert checked is not None and checked.claim != item.claim
-    assert first._claim(src, checked)
-    # the second resumer lists the approved item now: claimed, it leaves it alone
-    report = second.run_once()
+    if mode == "sync":
+        (item,) = src.due(clock(), 10)
+        assert first._claim(src, item)
+        checked = src.check(item, clock())
+        assert checked is not None and checked.claim != item.claim
+        assert first._claim(src, checked)
+        report = second.run_once()  # lists the approved item now: claimed, it leaves it alone
+    else:
+        (item,) = await src.adue(clock(), 10)
+        assert await first._aclaim(src, item)
+        checked = await src.acheck(item, clock())
+        assert checked is not None and checked.claim != item.claim
+        assert await first._aclaim(src, checked)
+        report = await second.arun_once()
     assert (report.due, report.claimed_elsewhere, report.resumed_items) == (1, 1, 0)
+    assert SIDE_EFFECTS == []
+
+
+def test_a_resumer_that_loses_the_new_state_leaves_the_thread_alone(paused):
+    """The other way round: a second resumer claimed the approved state first (it listed the
+    item right after the poll's write); the resumer that polled then resumes nothing."""
+    clock, idp, ciba, _, graph = paused
+    idp.approve()
+    clock.advance(1)
+    src = ApprovalSource([ciba], graph.store)
+
+    class Racing(ApprovalSource):
+        def check(self, item, now):
+            checked = super().check(item, now)
+            assert checked is not None and src.claim(checked, "the-other-resumer")
+            return checked
+
+    resumer = ApprovalResumer(graph, sources=[Racing([ciba], graph.store)], clock=clock)
+    report = resumer.run_once()
+    assert (report.ready, report.claimed_elsewhere, report.resumed_items) == (0, 1, 0)
     assert SIDE_EFFECTS == []
 
 
