@@ -108,6 +108,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="resource/audience the server's verifier expects")
     parser.add_argument("--assistant-id", help="assistant to resume with when a thread names none")
     parser.add_argument("--tick", type=float, default=0.5, help="seconds between passes (pings wake it earlier)")
+    parser.add_argument("--lease", type=_seconds, default=120.0,
+                        help="seconds a worker's claim on a pending item lasts (default 120): run any number of "
+                        "workers on one store; a crashed worker's items are taken over after this long. Keep it "
+                        "longer than resuming one batch of threads takes")
     parser.add_argument("--once", action="store_true", help="run one pass, print its report, exit")
     parser.add_argument("--ping-host", default="127.0.0.1")
     parser.add_argument("--ping-port", type=int, help="serve the CIBA ping endpoint on this port")
@@ -228,6 +232,7 @@ def main(args: argparse.Namespace) -> int:
     previous = require_key_configuration("agent-auth resumer")
     try:
         resumer = build(args)
+        resumer.lease = args.lease
         _preflight(resumer, args)
         if args.once:
             report = resumer.run_once()
@@ -249,3 +254,13 @@ def _store(value: str | None) -> Any:
     if "://" in value or value == "memory:":
         return open_storage(value).store
     return load_object(value)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return seconds

@@ -13,6 +13,14 @@ by thread, reads the thread's interrupts, and resumes the thread once with a map
 interrupt id to resume value. Everything it needs is in the store, so a restarted
 resumer carries on where the last one stopped; a provider outage only moves
 ``next_check_at`` later.
+
+Scaling out: run N resumers over one shared store (PostgreSQL) with no coordinator. Each
+claims an item before it checks it (a compare-and-set lease on the item's current state,
+``lease`` seconds), so one resumer polls or resumes it; the poll schedule
+(``next_check_at``, ``slow_down``) lives in the item, so the provider sees one poll per
+request per interval however many resumers run; a killed resumer's leases run out and the
+others take its items over. Each resumer walks the due items in its own random order, so
+they rarely contend for the same ones.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 import threading
 import time
@@ -33,7 +42,7 @@ import httpx
 from langgraph.store.base import BaseStore, GetOp, Item, ListNamespacesOp, PutOp, SearchItem, SearchOp
 
 from langchain_agent_auth.approval._approvers import Approver
-from langchain_agent_auth.approval._sources import ApprovalSource, PendingItem, PendingSource
+from langchain_agent_auth.approval._sources import LEASE, ApprovalSource, PendingItem, PendingSource
 from langchain_agent_auth.crypto import ENV_VAR
 from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
 from langchain_agent_auth.oauth.ping import PingReceiver
@@ -159,7 +168,10 @@ class _BaseResumer:
         retention: float | None = 7 * 86400.0,
         purge_every: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        lease: float = LEASE,
     ) -> None:
+        if not lease > 0:
+            raise ConfigurationError("lease must be a positive number of seconds")
         srcs: list[PendingSource] = list(sources)
         if approvers:
             srcs.insert(0, ApprovalSource(list(approvers), store))
@@ -179,11 +191,13 @@ class _BaseResumer:
         self.purge_every = purge_every
         self._last_purge = clock()
         self.clock = clock
+        self.lease = lease
         self._wake = threading.Event()
         self._async_wake: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._busy: set[str] = set()
         self._undecryptable: set[str] = set()
         self._owner = secrets.token_hex(8)  # names this resumer's claims
+        self._random = random.Random(self._owner)
 
     # -- waking (pings)
 
@@ -220,11 +234,11 @@ class _BaseResumer:
 
     def _claim(self, src: PendingSource, item: PendingItem) -> bool:
         claim = getattr(src, "claim", None)
-        return True if claim is None else bool(claim(item, self._owner))
+        return True if claim is None else bool(claim(item, self._owner, ttl=self.lease))
 
     async def _aclaim(self, src: PendingSource, item: PendingItem) -> bool:
         claim = getattr(src, "aclaim", None)
-        return True if claim is None else bool(await claim(item, self._owner))
+        return True if claim is None else bool(await claim(item, self._owner, ttl=self.lease))
 
     def _unclaim(self, src: PendingSource, item: PendingItem) -> None:
         # Nothing was sent for this item: whoever looks next may claim it again.
@@ -236,6 +250,19 @@ class _BaseResumer:
         unclaim = getattr(src, "aunclaim", None)
         if unclaim is not None:
             await unclaim(item, self._owner)
+
+    def _more(self, report: ResumeReport) -> bool:
+        # A full batch that this resumer worked on: more is due now, start the next pass at
+        # once. A full batch all claimed by others, or all failing, waits a tick instead of
+        # spinning.
+        return report.due >= self.batch_size and report.due - report.claimed_elsewhere - len(report.errors) > 0
+
+    def _walk(self, n: int) -> list[int]:
+        # Resumers sharing a store list the same due items; each walks them in its own order
+        # so that they claim different items instead of queueing behind each other's claims.
+        order = list(range(n))
+        self._random.shuffle(order)
+        return order
 
     def _context_for(self, item: PendingItem) -> Any:
         return self.context(item) if self.context is not None else item.context
@@ -290,24 +317,29 @@ class _BaseResumer:
                 purge = getattr(src, "purge", None)
                 if purge is not None:
                     report.purged += purge(now, self.retention)
-        ready: list[tuple[PendingSource, PendingItem]] = []
-        for src in self.sources:
-            for item in src.due(now, self.batch_size):
-                report.due += 1
-                if not self._claim(src, item):
-                    report.claimed_elsewhere += 1
-                    continue
-                try:
-                    checked = src.check(item, now)
-                except Exception as exc:  # one bad record must not stop the others
-                    self._check_failed(item, exc, report)
-                    self._unclaim(src, item)
-                    continue
-                if checked is not None:
-                    ready.append((src, checked))
-                else:
-                    self._unclaim(src, item)
-        report.ready = len(ready)
+        found = [(src, item) for src in self.sources for item in src.due(now, self.batch_size)]
+        report.due = len(found)
+        found_ready: dict[int, tuple[PendingSource, PendingItem]] = {}
+        for i in self._walk(len(found)):
+            src, item = found[i]
+            if not self._claim(src, item):
+                report.claimed_elsewhere += 1
+                continue
+            try:
+                checked = src.check(item, now)
+            except Exception as exc:  # one bad record must not stop the others
+                self._check_failed(item, exc, report)
+                self._unclaim(src, item)
+                continue
+            if checked is not None and checked.claim != item.claim and not self._claim(src, checked):
+                report.claimed_elsewhere += 1  # the check moved it on and another resumer took it
+                checked = None
+            if checked is not None:
+                found_ready[i] = (src, checked)
+            else:
+                self._unclaim(src, item)
+        report.ready = len(found_ready)
+        ready = [found_ready[i] for i in sorted(found_ready)]
         for thread_id, group in _by_thread(ready).items():
             self._resume_thread(thread_id, group, report)
         return report
@@ -357,10 +389,12 @@ class _BaseResumer:
         """Resume threads until ``stop`` is set (or ``max_passes`` passes ran)."""
         passes = 0
         while not (stop is not None and stop.is_set()):
-            self.run_once()
+            report = self.run_once()
             passes += 1
             if max_passes is not None and passes >= max_passes:
                 return
+            if self._more(report):
+                continue
             self._wake.wait(self.tick)
             self._wake.clear()
 
@@ -376,9 +410,9 @@ class _BaseResumer:
                 if apurge is not None:
                     report.purged += await apurge(now, self.retention)
         sem = asyncio.Semaphore(self.concurrency)
-        ready: list[tuple[PendingSource, PendingItem]] = []
+        found_ready: dict[int, tuple[PendingSource, PendingItem]] = {}
 
-        async def check(src: PendingSource, item: PendingItem) -> None:
+        async def check(i: int, src: PendingSource, item: PendingItem) -> None:
             async with sem:
                 if not await self._aclaim(src, item):
                     report.claimed_elsewhere += 1
@@ -389,18 +423,19 @@ class _BaseResumer:
                     self._check_failed(item, exc, report)
                     await self._aunclaim(src, item)
                     return
+                if checked is not None and checked.claim != item.claim and not await self._aclaim(src, checked):
+                    report.claimed_elsewhere += 1
+                    checked = None
             if checked is not None:
-                ready.append((src, checked))
+                found_ready[i] = (src, checked)
             else:
                 await self._aunclaim(src, item)
 
-        jobs = []
-        for src in self.sources:
-            items = await src.adue(now, self.batch_size)
-            report.due += len(items)
-            jobs.extend(check(src, item) for item in items)
-        await asyncio.gather(*jobs)
-        report.ready = len(ready)
+        found = [(src, item) for src in self.sources for item in await src.adue(now, self.batch_size)]
+        report.due = len(found)
+        await asyncio.gather(*(check(i, *found[i]) for i in self._walk(len(found))))
+        report.ready = len(found_ready)
+        ready = [found_ready[i] for i in sorted(found_ready)]
 
         async def resume(thread_id: str, group: list[tuple[PendingSource, PendingItem]]) -> None:
             if thread_id in self._busy:
@@ -469,13 +504,16 @@ class _BaseResumer:
         passes = 0
         try:
             while not (stop is not None and stop.is_set()):
+                report = None
                 try:
-                    await self.arun_once()
+                    report = await self.arun_once()
                 except Exception as exc:  # keep serving: the store or provider may come back
                     log.warning("resumer pass failed: %s", type(exc).__name__)
                 passes += 1
                 if max_passes is not None and passes >= max_passes:
                     return
+                if report is not None and self._more(report):
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), self.tick)
                 event.clear()
@@ -520,6 +558,9 @@ class ApprovalResumer(_BaseResumer):
         context: ``context(item)`` gives the runtime context to resume with (default:
             ``{"user": <the approval's user>}``); runs do not persist their context.
         tick: seconds between passes when nothing wakes it (pings wake it at once).
+        lease: seconds a claim on an item lasts; a resumer that dies holding one delays
+            that item by at most this long (other resumers then take it over). Keep it
+            longer than a resume of one thread takes.
         retention: finished approval records older than this many seconds are deleted
             (checked every ``purge_every`` seconds; ``None`` keeps them).
 

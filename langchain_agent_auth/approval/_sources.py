@@ -22,17 +22,22 @@ from langchain_agent_auth.store_cas import compare_and_set
 
 __all__ = ["ApprovalSource", "PendingItem", "PendingSource", "claim_item"]
 
-# A claim outlives any resume; it lapses (and is purged) after a day.
-CLAIM_TTL = 86400.0
+# A claim is a lease: held while one resumer checks an item and resumes its thread; if that
+# resumer dies (SIGKILL, lost machine), the lease runs out and another resumer takes the item
+# over. The item's own state (next_check_at, polls) is shared by all resumers, so polling stays
+# at one request per interval however many resumers run.
+LEASE = 120.0
 
 
 def _claim_name(item: Any) -> str:
     return f"resume|{item.source}|{item.key}|{item.ref}|{item.claim}"
 
 
-def claim_item(store: Any, item: Any, owner: str) -> bool:
+def claim_item(store: Any, item: Any, owner: str, ttl: float = LEASE) -> bool:
     """Claim ``item`` (a :class:`PendingItem`) in the state it was seen in, on ``store``'s
-    compare-and-set: ``True`` for exactly one of any number of resumers.
+    compare-and-set: ``True`` for exactly one of any number of resumers. The claim is a
+    lease of ``ttl`` seconds: once it runs out (its holder died), another resumer may claim
+    the item in the same state.
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
@@ -41,12 +46,12 @@ def claim_item(store: Any, item: Any, owner: str) -> bool:
         >>> claim_item(store, item, "resumer-a"), claim_item(store, item, "resumer-b")
         (True, False)
     """
-    return compare_and_set(store).swap(_claim_name(item), "claimed", owner=owner, ttl=CLAIM_TTL)
+    return compare_and_set(store).swap(_claim_name(item), "claimed", owner=owner, ttl=ttl)
 
 
-async def aclaim_item(store: Any, item: Any, owner: str) -> bool:
+async def aclaim_item(store: Any, item: Any, owner: str, ttl: float = LEASE) -> bool:
     """Async :func:`claim_item`."""
-    return await compare_and_set(store).aswap(_claim_name(item), "claimed", owner=owner, ttl=CLAIM_TTL)
+    return await compare_and_set(store).aswap(_claim_name(item), "claimed", owner=owner, ttl=ttl)
 
 
 def unclaim_item(store: Any, item: Any, owner: str) -> None:
@@ -114,10 +119,13 @@ class PendingSource(Protocol):
       ``False`` with ``retry_in`` looks again later; ``False`` with ``retry_in=None`` gives
       up (the thread is gone or moved on).
 
-    Optional: ``claim(item, owner) -> bool`` / ``aclaim``, and ``unclaim`` / ``aunclaim``:
-    an atomic claim on the item in the state it was seen in (see
-    :func:`claim_item`), so that resumers running side by side resume each thread once.
-    A resumer claims before it checks, and gives the claim back when it resumed nothing.
+    Optional: ``claim(item, owner, ttl=...) -> bool`` / ``aclaim``, and ``unclaim`` /
+    ``aunclaim``: an atomic claim on the item in the state it was seen in, a lease of ``ttl``
+    seconds (see :func:`claim_item`), so that resumers running side by side resume each
+    thread once and a dead resumer's items are taken over. A resumer claims before it
+    checks, and gives the claim back when it resumed nothing; ``check`` must then act only
+    if the item is still in the state it was claimed in (a resumer that listed it earlier
+    may claim it after the first one released it).
     """
 
     name: str
@@ -192,7 +200,10 @@ class ApprovalSource:
     def _ready(self, item: PendingItem, rec: ApprovalRecord | None) -> PendingItem | None:
         if rec is None or rec.approval_id != item.ref or rec.status not in DECIDED:
             return None
-        return replace(item, resume={"approval_id": rec.approval_id, "decision": "check"})
+        # Named by the state the check left it in: the resumer claims that state too, so a
+        # resumer that lists the item now (approved and due at once) leaves it alone.
+        return replace(item, resume={"approval_id": rec.approval_id, "decision": "check"},
+                       claim=self._item(rec).claim if item.claim else "")
 
     def _owner(self, item: PendingItem) -> tuple[Approver, ApprovalStore] | None:
         name = item.extra.get("approver")
@@ -200,14 +211,23 @@ class ApprovalSource:
             return None
         return self.approvers[name], self._stores[name]
 
+    def _moved_on(self, item: PendingItem, rec: ApprovalRecord | None) -> bool:
+        # Claimed in state S, but the record left S: another resumer checked or resumed it
+        # after this one listed it (its claim on S was released or ran out). Polling again
+        # now would break the interval; resuming again would resume the thread twice.
+        if rec is None or rec.approval_id != item.ref:
+            return True
+        return bool(item.claim) and self._item(rec).claim != item.claim
+
     def check(self, item: PendingItem, now: float) -> PendingItem | None:
         owner = self._owner(item)
         if owner is None:
             return None
         approver, store = owner
         rec = store.get(item.key)
-        if rec is None or rec.approval_id != item.ref:
+        if self._moved_on(item, rec):
             return None
+        assert rec is not None
         if rec.status == "pending" and isinstance(approver, CIBAApprover):
             rec = approver.poll(rec, store)
         elif rec.status not in DECIDED and rec.watch:
@@ -220,13 +240,13 @@ class ApprovalSource:
         if owner and rec is not None and rec.approval_id == item.ref:
             owner[1].put(_settled(rec, resumed, now, retry_in, bool(item.extra.get("missed"))))
 
-    def claim(self, item: PendingItem, owner: str) -> bool:
-        """Claim ``item`` for one resumer (see :func:`claim_item`)."""
-        return claim_item(self.store, item, owner)
+    def claim(self, item: PendingItem, owner: str, ttl: float = LEASE) -> bool:
+        """Claim ``item`` for one resumer, a lease of ``ttl`` seconds (see :func:`claim_item`)."""
+        return claim_item(self.store, item, owner, ttl)
 
-    async def aclaim(self, item: PendingItem, owner: str) -> bool:
+    async def aclaim(self, item: PendingItem, owner: str, ttl: float = LEASE) -> bool:
         """Async :meth:`claim`."""
-        return await aclaim_item(self.store, item, owner)
+        return await aclaim_item(self.store, item, owner, ttl)
 
     def unclaim(self, item: PendingItem, owner: str) -> None:
         """Give back ``owner``'s claim on ``item``."""
@@ -271,8 +291,9 @@ class ApprovalSource:
             return None
         approver, store = owner
         rec = await store.aget(item.key)
-        if rec is None or rec.approval_id != item.ref:
+        if self._moved_on(item, rec):
             return None
+        assert rec is not None
         if rec.status == "pending" and isinstance(approver, CIBAApprover):
             rec = await approver.apoll(rec, store)
         elif rec.status not in DECIDED and rec.watch:

@@ -124,14 +124,14 @@ class ConnectPendingSource:
         await self.vault.amark_resumed(item.key, resumed=resumed,
                                        retry_at=None if retry_in is None else now + retry_in)
 
-    def claim(self, item: Any, owner: str) -> bool:
-        """Claim ``item`` in the state it was seen in: one of several resumers resumes it."""
-        return compare_and_set(self.vault.store).swap(_claim_name(item), "claimed", owner=owner, ttl=_CLAIM_TTL)
+    def claim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
+        """Claim ``item`` in the state it was seen in, a lease of ``ttl`` seconds: one of
+        several resumers resumes it."""
+        return compare_and_set(self.vault.store).swap(_claim_name(item), "claimed", owner=owner, ttl=ttl)
 
-    async def aclaim(self, item: Any, owner: str) -> bool:
+    async def aclaim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
         """Async :meth:`claim`."""
-        return await compare_and_set(self.vault.store).aswap(_claim_name(item), "claimed", owner=owner,
-                                                             ttl=_CLAIM_TTL)
+        return await compare_and_set(self.vault.store).aswap(_claim_name(item), "claimed", owner=owner, ttl=ttl)
 
     def unclaim(self, item: Any, owner: str) -> None:
         """Give back ``owner``'s claim on ``item`` (nothing was resumed)."""

@@ -25,6 +25,16 @@ def test_graph_or_url_is_required(capsys):
         build_parser().parse_args(["resumer", "--graph", "a:b", "--url", "http://x"])
 
 
+def test_lease_is_a_positive_number_of_seconds(capsys):
+    args = build_parser().parse_args(["resumer", "--url", "http://x", "--lease", "30"])
+    assert args.lease == 30.0
+    assert build_parser().parse_args(["resumer", "--url", "http://x"]).lease == 120.0
+    for bad in ("0", "-5", "nan", "inf", "soon"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["resumer", "--url", "http://x", "--lease", bad])
+    assert "positive number of seconds" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("spec", ["nocolon", ":attr", "module:"])
 def test_load_object_rejects_bad_specs(spec):
     from langchain_agent_auth.errors import ConfigurationError
