@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import logging
 import random
 import secrets
@@ -232,13 +234,18 @@ class _BaseResumer:
 
     # -- claims: two resumers that see the same due item resume its thread once
 
+    def _claim_kwargs(self, claim: Any) -> dict[str, Any]:
+        # Sources written before claims became leases take no ``ttl``: their claims keep
+        # whatever lifetime they chose.
+        return {"ttl": self.lease} if _takes_ttl(claim) else {}
+
     def _claim(self, src: PendingSource, item: PendingItem) -> bool:
         claim = getattr(src, "claim", None)
-        return True if claim is None else bool(claim(item, self._owner, ttl=self.lease))
+        return True if claim is None else bool(claim(item, self._owner, **self._claim_kwargs(claim)))
 
     async def _aclaim(self, src: PendingSource, item: PendingItem) -> bool:
         claim = getattr(src, "aclaim", None)
-        return True if claim is None else bool(await claim(item, self._owner, ttl=self.lease))
+        return True if claim is None else bool(await claim(item, self._owner, **self._claim_kwargs(claim)))
 
     def _unclaim(self, src: PendingSource, item: PendingItem) -> None:
         # Nothing was sent for this item: whoever looks next may claim it again.
@@ -827,3 +834,17 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _jsonable(v) for k, v in value.items()}
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_ttl_cached(func: Any) -> bool:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "ttl" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _takes_ttl(claim: Any) -> bool:
+    """Whether a source's ``claim`` accepts ``ttl=`` (bound methods are cached by function)."""
+    return _takes_ttl_cached(getattr(claim, "__func__", claim))

@@ -487,13 +487,12 @@ class DevicePendingSource:
     def _claim_name(self, item: Any) -> str:
         return f"resume|{self.name}|{item.key}|{item.claim}"
 
-    def claim(self, item: Any, owner: str) -> bool:
-        return compare_and_set(self.authorizer.store).swap(self._claim_name(item), "claimed", owner=owner,
-                                                           ttl=_CLAIM_TTL)
+    def claim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
+        return compare_and_set(self.authorizer.store).swap(self._claim_name(item), "claimed", owner=owner, ttl=ttl)
 
-    async def aclaim(self, item: Any, owner: str) -> bool:
+    async def aclaim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
         return await compare_and_set(self.authorizer.store).aswap(self._claim_name(item), "claimed", owner=owner,
-                                                                  ttl=_CLAIM_TTL)
+                                                                  ttl=ttl)
 
     def unclaim(self, item: Any, owner: str) -> None:
         compare_and_set(self.authorizer.store).release(self._claim_name(item), owner)

@@ -182,3 +182,24 @@ def test_four_resumer_processes_one_killed_resume_every_thread_once(postgres, tm
     assert set(report["resumes"].values()) == {1}  # every thread resumed once
     assert report["slow_down"] == 0  # no request polled sooner than its interval
     assert report["tokens"] == n  # each approval exchanged for its token once
+
+
+def test_a_source_whose_claim_takes_no_ttl_still_works():
+    """Sources written before claims became leases (``claim(item, owner)``) keep working."""
+    from langchain_agent_auth.approval._resumer import _takes_ttl
+
+    seen = []
+
+    class OldSource:
+        def claim(self, item, owner):
+            seen.append((item, owner))
+            return True
+
+    class NewSource:
+        def claim(self, item, owner, ttl=60.0):
+            seen.append(ttl)
+            return True
+
+    assert not _takes_ttl(OldSource().claim) and _takes_ttl(NewSource().claim)
+    assert OldSource().claim("item", "me", **({"ttl": 5} if _takes_ttl(OldSource().claim) else {}))
+    assert seen == [("item", "me")]
