@@ -57,14 +57,20 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple
     yield results
 
 
+NO_AGENT = {"device_example.py"}
+
+
 @pytest.mark.parametrize("name", RUNS)
 def test_a_full_run_shows_a_tracer_no_token(traces, name: str) -> None:
     done, seen = traces[name]
     assert done.returncode == 0, f"{name}:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
     events, tokens = seen["events"], seen["tokens"]
     kinds = {json.loads(e)["event"] for e in events}
-    # the recorder saw the run (tools, the model, the graph) and the providers issued tokens
-    assert {"on_chain_start", "on_chain_end", "on_tool_start", "on_tool_end", "on_chat_model_start"} <= kinds
+    # the recorder saw the run (tools, the model, the graph) and the providers issued tokens;
+    # the device example is a graph with one sign-in node and no model or tool
+    expected = {"on_chain_start", "on_chain_end"} | (
+        set() if name in NO_AGENT else {"on_tool_start", "on_tool_end", "on_chat_model_start"})
+    assert expected <= kinds
     assert tokens, "no credential was issued during the run: the scan would prove nothing"
     text = "\n".join(events)
     leaked = [t for t in tokens if any(p in text for p in parts(t))]
