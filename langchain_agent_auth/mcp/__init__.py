@@ -28,6 +28,7 @@ from langchain_agent_auth.mcp._client import (
     MCPServer,
     MCPTokenStore,
     MemoryTokenStore,
+    SealedTokenStore,
 )
 from langchain_agent_auth.mcp._discovery import (
     BearerChallenge,
@@ -59,6 +60,7 @@ __all__ = [
     "MCPTokenVerifier",
     "MemoryTokenStore",
     "ProtectedResourceMetadata",
+    "SealedTokenStore",
     "ToolScopes",
     "authorization_required",
     "discover_authorization_server",

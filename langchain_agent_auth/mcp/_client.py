@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
+import logging
 import secrets
 import threading
 import time
@@ -61,13 +64,15 @@ from langchain_agent_auth.mcp._discovery import (
     require_secure,
     scopes_for,
 )
-from langchain_agent_auth.oauth._flow import RetryPolicy, Sleep, run_async, run_sync, send_with_retries
+from langchain_agent_auth.oauth._flow import RetryPolicy, Sleep, send_with_retries
 from langchain_agent_auth.oauth._http import USER_AGENT, json_object
 from langchain_agent_auth.oauth.client import Pkce
 from langchain_agent_auth.oauth.client_auth import AuthMethod, ClientCredentials
 from langchain_agent_auth.oauth.discovery import ProviderMetadata
 from langchain_agent_auth.oauth.flows import FlowSettings, token_request
 from langchain_agent_auth.oauth.tokens import TokenResponse
+
+log = logging.getLogger("langchain_agent_auth.mcp")
 
 __all__ = [
     "Authorizer",
@@ -76,11 +81,21 @@ __all__ = [
     "MCPServer",
     "MCPTokenStore",
     "MemoryTokenStore",
+    "SealedTokenStore",
 ]
 
 Grant = Literal["authorization_code", "client_credentials"]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A flow step that touches the token store: run inline (sync) or in a worker thread
+    (async), so a database-backed store never blocks the event loop."""
+
+    fn: Callable[[], Any]
+    blocking: bool = True
 UserSpec = UserIdentity | str | Callable[[], "UserIdentity | str | None"] | None
-Step = Generator[httpx.Request | Sleep, httpx.Response | None, Any]
+Step = Generator[httpx.Request | Sleep | _Call, Any, Any]
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,8 @@ class MemoryTokenStore:
         True
     """
 
+    blocking = False  # no I/O: called inline, also from async code
+
     def __init__(self) -> None:
         self._items: dict[str, TokenResponse] = {}
         self._lock = threading.Lock()
@@ -169,6 +186,61 @@ class MemoryTokenStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self._items.pop(key, None)
+
+
+class SealedTokenStore:
+    """MCP tokens sealed with the vault's :class:`~langchain_agent_auth.crypto.Keyring`
+    (AES-256-GCM, key ids for rotation) in a LangGraph ``BaseStore`` (SQLite, PostgreSQL…),
+    under ``("agent_auth", "mcp", "tokens")``: durable across restarts and shared by workers,
+    per user and server. Each box is bound (AAD) to its key, so a box copied under another user
+    does not open; a box that does not open is no token (the user signs in again).
+
+    Example:
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> from langchain_agent_auth.crypto import Keyring
+        >>> tokens = SealedTokenStore(InMemoryStore(), Keyring.generate())
+        >>> tokens.put("alice|https://mcp.example/mcp", TokenResponse("t0k3n", scope=("notes:read",)))
+        >>> tokens.get("alice|https://mcp.example/mcp").scope
+        ('notes:read',)
+        >>> tokens.get("bob|https://mcp.example/mcp") is None
+        True
+    """
+
+    NAMESPACE = ("agent_auth", "mcp", "tokens")
+    blocking = True
+
+    def __init__(self, store: Any, keyring: Any = None) -> None:
+        from langchain_agent_auth.crypto import default_keyring
+
+        self.store = store
+        self.keyring = keyring if keyring is not None else default_keyring()
+
+    @staticmethod
+    def _id(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def get(self, key: str) -> TokenResponse | None:
+        item = self.store.get(self.NAMESPACE, self._id(key))
+        if item is None:
+            return None
+        try:
+            data = json.loads(self.keyring.open(item.value["sealed"], aad=b"agent_auth/mcp|" + key.encode()))
+            return TokenResponse(data["access_token"], token_type=data.get("token_type", "Bearer"),
+                                 expires_at=data.get("expires_at"), refresh_token=data.get("refresh_token"),
+                                 scope=tuple(data["scope"]) if data.get("scope") is not None else None)
+        except Exception as exc:  # damaged, foreign key, other user's box: no usable token
+            log.warning("MCP token record for %s cannot be opened (%s): the user signs in again",
+                        self._id(key)[:12], type(exc).__name__)
+            return None
+
+    def put(self, key: str, token: TokenResponse) -> None:
+        data = {"access_token": token.access_token, "token_type": token.token_type, "expires_at": token.expires_at,
+                "refresh_token": token.refresh_token, "scope": list(token.scope) if token.scope else None}
+        sealed = self.keyring.seal(json.dumps(data).encode(), aad=b"agent_auth/mcp|" + key.encode())
+        self.store.put(self.NAMESPACE, self._id(key), {"sealed": sealed, "expires_at": token.expires_at})
+
+    def delete(self, key: str) -> None:
+        self.store.delete(self.NAMESPACE, self._id(key))
 
 
 @runtime_checkable
@@ -231,7 +303,8 @@ class MCPAuth(httpx.Auth):
         user: whose tokens to use: a ``UserIdentity``, a user key, or a callable returning
             one; by default the user of the current tool call (``get_current_user()``).
             ``client_credentials`` servers need none.
-        tokens: an :class:`MCPTokenStore` (default: in memory).
+        tokens: an :class:`MCPTokenStore` (default: in memory; :class:`SealedTokenStore` keeps
+            them encrypted in a LangGraph store, durable and shared by workers).
         authorizer: completes the user's sign-in inline (``HeadlessAuthorizer`` for test
             servers); without one a sign-in raises :class:`MCPAuthorizationRequired`.
     """
@@ -251,6 +324,10 @@ class MCPAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"MCPAuth(server={self.server.url!r}, grant={self.server.grant!r})"
+
+    def _store(self, fn: Callable[[], Any]) -> _Call:
+        # A store that says it does no I/O (``blocking = False``) runs inline even under asyncio.
+        return _Call(fn, bool(getattr(self.tokens, "blocking", True)))
 
     # ------------------------------------------------------------------ keys and users
 
@@ -287,6 +364,9 @@ class MCPAuth(httpx.Auth):
                     time.sleep(max(0.0, step.seconds))
                     step = flow.send(None)
                     continue
+                if isinstance(step, _Call):
+                    step = flow.send(step.fn())
+                    continue
                 response = yield step
                 if step is not request or response.status_code in (401, 403):
                     response.read()
@@ -303,6 +383,9 @@ class MCPAuth(httpx.Auth):
                     await asyncio.sleep(max(0.0, step.seconds))
                     step = flow.send(None)
                     continue
+                if isinstance(step, _Call):
+                    step = flow.send(await asyncio.to_thread(step.fn) if step.blocking else step.fn())
+                    continue
                 response = yield step
                 if step is not request or response.status_code in (401, 403):
                     await response.aread()
@@ -312,7 +395,7 @@ class MCPAuth(httpx.Auth):
 
     def _flow(self, request: httpx.Request) -> Step:
         key = self.token_key()
-        token = self.tokens.get(key)
+        token = yield self._store(lambda: self.tokens.get(key))
         refreshed = False
         if token is not None and token.is_expired(30.0, now=self._clock()):
             token = yield from self._refresh(key, token)
@@ -459,7 +542,7 @@ class MCPAuth(httpx.Auth):
             token = yield from self._redeem(pending, callback, state)
         if token.scope is None:
             token = dataclasses.replace(token, scope=tuple(scopes) or None)
-        self.tokens.put(key, token)
+        yield self._store(lambda: self.tokens.put(key, token))
         return token
 
     def _redeem(self, pending: _Pending, callback: str, state: str) -> Step:
@@ -482,7 +565,7 @@ class MCPAuth(httpx.Auth):
 
     def _refresh(self, key: str, token: TokenResponse) -> Step:
         if not token.refresh_token:
-            self.tokens.delete(key)
+            yield self._store(lambda: self.tokens.delete(key))
             return None
         if self._discovery.server is None:
             yield from self._discover(BearerChallenge())
@@ -495,12 +578,12 @@ class MCPAuth(httpx.Auth):
                 {"grant_type": "refresh_token", "refresh_token": token.refresh_token, "resource": self._resource()},
                 idempotent=False, settings=self._settings, audience=server.issuer)
         except InvalidGrantError:
-            self.tokens.delete(key)
+            yield self._store(lambda: self.tokens.delete(key))
             return None
         if fresh.refresh_token is None or fresh.scope is None:
             fresh = dataclasses.replace(fresh, refresh_token=fresh.refresh_token or token.refresh_token,
                                         scope=fresh.scope or token.scope)
-        self.tokens.put(key, fresh)
+        yield self._store(lambda: self.tokens.put(key, fresh))
         return fresh
 
     # ------------------------------------------------------------------ after the browser
@@ -513,7 +596,19 @@ class MCPAuth(httpx.Auth):
         own = client is None
         http = client or httpx.Client(timeout=self.server.timeout)
         try:
-            return run_sync(flow, http)
+            step = next(flow)
+            while True:
+                if isinstance(step, _Call):
+                    step = flow.send(step.fn())
+                elif isinstance(step, Sleep):
+                    time.sleep(max(0.0, step.seconds))
+                    step = flow.send(None)
+                else:
+                    response = http.send(step)
+                    response.read()
+                    step = flow.send(response)
+        except StopIteration as stop:
+            return stop.value
         finally:
             if own:
                 http.close()
@@ -524,7 +619,19 @@ class MCPAuth(httpx.Auth):
         own = client is None
         http = client or httpx.AsyncClient(timeout=self.server.timeout)
         try:
-            return await run_async(flow, http)
+            step = next(flow)
+            while True:
+                if isinstance(step, _Call):
+                    step = flow.send(await asyncio.to_thread(step.fn) if step.blocking else step.fn())
+                elif isinstance(step, Sleep):
+                    await asyncio.sleep(max(0.0, step.seconds))
+                    step = flow.send(None)
+                else:
+                    response = await http.send(step)
+                    await response.aread()
+                    step = flow.send(response)
+        except StopIteration as stop:
+            return stop.value
         finally:
             if own:
                 await http.aclose()
@@ -538,7 +645,7 @@ class MCPAuth(httpx.Auth):
         token = yield from self._redeem(pending, callback_url, state)
         if token.scope is None:
             token = dataclasses.replace(token, scope=tuple(pending.scopes) or None)
-        self.tokens.put(pending.key, token)
+        yield self._store(lambda: self.tokens.put(pending.key, token))
         return token
 
     def forget(self, user: UserIdentity | str | None = None) -> None:

@@ -331,3 +331,63 @@ def test_urls_in_the_pause_belong_to_the_authorization_server():
     with client(world, MCPAuth(MCP, user=ALICE)) as http, pytest.raises(MCPAuthorizationRequired) as info:
         http.post(MCP, json={})
     assert urlsplit(info.value.authorize_url).netloc == urlsplit(AS).netloc
+
+
+def _sqlite_store(tmp_path):
+    import sqlite3
+
+    from langgraph.store.sqlite import SqliteStore
+
+    conn = sqlite3.connect(str(tmp_path / "agent_auth.sqlite"), check_same_thread=False, isolation_level=None)
+    store = SqliteStore(conn)
+    store.setup()
+    return store
+
+
+def test_sealed_tokens_live_encrypted_in_the_store_per_user(tmp_path):
+    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.mcp import SealedTokenStore
+
+    store, keyring = _sqlite_store(tmp_path), Keyring.generate()
+    world = FakeWorld()
+    auth = MCPAuth(MCP, user=ALICE, authorizer=HeadlessAuthorizer(), tokens=SealedTokenStore(store, keyring))
+    with client(world, auth) as http:
+        assert http.post(MCP, json={}).json() == {"user": "alice"}
+    token = auth.tokens.get(auth.token_key()).access_token
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("agent_auth.sqlite*"))
+    assert token.encode() not in on_disk and b"alice" not in on_disk  # sealed; keys are hashes
+    # durable: a new MCPAuth (another worker, after a restart) on the same store makes no new sign-in
+    again = MCPAuth(MCP, user=ALICE, authorizer=HeadlessAuthorizer(), tokens=SealedTokenStore(store, keyring))
+    before = len(world.authorize_params)
+    with client(world, again) as http:
+        assert http.post(MCP, json={}).json() == {"user": "alice"}
+    assert len(world.authorize_params) == before
+    # another user's key, another keyring, a box moved under another key: no token
+    assert SealedTokenStore(store, keyring).get(auth.token_key(BOB)) is None
+    assert SealedTokenStore(store, Keyring.generate()).get(auth.token_key()) is None
+    box = store.get(SealedTokenStore.NAMESPACE, SealedTokenStore._id(auth.token_key())).value
+    store.put(SealedTokenStore.NAMESPACE, SealedTokenStore._id(auth.token_key(BOB)), box)
+    assert SealedTokenStore(store, keyring).get(auth.token_key(BOB)) is None
+
+
+async def test_sealed_tokens_under_asyncio_stay_off_the_event_loop(tmp_path):
+    import threading
+
+    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.mcp import SealedTokenStore
+
+    loop_thread = threading.get_ident()
+    calls: list[bool] = []
+
+    class Watched(SealedTokenStore):
+        def get(self, key):
+            calls.append(threading.get_ident() == loop_thread)
+            return super().get(key)
+
+    world = FakeWorld()
+    auth = MCPAuth(MCP, user=ALICE, authorizer=HeadlessAuthorizer(),
+                   tokens=Watched(_sqlite_store(tmp_path), Keyring.generate()))
+    async with aclient(world, auth) as http:
+        assert (await http.post(MCP, json={})).json() == {"user": "alice"}
+        assert (await http.post(MCP, json={})).json() == {"user": "alice"}
+    assert calls and not any(calls)  # every store read ran in a worker thread
