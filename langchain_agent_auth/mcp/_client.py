@@ -242,6 +242,32 @@ class SealedTokenStore:
     def delete(self, key: str) -> None:
         self.store.delete(self.NAMESPACE, self._id(key))
 
+    # -- sign-ins under way: the callback may reach another worker than the one that paused
+
+    PENDING = ("agent_auth", "mcp", "pending")
+
+    def save_pending(self, state: str, data: dict[str, Any]) -> None:
+        """Keep a sign-in under way (PKCE verifier, client) sealed, bound to its ``state``."""
+        sealed = self.keyring.seal(json.dumps(data).encode(), aad=b"agent_auth/mcp-pending|" + state.encode())
+        self.store.put(self.PENDING, self._id(state), {"sealed": sealed, "created": data.get("created")})
+
+    def take_pending(self, state: str) -> dict[str, Any] | None:
+        """The sign-in for ``state``, once: one compare-and-set decides which caller gets it."""
+        from langchain_agent_auth.store_cas import compare_and_set
+
+        if not compare_and_set(self.store).swap(f"mcp|pending|{self._id(state)}", "taken"):
+            return None
+        item = self.store.get(self.PENDING, self._id(state))
+        self.store.delete(self.PENDING, self._id(state))
+        if item is None:
+            return None
+        try:
+            data = json.loads(self.keyring.open(item.value["sealed"], aad=b"agent_auth/mcp-pending|" + state.encode()))
+        except Exception as exc:
+            log.warning("a pending MCP sign-in cannot be opened (%s)", type(exc).__name__)
+            return None
+        return data if isinstance(data, dict) else None
+
 
 @runtime_checkable
 class Authorizer(Protocol):
@@ -286,6 +312,7 @@ class _Pending:
     token_endpoint: str
     resource: str
     created: float
+    shared: bool = False  # also saved in the token store (another worker may redeem it)
 
 
 @dataclass
@@ -534,6 +561,13 @@ class MCPAuth(httpx.Auth):
             if self.authorizer is None:
                 with self._lock:
                     self._pending[state] = pending
+                if hasattr(self.tokens, "save_pending") and client.private_key is None:
+                    pending.shared = True
+                    data = {"key": key, "verifier": pkce.verifier, "scopes": scopes, "client_id": client.client_id,
+                            "client_secret": client.client_secret, "auth_method": client.auth_method,
+                            "issuer": server.issuer, "token_endpoint": token_endpoint,
+                            "resource": self._resource(), "created": pending.created}
+                    yield self._store(lambda: self.tokens.save_pending(state, data))  # type: ignore[attr-defined]
                 raise MCPAuthorizationRequired(
                     f"the user must authorize access to the MCP server {self.server.url}",
                     connection=self.server.url, status="not_connected", missing_scopes=tuple(scopes),
@@ -640,6 +674,16 @@ class MCPAuth(httpx.Auth):
         state = {k: v[0] for k, v in parse_qs(urlsplit(callback_url).query).items()}.get("state", "")
         with self._lock:
             pending = self._pending.pop(state, None)
+        if hasattr(self.tokens, "take_pending") and (pending is None or pending.shared):
+            # the shared copy decides: once, in any worker
+            data = yield self._store(lambda: self.tokens.take_pending(state))  # type: ignore[attr-defined]
+            if data is None:
+                pending = None
+            elif pending is None:
+                pending = _Pending(data["key"], data["verifier"], list(data["scopes"]),
+                                   ClientCredentials(data["client_id"], data.get("client_secret"), data["auth_method"],
+                                                     assertion_audience=data["issuer"]),
+                                   data["issuer"], data["token_endpoint"], data["resource"], float(data["created"]))
         if pending is None or self._clock() - pending.created > 600:
             raise CallbackStateError("unknown, replayed or expired authorization state")
         token = yield from self._redeem(pending, callback_url, state)

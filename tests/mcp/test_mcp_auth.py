@@ -391,3 +391,28 @@ async def test_sealed_tokens_under_asyncio_stay_off_the_event_loop(tmp_path):
         assert (await http.post(MCP, json={})).json() == {"user": "alice"}
         assert (await http.post(MCP, json={})).json() == {"user": "alice"}
     assert calls and not any(calls)  # every store read ran in a worker thread
+
+
+def test_a_callback_reaching_another_worker_completes_the_sign_in_once(tmp_path):
+    """Worker A pauses (sign-in needed); the user's browser comes back to worker B, which shares
+    the sealed store: B redeems the code, A and B then both have the user's token; a replay of
+    the callback, in either worker, is refused."""
+    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.mcp import SealedTokenStore
+
+    store, keyring = _sqlite_store(tmp_path), Keyring.generate()
+    world = FakeWorld()
+    worker_a = MCPAuth(MCP, user=ALICE, tokens=SealedTokenStore(store, keyring))
+    worker_b = MCPAuth(MCP, user=ALICE, tokens=SealedTokenStore(store, keyring))
+    with client(world, worker_a) as http, pytest.raises(MCPAuthorizationRequired) as info:
+        http.post(MCP, json={})
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("agent_auth.sqlite*"))
+    assert b"verifier" not in on_disk  # the PKCE verifier is sealed
+    callback = world.handler(httpx.Request("GET", info.value.authorize_url)).headers["location"]
+    transport = httpx.Client(transport=httpx.MockTransport(world.handler))
+    assert worker_b.complete(callback, client=transport).access_token.startswith("at-alice")
+    with client(world, worker_a) as http:
+        assert http.post(MCP, json={}).json() == {"user": "alice"}
+    for worker in (worker_a, worker_b):
+        with pytest.raises(CallbackStateError):
+            worker.complete(callback, client=transport)
