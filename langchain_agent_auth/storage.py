@@ -142,9 +142,14 @@ def _open_sqlite(directory: pathlib.Path) -> Storage:
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.store.sqlite import SqliteStore
 
+    from langchain_agent_auth.crypto import private_dir, private_file
+
     directory = directory.expanduser()
     try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not directory.exists():
+            private_dir(directory)  # 0700, like every data directory the toolkit creates
+        for name in ("agent_auth.sqlite", "checkpoints.sqlite"):
+            private_file(directory / name)  # 0600, and so are SQLite's -wal/-shm files
         conn = sqlite3.connect(str(directory / "agent_auth.sqlite"), check_same_thread=False,
                                isolation_level=None, timeout=30.0)
     except (OSError, sqlite3.Error) as exc:

@@ -27,6 +27,14 @@ def test_a_directory_or_sqlite_url_opens_sqlite_files(tmp_path):
             assert again.store.get(("x",), "k").value == {"v": 1}
 
 
+def test_sqlite_files_are_private_like_every_data_dir_the_toolkit_creates(tmp_path):
+    with open_storage(tmp_path / "new" / "dir") as storage:
+        storage.store.put(("x",), "k", {"v": 1})
+    assert oct((tmp_path / "new" / "dir").stat().st_mode & 0o777) == "0o700"
+    for file in (tmp_path / "new" / "dir").glob("*.sqlite*"):
+        assert oct(file.stat().st_mode & 0o777) == "0o600", file
+
+
 def test_the_environment_names_the_store_and_an_explicit_url_wins(tmp_path, monkeypatch):
     monkeypatch.setenv(STORE_ENV, "memory:")
     with open_storage(default_dir=tmp_path) as storage:
