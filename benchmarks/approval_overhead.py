@@ -29,7 +29,7 @@ from langgraph.store.memory import InMemoryStore
 
 from benchmarks._util import CPU, LoopLag, Row, ainterleaved, interleaved, paired, print_table, rounds_for, single
 from langchain_agent_auth.approval import CIBAApprover, InAppApprover, with_approval
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.identity import UserIdentity, acting_as
 from langchain_agent_auth.oauth import OAuthClient, RetryPolicy
 

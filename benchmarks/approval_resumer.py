@@ -24,8 +24,8 @@ from langgraph.types import Command
 
 from benchmarks._util import Row, print_table, single
 from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, approval_guards, route_tool_calls
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.guards import guarded_tool_node
 from langchain_agent_auth.identity import UserIdentity
 from tests.approval.fake_ciba import Clock, FakeCiba
 from tests.approval.helpers import State

@@ -17,8 +17,8 @@ from langgraph.store.memory import InMemoryStore
 
 from benchmarks._util import CPU, Row, interleaved, paired, print_table, rounds_for
 from langchain_agent_auth.audit import LoggingAuditSink, StoreAuditSink, _emit, emit_audit
+from langchain_agent_auth.core.guards import guard_tool
 from langchain_agent_auth.fga import EmbeddedAuthorizer, FGAToolGuard
-from langchain_agent_auth.guards import guard_tool
 from langchain_agent_auth.identity import IdentityGuard, UserIdentity, acting_as
 
 ALICE = UserIdentity(subject="alice")

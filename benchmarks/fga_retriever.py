@@ -19,8 +19,8 @@ from _fga_data import MODEL
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
+from langchain_agent_auth.cli._fga_server import create_app
 from langchain_agent_auth.fga import AuthorizationModel, EmbeddedAuthorizer, FGARetriever, OpenFGAAuthorizer
-from langchain_agent_auth.fga._server import create_app
 from langchain_agent_auth.identity import UserIdentity
 
 N = 1000
@@ -75,7 +75,7 @@ def serve() -> tuple[str, uvicorn.Server, threading.Thread, list[int]]:
             hits[0] += 1
         await app(scope, receive, send)
 
-    from langchain_agent_auth._serving import bind_socket as listen_socket
+    from langchain_agent_auth.core._serving import bind_socket as listen_socket
 
     sock = listen_socket("127.0.0.1", 0)  # as `agent-auth fga serve` does
     server = uvicorn.Server(uvicorn.Config(counted, log_level="warning", lifespan="off"))

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from _fga_data import MODEL, queries, tuples
 
-from langchain_agent_auth.fga._testfile import run_test_file
+from langchain_agent_auth.cli._fga_testfile import run_test_file
 
 FGA = shutil.which("fga") or str(Path(sys.executable).parent / "fga")
 AGENT_AUTH = shutil.which("agent-auth") or str(Path(sys.executable).parent / "agent-auth")

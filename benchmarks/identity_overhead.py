@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 
 from benchmarks._util import CPU, Row, interleaved, paired, print_table, rounds_for
-from langchain_agent_auth.guards import guard_tool
+from langchain_agent_auth.core.guards import guard_tool
 from langchain_agent_auth.identity import IdentityGuard, IdentityMiddleware, UserIdentity, acting_as
 
 ALICE = UserIdentity(subject="alice", name="Alice")

@@ -47,7 +47,7 @@ class Bench:
     """One cluster, one provider port, snapshots of (database, provider data) to start rounds from."""
 
     def __init__(self, root: pathlib.Path) -> None:
-        from langchain_agent_auth.crypto import Keyring
+        from langchain_agent_auth.core.crypto import Keyring
 
         self.root = root
         self.pg = PostgresCluster(pathlib.Path(tempfile.mkdtemp(prefix="agent-auth-pg-bench-")))

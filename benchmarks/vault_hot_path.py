@@ -19,7 +19,7 @@ from langgraph.store.memory import InMemoryStore
 
 from benchmarks._util import CPU, LoopLag, Row, ainterleaved, interleaved, paired, print_table, rounds_for, single
 from benchmarks._vault_peer import peer_rows
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.identity import UserIdentity, acting_as
 from langchain_agent_auth.vault import Connection, TokenVault, aget_access_token, get_access_token, with_vault
 

@@ -20,7 +20,7 @@ from langgraph.store.memory import InMemoryStore
 
 from benchmarks._util import Row, print_table
 from benchmarks._vault_peer import peer
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.identity import UserIdentity, acting_as
 from langchain_agent_auth.vault import Connection, TokenVault, get_access_token, with_vault
 

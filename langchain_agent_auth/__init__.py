@@ -25,13 +25,13 @@ from langchain_agent_auth._version import __version__
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     # integrations
-    "GuardedCall": "langchain_agent_auth.guards",
-    "GuardedTool": "langchain_agent_auth.guards",
-    "Refusal": "langchain_agent_auth.guards",
-    "ToolGuard": "langchain_agent_auth.guards",
-    "ToolGuardMiddleware": "langchain_agent_auth.guards",
-    "guard_tool": "langchain_agent_auth.guards",
-    "guarded_tool_node": "langchain_agent_auth.guards",
+    "GuardedCall": "langchain_agent_auth.core.guards",
+    "GuardedTool": "langchain_agent_auth.core.guards",
+    "Refusal": "langchain_agent_auth.core.guards",
+    "ToolGuard": "langchain_agent_auth.core.guards",
+    "ToolGuardMiddleware": "langchain_agent_auth.core.guards",
+    "guard_tool": "langchain_agent_auth.core.guards",
+    "guarded_tool_node": "langchain_agent_auth.core.guards",
     "AgentAuthToolkit": "langchain_agent_auth.toolkit",
     # identity
     "AuthContext": "langchain_agent_auth.identity",
@@ -51,9 +51,9 @@ _EXPORTS: dict[str, str] = {
     # protocol and storage
     "JWTVerifier": "langchain_agent_auth.oauth",
     "OAuthClient": "langchain_agent_auth.oauth",
-    "Keyring": "langchain_agent_auth.crypto",
-    "CompareAndSet": "langchain_agent_auth.store_cas",
-    "compare_and_set": "langchain_agent_auth.store_cas",
+    "Keyring": "langchain_agent_auth.core.crypto",
+    "CompareAndSet": "langchain_agent_auth.core.store_cas",
+    "compare_and_set": "langchain_agent_auth.core.store_cas",
     # vault
     "AccessToken": "langchain_agent_auth.vault",
     "ConnectAccountPayload": "langchain_agent_auth.vault",
@@ -99,19 +99,19 @@ _EXPORTS: dict[str, str] = {
     "fga_user": "langchain_agent_auth.fga",
     "with_fga": "langchain_agent_auth.fga",
     # core
-    "RedactingFilter": "langchain_agent_auth.logs",
-    "install_log_redaction": "langchain_agent_auth.logs",
-    "WaitProgress": "langchain_agent_auth.progress",
-    "is_progress": "langchain_agent_auth.progress",
+    "RedactingFilter": "langchain_agent_auth.core.logs",
+    "install_log_redaction": "langchain_agent_auth.core.logs",
+    "WaitProgress": "langchain_agent_auth.core.progress",
+    "is_progress": "langchain_agent_auth.core.progress",
     # audit
-    "AuditEvent": "langchain_agent_auth.audit",
-    "LoggingAuditSink": "langchain_agent_auth.audit",
-    "OpenTelemetryAuditSink": "langchain_agent_auth.audit",
-    "StoreAuditSink": "langchain_agent_auth.audit",
-    "add_audit_sink": "langchain_agent_auth.audit",
-    "audit_sink": "langchain_agent_auth.audit",
-    "read_audit": "langchain_agent_auth.audit",
-    "remove_audit_sink": "langchain_agent_auth.audit",
+    "AuditEvent": "langchain_agent_auth.core.audit",
+    "LoggingAuditSink": "langchain_agent_auth.core.audit",
+    "OpenTelemetryAuditSink": "langchain_agent_auth.core.audit",
+    "StoreAuditSink": "langchain_agent_auth.core.audit",
+    "add_audit_sink": "langchain_agent_auth.core.audit",
+    "audit_sink": "langchain_agent_auth.core.audit",
+    "read_audit": "langchain_agent_auth.core.audit",
+    "remove_audit_sink": "langchain_agent_auth.core.audit",
     # dev
     "LocalProvider": "langchain_agent_auth.devserver",
 }
@@ -230,7 +230,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         get_approval_token,
         with_approval,
     )
-    from langchain_agent_auth.audit import (
+    from langchain_agent_auth.core.audit import (
         AuditEvent,
         LoggingAuditSink,
         OpenTelemetryAuditSink,
@@ -240,7 +240,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         read_audit,
         remove_audit_sink,
     )
-    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.core.crypto import Keyring
+    from langchain_agent_auth.core.guards import (
+        GuardedCall,
+        GuardedTool,
+        Refusal,
+        ToolGuard,
+        ToolGuardMiddleware,
+        guard_tool,
+        guarded_tool_node,
+    )
+    from langchain_agent_auth.core.logs import RedactingFilter, install_log_redaction
+    from langchain_agent_auth.core.progress import WaitProgress, is_progress
+    from langchain_agent_auth.core.store_cas import CompareAndSet, compare_and_set
     from langchain_agent_auth.devserver import LocalProvider
     from langchain_agent_auth.fga import (
         AuthorizationDecision,
@@ -260,15 +272,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         fga_user,
         with_fga,
     )
-    from langchain_agent_auth.guards import (
-        GuardedCall,
-        GuardedTool,
-        Refusal,
-        ToolGuard,
-        ToolGuardMiddleware,
-        guard_tool,
-        guarded_tool_node,
-    )
     from langchain_agent_auth.identity import (
         AuthContext,
         IdentityGuard,
@@ -284,10 +287,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         identity_node,
     )
     from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
-    from langchain_agent_auth.logs import RedactingFilter, install_log_redaction
     from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
-    from langchain_agent_auth.progress import WaitProgress, is_progress
-    from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
     from langchain_agent_auth.toolkit import AgentAuthToolkit
     from langchain_agent_auth.vault import (
         AccessToken,

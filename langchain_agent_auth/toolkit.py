@@ -48,8 +48,7 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool, BaseToolkit, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model
 
-from langchain_agent_auth._user import UserIdentity, acting_as, get_current_user
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AgentAuthError,
     ApprovalAlreadyHandledError,
     ApprovalError,
@@ -59,7 +58,8 @@ from langchain_agent_auth.errors import (
     IdentityError,
     VaultError,
 )
-from langchain_agent_auth.guards import GuardedCall, ToolGuard, guard_tool
+from langchain_agent_auth.core.guards import GuardedCall, ToolGuard, guard_tool
+from langchain_agent_auth.core.identity import UserIdentity, acting_as, get_current_user
 
 __all__ = ["AgentAuthToolkit"]
 
@@ -409,7 +409,7 @@ class AgentAuthToolkit(BaseToolkit):
     def _stores(self) -> list[Any]:
         """The approval stores to search (``ApprovalStore`` with the approver that owns it)."""
         from langchain_agent_auth.approval import ApprovalStore
-        from langchain_agent_auth.crypto import Keyring
+        from langchain_agent_auth.core.crypto import Keyring
 
         fallback = self.approval_store if self.approval_store is not None else _graph_store()
         out: list[tuple[Any, Any]] = []

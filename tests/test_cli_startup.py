@@ -52,7 +52,7 @@ def test_the_help_lists_every_subcommand() -> None:
 
 def test_the_vault_command_names_the_keyring_variable() -> None:
     from langchain_agent_auth import crypto
-    from langchain_agent_auth.vault import _cli
+    from langchain_agent_auth.cli import _vault as _cli
 
     assert _cli._KEYS_ENV == crypto.ENV_VAR
 

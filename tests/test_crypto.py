@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.errors import ConfigurationError, VaultDecryptionError
 
 
 def test_round_trip_and_aad_binding():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from langchain_agent_auth.crypto import ENV_VAR
+from langchain_agent_auth.core.crypto import ENV_VAR
 from tests.support.doc_snippets import snippets
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from langgraph.types import Command
 
 from langchain_agent_auth import errors as E
 from langchain_agent_auth.approval import ApprovalMiddleware, InAppApprover
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.fga import EmbeddedAuthorizer, with_fga
 from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
 from langchain_agent_auth.oauth._flow import RetryPolicy

@@ -10,8 +10,8 @@ from langgraph.graph import START, StateGraph
 from langgraph.types import Command
 from typing_extensions import TypedDict
 
-from langchain_agent_auth.errors import ResumeValueError
-from langchain_agent_auth.pause import PausePayload, ResumeModel, pause, validate_resume
+from langchain_agent_auth.core.errors import ResumeValueError
+from langchain_agent_auth.core.pause import PausePayload, ResumeModel, pause, validate_resume
 
 
 class Answer(ResumeModel):

@@ -15,7 +15,7 @@ import pytest
 
 from langchain_agent_auth import errors as E
 from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, InAppApprover
-from langchain_agent_auth.crypto import ENV_VAR, Keyring, default_keyring, require_key_configuration, server_role
+from langchain_agent_auth.core.crypto import ENV_VAR, Keyring, default_keyring, require_key_configuration, server_role
 from tests.approval.fake_ciba import Clock, FakeCiba
 from tests.approval.helpers import ALICE, calls
 from tests.approval.test_resumer import build

@@ -18,8 +18,8 @@ import pytest
 from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore
 
-from langchain_agent_auth.errors import ConfigurationError
-from langchain_agent_auth.store_cas import (
+from langchain_agent_auth.core.errors import ConfigurationError
+from langchain_agent_auth.core.store_cas import (
     ABSENT,
     BestEffortCAS,
     MemoryCAS,
@@ -168,7 +168,7 @@ def test_a_store_with_its_own_swap_is_used_as_is():
 def _worker_cmd(kind: str, target: str, slots: int) -> list[str]:
     return [sys.executable, "-c", (
         "import sys, sqlite3\n"
-        "from langchain_agent_auth.store_cas import compare_and_set\n"
+        "from langchain_agent_auth.core.store_cas import compare_and_set\n"
         "kind, target, n = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
         "if kind == 'sqlite':\n"
         "    from langgraph.store.sqlite import SqliteStore\n"

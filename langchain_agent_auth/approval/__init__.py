@@ -45,7 +45,7 @@ Example:
 
 from typing import TYPE_CHECKING
 
-from langchain_agent_auth._lazy import lazy_exports
+from langchain_agent_auth.core._lazy import lazy_exports
 
 # public name -> module that defines it; imported on first use (PEP 562) so that
 # ``agent-auth`` and light submodules load without LangChain

@@ -31,8 +31,8 @@ from langchain_agent_auth.approval._text import (
     check_authorization_details,
     default_authorization_details,
 )
-from langchain_agent_auth.crypto import Keyring, server_role
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.crypto import Keyring, server_role
+from langchain_agent_auth.core.errors import (
     AccessDeniedError,
     AgentAuthError,
     ApprovalError,
@@ -48,11 +48,11 @@ from langchain_agent_auth.errors import (
     SlowDownError,
     UnknownUserIdError,
 )
+from langchain_agent_auth.core.progress import emit_progress
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.oauth import OAuthClient, PingReceiver, iss_sub_login_hint, new_notification_token
 from langchain_agent_auth.oauth.flows import SLOW_DOWN_STEP, BackchannelAuthResponse
 from langchain_agent_auth.oauth.tokens import TokenResponse
-from langchain_agent_auth.progress import emit_progress
 
 __all__ = ["Approver", "CIBAApprover", "InAppApprover"]
 
@@ -518,7 +518,7 @@ def _start_error(exc: AgentAuthError) -> ApprovalError:
             "the identity provider does not know this user (unknown_user_id)",
             hint="I couldn't ask you for approval: your account is not known to the approval service.")
     elif isinstance(exc, AccessDeniedError):
-        from langchain_agent_auth.errors import ApprovalDeniedError
+        from langchain_agent_auth.core.errors import ApprovalDeniedError
 
         err = ApprovalDeniedError(f"the provider denied the approval request ({exc.error})")
     elif isinstance(exc, ProviderUnavailableError):

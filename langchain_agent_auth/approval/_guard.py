@@ -35,7 +35,6 @@ from langchain_core.messages import ToolMessage, message_to_dict, messages_from_
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
 
-from langchain_agent_auth._scrub import scrub
 from langchain_agent_auth.approval._approvers import Approver, CIBAApprover
 from langchain_agent_auth.approval._digest import _TooDeep, _TooLarge, args_digest
 from langchain_agent_auth.approval._payloads import (
@@ -56,8 +55,9 @@ from langchain_agent_auth.approval._records import (
     thread_tag,
 )
 from langchain_agent_auth.approval._text import display_hazard
-from langchain_agent_auth.audit._emit import emit_audit
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core._scrub import scrub
+from langchain_agent_auth.core.audit._emit import emit_audit
+from langchain_agent_auth.core.errors import (
     AgentAuthError,
     ApprovalAlreadyHandledError,
     ApprovalDeniedError,
@@ -70,10 +70,10 @@ from langchain_agent_auth.errors import (
     IdentityError,
     UnsafeArgumentsError,
 )
-from langchain_agent_auth.guards import GuardedCall, GuardedTool, ToolGuard, ToolGuardMiddleware, guard_tool
+from langchain_agent_auth.core.guards import GuardedCall, GuardedTool, ToolGuard, ToolGuardMiddleware, guard_tool
+from langchain_agent_auth.core.progress import emit_progress
 from langchain_agent_auth.identity import UserIdentity, find_foreign
 from langchain_agent_auth.oauth.tokens import TokenResponse
-from langchain_agent_auth.progress import emit_progress
 
 __all__ = [
     "ApprovalGuard",

@@ -27,10 +27,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from langchain_agent_auth.audit._emit import emit_audit
-from langchain_agent_auth.errors import ResumeValueError
-from langchain_agent_auth.pause import PausePayload, ResumeModel
-from langchain_agent_auth.progress import WaitProgress
+from langchain_agent_auth.core.audit._emit import emit_audit
+from langchain_agent_auth.core.errors import ResumeValueError
+from langchain_agent_auth.core.pause import PausePayload, ResumeModel
+from langchain_agent_auth.core.progress import WaitProgress
 
 __all__ = [
     "ApprovalPendingPayload",

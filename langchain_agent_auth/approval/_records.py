@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
-from langchain_agent_auth.crypto import Keyring, default_keyring
-from langchain_agent_auth.errors import ApprovalRecordError, ConfigurationError, VaultDecryptionError
-from langchain_agent_auth.store_cas import CompareAndSet, compare_and_set
+from langchain_agent_auth.core.audit._emit import audit_enabled, emit_audit
+from langchain_agent_auth.core.crypto import Keyring, default_keyring
+from langchain_agent_auth.core.errors import ApprovalRecordError, ConfigurationError, VaultDecryptionError
+from langchain_agent_auth.core.store_cas import CompareAndSet, compare_and_set
 
 log = logging.getLogger("langchain_agent_auth.approval")
 

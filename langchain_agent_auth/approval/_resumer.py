@@ -45,8 +45,8 @@ from langgraph.store.base import BaseStore, GetOp, Item, ListNamespacesOp, PutOp
 
 from langchain_agent_auth.approval._approvers import Approver
 from langchain_agent_auth.approval._sources import LEASE, ApprovalSource, PendingItem, PendingSource
-from langchain_agent_auth.crypto import ENV_VAR
-from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
+from langchain_agent_auth.core.crypto import ENV_VAR
+from langchain_agent_auth.core.errors import ConfigurationError, VaultDecryptionError
 from langchain_agent_auth.oauth.ping import PingReceiver
 
 __all__ = ["ApprovalResumer", "LangGraphServerStore", "RemoteResumer", "ResumeReport"]
@@ -542,7 +542,7 @@ def _as_item_user(item: PendingItem) -> contextlib.AbstractContextManager[Any]:
     """Resume as the user who asked (``acting_as``): this in-process resumer is the
     application's own code, so the graph's identity check sees that user whatever resolvers
     it has (a TokenResolver-only graph has no token to verify on a resume)."""
-    from langchain_agent_auth._user import UserIdentity, acting_as
+    from langchain_agent_auth.core.identity import UserIdentity, acting_as
 
     raw = (item.context or {}).get("user") if isinstance(item.context, Mapping) else None
     try:
@@ -575,7 +575,7 @@ class ApprovalResumer(_BaseResumer):
         >>> from langgraph.graph import StateGraph
         >>> from langgraph.store.memory import InMemoryStore
         >>> from typing_extensions import TypedDict
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.core.crypto import Keyring
         >>> from langchain_agent_auth.approval import InAppApprover
         >>> class S(TypedDict):
         ...     x: int
@@ -756,7 +756,7 @@ class RemoteResumer(_BaseResumer):
         assistant_id: used when neither the approval nor the thread names one.
 
     Example:
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.core.crypto import Keyring
         >>> from langchain_agent_auth.approval import InAppApprover
         >>> RemoteResumer("http://127.0.0.1:2024", approvers=[InAppApprover(keyring=Keyring.generate())])
         RemoteResumer(url='http://127.0.0.1:2024')

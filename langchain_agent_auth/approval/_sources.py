@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from langchain_agent_auth.approval._approvers import Approver, CIBAApprover
 from langchain_agent_auth.approval._records import DECIDED, ApprovalRecord, ApprovalStore, ping_key
-from langchain_agent_auth.store_cas import compare_and_set
+from langchain_agent_auth.core.store_cas import compare_and_set
 
 __all__ = ["ApprovalSource", "PendingItem", "PendingSource", "claim_item"]
 
@@ -154,7 +154,7 @@ class ApprovalSource:
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.core.crypto import Keyring
         >>> from langchain_agent_auth.approval import InAppApprover
         >>> src = ApprovalSource([InAppApprover(keyring=Keyring.generate())], InMemoryStore())
         >>> src.due(0.0, 10)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_agent_auth.approval._digest import preview_args
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.core.errors import ConfigurationError
 
 __all__ = [
     "BINDING_MESSAGE_MAX",

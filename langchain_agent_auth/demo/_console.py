@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TextIO
 
-from langchain_agent_auth.errors import redact
+from langchain_agent_auth.core.errors import redact
 
 __all__ = ["Answers", "Console", "Status"]
 

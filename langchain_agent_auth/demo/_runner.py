@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from langchain_agent_auth.core.errors import AgentAuthError, ConfigurationError, ProtocolError
 from langchain_agent_auth.demo._console import Answers, Console
-from langchain_agent_auth.errors import AgentAuthError, ConfigurationError, ProtocolError
 
 __all__ = ["Demo", "DemoError", "ProviderStopped", "Step", "main", "script"]
 
@@ -254,7 +254,7 @@ class Demo:
             self.data_dir = Path(self.args.data_dir).expanduser().resolve()
             self.console.add_safe(str(self.data_dir))
             try:
-                from langchain_agent_auth.crypto import private_dir
+                from langchain_agent_auth.core.crypto import private_dir
 
                 private_dir(self.data_dir)  # 0700: tokens and keys live here
             except OSError as exc:
@@ -437,7 +437,9 @@ class Demo:
         from langchain.agents import create_agent
 
         from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, with_approval
-        from langchain_agent_auth.crypto import Keyring
+        from langchain_agent_auth.core.crypto import Keyring
+        from langchain_agent_auth.core.errors import ConfigurationError
+        from langchain_agent_auth.core.storage import open_storage
         from langchain_agent_auth.demo._world import (
             build_tools,
             make_authorizer,
@@ -445,10 +447,8 @@ class Demo:
             payment_details,
             transfer_message,
         )
-        from langchain_agent_auth.errors import ConfigurationError
         from langchain_agent_auth.identity import IdentityMiddleware, TokenResolver
         from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
-        from langchain_agent_auth.storage import open_storage
         from langchain_agent_auth.vault import (
             Connection,
             ConnectPendingSource,
@@ -571,7 +571,7 @@ class Demo:
                 self._printed.add(message.id)
 
     def _stream(self, value: Any, cfg: dict[str, Any]) -> None:
-        from langchain_agent_auth.progress import is_progress
+        from langchain_agent_auth.core.progress import is_progress
 
         for mode, chunk in self.agent.stream(value, cfg, context=dict(self._context),
                                              stream_mode=["updates", "custom"]):

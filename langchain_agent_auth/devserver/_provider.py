@@ -19,14 +19,14 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from langchain_agent_auth._serving import bind_socket
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core._serving import bind_socket
+from langchain_agent_auth.core.errors import (
     ConfigurationError,
     OAuthError,
     ProtocolError,
     oauth_error_from_response,
 )
-from langchain_agent_auth.logs import install_log_redaction
+from langchain_agent_auth.core.logs import install_log_redaction
 
 log = logging.getLogger("langchain_agent_auth.devserver")
 

@@ -26,7 +26,7 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from langchain_agent_auth._serving import JSONLimitError, load_json_bounded
+from langchain_agent_auth.core._serving import JSONLimitError, load_json_bounded
 
 SUPPORTED_TYPES = ("agent_action", "payment_initiation")
 # Types whose approval is spent by one use: never refreshable into new tokens (RFC 9396 §6).

@@ -153,7 +153,7 @@ def cimd_client(provider: Any, client_id: str) -> dict[str, Any] | None:
                     return None
     except httpx.HTTPError:
         return None
-    from langchain_agent_auth._serving import load_json_bounded
+    from langchain_agent_auth.core._serving import load_json_bounded
 
     try:
         doc = load_json_bounded(body)

@@ -26,7 +26,8 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from langchain_agent_auth.crypto import ENV_VAR, Keyring, default_keyring, private_dir, private_file
+from langchain_agent_auth.core.crypto import ENV_VAR, Keyring, default_keyring, private_dir, private_file
+from langchain_agent_auth.core.errors import ConfigurationError, VaultDecryptionError
 from langchain_agent_auth.devserver._util import (
     GT_CIBA,
     GT_DEVICE,
@@ -39,7 +40,6 @@ from langchain_agent_auth.devserver._util import (
     now,
     token_hash,
 )
-from langchain_agent_auth.errors import ConfigurationError, VaultDecryptionError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT = 2.0  # seconds a statement waits for another writer before answering 503

@@ -19,10 +19,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from langchain_agent_auth._serving import JSONLimitError, load_json_bounded
+from langchain_agent_auth.core._serving import JSONLimitError, load_json_bounded
+from langchain_agent_auth.core.errors import redact
 from langchain_agent_auth.devserver._oauth import OAuthRequest
 from langchain_agent_auth.devserver._util import now, printable_ascii, token_hash
-from langchain_agent_auth.errors import redact
 
 if TYPE_CHECKING:
     from langchain_agent_auth.devserver._core import Provider

@@ -36,7 +36,7 @@ from typing import Any
 
 import cel
 
-from langchain_agent_auth.errors import ConditionError, ModelError
+from langchain_agent_auth.core.errors import ConditionError, ModelError
 from langchain_agent_auth.fga._model import Condition, ParamType
 
 __all__ = ["CompiledCondition", "compile_condition", "convert_param", "parse_duration"]

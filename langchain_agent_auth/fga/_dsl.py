@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from langchain_agent_auth.errors import ModelError
+from langchain_agent_auth.core.errors import ModelError
 from langchain_agent_auth.fga._model import (
     AuthorizationModel,
     ComputedUserset,

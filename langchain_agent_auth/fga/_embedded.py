@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AuthorizationError,
     ConfigurationError,
     ModelError,

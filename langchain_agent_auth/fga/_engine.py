@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AuthorizationError,
     ConditionError,
     ResolutionDepthError,

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from langchain_agent_auth.errors import ModelError
+from langchain_agent_auth.core.errors import ModelError
 
 __all__ = [
     "PARAM_TYPES",

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from langchain_agent_auth.errors import AuthorizationError, ConfigurationError, TupleError
+from langchain_agent_auth.core.errors import AuthorizationError, ConfigurationError, TupleError
 from langchain_agent_auth.fga._tuple import TupleKey
 
 __all__ = [

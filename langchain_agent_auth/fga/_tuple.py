@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_agent_auth.errors import TupleError
+from langchain_agent_auth.core.errors import TupleError
 
 __all__ = [
     "MAX_OBJECT_LEN",

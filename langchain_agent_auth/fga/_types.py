@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
-from langchain_agent_auth.errors import AuthorizationError, TupleError, redact
+from langchain_agent_auth.core.audit._emit import audit_enabled, emit_audit
+from langchain_agent_auth.core.errors import AuthorizationError, TupleError, redact
 from langchain_agent_auth.fga._tuple import TupleKey
 
 __all__ = [

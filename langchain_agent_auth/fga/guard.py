@@ -35,7 +35,7 @@ from urllib.parse import quote
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AccessDenied,
     AgentAuthError,
     AuthorizationError,
@@ -43,6 +43,16 @@ from langchain_agent_auth.errors import (
     IdentityError,
     TupleError,
     redact,
+)
+from langchain_agent_auth.core.guards import (
+    AProceedFn,
+    GuardedCall,
+    GuardedTool,
+    ProceedFn,
+    Refusal,
+    ToolGuard,
+    ToolGuardMiddleware,
+    guard_tool,
 )
 from langchain_agent_auth.fga._tuple import is_valid_object, is_valid_relation, split_user
 from langchain_agent_auth.fga._types import (
@@ -52,16 +62,6 @@ from langchain_agent_auth.fga._types import (
     audit_decision,
     emit,
     error_text,
-)
-from langchain_agent_auth.guards import (
-    AProceed,
-    GuardedCall,
-    GuardedTool,
-    Proceed,
-    Refusal,
-    ToolGuard,
-    ToolGuardMiddleware,
-    guard_tool,
 )
 from langchain_agent_auth.identity import UserIdentity
 
@@ -366,7 +366,7 @@ class FGAToolGuard(ToolGuard):
                 raise
             return bool(await self.authorizer.acheck(*who, **kwargs))
 
-    def wrap(self, call: GuardedCall, proceed: Proceed) -> Any:
+    def wrap(self, call: GuardedCall, proceed: ProceedFn) -> Any:
         started = time.perf_counter()
         who = None
         box: list[AuthorizationDecision] = []
@@ -380,7 +380,7 @@ class FGAToolGuard(ToolGuard):
             return self._denied(call, decision)
         return proceed(call)
 
-    async def awrap(self, call: GuardedCall, proceed: AProceed) -> Any:
+    async def awrap(self, call: GuardedCall, proceed: AProceedFn) -> Any:
         started = time.perf_counter()
         who = None
         box: list[AuthorizationDecision] = []
@@ -475,8 +475,8 @@ class _DenyUnlisted(ToolGuard):
         error = AuthorizationError(f"tool '{call.name}' has no authorization rule")
         return call.refuse("This tool is not available: it has no authorization rule.", error)
 
-    def wrap(self, call: GuardedCall, proceed: Proceed) -> Any:
+    def wrap(self, call: GuardedCall, proceed: ProceedFn) -> Any:
         return self._refusal(call)
 
-    async def awrap(self, call: GuardedCall, proceed: AProceed) -> Any:
+    async def awrap(self, call: GuardedCall, proceed: AProceedFn) -> Any:
         return self._refusal(call)

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AgentAuthError,
     AuthorizationError,
     ConditionError,

@@ -57,7 +57,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_agent_auth.errors import AgentAuthError, AuthorizationError, ConfigurationError, IdentityError
+from langchain_agent_auth.core.errors import AgentAuthError, AuthorizationError, ConfigurationError, IdentityError
 from langchain_agent_auth.fga._tuple import is_valid_object, split_user
 from langchain_agent_auth.fga._types import AuthorizationDecision, DecisionSink, audit_decision, emit, error_text
 from langchain_agent_auth.fga.guard import fga_user

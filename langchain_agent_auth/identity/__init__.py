@@ -22,7 +22,7 @@ Example:
     'Alice'
 """
 
-from langchain_agent_auth._user import (
+from langchain_agent_auth.core.identity import (
     DEFAULT_CLAIMS,
     IdentityResolver,
     IdentitySource,

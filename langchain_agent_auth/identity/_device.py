@@ -14,7 +14,7 @@ account (``on_token`` stores the tokens, e.g. in the vault with ``import_token``
 
 Example:
     >>> from langgraph.store.memory import InMemoryStore
-    >>> from langchain_agent_auth.crypto import Keyring
+    >>> from langchain_agent_auth.core.crypto import Keyring
     >>> from langchain_agent_auth.oauth import OAuthClient
     >>> authorizer = DeviceAuthorizer(OAuthClient("https://idp.example", "cli", auth_method="none"),
     ...                               store=InMemoryStore(), keyring=Keyring.generate())
@@ -32,8 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from langchain_agent_auth.crypto import Keyring, default_keyring
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.crypto import Keyring, default_keyring
+from langchain_agent_auth.core.errors import (
     AccessDeniedError,
     AgentAuthError,
     AuthorizationPendingError,
@@ -43,13 +43,13 @@ from langchain_agent_auth.errors import (
     ProviderUnavailableError,
     SlowDownError,
 )
+from langchain_agent_auth.core.pause import PausePayload, ResumeModel, validate_resume
+from langchain_agent_auth.core.progress import WaitProgress, emit_progress
+from langchain_agent_auth.core.store_cas import compare_and_set
 from langchain_agent_auth.oauth.client import OAuthClient
 from langchain_agent_auth.oauth.device import DeviceAuthorizationResponse
 from langchain_agent_auth.oauth.flows import SLOW_DOWN_STEP
 from langchain_agent_auth.oauth.tokens import TokenResponse
-from langchain_agent_auth.pause import PausePayload, ResumeModel, validate_resume
-from langchain_agent_auth.progress import WaitProgress, emit_progress
-from langchain_agent_auth.store_cas import compare_and_set
 
 __all__ = ["DeviceAuthorizationPayload", "DeviceAuthorizationResume", "DeviceAuthorizer", "DevicePendingSource"]
 
@@ -306,7 +306,7 @@ class DeviceAuthorizer:
         configurable = config.get("configurable") or {}
         where = {"thread_id": configurable.get("thread_id"), "checkpoint_ns": configurable.get("checkpoint_ns") or "",
                  "tool_call_id": tool_call_id}
-        from langchain_agent_auth._user import get_current_user
+        from langchain_agent_auth.core.identity import get_current_user
 
         user = get_current_user(required=False)  # connecting an account: resume as that user (a sign-in has none)
         if user is not None:
@@ -388,7 +388,7 @@ class DeviceAuthorizer:
 
     def sign_in(self, verifier: Any, *, tool_call_id: str | None = None) -> Any:
         """:meth:`authorize`, then the user from the verified ID token (a ``UserIdentity``)."""
-        from langchain_agent_auth._user import UserIdentity
+        from langchain_agent_auth.core.identity import UserIdentity
 
         token = self.authorize(tool_call_id=tool_call_id)
         if not token.id_token:
@@ -397,7 +397,7 @@ class DeviceAuthorizer:
 
     async def asign_in(self, verifier: Any, *, tool_call_id: str | None = None) -> Any:
         """Async :meth:`sign_in`."""
-        from langchain_agent_auth._user import UserIdentity
+        from langchain_agent_auth.core.identity import UserIdentity
 
         token = await self.aauthorize(tool_call_id=tool_call_id)
         if not token.id_token:

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from langchain_agent_auth._user import UserIdentity
+from langchain_agent_auth.core.identity import UserIdentity
 
 __all__ = ["IDENTITY_FIELDS", "Foreign", "find_foreign", "norm_field", "replace_at"]
 

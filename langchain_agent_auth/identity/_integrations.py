@@ -18,7 +18,17 @@ from langchain.agents.middleware.types import OmitFromInput
 from langchain_core.messages import SystemMessage
 from typing_extensions import TypedDict
 
-from langchain_agent_auth._user import (
+from langchain_agent_auth.core.audit._emit import audit_enabled, emit_audit
+from langchain_agent_auth.core.errors import IdentityError
+from langchain_agent_auth.core.guards import (
+    AProceedFn,
+    GuardedCall,
+    ProceedFn,
+    ToolGuard,
+    awrap_tool_call_with,
+    wrap_tool_call_with,
+)
+from langchain_agent_auth.core.identity import (
     IdentityResolver,
     IdentitySource,
     LangGraphServerUserResolver,
@@ -27,16 +37,6 @@ from langchain_agent_auth._user import (
     acting_as,
     current_acting_user,
     user_from_config,
-)
-from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
-from langchain_agent_auth.errors import IdentityError
-from langchain_agent_auth.guards import (
-    AProceed,
-    GuardedCall,
-    Proceed,
-    ToolGuard,
-    awrap_tool_call_with,
-    wrap_tool_call_with,
 )
 from langchain_agent_auth.identity._fields import IDENTITY_FIELDS, find_foreign, replace_at
 from langchain_agent_auth.identity._owner import (
@@ -216,7 +216,7 @@ class IdentityGuard(ToolGuard):
 
     Example:
         >>> from langchain_core.tools import tool
-        >>> from langchain_agent_auth.guards import guard_tool
+        >>> from langchain_agent_auth.core.guards import guard_tool
         >>> @tool
         ... def whoami() -> str:
         ...     "Who the tool acts for."
@@ -280,7 +280,7 @@ class IdentityGuard(ToolGuard):
         where = found.path if found is not None else "?"
         return call.refuse(_REFUSAL, IdentityError(f"a tool argument ({where}) named another user"))
 
-    def wrap(self, call: GuardedCall, proceed: Proceed) -> Any:
+    def wrap(self, call: GuardedCall, proceed: ProceedFn) -> Any:
         user = resolve_identity(self.resolvers, self._source(call))
         _audit_resolved(user, call.config)
         if user is None:
@@ -294,7 +294,7 @@ class IdentityGuard(ToolGuard):
         with acting_as(user):
             return proceed(bound)
 
-    async def awrap(self, call: GuardedCall, proceed: AProceed) -> Any:
+    async def awrap(self, call: GuardedCall, proceed: AProceedFn) -> Any:
         user = await aresolve_identity(self.resolvers, self._source(call))
         _audit_resolved(user, call.config)
         if user is None:

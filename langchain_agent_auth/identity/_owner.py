@@ -43,9 +43,9 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from langchain_agent_auth._user import UserIdentity
-from langchain_agent_auth.audit._emit import emit_audit
-from langchain_agent_auth.errors import ThreadOwnershipError
+from langchain_agent_auth.core.audit._emit import emit_audit
+from langchain_agent_auth.core.errors import ThreadOwnershipError
+from langchain_agent_auth.core.identity import UserIdentity
 
 __all__ = [
     "OWNER_NAMESPACE",

@@ -9,8 +9,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from langchain_agent_auth._user import DEFAULT_CLAIMS, IdentitySource, UserIdentity
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.core.errors import ConfigurationError
+from langchain_agent_auth.core.identity import DEFAULT_CLAIMS, IdentitySource, UserIdentity
 from langchain_agent_auth.oauth.jwt import JWTVerifier
 
 __all__ = ["TokenResolver"]

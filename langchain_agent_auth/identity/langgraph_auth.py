@@ -18,8 +18,8 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from langchain_agent_auth._user import UserIdentity
-from langchain_agent_auth.errors import AgentAuthError, ConfigurationError, TokenValidationError
+from langchain_agent_auth.core.errors import AgentAuthError, ConfigurationError, TokenValidationError
+from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.oauth.jwt import JWTVerifier
 
 __all__ = ["ACT_AS_HEADER", "SERVICE_PERMISSION", "act_as_header", "langgraph_auth", "server_user"]

@@ -20,7 +20,7 @@ Example:
     'agent'
 """
 
-from langchain_agent_auth.errors import MCPAuthorizationRequired
+from langchain_agent_auth.core.errors import MCPAuthorizationRequired
 from langchain_agent_auth.mcp._client import (
     Authorizer,
     HeadlessAuthorizer,

@@ -42,8 +42,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from langchain_agent_auth._user import UserIdentity, get_current_user
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AgentAuthError,
     CallbackStateError,
     ConfigurationError,
@@ -54,6 +53,7 @@ from langchain_agent_auth.errors import (
     ProtocolError,
     oauth_error_from_response,
 )
+from langchain_agent_auth.core.identity import UserIdentity, get_current_user
 from langchain_agent_auth.mcp._discovery import (
     BearerChallenge,
     ProtectedResourceMetadata,
@@ -197,7 +197,7 @@ class SealedTokenStore:
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.core.crypto import Keyring
         >>> tokens = SealedTokenStore(InMemoryStore(), Keyring.generate())
         >>> tokens.put("alice|https://mcp.example/mcp", TokenResponse("t0k3n", scope=("notes:read",)))
         >>> tokens.get("alice|https://mcp.example/mcp").scope
@@ -210,7 +210,7 @@ class SealedTokenStore:
     blocking = True
 
     def __init__(self, store: Any, keyring: Any = None) -> None:
-        from langchain_agent_auth.crypto import default_keyring
+        from langchain_agent_auth.core.crypto import default_keyring
 
         self.store = store
         self.keyring = keyring if keyring is not None else default_keyring()
@@ -253,7 +253,7 @@ class SealedTokenStore:
 
     def take_pending(self, state: str) -> dict[str, Any] | None:
         """The sign-in for ``state``, once: one compare-and-set decides which caller gets it."""
-        from langchain_agent_auth.store_cas import compare_and_set
+        from langchain_agent_auth.core.store_cas import compare_and_set
 
         if not compare_and_set(self.store).swap(f"mcp|pending|{self._id(state)}", "taken"):
             return None

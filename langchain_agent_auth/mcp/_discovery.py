@@ -31,7 +31,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from langchain_agent_auth.errors import ConfigurationError, ProtocolError
+from langchain_agent_auth.core.errors import ConfigurationError, ProtocolError
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, send_with_retries
 from langchain_agent_auth.oauth._http import USER_AGENT, describe, json_object
 from langchain_agent_auth.oauth.discovery import ProviderMetadata

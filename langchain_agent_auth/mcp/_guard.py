@@ -24,11 +24,11 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 
-from langchain_agent_auth._user import acting_as
-from langchain_agent_auth.errors import IdentityError, MCPAuthorizationRequired, ResumeValueError
-from langchain_agent_auth.guards import GuardedCall, ToolGuard, ToolGuardMiddleware, guard_tool
+from langchain_agent_auth.core.errors import IdentityError, MCPAuthorizationRequired, ResumeValueError
+from langchain_agent_auth.core.guards import GuardedCall, ToolGuard, ToolGuardMiddleware, guard_tool
+from langchain_agent_auth.core.identity import acting_as
+from langchain_agent_auth.core.pause import pause, validate_resume
 from langchain_agent_auth.mcp._client import MCPAuth
-from langchain_agent_auth.pause import pause, validate_resume
 from langchain_agent_auth.vault import ConnectAccountPayload, ConnectAccountResume
 
 __all__ = ["MCPAuthMiddleware", "MCPGuard", "authorization_required", "with_mcp_auth"]

@@ -33,8 +33,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from langchain_agent_auth._user import UserIdentity
-from langchain_agent_auth.errors import ConfigurationError, IdentityError, TokenValidationError
+from langchain_agent_auth.core.errors import ConfigurationError, IdentityError, TokenValidationError
+from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.mcp._discovery import require_secure
 from langchain_agent_auth.oauth.jwt import JWTVerifier
 

@@ -1,10 +1,11 @@
 """Sans-I/O flows and their two drivers.
 
-A flow is a generator that yields what it needs done — an ``httpx.Request`` to send or a
-:class:`Sleep` — and receives the ``httpx.Response`` (or ``None`` after a sleep). Network
-errors are thrown into the flow at the ``yield``, so the flow alone decides whether a
-request is safe to repeat. The same flow runs under :func:`run_sync` (``httpx.Client``) and
-:func:`run_async` (``httpx.AsyncClient``); tests can also drive a flow by hand.
+A protocol flow is a flow of the core effect runtime (:mod:`langchain_agent_auth.core.effects`)
+that yields only an ``httpx.Request`` to send or a :class:`Sleep`, and receives the
+``httpx.Response`` (or ``None`` after a sleep). Network errors are thrown into the flow at the
+``yield``, so the flow alone decides whether a request is safe to repeat
+(:func:`send_with_retries`). :func:`run_sync` (``httpx.Client``) and :func:`run_async`
+(``httpx.AsyncClient``) are the runtime's drivers; tests can also drive a flow by hand.
 
 Example:
     >>> import httpx
@@ -19,27 +20,19 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 
-from langchain_agent_auth.errors import ProviderUnavailableError, redact
+from langchain_agent_auth.core.effects import Sleep, arun, run
+from langchain_agent_auth.core.errors import ProviderUnavailableError, redact
 
 __all__ = ["Flow", "RetryPolicy", "Sleep", "Step", "run_async", "run_sync", "send_with_retries"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Sleep:
-    """A step asking the driver to wait ``seconds`` (backoff, CIBA poll interval)."""
-
-    seconds: float
 
 
 Step = httpx.Request | Sleep
@@ -114,44 +107,10 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def run_sync(flow: Flow[T], client: httpx.Client) -> T:
-    """Run ``flow`` with a blocking ``httpx.Client``."""
-    try:
-        step = next(flow)
-        while True:
-            reply: Any = None
-            try:
-                if isinstance(step, Sleep):
-                    time.sleep(max(0.0, step.seconds))
-                else:
-                    reply = client.send(step)
-                    reply.read()
-            except httpx.TransportError as exc:
-                step = flow.throw(exc)
-                continue
-            step = flow.send(reply)
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        flow.close()
+    """Run ``flow`` with a blocking ``httpx.Client`` (the core runtime's :func:`run`)."""
+    return run(flow, http=client)
 
 
 async def run_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
     """Run ``flow`` with an ``httpx.AsyncClient``; never blocks the event loop."""
-    try:
-        step = next(flow)
-        while True:
-            reply: Any = None
-            try:
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(max(0.0, step.seconds))
-                else:
-                    reply = await client.send(step)
-                    await reply.aread()
-            except httpx.TransportError as exc:
-                step = flow.throw(exc)
-                continue
-            step = flow.send(reply)
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        flow.close()
+    return await arun(flow, http=client)

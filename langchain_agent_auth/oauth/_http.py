@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core._http import USER_AGENT
+from langchain_agent_auth.core.errors import (
     InvalidClientError,
     InvalidTokenError,
     OAuthError,
@@ -17,7 +18,6 @@ from langchain_agent_auth.errors import (
 )
 
 MAX_RESPONSE_BYTES = 1_000_000
-USER_AGENT = "langchain-agent-auth"
 
 
 def where(url: httpx.URL) -> str:

@@ -27,10 +27,10 @@ import httpx
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.core._http import HTTPClients
+from langchain_agent_auth.core.errors import ConfigurationError
 from langchain_agent_auth.oauth import device as D
 from langchain_agent_auth.oauth import flows as F
-from langchain_agent_auth.oauth._clients import HTTPClients
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync
 from langchain_agent_auth.oauth.client_auth import AuthMethod, ClientCredentials
 from langchain_agent_auth.oauth.discovery import MetadataCache, ProviderMetadata, discover

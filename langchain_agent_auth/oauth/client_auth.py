@@ -22,7 +22,7 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.core.errors import ConfigurationError
 
 __all__ = ["AuthMethod", "ClientCredentials"]
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from langchain_agent_auth.errors import ConfigurationError, ProtocolError, ProviderUnavailableError
+from langchain_agent_auth.core.errors import ConfigurationError, ProtocolError, ProviderUnavailableError
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync, send_with_retries
 from langchain_agent_auth.oauth._http import USER_AGENT, describe, json_object
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import httpx
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AuthorizationPendingError,
     ConfigurationError,
     ExpiredTokenError,

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 from joserfc.jwk import ECKey, KeySet, OctKey, OKPKey, RSAKey
 
-from langchain_agent_auth.errors import ProtocolError, ProviderUnavailableError, UnknownKeyError
+from langchain_agent_auth.core.errors import ProtocolError, ProviderUnavailableError, UnknownKeyError
 from langchain_agent_auth.oauth._flight import Flight, FlightAbandoned, SingleFlight
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync, send_with_retries
 from langchain_agent_auth.oauth._http import USER_AGENT, describe, json_object

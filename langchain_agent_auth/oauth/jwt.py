@@ -34,7 +34,8 @@ import httpx
 from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core._http import HTTPClients
+from langchain_agent_auth.core.errors import (
     ConfigurationError,
     InvalidClaimError,
     InvalidSignatureError,
@@ -42,7 +43,6 @@ from langchain_agent_auth.errors import (
     TokenExpiredError,
     TokenNotYetValidError,
 )
-from langchain_agent_auth.oauth._clients import HTTPClients
 from langchain_agent_auth.oauth._flight import FlightAbandoned, SingleFlight
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync
 from langchain_agent_auth.oauth.discovery import MetadataCache, discover

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_agent_auth.errors import ProtocolError
+from langchain_agent_auth.core.errors import ProtocolError
 
 __all__ = ["TokenResponse"]
 

@@ -38,7 +38,7 @@ Design notes:
 
 Example:
     >>> from langgraph.store.memory import InMemoryStore
-    >>> from langchain_agent_auth.crypto import Keyring
+    >>> from langchain_agent_auth.core.crypto import Keyring
     >>> from langchain_agent_auth.identity import UserIdentity
     >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
     ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
@@ -53,7 +53,7 @@ Example:
 
 from typing import TYPE_CHECKING
 
-from langchain_agent_auth._lazy import lazy_exports
+from langchain_agent_auth.core._lazy import lazy_exports
 
 # public name -> module that defines it; imported on first use (PEP 562) so that
 # ``agent-auth`` and light submodules load without LangChain

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from langchain_agent_auth.errors import AgentAuthError, CallbackStateError, ConfigurationError, OAuthError
+from langchain_agent_auth.core.errors import AgentAuthError, CallbackStateError, ConfigurationError, OAuthError
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.vault._model import ConnectResult
 from langchain_agent_auth.vault._vault import TokenVault
@@ -128,7 +128,7 @@ def callback_app(vault: TokenVault, path: str = "/callback", **kwargs: Any) -> A
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.core.crypto import Keyring
         >>> app = callback_app(TokenVault([], store=InMemoryStore(), keyring=Keyring.generate()),
         ...                    allow_anonymous=True)
         >>> [r.path for r in app.routes]

@@ -21,15 +21,15 @@ import httpx
 from langchain_core.tools import BaseTool
 from pydantic import Field
 
-from langchain_agent_auth._scrub import scrub
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core._scrub import scrub
+from langchain_agent_auth.core.errors import (
     AgentAuthError,
     ConfigurationError,
     CredentialUnavailableError,
     IdentityError,
     ResumeValueError,
 )
-from langchain_agent_auth.guards import (
+from langchain_agent_auth.core.guards import (
     GuardedCall,
     GuardedTool,
     ToolGuard,
@@ -37,9 +37,9 @@ from langchain_agent_auth.guards import (
     guard_tool,
     guarded_tool_node,
 )
+from langchain_agent_auth.core.pause import PausePayload, ResumeModel, validate_resume
+from langchain_agent_auth.core.progress import WaitProgress, emit_progress
 from langchain_agent_auth.identity import UserIdentity
-from langchain_agent_auth.pause import PausePayload, ResumeModel, validate_resume
-from langchain_agent_auth.progress import WaitProgress, emit_progress
 from langchain_agent_auth.vault._model import AccessToken, normalize_scopes
 from langchain_agent_auth.vault._vault import TokenVault
 
@@ -301,7 +301,7 @@ class VaultGuard(ToolGuard):
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.core.crypto import Keyring
         >>> vault = TokenVault([], store=InMemoryStore(), keyring=Keyring.generate())
         >>> VaultGuard(vault, "nope")
         Traceback (most recent call last):
@@ -524,7 +524,7 @@ def vault_guards(vault: TokenVault, tools: Mapping[str, Requirement | Sequence[R
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.core.crypto import Keyring
         >>> from langchain_agent_auth.vault import Connection
         >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
         ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
@@ -550,7 +550,7 @@ def with_vault(tool: BaseTool, vault: TokenVault, *, connection: str,
     Example:
         >>> from langchain_core.tools import tool
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.core.crypto import Keyring
         >>> from langchain_agent_auth.vault import Connection
         >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
         ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
@@ -577,7 +577,7 @@ class VaultMiddleware(ToolGuardMiddleware):
                              middleware=[VaultMiddleware(vault, {"list_events": ("calendar", ["calendar.read"])})])
 
     >>> from langgraph.store.memory import InMemoryStore
-    >>> from langchain_agent_auth.crypto import Keyring
+    >>> from langchain_agent_auth.core.crypto import Keyring
     >>> from langchain_agent_auth.vault import Connection
     >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
     ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
@@ -601,7 +601,7 @@ def vault_tool_node(tools: Sequence[BaseTool | Callable[..., Any]], vault: Token
 
     >>> from langchain_core.tools import tool
     >>> from langgraph.store.memory import InMemoryStore
-    >>> from langchain_agent_auth.crypto import Keyring
+    >>> from langchain_agent_auth.core.crypto import Keyring
     >>> from langchain_agent_auth.vault import Connection
     >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
     ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],

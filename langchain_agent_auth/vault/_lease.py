@@ -28,9 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from langchain_agent_auth.oauth import Sleep
-from langchain_agent_auth.store_cas import ABSENT, BestEffortCAS, CompareAndSet, SqliteCAS, compare_and_set
-from langchain_agent_auth.vault._io import Blocking, VaultOp, store_get, store_put
+from langchain_agent_auth.core.effects import Blocking, Sleep, VaultOp, store_get, store_put
+from langchain_agent_auth.core.store_cas import ABSENT, BestEffortCAS, CompareAndSet, SqliteCAS, compare_and_set
 
 __all__ = ["LEASE_NS", "CasLease", "Lease", "SqliteLease", "StoreLease", "default_lease"]
 
@@ -73,7 +72,7 @@ class StoreLease:
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.vault._io import drive
+        >>> from langchain_agent_auth.core.effects import drive
         >>> import httpx
         >>> store, lease = InMemoryStore(), StoreLease(settle=0)
         >>> drive(lease.acquire("alice|calendar", "w1", 5), httpx.Client(), store)
@@ -111,7 +110,7 @@ class CasLease:
     Example:
         >>> import httpx
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.vault._io import drive
+        >>> from langchain_agent_auth.core.effects import drive
         >>> store = InMemoryStore()
         >>> lease = CasLease(compare_and_set(store))
         >>> [drive(lease.acquire("k", who, 5), httpx.Client(), store) for who in ("w1", "w2", "w1")]
@@ -137,7 +136,7 @@ class SqliteLease(CasLease):
     Example:
         >>> import sqlite3, httpx
         >>> from langgraph.store.sqlite import SqliteStore
-        >>> from langchain_agent_auth.vault._io import drive
+        >>> from langchain_agent_auth.core.effects import drive
         >>> store = SqliteStore(sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
         >>> lease = SqliteLease(store)
         >>> [drive(lease.acquire("k", who, 5), httpx.Client(), store) for who in ("w1", "w2", "w1")]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.core.errors import ConfigurationError
 from langchain_agent_auth.oauth import AuthMethod, ClientCredentials, OAuthClient, ProviderMetadata
 
 __all__ = [

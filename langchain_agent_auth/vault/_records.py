@@ -40,8 +40,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.errors import VaultDecryptionError, VaultRecordError
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.errors import VaultDecryptionError, VaultRecordError
 
 log = logging.getLogger("langchain_agent_auth.vault")
 

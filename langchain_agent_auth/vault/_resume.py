@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from langchain_agent_auth.core.store_cas import compare_and_set
 from langchain_agent_auth.identity import UserIdentity
-from langchain_agent_auth.store_cas import compare_and_set
 from langchain_agent_auth.vault._model import PendingConnect
 from langchain_agent_auth.vault._vault import TokenVault
 
@@ -60,7 +60,7 @@ class ConnectPendingSource:
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.crypto import Keyring
+        >>> from langchain_agent_auth.core.crypto import Keyring
         >>> source = ConnectPendingSource(TokenVault([], store=InMemoryStore(), keyring=Keyring.generate()))
         >>> source.name, source.due(0.0, 10)
         ('vault', [])

@@ -23,9 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from langchain_agent_auth.audit._emit import emit_audit
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.audit._emit import emit_audit
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.effects import VaultOp, store_get, store_put
+from langchain_agent_auth.core.errors import (
     CredentialUnavailableError,
     IdentityError,
     InvalidGrantError,
@@ -43,7 +44,6 @@ from langchain_agent_auth.oauth import (
     Sleep,
     TokenResponse,
 )
-from langchain_agent_auth.vault._io import VaultOp, store_get, store_put
 from langchain_agent_auth.vault._lease import Lease
 from langchain_agent_auth.vault._model import AccessToken, Connection
 from langchain_agent_auth.vault._records import TokenRecord, user_ns

@@ -20,23 +20,9 @@ from typing import Any, TypeVar
 import httpx
 from langgraph.store.base import BaseStore
 
-from langchain_agent_auth.audit._emit import audit_enabled, emit_audit
-from langchain_agent_auth.crypto import DATA_DIR_ENV, Keyring, default_data_dir, default_keyring
-from langchain_agent_auth.errors import (
-    AgentAuthError,
-    CallbackStateError,
-    ConfigurationError,
-    ConnectionNotFoundError,
-    InvalidRequestError,
-    VaultDecryptionError,
-    VaultRecordError,
-    oauth_error_from_response,
-)
-from langchain_agent_auth.identity import UserIdentity
-from langchain_agent_auth.oauth import Pkce
-from langchain_agent_auth.store_cas import compare_and_set
-from langchain_agent_auth.vault._cache import CacheKey, SingleFlight, TokenCache
-from langchain_agent_auth.vault._io import (
+from langchain_agent_auth.core.audit._emit import audit_enabled, emit_audit
+from langchain_agent_auth.core.crypto import DATA_DIR_ENV, Keyring, default_data_dir, default_keyring
+from langchain_agent_auth.core.effects import (
     HTTP,
     Blocking,
     VaultOp,
@@ -46,6 +32,20 @@ from langchain_agent_auth.vault._io import (
     store_put,
     store_search,
 )
+from langchain_agent_auth.core.errors import (
+    AgentAuthError,
+    CallbackStateError,
+    ConfigurationError,
+    ConnectionNotFoundError,
+    InvalidRequestError,
+    VaultDecryptionError,
+    VaultRecordError,
+    oauth_error_from_response,
+)
+from langchain_agent_auth.core.store_cas import compare_and_set
+from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.oauth import Pkce
+from langchain_agent_auth.vault._cache import CacheKey, SingleFlight, TokenCache
 from langchain_agent_auth.vault._lease import Lease, default_lease
 from langchain_agent_auth.vault._model import (
     AccessToken,
@@ -101,7 +101,7 @@ def open_default_store(path: str | os.PathLike[str]) -> BaseStore:
     """
     from langgraph.store.sqlite import SqliteStore
 
-    from langchain_agent_auth.crypto import private_dir, private_file
+    from langchain_agent_auth.core.crypto import private_dir, private_file
 
     file = pathlib.Path(path)
     if not file.parent.exists():
@@ -145,7 +145,7 @@ class TokenVault:
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.crypto import DATA_DIR_ENV, Keyring, default_data_dir
+        >>> from langchain_agent_auth.core.crypto import DATA_DIR_ENV, Keyring, default_data_dir
         >>> vault = TokenVault(
         ...     [Connection("calendar", issuer="https://upstream.example", client_id="agent",
         ...                 client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
@@ -893,7 +893,7 @@ def _none() -> VaultOp[None]:
 
 
 def _store_ops(ops: tuple[Any, ...]) -> VaultOp[list[Any]]:
-    from langchain_agent_auth.vault._io import StoreOps
+    from langchain_agent_auth.core.effects import StoreOps
 
     return (yield StoreOps(ops))
 

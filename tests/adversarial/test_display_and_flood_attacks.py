@@ -94,7 +94,7 @@ async def test_the_cap_holds_with_ainvoke(keyring, clock):
     graph = graph_for(approver, model, [transfer], store=InMemoryStore(), max_pending=1, on_denied="raise")
     r = await graph.ainvoke({"messages": [("user", "pay")]}, cfg("t-a1"), context={"user": ALICE})
     assert interrupts(r)
-    from langchain_agent_auth.errors import ApprovalLimitError
+    from langchain_agent_auth.core.errors import ApprovalLimitError
 
     with pytest.raises(ApprovalLimitError):
         await graph.ainvoke({"messages": [("user", "pay")]}, cfg("t-a2"), context={"user": ALICE})
@@ -127,7 +127,7 @@ def test_text_meant_to_mislead_the_approver_is_refused_before_any_request(approv
 
 
 def test_the_refusal_is_typed(keyring, clock):
-    from langchain_agent_auth.errors import UnsafeArgumentsError
+    from langchain_agent_auth.core.errors import UnsafeArgumentsError
 
     model = Attacker(script=[call("transfer", {"amount": 9000, "to": "P\u0430yPal"})])
     graph = graph_for(InAppApprover(keyring=keyring, clock=clock), model, [transfer], on_denied="raise")

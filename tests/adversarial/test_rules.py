@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import ToolMessage
 
-from langchain_agent_auth._scrub import scrub
 from langchain_agent_auth.approval import ApprovalGuard, InAppApprover, display_hazard
 from langchain_agent_auth.approval._digest import args_digest
-from langchain_agent_auth.errors import ConfigurationError, UnsafeArgumentsError
+from langchain_agent_auth.core._scrub import scrub
+from langchain_agent_auth.core.errors import ConfigurationError, UnsafeArgumentsError
 from langchain_agent_auth.identity import IDENTITY_FIELDS, IdentityGuard, find_foreign
 from langchain_agent_auth.identity._fields import replace_at
 from tests.adversarial.attacker import ALICE

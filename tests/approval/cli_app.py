@@ -5,7 +5,7 @@ from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
 from langchain_agent_auth.approval import InAppApprover
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 
 
 class S(TypedDict):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from tests.approval import helpers
 
 

@@ -17,8 +17,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
 
 from langchain_agent_auth.approval import ApprovalGuard, InAppApprover
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.guards import guarded_tool_node
 from tests.approval.helpers import ALICE, State
 from tests.support.gate import GateStore
 

@@ -28,8 +28,8 @@ from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 
 from langchain_agent_auth.approval import ApprovalResumer, ApprovalSource, CIBAApprover, approval_guards
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.guards import guarded_tool_node
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.oauth import OAuthClient
 from tests.approval.helpers import State

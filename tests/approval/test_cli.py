@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from langchain_agent_auth.approval._cli import build, load_object
 from langchain_agent_auth.cli import build_parser, main
+from langchain_agent_auth.cli._resumer import build, load_object
 
 
 def test_help_lists_the_resumer():
@@ -37,7 +37,7 @@ def test_lease_is_a_positive_number_of_seconds(capsys):
 
 @pytest.mark.parametrize("spec", ["nocolon", ":attr", "module:"])
 def test_load_object_rejects_bad_specs(spec):
-    from langchain_agent_auth.errors import ConfigurationError
+    from langchain_agent_auth.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="module:attr"):
         load_object(spec)
@@ -62,8 +62,8 @@ def test_once_runs_one_pass_and_prints_its_report(capsys, monkeypatch):
 def test_service_credentials_build_a_client_credentials_auth():
     import argparse
 
-    from langchain_agent_auth.approval._cli import _service_auth
-    from langchain_agent_auth.errors import ConfigurationError
+    from langchain_agent_auth.cli._resumer import _service_auth
+    from langchain_agent_auth.core.errors import ConfigurationError
     from langchain_agent_auth.oauth import ClientCredentialsAuth
 
     base = dict(service_issuer="https://idp.example", service_client_id="resumer", service_client_secret="s3cret",

@@ -20,7 +20,7 @@ from langchain_agent_auth.approval._text import (
     default_authorization_details,
     sanitize_binding_text,
 )
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.core.errors import ConfigurationError
 
 # node-oidc-provider's rule for binding messages (the strictest provider we test against).
 NODE_RULE = re.compile(r"^[\w .,:;!?#+\-/()]{1,64}$")

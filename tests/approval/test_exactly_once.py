@@ -26,8 +26,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.store.sqlite import SqliteStore
 from langgraph.types import Command
 
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.errors import ApprovalAlreadyHandledError
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.errors import ApprovalAlreadyHandledError
 from tests.approval.exactly_once_app import CALL, GateStore, build, runs, sqlite_conn
 from tests.approval.helpers import ALICE
 
@@ -137,7 +137,7 @@ async def test_a_tool_that_pauses_can_claim_again(tmp_path, keyring, mode):
     from langgraph.types import interrupt
 
     from langchain_agent_auth.approval import ApprovalGuard, InAppApprover
-    from langchain_agent_auth.guards import guarded_tool_node
+    from langchain_agent_auth.core.guards import guarded_tool_node
     from tests.approval.helpers import State
 
     ran: list[str] = []
@@ -201,7 +201,7 @@ async def test_two_resumers_resume_each_thread_once(keyring, mode):
     from langgraph.store.memory import InMemoryStore
 
     from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, approval_guards
-    from langchain_agent_auth.guards import guarded_tool_node
+    from langchain_agent_auth.core.guards import guarded_tool_node
     from tests.approval.fake_ciba import Clock, FakeCiba
     from tests.approval.helpers import SIDE_EFFECTS, State, calls, transfer_money
 
@@ -261,7 +261,7 @@ def test_a_stale_approved_record_is_set_aside_once(keyring, caplog):
     from langgraph.store.memory import InMemoryStore
 
     from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, approval_guards
-    from langchain_agent_auth.guards import guarded_tool_node
+    from langchain_agent_auth.core.guards import guarded_tool_node
     from tests.approval.fake_ciba import Clock, FakeCiba
     from tests.approval.helpers import SIDE_EFFECTS, State, calls, transfer_money
 

@@ -22,7 +22,7 @@ from langchain_agent_auth.approval import (
     args_digest,
     with_approval,
 )
-from langchain_agent_auth.guards import guard_tool
+from langchain_agent_auth.core.guards import guard_tool
 from tests.approval.helpers import (
     ALICE,
     BOB,

@@ -13,7 +13,7 @@ import pytest
 from langgraph_sdk import get_client, get_sync_client
 
 from langchain_agent_auth.approval import CIBAApprover, LangGraphServerStore, RemoteResumer
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.oauth import OAuthClient
 from tests.conftest import unavailable
 from tests.support.node_idp import AGENT, API

@@ -53,7 +53,7 @@ from langchain_agent_auth.approval import (
     get_approval_token,
     with_approval,
 )
-from langchain_agent_auth.guards import ToolGuard, guard_tool
+from langchain_agent_auth.core.guards import ToolGuard, guard_tool
 from tests.approval.fake_ciba import Clock, FakeCiba
 from tests.approval.helpers import ALICE, BOB, SIDE_EFFECTS, answer, calls, interrupts, scripted, tool_messages
 

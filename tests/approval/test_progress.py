@@ -17,7 +17,7 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from langchain_agent_auth.approval import ApprovalMiddleware, CIBAApprover, InAppApprover
-from langchain_agent_auth.progress import WaitProgress, is_progress
+from langchain_agent_auth.core.progress import WaitProgress, is_progress
 from tests.approval.fake_ciba import FakeCiba
 from tests.approval.helpers import ALICE, calls, scripted, tool_messages, transfer_money
 from tests.approval.test_ciba import TOKENS_SEEN, pay

@@ -12,7 +12,7 @@ import pytest
 from langgraph_sdk import get_sync_client
 
 from langchain_agent_auth.approval import CIBAApprover, RemoteResumer
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.identity.langgraph_auth import act_as_header
 from langchain_agent_auth.oauth import ClientCredentialsAuth, OAuthClient
 from tests.conftest import unavailable

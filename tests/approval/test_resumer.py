@@ -28,7 +28,7 @@ from langchain_agent_auth.approval import (
     approval_guards,
     route_tool_calls,
 )
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.guards import guarded_tool_node
 from tests.approval.fake_ciba import Clock, FakeCiba
 from tests.approval.helpers import ALICE, SIDE_EFFECTS, State, calls, transfer_money
 

@@ -31,7 +31,7 @@ def _graph(ciba: CIBAApprover, store: InMemoryStore, n: int) -> Any:
     from langgraph.graph import END, START, StateGraph
 
     from langchain_agent_auth.approval import approval_guards
-    from langchain_agent_auth.guards import guarded_tool_node
+    from langchain_agent_auth.core.guards import guarded_tool_node
 
     graph = (StateGraph(State)
              .add_node("tools", guarded_tool_node([transfer_money], *approval_guards({"transfer_money": ciba})))
@@ -162,7 +162,7 @@ def test_four_resumer_processes_one_killed_resume_every_thread_once(postgres, tm
     """N pending CIBA approvals (AGENT_AUTH_SCALEOUT_N, default 400; the benchmark runs
     2,000), 4 resumer processes over one PostgreSQL database, one frozen holding its claims
     and killed with SIGKILL midway."""
-    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.core.crypto import Keyring
     from langchain_agent_auth.devserver import LocalProvider
     from tests.approval import scaleout_app as app
 

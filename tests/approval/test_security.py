@@ -22,7 +22,7 @@ from langgraph.types import Command
 
 from langchain_agent_auth import errors as E
 from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, approval_guards, route_tool_calls
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.guards import guarded_tool_node
 from tests.approval.fake_ciba import Clock, FakeCiba
 from tests.approval.helpers import ALICE, State, calls, interrupts, transfer_money
 from tests.approval.test_ciba import TOKENS_SEEN, pay

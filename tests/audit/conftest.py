@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from langchain_agent_auth.audit import AuditEvent, add_audit_sink, remove_audit_sink
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 
 
 class Recorder(list):

@@ -62,6 +62,6 @@ def test_the_console_script_reads_the_data_dir(trail):
 
 def test_the_kind_choices_are_every_kind():
     from langchain_agent_auth.audit import AUDIT_KINDS
-    from langchain_agent_auth.audit._cli import _KINDS
+    from langchain_agent_auth.cli._audit import _KINDS
 
     assert _KINDS == AUDIT_KINDS

@@ -14,7 +14,7 @@ from langgraph.types import Command
 
 from langchain_agent_auth.approval import ApprovalResumer, CIBAApprover, InAppApprover
 from langchain_agent_auth.audit import AUDIT_KINDS
-from langchain_agent_auth.errors import CredentialUnavailableError, ThreadOwnershipError
+from langchain_agent_auth.core.errors import CredentialUnavailableError, ThreadOwnershipError
 from langchain_agent_auth.fga import EmbeddedAuthorizer, with_fga
 from langchain_agent_auth.identity import UserIdentity, acting_as
 from langchain_agent_auth.oauth import OAuthClient
@@ -218,7 +218,7 @@ def test_every_kind_is_covered_by_these_tests():
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_a_refused_resume_value_is_audited(events, mode):
-    from langchain_agent_auth.errors import ResumeValueError
+    from langchain_agent_auth.core.errors import ResumeValueError
 
     agent = approval_agent(InAppApprover(allowed_decisions=("approve", "reject")))
     r = await run(agent, mode, {"messages": [("user", "mail bob")]}, context={"user": ALICE})

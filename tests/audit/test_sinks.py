@@ -27,7 +27,7 @@ from langchain_agent_auth.audit import (
     emit_audit,
     read_audit,
 )
-from langchain_agent_auth.errors import ConfigurationError, CredentialUnavailableError
+from langchain_agent_auth.core.errors import ConfigurationError, CredentialUnavailableError
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.vault import open_default_store
 from tests.approval.helpers import answer
@@ -55,7 +55,7 @@ async def approve_once(mode: str, cfg: Any = CFG) -> None:
 
 
 def test_without_a_sink_nothing_is_built(monkeypatch):
-    import langchain_agent_auth.audit._event as event_module
+    import langchain_agent_auth.core.audit._event as event_module
 
     class Boom:
         def __init__(self, **kw: Any) -> None:
@@ -153,7 +153,7 @@ def test_otel_an_event_outside_a_call_gets_its_own_span(spans):
 def test_otel_a_failing_tool_marks_the_span_as_an_error(spans):
     from langchain_core.tools import tool
 
-    from langchain_agent_auth.guards import ToolGuard, guard_tool
+    from langchain_agent_auth.core.guards import ToolGuard, guard_tool
 
     class Pass(ToolGuard):
         def wrap(self, call, proceed):

@@ -51,7 +51,7 @@ def secrets_of(data_dir: pathlib.Path) -> list[str]:
 
 def vaulted_tokens(data_dir: pathlib.Path, user: str = "alice") -> list[str]:
     """The upstream tokens the demo stored in its vault for ``user`` (decrypted)."""
-    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.core.crypto import Keyring
     from langchain_agent_auth.vault import open_default_store
     from langchain_agent_auth.vault._records import TokenRecord, user_ns
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from authlib.oidc.core import CodeIDToken
 
+from langchain_agent_auth.core.errors import OAuthError
 from langchain_agent_auth.devserver import LocalProvider
-from langchain_agent_auth.errors import OAuthError
 from tests.devserver.devserver_helpers import API, PAYMENT, RAR, PingReceiver, ProviderHandle, verify, wait_until
 
 

@@ -11,15 +11,15 @@ import threading
 import httpx
 import pytest
 
-from langchain_agent_auth.devserver import LocalProvider
-from langchain_agent_auth.devserver._device import normalize_user_code
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AccessDeniedError,
     AuthorizationPendingError,
     ExpiredTokenError,
     InvalidGrantError,
     SlowDownError,
 )
+from langchain_agent_auth.devserver import LocalProvider
+from langchain_agent_auth.devserver._device import normalize_user_code
 from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
 
 

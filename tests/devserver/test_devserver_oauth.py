@@ -13,8 +13,8 @@ from authlib.oidc.core import CodeIDToken
 from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc import jwt
 
+from langchain_agent_auth.core.errors import InvalidGrantError, OAuthError
 from langchain_agent_auth.devserver import LocalProvider
-from langchain_agent_auth.errors import InvalidGrantError, OAuthError
 from tests.devserver.devserver_helpers import API, CIBA, DOWN, FEDERATED, PAYMENT, TE, ProviderHandle, verify
 
 
@@ -424,7 +424,7 @@ def _code(idp: LocalProvider, user: str, scope: str) -> tuple[str, str, str]:
 
 
 def test_invalid_grant_error_class_maps(handle: ProviderHandle) -> None:
-    from langchain_agent_auth.errors import oauth_error_from_response
+    from langchain_agent_auth.core.errors import oauth_error_from_response
 
     r = handle.post("token_endpoint", {"grant_type": "refresh_token", "refresh_token": "nope"})
     assert isinstance(oauth_error_from_response(r.json(), status_code=r.status_code), InvalidGrantError)

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from langchain_agent_auth.core.logs import RedactingFilter, install_log_redaction, redact_log_text
 from langchain_agent_auth.devserver import LocalProvider
-from langchain_agent_auth.logs import RedactingFilter, install_log_redaction, redact_log_text
 from langchain_agent_auth.oauth import OAuthClient
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from langchain_agent_auth.errors import AuthorizationError
+from langchain_agent_auth.core.errors import AuthorizationError
 from langchain_agent_auth.fga import AuthorizationModel, EmbeddedAuthorizer
 from langchain_agent_auth.fga._engine import validate_tuple
 from langchain_agent_auth.fga._tuple import coerce_tuples

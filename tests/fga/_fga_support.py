@@ -117,6 +117,6 @@ def new_store(url: str, name: str = "test") -> tuple[str, str]:
 
 
 def _create_app() -> Any:
-    from langchain_agent_auth.fga._server import create_app
+    from langchain_agent_auth.cli._fga_server import create_app
 
     return create_app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from langchain_agent_auth.fga._testfile import format_report, run_test_file
+from langchain_agent_auth.cli._fga_testfile import format_report, run_test_file
 from tests.fga._fga_support import CONFORMANCE
 
 pytestmark = [

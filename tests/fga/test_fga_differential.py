@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from langchain_agent_auth.errors import AuthorizationError, ModelError
+from langchain_agent_auth.core.errors import AuthorizationError, ModelError
 from langchain_agent_auth.fga import AuthorizationModel, EmbeddedAuthorizer
 
 FGA = shutil.which("fga") or str(Path(sys.executable).parent / "fga")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AuthorizationError,
     ConditionError,
     ConfigurationError,

@@ -16,7 +16,7 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from langchain_agent_auth.fga._server import MAX_BODY_BYTES, create_app
+from langchain_agent_auth.cli._fga_server import MAX_BODY_BYTES, create_app
 
 PROBE_REQUESTS = 588  # what the security probe sent to this server
 CASES_PER_ROUTE = 50

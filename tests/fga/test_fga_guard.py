@@ -10,7 +10,8 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import StructuredTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from langchain_agent_auth.errors import AccessDenied, AuthorizationError, ConfigurationError
+from langchain_agent_auth.core.errors import AccessDenied, AuthorizationError, ConfigurationError
+from langchain_agent_auth.core.guards import GuardedCall, ToolGuard, guard_tool, guarded_tool_node
 from langchain_agent_auth.fga import (
     AuthorizationDecision,
     EmbeddedAuthorizer,
@@ -19,7 +20,6 @@ from langchain_agent_auth.fga import (
     fga_user,
     with_fga,
 )
-from langchain_agent_auth.guards import GuardedCall, ToolGuard, guard_tool, guarded_tool_node
 from langchain_agent_auth.identity import UserIdentity, acting_as
 from tests.fga._fga_support import DOCS_MODEL, FakeChatModel
 

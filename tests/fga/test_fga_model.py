@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from langchain_agent_auth.errors import ModelError
+from langchain_agent_auth.core.errors import ModelError
 from langchain_agent_auth.fga import AuthorizationModel, load_model_file
 from langchain_agent_auth.fga._dsl import combine_modules, parse_dsl, print_dsl
 from langchain_agent_auth.fga._model import normalise_model_json

@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 import yaml
 
-from langchain_agent_auth.errors import AuthorizationError, ConditionError
+from langchain_agent_auth.core.errors import AuthorizationError, ConditionError
 from langchain_agent_auth.fga import EmbeddedAuthorizer
 
 FGA = shutil.which("fga") or str(Path(sys.executable).parent / "fga")

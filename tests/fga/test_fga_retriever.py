@@ -8,7 +8,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from langchain_agent_auth.errors import AuthorizationError, IdentityError
+from langchain_agent_auth.core.errors import AuthorizationError, IdentityError
 from langchain_agent_auth.fga import AuthorizationDecision, EmbeddedAuthorizer, FGARetriever
 from langchain_agent_auth.identity import UserIdentity, acting_as
 from tests.fga._fga_support import DOCS_MODEL

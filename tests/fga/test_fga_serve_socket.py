@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from langchain_agent_auth._serving import bind_socket as listen_socket
+from langchain_agent_auth.core._serving import bind_socket as listen_socket
 
 
 def test_listen_socket_is_tcp() -> None:

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AuthorizationError,
     ConditionError,
     ConfigurationError,
@@ -321,8 +321,8 @@ def test_cli_serve_uses_the_shared_nodelay_socket(monkeypatch: pytest.MonkeyPatc
     import socket
 
     from langchain_agent_auth import cli
-    from langchain_agent_auth._serving import bind_socket
-    from langchain_agent_auth.fga import _cli
+    from langchain_agent_auth.cli import _fga as _cli
+    from langchain_agent_auth.core._serving import bind_socket
 
     sock = bind_socket("127.0.0.1", 0)
     try:

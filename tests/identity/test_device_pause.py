@@ -19,16 +19,16 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from langchain_agent_auth.approval import ApprovalResumer
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.errors import AgentAuthError
+from langchain_agent_auth.core.progress import WaitProgress
 from langchain_agent_auth.devserver import LocalProvider
-from langchain_agent_auth.errors import AgentAuthError
 from langchain_agent_auth.identity import (
     DeviceAuthorizationPayload,
     DeviceAuthorizer,
     DevicePendingSource,
 )
 from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
-from langchain_agent_auth.progress import WaitProgress
 
 
 class State(TypedDict, total=False):

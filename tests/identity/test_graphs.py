@@ -15,8 +15,8 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolRuntime
 from langgraph.store.memory import InMemoryStore
 
-from langchain_agent_auth.errors import IdentityError, ThreadOwnershipError
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.errors import IdentityError, ThreadOwnershipError
+from langchain_agent_auth.core.guards import guarded_tool_node
 from langchain_agent_auth.identity import (
     AuthContext,
     IdentityGuard,
@@ -86,7 +86,7 @@ def test_override_mode_replaces_the_claimed_user():
 
 
 def test_tool_schema_shown_to_the_model_has_no_identity_fields():
-    from langchain_agent_auth.guards import guard_tool
+    from langchain_agent_auth.core.guards import guard_tool
 
     wrapped = guard_tool(my_calendar, IdentityGuard())
     assert set(wrapped.tool_call_schema.model_json_schema()["properties"]) == {"day"}

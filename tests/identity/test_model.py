@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from langchain_agent_auth.errors import IdentityError
+from langchain_agent_auth.core.errors import IdentityError
 from langchain_agent_auth.identity import (
     IdentitySource,
     LangGraphServerUserResolver,

@@ -32,9 +32,9 @@ from langchain_agent_auth.approval import (
     route_tool_calls,
     with_approval,
 )
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.errors import IdentityError, ResumeValueError, ThreadOwnershipError
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.errors import IdentityError, ResumeValueError, ThreadOwnershipError
+from langchain_agent_auth.core.guards import guarded_tool_node
 from langchain_agent_auth.identity import (
     OWNER_NAMESPACE,
     IdentityGuard,

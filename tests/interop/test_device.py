@@ -122,7 +122,7 @@ def test_device_authorization_pause_resumed_after_approval(device_provider):
     from langgraph.types import Command
     from typing_extensions import TypedDict
 
-    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.core.crypto import Keyring
     from langchain_agent_auth.identity import DeviceAuthorizer
 
     class State(TypedDict, total=False):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from langchain_agent_auth import UserIdentity, acting_as
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     CallbackStateError,
     ConfigurationError,
     IdentityError,
@@ -345,7 +345,7 @@ def _sqlite_store(tmp_path):
 
 
 def test_sealed_tokens_live_encrypted_in_the_store_per_user(tmp_path):
-    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.core.crypto import Keyring
     from langchain_agent_auth.mcp import SealedTokenStore
 
     store, keyring = _sqlite_store(tmp_path), Keyring.generate()
@@ -373,7 +373,7 @@ def test_sealed_tokens_live_encrypted_in_the_store_per_user(tmp_path):
 async def test_sealed_tokens_under_asyncio_stay_off_the_event_loop(tmp_path):
     import threading
 
-    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.core.crypto import Keyring
     from langchain_agent_auth.mcp import SealedTokenStore
 
     loop_thread = threading.get_ident()
@@ -397,7 +397,7 @@ def test_a_callback_reaching_another_worker_completes_the_sign_in_once(tmp_path)
     """Worker A pauses (sign-in needed); the user's browser comes back to worker B, which shares
     the sealed store: B redeems the code, A and B then both have the user's token; a replay of
     the callback, in either worker, is refused."""
-    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.core.crypto import Keyring
     from langchain_agent_auth.mcp import SealedTokenStore
 
     store, keyring = _sqlite_store(tmp_path), Keyring.generate()

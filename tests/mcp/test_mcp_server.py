@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamablehttp_client
 from mcp.server.fastmcp import FastMCP
 
 from langchain_agent_auth import LocalProvider, UserIdentity, acting_as
-from langchain_agent_auth.errors import MCPAuthorizationRequired
+from langchain_agent_auth.core.errors import MCPAuthorizationRequired
 from langchain_agent_auth.mcp import (
     DownstreamTokens,
     MCPAuth,

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from langchain_agent_auth.errors import AccessDeniedError, ExpiredTokenError, ProtocolError
+from langchain_agent_auth.core.errors import AccessDeniedError, ExpiredTokenError, ProtocolError
 from langchain_agent_auth.oauth import ClientCredentials, Sleep, run_async, run_sync
 from langchain_agent_auth.oauth import device as D
 from langchain_agent_auth.oauth.flows import FlowSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from langchain_agent_auth.errors import (
+from langchain_agent_auth.core.errors import (
     AccessDeniedError,
     ConfigurationError,
     ExpiredTokenError,

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from langchain_agent_auth.errors import ConfigurationError
-from langchain_agent_auth.storage import STORE_ENV, open_storage, redact_url
+from langchain_agent_auth.core.errors import ConfigurationError
+from langchain_agent_auth.core.storage import STORE_ENV, open_storage, redact_url
 from tests.demo.helpers import command, demo_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

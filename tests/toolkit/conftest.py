@@ -16,7 +16,7 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langchain_agent_auth.approval import ApprovalMiddleware, CIBAApprover, InAppApprover
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.fga import EmbeddedAuthorizer
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.oauth import OAuthClient

@@ -15,7 +15,7 @@ from langgraph.types import Command
 
 from langchain_agent_auth import AgentAuthToolkit
 from langchain_agent_auth.approval import ApprovalResumer
-from langchain_agent_auth.errors import ConfigurationError, ConnectionNotFoundError
+from langchain_agent_auth.core.errors import ConfigurationError, ConnectionNotFoundError
 from langchain_agent_auth.identity import acting_as
 from tests.toolkit.conftest import ALICE, BOB, TRANSFERS, run, start_waiting, wait_until, waiting_agent
 
@@ -113,7 +113,7 @@ def test_without_a_trusted_user_every_tool_refuses(mode, vault, fga, approver):
 
 def test_whoami_from_a_token_verified_at_the_local_provider(idp):
     """The user comes from a real access token (TokenResolver); the answer holds no token."""
-    from langchain_agent_auth._user import IdentitySource
+    from langchain_agent_auth.core.identity import IdentitySource
     from langchain_agent_auth.identity import TokenResolver
     from langchain_agent_auth.oauth import JWTVerifier
 

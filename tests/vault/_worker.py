@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from langgraph.store.sqlite import SqliteStore
 
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.vault import Connection, TokenVault
 

@@ -10,7 +10,7 @@ import pytest
 from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore
 
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.vault import Connection, TokenVault
 from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, Upstream, UpstreamServer

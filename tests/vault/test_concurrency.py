@@ -105,7 +105,7 @@ def test_100_parallel_tool_calls_in_an_agent_one_refresh(vault, upstream):
 
 def test_cross_process_lease_one_refresh(upstream, tmp_path, keyring):
     """Three worker processes x 10 threads on one SQLite store: the rotating refresh token is spent once."""
-    from langchain_agent_auth.crypto import Keyring
+    from langchain_agent_auth.core.crypto import Keyring
     from langchain_agent_auth.vault import VaultCallback
     from tests.vault.conftest import calendar_connection as conn
 

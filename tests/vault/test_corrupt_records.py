@@ -135,7 +135,7 @@ def test_a_damaged_lease_is_taken_over(junk):
     import httpx
     from langgraph.store.memory import InMemoryStore
 
-    from langchain_agent_auth.vault._io import drive
+    from langchain_agent_auth.core.effects import drive
     from langchain_agent_auth.vault._lease import LEASE_NS, StoreLease
 
     store, lease = InMemoryStore(), StoreLease(settle=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from langchain_agent_auth.errors import CredentialUnavailableError
+from langchain_agent_auth.core.errors import CredentialUnavailableError
 from tests.vault.conftest import ALICE, Both, connect
 
 

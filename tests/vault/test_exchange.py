@@ -14,7 +14,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.store.memory import InMemoryStore
 
 from langchain_agent_auth import errors as E
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.oauth import AUTH0_FEDERATED_GRANT, AUTH0_FEDERATED_TOKEN_TYPE, JWTVerifier, OAuthClient
 from langchain_agent_auth.vault import Connection, TokenVault, VaultMiddleware
 from tests.support.fake_idp import FakeProvider

@@ -188,7 +188,7 @@ def test_no_user_is_refused_not_paused(vault, upstream):
 
 
 def test_outside_a_graph_the_caller_gets_the_typed_error(vault, upstream):
-    from langchain_agent_auth.errors import CredentialUnavailableError
+    from langchain_agent_auth.core.errors import CredentialUnavailableError
     from langchain_agent_auth.identity import acting_as
 
     tools = calendar_tools(upstream.api_url)
@@ -202,7 +202,7 @@ def test_outside_a_graph_the_caller_gets_the_typed_error(vault, upstream):
 
 
 def test_unknown_connection_fails_at_configuration_time(vault, upstream):
-    from langchain_agent_auth.errors import ConnectionNotFoundError
+    from langchain_agent_auth.core.errors import ConnectionNotFoundError
 
     tools = calendar_tools(upstream.api_url)
     with pytest.raises(ConnectionNotFoundError, match=r"'github'.*declared: calendar"):

@@ -22,8 +22,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, interrupt
 
-from langchain_agent_auth.errors import CredentialUnavailableError
-from langchain_agent_auth.guards import GuardedCall, ToolGuard, guard_tool
+from langchain_agent_auth.core.errors import CredentialUnavailableError
+from langchain_agent_auth.core.guards import GuardedCall, ToolGuard, guard_tool
 from langchain_agent_auth.identity import acting_as
 from langchain_agent_auth.vault import VaultMiddleware, get_access_token, vault_auth, with_vault
 from tests.vault.conftest import ALICE, ALICE_ELSEWHERE, BOB, connect

@@ -9,7 +9,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from langchain_agent_auth.progress import WaitProgress, is_progress
+from langchain_agent_auth.core.progress import WaitProgress, is_progress
 from langchain_agent_auth.vault import VaultMiddleware
 from tests.support.upstream import CLIENT_SECRET, browse_upstream
 from tests.vault.conftest import ALICE

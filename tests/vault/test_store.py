@@ -11,7 +11,7 @@ from langgraph.store.sqlite import SqliteStore
 
 from langchain_agent_auth import errors as E
 from langchain_agent_auth.cli import main as cli
-from langchain_agent_auth.crypto import Keyring
+from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.vault import ConnectPendingSource, TokenVault, open_default_store
 from langchain_agent_auth.vault._records import PENDING_NS, user_ns
 from tests.support.upstream import CLIENT_SECRET

@@ -8,7 +8,7 @@ from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from langchain_agent_auth.approval import CIBAApprover, approval_guards, route_tool_calls
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.guards import guarded_tool_node
 from langchain_agent_auth.identity import IdentityGuard, get_current_user
 from langchain_agent_auth.oauth import OAuthClient
 

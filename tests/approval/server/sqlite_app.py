@@ -21,7 +21,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.store.sqlite import SqliteStore
 
 from langchain_agent_auth.approval import CIBAApprover, approval_guards, route_tool_calls
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.guards import guarded_tool_node
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.oauth import OAuthClient
 from tests.approval.helpers import State

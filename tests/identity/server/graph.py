@@ -4,7 +4,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.guards import guarded_tool_node
 from langchain_agent_auth.identity import IdentityGuard, UserState, get_current_user, identity_node
 
 

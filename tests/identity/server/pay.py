@@ -6,8 +6,8 @@ from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from langchain_agent_auth.approval import InAppApprover, approval_guards, route_tool_calls
-from langchain_agent_auth.crypto import Keyring
-from langchain_agent_auth.guards import guarded_tool_node
+from langchain_agent_auth.core.crypto import Keyring
+from langchain_agent_auth.core.guards import guarded_tool_node
 from langchain_agent_auth.identity import IdentityGuard, UserState, get_current_user, identity_node
 
 

@@ -30,7 +30,7 @@ import signal
 import sys
 from typing import Any
 
-from langchain_agent_auth.logs import install_log_redaction
+from langchain_agent_auth.core.logs import install_log_redaction
 
 __all__ = ["configure", "load_object", "main"]
 
@@ -41,10 +41,10 @@ def load_object(spec: str) -> Any:
     Example:
         >>> load_object("json:dumps") is json.dumps
         True
-        >>> load_object("langchain_agent_auth.approval._cli:_example")
+        >>> load_object("langchain_agent_auth.cli._resumer:_example")
         42
     """
-    from langchain_agent_auth.errors import ConfigurationError
+    from langchain_agent_auth.core.errors import ConfigurationError
 
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -151,7 +151,7 @@ def _service_auth(args: argparse.Namespace) -> Any:
     """A ClientCredentialsAuth when --service-issuer is given, else None."""
     if not getattr(args, "service_issuer", None):
         return None
-    from langchain_agent_auth.errors import ConfigurationError
+    from langchain_agent_auth.core.errors import ConfigurationError
     from langchain_agent_auth.oauth import ClientCredentialsAuth, OAuthClient
 
     if not args.service_client_id or not args.service_client_secret:
@@ -191,7 +191,7 @@ async def _serve(resumer: Any, args: argparse.Namespace) -> None:
 def _preflight(resumer: Any, args: argparse.Namespace) -> None:
     """Read the pending approvals once, so a store or server that refuses us stops the
     command at start with one line (a server that is not up yet is waited for)."""
-    from langchain_agent_auth.errors import AgentAuthError, ConfigurationError, redact
+    from langchain_agent_auth.core.errors import AgentAuthError, ConfigurationError, redact
 
     try:
         for source in resumer.sources:
@@ -224,7 +224,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the resumer described by ``args``; returns the exit code."""
     import asyncio  # here, not at module level: `agent-auth --help` stays light
 
-    from langchain_agent_auth.crypto import require_key_configuration
+    from langchain_agent_auth.core.crypto import require_key_configuration
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -246,7 +246,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _store(value: str | None) -> Any:
     """``--store``: a URL (or ``$AGENT_AUTH_STORE``) through ``open_storage``, else ``module:attr``."""
-    from langchain_agent_auth.storage import STORE_ENV, open_storage
+    from langchain_agent_auth.core.storage import STORE_ENV, open_storage
 
     value = value or os.environ.get(STORE_ENV) or None
     if value is None:

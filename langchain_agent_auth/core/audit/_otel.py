@@ -8,7 +8,7 @@ Example:
     >>> from opentelemetry.sdk.trace import TracerProvider
     >>> from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     >>> from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    >>> from langchain_agent_auth.audit import audit_call, audit_sink, emit_audit
+    >>> from langchain_agent_auth.core.audit import audit_call, audit_sink, emit_audit
     >>> exporter, provider = InMemorySpanExporter(), TracerProvider()
     >>> provider.add_span_processor(SimpleSpanProcessor(exporter))
     >>> with audit_sink(OpenTelemetryAuditSink(tracer_provider=provider)):
@@ -24,9 +24,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from langchain_agent_auth.audit._emit import CallInfo
-from langchain_agent_auth.audit._event import AuditEvent
-from langchain_agent_auth.errors import ConfigurationError
+from langchain_agent_auth.core.audit._emit import CallInfo
+from langchain_agent_auth.core.audit._event import AuditEvent
+from langchain_agent_auth.core.errors import ConfigurationError
 
 __all__ = ["OpenTelemetryAuditSink"]
 

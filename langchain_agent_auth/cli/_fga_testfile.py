@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from langchain_agent_auth.errors import AgentAuthError, AuthorizationError, ModelError
+from langchain_agent_auth.core.errors import AgentAuthError, AuthorizationError, ModelError
 from langchain_agent_auth.fga._dsl import load_model_file, parse_dsl
 from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer, coerce_model
 from langchain_agent_auth.fga._store import MemoryTupleStore

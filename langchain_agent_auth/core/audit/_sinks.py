@@ -9,7 +9,7 @@
 
 Example:
     >>> from langgraph.store.memory import InMemoryStore
-    >>> from langchain_agent_auth.audit import audit_sink, emit_audit
+    >>> from langchain_agent_auth.core.audit import audit_sink, emit_audit
     >>> store = InMemoryStore()
     >>> with audit_sink(StoreAuditSink(store)):
     ...     emit_audit("approval_decided", user="-|-|ann", tool="send", args_digest="sha256:ab",
@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from langchain_agent_auth.audit._event import AuditEvent
+from langchain_agent_auth.core.audit._event import AuditEvent
 
 __all__ = ["AUDIT_NAMESPACE", "LoggingAuditSink", "StoreAuditSink", "aread_audit", "read_audit"]
 

@@ -31,8 +31,8 @@ import sys
 import time
 from typing import Any
 
-from langchain_agent_auth.devserver._cli import default_data_dir
-from langchain_agent_auth.errors import AgentAuthError
+from langchain_agent_auth.cli._dev import default_data_dir
+from langchain_agent_auth.core.errors import AgentAuthError
 
 
 def _connection_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:

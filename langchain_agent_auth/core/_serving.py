@@ -7,7 +7,7 @@ Example:
     >>> load_json_bounded("[" * 40 + "]" * 40)
     Traceback (most recent call last):
     ...
-    langchain_agent_auth._serving.JSONLimitError: JSON nested deeper than 32 levels
+    langchain_agent_auth.core._serving.JSONLimitError: JSON nested deeper than 32 levels
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from langchain_agent_auth.errors import AgentAuthError, ConfigurationError
+from langchain_agent_auth.core.errors import AgentAuthError, ConfigurationError
 
 if TYPE_CHECKING:
     from langchain_agent_auth.vault._model import ConnectionInfo
@@ -75,7 +75,7 @@ def _load_vault(spec: str) -> TokenVault:
 
 def _open(args: argparse.Namespace, *, need_keys: bool) -> tuple[TokenVault, bool]:
     """The vault to work on, and whether it holds real keys (to tell unreadable records)."""
-    from langchain_agent_auth.crypto import ENV_VAR, Keyring
+    from langchain_agent_auth.core.crypto import ENV_VAR, Keyring
     from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open_default_store
 
     if args.vault:

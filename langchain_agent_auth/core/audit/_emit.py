@@ -97,7 +97,7 @@ def emit_audit(kind: str, **fields: Any) -> None:
     sinks = _SINKS
     if not sinks:
         return
-    from langchain_agent_auth.audit._event import AuditEvent
+    from langchain_agent_auth.core.audit._event import AuditEvent
 
     call = _CALL.get()
     if call is not None:

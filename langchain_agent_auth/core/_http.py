@@ -8,7 +8,8 @@ import weakref
 
 import httpx
 
-from langchain_agent_auth.oauth._http import USER_AGENT
+USER_AGENT = "langchain-agent-auth"
+
 
 
 class HTTPClients:

@@ -20,7 +20,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from langchain_agent_auth.errors import redact
+from langchain_agent_auth.core.errors import redact
 
 __all__ = ["AUDIT_KINDS", "AuditEvent", "AuditKind"]
 

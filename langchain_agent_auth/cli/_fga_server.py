@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from langchain_agent_auth._serving import JSONLimitError, load_json_bounded
-from langchain_agent_auth.errors import AgentAuthError, AuthorizationError, ModelError
+from langchain_agent_auth.core._serving import JSONLimitError, load_json_bounded
+from langchain_agent_auth.core.errors import AgentAuthError, AuthorizationError, ModelError
 from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
 from langchain_agent_auth.fga._model import AuthorizationModel
 from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore, TupleStore, _now, new_ulid

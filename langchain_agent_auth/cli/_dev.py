@@ -32,7 +32,7 @@ import secrets
 import sys
 from typing import Any
 
-from langchain_agent_auth.logs import install_log_redaction
+from langchain_agent_auth.core.logs import install_log_redaction
 
 DEFAULT_DATA_DIR = ".agent-auth/dev"
 
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from langchain_agent_auth._serving import bind_socket
+    from langchain_agent_auth.core._serving import bind_socket
     from langchain_agent_auth.devserver._app import build_app
     from langchain_agent_auth.devserver._core import Provider
     from langchain_agent_auth.devserver._provider import base_url_for

@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from langchain_agent_auth._serving import bind_socket
-from langchain_agent_auth.errors import AgentAuthError
+from langchain_agent_auth.core._serving import bind_socket
+from langchain_agent_auth.core.errors import AgentAuthError
 
 __all__ = ["configure"]
 
@@ -117,7 +117,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from langchain_agent_auth.fga._testfile import format_report, run_test_file
+    from langchain_agent_auth.cli._fga_testfile import format_report, run_test_file
 
     reports = [run_test_file(f) for f in args.files]
     if args.json:
@@ -149,11 +149,11 @@ def _authorizer(args: argparse.Namespace) -> Any:
     from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore
 
     if args.tests:
-        from langchain_agent_auth.fga._testfile import load_tuple_file
+        from langchain_agent_auth.cli._fga_testfile import load_tuple_file
         from langchain_agent_auth.fga._tuple import coerce_tuples
 
         path = Path(args.tests)
-        from langchain_agent_auth.fga._testfile import _yaml
+        from langchain_agent_auth.cli._fga_testfile import _yaml
 
         data = _yaml(path.read_text(encoding="utf-8")) or {}
         if data.get("model"):
@@ -226,7 +226,7 @@ def _list_users(args: argparse.Namespace) -> int:
 
 
 def _tuples_from(args: argparse.Namespace) -> list[Any]:
-    from langchain_agent_auth.fga._testfile import load_tuple_file
+    from langchain_agent_auth.cli._fga_testfile import load_tuple_file
 
     tuples: list[Any] = [_parse_tuple(t) for t in args.tuple]
     if args.file:
@@ -290,7 +290,7 @@ def _model(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from langchain_agent_auth.fga._server import create_app
+    from langchain_agent_auth.cli._fga_server import create_app
 
     if args.no_auth and args.api_token:
         return _fail("--no-auth and --api-token exclude each other")

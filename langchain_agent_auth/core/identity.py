@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from langchain_agent_auth.errors import IdentityError
+from langchain_agent_auth.core.errors import IdentityError
 
 __all__ = [
     "DEFAULT_CLAIMS",

@@ -23,16 +23,16 @@ __all__ = ["build_parser", "main"]
 # (name, module, one-line help). A module that does not exist yet is left out.
 _COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "langchain_agent_auth.demo", "run the end-to-end demo on embedded defaults"),
-    ("dev", "langchain_agent_auth.devserver._cli", "run the local identity provider"),
+    ("dev", "langchain_agent_auth.cli._dev", "run the local identity provider"),
     (
         "approvals",
-        "langchain_agent_auth.devserver._cli_approvals",
+        "langchain_agent_auth.cli._approvals",
         "list, approve or deny pending CIBA requests on a running local provider",
     ),
-    ("vault", "langchain_agent_auth.vault._cli", "list or revoke a user's connected accounts"),
-    ("resumer", "langchain_agent_auth.approval._cli", "resume threads whose approval completed"),
-    ("fga", "langchain_agent_auth.fga._cli", "test models, check relations, serve the OpenFGA API"),
-    ("audit", "langchain_agent_auth.audit._cli", "show the stored audit trail (by user, thread, kind)"),
+    ("vault", "langchain_agent_auth.cli._vault", "list or revoke a user's connected accounts"),
+    ("resumer", "langchain_agent_auth.cli._resumer", "resume threads whose approval completed"),
+    ("fga", "langchain_agent_auth.cli._fga", "test models, check relations, serve the OpenFGA API"),
+    ("audit", "langchain_agent_auth.cli._audit", "show the stored audit trail (by user, thread, kind)"),
 ]
 
 
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 0 if args.command is None else 2
-    from langchain_agent_auth.logs import install_log_redaction
+    from langchain_agent_auth.core.logs import install_log_redaction
 
     install_log_redaction()
     try:
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        from langchain_agent_auth.errors import AgentAuthError
+        from langchain_agent_auth.core.errors import AgentAuthError
 
         if not isinstance(exc, AgentAuthError):
             raise
@@ -85,6 +85,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agent-auth {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
