@@ -165,7 +165,7 @@ def claim_overhead(dsn: str, rounds: int) -> tuple[list[float], list[float]]:
     """Microseconds: a claim + release of an item on PostgreSQL, and the store read of its record."""
     from langgraph.store.postgres import PostgresStore
 
-    from langchain_agent_auth.approval._sources import PendingItem, claim_item, unclaim_item
+    from langchain_agent_auth.resume import PendingItem, claim_item, unclaim_item
 
     with PostgresStore.from_conn_string(dsn) as store:
         (rec,) = store.search(("agent_auth",), limit=1)

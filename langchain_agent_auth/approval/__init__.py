@@ -25,11 +25,12 @@ checkpoint namespace, tool_call_id and approver; credentials only sealed with a
 Resuming: ``Command(resume={interrupt_id: {"approval_id": ..., "decision": ...}})``
 (:class:`ApprovalResponse`). A CIBA decision is only read from the store (``decision:
 "check"`` wakes the call; if it is still pending the call polls once when due and pauses
-again). :class:`ApprovalResumer` (in-process) and :class:`RemoteResumer` (LangGraph server)
-do this for you: they list due records with a store filter, poll respecting ``interval`` /
+again). :class:`ApprovalResumer` (in-process) and :class:`RemoteResumer` (LangGraph server),
+the resumer all pillars share (:mod:`langchain_agent_auth.resume`, re-exported here), do
+this for you: they list due records with a store filter, poll respecting ``interval`` /
 ``slow_down`` (or wake on pings, :meth:`ApprovalResumer.ping_receiver`), and resume exactly
 the threads whose approval completed. Other pillars plug into the same resumer with a
-:class:`PendingSource` (``due`` / ``check`` / ``settle``, sync and async twins).
+:class:`PendingSource` (``due`` / ``check`` / ``settle``, sync and async forms).
 
 Example:
     >>> from langchain_core.tools import tool
@@ -67,13 +68,13 @@ _EXPORTS: dict[str, str] = {
     "ToolApprovalPayload": "langchain_agent_auth.approval._payloads",
     "ApprovalRecord": "langchain_agent_auth.approval._records",
     "ApprovalStore": "langchain_agent_auth.approval._records",
-    "ApprovalResumer": "langchain_agent_auth.approval._resumer",
-    "LangGraphServerStore": "langchain_agent_auth.approval._resumer",
-    "RemoteResumer": "langchain_agent_auth.approval._resumer",
-    "ResumeReport": "langchain_agent_auth.approval._resumer",
+    "ApprovalResumer": "langchain_agent_auth.resume._resumer",
+    "LangGraphServerStore": "langchain_agent_auth.resume._remote",
+    "RemoteResumer": "langchain_agent_auth.resume._remote",
+    "ResumeReport": "langchain_agent_auth.resume._plan",
     "ApprovalSource": "langchain_agent_auth.approval._sources",
-    "PendingItem": "langchain_agent_auth.approval._sources",
-    "PendingSource": "langchain_agent_auth.approval._sources",
+    "PendingItem": "langchain_agent_auth.resume._pending",
+    "PendingSource": "langchain_agent_auth.resume._pending",
     "BindingMessage": "langchain_agent_auth.approval._text",
     "display_hazard": "langchain_agent_auth.approval._text",
 }
@@ -123,11 +124,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ApprovalResponse, ToolApprovalPayload
     from langchain_agent_auth.approval._records import ApprovalRecord, ApprovalStore
-    from langchain_agent_auth.approval._resumer import (
-        ApprovalResumer,
-        LangGraphServerStore,
-        RemoteResumer,
-        ResumeReport,
-    )
-    from langchain_agent_auth.approval._sources import ApprovalSource, PendingItem, PendingSource
+    from langchain_agent_auth.approval._sources import ApprovalSource
     from langchain_agent_auth.approval._text import BindingMessage, display_hazard
+    from langchain_agent_auth.resume._pending import PendingItem, PendingSource
+    from langchain_agent_auth.resume._plan import ResumeReport
+    from langchain_agent_auth.resume._remote import LangGraphServerStore, RemoteResumer
+    from langchain_agent_auth.resume._resumer import ApprovalResumer

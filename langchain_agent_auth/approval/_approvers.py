@@ -48,11 +48,12 @@ from langchain_agent_auth.core.errors import (
     SlowDownError,
     UnknownUserIdError,
 )
+from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.core.progress import emit_progress
-from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.oauth import OAuthClient, PingReceiver, iss_sub_login_hint, new_notification_token
 from langchain_agent_auth.oauth.flows import SLOW_DOWN_STEP, BackchannelAuthResponse
 from langchain_agent_auth.oauth.tokens import TokenResponse
+from langchain_agent_auth.resume._pending import register_source
 
 __all__ = ["Approver", "CIBAApprover", "InAppApprover"]
 
@@ -600,3 +601,13 @@ class InAppApprover(Approver):
             allowed_decisions=list(self.allowed_decisions),  # type: ignore[arg-type]
             expires_at=record.expires_at,
         )
+
+
+def _approval_source(approvers: Sequence[Approver], store: Any) -> Any:
+    from langchain_agent_auth.approval._sources import ApprovalSource
+
+    return ApprovalSource(approvers, store)
+
+
+# The shared resumer turns ``approvers=[...]`` into this pillar's pending source.
+register_source(Approver, _approval_source)

@@ -27,10 +27,12 @@ import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from langgraph.store.base import PutOp, SearchOp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_agent_auth.core.audit._emit import audit_enabled, emit_audit
 from langchain_agent_auth.core.crypto import Keyring, default_keyring
+from langchain_agent_auth.core.effects import Flow, StoreOps, arun, run
 from langchain_agent_auth.core.errors import ApprovalRecordError, ConfigurationError, VaultDecryptionError
 from langchain_agent_auth.core.store_cas import CompareAndSet, compare_and_set
 
@@ -343,18 +345,31 @@ class ApprovalStore:
         self.store.put(self.namespace, record.key, _to_item(record), index=False)
         return record
 
-    def due(self, now: float, *, limit: int = 1000, sources: Iterable[str] | None = None) -> list[ApprovalRecord]:
+    def _search(self, filter: dict[str, Any], limit: int, offset: int = 0) -> Flow[list[Any]]:
+        results = yield StoreOps((SearchOp(self.namespace, filter, limit, offset),))
+        return list(results[0])
+
+    def _due(self, now: float, limit: int, sources: Iterable[str] | None) -> Flow[list[ApprovalRecord]]:
         out: list[ApprovalRecord] = []
         offset = 0
         while len(out) < limit:
-            page = self.store.search(self.namespace, filter={"watch": True, "next_check_at": {"$lte": now}},
-                                     limit=min(500, limit - len(out)), offset=offset)
+            page = yield from self._search({"watch": True, "next_check_at": {"$lte": now}},
+                                           min(500, limit - len(out)), offset)
             out.extend(_valid(page))
             if len(page) < min(500, limit):
                 break
             offset += len(page)
         wanted = None if sources is None else set(sources)
         return [r for r in out if wanted is None or r.source in wanted]
+
+    def due(self, now: float, *, limit: int = 1000, sources: Iterable[str] | None = None) -> list[ApprovalRecord]:
+        """Records the resumer should check now (watched, ``next_check_at <= now``), at most ``limit``."""
+        return run(self._due(now, limit, sources), store=self.store)
+
+    async def adue(self, now: float, *, limit: int = 1000,
+                   sources: Iterable[str] | None = None) -> list[ApprovalRecord]:
+        """Async :meth:`due`."""
+        return await arun(self._due(now, limit, sources), store=self.store)
 
     def _finished_before(self, items: list[Any], cutoff: float) -> list[str]:
         keys = []
@@ -368,33 +383,26 @@ class ApprovalStore:
                 keys.append(item.key)
         return keys
 
-    def purge(self, before: float, *, batch: int = 500) -> int:
-        """Delete finished records (done, denied, expired, failed, superseded) older than
-        ``before``; returns how many. Pending and approved records are never touched."""
+    def _purge(self, before: float, batch: int) -> Flow[int]:
         removed, offset = 0, 0
         while True:
-            page = self.store.search(self.namespace, filter={"watch": False}, limit=batch, offset=offset)
+            page = yield from self._search({"watch": False}, batch, offset)
             keys = self._finished_before(page, before)
-            for key in keys:
-                self.store.delete(self.namespace, key)
+            if keys:
+                yield StoreOps(tuple(PutOp(self.namespace, key, None) for key in keys))
             removed += len(keys)
             if len(page) < batch:
                 return removed
             offset += len(page) - len(keys)
 
+    def purge(self, before: float, *, batch: int = 500) -> int:
+        """Delete finished records (done, denied, expired, failed, superseded) older than
+        ``before``; returns how many. Pending and approved records are never touched."""
+        return run(self._purge(before, batch), store=self.store)
+
     async def apurge(self, before: float, *, batch: int = 500) -> int:
         """Async :meth:`purge`."""
-        removed, offset = 0, 0
-        while True:
-            page = await self._call("asearch", "search", self.namespace, filter={"watch": False}, limit=batch,
-                                    offset=offset)
-            keys = self._finished_before(page, before)
-            for key in keys:
-                await self._call("adelete", "delete", self.namespace, key)
-            removed += len(keys)
-            if len(page) < batch:
-                return removed
-            offset += len(page) - len(keys)
+        return await arun(self._purge(before, batch), store=self.store)
 
     @staticmethod
     def _user_pending(items: Iterable[Any], user_key: str, now: float) -> list[ApprovalRecord]:
@@ -419,9 +427,17 @@ class ApprovalStore:
         items = await self._call("asearch", "search", self.namespace, filter=_pending_of(user_key, now), limit=limit)
         return self._user_pending(items, user_key, now)
 
-    def by_ping_key(self, key: str) -> ApprovalRecord | None:
-        page = self.store.search(self.namespace, filter={"ping_key": key}, limit=1)
+    def _by_ping_key(self, key: str) -> Flow[ApprovalRecord | None]:
+        page = yield from self._search({"ping_key": key}, 1)
         return parse_record(page[0].value, page[0].key) if page else None
+
+    def by_ping_key(self, key: str) -> ApprovalRecord | None:
+        """The record of the CIBA request whose ping key is ``key`` (see :func:`ping_key`)."""
+        return run(self._by_ping_key(key), store=self.store)
+
+    async def aby_ping_key(self, key: str) -> ApprovalRecord | None:
+        """Async :meth:`by_ping_key`."""
+        return await arun(self._by_ping_key(key), store=self.store)
 
     # -- async
 
@@ -438,25 +454,6 @@ class ApprovalStore:
     async def aput(self, record: ApprovalRecord) -> ApprovalRecord:
         await self._call("aput", "put", self.namespace, record.key, _to_item(record), index=False)
         return record
-
-    async def adue(self, now: float, *, limit: int = 1000,
-                   sources: Iterable[str] | None = None) -> list[ApprovalRecord]:
-        out: list[ApprovalRecord] = []
-        offset = 0
-        while len(out) < limit:
-            page = await self._call("asearch", "search", self.namespace,
-                                    filter={"watch": True, "next_check_at": {"$lte": now}},
-                                    limit=min(500, limit - len(out)), offset=offset)
-            out.extend(_valid(page))
-            if len(page) < min(500, limit):
-                break
-            offset += len(page)
-        wanted = None if sources is None else set(sources)
-        return [r for r in out if wanted is None or r.source in wanted]
-
-    async def aby_ping_key(self, key: str) -> ApprovalRecord | None:
-        page = await self._call("asearch", "search", self.namespace, filter={"ping_key": key}, limit=1)
-        return parse_record(page[0].value, page[0].key) if page else None
 
 
 def now() -> float:

@@ -1,146 +1,40 @@
-"""What a resumer watches: :class:`PendingSource` (the plug-in protocol) and
-:class:`ApprovalSource` (pending CIBA approvals in a store).
-
-A pending source lists the records that are due (a store filter, never a scan of
-threads), checks one (e.g. polls the provider once, respecting ``interval`` and
-``slow_down``), and is told the outcome. Any pillar that pauses a thread until something
-happens outside it (the vault's ``connect_account`` waits for the user to connect an
-account) implements the protocol and registers with the same resumer::
-
-    resumer = ApprovalResumer(graph, approvers=[ciba], sources=[my_vault_source])
+"""The approval pillar's pending source: :class:`ApprovalSource` lists the CIBA approvals a
+resumer must check (a store filter, never a scan of threads), polls each once when due and
+tells the resumer which threads may continue. It plugs into the shared resumer
+(:mod:`langchain_agent_auth.resume`), which builds it from ``approvers=[...]`` through the
+source registry (the approver module registers it, see
+:func:`~langchain_agent_auth.resume.register_source`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+import hmac
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from langchain_agent_auth.approval._approvers import Approver, CIBAApprover
 from langchain_agent_auth.approval._records import DECIDED, ApprovalRecord, ApprovalStore, ping_key
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.store_cas import compare_and_set
+from langchain_agent_auth.resume._pending import (
+    LEASE,
+    PendingItem,
+    aclaim_item,
+    aunclaim_item,
+    claim_item,
+    unclaim_item,
+)
 
-__all__ = ["ApprovalSource", "PendingItem", "PendingSource", "claim_item"]
-
-# A claim is a lease: held while one resumer checks an item and resumes its thread; if that
-# resumer dies (SIGKILL, lost machine), the lease runs out and another resumer takes the item
-# over. The item's own state (next_check_at, polls) is shared by all resumers, so polling stays
-# at one request per interval however many resumers run.
-LEASE = 120.0
-
-
-def _claim_name(item: Any) -> str:
-    return f"resume|{item.source}|{item.key}|{item.ref}|{item.claim}"
+__all__ = ["ApprovalSource"]
 
 
-def claim_item(store: Any, item: Any, owner: str, ttl: float = LEASE) -> bool:
-    """Claim ``item`` (a :class:`PendingItem`) in the state it was seen in, on ``store``'s
-    compare-and-set: ``True`` for exactly one of any number of resumers. The claim is a
-    lease of ``ttl`` seconds: once it runs out (its holder died), another resumer may claim
-    the item in the same state.
-
-    Example:
-        >>> from langgraph.store.memory import InMemoryStore
-        >>> store = InMemoryStore()
-        >>> item = PendingItem(source="approval", key="k", ref="k.1", thread_id="t1", claim="0.0|0")
-        >>> claim_item(store, item, "resumer-a"), claim_item(store, item, "resumer-b")
-        (True, False)
-    """
-    return compare_and_set(store).swap(_claim_name(item), "claimed", owner=owner, ttl=ttl)
+def _get(store: ApprovalStore, key: str) -> Call:
+    return Call(lambda: store.get(key), lambda: store.aget(key))
 
 
-async def aclaim_item(store: Any, item: Any, owner: str, ttl: float = LEASE) -> bool:
-    """Async :func:`claim_item`."""
-    return await compare_and_set(store).aswap(_claim_name(item), "claimed", owner=owner, ttl=ttl)
-
-
-def unclaim_item(store: Any, item: Any, owner: str) -> None:
-    """Give back a claim taken by ``owner`` (it resumed nothing)."""
-    compare_and_set(store).release(_claim_name(item), owner)
-
-
-async def aunclaim_item(store: Any, item: Any, owner: str) -> None:
-    """Async :func:`unclaim_item`."""
-    await compare_and_set(store).arelease(_claim_name(item), owner)
-
-
-@dataclass(frozen=True)
-class PendingItem:
-    """One paused tool call a source watches.
-
-    Attributes:
-        source: the name of the source that owns it.
-        key: the source's own key for it (e.g. its store key).
-        ref: the value of ``ref_field`` in the interrupt payload that pauses for it (the
-            resumer matches interrupts by it, then by ``tool_call_id``).
-        thread_id / checkpoint_ns / tool_call_id: where the pause is.
-        interrupt_type: the payload ``type`` (``approval_pending``, ``connect_account``).
-        resume: the resume value, set by ``check`` once the thread may continue.
-        assistant_id / graph_id: for a LangGraph server (``runs.create`` needs one).
-        context: the runtime context to resume with (runs do not persist it), e.g. the user.
-        config: plain ``configurable`` values to resume with on a server.
-        expires_at: when the wait is pointless (the resumer gives up on it after that).
-        ref_field: the payload field holding ``ref`` (default ``approval_id``).
-        extra: the source's own data (opaque to the resumer).
-        claim: names the state the source saw the item in (it changes whenever the item is
-            checked or settled): resumers that saw the same state resume the thread once
-            (sources with ``claim`` / ``aclaim``, see :class:`PendingSource`).
-    """
-
-    source: str
-    key: str
-    ref: str
-    thread_id: str
-    checkpoint_ns: str = ""
-    tool_call_id: str | None = None
-    interrupt_type: str = "approval_pending"
-    resume: Mapping[str, Any] | None = None
-    assistant_id: str | None = None
-    graph_id: str | None = None
-    context: Any = None
-    config: Mapping[str, Any] = field(default_factory=dict)
-    expires_at: float | None = None
-    ref_field: str = "approval_id"
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    claim: str = ""
-
-
-@runtime_checkable
-class PendingSource(Protocol):
-    """The resumer's plug-in point (sync and async twins).
-
-    * ``due(now, limit)``: items whose next check is due (``next_check_at <= now``).
-    * ``check(item, now)``: look once (poll the provider, read the store); return the item
-      with ``resume`` set when its thread may continue, else ``None`` (the source records
-      when to look again, e.g. ``now + interval``).
-    * ``settle(item, resumed, now, retry_in)``: the resumer's outcome: ``resumed=True``
-      means the thread got the resume value (the source may stop watching, or look again
-      after ``retry_in`` seconds if it cannot tell whether the thread consumed it);
-      ``False`` with ``retry_in`` looks again later; ``False`` with ``retry_in=None`` gives
-      up (the thread is gone or moved on).
-
-    Optional: ``claim(item, owner, ttl=...) -> bool`` / ``aclaim``, and ``unclaim`` /
-    ``aunclaim``: an atomic claim on the item in the state it was seen in, a lease of ``ttl``
-    seconds (see :func:`claim_item`), so that resumers running side by side resume each
-    thread once and a dead resumer's items are taken over. A resumer claims before it
-    checks, and gives the claim back when it resumed nothing; ``check`` must then act only
-    if the item is still in the state it was claimed in (a resumer that listed it earlier
-    may claim it after the first one released it).
-    """
-
-    name: str
-
-    def due(self, now: float, limit: int) -> Sequence[PendingItem]: ...
-
-    async def adue(self, now: float, limit: int) -> Sequence[PendingItem]: ...
-
-    def check(self, item: PendingItem, now: float) -> PendingItem | None: ...
-
-    async def acheck(self, item: PendingItem, now: float) -> PendingItem | None: ...
-
-    def settle(self, item: PendingItem, resumed: bool, now: float, retry_in: float | None) -> None: ...
-
-    async def asettle(self, item: PendingItem, resumed: bool, now: float, retry_in: float | None) -> None: ...
+def _put(store: ApprovalStore, rec: ApprovalRecord) -> Call:
+    return Call(lambda: store.put(rec), lambda: store.aput(rec))
 
 
 class ApprovalSource:
@@ -185,17 +79,24 @@ class ApprovalSource:
             claim=f"{rec.status}|{rec.next_check_at!r}|{rec.polls}|{rec.resumed_at!r}",
         )
 
-    # -- sync
-
-    def due(self, now: float, limit: int) -> list[PendingItem]:
+    def _due(self, now: float, limit: int) -> Flow[list[PendingItem]]:
         out: list[PendingItem] = []
         for name, store in self._stores.items():
-            for rec in store.due(now, limit=limit - len(out), sources=[name]):
-                if rec.thread_id:
-                    out.append(self._item(rec))
+            left = limit - len(out)
+            records = yield Call(lambda s=store, n=name, k=left: s.due(now, limit=k, sources=[n]),
+                                 lambda s=store, n=name, k=left: s.adue(now, limit=k, sources=[n]))
+            out += [self._item(rec) for rec in records if rec.thread_id]
             if len(out) >= limit:
                 break
         return out
+
+    def due(self, now: float, limit: int) -> list[PendingItem]:
+        """Watched approvals whose next check is due (at most ``limit``)."""
+        return run(self._due(now, limit))
+
+    async def adue(self, now: float, limit: int) -> list[PendingItem]:
+        """Async :meth:`due`."""
+        return await arun(self._due(now, limit))
 
     def _ready(self, item: PendingItem, rec: ApprovalRecord | None) -> PendingItem | None:
         if rec is None or rec.approval_id != item.ref or rec.status not in DECIDED:
@@ -219,26 +120,44 @@ class ApprovalSource:
             return True
         return bool(item.claim) and self._item(rec).claim != item.claim
 
-    def check(self, item: PendingItem, now: float) -> PendingItem | None:
+    def _check(self, item: PendingItem) -> Flow[PendingItem | None]:
         owner = self._owner(item)
         if owner is None:
             return None
         approver, store = owner
-        rec = store.get(item.key)
+        rec = yield _get(store, item.key)
         if self._moved_on(item, rec):
             return None
         assert rec is not None
         if rec.status == "pending" and isinstance(approver, CIBAApprover):
-            rec = approver.poll(rec, store)
+            rec = yield Call(lambda: approver.poll(rec, store), lambda: approver.apoll(rec, store))
         elif rec.status not in DECIDED and rec.watch:
-            store.put(rec.update(watch=False))  # consumed, superseded or not ours to poll
+            yield _put(store, rec.update(watch=False))  # consumed, superseded or not ours to poll
         return self._ready(item, rec)
 
-    def settle(self, item: PendingItem, resumed: bool, now: float, retry_in: float | None) -> None:
+    def check(self, item: PendingItem, now: float) -> PendingItem | None:
+        """Poll ``item``'s request once if it is pending: the item with its resume value once decided."""
+        return run(self._check(item))
+
+    async def acheck(self, item: PendingItem, now: float) -> PendingItem | None:
+        """Async :meth:`check`."""
+        return await arun(self._check(item))
+
+    def _settle(self, item: PendingItem, resumed: bool, now: float, retry_in: float | None) -> Flow[None]:
         owner = self._owner(item)
-        rec = owner[1].get(item.key) if owner else None
-        if owner and rec is not None and rec.approval_id == item.ref:
-            owner[1].put(_settled(rec, resumed, now, retry_in, bool(item.extra.get("missed"))))
+        if owner is None:
+            return
+        rec = yield _get(owner[1], item.key)
+        if rec is not None and rec.approval_id == item.ref:
+            yield _put(owner[1], _settled(rec, resumed, now, retry_in, bool(item.extra.get("missed"))))
+
+    def settle(self, item: PendingItem, resumed: bool, now: float, retry_in: float | None) -> None:
+        """Record the resumer's outcome on ``item``'s record."""
+        run(self._settle(item, resumed, now, retry_in))
+
+    async def asettle(self, item: PendingItem, resumed: bool, now: float, retry_in: float | None) -> None:
+        """Async :meth:`settle`."""
+        await arun(self._settle(item, resumed, now, retry_in))
 
     def claim(self, item: PendingItem, owner: str, ttl: float = LEASE) -> bool:
         """Claim ``item`` for one resumer, a lease of ``ttl`` seconds (see :func:`claim_item`)."""
@@ -256,84 +175,57 @@ class ApprovalSource:
         """Async :meth:`unclaim`."""
         await aunclaim_item(self.store, item, owner)
 
-    def ping_token(self, auth_req_id: str) -> str | None:
-        """The notification token expected for a ping about ``auth_req_id`` (or ``None``)."""
+    def _by_ping(self, auth_req_id: str) -> Flow[tuple[ApprovalStore, ApprovalRecord] | None]:
+        key = ping_key(auth_req_id)
         for _, store in self._pairs():
-            rec = store.by_ping_key(ping_key(auth_req_id))
+            rec = yield Call(lambda s=store: s.by_ping_key(key), lambda s=store: s.aby_ping_key(key))
             if rec is not None:
-                return _ping_token(store, rec, auth_req_id)
+                return store, rec
         return None
 
-    def nudge(self, auth_req_id: str, now: float | None = None) -> bool:
-        """A verified ping arrived: make the record due now."""
-        for _, store in self._pairs():
-            rec = store.by_ping_key(ping_key(auth_req_id))
-            if rec is not None and rec.status == "pending":
-                store.put(rec.update(next_check_at=0.0))
-                return True
-        return False
+    def _ping_token(self, auth_req_id: str) -> Flow[str | None]:
+        found = yield from self._by_ping(auth_req_id)
+        return None if found is None else _ping_token(*found, auth_req_id)
 
-    # -- async
-
-    async def adue(self, now: float, limit: int) -> list[PendingItem]:
-        out: list[PendingItem] = []
-        for name, store in self._stores.items():
-            for rec in await store.adue(now, limit=limit - len(out), sources=[name]):
-                if rec.thread_id:
-                    out.append(self._item(rec))
-            if len(out) >= limit:
-                break
-        return out
-
-    async def acheck(self, item: PendingItem, now: float) -> PendingItem | None:
-        owner = self._owner(item)
-        if owner is None:
-            return None
-        approver, store = owner
-        rec = await store.aget(item.key)
-        if self._moved_on(item, rec):
-            return None
-        assert rec is not None
-        if rec.status == "pending" and isinstance(approver, CIBAApprover):
-            rec = await approver.apoll(rec, store)
-        elif rec.status not in DECIDED and rec.watch:
-            await store.aput(rec.update(watch=False))
-        return self._ready(item, rec)
-
-    async def asettle(self, item: PendingItem, resumed: bool, now: float, retry_in: float | None) -> None:
-        owner = self._owner(item)
-        rec = await owner[1].aget(item.key) if owner else None
-        if owner and rec is not None and rec.approval_id == item.ref:
-            await owner[1].aput(_settled(rec, resumed, now, retry_in, bool(item.extra.get("missed"))))
+    def ping_token(self, auth_req_id: str) -> str | None:
+        """The notification token expected for a ping about ``auth_req_id`` (or ``None``)."""
+        return run(self._ping_token(auth_req_id))
 
     async def aping_token(self, auth_req_id: str) -> str | None:
         """Async :meth:`ping_token`."""
-        for _, store in self._pairs():
-            rec = await store.aby_ping_key(ping_key(auth_req_id))
-            if rec is not None:
-                return _ping_token(store, rec, auth_req_id)
-        return None
+        return await arun(self._ping_token(auth_req_id))
+
+    def _nudge(self, auth_req_id: str) -> Flow[bool]:
+        found = yield from self._by_ping(auth_req_id)
+        if found is None or found[1].status != "pending":
+            return False
+        yield _put(found[0], found[1].update(next_check_at=0.0))
+        return True
+
+    def nudge(self, auth_req_id: str, now: float | None = None) -> bool:
+        """A verified ping arrived: make the record due now."""
+        return run(self._nudge(auth_req_id))
 
     async def anudge(self, auth_req_id: str, now: float | None = None) -> bool:
         """Async :meth:`nudge`."""
-        for _, store in self._pairs():
-            rec = await store.aby_ping_key(ping_key(auth_req_id))
-            if rec is not None and rec.status == "pending":
-                await store.aput(rec.update(next_check_at=0.0))
-                return True
-        return False
+        return await arun(self._nudge(auth_req_id))
+
+    def _purge(self, now: float, retention: float) -> Flow[int]:
+        stores = {id(s.store): s for _, s in self._pairs()}
+        cas = compare_and_set(self.store)
+        yield Call(lambda: cas.purge(now), lambda: cas.apurge(now))  # lapsed claims
+        removed = 0
+        for s in stores.values():
+            removed += yield Call(lambda s=s: s.purge(now - retention), lambda s=s: s.apurge(now - retention))
+        return removed
 
     def purge(self, now: float, retention: float) -> int:
         """Delete finished approval records older than ``retention`` seconds."""
-        stores = {id(s.store): s for _, s in self._pairs()}
-        compare_and_set(self.store).purge(now)  # lapsed claims
-        return sum(s.purge(now - retention) for s in stores.values())
+        return run(self._purge(now, retention))
 
     async def apurge(self, now: float, retention: float) -> int:
         """Async :meth:`purge`."""
-        stores = {id(s.store): s for _, s in self._pairs()}
-        await compare_and_set(self.store).apurge(now)
-        return sum([await s.apurge(now - retention) for s in stores.values()])
+        return await arun(self._purge(now, retention))
 
     def _pairs(self) -> list[tuple[Approver, ApprovalStore]]:
         return [(self.approvers[name], store) for name, store in self._stores.items()]
@@ -351,8 +243,6 @@ def _settled(rec: ApprovalRecord, resumed: bool, now: float, retry_in: float | N
 
 
 def _ping_token(store: ApprovalStore, rec: ApprovalRecord, auth_req_id: str) -> str | None:
-    import hmac
-
     try:
         secrets = store.open(rec)
     except Exception:

@@ -13,8 +13,8 @@ may name one approver or a list. ``--ping-port`` (with ``--ping-cert`` / ``--pin
 serves the CIBA ping endpoint in the same process. ``--once`` runs one pass and prints
 its report as JSON (cron-style use).
 
-Programmatic equivalent: :class:`~langchain_agent_auth.approval.ApprovalResumer` /
-:class:`~langchain_agent_auth.approval.RemoteResumer` and their ``run()`` / ``serve()``.
+Programmatic equivalent: :class:`~langchain_agent_auth.resume.ApprovalResumer` /
+:class:`~langchain_agent_auth.resume.RemoteResumer` and their ``run()`` / ``serve()``.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _approvers(specs: list[str]) -> list[Any]:
 
 def build(args: argparse.Namespace) -> Any:
     """The resumer the options describe."""
-    from langchain_agent_auth.approval import ApprovalResumer, RemoteResumer
+    from langchain_agent_auth.resume import ApprovalResumer, RemoteResumer
 
     approvers = _approvers(args.approver)
     sources = [load_object(s) for s in args.source]

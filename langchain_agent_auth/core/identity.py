@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import contextvars
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from langchain_agent_auth.core.errors import IdentityError
 
 __all__ = [
+    "ACT_AS_HEADER",
     "DEFAULT_CLAIMS",
     "IdentityResolver",
     "IdentitySource",
@@ -38,6 +40,7 @@ __all__ = [
     "RuntimeContextResolver",
     "StaticResolver",
     "UserIdentity",
+    "act_as_header",
     "acting_as",
     "get_current_user",
     "identity_from_sources",
@@ -220,6 +223,22 @@ def _from_server_user(user: Any, source: IdentitySourceName) -> UserIdentity | N
 _CURRENT_USER: contextvars.ContextVar[UserIdentity | None] = contextvars.ContextVar(
     "langchain_agent_auth_current_user", default=None
 )
+
+
+#: Header a trusted service (the remote resumer) sends to run on a user's behalf.
+ACT_AS_HEADER = "x-agent-auth-act-as"
+
+
+def act_as_header(user: UserIdentity | dict[str, Any]) -> dict[str, str]:
+    """The header that asks the server to run as ``user`` (honoured for trusted services only).
+
+    Example:
+        >>> act_as_header(UserIdentity(subject="alice"))
+        {'x-agent-auth-act-as': '{"subject":"alice"}'}
+    """
+    data = user.model_dump(include={"subject", "issuer", "tenant"}) if isinstance(user, UserIdentity) else user
+    compact = {k: v for k, v in data.items() if k in ("subject", "issuer", "tenant") and v}
+    return {ACT_AS_HEADER: json.dumps(compact, separators=(",", ":"))}
 
 
 @contextmanager

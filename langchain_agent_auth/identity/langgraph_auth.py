@@ -19,27 +19,13 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from langchain_agent_auth.core.errors import AgentAuthError, ConfigurationError, TokenValidationError
-from langchain_agent_auth.core.identity import UserIdentity
+from langchain_agent_auth.core.identity import ACT_AS_HEADER, UserIdentity, act_as_header
 from langchain_agent_auth.oauth.jwt import JWTVerifier
 
 __all__ = ["ACT_AS_HEADER", "SERVICE_PERMISSION", "act_as_header", "langgraph_auth", "server_user"]
 
-#: Header a trusted service (the remote resumer) sends to run on a user's behalf.
-ACT_AS_HEADER = "x-agent-auth-act-as"
 #: Permission of a trusted service's own identity (no owner scoping, store access).
 SERVICE_PERMISSION = "agent_auth:service"
-
-
-def act_as_header(user: UserIdentity | dict[str, Any]) -> dict[str, str]:
-    """The header that asks the server to run as ``user`` (honoured for trusted services only).
-
-    Example:
-        >>> act_as_header(UserIdentity(subject="alice"))
-        {'x-agent-auth-act-as': '{"subject":"alice"}'}
-    """
-    data = user.model_dump(include={"subject", "issuer", "tenant"}) if isinstance(user, UserIdentity) else user
-    compact = {k: v for k, v in data.items() if k in ("subject", "issuer", "tenant") and v}
-    return {ACT_AS_HEADER: json.dumps(compact, separators=(",", ":"))}
 
 
 def server_user(identity: UserIdentity) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """What a resumer needs from the vault: threads waiting on ``connect_account`` that can go on.
 
-:class:`ConnectPendingSource` implements the approval pillar's *pending source* protocol
-structurally (``name``, ``due`` / ``check`` / ``settle`` and their async twins, items shaped
-like its ``PendingItem``) without importing that pillar. It reads the connect flows the vault
-keeps in the store, never the checkpoints: a flow that finished belongs to a thread that can
-be resumed. The pause is matched by the payload's ``connect_id``, then by ``tool_call_id``.
+:class:`ConnectPendingSource` is the vault's :class:`~langchain_agent_auth.resume.PendingSource`
+for the shared resumer (:mod:`langchain_agent_auth.resume`): pass it in ``sources=[...]``. It
+reads the connect flows the vault keeps in the store, never the checkpoints: a flow that
+finished belongs to a thread that can be resumed. The pause is matched by the payload's
+``connect_id``, then by ``tool_call_id``.
 
 Resume values: ``{"action": "connected"}`` when the flow completed (the guard still checks
 the store) or failed for a reason other than the user's refusal (the guard then pauses again
@@ -13,12 +13,12 @@ with a fresh link); ``{"action": "cancel"}`` when the user refused at the provid
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from langchain_agent_auth.core.store_cas import compare_and_set
-from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.core.identity import UserIdentity
+from langchain_agent_auth.resume._pending import PendingItem, aclaim_item, aunclaim_item, claim_item, unclaim_item
 from langchain_agent_auth.vault._model import PendingConnect
 from langchain_agent_auth.vault._vault import TokenVault
 
@@ -27,32 +27,9 @@ __all__ = ["ConnectItem", "ConnectPendingSource"]
 _FINISHED = ("completed", "failed")
 _CLAIM_TTL = 86400.0
 
-
-def _claim_name(item: Any) -> str:
-    return f"resume|{item.source}|{item.key}|{item.ref}|{item.claim}"
-
-
-@dataclass(frozen=True)
-class ConnectItem:
-    """A paused ``connect_account`` call a resumer watches (same fields as the approval
-    pillar's ``PendingItem``)."""
-
-    source: str
-    key: str
-    ref: str
-    thread_id: str
-    checkpoint_ns: str = ""
-    tool_call_id: str | None = None
-    interrupt_type: str = "connect_account"
-    resume: Mapping[str, Any] | None = None
-    assistant_id: str | None = None
-    graph_id: str | None = None
-    context: Any = None
-    config: Mapping[str, Any] = field(default_factory=dict)
-    expires_at: float | None = None
-    ref_field: str = "connect_id"
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    claim: str = ""
+#: The resumer's item, as this source makes it (``interrupt_type="connect_account"``,
+#: ``ref_field="connect_id"``); the name is kept for code that imported it.
+ConnectItem = PendingItem
 
 
 class ConnectPendingSource:
@@ -79,15 +56,16 @@ class ConnectPendingSource:
         refused = item.status == "failed" and item.error == "access_denied"
         return {"action": "cancel" if refused else "connected"}
 
-    def _item(self, p: PendingConnect) -> ConnectItem:
+    def _item(self, p: PendingConnect) -> PendingItem:
         user = None
         if p.identity and p.identity.get("subject"):
             # Plain JSON (a remote resumer sends it to a LangGraph server); validated here.
             user = UserIdentity(subject=p.identity["subject"], issuer=p.identity.get("issuer"),
                                 tenant=p.identity.get("tenant")).model_dump(include={"subject", "issuer", "tenant"})
-        return ConnectItem(
+        return PendingItem(
             source=self.name, key=p.id, ref=p.id, thread_id=p.thread_id or "", checkpoint_ns=p.checkpoint_ns or "",
-            tool_call_id=p.tool_call_id, context={"user": user} if user else None, expires_at=p.expires_at,
+            tool_call_id=p.tool_call_id, interrupt_type="connect_account", ref_field="connect_id",
+            context={"user": user} if user else None, expires_at=p.expires_at,
             resume=self.resume_value(p), extra={"connection": p.connection, "status": p.status},
             claim=f"{p.status}|{p.next_check_at!r}|{p.resumed}",
         )
@@ -99,11 +77,11 @@ class ConnectPendingSource:
 
     # -- the pending source protocol
 
-    def due(self, now: float, limit: int) -> list[ConnectItem]:
+    def due(self, now: float, limit: int) -> list[PendingItem]:
         """Finished flows to resume now (at most ``limit``)."""
         return [self._item(p) for p in self._select(self.vault.pending_connects(), now)[:limit]]
 
-    async def adue(self, now: float, limit: int) -> list[ConnectItem]:
+    async def adue(self, now: float, limit: int) -> list[PendingItem]:
         """Async :meth:`due`."""
         return [self._item(p) for p in self._select(await self.vault.apending_connects(), now)[:limit]]
 
@@ -127,19 +105,19 @@ class ConnectPendingSource:
     def claim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
         """Claim ``item`` in the state it was seen in, a lease of ``ttl`` seconds: one of
         several resumers resumes it."""
-        return compare_and_set(self.vault.store).swap(_claim_name(item), "claimed", owner=owner, ttl=ttl)
+        return claim_item(self.vault.store, item, owner, ttl)
 
     async def aclaim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
         """Async :meth:`claim`."""
-        return await compare_and_set(self.vault.store).aswap(_claim_name(item), "claimed", owner=owner, ttl=ttl)
+        return await aclaim_item(self.vault.store, item, owner, ttl)
 
     def unclaim(self, item: Any, owner: str) -> None:
         """Give back ``owner``'s claim on ``item`` (nothing was resumed)."""
-        compare_and_set(self.vault.store).release(_claim_name(item), owner)
+        unclaim_item(self.vault.store, item, owner)
 
     async def aunclaim(self, item: Any, owner: str) -> None:
         """Async :meth:`unclaim`."""
-        await compare_and_set(self.vault.store).arelease(_claim_name(item), owner)
+        await aunclaim_item(self.vault.store, item, owner)
 
     # -- simple use without a resumer
 

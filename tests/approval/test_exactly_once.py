@@ -346,7 +346,7 @@ def test_plan_sets_aside_only_items_resumed_before_and_not_named_by_any_pause():
     already resumed once, or found missing once, is set aside instead; a pause naming the
     item by approval id or tool call id always gets it."""
     from langchain_agent_auth.approval import PendingItem
-    from langchain_agent_auth.approval._resumer import _plan
+    from langchain_agent_auth.resume._plan import _plan
 
     tag = "a" * 16
     sibling = [("i1", {"type": "approval_pending", "approval_id": tag + "b" * 16 + ".2", "tool_call_id": "c2"})]

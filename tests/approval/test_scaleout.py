@@ -186,7 +186,7 @@ def test_four_resumer_processes_one_killed_resume_every_thread_once(postgres, tm
 
 def test_a_source_whose_claim_takes_no_ttl_still_works():
     """Sources written before claims became leases (``claim(item, owner)``) keep working."""
-    from langchain_agent_auth.approval._resumer import _takes_ttl
+    from langchain_agent_auth.resume._resumer import _takes_ttl
 
     seen = []
 
