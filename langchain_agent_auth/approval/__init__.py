@@ -12,8 +12,9 @@ How tools are guarded: :func:`with_approval` (any ``BaseTool``), :class:`Approva
 (``create_agent``, per tool name), :func:`approval_guards` + ``guarded_tool_node`` (hand-built
 graphs; :func:`route_tool_calls` gives each parallel call its own task). ``when=`` decides
 which calls need approval; ``mode="interrupt"`` (default, a durable pause) or ``"block"``
-(CIBA: wait inline, progress on the custom stream); ``on_denied="message"`` (a short
-ToolMessage, the agent continues) or ``"raise"``.
+(CIBA: wait inline, progress on the custom stream); ``on_refusal="message"`` (a short
+ToolMessage, the agent continues) or ``"raise"``, as in every pillar (``on_denied=`` is its
+deprecated alias).
 
 Binding: an approval is bound to the user, the tool, :func:`args_digest` of the arguments
 and an expiry; one request per tool call however often the node re-runs (the record lives
@@ -56,13 +57,13 @@ _EXPORTS: dict[str, str] = {
     "InAppApprover": "langchain_agent_auth.approval._approvers",
     "args_digest": "langchain_agent_auth.approval._digest",
     "canonical_json": "langchain_agent_auth.approval._digest",
-    "ApprovalGuard": "langchain_agent_auth.approval._guard",
-    "ApprovalMiddleware": "langchain_agent_auth.approval._guard",
-    "ApprovalPolicy": "langchain_agent_auth.approval._guard",
-    "approval_guards": "langchain_agent_auth.approval._guard",
+    "ApprovalGuard": "langchain_agent_auth.approval._integrations",
+    "ApprovalMiddleware": "langchain_agent_auth.approval._integrations",
+    "ApprovalPolicy": "langchain_agent_auth.approval._integrations",
+    "approval_guards": "langchain_agent_auth.approval._integrations",
     "get_approval_token": "langchain_agent_auth.approval._guard",
-    "route_tool_calls": "langchain_agent_auth.approval._guard",
-    "with_approval": "langchain_agent_auth.approval._guard",
+    "route_tool_calls": "langchain_agent_auth.approval._integrations",
+    "with_approval": "langchain_agent_auth.approval._integrations",
     "ApprovalPendingPayload": "langchain_agent_auth.approval._payloads",
     "ApprovalResponse": "langchain_agent_auth.approval._payloads",
     "ToolApprovalPayload": "langchain_agent_auth.approval._payloads",
@@ -113,12 +114,12 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.approval._approvers import Approver, CIBAApprover, InAppApprover
     from langchain_agent_auth.approval._digest import args_digest, canonical_json
-    from langchain_agent_auth.approval._guard import (
+    from langchain_agent_auth.approval._guard import get_approval_token
+    from langchain_agent_auth.approval._integrations import (
         ApprovalGuard,
         ApprovalMiddleware,
         ApprovalPolicy,
         approval_guards,
-        get_approval_token,
         route_tool_calls,
         with_approval,
     )

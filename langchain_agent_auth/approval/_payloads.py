@@ -19,8 +19,6 @@ pause stays in place and can be answered again.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from langchain_agent_auth.core.audit._emit import emit_audit
 from langchain_agent_auth.core.errors import ResumeValueError
-from langchain_agent_auth.core.pause import PausePayload, ResumeModel
+from langchain_agent_auth.core.pause import PausePayload, ResumeModel, pause_expectation, stop_run
 from langchain_agent_auth.core.progress import WaitProgress
 
 __all__ = [
@@ -58,25 +56,16 @@ class _Expectation:
     lenient: bool = False
 
 
-_EXPECT: contextvars.ContextVar[_Expectation | None] = contextvars.ContextVar(
-    "langchain_agent_auth_approval_expectation", default=None
-)
-
-
-def _mark_invalid_resume(exc: BaseException) -> BaseException:
-    """Tell LangGraph's ToolNode this is a bad resume value, not a tool error (it re-raises
-    it, whatever ``handle_tool_errors`` says, so the pause can be answered again)."""
-    with contextlib.suppress(Exception):  # older/newer langgraph without the marker
-        from langgraph.errors import _mark_invalid_resume as mark
-
-        mark(exc)  # type: ignore[arg-type]
-    return exc
-
-
 def refuse_resume(message: str) -> ResumeValueError:
-    """A :class:`ResumeValueError` LangGraph treats as a bad resume value."""
+    """A :class:`ResumeValueError` LangGraph treats as a bad resume value (the run stops and
+    the pause stays in place, see :func:`~langchain_agent_auth.core.pause.stop_run`)."""
     emit_audit("approval_refused", outcome="invalid_resume", detail=message)
-    return _mark_invalid_resume(ResumeValueError(message))  # type: ignore[return-value]
+    return stop_run(ResumeValueError(message))
+
+
+def _expectation() -> _Expectation | None:
+    expect = pause_expectation()
+    return expect if isinstance(expect, _Expectation) else None
 
 
 class ApprovalResponse(ResumeModel):
@@ -122,7 +111,7 @@ class ApprovalResponse(ResumeModel):
     @model_validator(mode="wrap")
     @classmethod
     def _checked(cls, data: Any, handler: Any) -> ApprovalResponse:
-        expect = _EXPECT.get()
+        expect = _expectation()
         try:
             value: ApprovalResponse = handler(data)
         except ValidationError as exc:

@@ -43,7 +43,7 @@ from langchain_agent_auth.core.errors import (
     ProviderUnavailableError,
     SlowDownError,
 )
-from langchain_agent_auth.core.pause import PausePayload, ResumeModel, validate_resume
+from langchain_agent_auth.core.pause import PausePayload, ResumeModel, pause, validate_resume
 from langchain_agent_auth.core.progress import WaitProgress, emit_progress
 from langchain_agent_auth.core.store_cas import compare_and_set
 from langchain_agent_auth.oauth.client import OAuthClient
@@ -113,12 +113,6 @@ class DeviceRecord:
     watch: bool = True
     error: str | None = None
     context: dict[str, Any] | None = field(default=None)
-
-
-def _is_pause(exc: BaseException) -> bool:
-    from langgraph.errors import GraphBubbleUp
-
-    return isinstance(exc, GraphBubbleUp)
 
 
 def _key(thread_id: str | None, checkpoint_ns: str, tool_call_id: str | None, name: str) -> str:
@@ -328,8 +322,6 @@ class DeviceAuthorizer:
         be idempotent (the node re-runs on resume). Raises ``AccessDeniedError`` /
         ``ExpiredTokenError`` when the user refused or took too long.
         """
-        from langgraph.types import interrupt
-
         where, writer = self._where(tool_call_id)
         device_id = _key(where["thread_id"], where["checkpoint_ns"], tool_call_id, self.name)
         rec = self.get(device_id)
@@ -343,18 +335,12 @@ class DeviceAuthorizer:
             if rec.status in _TERMINAL:
                 self.store.delete(NAMESPACE, rec.id)  # the next attempt starts afresh
                 raise self._refusal(rec)
-            try:
-                raw = interrupt(self.payload(rec).to_interrupt(), response_schema=DeviceAuthorizationResume)
-            except BaseException as exc:
-                if _is_pause(exc):
-                    emit_progress(writer, self._progress(rec))
-                raise
+            raw = pause(self.payload(rec), DeviceAuthorizationResume,
+                        on_pause=lambda rec=rec: emit_progress(writer, self._progress(rec)))
             rec = self._resumed(rec, raw) or self.get(device_id) or rec
 
     async def aauthorize(self, *, tool_call_id: str | None = None) -> TokenResponse:
         """Async :meth:`authorize`."""
-        from langgraph.types import interrupt
-
         where, writer = self._where(tool_call_id)
         device_id = _key(where["thread_id"], where["checkpoint_ns"], tool_call_id, self.name)
         rec = await self.aget(device_id)
@@ -368,12 +354,8 @@ class DeviceAuthorizer:
             if rec.status in _TERMINAL:
                 await self.store.adelete(NAMESPACE, rec.id)
                 raise self._refusal(rec)
-            try:
-                raw = interrupt(self.payload(rec).to_interrupt(), response_schema=DeviceAuthorizationResume)
-            except BaseException as exc:
-                if _is_pause(exc):
-                    emit_progress(writer, self._progress(rec))
-                raise
+            raw = pause(self.payload(rec), DeviceAuthorizationResume,
+                        on_pause=lambda rec=rec: emit_progress(writer, self._progress(rec)))
             rec = self._resumed(rec, raw) or await self.aget(device_id) or rec
 
     def _resumed(self, rec: DeviceRecord, raw: Any) -> DeviceRecord | None:

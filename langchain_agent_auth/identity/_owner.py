@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from langchain_agent_auth.core.audit._emit import emit_audit
 from langchain_agent_auth.core.errors import ThreadOwnershipError
 from langchain_agent_auth.core.identity import UserIdentity
+from langchain_agent_auth.core.pause import stop_run
 
 __all__ = [
     "OWNER_NAMESPACE",
@@ -129,13 +130,7 @@ def abort_run(err: Exception) -> Exception:
     """Mark ``err`` so a ToolNode re-raises it (the run stops and a pause stays in place)
     instead of turning it into a ToolMessage: LangGraph re-raises errors marked as a bad
     resume whatever ``handle_tool_errors`` says."""
-    try:
-        from langgraph.errors import _mark_invalid_resume
-
-        _mark_invalid_resume(err)
-    except ImportError:  # pragma: no cover - older langgraph
-        pass
-    return err
+    return stop_run(err)
 
 
 def _refusal(thread_id: str, user: UserIdentity | None = None) -> Exception:
