@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from langchain_agent_auth.approval._digest import preview_args
 from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ToolApprovalPayload, approval_progress
+from langchain_agent_auth.approval._recorded import _bounded, _resume_config, _start_error, _str_or_none
 from langchain_agent_auth.approval._records import (
     ApprovalRecord,
     ApprovalStore,
@@ -35,8 +36,6 @@ from langchain_agent_auth.core.crypto import Keyring, server_role
 from langchain_agent_auth.core.errors import (
     AccessDeniedError,
     AgentAuthError,
-    ApprovalError,
-    ApprovalFailedError,
     AuthorizationPendingError,
     ConfigurationError,
     ExpiredTokenError,
@@ -46,7 +45,6 @@ from langchain_agent_auth.core.errors import (
     ProtocolError,
     ProviderUnavailableError,
     SlowDownError,
-    UnknownUserIdError,
 )
 from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.core.progress import emit_progress
@@ -112,36 +110,6 @@ class Approver(ABC):
     @abstractmethod
     def payload(self, record: ApprovalRecord, call: Any) -> ApprovalPendingPayload | ToolApprovalPayload:
         """The interrupt payload for a pending record."""
-
-
-def _str_or_none(value: Any) -> str | None:
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and str(value) else None
-
-
-_SECRETISH = ("secret", "token", "password", "passwd", "key", "auth", "credential", "cookie", "session")
-
-
-def _resume_config(configurable: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain, non-secret ``configurable`` entries worth sending again on a remote resume."""
-    out: dict[str, Any] = {}
-    for k, v in configurable.items():
-        if not isinstance(k, str) or k.startswith(("__", "langgraph_", "x-", "checkpoint")):
-            continue
-        if k in ("thread_id", "run_id", "assistant_id", "graph_id", "user_id", "cron_id") or any(
-                s in k.lower() for s in _SECRETISH):
-            continue
-        if isinstance(v, str | int | float | bool) and len(str(v)) <= 256:
-            out[k] = v
-        if len(out) >= 32:
-            break
-    return out
-
-
-def _bounded(text: str | None, n: int = 300) -> str | None:
-    if not text:
-        return None
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 # --------------------------------------------------------------------------- CIBA
@@ -510,32 +478,6 @@ class CIBAApprover(Approver):
             message=f"Waiting for the user to approve {record.tool} on their device"
                     + (f": {record.binding_message}" if record.binding_message else ""),
         )
-
-
-def _start_error(exc: AgentAuthError) -> ApprovalError:
-    """Map a failed backchannel request to the approval error the model/developer sees."""
-    if isinstance(exc, UnknownUserIdError):
-        err: ApprovalError = ApprovalFailedError(
-            "the identity provider does not know this user (unknown_user_id)",
-            hint="I couldn't ask you for approval: your account is not known to the approval service.")
-    elif isinstance(exc, AccessDeniedError):
-        from langchain_agent_auth.core.errors import ApprovalDeniedError
-
-        err = ApprovalDeniedError(f"the provider denied the approval request ({exc.error})")
-    elif isinstance(exc, ProviderUnavailableError):
-        err = ApprovalFailedError(f"the approval service could not be reached: {exc}",
-                                  hint="The approval service is unavailable right now; try again later.")
-    elif isinstance(exc, OAuthError):
-        err = ApprovalFailedError(f"the approval request was rejected: {exc}",
-                                  hint=f"The approval request could not be sent ({exc.error}).")
-    elif isinstance(exc, IdentityError | ConfigurationError):
-        err = ApprovalFailedError(str(exc), hint=exc.for_model())
-    else:
-        err = ApprovalFailedError(f"the approval request failed: {exc}",
-                                  hint="The approval request could not be sent; try again later.")
-    err.__cause__ = exc
-    err.error = getattr(exc, "error", None)  # type: ignore[attr-defined]
-    return err
 
 
 # --------------------------------------------------------------------------- in-app
