@@ -290,8 +290,10 @@ def test_configuration_errors(approver):
         ApprovalGuard(approver, mode="block")
     with pytest.raises(E.ConfigurationError):
         ApprovalGuard(approver, mode="later")  # type: ignore[arg-type]
-    with pytest.raises(E.ConfigurationError):
+    with pytest.raises(E.ConfigurationError), pytest.warns(DeprecationWarning):
         ApprovalGuard(approver, on_denied="shrug")  # type: ignore[arg-type]
+    with pytest.raises(E.ConfigurationError):
+        ApprovalGuard(approver, on_refusal="shrug")  # type: ignore[arg-type]
     with pytest.raises(E.ConfigurationError):
         ApprovalMiddleware({"t": {"approver": approver, "whenn": None}})
     with pytest.raises(E.ConfigurationError):
@@ -313,3 +315,11 @@ def test_interrupt_mode_needs_a_store(approver):
                      checkpointer=InMemorySaver())
     with pytest.raises(E.ConfigurationError, match="store"):
         a.invoke({"messages": [("user", "pay")]}, CFG, context=CTX)
+
+
+def test_on_denied_is_a_deprecated_alias_of_on_refusal(approver):
+    with pytest.warns(DeprecationWarning, match="on_refusal"):
+        guard = ApprovalGuard(approver, on_denied="raise")
+    assert guard.on_refusal == "raise" and guard.on_denied == "raise"
+    assert ApprovalGuard(approver, on_refusal="raise").on_refusal == "raise"
+
