@@ -10,14 +10,9 @@ import asyncio
 import threading
 import weakref
 import zlib
-from typing import Any
 
-from langchain_agent_auth.approval._records import ApprovalStore
-
-
-def _pending_filter(user_key: str, now: float) -> dict[str, Any]:
-    return {"user_key": user_key, "status": "pending", "expires_at": {"$gt": now}}
-
+from langchain_agent_auth.approval._records import ApprovalStore, _pending_of
+from langchain_agent_auth.core.effects import arun, run
 
 _STRIPES = 64
 _ADMIT_LOCKS = [threading.Lock() for _ in range(_STRIPES)]
@@ -44,11 +39,8 @@ def _aadmit_lock(user_key: str) -> asyncio.Lock:
 
 def _count_pending(store: ApprovalStore, user_key: str, now: float, cap: int) -> int:
     """How many approvals wait for ``user_key`` (stops counting at ``cap``)."""
-    items = store.store.search(store.namespace, filter=_pending_filter(user_key, now), limit=cap)
-    return len(items)
+    return len(run(store._search(_pending_of(user_key, now), cap), store=store.store))
 
 
 async def _acount_pending(store: ApprovalStore, user_key: str, now: float, cap: int) -> int:
-    items = await store._call("asearch", "search", store.namespace, filter=_pending_filter(user_key, now),
-                              limit=cap)
-    return len(items)
+    return len(await arun(store._search(_pending_of(user_key, now), cap), store=store.store))

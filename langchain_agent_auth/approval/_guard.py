@@ -137,6 +137,7 @@ class ApprovalSteps:
         except Exception as exc:
             log.warning("approval 'when' predicate failed (%s); asking for approval", type(exc).__name__)
             return True
+
     def _store(self, call: GuardedCall, durable: bool) -> ApprovalStore:
         store = self.approver.store if self.approver.store is not None else call.store
         if store is None:
