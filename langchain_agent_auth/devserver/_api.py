@@ -29,7 +29,7 @@ from starlette.routing import Route
 from langchain_agent_auth.devserver._oauth import find_token
 from langchain_agent_auth.devserver._rar import amount_of
 from langchain_agent_auth.devserver._store import DEMO_API_AUDIENCE
-from langchain_agent_auth.devserver._util import dumps, loads, new_id, now, printable_ascii, split_scope
+from langchain_agent_auth.devserver._util import dumps, loads, new_id, printable_ascii, split_scope
 from langchain_agent_auth.devserver._web import BadRequest, guarded, read_json
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def _main_claims(provider: Provider, request: Request, needed: str | None) -> di
         or claims.get("iss") != provider.issuer
         or DEMO_API_AUDIENCE not in audiences
         or not isinstance(exp, int | float)
-        or exp <= now()
+        or exp <= provider.now()
         or not isinstance(claims.get("sub"), str)
     ):
         raise Denied(_challenge(401, "invalid_token", "wrong issuer, audience or type, or expired"))
@@ -176,7 +176,7 @@ def api_routes(provider: Provider) -> list[Route]:
             raise BadRequest(400, "invalid_request", "attendees must be a list of strings")
         event["attendees"] = attendees
         event_id = new_id("evt")
-        store.execute("INSERT INTO calendar_events VALUES (?,?,?,?)", (event_id, sub, dumps(event), now()))
+        store.execute("INSERT INTO calendar_events VALUES (?,?,?,?)", (event_id, sub, dumps(event), provider.now()))
         return JSONResponse({"id": event_id, **event}, status_code=201)
 
     def _account(sub: str) -> tuple[Decimal, str]:
@@ -262,7 +262,7 @@ def api_routes(provider: Provider) -> list[Route]:
                 record["balance_after"] = str((current - amount).quantize(CENTS))
                 store.execute(
                     "INSERT INTO bank_transfers VALUES (?,?,?,?,?)",
-                    (transfer_id, claims["sub"], once, json.dumps(record), now()),
+                    (transfer_id, claims["sub"], once, json.dumps(record), provider.now()),
                 )
             return JSONResponse({"id": transfer_id, **record}, status_code=201)
 

@@ -376,7 +376,8 @@ def build_app(provider: Provider) -> Starlette:
             return response
         flash = _FLASH.get(request.query_params.get("done", ""))
         items = _ciba.list_requests(provider, user=session.sub)
-        return page(_pages.approvals_page(user=session.sub, requests=items, csrf=session.csrf, flash=flash))
+        return page(_pages.approvals_page(user=session.sub, requests=items, csrf=session.csrf, flash=flash,
+                                         now=provider.now()))
 
     def decision_handler(action: str) -> Any:
         async def decide(request: Request) -> Response:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +64,6 @@ from langchain_agent_auth.devserver._util import (
     loads,
     new_id,
     new_token,
-    now,
     printable_ascii,
     split_scope,
     token_hash,
@@ -185,7 +183,7 @@ class BackchannelAuthentication(Endpoint):
         pending = provider.store.one(
             "SELECT COUNT(*) AS n FROM ciba_requests WHERE sub=? AND client_id=? AND status='pending' "
             "AND expires_at>?",
-            (sub, client.client_id, now()),
+            (sub, client.client_id, provider.now()),
         )
         if pending is not None and pending["n"] >= MAX_PENDING_PER_USER:
             raise oauth_error(
@@ -226,7 +224,7 @@ class BackchannelAuthentication(Endpoint):
 
         auth_req_id = new_token(32)
         request_id = new_id("req")
-        created = now()
+        created = provider.now()
         data = {
             "scope": " ".join(scopes),
             "resource": targets,
@@ -348,12 +346,12 @@ def _poll(provider: Provider, row: dict[str, Any]) -> dict[str, Any]:
         provider.count("ciba", "access_denied")
         reason = row["data"].get("deny_reason") or "the user denied the request"
         raise oauth_error(AccessDeniedError, reason)
-    if row["expires_at"] <= now():
+    if row["expires_at"] <= provider.now():
         if status == "pending":
             provider.store.execute("UPDATE ciba_requests SET status='expired' WHERE id=?", (row["id"],))
         provider.count("ciba", "expired_token")
         raise oauth_error(ExpiredTokenError, "the authentication request expired")
-    current = time.time()
+    current = provider.clock.time()
     last = row["last_poll_at"]
     provider.store.execute("UPDATE ciba_requests SET last_poll_at=? WHERE id=?", (current, row["id"]))
     if row["interval"] > 0 and last is not None and current - last < row["interval"]:
@@ -377,7 +375,7 @@ def public_view(provider: Provider, row: Any) -> dict[str, Any]:
         "user": row["sub"],
         "client_id": row["client_id"],
         "client_name": data.get("client_name") or row["client_id"],
-        "status": row["status"] if row["expires_at"] > now() or row["status"] != "pending" else "expired",
+        "status": row["status"] if row["expires_at"] > provider.now() or row["status"] != "pending" else "expired",
         "binding_message": data.get("binding_message"),
         "scope": data.get("scope"),
         "resource": data.get("resource") or [],
@@ -401,7 +399,7 @@ def list_requests(
         params.append(user)
     if status == "pending":
         sql += " AND status='pending' AND expires_at>?"
-        params.append(now())
+        params.append(provider.now())
     elif status:
         sql += " AND status=?"
         params.append(status)
@@ -415,7 +413,7 @@ def _pending_row(provider: Provider, request_id: str, user: str | None) -> dict[
         raise DecisionError(404, "not_found", "no such request")
     if row["status"] != "pending":
         raise DecisionError(409, "already_decided", f"the request is {row['status']}")
-    if row["expires_at"] <= now():
+    if row["expires_at"] <= provider.now():
         raise DecisionError(409, "expired", "the request expired")
     return dict(row)
 
@@ -457,7 +455,7 @@ def approve(
                 )
         provider.store.execute(
             "UPDATE ciba_requests SET status='approved', decided_at=?, data=? WHERE id=?",
-            (now(), dumps(data), request_id),
+            (provider.now(), dumps(data), request_id),
         )
     provider.count("ciba", "approved")
     log.info("CIBA request %s approved by %s", request_id, row["sub"])
@@ -475,7 +473,7 @@ def deny(
             data["deny_reason"] = printable_ascii(reason, 200)
         provider.store.execute(
             "UPDATE ciba_requests SET status='denied', decided_at=?, data=? WHERE id=?",
-            (now(), dumps(data), request_id),
+            (provider.now(), dumps(data), request_id),
         )
     provider.count("ciba", "denied")
     log.info("CIBA request %s denied by %s", request_id, row["sub"])

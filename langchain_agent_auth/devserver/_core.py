@@ -31,6 +31,7 @@ from langchain_agent_auth.devserver._util import (
     GT_FEDERATED,
     GT_TOKEN_EXCHANGE,
     OIDC_SCOPES,
+    Clock,
     split_scope,
 )
 
@@ -55,6 +56,16 @@ class Provider:
         self.issued = 0  # tokens issued by this process (expired rows are purged every few hundred)
         self.main = build_main_server(self)
         self.upstream = build_upstream_server(self)
+
+    # ------------------------------------------------------------------ time
+    @property
+    def clock(self) -> Clock:
+        """The provider's clock (the store's): expiries, poll intervals, ``exp``/``iat``."""
+        return self.store.clock
+
+    def now(self) -> int:
+        """The provider's current time in whole seconds."""
+        return self.store.clock.now()
 
     # ------------------------------------------------------------------ counters
     def count(self, group: str, name: str, n: int = 1) -> None:

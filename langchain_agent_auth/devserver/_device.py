@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -55,7 +54,6 @@ from langchain_agent_auth.devserver._util import (
     loads,
     new_id,
     new_token,
-    now,
     split_scope,
     token_hash,
 )
@@ -118,7 +116,7 @@ class DeviceAuthorization(Endpoint):
         device_code = new_token(32)
         user_code = new_user_code()
         request_id = new_id("dev")
-        created = now()
+        created = provider.now()
         interval = provider.ciba_interval
         data = {"scope": " ".join(scopes), "resource": targets, "client_name": client.client_name}
         provider.store.execute(
@@ -206,10 +204,10 @@ def _poll(provider: Provider, row: dict[str, Any]) -> dict[str, Any]:
     if status == "denied":
         provider.count("device", "access_denied")
         raise oauth_error(AccessDeniedError, "the user denied the request")
-    if row["expires_at"] <= now():
+    if row["expires_at"] <= provider.now():
         provider.count("device", "expired_token")
         raise oauth_error(ExpiredTokenError, "the device code expired")
-    current = time.time()
+    current = provider.clock.time()
     last = row["last_poll_at"]
     provider.store.execute("UPDATE device_requests SET last_poll_at=? WHERE id=?", (current, row["id"]))
     if row["interval"] > 0 and last is not None and current - last < row["interval"]:
@@ -225,7 +223,7 @@ def _poll(provider: Provider, row: dict[str, Any]) -> dict[str, Any]:
 def _find_pending(provider: Provider, user_code: str) -> dict[str, Any] | None:
     row = provider.store.one(
         "SELECT * FROM device_requests WHERE user_code_hash=? AND status='pending' AND expires_at>?",
-        (token_hash(user_code), now()),
+        (token_hash(user_code), provider.now()),
     )
     return dict(row) if row is not None else None
 
@@ -244,7 +242,7 @@ def decide(provider: Provider, user_code: str, user: str, approve: bool) -> bool
             return False
         provider.store.execute(
             "UPDATE device_requests SET status=?, sub=?, decided_at=? WHERE id=? AND status='pending'",
-            ("approved" if approve else "denied", user, now(), row["id"]),
+            ("approved" if approve else "denied", user, provider.now(), row["id"]),
         )
     provider.count("device", "approved" if approve else "denied")
     log.info("device request %s %s by %s", row["id"], "approved" if approve else "denied", user)

@@ -57,7 +57,6 @@ from langchain_agent_auth.devserver._util import (
     loads,
     new_id,
     new_token,
-    now,
     printable_ascii,
     same_uri_ignoring_loopback_port,
     secret_matches,
@@ -317,6 +316,7 @@ class StoredToken:
     kind: str  # "access_token" | "refresh_token"
     row: dict[str, Any]
     grant_revoked: bool = False
+    checked_at: int = 0  # the provider's time when the token was looked up
 
     def check_client(self, client: Client) -> bool:
         return self.row["client_id"] == client.get_client_id()
@@ -325,7 +325,7 @@ class StoredToken:
         return self.row["scope"]
 
     def is_expired(self) -> bool:
-        return self.row["expires_at"] <= now()
+        return self.row["expires_at"] <= self.checked_at
 
     def is_revoked(self) -> bool:
         return bool(self.row.get("revoked_at") or self.row.get("rotated_at") or self.grant_revoked)
@@ -511,7 +511,7 @@ def create_grant(
     grant_id = new_id("grant")
     provider.store.execute(
         "INSERT INTO grants VALUES (?,?,?,?,?,?,?,NULL)",
-        (grant_id, realm, sub, client_id, scope, dumps(data), now()),
+        (grant_id, realm, sub, client_id, scope, dumps(data), provider.now()),
     )
     return grant_id
 
@@ -520,7 +520,7 @@ def revoke_grant(provider: Provider, grant_id: str | None) -> None:
     """Revoke a grant and every token issued under it."""
     if not grant_id:
         return
-    ts = now()
+    ts = provider.now()
     with provider.store.transaction() as db:
         db.execute("UPDATE grants SET revoked_at=? WHERE grant_id=? AND revoked_at IS NULL", (ts, grant_id))
         db.execute(
@@ -565,7 +565,8 @@ def find_token(provider: Provider, realm: str, value: str, hint: str | None = No
             if "data" in data:
                 data["data"] = loads(data["data"], {})
             data["grant"] = grant
-            return StoredToken(kind, data, grant_revoked=bool(grant and grant["revoked_at"]))
+            revoked = bool(grant and grant["revoked_at"])
+            return StoredToken(kind, data, grant_revoked=revoked, checked_at=provider.now())
     return None
 
 
@@ -624,7 +625,7 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):
                 request.client.client_id,
                 request.user.sub,
                 dumps(data.__dict__),
-                now() + AUTH_CODE_TTL,
+                self.server.provider.now() + AUTH_CODE_TTL,
             ),
         )
 
@@ -641,7 +642,7 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):
             revoke_grant(provider, row["grant_id"])
             log.warning("replayed authorization code for client %s: grant revoked", client.client_id)
             return None
-        if row["expires_at"] <= now():
+        if row["expires_at"] <= provider.now():
             return None
         context = AuthContext(**loads(row["data"]))
         context.code_hash = row["code_hash"]
@@ -651,7 +652,7 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):
         issuance = _ISSUANCE.get()
         self.server.provider.store.execute(
             "UPDATE auth_codes SET used_at=?, grant_id=? WHERE code_hash=?",
-            (now(), issuance.grant_id if issuance else None, authorization_code.code_hash),
+            (self.server.provider.now(), issuance.grant_id if issuance else None, authorization_code.code_hash),
         )
 
     def authenticate_user(self, authorization_code: AuthContext) -> User | None:
@@ -698,7 +699,7 @@ class RefreshTokenGrant(IssuingGrant, grants.RefreshTokenGrant):
     def revoke_old_credential(self, refresh_token: StoredToken) -> None:
         self.server.provider.store.execute(
             "UPDATE refresh_tokens SET rotated_at=? WHERE token_hash=?",
-            (now(), refresh_token.row["token_hash"]),
+            (self.server.provider.now(), refresh_token.row["token_hash"]),
         )
 
     def issuance(self, user: User | None, scope: str) -> Issuance:
@@ -775,13 +776,13 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return False
         store = self._server.provider.store
         key = f"{claims['sub']}:{jti}"
-        store.execute("DELETE FROM assertion_jtis WHERE expires_at < ?", (now(),))
+        store.execute("DELETE FROM assertion_jtis WHERE expires_at < ?", (store.clock.now(),))
         if store.one("SELECT 1 FROM assertion_jtis WHERE key=?", (key,)):
             return False
         exp = claims.get("exp")
         store.execute(
             "INSERT INTO assertion_jtis VALUES (?,?)",
-            (key, int(exp) if isinstance(exp, int | float) else now() + 600),
+            (key, int(exp) if isinstance(exp, int | float) else store.clock.now() + 600),
         )
         return True
 
@@ -859,7 +860,7 @@ class Revocation(_TokenLookupMixin, RevocationEndpoint):
         else:
             provider.store.execute(
                 "UPDATE access_tokens SET revoked_at=? WHERE jti=? AND revoked_at IS NULL",
-                (now(), token.row["jti"]),
+                (provider.now(), token.row["jti"]),
             )
 
 
@@ -882,7 +883,7 @@ class IDTokens(OpenIDCode):
             "iss": self.provider.issuer,
             "aud": client.get_client_id(),
             "azp": client.get_client_id(),
-            "exp": now() + ACCESS_TOKEN_TTL,
+            "exp": self.provider.now() + ACCESS_TOKEN_TTL,
         }
 
     def get_authorization_code_claims(self, authorization_code: Any) -> dict[str, Any]:
@@ -925,7 +926,7 @@ class OAuthServer(AuthorizationServer):
     def save_token(self, token: dict[str, Any], request: OAuthRequest) -> None:
         issuance = current_issuance()
         user = request.user
-        ts = now()
+        ts = self.provider.now()
         data = {
             "aud": issuance.audience,
             "authorization_details": issuance.authorization_details,

@@ -11,6 +11,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from html.parser import HTMLParser
 from types import TracebackType
 from typing import Any
@@ -125,6 +126,9 @@ class LocalProvider:
     ``upstream_client_id`` / ``upstream_client_secret`` (the vault's connect-flow client at the
     demo upstream), ``api_url``, ``admin_token`` and ``info`` (the READY document).
 
+    ``clock`` is the provider's time source (default ``time.time``); :meth:`advance` moves it
+    forward, so tests and notebooks need not sleep through poll intervals or expiries.
+
     Example:
         >>> import httpx
         >>> with LocalProvider(ciba_interval=1) as idp:
@@ -150,6 +154,7 @@ class LocalProvider:
         ciba_interval: int = 5,
         public_url: str | None = None,
         startup_timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(ciba_interval, int) or ciba_interval < 0:
             raise ConfigurationError("ciba_interval must be a whole number of seconds >= 0")
@@ -159,6 +164,7 @@ class LocalProvider:
         self.ciba_interval = ciba_interval
         self._public_url = public_url
         self._startup_timeout = startup_timeout
+        self._clock = clock
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self._error: BaseException | None = None
@@ -193,7 +199,7 @@ class LocalProvider:
         try:
             self.port = sock.getsockname()[1]
             base_url = self._public_url or base_url_for(self.host, self.port)
-            self._store = Store(data_dir)
+            self._store = Store(data_dir, clock=self._clock)
             provider = Provider(self._store, base_url, ciba_interval=self.ciba_interval)
             config = uvicorn.Config(
                 build_app(provider),
@@ -374,6 +380,23 @@ class LocalProvider:
             if len(pending) >= count or time.monotonic() > deadline:
                 return pending
             time.sleep(0.05)
+
+    # ------------------------------------------------------------------ time
+    def advance(self, seconds: float) -> float:
+        """Move the provider's clock forward by ``seconds`` (poll intervals, expiries, token
+        lifetimes) instead of sleeping; returns the provider's new time.
+
+        Example:
+            >>> with LocalProvider() as idp:
+            ...     before = idp.now()
+            ...     idp.advance(3600) - before >= 3600
+            True
+        """
+        return self.admin.request("POST", "/clock", json={"seconds": seconds})["time"]
+
+    def now(self) -> float:
+        """The provider's current time (seconds since the epoch, advances included)."""
+        return self.admin.request("GET", "/clock")["time"]
 
     # ------------------------------------------------------------------ counters & admin
     def stats(self) -> dict[str, dict[str, int]]:
