@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from langchain_agent_auth.devserver._oauth import find_token
+from langchain_agent_auth.devserver._issuance import find_token
 from langchain_agent_auth.devserver._rar import amount_of
 from langchain_agent_auth.devserver._store import DEMO_API_AUDIENCE
 from langchain_agent_auth.devserver._util import dumps, loads, new_id, printable_ascii, split_scope

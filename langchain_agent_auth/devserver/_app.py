@@ -22,7 +22,8 @@ from starlette.routing import Route
 from langchain_agent_auth.devserver import _ciba, _device, _exchange, _pages
 from langchain_agent_auth.devserver._admin import admin_routes
 from langchain_agent_auth.devserver._api import api_routes
-from langchain_agent_auth.devserver._oauth import OAuthServer, find_token
+from langchain_agent_auth.devserver._issuance import find_token
+from langchain_agent_auth.devserver._oauth import OAuthServer
 from langchain_agent_auth.devserver._rar import describe
 from langchain_agent_auth.devserver._register import cimd_client, is_cimd_url, register_endpoint
 from langchain_agent_auth.devserver._util import check_password, printable_ascii, split_scope

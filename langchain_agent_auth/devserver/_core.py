@@ -9,13 +9,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from langchain_agent_auth.devserver._ciba import ACR_VALUES_SUPPORTED
-from langchain_agent_auth.devserver._oauth import (
-    AUTH_ALL,
-    AUTH_CONFIDENTIAL,
-    User,
-    build_main_server,
-    build_upstream_server,
-)
+from langchain_agent_auth.devserver._model import AUTH_ALL, AUTH_CONFIDENTIAL, User
+from langchain_agent_auth.devserver._oauth import build_main_server, build_upstream_server
 from langchain_agent_auth.devserver._rar import SUPPORTED_TYPES
 from langchain_agent_auth.devserver._store import (
     AGENT_CLIENT_ID,

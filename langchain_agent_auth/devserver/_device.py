@@ -26,31 +26,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from authlib.consts import default_json_headers
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.endpoint import Endpoint
-from authlib.oauth2.rfc6749.grants.base import BaseGrant, TokenEndpointMixin
-from authlib.oauth2.rfc6749.hooks import hooked
 
 from langchain_agent_auth.devserver._ciba import ACR_PASSWORD
-from langchain_agent_auth.devserver._oauth import (
-    AUTH_ALL,
-    AccessDeniedError,
-    AuthContext,
-    AuthorizationPendingError,
-    ExpiredTokenError,
-    Issuance,
-    IssuingGrant,
-    OAuthRequest,
-    SlowDownError,
-    UnauthorizedClientError,
+from langchain_agent_auth.devserver._issuance import (
     check_client_scope,
-    oauth_error,
     resolve_targets,
-    revoke_grant,
 )
+from langchain_agent_auth.devserver._model import (
+    AUTH_ALL,
+    OAuthRequest,
+)
+from langchain_agent_auth.devserver._pending import PendingGrant, PendingKind, endpoint_client, open_request
 from langchain_agent_auth.devserver._util import (
     GT_DEVICE,
-    dumps,
     loads,
     new_id,
     new_token,
@@ -70,7 +59,6 @@ USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 USER_CODE_LENGTH = 8
 DEVICE_CODE_TTL = 600
 MAX_WRONG_CODES = 10
-
 
 
 def new_user_code() -> str:
@@ -98,6 +86,18 @@ def normalize_user_code(value: str) -> str | None:
     return f"{letters[:4]}-{letters[4:]}"
 
 
+DEVICE = PendingKind(
+    group="device",
+    noun="device request",
+    table="device_requests",
+    credential="device_code",
+    grant_type=GT_DEVICE,
+    grant_name="the device grant",
+    expired="the device code expired",
+    deny_once=False,
+)
+
+
 class DeviceAuthorization(Endpoint):
     """``POST /device_authorization`` (RFC 8628 §3.1, §3.2)."""
 
@@ -106,117 +106,33 @@ class DeviceAuthorization(Endpoint):
     def create_endpoint_response(self, request: OAuthRequest) -> tuple[int, dict[str, Any], list]:
         provider: Provider = self.server.provider
         provider.count("device", "authorize")
-        client = self.server.authenticate_client(request, AUTH_ALL, self.ENDPOINT_NAME)
-        request.client = client
-        if not client.check_grant_type(GT_DEVICE):
-            raise oauth_error(UnauthorizedClientError, "client is not registered for the device grant")
+        client = endpoint_client(self, request, DEVICE, AUTH_ALL)
         scopes = split_scope(request.form.get("scope"))
         check_client_scope(client, scopes)
         targets = resolve_targets(provider, request, scopes, user_grant=True)
-        device_code = new_token(32)
-        user_code = new_user_code()
-        request_id = new_id("dev")
-        created = provider.now()
-        interval = provider.ciba_interval
-        data = {"scope": " ".join(scopes), "resource": targets, "client_name": client.client_name}
-        provider.store.execute(
-            "INSERT INTO device_requests VALUES (?,?,?,?,NULL,?,?,?,?,?,NULL,NULL,NULL)",
-            (request_id, token_hash(device_code), token_hash(user_code), client.client_id, "pending",
-             dumps(data), created, created + DEVICE_CODE_TTL, interval),
-        )
-        log.info("device request %s from %s (expires in %ss)", request_id, client.client_id, DEVICE_CODE_TTL)
+        device_code, user_code, request_id = new_token(32), new_user_code(), new_id("dev")
         verification = provider.base_url + "/device"
         body: dict[str, Any] = {
             "device_code": device_code,
             "user_code": user_code,
             "verification_uri": verification,
             "verification_uri_complete": verification + "?" + urlencode({"user_code": user_code}),
-            "expires_in": DEVICE_CODE_TTL,
         }
-        if interval > 0:
-            body["interval"] = interval
+        data = {"scope": " ".join(scopes), "resource": targets, "client_name": client.client_name}
+        open_request(provider, DEVICE, device_code, DEVICE_CODE_TTL, body, id=request_id,
+                     user_code_hash=token_hash(user_code), client_id=client.client_id, sub=None, data=data)
+        log.info("device request %s from %s (expires in %ss)", request_id, client.client_id, DEVICE_CODE_TTL)
         return 200, body, default_json_headers
 
 
-class DeviceCodeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
+class DeviceCodeGrant(PendingGrant):
     """The device access token request (RFC 8628 §3.4, §3.5)."""
 
     GRANT_TYPE = GT_DEVICE
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_ALL
-
-    def validate_token_request(self) -> None:
-        provider: Provider = self.server.provider
-        provider.count("device", "polls")
-        client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(GT_DEVICE):
-            raise oauth_error(UnauthorizedClientError, "client is not registered for the device grant")
-        self.request.client = client
-        device_code = self.request.form.get("device_code")
-        if not device_code:
-            raise oauth_error(InvalidRequestError, "missing device_code")
-        row = provider.store.one(
-            "SELECT * FROM device_requests WHERE device_code_hash=? AND client_id=?",
-            (token_hash(device_code), client.client_id),
-        )
-        if row is None:
-            raise oauth_error(InvalidGrantError, "unknown device_code")
-        self.request.device = _poll(provider, dict(row))
-
-    @hooked
-    def create_token_response(self) -> tuple[int, dict[str, Any], list]:
-        provider: Provider = self.server.provider
-        row = self.request.device
-        user = provider.user(row["sub"])
-        if user is None:
-            raise oauth_error(InvalidGrantError, "the user no longer exists")
-        self.request.user = user
-        self.request.authorization_code = AuthContext(
-            sub=row["sub"], auth_time=row["decided_at"], acr=ACR_PASSWORD, amr=["pwd"]
-        )
-        token = self.generate_token(user=user, scope=row["data"]["scope"], include_refresh_token=True)
-        self.save_token(token)
-        provider.store.execute(
-            "UPDATE device_requests SET status='consumed', grant_id=? WHERE id=?",
-            (self.request.issuance.grant_id, row["id"]),
-        )
-        provider.count("device", "tokens")
-        log.info("device request %s: tokens issued to %s", row["id"], row["client_id"])
-        return 200, token, self.TOKEN_RESPONSE_HEADER
-
-    def issuance(self, user: Any, scope: str) -> Issuance:
-        row = self.request.device
-        issuance = self.server.user_issuance(
-            self.request, user, scope, targets=row["data"].get("resource") or [], authorization_details=None,
-            acr=ACR_PASSWORD, amr=["pwd"], auth_time=row["decided_at"],
-        )
-        self.request.issuance = issuance
-        return issuance
-
-
-def _poll(provider: Provider, row: dict[str, Any]) -> dict[str, Any]:
-    """Apply a poll to a stored request: raise the spec's error or return the approved row."""
-    row["data"] = loads(row["data"], {})
-    status = row["status"]
-    if status == "consumed":
-        revoke_grant(provider, row["grant_id"])  # a replayed device_code: revoke what it produced
-        log.warning("device request %s: device_code replayed, grant revoked", row["id"])
-        raise oauth_error(InvalidGrantError, "device_code was already used")
-    if status == "denied":
-        provider.count("device", "access_denied")
-        raise oauth_error(AccessDeniedError, "the user denied the request")
-    if row["expires_at"] <= provider.now():
-        provider.count("device", "expired_token")
-        raise oauth_error(ExpiredTokenError, "the device code expired")
-    current = provider.clock.time()
-    last = row["last_poll_at"]
-    provider.store.execute("UPDATE device_requests SET last_poll_at=? WHERE id=?", (current, row["id"]))
-    if row["interval"] > 0 and last is not None and current - last < row["interval"]:
-        provider.count("device", "slow_down")
-        raise oauth_error(SlowDownError, f"poll at most every {row['interval']} seconds")
-    if status == "pending":
-        provider.count("device", "authorization_pending")
-        raise oauth_error(AuthorizationPendingError, "the user has not answered yet")
-    return row
+    KIND = DEVICE
+    ACR = ACR_PASSWORD
+    AMR = ["pwd"]
 
 
 # ---------------------------------------------------------------------------- the verification page

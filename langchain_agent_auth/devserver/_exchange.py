@@ -32,21 +32,17 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from starlette.datastructures import Headers
 
-from langchain_agent_auth.devserver._oauth import (
+from langchain_agent_auth.devserver._issuance import Issuance, IssuingGrant, audience_and_alg, find_token, load_grant
+from langchain_agent_auth.devserver._model import (
     AUTH_CODE_TTL,
     AUTH_CONFIDENTIAL,
     AuthContext,
     Client,
     FederatedTokenNotFoundError,
     InvalidTargetError,
-    Issuance,
-    IssuingGrant,
     OAuthRequest,
     TemporarilyUnavailableError,
     UnauthorizedClientError,
-    audience_and_alg,
-    find_token,
-    load_grant,
     oauth_error,
 )
 from langchain_agent_auth.devserver._store import UPSTREAM_CONNECTION, UPSTREAM_IDP_CLIENT_ID, UPSTREAM_SCOPES
@@ -494,7 +490,7 @@ def unlink(provider: Provider, sub: str, connection: str) -> bool:
     if tokens.get("refresh_token"):
         stored = find_token(provider, "upstream", tokens["refresh_token"], "refresh_token")
         if stored is not None:
-            from langchain_agent_auth.devserver._oauth import revoke_grant
+            from langchain_agent_auth.devserver._issuance import revoke_grant
 
             revoke_grant(provider, stored.row["grant_id"])
     provider.store.execute("DELETE FROM connections WHERE sub=? AND connection=?", (sub, connection))

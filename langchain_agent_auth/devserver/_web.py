@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from langchain_agent_auth.core._serving import JSONLimitError, load_json_bounded
 from langchain_agent_auth.core.errors import redact
-from langchain_agent_auth.devserver._oauth import OAuthRequest
+from langchain_agent_auth.devserver._model import OAuthRequest
 from langchain_agent_auth.devserver._util import printable_ascii, token_hash
 
 if TYPE_CHECKING:
