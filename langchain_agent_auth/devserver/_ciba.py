@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -254,7 +255,6 @@ class BackchannelAuthentication(Endpoint):
 class CibaGrant(PendingGrant):
     """The CIBA token request (poll and ping): ``grant_type=urn:openid:params:grant-type:ciba``."""
 
-    GRANT_TYPE = GT_CIBA
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
     KIND = CIBA
     ACR = ACR_DEVICE_APPROVAL
@@ -335,47 +335,57 @@ def approve(
     authorization_details: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], Ping | None]:
     """The user approves (optionally narrowing ``authorization_details``)."""
-    with provider.store.transaction():
-        row = _pending_row(provider, request_id, user)
-        data = loads(row["data"], {})
-        if authorization_details is not None:
-            client = provider.main.query_client(row["client_id"])
-            try:
-                data["approved_details"] = parse_authorization_details(
-                    authorization_details, allowed_types=client.authorization_details_types if client else []
-                )
-            except AuthorizationDetailsError as exc:
-                raise DecisionError(400, "invalid_authorization_details", str(exc)) from None
-            if not narrows(data["approved_details"], data.get("authorization_details")):
-                raise DecisionError(
-                    400,
-                    "invalid_authorization_details",
-                    "an approval may only narrow the request (drop entries or lower an amount)",
-                )
-        provider.store.execute(
-            "UPDATE ciba_requests SET status='approved', decided_at=?, data=? WHERE id=?",
-            (provider.now(), dumps(data), request_id),
-        )
-    provider.count("ciba", "approved")
-    log.info("CIBA request %s approved by %s", request_id, row["sub"])
-    return _view(provider, request_id), _ping_for(provider, row, data)
+
+    def narrow(row: dict[str, Any], data: dict[str, Any]) -> None:
+        if authorization_details is None:
+            return
+        client = provider.main.query_client(row["client_id"])
+        try:
+            data["approved_details"] = parse_authorization_details(
+                authorization_details, allowed_types=client.authorization_details_types if client else []
+            )
+        except AuthorizationDetailsError as exc:
+            raise DecisionError(400, "invalid_authorization_details", str(exc)) from None
+        if not narrows(data["approved_details"], data.get("authorization_details")):
+            raise DecisionError(
+                400,
+                "invalid_authorization_details",
+                "an approval may only narrow the request (drop entries or lower an amount)",
+            )
+
+    return _decide(provider, request_id, user, "approved", narrow)
 
 
 def deny(
     provider: Provider, request_id: str, *, user: str | None = None, reason: str | None = None
 ) -> tuple[dict[str, Any], Ping | None]:
     """The user denies. The reason becomes the ``error_description`` the client sees."""
+
+    def give_reason(row: dict[str, Any], data: dict[str, Any]) -> None:
+        if reason:
+            data["deny_reason"] = printable_ascii(reason, 200)
+
+    return _decide(provider, request_id, user, "denied", give_reason)
+
+
+def _decide(
+    provider: Provider,
+    request_id: str,
+    user: str | None,
+    status: str,
+    amend: Callable[[dict[str, Any], dict[str, Any]], None],
+) -> tuple[dict[str, Any], Ping | None]:
+    """Record the user's decision on a pending request (``amend`` adds to its data)."""
     with provider.store.transaction():
         row = _pending_row(provider, request_id, user)
         data = loads(row["data"], {})
-        if reason:
-            data["deny_reason"] = printable_ascii(reason, 200)
+        amend(row, data)
         provider.store.execute(
-            "UPDATE ciba_requests SET status='denied', decided_at=?, data=? WHERE id=?",
-            (provider.now(), dumps(data), request_id),
+            "UPDATE ciba_requests SET status=?, decided_at=?, data=? WHERE id=?",
+            (status, provider.now(), dumps(data), request_id),
         )
-    provider.count("ciba", "denied")
-    log.info("CIBA request %s denied by %s", request_id, row["sub"])
+    provider.count("ciba", status)
+    log.info("CIBA request %s %s by %s", request_id, status, row["sub"])
     return _view(provider, request_id), _ping_for(provider, row, data)
 
 

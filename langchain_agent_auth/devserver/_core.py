@@ -14,6 +14,7 @@ from langchain_agent_auth.devserver._oauth import build_main_server, build_upstr
 from langchain_agent_auth.devserver._rar import SUPPORTED_TYPES
 from langchain_agent_auth.devserver._store import (
     AGENT_CLIENT_ID,
+    ALL_MAIN_GRANTS,
     DEMO_API_AUDIENCE,
     UPSTREAM_CONNECT_CLIENT_ID,
     UPSTREAM_CONNECTION,
@@ -21,10 +22,6 @@ from langchain_agent_auth.devserver._store import (
     Store,
 )
 from langchain_agent_auth.devserver._util import (
-    GT_CIBA,
-    GT_DEVICE,
-    GT_FEDERATED,
-    GT_TOKEN_EXCHANGE,
     OIDC_SCOPES,
     Clock,
     split_scope,
@@ -132,15 +129,7 @@ class Provider:
             "scopes_supported": [*OIDC_SCOPES, *resource_scopes],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": [
-                "authorization_code",
-                "refresh_token",
-                "client_credentials",
-                GT_CIBA,
-                GT_DEVICE,
-                GT_TOKEN_EXCHANGE,
-                GT_FEDERATED,
-            ],
+            "grant_types_supported": list(ALL_MAIN_GRANTS),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": SIGNING_ALGS,
             "userinfo_signing_alg_values_supported": ["none"],

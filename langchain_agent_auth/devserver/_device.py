@@ -128,7 +128,6 @@ class DeviceAuthorization(Endpoint):
 class DeviceCodeGrant(PendingGrant):
     """The device access token request (RFC 8628 §3.4, §3.5)."""
 
-    GRANT_TYPE = GT_DEVICE
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_ALL
     KIND = DEVICE
     ACR = ACR_PASSWORD

@@ -41,9 +41,7 @@ from langchain_agent_auth.devserver._model import (
     User,
     oauth_error,
 )
-from langchain_agent_auth.devserver._rar import (
-    is_one_time,
-)
+from langchain_agent_auth.devserver._rar import is_one_time
 from langchain_agent_auth.devserver._util import (
     dumps,
     loads,

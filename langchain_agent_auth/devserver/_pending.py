@@ -141,6 +141,10 @@ class PendingGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
     ACR: str
     AMR: list[str]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.GRANT_TYPE = cls.KIND.grant_type
+
     def validate_token_request(self) -> None:
         provider: Provider = self.server.provider
         kind = self.KIND
