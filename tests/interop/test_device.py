@@ -21,7 +21,7 @@ pytestmark = pytest.mark.interop
 
 
 def _forms(html: str) -> list[dict[str, Any]]:
-    from langchain_agent_auth.devserver._provider import _forms as parse
+    from langchain_agent_auth.devserver._browser import forms as parse
 
     return [f for f in parse(html) if f["method"] == "post"]
 
