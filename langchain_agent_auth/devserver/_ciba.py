@@ -137,16 +137,9 @@ def _subject_from_id_token_hint(provider: Provider, value: str) -> str | None:
     return token.claims["sub"] if provider.store.get_user(token.claims["sub"]) else None
 
 
-CIBA = PendingKind(
-    group="ciba",
-    noun="CIBA request",
-    table="ciba_requests",
-    credential="auth_req_id",
-    grant_type=GT_CIBA,
-    grant_name="CIBA",
-    expired="the authentication request expired",
-    deny_once=True,
-)
+# access_denied is reported once; a later poll hears invalid_grant (the request was used)
+CIBA = PendingKind("ciba", "CIBA request", "ciba_requests", "auth_req_id", GT_CIBA, "CIBA",
+                   expired="the authentication request expired", deny_once=True)
 
 
 def _subject(provider: Provider, params: dict[str, str]) -> str:

@@ -86,16 +86,8 @@ def normalize_user_code(value: str) -> str | None:
     return f"{letters[:4]}-{letters[4:]}"
 
 
-DEVICE = PendingKind(
-    group="device",
-    noun="device request",
-    table="device_requests",
-    credential="device_code",
-    grant_type=GT_DEVICE,
-    grant_name="the device grant",
-    expired="the device code expired",
-    deny_once=False,
-)
+DEVICE = PendingKind("device", "device request", "device_requests", "device_code", GT_DEVICE, "the device grant",
+                     expired="the device code expired", deny_once=False)
 
 
 class DeviceAuthorization(Endpoint):

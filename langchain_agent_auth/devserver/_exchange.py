@@ -32,7 +32,15 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from starlette.datastructures import Headers
 
-from langchain_agent_auth.devserver._issuance import Issuance, IssuingGrant, audience_and_alg, find_token, load_grant
+from langchain_agent_auth.devserver._issuance import (
+    Issuance,
+    IssuingGrant,
+    audience_and_alg,
+    find_token,
+    grant_client,
+    load_grant,
+    revoke_grant,
+)
 from langchain_agent_auth.devserver._model import (
     AUTH_CODE_TTL,
     AUTH_CONFIDENTIAL,
@@ -42,7 +50,6 @@ from langchain_agent_auth.devserver._model import (
     InvalidTargetError,
     OAuthRequest,
     TemporarilyUnavailableError,
-    UnauthorizedClientError,
     oauth_error,
 )
 from langchain_agent_auth.devserver._store import UPSTREAM_CONNECTION, UPSTREAM_IDP_CLIENT_ID, UPSTREAM_SCOPES
@@ -193,10 +200,7 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
 
     def validate_token_request(self) -> None:
         provider: Provider = self.server.provider
-        client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(self.GRANT_TYPE):
-            raise oauth_error(UnauthorizedClientError, "client may not use token exchange")
-        self.request.client = client
+        client = grant_client(self, "client may not use token exchange")
         form = self.request.form
         if not form.get("subject_token") or not form.get("subject_token_type"):
             raise oauth_error(InvalidRequestError, "subject_token and subject_token_type are required")
@@ -282,10 +286,7 @@ class FederatedConnectionGrant(BaseGrant, TokenEndpointMixin):
 
     def validate_token_request(self) -> None:
         provider: Provider = self.server.provider
-        client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(self.GRANT_TYPE):
-            raise oauth_error(UnauthorizedClientError, "client may not use the Token Vault exchange")
-        self.request.client = client
+        client = grant_client(self, "client may not use the Token Vault exchange")
         form = self.request.form
         if not form.get("subject_token"):
             raise oauth_error(InvalidRequestError, "subject_token is required")
@@ -490,8 +491,6 @@ def unlink(provider: Provider, sub: str, connection: str) -> bool:
     if tokens.get("refresh_token"):
         stored = find_token(provider, "upstream", tokens["refresh_token"], "refresh_token")
         if stored is not None:
-            from langchain_agent_auth.devserver._issuance import revoke_grant
-
             revoke_grant(provider, stored.row["grant_id"])
     provider.store.execute("DELETE FROM connections WHERE sub=? AND connection=?", (sub, connection))
     log.info("connection %s unlinked for %s", connection, sub)

@@ -10,9 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from authlib.oauth2.rfc6749 import (
-    InvalidScopeError,
-)
+from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from joserfc.jwk import KeySet
 
@@ -23,13 +21,11 @@ from langchain_agent_auth.devserver._model import (
     InvalidTargetError,
     OAuthRequest,
     StoredToken,
+    UnauthorizedClientError,
     User,
     oauth_error,
 )
-from langchain_agent_auth.devserver._rar import (
-    AuthorizationDetailsError,
-    parse_authorization_details,
-)
+from langchain_agent_auth.devserver._rar import AuthorizationDetailsError, parse_authorization_details
 from langchain_agent_auth.devserver._util import (
     OIDC_SCOPES,
     dumps,
@@ -155,6 +151,15 @@ class IssuingGrant:
             token["authorization_details"] = issuance.authorization_details
         token.update(issuance.response_extra)
         return token
+
+
+def grant_client(grant: Any, refused: str) -> Client:
+    """Authenticate the client of a token request and check it may use ``grant``'s type."""
+    client = grant.authenticate_token_endpoint_client()
+    if not client.check_grant_type(grant.GRANT_TYPE):
+        raise oauth_error(UnauthorizedClientError, refused)
+    grant.request.client = client
+    return client
 
 
 # ---------------------------------------------------------------------------- policy helpers

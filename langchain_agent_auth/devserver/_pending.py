@@ -19,7 +19,7 @@ from authlib.oauth2.rfc6749.endpoint import Endpoint
 from authlib.oauth2.rfc6749.grants.base import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc6749.hooks import hooked
 
-from langchain_agent_auth.devserver._issuance import Issuance, IssuingGrant, revoke_grant
+from langchain_agent_auth.devserver._issuance import Issuance, IssuingGrant, grant_client, revoke_grant
 from langchain_agent_auth.devserver._model import (
     AccessDeniedError,
     AuthContext,
@@ -149,10 +149,7 @@ class PendingGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
         provider: Provider = self.server.provider
         kind = self.KIND
         provider.count(kind.group, "polls")
-        client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(kind.grant_type):
-            raise kind.unregistered()
-        self.request.client = client
+        client = grant_client(self, f"client is not registered for {kind.grant_name}")
         credential = self.request.form.get(kind.credential)
         if not credential:
             raise oauth_error(InvalidRequestError, f"missing {kind.credential}")
