@@ -147,6 +147,22 @@ class Secrets:
     clients: dict[str, str] = field(default_factory=dict)
 
 
+def _seed_clients() -> list[tuple[str, dict[str, Any]]]:
+    """The clients a new data directory starts with: the agent, and the demo upstream's two."""
+    loopback = ["http://127.0.0.1/callback", "http://localhost/callback"]
+    code_flow = {"grant_types": ["authorization_code", "refresh_token"], "scope": " ".join(UPSTREAM_SCOPES)}
+    basic = {"token_endpoint_auth_method": "client_secret_basic"}
+    return [
+        (AGENT_CLIENT_ID, {"client_name": "Your assistant", "grant_types": ALL_MAIN_GRANTS, "redirect_uris": loopback,
+                           "backchannel_token_delivery_mode": "poll", **basic}),
+        (UPSTREAM_CONNECT_CLIENT_ID, {"realm": "upstream", "client_name": "Agent token vault",
+                                      "redirect_uris": loopback, **code_flow, **basic}),
+        (UPSTREAM_IDP_CLIENT_ID, {"realm": "upstream",
+                                  "client_name": "agent-auth local provider (Token Vault connections)",
+                                  "redirect_uris": ["/connections/callback"], **code_flow, **basic}),
+    ]
+
+
 class Store:
     """Thread-safe access to the provider's SQLite database under ``data_dir``.
 
@@ -298,41 +314,8 @@ class Store:
                     "INSERT OR IGNORE INTO resources VALUES (?,?,?,?,?)",
                     (identifier, scopes, alg, ttl, description),
                 )
-            self.secrets.clients[AGENT_CLIENT_ID] = (
-                self.add_client(
-                    AGENT_CLIENT_ID,
-                    client_name="Your assistant",
-                    grant_types=ALL_MAIN_GRANTS,
-                    redirect_uris=["http://127.0.0.1/callback", "http://localhost/callback"],
-                    token_endpoint_auth_method="client_secret_basic",
-                    backchannel_token_delivery_mode="poll",
-                )
-                or ""
-            )
-            self.secrets.clients[UPSTREAM_CONNECT_CLIENT_ID] = (
-                self.add_client(
-                    UPSTREAM_CONNECT_CLIENT_ID,
-                    realm="upstream",
-                    client_name="Agent token vault",
-                    grant_types=["authorization_code", "refresh_token"],
-                    redirect_uris=["http://127.0.0.1/callback", "http://localhost/callback"],
-                    token_endpoint_auth_method="client_secret_basic",
-                    scope=" ".join(UPSTREAM_SCOPES),
-                )
-                or ""
-            )
-            self.secrets.clients[UPSTREAM_IDP_CLIENT_ID] = (
-                self.add_client(
-                    UPSTREAM_IDP_CLIENT_ID,
-                    realm="upstream",
-                    client_name="agent-auth local provider (Token Vault connections)",
-                    grant_types=["authorization_code", "refresh_token"],
-                    redirect_uris=["/connections/callback"],
-                    token_endpoint_auth_method="client_secret_basic",
-                    scope=" ".join(UPSTREAM_SCOPES),
-                )
-                or ""
-            )
+            for client_id, metadata in _seed_clients():
+                self.secrets.clients[client_id] = self.add_client(client_id, **metadata) or ""
             if not self.all("SELECT kid FROM keys"):
                 self.add_signing_keys()
             self.execute("INSERT OR REPLACE INTO meta VALUES ('seeded', '1')")
