@@ -24,7 +24,7 @@ from langchain_agent_auth.devserver import _device, _endpoints, _signin, _userpa
 from langchain_agent_auth.devserver._admin import admin_routes
 from langchain_agent_auth.devserver._api import api_routes
 from langchain_agent_auth.devserver._register import register_endpoint
-from langchain_agent_auth.devserver._site import PREFIXES, Site, bind, guarded_page
+from langchain_agent_auth.devserver._site import PREFIXES, Site, bind
 from langchain_agent_auth.devserver._web import ShieldMiddleware, busy_response, guarded, is_busy, json_error
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _routes(site: Site) -> list[Route]:
             Route(f"{prefix}/userinfo", guarded(bind(e.userinfo, site, realm)), methods=BOTH),
         ]
     routes.append(Route("/upstream/token", guarded(bind(e.token, site, "upstream")), methods=POST))
-    routes += _device.device_routes(provider, site.require_session, guarded_page)
+    routes += _device.device_routes(site)
     return routes + api_routes(provider) + admin_routes(provider)
 
 

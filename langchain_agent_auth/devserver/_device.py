@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from langchain_agent_auth.devserver._core import Provider
+    from langchain_agent_auth.devserver._site import Site
 
 log = logging.getLogger("langchain_agent_auth.devserver")
 
@@ -203,65 +204,75 @@ def confirm_page(*, user: str, csrf: str, user_code: str, row: dict[str, Any]) -
     return layout("Allow this device?", body, user=user, csrf=csrf)
 
 
-def device_routes(provider: Provider, require_session: Any, guarded_page: Any) -> list[Any]:
+class WrongCodes:
+    """Wrong user codes typed per browser session (its csrf value), bounded in memory."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def exhausted(self, session_csrf: str) -> bool:
+        return self._counts.get(session_csrf, 0) >= MAX_WRONG_CODES
+
+    def record(self, session_csrf: str) -> None:
+        if len(self._counts) > 10_000:  # old sessions' counts are dropped
+            self._counts.clear()
+        self._counts[session_csrf] = self._counts.get(session_csrf, 0) + 1
+
+
+async def device_page(site: Site, wrong: WrongCodes, request: Request) -> Response:
+    """``GET/POST /device``: type (or check) the user code, then see what the client asks."""
+    from langchain_agent_auth.devserver._pages import message_page
+    from langchain_agent_auth.devserver._site import expired_session, page, signed_form
+
+    code = request.query_params.get("user_code", "") if request.method == "GET" else ""
+    next_url = "/device" + ("?" + urlencode({"user_code": code[:16]}) if code else "")
+    session, response = site.require_session(request, next_url)
+    if response:
+        return response
+    if request.method == "GET":
+        flash = {"approved": "Approved. Your device can continue.", "denied": "Denied. The device was told no."}
+        return page(code_page(user=session.sub, csrf=session.csrf, user_code=code[:16],
+                              flash=flash.get(request.query_params.get("done", ""))))
+    form = await signed_form(request, session)
+    if form is None:
+        return expired_session()
+    if wrong.exhausted(session.csrf):
+        return page(message_page("Too many tries", "Too many wrong codes. Sign out and in again."), 429)
+    typed = str(form.get("user_code", ""))[:64]
+    user_code = normalize_user_code(typed)
+    row = _find_pending(site.provider, user_code) if user_code else None
+    if row is None:
+        wrong.record(session.csrf)
+        site.provider.count("device", "wrong_code")
+        return page(code_page(user=session.sub, csrf=session.csrf, user_code=typed,
+                              error="That code is unknown or has expired. Check the code on your device."), 400)
+    return page(confirm_page(user=session.sub, csrf=session.csrf, user_code=str(user_code), row=row))
+
+
+async def device_decision(site: Site, approve: bool, request: Request) -> Response:
+    """``POST /device/approve|deny``: bind the request to the signed-in user and decide."""
+    from langchain_agent_auth.devserver._site import expired_session, page, redirect, signed_form
+
+    session, response = site.require_session(request, "/device")
+    if response:
+        return response
+    form = await signed_form(request, session)
+    if form is None:
+        return expired_session()
+    if not decide(site.provider, str(form.get("user_code", ""))[:64], session.sub, approve):
+        return page(code_page(user=session.sub, csrf=session.csrf,
+                              error="That code was already answered or has expired."), 409)
+    return redirect(f"/device?done={'approved' if approve else 'denied'}")
+
+
+def device_routes(site: Site) -> list[Any]:
     """The verification pages: ``GET/POST /device`` and ``POST /device/approve|deny``."""
-    from starlette.responses import HTMLResponse, RedirectResponse
     from starlette.routing import Route
 
-    from langchain_agent_auth.devserver._pages import message_page
-    from langchain_agent_auth.devserver._web import PAGE_HEADERS, read_form
-
-    wrong: dict[str, int] = {}  # session csrf -> wrong codes typed
-
-    def page(html: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(html, status_code=status, headers=dict(PAGE_HEADERS))
-
-    async def device(request: Request) -> Response:
-        code = request.query_params.get("user_code", "") if request.method == "GET" else ""
-        next_url = "/device" + ("?" + urlencode({"user_code": code[:16]}) if code else "")
-        session, response = require_session(request, next_url)
-        if response:
-            return response
-        if request.method == "GET":
-            flash = {"approved": "Approved. Your device can continue.", "denied": "Denied. The device was told no."}
-            return page(code_page(user=session.sub, csrf=session.csrf, user_code=code[:16],
-                                  flash=flash.get(request.query_params.get("done", ""))))
-        form = dict(await read_form(request))
-        if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
-            return page(message_page("Session expired", "Reload the page."), 400)
-        if wrong.get(session.csrf, 0) >= MAX_WRONG_CODES:
-            return page(message_page("Too many tries", "Too many wrong codes. Sign out and in again."), 429)
-        typed = str(form.get("user_code", ""))[:64]
-        user_code = normalize_user_code(typed)
-        row = _find_pending(provider, user_code) if user_code else None
-        if row is None:
-            if len(wrong) > 10_000:  # bounded memory: old sessions' counts are dropped
-                wrong.clear()
-            wrong[session.csrf] = wrong.get(session.csrf, 0) + 1
-            provider.count("device", "wrong_code")
-            return page(code_page(user=session.sub, csrf=session.csrf, user_code=typed,
-                                  error="That code is unknown or has expired. Check the code on your device."), 400)
-        return page(confirm_page(user=session.sub, csrf=session.csrf, user_code=str(user_code), row=row))
-
-    def decision(approve: bool) -> Any:
-        async def handler(request: Request) -> Response:
-            session, response = require_session(request, "/device")
-            if response:
-                return response
-            form = dict(await read_form(request))
-            if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
-                return page(message_page("Session expired", "Reload the page."), 400)
-            if not decide(provider, str(form.get("user_code", ""))[:64], session.sub, approve):
-                return page(code_page(user=session.sub, csrf=session.csrf,
-                                      error="That code was already answered or has expired."), 409)
-            return RedirectResponse(f"/device?done={'approved' if approve else 'denied'}", status_code=303,
-                                    headers={"Cache-Control": "no-store"})
-
-        handler.__name__ = "device_approve" if approve else "device_deny"
-        return handler
-
+    approve, deny = site.page(device_decision, "main", True), site.page(device_decision, "main", False)
+    approve.__name__, deny.__name__ = "device_approve", "device_deny"
     return [
-        Route("/device", guarded_page(device, "main"), methods=["GET", "POST"]),
-        Route("/device/approve", guarded_page(decision(True), "main"), methods=["POST"]),
-        Route("/device/deny", guarded_page(decision(False), "main"), methods=["POST"]),
+        Route("/device", site.page(device_page, "main", WrongCodes()), methods=["GET", "POST"]),
+        Route("/device/approve", approve, methods=["POST"]),
+        Route("/device/deny", deny, methods=["POST"]),
     ]
