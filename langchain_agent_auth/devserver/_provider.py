@@ -124,13 +124,10 @@ class LocalProvider:
     ) -> None:
         if not isinstance(ciba_interval, int) or ciba_interval < 0:
             raise ConfigurationError("ciba_interval must be a whole number of seconds >= 0")
-        self._data_dir_arg = data_dir
-        self.host = host
-        self.port = port
-        self.ciba_interval = ciba_interval
-        self._public_url = public_url
+        self.host, self.port, self.ciba_interval = host, port, ciba_interval
+        self._data_dir_arg, self._public_url, self._clock = data_dir, public_url, clock
         self._startup_timeout = startup_timeout
-        self._clock = clock
+        # set while running: the server thread, uvicorn, its error, the temporary data dir
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self._error: BaseException | None = None
