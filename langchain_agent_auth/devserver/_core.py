@@ -1,4 +1,4 @@
-"""The provider object every route works with: store, both realms' servers, counters."""
+"""The provider object every route works with: store (and its clock), both realms' servers, counters."""
 
 from __future__ import annotations
 
