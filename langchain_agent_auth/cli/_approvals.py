@@ -35,7 +35,10 @@ from langchain_agent_auth.cli._dev import default_data_dir
 from langchain_agent_auth.core.errors import AgentAuthError
 
 
-def _connection_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+def _connection_options(parser: argparse.ArgumentParser, *, sub: bool, func: Any = None) -> None:
+    """``--url``, ``--data-dir``, ``--admin-token`` (on a sub-command, ``func`` runs it)."""
+    if func is not None:
+        parser.set_defaults(func=func)
     default = argparse.SUPPRESS if sub else None
     parser.add_argument("--url", default=default, help="base URL of the running provider")
     parser.add_argument("--data-dir", default=default, help="the provider's data directory")
@@ -54,20 +57,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--status", default="pending", choices=["pending", "approved", "denied", "consumed", "expired", "all"]
     )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
-    _connection_options(listing, sub=True)
-    listing.set_defaults(func=run_list)
+    _connection_options(listing, sub=True, func=run_list)
 
     approve = sub.add_parser("approve", help="approve a pending request")
     approve.add_argument("request_id")
     approve.add_argument("--details", help="approve narrower authorization_details (JSON array)")
-    _connection_options(approve, sub=True)
-    approve.set_defaults(func=run_approve)
+    _connection_options(approve, sub=True, func=run_approve)
 
     deny = sub.add_parser("deny", help="deny a pending request")
     deny.add_argument("request_id")
     deny.add_argument("--reason", help="shown to the client as error_description")
-    _connection_options(deny, sub=True)
-    deny.set_defaults(func=run_deny)
+    _connection_options(deny, sub=True, func=run_deny)
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -77,20 +77,22 @@ def _client(args: argparse.Namespace) -> Any:
     token = args.admin_token or os.environ.get("AGENT_AUTH_ADMIN_TOKEN")
     data_dir = pathlib.Path(args.data_dir or default_data_dir())
     if url is None:
-        try:
-            url = json.loads((data_dir / "server.json").read_text())["url"]
-        except (OSError, ValueError, KeyError):
-            raise SystemExit(
-                f"error: no running provider found in {data_dir} (pass --url or --data-dir)"
-            ) from None
+        url = _written(data_dir / "server.json", "url", "no running provider found in {} (pass --url or --data-dir)")
     if token is None:
-        try:
-            token = json.loads((data_dir / "secrets.json").read_text())["admin_token"]
-        except (OSError, ValueError, KeyError):
-            raise SystemExit(
-                f"error: no admin token in {data_dir} (pass --admin-token or set AGENT_AUTH_ADMIN_TOKEN)"
-            ) from None
+        token = _written(
+            data_dir / "secrets.json",
+            "admin_token",
+            "no admin token in {} (pass --admin-token or set AGENT_AUTH_ADMIN_TOKEN)",
+        )
     return AdminClient(url, token)
+
+
+def _written(path: pathlib.Path, key: str, missing: str) -> str:
+    """``key`` of a JSON file the running server wrote; exits with ``missing`` if absent."""
+    try:
+        return json.loads(path.read_text())[key]
+    except (OSError, ValueError, KeyError):
+        raise SystemExit("error: " + missing.format(path.parent)) from None
 
 
 def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:

@@ -42,7 +42,10 @@ def default_data_dir() -> str:
     return os.environ.get("AGENT_AUTH_DEV_DIR") or DEFAULT_DATA_DIR
 
 
-def _data_dir_option(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+def _data_dir_option(parser: argparse.ArgumentParser, *, sub: bool, func: Any = None) -> None:
+    """``--data-dir`` (on a sub-command, ``func`` runs it)."""
+    if func is not None:
+        parser.set_defaults(func=func)
     parser.add_argument(
         "--data-dir",
         default=argparse.SUPPRESS if sub else None,
@@ -70,8 +73,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_user.add_argument("--password", help="password (default: generated and printed)")
     add_user.add_argument("--email")
     add_user.add_argument("--display-name", dest="display_name")
-    _data_dir_option(add_user, sub=True)
-    add_user.set_defaults(func=run_add_user)
+    _data_dir_option(add_user, sub=True, func=run_add_user)
 
     add_client = sub.add_parser("add-client", help="register a client in the data directory")
     add_client.add_argument("--client-id")
@@ -103,12 +105,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="CLIENT_ID",
         help="may exchange tokens issued to this client (RFC 8693 may-act; repeatable)",
     )
-    _data_dir_option(add_client, sub=True)
-    add_client.set_defaults(func=run_add_client)
+    _data_dir_option(add_client, sub=True, func=run_add_client)
 
     rotate = sub.add_parser("rotate-keys", help="add new signing keys; the old ones stay published")
-    _data_dir_option(rotate, sub=True)
-    rotate.set_defaults(func=run_rotate_keys)
+    _data_dir_option(rotate, sub=True, func=run_rotate_keys)
 
 
 def _store(args: argparse.Namespace) -> Any:

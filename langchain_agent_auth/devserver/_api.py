@@ -16,6 +16,7 @@ the call; 400 ``invalid_request`` for a malformed body.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +27,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from langchain_agent_auth.devserver._oauth import find_token
+from langchain_agent_auth.devserver._issuance import find_token
 from langchain_agent_auth.devserver._rar import amount_of
 from langchain_agent_auth.devserver._store import DEMO_API_AUDIENCE
-from langchain_agent_auth.devserver._util import dumps, loads, new_id, now, printable_ascii, split_scope
+from langchain_agent_auth.devserver._util import dumps, loads, new_id, printable_ascii, split_scope
 from langchain_agent_auth.devserver._web import BadRequest, guarded, read_json
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def _main_claims(provider: Provider, request: Request, needed: str | None) -> di
         or claims.get("iss") != provider.issuer
         or DEMO_API_AUDIENCE not in audiences
         or not isinstance(exp, int | float)
-        or exp <= now()
+        or exp <= provider.now()
         or not isinstance(claims.get("sub"), str)
     ):
         raise Denied(_challenge(401, "invalid_token", "wrong issuer, audience or type, or expired"))
@@ -133,145 +134,155 @@ def _covers(detail: dict[str, Any], transfer: dict[str, Any]) -> bool:
     return True
 
 
+def _account(provider: Provider, sub: str) -> tuple[Decimal, str]:
+    """The user's demo bank balance and currency (an account of 1,000.00 EUR opens on first use)."""
+    row = provider.store.one("SELECT * FROM bank_accounts WHERE sub=?", (sub,))
+    if row is None:
+        provider.store.execute("INSERT OR IGNORE INTO bank_accounts VALUES (?,?,?)", (sub, 100_000, "EUR"))
+        return Decimal("1000.00"), "EUR"
+    return (Decimal(row["balance_cents"]) / 100).quantize(CENTS), row["currency"]
+
+
+def _string(body: dict[str, Any], name: str, *, low: int, high: int, what: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not low <= len(value) <= high:
+        raise BadRequest(400, "invalid_request", f"{name} must be {what}")
+    return value
+
+
+# ---------------------------------------------------------------------------- calendar (upstream tokens)
+async def calendar_list(provider: Provider, request: Request) -> Response:
+    sub = _upstream_principal(provider, request, "calendar.read")
+    rows = provider.store.all("SELECT * FROM calendar_events WHERE sub=? ORDER BY created_at DESC, id", (sub,))
+    return JSONResponse({"owner": sub, "events": [{"id": r["id"], **loads(r["data"])} for r in rows]})
+
+
+async def calendar_create(provider: Provider, request: Request) -> Response:
+    sub = _upstream_principal(provider, request, "calendar.write")
+    body = await read_json(request)
+    event = {
+        "title": _string(body, "title", low=1, high=200, what="a string of 1-200 characters"),
+        "start": _string(body, "start", low=1, high=64, what="a date-time string"),
+    }
+    for name in ("end", "location", "description"):
+        if name in body:
+            event[name] = _string(body, name, low=0, high=1000, what="a string")
+    attendees = body.get("attendees", [])
+    if not isinstance(attendees, list) or not all(isinstance(a, str) for a in attendees) or len(attendees) > 50:
+        raise BadRequest(400, "invalid_request", "attendees must be a list of strings")
+    event["attendees"] = attendees
+    event_id = new_id("evt")
+    provider.store.execute(
+        "INSERT INTO calendar_events VALUES (?,?,?,?)", (event_id, sub, dumps(event), provider.now())
+    )
+    return JSONResponse({"id": event_id, **event}, status_code=201)
+
+
+# ---------------------------------------------------------------------------- bank (main-issuer JWTs)
+async def balance(provider: Provider, request: Request) -> Response:
+    claims = _main_claims(provider, request, "bank:read")
+    amount, currency = _account(provider, claims["sub"])
+    return JSONResponse({"account": claims["sub"], "balance": str(amount), "currency": currency})
+
+
+async def transfers_list(provider: Provider, request: Request) -> Response:
+    claims = _main_claims(provider, request, "bank:read")
+    rows = provider.store.all("SELECT * FROM bank_transfers WHERE sub=? ORDER BY created_at, id", (claims["sub"],))
+    return JSONResponse({"transfers": [{"id": r["id"], **loads(r["data"])} for r in rows]})
+
+
+def _transfer_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The transfer a body asks for: ``amount`` (Decimal), ``currency`` and the ``raw`` body."""
+    amount = _money(body.get("amount"), "amount")
+    currency = body.get("currency")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
+        raise BadRequest(400, "invalid_request", "currency must be an ISO 4217 code")
+    if "creditorName" in body and not isinstance(body["creditorName"], str):
+        raise BadRequest(400, "invalid_request", "creditorName must be a string")
+    if "creditorAccount" in body and not isinstance(body["creditorAccount"], dict):
+        raise BadRequest(400, "invalid_request", "creditorAccount must be an object")
+    return {"amount": amount, "currency": currency, "raw": body}
+
+
+async def transfer(provider: Provider, request: Request) -> Response:
+    """``POST /api/bank/transfers``: runs once per approved ``payment_initiation`` entry."""
+    claims = _main_claims(provider, request, None)
+    body = await read_json(request)
+    wanted = _transfer_request(body)
+    details = claims.get("authorization_details")
+    if not isinstance(details, list) or not any(isinstance(d, dict) and _covers(d, wanted) for d in details):
+        return _challenge(403, "insufficient_scope", "the token's authorization_details do not cover this transfer")
+    record = {
+        "amount": str(wanted["amount"]),
+        "currency": wanted["currency"],
+        "creditorName": body.get("creditorName"),
+        "creditorAccount": body.get("creditorAccount"),
+        "remittanceInformationUnstructured": body.get("remittanceInformationUnstructured"),
+        "status": "executed",
+        "approved_by": claims["sub"],
+    }
+    jti = claims.get("jti")
+    if not isinstance(jti, str):
+        return _challenge(401, "invalid_token", "the token has no jti")
+    # An approved payment runs once per grant (and per approved entry), however many
+    # access tokens that grant produced: refreshes and exchanges cannot pay twice.
+    index = next(i for i, d in enumerate(details) if isinstance(d, dict) and _covers(d, wanted))
+    grant_id = claims.get("_grant_id")
+    once = f"grant:{grant_id}:{index}" if grant_id else f"jti:{jti}:{index}"
+    # SQLite work off the event loop
+    return await run_in_threadpool(_execute, provider, claims["sub"], once, wanted, record)
+
+
+def _execute(provider: Provider, sub: str, once: str, wanted: dict[str, Any], record: dict[str, Any]) -> Response:
+    """Debit the account and record the transfer, unless ``once`` already ran (then replay it)."""
+    store, amount, currency = provider.store, wanted["amount"], wanted["currency"]
+    with store.transaction():
+        existing = store.one("SELECT * FROM bank_transfers WHERE jti=?", (once,))
+        if existing is not None:
+            previous = loads(existing["data"])
+            if all(previous.get(k) == record.get(k) for k in ("amount", "currency", "creditorName", "creditorAccount")):
+                return JSONResponse({"id": existing["id"], **previous, "replayed": True})
+            return _challenge(403, "insufficient_scope", "this approval was already used for another transfer")
+        current, account_currency = _account(provider, sub)
+        if currency != account_currency:
+            raise BadRequest(400, "invalid_request", f"the account is in {account_currency}")
+        if amount > current:
+            return JSONResponse({"error": "insufficient_funds"}, status_code=422)
+        cents = int((amount * 100).to_integral_value(ROUND_HALF_UP))
+        store.execute("UPDATE bank_accounts SET balance_cents=balance_cents-? WHERE sub=?", (cents, sub))
+        transfer_id = new_id("trf")
+        record["balance_after"] = str((current - amount).quantize(CENTS))
+        store.execute(
+            "INSERT INTO bank_transfers VALUES (?,?,?,?,?)",
+            (transfer_id, sub, once, json.dumps(record), provider.now()),
+        )
+    return JSONResponse({"id": transfer_id, **record}, status_code=201)
+
+
+Handler = Callable[["Provider", Request], Awaitable[Response]]
+
+ROUTES: list[tuple[str, Handler, list[str]]] = [
+    ("/api/calendar/events", calendar_list, ["GET"]),
+    ("/api/calendar/events", calendar_create, ["POST"]),
+    ("/api/bank/balance", balance, ["GET"]),
+    ("/api/bank/transfers", transfers_list, ["GET"]),
+    ("/api/bank/transfers", transfer, ["POST"]),
+]
+
+
+def _endpoint(provider: Provider, func: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """``func`` as a route: a :class:`Denied` token becomes its challenge response."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await func(provider, request)
+        except Denied as exc:
+            return exc.response
+
+    wrapper.__name__ = func.__name__
+    return guarded(wrapper)
+
+
 def api_routes(provider: Provider) -> list[Route]:
-    store = provider.store
-
-    def denied(func: Any) -> Any:
-        async def wrapper(request: Request) -> Response:
-            try:
-                return await func(request)
-            except Denied as exc:
-                return exc.response
-
-        wrapper.__name__ = func.__name__
-        return guarded(wrapper)
-
-    @denied
-    async def calendar_list(request: Request) -> Response:
-        sub = _upstream_principal(provider, request, "calendar.read")
-        rows = store.all("SELECT * FROM calendar_events WHERE sub=? ORDER BY created_at DESC, id", (sub,))
-        return JSONResponse({"owner": sub, "events": [{"id": r["id"], **loads(r["data"])} for r in rows]})
-
-    @denied
-    async def calendar_create(request: Request) -> Response:
-        sub = _upstream_principal(provider, request, "calendar.write")
-        body = await read_json(request)
-        title, start = body.get("title"), body.get("start")
-        if not isinstance(title, str) or not 1 <= len(title) <= 200:
-            raise BadRequest(400, "invalid_request", "title must be a string of 1-200 characters")
-        if not isinstance(start, str) or not 1 <= len(start) <= 64:
-            raise BadRequest(400, "invalid_request", "start must be a date-time string")
-        event = {"title": title, "start": start}
-        for name in ("end", "location", "description"):
-            if name in body:
-                if not isinstance(body[name], str) or len(body[name]) > 1000:
-                    raise BadRequest(400, "invalid_request", f"{name} must be a string")
-                event[name] = body[name]
-        attendees = body.get("attendees", [])
-        if (
-            not isinstance(attendees, list)
-            or not all(isinstance(a, str) for a in attendees)
-            or len(attendees) > 50
-        ):
-            raise BadRequest(400, "invalid_request", "attendees must be a list of strings")
-        event["attendees"] = attendees
-        event_id = new_id("evt")
-        store.execute("INSERT INTO calendar_events VALUES (?,?,?,?)", (event_id, sub, dumps(event), now()))
-        return JSONResponse({"id": event_id, **event}, status_code=201)
-
-    def _account(sub: str) -> tuple[Decimal, str]:
-        row = store.one("SELECT * FROM bank_accounts WHERE sub=?", (sub,))
-        if row is None:
-            store.execute("INSERT OR IGNORE INTO bank_accounts VALUES (?,?,?)", (sub, 100_000, "EUR"))
-            return Decimal("1000.00"), "EUR"
-        return (Decimal(row["balance_cents"]) / 100).quantize(CENTS), row["currency"]
-
-    @denied
-    async def balance(request: Request) -> Response:
-        claims = _main_claims(provider, request, "bank:read")
-        amount, currency = _account(claims["sub"])
-        return JSONResponse({"account": claims["sub"], "balance": str(amount), "currency": currency})
-
-    @denied
-    async def transfers_list(request: Request) -> Response:
-        claims = _main_claims(provider, request, "bank:read")
-        rows = store.all("SELECT * FROM bank_transfers WHERE sub=? ORDER BY created_at, id", (claims["sub"],))
-        return JSONResponse({"transfers": [{"id": r["id"], **loads(r["data"])} for r in rows]})
-
-    @denied
-    async def transfer(request: Request) -> Response:
-        claims = _main_claims(provider, request, None)
-        body = await read_json(request)
-        amount = _money(body.get("amount"), "amount")
-        currency = body.get("currency")
-        if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
-            raise BadRequest(400, "invalid_request", "currency must be an ISO 4217 code")
-        if "creditorName" in body and not isinstance(body["creditorName"], str):
-            raise BadRequest(400, "invalid_request", "creditorName must be a string")
-        if "creditorAccount" in body and not isinstance(body["creditorAccount"], dict):
-            raise BadRequest(400, "invalid_request", "creditorAccount must be an object")
-        wanted = {"amount": amount, "currency": currency, "raw": body}
-        details = claims.get("authorization_details")
-        if not isinstance(details, list) or not any(
-            isinstance(d, dict) and _covers(d, wanted) for d in details
-        ):
-            return _challenge(
-                403, "insufficient_scope", "the token's authorization_details do not cover this transfer"
-            )
-        record = {
-            "amount": str(amount),
-            "currency": currency,
-            "creditorName": body.get("creditorName"),
-            "creditorAccount": body.get("creditorAccount"),
-            "remittanceInformationUnstructured": body.get("remittanceInformationUnstructured"),
-            "status": "executed",
-            "approved_by": claims["sub"],
-        }
-        jti = claims.get("jti")
-        if not isinstance(jti, str):
-            return _challenge(401, "invalid_token", "the token has no jti")
-        # An approved payment runs once per grant (and per approved entry), however many
-        # access tokens that grant produced: refreshes and exchanges cannot pay twice.
-        index = next(i for i, d in enumerate(details) if isinstance(d, dict) and _covers(d, wanted))
-        grant_id = claims.get("_grant_id")
-        once = f"grant:{grant_id}:{index}" if grant_id else f"jti:{jti}:{index}"
-
-        def execute() -> Response:
-            with store.transaction():
-                existing = store.one("SELECT * FROM bank_transfers WHERE jti=?", (once,))
-                if existing is not None:
-                    previous = loads(existing["data"])
-                    if all(
-                        previous.get(k) == record.get(k)
-                        for k in ("amount", "currency", "creditorName", "creditorAccount")
-                    ):
-                        return JSONResponse({"id": existing["id"], **previous, "replayed": True})
-                    return _challenge(
-                        403, "insufficient_scope", "this approval was already used for another transfer"
-                    )
-                current, account_currency = _account(claims["sub"])
-                if currency != account_currency:
-                    raise BadRequest(400, "invalid_request", f"the account is in {account_currency}")
-                if amount > current:
-                    return JSONResponse({"error": "insufficient_funds"}, status_code=422)
-                cents = int((amount * 100).to_integral_value(ROUND_HALF_UP))
-                store.execute(
-                    "UPDATE bank_accounts SET balance_cents=balance_cents-? WHERE sub=?", (cents, claims["sub"])
-                )
-                transfer_id = new_id("trf")
-                record["balance_after"] = str((current - amount).quantize(CENTS))
-                store.execute(
-                    "INSERT INTO bank_transfers VALUES (?,?,?,?,?)",
-                    (transfer_id, claims["sub"], once, json.dumps(record), now()),
-                )
-            return JSONResponse({"id": transfer_id, **record}, status_code=201)
-
-        return await run_in_threadpool(execute)  # SQLite work off the event loop
-
-    return [
-        Route("/api/calendar/events", calendar_list, methods=["GET"]),
-        Route("/api/calendar/events", calendar_create, methods=["POST"]),
-        Route("/api/bank/balance", balance, methods=["GET"]),
-        Route("/api/bank/transfers", transfers_list, methods=["GET"]),
-        Route("/api/bank/transfers", transfer, methods=["POST"]),
-    ]
+    """The demo API's routes (:data:`ROUTES`)."""
+    return [Route(path, _endpoint(provider, func), methods=methods) for path, func, methods in ROUTES]

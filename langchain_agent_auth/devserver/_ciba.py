@@ -22,37 +22,30 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from authlib.consts import default_json_headers
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749.endpoint import Endpoint
-from authlib.oauth2.rfc6749.grants.base import BaseGrant, TokenEndpointMixin
-from authlib.oauth2.rfc6749.hooks import hooked
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from langchain_agent_auth.devserver._oauth import (
-    AUTH_CONFIDENTIAL,
-    AccessDeniedError,
-    AuthContext,
-    AuthorizationPendingError,
-    ExpiredTokenError,
-    InvalidBindingMessageError,
-    Issuance,
-    IssuingGrant,
-    OAuthRequest,
-    SlowDownError,
-    UnauthorizedClientError,
-    UnknownUserIdError,
+from langchain_agent_auth.devserver._issuance import (
     check_client_scope,
-    oauth_error,
     parse_details,
     resolve_targets,
-    revoke_grant,
 )
+from langchain_agent_auth.devserver._model import (
+    AUTH_CONFIDENTIAL,
+    Client,
+    InvalidBindingMessageError,
+    OAuthRequest,
+    UnknownUserIdError,
+    oauth_error,
+)
+from langchain_agent_auth.devserver._pending import PendingGrant, PendingKind, endpoint_client, open_request
 from langchain_agent_auth.devserver._rar import (
     AuthorizationDetailsError,
     describe,
@@ -65,10 +58,8 @@ from langchain_agent_auth.devserver._util import (
     loads,
     new_id,
     new_token,
-    now,
     printable_ascii,
     split_scope,
-    token_hash,
 )
 
 if TYPE_CHECKING:
@@ -146,6 +137,69 @@ def _subject_from_id_token_hint(provider: Provider, value: str) -> str | None:
     return token.claims["sub"] if provider.store.get_user(token.claims["sub"]) else None
 
 
+# access_denied is reported once; a later poll hears invalid_grant (the request was used)
+CIBA = PendingKind("ciba", "CIBA request", "ciba_requests", "auth_req_id", GT_CIBA, "CIBA",
+                   expired="the authentication request expired", deny_once=True)
+
+
+def _subject(provider: Provider, params: dict[str, str]) -> str:
+    """The user named by exactly one hint (``login_hint`` or ``id_token_hint``)."""
+    hints = [name for name in ("login_hint", "login_hint_token", "id_token_hint") if name in params]
+    if len(hints) != 1:
+        raise oauth_error(InvalidRequestError, "exactly one of login_hint, login_hint_token, id_token_hint")
+    if hints[0] == "login_hint_token":
+        raise oauth_error(InvalidRequestError, "login_hint_token is not supported; use login_hint")
+    if hints[0] == "id_token_hint":
+        sub = _subject_from_id_token_hint(provider, params["id_token_hint"])
+    else:
+        sub = resolve_login_hint(provider, params["login_hint"])
+    if sub is None:
+        raise oauth_error(UnknownUserIdError, "no user matches the hint")
+    return sub
+
+
+def _check_open_requests(provider: Provider, sub: str, client_id: str) -> None:
+    pending = provider.store.one(
+        "SELECT COUNT(*) AS n FROM ciba_requests WHERE sub=? AND client_id=? AND status='pending' "
+        "AND expires_at>?",
+        (sub, client_id, provider.now()),
+    )
+    if pending is not None and pending["n"] >= MAX_PENDING_PER_USER:
+        raise oauth_error(
+            InvalidRequestError,
+            f"{MAX_PENDING_PER_USER} requests already wait for this user's answer; wait for them",
+        )
+
+
+def _request_options(params: dict[str, str]) -> tuple[str | None, int]:
+    """``binding_message`` and ``requested_expiry`` (seconds), checked."""
+    binding_message = params.get("binding_message")
+    if binding_message is not None and not _valid_binding_message(binding_message):
+        raise oauth_error(
+            InvalidBindingMessageError, f"binding_message must be 1-{BINDING_MESSAGE_MAX} printable characters"
+        )
+    expires_in = DEFAULT_EXPIRY
+    if "requested_expiry" in params:
+        raw = params["requested_expiry"]
+        low, high = REQUESTED_EXPIRY_RANGE
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise oauth_error(InvalidRequestError, f"requested_expiry must be an integer in [{low}, {high}]")
+        expires_in = int(raw)
+    return binding_message, expires_in
+
+
+def _ping_secret(client: Client, params: dict[str, str]) -> str | None:
+    """The ``client_notification_token`` a ping-mode client must send (None in poll mode)."""
+    if client.delivery_mode != "ping":
+        return None
+    notification_token = params.get("client_notification_token")
+    if not notification_token:
+        raise oauth_error(InvalidRequestError, "client_notification_token is required in ping mode")
+    if len(notification_token) > 1024:
+        raise oauth_error(InvalidRequestError, "client_notification_token is too long")
+    return notification_token
+
+
 class BackchannelAuthentication(Endpoint):
     """``POST /bc-authorize``: the CIBA backchannel authentication endpoint (CIBA Core §7)."""
 
@@ -154,79 +208,24 @@ class BackchannelAuthentication(Endpoint):
     def create_endpoint_response(self, request: OAuthRequest) -> tuple[int, dict[str, Any], list]:
         provider: Provider = self.server.provider
         provider.count("ciba", "bc_authorize")
-        client = self.server.authenticate_client(request, AUTH_CONFIDENTIAL, self.ENDPOINT_NAME)
-        request.client = client
-        if not client.check_grant_type(GT_CIBA):
-            raise oauth_error(UnauthorizedClientError, "client is not registered for CIBA")
+        client = endpoint_client(self, request, CIBA, AUTH_CONFIDENTIAL)
         params = request.form
         if "request" in params or "request_uri" in params:
             raise oauth_error(InvalidRequestError, "signed authentication requests are not supported")
-
         scopes = split_scope(params.get("scope"))
         if "openid" not in scopes:
             raise oauth_error(InvalidRequestError, "scope must include openid")
         check_client_scope(client, scopes)
         targets = resolve_targets(provider, request, scopes, user_grant=True)
-
-        hints = [name for name in ("login_hint", "login_hint_token", "id_token_hint") if name in params]
-        if len(hints) != 1:
-            raise oauth_error(
-                InvalidRequestError, "exactly one of login_hint, login_hint_token, id_token_hint"
-            )
-        if hints[0] == "login_hint_token":
-            raise oauth_error(InvalidRequestError, "login_hint_token is not supported; use login_hint")
-        if hints[0] == "id_token_hint":
-            sub = _subject_from_id_token_hint(provider, params["id_token_hint"])
-        else:
-            sub = resolve_login_hint(provider, params["login_hint"])
-        if sub is None:
-            raise oauth_error(UnknownUserIdError, "no user matches the hint")
-
-        pending = provider.store.one(
-            "SELECT COUNT(*) AS n FROM ciba_requests WHERE sub=? AND client_id=? AND status='pending' "
-            "AND expires_at>?",
-            (sub, client.client_id, now()),
-        )
-        if pending is not None and pending["n"] >= MAX_PENDING_PER_USER:
-            raise oauth_error(
-                InvalidRequestError,
-                f"{MAX_PENDING_PER_USER} requests already wait for this user's answer; wait for them",
-            )
-
-        binding_message = params.get("binding_message")
-        if binding_message is not None and not _valid_binding_message(binding_message):
-            raise oauth_error(
-                InvalidBindingMessageError,
-                f"binding_message must be 1-{BINDING_MESSAGE_MAX} printable characters",
-            )
-
-        expires_in = DEFAULT_EXPIRY
-        if "requested_expiry" in params:
-            raw = params["requested_expiry"]
-            low, high = REQUESTED_EXPIRY_RANGE
-            if not raw.isdigit() or not low <= int(raw) <= high:
-                raise oauth_error(
-                    InvalidRequestError, f"requested_expiry must be an integer in [{low}, {high}]"
-                )
-            expires_in = int(raw)
-
+        sub = _subject(provider, params)
+        _check_open_requests(provider, sub, client.client_id)
+        binding_message, expires_in = _request_options(params)
         details = parse_details(client, params.get("authorization_details"))
         request_context = params.get("request_context")
         if request_context is not None and len(request_context) > REQUEST_CONTEXT_MAX:
             raise oauth_error(InvalidRequestError, "request_context is too large")
-
-        ping_secret = None
-        if client.delivery_mode == "ping":
-            notification_token = params.get("client_notification_token")
-            if not notification_token:
-                raise oauth_error(InvalidRequestError, "client_notification_token is required in ping mode")
-            if len(notification_token) > 1024:
-                raise oauth_error(InvalidRequestError, "client_notification_token is too long")
-            ping_secret = notification_token
-
-        auth_req_id = new_token(32)
-        request_id = new_id("req")
-        created = now()
+        ping_secret = _ping_secret(client, params)
+        auth_req_id, request_id = new_token(32), new_id("req")
         data = {
             "scope": " ".join(scopes),
             "resource": targets,
@@ -239,132 +238,23 @@ class BackchannelAuthentication(Endpoint):
         }
         if ping_secret is not None:
             data["ping"] = provider.store.seal({"token": ping_secret, "auth_req_id": auth_req_id})
-        interval = provider.ciba_interval
-        provider.store.execute(
-            "INSERT INTO ciba_requests VALUES (?,?,?,?,?,?,?,?,?,NULL,NULL,NULL)",
-            (
-                request_id,
-                token_hash(auth_req_id),
-                client.client_id,
-                sub,
-                "pending",
-                dumps(data),
-                created,
-                created + expires_in,
-                interval,
-            ),
-        )
-        log.info(
-            "CIBA request %s for %s from %s (%s mode, expires in %ss)",
-            request_id,
-            sub,
-            client.client_id,
-            data["delivery_mode"],
-            expires_in,
-        )
-        body: dict[str, Any] = {"auth_req_id": auth_req_id, "expires_in": expires_in}
-        if interval > 0:
-            body["interval"] = interval
+        body = open_request(provider, CIBA, auth_req_id, expires_in, {"auth_req_id": auth_req_id},
+                            id=request_id, client_id=client.client_id, sub=sub, data=data)
+        log.info("CIBA request %s for %s from %s (%s mode, expires in %ss)",
+                 request_id, sub, client.client_id, data["delivery_mode"], expires_in)
         return 200, body, default_json_headers
 
 
-class CibaGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
+class CibaGrant(PendingGrant):
     """The CIBA token request (poll and ping): ``grant_type=urn:openid:params:grant-type:ciba``."""
 
-    GRANT_TYPE = GT_CIBA
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
+    KIND = CIBA
+    ACR = ACR_DEVICE_APPROVAL
+    AMR = ["user", "pwd"]
 
-    def validate_token_request(self) -> None:
-        provider: Provider = self.server.provider
-        provider.count("ciba", "polls")
-        client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(GT_CIBA):
-            raise oauth_error(UnauthorizedClientError, "client is not registered for CIBA")
-        self.request.client = client
-        auth_req_id = self.request.form.get("auth_req_id")
-        if not auth_req_id:
-            raise oauth_error(InvalidRequestError, "missing auth_req_id")
-        row = provider.store.one(
-            "SELECT * FROM ciba_requests WHERE auth_req_id_hash=? AND client_id=?",
-            (token_hash(auth_req_id), client.client_id),
-        )
-        if row is None:
-            raise oauth_error(InvalidGrantError, "unknown auth_req_id")
-        self.request.ciba = _poll(provider, dict(row))
-
-    @hooked
-    def create_token_response(self) -> tuple[int, dict[str, Any], list]:
-        provider: Provider = self.server.provider
-        row = self.request.ciba
-        data = row["data"]
-        user = provider.user(row["sub"])
-        if user is None:
-            raise oauth_error(InvalidGrantError, "the user no longer exists")
-        self.request.user = user
-        self.request.authorization_code = AuthContext(
-            sub=row["sub"], auth_time=row["decided_at"], acr=ACR_DEVICE_APPROVAL, amr=["user", "pwd"]
-        )
-        token = self.generate_token(user=user, scope=data["scope"], include_refresh_token=True)
-        self.save_token(token)
-        issuance = self.request.issuance
-        provider.store.execute(
-            "UPDATE ciba_requests SET status='consumed', grant_id=? WHERE id=?",
-            (issuance.grant_id, row["id"]),
-        )
-        provider.count("ciba", "tokens")
-        log.info("CIBA request %s: tokens issued to %s", row["id"], row["client_id"])
-        return 200, token, self.TOKEN_RESPONSE_HEADER
-
-    def issuance(self, user: Any, scope: str) -> Issuance:
-        row = self.request.ciba
-        data = row["data"]
-        details = data.get("approved_details", data.get("authorization_details"))
-        issuance = self.server.user_issuance(
-            self.request,
-            user,
-            scope,
-            targets=data.get("resource") or [],
-            authorization_details=details,
-            acr=ACR_DEVICE_APPROVAL,
-            amr=["user", "pwd"],
-            auth_time=row["decided_at"],
-        )
-        self.request.issuance = issuance
-        return issuance
-
-
-def _poll(provider: Provider, row: dict[str, Any]) -> dict[str, Any]:
-    """Apply a poll to a stored request: raise the spec's error or return the approved row."""
-    row["data"] = loads(row["data"], {})
-    status = row["status"]
-    if status == "consumed":
-        revoke_grant(provider, row["grant_id"])  # a replayed auth_req_id: revoke what it produced
-        log.warning("CIBA request %s: auth_req_id replayed, grant revoked", row["id"])
-        raise oauth_error(InvalidGrantError, "auth_req_id was already used")
-    if status == "denied_reported":
-        raise oauth_error(InvalidGrantError, "auth_req_id was already used")
-    if status == "denied":
-        provider.store.execute("UPDATE ciba_requests SET status='denied_reported' WHERE id=?", (row["id"],))
-        provider.count("ciba", "access_denied")
-        reason = row["data"].get("deny_reason") or "the user denied the request"
-        raise oauth_error(AccessDeniedError, reason)
-    if row["expires_at"] <= now():
-        if status == "pending":
-            provider.store.execute("UPDATE ciba_requests SET status='expired' WHERE id=?", (row["id"],))
-        provider.count("ciba", "expired_token")
-        raise oauth_error(ExpiredTokenError, "the authentication request expired")
-    current = time.time()
-    last = row["last_poll_at"]
-    provider.store.execute("UPDATE ciba_requests SET last_poll_at=? WHERE id=?", (current, row["id"]))
-    if row["interval"] > 0 and last is not None and current - last < row["interval"]:
-        provider.count("ciba", "slow_down")
-        raise oauth_error(SlowDownError, f"poll at most every {row['interval']} seconds")
-    if status == "pending":
-        provider.count("ciba", "authorization_pending")
-        raise oauth_error(AuthorizationPendingError, "the user has not answered yet")
-    if status != "approved":  # "expired"
-        raise oauth_error(ExpiredTokenError, "the authentication request expired")
-    return row
+    def approved_details(self, data: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return data.get("approved_details", data.get("authorization_details"))
 
 
 # ---------------------------------------------------------------------------- the user's device
@@ -377,7 +267,7 @@ def public_view(provider: Provider, row: Any) -> dict[str, Any]:
         "user": row["sub"],
         "client_id": row["client_id"],
         "client_name": data.get("client_name") or row["client_id"],
-        "status": row["status"] if row["expires_at"] > now() or row["status"] != "pending" else "expired",
+        "status": row["status"] if row["expires_at"] > provider.now() or row["status"] != "pending" else "expired",
         "binding_message": data.get("binding_message"),
         "scope": data.get("scope"),
         "resource": data.get("resource") or [],
@@ -401,7 +291,7 @@ def list_requests(
         params.append(user)
     if status == "pending":
         sql += " AND status='pending' AND expires_at>?"
-        params.append(now())
+        params.append(provider.now())
     elif status:
         sql += " AND status=?"
         params.append(status)
@@ -415,7 +305,7 @@ def _pending_row(provider: Provider, request_id: str, user: str | None) -> dict[
         raise DecisionError(404, "not_found", "no such request")
     if row["status"] != "pending":
         raise DecisionError(409, "already_decided", f"the request is {row['status']}")
-    if row["expires_at"] <= now():
+    if row["expires_at"] <= provider.now():
         raise DecisionError(409, "expired", "the request expired")
     return dict(row)
 
@@ -438,47 +328,57 @@ def approve(
     authorization_details: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], Ping | None]:
     """The user approves (optionally narrowing ``authorization_details``)."""
-    with provider.store.transaction():
-        row = _pending_row(provider, request_id, user)
-        data = loads(row["data"], {})
-        if authorization_details is not None:
-            client = provider.main.query_client(row["client_id"])
-            try:
-                data["approved_details"] = parse_authorization_details(
-                    authorization_details, allowed_types=client.authorization_details_types if client else []
-                )
-            except AuthorizationDetailsError as exc:
-                raise DecisionError(400, "invalid_authorization_details", str(exc)) from None
-            if not narrows(data["approved_details"], data.get("authorization_details")):
-                raise DecisionError(
-                    400,
-                    "invalid_authorization_details",
-                    "an approval may only narrow the request (drop entries or lower an amount)",
-                )
-        provider.store.execute(
-            "UPDATE ciba_requests SET status='approved', decided_at=?, data=? WHERE id=?",
-            (now(), dumps(data), request_id),
-        )
-    provider.count("ciba", "approved")
-    log.info("CIBA request %s approved by %s", request_id, row["sub"])
-    return _view(provider, request_id), _ping_for(provider, row, data)
+
+    def narrow(row: dict[str, Any], data: dict[str, Any]) -> None:
+        if authorization_details is None:
+            return
+        client = provider.main.query_client(row["client_id"])
+        try:
+            data["approved_details"] = parse_authorization_details(
+                authorization_details, allowed_types=client.authorization_details_types if client else []
+            )
+        except AuthorizationDetailsError as exc:
+            raise DecisionError(400, "invalid_authorization_details", str(exc)) from None
+        if not narrows(data["approved_details"], data.get("authorization_details")):
+            raise DecisionError(
+                400,
+                "invalid_authorization_details",
+                "an approval may only narrow the request (drop entries or lower an amount)",
+            )
+
+    return _decide(provider, request_id, user, "approved", narrow)
 
 
 def deny(
     provider: Provider, request_id: str, *, user: str | None = None, reason: str | None = None
 ) -> tuple[dict[str, Any], Ping | None]:
     """The user denies. The reason becomes the ``error_description`` the client sees."""
+
+    def give_reason(row: dict[str, Any], data: dict[str, Any]) -> None:
+        if reason:
+            data["deny_reason"] = printable_ascii(reason, 200)
+
+    return _decide(provider, request_id, user, "denied", give_reason)
+
+
+def _decide(
+    provider: Provider,
+    request_id: str,
+    user: str | None,
+    status: str,
+    amend: Callable[[dict[str, Any], dict[str, Any]], None],
+) -> tuple[dict[str, Any], Ping | None]:
+    """Record the user's decision on a pending request (``amend`` adds to its data)."""
     with provider.store.transaction():
         row = _pending_row(provider, request_id, user)
         data = loads(row["data"], {})
-        if reason:
-            data["deny_reason"] = printable_ascii(reason, 200)
+        amend(row, data)
         provider.store.execute(
-            "UPDATE ciba_requests SET status='denied', decided_at=?, data=? WHERE id=?",
-            (now(), dumps(data), request_id),
+            "UPDATE ciba_requests SET status=?, decided_at=?, data=? WHERE id=?",
+            (status, provider.now(), dumps(data), request_id),
         )
-    provider.count("ciba", "denied")
-    log.info("CIBA request %s denied by %s", request_id, row["sub"])
+    provider.count("ciba", status)
+    log.info("CIBA request %s %s by %s", request_id, status, row["sub"])
     return _view(provider, request_id), _ping_for(provider, row, data)
 
 

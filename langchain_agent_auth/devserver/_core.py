@@ -1,4 +1,4 @@
-"""The provider object every route works with: store, both realms' servers, counters."""
+"""The provider object every route works with: store (and its clock), both realms' servers, counters."""
 
 from __future__ import annotations
 
@@ -9,16 +9,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 from langchain_agent_auth.devserver._ciba import ACR_VALUES_SUPPORTED
-from langchain_agent_auth.devserver._oauth import (
-    AUTH_ALL,
-    AUTH_CONFIDENTIAL,
-    User,
-    build_main_server,
-    build_upstream_server,
-)
+from langchain_agent_auth.devserver._model import AUTH_ALL, AUTH_CONFIDENTIAL, User
+from langchain_agent_auth.devserver._oauth import build_main_server, build_upstream_server
 from langchain_agent_auth.devserver._rar import SUPPORTED_TYPES
 from langchain_agent_auth.devserver._store import (
     AGENT_CLIENT_ID,
+    ALL_MAIN_GRANTS,
     DEMO_API_AUDIENCE,
     UPSTREAM_CONNECT_CLIENT_ID,
     UPSTREAM_CONNECTION,
@@ -26,11 +22,8 @@ from langchain_agent_auth.devserver._store import (
     Store,
 )
 from langchain_agent_auth.devserver._util import (
-    GT_CIBA,
-    GT_DEVICE,
-    GT_FEDERATED,
-    GT_TOKEN_EXCHANGE,
     OIDC_SCOPES,
+    Clock,
     split_scope,
 )
 
@@ -55,6 +48,16 @@ class Provider:
         self.issued = 0  # tokens issued by this process (expired rows are purged every few hundred)
         self.main = build_main_server(self)
         self.upstream = build_upstream_server(self)
+
+    # ------------------------------------------------------------------ time
+    @property
+    def clock(self) -> Clock:
+        """The provider's clock (the store's): expiries, poll intervals, ``exp``/``iat``."""
+        return self.store.clock
+
+    def now(self) -> int:
+        """The provider's current time in whole seconds."""
+        return self.store.clock.now()
 
     # ------------------------------------------------------------------ counters
     def count(self, group: str, name: str, n: int = 1) -> None:
@@ -126,15 +129,7 @@ class Provider:
             "scopes_supported": [*OIDC_SCOPES, *resource_scopes],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": [
-                "authorization_code",
-                "refresh_token",
-                "client_credentials",
-                GT_CIBA,
-                GT_DEVICE,
-                GT_TOKEN_EXCHANGE,
-                GT_FEDERATED,
-            ],
+            "grant_types_supported": list(ALL_MAIN_GRANTS),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": SIGNING_ALGS,
             "userinfo_signing_alg_values_supported": ["none"],

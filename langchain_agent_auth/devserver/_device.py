@@ -22,40 +22,27 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from authlib.consts import default_json_headers
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.endpoint import Endpoint
-from authlib.oauth2.rfc6749.grants.base import BaseGrant, TokenEndpointMixin
-from authlib.oauth2.rfc6749.hooks import hooked
 
 from langchain_agent_auth.devserver._ciba import ACR_PASSWORD
-from langchain_agent_auth.devserver._oauth import (
-    AUTH_ALL,
-    AccessDeniedError,
-    AuthContext,
-    AuthorizationPendingError,
-    ExpiredTokenError,
-    Issuance,
-    IssuingGrant,
-    OAuthRequest,
-    SlowDownError,
-    UnauthorizedClientError,
+from langchain_agent_auth.devserver._issuance import (
     check_client_scope,
-    oauth_error,
     resolve_targets,
-    revoke_grant,
 )
+from langchain_agent_auth.devserver._model import (
+    AUTH_ALL,
+    OAuthRequest,
+)
+from langchain_agent_auth.devserver._pending import PendingGrant, PendingKind, endpoint_client, open_request
 from langchain_agent_auth.devserver._util import (
     GT_DEVICE,
-    dumps,
     loads,
     new_id,
     new_token,
-    now,
     split_scope,
     token_hash,
 )
@@ -65,6 +52,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from langchain_agent_auth.devserver._core import Provider
+    from langchain_agent_auth.devserver._site import Site
 
 log = logging.getLogger("langchain_agent_auth.devserver")
 
@@ -72,7 +60,6 @@ USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 USER_CODE_LENGTH = 8
 DEVICE_CODE_TTL = 600
 MAX_WRONG_CODES = 10
-
 
 
 def new_user_code() -> str:
@@ -100,6 +87,10 @@ def normalize_user_code(value: str) -> str | None:
     return f"{letters[:4]}-{letters[4:]}"
 
 
+DEVICE = PendingKind("device", "device request", "device_requests", "device_code", GT_DEVICE, "the device grant",
+                     expired="the device code expired", deny_once=False)
+
+
 class DeviceAuthorization(Endpoint):
     """``POST /device_authorization`` (RFC 8628 §3.1, §3.2)."""
 
@@ -108,124 +99,39 @@ class DeviceAuthorization(Endpoint):
     def create_endpoint_response(self, request: OAuthRequest) -> tuple[int, dict[str, Any], list]:
         provider: Provider = self.server.provider
         provider.count("device", "authorize")
-        client = self.server.authenticate_client(request, AUTH_ALL, self.ENDPOINT_NAME)
-        request.client = client
-        if not client.check_grant_type(GT_DEVICE):
-            raise oauth_error(UnauthorizedClientError, "client is not registered for the device grant")
+        client = endpoint_client(self, request, DEVICE, AUTH_ALL)
         scopes = split_scope(request.form.get("scope"))
         check_client_scope(client, scopes)
         targets = resolve_targets(provider, request, scopes, user_grant=True)
-        device_code = new_token(32)
-        user_code = new_user_code()
-        request_id = new_id("dev")
-        created = now()
-        interval = provider.ciba_interval
-        data = {"scope": " ".join(scopes), "resource": targets, "client_name": client.client_name}
-        provider.store.execute(
-            "INSERT INTO device_requests VALUES (?,?,?,?,NULL,?,?,?,?,?,NULL,NULL,NULL)",
-            (request_id, token_hash(device_code), token_hash(user_code), client.client_id, "pending",
-             dumps(data), created, created + DEVICE_CODE_TTL, interval),
-        )
-        log.info("device request %s from %s (expires in %ss)", request_id, client.client_id, DEVICE_CODE_TTL)
+        device_code, user_code, request_id = new_token(32), new_user_code(), new_id("dev")
         verification = provider.base_url + "/device"
         body: dict[str, Any] = {
             "device_code": device_code,
             "user_code": user_code,
             "verification_uri": verification,
             "verification_uri_complete": verification + "?" + urlencode({"user_code": user_code}),
-            "expires_in": DEVICE_CODE_TTL,
         }
-        if interval > 0:
-            body["interval"] = interval
+        data = {"scope": " ".join(scopes), "resource": targets, "client_name": client.client_name}
+        open_request(provider, DEVICE, device_code, DEVICE_CODE_TTL, body, id=request_id,
+                     user_code_hash=token_hash(user_code), client_id=client.client_id, sub=None, data=data)
+        log.info("device request %s from %s (expires in %ss)", request_id, client.client_id, DEVICE_CODE_TTL)
         return 200, body, default_json_headers
 
 
-class DeviceCodeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
+class DeviceCodeGrant(PendingGrant):
     """The device access token request (RFC 8628 §3.4, §3.5)."""
 
-    GRANT_TYPE = GT_DEVICE
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_ALL
-
-    def validate_token_request(self) -> None:
-        provider: Provider = self.server.provider
-        provider.count("device", "polls")
-        client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(GT_DEVICE):
-            raise oauth_error(UnauthorizedClientError, "client is not registered for the device grant")
-        self.request.client = client
-        device_code = self.request.form.get("device_code")
-        if not device_code:
-            raise oauth_error(InvalidRequestError, "missing device_code")
-        row = provider.store.one(
-            "SELECT * FROM device_requests WHERE device_code_hash=? AND client_id=?",
-            (token_hash(device_code), client.client_id),
-        )
-        if row is None:
-            raise oauth_error(InvalidGrantError, "unknown device_code")
-        self.request.device = _poll(provider, dict(row))
-
-    @hooked
-    def create_token_response(self) -> tuple[int, dict[str, Any], list]:
-        provider: Provider = self.server.provider
-        row = self.request.device
-        user = provider.user(row["sub"])
-        if user is None:
-            raise oauth_error(InvalidGrantError, "the user no longer exists")
-        self.request.user = user
-        self.request.authorization_code = AuthContext(
-            sub=row["sub"], auth_time=row["decided_at"], acr=ACR_PASSWORD, amr=["pwd"]
-        )
-        token = self.generate_token(user=user, scope=row["data"]["scope"], include_refresh_token=True)
-        self.save_token(token)
-        provider.store.execute(
-            "UPDATE device_requests SET status='consumed', grant_id=? WHERE id=?",
-            (self.request.issuance.grant_id, row["id"]),
-        )
-        provider.count("device", "tokens")
-        log.info("device request %s: tokens issued to %s", row["id"], row["client_id"])
-        return 200, token, self.TOKEN_RESPONSE_HEADER
-
-    def issuance(self, user: Any, scope: str) -> Issuance:
-        row = self.request.device
-        issuance = self.server.user_issuance(
-            self.request, user, scope, targets=row["data"].get("resource") or [], authorization_details=None,
-            acr=ACR_PASSWORD, amr=["pwd"], auth_time=row["decided_at"],
-        )
-        self.request.issuance = issuance
-        return issuance
-
-
-def _poll(provider: Provider, row: dict[str, Any]) -> dict[str, Any]:
-    """Apply a poll to a stored request: raise the spec's error or return the approved row."""
-    row["data"] = loads(row["data"], {})
-    status = row["status"]
-    if status == "consumed":
-        revoke_grant(provider, row["grant_id"])  # a replayed device_code: revoke what it produced
-        log.warning("device request %s: device_code replayed, grant revoked", row["id"])
-        raise oauth_error(InvalidGrantError, "device_code was already used")
-    if status == "denied":
-        provider.count("device", "access_denied")
-        raise oauth_error(AccessDeniedError, "the user denied the request")
-    if row["expires_at"] <= now():
-        provider.count("device", "expired_token")
-        raise oauth_error(ExpiredTokenError, "the device code expired")
-    current = time.time()
-    last = row["last_poll_at"]
-    provider.store.execute("UPDATE device_requests SET last_poll_at=? WHERE id=?", (current, row["id"]))
-    if row["interval"] > 0 and last is not None and current - last < row["interval"]:
-        provider.count("device", "slow_down")
-        raise oauth_error(SlowDownError, f"poll at most every {row['interval']} seconds")
-    if status == "pending":
-        provider.count("device", "authorization_pending")
-        raise oauth_error(AuthorizationPendingError, "the user has not answered yet")
-    return row
+    KIND = DEVICE
+    ACR = ACR_PASSWORD
+    AMR = ["pwd"]
 
 
 # ---------------------------------------------------------------------------- the verification page
 def _find_pending(provider: Provider, user_code: str) -> dict[str, Any] | None:
     row = provider.store.one(
         "SELECT * FROM device_requests WHERE user_code_hash=? AND status='pending' AND expires_at>?",
-        (token_hash(user_code), now()),
+        (token_hash(user_code), provider.now()),
     )
     return dict(row) if row is not None else None
 
@@ -244,7 +150,7 @@ def decide(provider: Provider, user_code: str, user: str, approve: bool) -> bool
             return False
         provider.store.execute(
             "UPDATE device_requests SET status=?, sub=?, decided_at=? WHERE id=? AND status='pending'",
-            ("approved" if approve else "denied", user, now(), row["id"]),
+            ("approved" if approve else "denied", user, provider.now(), row["id"]),
         )
     provider.count("device", "approved" if approve else "denied")
     log.info("device request %s %s by %s", row["id"], "approved" if approve else "denied", user)
@@ -298,65 +204,75 @@ def confirm_page(*, user: str, csrf: str, user_code: str, row: dict[str, Any]) -
     return layout("Allow this device?", body, user=user, csrf=csrf)
 
 
-def device_routes(provider: Provider, require_session: Any, guarded_page: Any) -> list[Any]:
+class WrongCodes:
+    """Wrong user codes typed per browser session (its csrf value), bounded in memory."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def exhausted(self, session_csrf: str) -> bool:
+        return self._counts.get(session_csrf, 0) >= MAX_WRONG_CODES
+
+    def record(self, session_csrf: str) -> None:
+        if len(self._counts) > 10_000:  # old sessions' counts are dropped
+            self._counts.clear()
+        self._counts[session_csrf] = self._counts.get(session_csrf, 0) + 1
+
+
+async def device_page(site: Site, wrong: WrongCodes, request: Request) -> Response:
+    """``GET/POST /device``: type (or check) the user code, then see what the client asks."""
+    from langchain_agent_auth.devserver._pages import message_page
+    from langchain_agent_auth.devserver._site import expired_session, page, signed_form
+
+    code = request.query_params.get("user_code", "") if request.method == "GET" else ""
+    next_url = "/device" + ("?" + urlencode({"user_code": code[:16]}) if code else "")
+    session, response = site.require_session(request, next_url)
+    if response:
+        return response
+    if request.method == "GET":
+        flash = {"approved": "Approved. Your device can continue.", "denied": "Denied. The device was told no."}
+        return page(code_page(user=session.sub, csrf=session.csrf, user_code=code[:16],
+                              flash=flash.get(request.query_params.get("done", ""))))
+    form = await signed_form(request, session)
+    if form is None:
+        return expired_session()
+    if wrong.exhausted(session.csrf):
+        return page(message_page("Too many tries", "Too many wrong codes. Sign out and in again."), 429)
+    typed = str(form.get("user_code", ""))[:64]
+    user_code = normalize_user_code(typed)
+    row = _find_pending(site.provider, user_code) if user_code else None
+    if row is None:
+        wrong.record(session.csrf)
+        site.provider.count("device", "wrong_code")
+        return page(code_page(user=session.sub, csrf=session.csrf, user_code=typed,
+                              error="That code is unknown or has expired. Check the code on your device."), 400)
+    return page(confirm_page(user=session.sub, csrf=session.csrf, user_code=str(user_code), row=row))
+
+
+async def device_decision(site: Site, approve: bool, request: Request) -> Response:
+    """``POST /device/approve|deny``: bind the request to the signed-in user and decide."""
+    from langchain_agent_auth.devserver._site import expired_session, page, redirect, signed_form
+
+    session, response = site.require_session(request, "/device")
+    if response:
+        return response
+    form = await signed_form(request, session)
+    if form is None:
+        return expired_session()
+    if not decide(site.provider, str(form.get("user_code", ""))[:64], session.sub, approve):
+        return page(code_page(user=session.sub, csrf=session.csrf,
+                              error="That code was already answered or has expired."), 409)
+    return redirect(f"/device?done={'approved' if approve else 'denied'}")
+
+
+def device_routes(site: Site) -> list[Any]:
     """The verification pages: ``GET/POST /device`` and ``POST /device/approve|deny``."""
-    from starlette.responses import HTMLResponse, RedirectResponse
     from starlette.routing import Route
 
-    from langchain_agent_auth.devserver._pages import message_page
-    from langchain_agent_auth.devserver._web import PAGE_HEADERS, read_form
-
-    wrong: dict[str, int] = {}  # session csrf -> wrong codes typed
-
-    def page(html: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(html, status_code=status, headers=dict(PAGE_HEADERS))
-
-    async def device(request: Request) -> Response:
-        code = request.query_params.get("user_code", "") if request.method == "GET" else ""
-        next_url = "/device" + ("?" + urlencode({"user_code": code[:16]}) if code else "")
-        session, response = require_session(request, next_url)
-        if response:
-            return response
-        if request.method == "GET":
-            flash = {"approved": "Approved. Your device can continue.", "denied": "Denied. The device was told no."}
-            return page(code_page(user=session.sub, csrf=session.csrf, user_code=code[:16],
-                                  flash=flash.get(request.query_params.get("done", ""))))
-        form = dict(await read_form(request))
-        if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
-            return page(message_page("Session expired", "Reload the page."), 400)
-        if wrong.get(session.csrf, 0) >= MAX_WRONG_CODES:
-            return page(message_page("Too many tries", "Too many wrong codes. Sign out and in again."), 429)
-        typed = str(form.get("user_code", ""))[:64]
-        user_code = normalize_user_code(typed)
-        row = _find_pending(provider, user_code) if user_code else None
-        if row is None:
-            if len(wrong) > 10_000:  # bounded memory: old sessions' counts are dropped
-                wrong.clear()
-            wrong[session.csrf] = wrong.get(session.csrf, 0) + 1
-            provider.count("device", "wrong_code")
-            return page(code_page(user=session.sub, csrf=session.csrf, user_code=typed,
-                                  error="That code is unknown or has expired. Check the code on your device."), 400)
-        return page(confirm_page(user=session.sub, csrf=session.csrf, user_code=str(user_code), row=row))
-
-    def decision(approve: bool) -> Any:
-        async def handler(request: Request) -> Response:
-            session, response = require_session(request, "/device")
-            if response:
-                return response
-            form = dict(await read_form(request))
-            if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
-                return page(message_page("Session expired", "Reload the page."), 400)
-            if not decide(provider, str(form.get("user_code", ""))[:64], session.sub, approve):
-                return page(code_page(user=session.sub, csrf=session.csrf,
-                                      error="That code was already answered or has expired."), 409)
-            return RedirectResponse(f"/device?done={'approved' if approve else 'denied'}", status_code=303,
-                                    headers={"Cache-Control": "no-store"})
-
-        handler.__name__ = "device_approve" if approve else "device_deny"
-        return handler
-
+    approve, deny = site.page(device_decision, "main", True), site.page(device_decision, "main", False)
+    approve.__name__, deny.__name__ = "device_approve", "device_deny"
     return [
-        Route("/device", guarded_page(device, "main"), methods=["GET", "POST"]),
-        Route("/device/approve", guarded_page(decision(True), "main"), methods=["POST"]),
-        Route("/device/deny", guarded_page(decision(False), "main"), methods=["POST"]),
+        Route("/device", site.page(device_page, "main", WrongCodes()), methods=["GET", "POST"]),
+        Route("/device/approve", approve, methods=["POST"]),
+        Route("/device/deny", deny, methods=["POST"]),
     ]

@@ -32,21 +32,24 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from starlette.datastructures import Headers
 
-from langchain_agent_auth.devserver._oauth import (
+from langchain_agent_auth.devserver._issuance import (
+    Issuance,
+    IssuingGrant,
+    audience_and_alg,
+    find_token,
+    grant_client,
+    load_grant,
+    revoke_grant,
+)
+from langchain_agent_auth.devserver._model import (
     AUTH_CODE_TTL,
     AUTH_CONFIDENTIAL,
     AuthContext,
     Client,
     FederatedTokenNotFoundError,
     InvalidTargetError,
-    Issuance,
-    IssuingGrant,
     OAuthRequest,
     TemporarilyUnavailableError,
-    UnauthorizedClientError,
-    audience_and_alg,
-    find_token,
-    load_grant,
     oauth_error,
 )
 from langchain_agent_auth.devserver._store import UPSTREAM_CONNECTION, UPSTREAM_IDP_CLIENT_ID, UPSTREAM_SCOPES
@@ -61,7 +64,6 @@ from langchain_agent_auth.devserver._util import (
     dumps,
     join_scope,
     loads,
-    now,
     split_scope,
     token_hash,
 )
@@ -140,7 +142,7 @@ def resolve_token(provider: Provider, value: str, token_type: str, label: str, c
         if claims.get("iss") != provider.issuer or not isinstance(claims.get("sub"), str):
             raise oauth_error(InvalidGrantError, f"{label} was not issued by this provider")
         exp = claims.get("exp")
-        if not isinstance(exp, int | float) or exp <= now():
+        if not isinstance(exp, int | float) or exp <= provider.now():
             raise oauth_error(InvalidGrantError, f"{label} has expired")
         aud = claims.get("aud")
         audience = [a for a in (aud if isinstance(aud, list) else [aud]) if isinstance(a, str)]
@@ -198,10 +200,7 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
 
     def validate_token_request(self) -> None:
         provider: Provider = self.server.provider
-        client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(self.GRANT_TYPE):
-            raise oauth_error(UnauthorizedClientError, "client may not use token exchange")
-        self.request.client = client
+        client = grant_client(self, "client may not use token exchange")
         form = self.request.form
         if not form.get("subject_token") or not form.get("subject_token_type"):
             raise oauth_error(InvalidRequestError, "subject_token and subject_token_type are required")
@@ -287,10 +286,7 @@ class FederatedConnectionGrant(BaseGrant, TokenEndpointMixin):
 
     def validate_token_request(self) -> None:
         provider: Provider = self.server.provider
-        client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(self.GRANT_TYPE):
-            raise oauth_error(UnauthorizedClientError, "client may not use the Token Vault exchange")
-        self.request.client = client
+        client = grant_client(self, "client may not use the Token Vault exchange")
         form = self.request.form
         if not form.get("subject_token"):
             raise oauth_error(InvalidRequestError, "subject_token is required")
@@ -344,7 +340,7 @@ def _internal_upstream_token(provider: Provider, form: dict[str, str]) -> tuple[
 
 
 def _save_connection(provider: Provider, sub: str, connection: str, token: dict[str, Any]) -> dict[str, Any]:
-    ts = now()
+    ts = provider.now()
     blob = provider.store.seal(
         {"access_token": token["access_token"], "refresh_token": token.get("refresh_token")}
     )
@@ -402,10 +398,10 @@ def start_connect(provider: Provider, sub: str, connection: str, scope: str | No
     """Begin linking an upstream account (page flow): returns the upstream authorize URL."""
     scope = _validate_connection_scope(connection, scope)
     state, verifier = generate_token(32), generate_token(64)
-    provider.store.execute("DELETE FROM connect_states WHERE expires_at < ?", (now(),))
+    provider.store.execute("DELETE FROM connect_states WHERE expires_at < ?", (provider.now(),))
     provider.store.execute(
         "INSERT INTO connect_states VALUES (?,?,?,?,?)",
-        (token_hash(state), sub, connection, dumps({"verifier": verifier, "scope": scope}), now() + 600),
+        (token_hash(state), sub, connection, dumps({"verifier": verifier, "scope": scope}), provider.now() + 600),
     )
     query = urlencode(
         {
@@ -428,7 +424,7 @@ def _callback(provider: Provider) -> str:
 def finish_connect(provider: Provider, sub: str, state: str, code: str) -> dict[str, Any]:
     """Complete the page flow: exchange the upstream code and keep the tokens (encrypted)."""
     row = provider.store.one("SELECT * FROM connect_states WHERE state_hash=?", (token_hash(state),))
-    if row is None or row["expires_at"] <= now() or row["sub"] != sub:
+    if row is None or row["expires_at"] <= provider.now() or row["sub"] != sub:
         raise ValueError("unknown, expired or foreign state")
     provider.store.execute("DELETE FROM connect_states WHERE state_hash=?", (row["state_hash"],))
     data = loads(row["data"], {})
@@ -457,7 +453,7 @@ def link_direct(provider: Provider, sub: str, connection: str, scope: str | None
         sub=sub,
         scope=scope,
         redirect_uri=_callback(provider),
-        auth_time=now(),
+        auth_time=provider.now(),
         code_challenge=create_s256_code_challenge(verifier),
         code_challenge_method="S256",
     )
@@ -469,7 +465,7 @@ def link_direct(provider: Provider, sub: str, connection: str, scope: str | None
             UPSTREAM_IDP_CLIENT_ID,
             sub,
             dumps(context.__dict__),
-            now() + AUTH_CODE_TTL,
+            provider.now() + AUTH_CODE_TTL,
         ),
     )
     status, body = _internal_upstream_token(
@@ -495,8 +491,6 @@ def unlink(provider: Provider, sub: str, connection: str) -> bool:
     if tokens.get("refresh_token"):
         stored = find_token(provider, "upstream", tokens["refresh_token"], "refresh_token")
         if stored is not None:
-            from langchain_agent_auth.devserver._oauth import revoke_grant
-
             revoke_grant(provider, stored.row["grant_id"])
     provider.store.execute("DELETE FROM connections WHERE sub=? AND connection=?", (sub, connection))
     log.info("connection %s unlinked for %s", connection, sub)
@@ -510,12 +504,12 @@ def federated_access_token(provider: Provider, sub: str, connection: str) -> dic
         raise oauth_error(FederatedTokenNotFoundError, "Federated connection Refresh Token not found.")
     tokens = provider.store.unseal(row["secret_blob"])
     current = find_token(provider, "upstream", tokens["access_token"], "access_token")
-    if current is not None and not current.is_revoked() and current.row["expires_at"] > now() + 30:
+    if current is not None and not current.is_revoked() and current.row["expires_at"] > provider.now() + 30:
         return {
             "access_token": tokens["access_token"],
             "issued_token_type": TT_FEDERATED,
             "token_type": "Bearer",
-            "expires_in": current.row["expires_at"] - now(),
+            "expires_in": current.row["expires_at"] - provider.now(),
             "scope": row["scope"],
         }
     refresh = tokens.get("refresh_token")
@@ -528,7 +522,7 @@ def federated_access_token(provider: Provider, sub: str, connection: str) -> dic
         provider.store.execute(
             "UPDATE connections SET status='needs_reauthorization', updated_at=? "
             "WHERE sub=? AND connection=?",
-            (now(), sub, connection),
+            (provider.now(), sub, connection),
         )
         log.info(
             "connection %s for %s needs reauthorization (upstream said %s)",
@@ -554,7 +548,7 @@ def federated_access_token(provider: Provider, sub: str, connection: str) -> dic
 
 def upstream_user_action(provider: Provider, sub: str, action: str) -> int:
     """Make the upstream misbehave for one user: ``revoke`` every grant, or ``expire`` access tokens."""
-    ts = now()
+    ts = provider.now()
     if action == "revoke":
         with provider.store.transaction() as db:
             grants = [

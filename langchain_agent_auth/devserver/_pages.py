@@ -152,12 +152,14 @@ def consent_page(
     return layout("Consent", body, realm=realm, user=user, csrf=session_csrf)
 
 
-def _remaining(expires_at: int) -> str:
-    left = max(0, int(expires_at - time.time()))
+def _remaining(expires_at: int, now: float) -> str:
+    left = max(0, int(expires_at - now))
     return f"{-(-left // 60)} min" if left >= 60 else f"{left} s"
 
 
-def approvals_page(*, user: str, requests: list[Mapping[str, Any]], csrf: str, flash: str | None) -> str:
+def approvals_page(
+    *, user: str, requests: list[Mapping[str, Any]], csrf: str, flash: str | None, now: float | None = None
+) -> str:
     cards = []
     for req in requests:
         rid = esc(req["id"])
@@ -166,7 +168,7 @@ def approvals_page(*, user: str, requests: list[Mapping[str, Any]], csrf: str, f
         cards.append(
             f'<section class="card request" id="request-{rid}" data-request-id="{rid}">'
             f'<div class="muted">Request from <b>{esc(req["client_name"])}</b> &middot; '
-            f"expires in {esc(_remaining(req['expires_at']))}</div>"
+            f"expires in {esc(_remaining(req['expires_at'], time.time() if now is None else now))}</div>"
             + (
                 '<div class="binding" title="Check that your agent shows the same message">'
                 f"{esc(binding)}</div>"

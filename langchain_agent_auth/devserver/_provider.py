@@ -11,13 +11,9 @@ import socket
 import tempfile
 import threading
 import time
-from html.parser import HTMLParser
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
-
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from langchain_agent_auth.core._serving import bind_socket
 from langchain_agent_auth.core.errors import (
@@ -27,6 +23,7 @@ from langchain_agent_auth.core.errors import (
     oauth_error_from_response,
 )
 from langchain_agent_auth.core.logs import install_log_redaction
+from langchain_agent_auth.devserver import _browser
 
 log = logging.getLogger("langchain_agent_auth.devserver")
 
@@ -82,36 +79,6 @@ class AdminClient:
         return body
 
 
-class _Forms(HTMLParser):
-    """Collect the forms of a page: action, method and named fields (inputs and buttons)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append(
-                {
-                    "action": values.get("action", ""),
-                    "method": values.get("method", "get").lower(),
-                    "fields": [],
-                    "buttons": [],
-                }
-            )
-        elif tag in ("input", "button") and self.forms and values.get("name"):
-            kind = values.get("type", "text" if tag == "input" else "submit")
-            target = "buttons" if kind == "submit" else "fields"
-            self.forms[-1][target].append((values["name"], values.get("value", ""), kind))
-
-
-def _forms(text: str) -> list[dict[str, Any]]:
-    parser = _Forms()
-    parser.feed(text)
-    return parser.forms
-
-
 class LocalProvider:
     """The local OpenID provider, in-process: ``with LocalProvider() as idp: ...``.
 
@@ -124,6 +91,9 @@ class LocalProvider:
     refresh), ``users`` (``{subject: password}``), ``approval_url``, ``upstream_issuer``,
     ``upstream_client_id`` / ``upstream_client_secret`` (the vault's connect-flow client at the
     demo upstream), ``api_url``, ``admin_token`` and ``info`` (the READY document).
+
+    ``clock`` is the provider's time source (default ``time.time``); :meth:`advance` moves it
+    forward, so tests and notebooks need not sleep through poll intervals or expiries.
 
     Example:
         >>> import httpx
@@ -150,15 +120,14 @@ class LocalProvider:
         ciba_interval: int = 5,
         public_url: str | None = None,
         startup_timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(ciba_interval, int) or ciba_interval < 0:
             raise ConfigurationError("ciba_interval must be a whole number of seconds >= 0")
-        self._data_dir_arg = data_dir
-        self.host = host
-        self.port = port
-        self.ciba_interval = ciba_interval
-        self._public_url = public_url
+        self.host, self.port, self.ciba_interval = host, port, ciba_interval
+        self._data_dir_arg, self._public_url, self._clock = data_dir, public_url, clock
         self._startup_timeout = startup_timeout
+        # set while running: the server thread, uvicorn, its error, the temporary data dir
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self._error: BaseException | None = None
@@ -193,7 +162,7 @@ class LocalProvider:
         try:
             self.port = sock.getsockname()[1]
             base_url = self._public_url or base_url_for(self.host, self.port)
-            self._store = Store(data_dir)
+            self._store = Store(data_dir, clock=self._clock)
             provider = Provider(self._store, base_url, ciba_interval=self.ciba_interval)
             config = uvicorn.Config(
                 build_app(provider),
@@ -375,6 +344,23 @@ class LocalProvider:
                 return pending
             time.sleep(0.05)
 
+    # ------------------------------------------------------------------ time
+    def advance(self, seconds: float) -> float:
+        """Move the provider's clock forward by ``seconds`` (poll intervals, expiries, token
+        lifetimes) instead of sleeping; returns the provider's new time.
+
+        Example:
+            >>> with LocalProvider() as idp:
+            ...     before = idp.now()
+            ...     idp.advance(3600) - before >= 3600
+            True
+        """
+        return self.admin.request("POST", "/clock", json={"seconds": seconds})["time"]
+
+    def now(self) -> float:
+        """The provider's current time (seconds since the epoch, advances included)."""
+        return self.admin.request("GET", "/clock")["time"]
+
     # ------------------------------------------------------------------ counters & admin
     def stats(self) -> dict[str, dict[str, int]]:
         """Request counters: ``requests`` per route, ``grants`` per grant type, ``ciba`` events..."""
@@ -442,38 +428,19 @@ class LocalProvider:
         self.admin.request("POST", "/upstream/outage", json={"token": token, "api": api})
 
     # ------------------------------------------------------------------ sign in like a browser
+    def _password(self, username: str, password: str | None) -> str:
+        if password is not None:
+            return password
+        seeded = self.users.get(username)
+        if seeded is None:
+            raise ConfigurationError(f"no seeded password for {username!r}; pass password=")
+        return seeded
+
     def approve_device(self, verification_uri: str, user_code: str, username: str, password: str | None = None,
                        *, deny: bool = False) -> None:
         """Play the user's browser on the device verification page (RFC 8628): sign in as
         ``username``, type ``user_code``, check the request and approve (or ``deny``)."""
-        import httpx
-
-        if password is None:
-            password = self.users.get(username)
-            if password is None:
-                raise ConfigurationError(f"no seeded password for {username!r}; pass password=")
-        with httpx.Client(follow_redirects=True, timeout=15) as browser:
-            page = browser.get(verification_uri)
-            login = next((f for f in _forms(page.text) if any(n == "password" for n, _, _ in f["fields"])), None)
-            if login is not None:
-                data = {n: v for n, v, _ in login["fields"]}
-                data.update(username=username, password=password)
-                page = browser.post(urljoin(str(page.url), login["action"]), data=data)
-                if page.status_code == 401:
-                    raise OAuthError("wrong username or password", error="access_denied", status_code=401)
-            code_form = next((f for f in _forms(page.text) if f["action"] == "/device"), None)
-            if code_form is None:
-                raise ProtocolError(f"no code form on the verification page (HTTP {page.status_code})")
-            data = {n: v for n, v, _ in code_form["fields"]}
-            data["user_code"] = user_code
-            page = browser.post(urljoin(str(page.url), "/device"), data=data)
-            action = "/device/deny" if deny else "/device/approve"
-            decision = next((f for f in _forms(page.text) if f["action"] == action), None)
-            if decision is None:
-                raise ProtocolError(f"the verification page did not accept the code (HTTP {page.status_code})")
-            page = browser.post(urljoin(str(page.url), action), data={n: v for n, v, _ in decision["fields"]})
-            if page.status_code != 200:
-                raise ProtocolError(f"the decision was not recorded (HTTP {page.status_code})")
+        _browser.approve_device(verification_uri, user_code, username, self._password(username, password), deny=deny)
 
     def sign_in(self, authorize_url: str, username: str, password: str | None = None, *,
                 redirect_uri: str) -> str:
@@ -485,40 +452,7 @@ class LocalProvider:
         Raises :class:`OAuthError` for a wrong password and :class:`ProtocolError` when the
         pages do not lead back to ``redirect_uri``.
         """
-        import httpx
-
-        if password is None:
-            password = self.users.get(username)
-            if password is None:
-                raise ConfigurationError(f"no seeded password for {username!r}; pass password=")
-        target = urlsplit(redirect_uri)
-        with httpx.Client(follow_redirects=False, timeout=15) as browser:
-            response = browser.get(authorize_url)
-            for _ in range(12):
-                if response.status_code in (301, 302, 303, 307):
-                    location = urljoin(str(response.url), response.headers["location"])
-                    parts = urlsplit(location)
-                    if (parts.scheme, parts.hostname, parts.path) == (target.scheme, target.hostname, target.path):
-                        return location
-                    response = browser.get(location)
-                    continue
-                forms = [f for f in _forms(response.text) if f["method"] == "post"]
-                login_form = next((f for f in forms if any(n == "password" for n, _, _ in f["fields"])), None)
-                consent = next((f for f in forms if any(n == "decision" for n, _, _ in f["buttons"])), None)
-                if login_form is not None:
-                    data = {n: v for n, v, _ in login_form["fields"]}
-                    data.update(username=username, password=password)
-                    response = browser.post(urljoin(str(response.url), login_form["action"]), data=data)
-                    if response.status_code == 401:
-                        raise OAuthError("wrong username or password", error="access_denied", status_code=401)
-                elif consent is not None:
-                    pairs = [(n, v) for n, v, _ in consent["fields"]] + [("decision", "allow")]
-                    response = browser.post(urljoin(str(response.url), consent["action"]), content=urlencode(pairs),
-                                            headers={"Content-Type": "application/x-www-form-urlencoded"})
-                else:
-                    raise ProtocolError(f"unexpected page during sign-in (HTTP {response.status_code})",
-                                        status_code=response.status_code)
-        raise ProtocolError("sign-in did not reach the redirect URI")
+        return _browser.sign_in(authorize_url, username, self._password(username, password), redirect_uri=redirect_uri)
 
     def login(
         self,
@@ -538,60 +472,21 @@ class LocalProvider:
         """Sign ``username`` in through the login and consent pages (authorization code + PKCE
         over HTTP) and return the token response. ``upstream=True`` does the same at the demo
         upstream with its connect-flow client (scope e.g. ``calendar.read``)."""
-        import json
-
-        import httpx
-
-        if password is None:
-            password = self.users.get(username)
-            if password is None:
-                raise ConfigurationError(f"no seeded password for {username!r}; pass password=")
-        issuer = self.upstream_issuer if upstream else self.issuer
         if client_id is None:
             client_id = self.upstream_client_id if upstream else self.client_id
             client_secret = self.upstream_client_secret if upstream else self.client_secret
-        verifier, state = generate_token(64), generate_token(24)
-        params: list[tuple[str, str]] = [
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", redirect_uri),
-            ("scope", scope),
-            ("state", state),
-            ("code_challenge", create_s256_code_challenge(verifier)),
-            ("code_challenge_method", "S256"),
-        ]
-        if nonce:
-            params.append(("nonce", nonce))
-        for item in [resource] if isinstance(resource, str) else resource or []:
-            params.append(("resource", item))
-        if audience:
-            params.append(("audience", audience))
-        if authorization_details is not None:
-            params.append(("authorization_details", json.dumps(authorization_details)))
-        location = self.sign_in(f"{issuer}/authorize?{urlencode(params)}", username, password,
-                                redirect_uri=redirect_uri)
-        with httpx.Client(follow_redirects=False, timeout=15) as browser:
-            query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-            if "error" in query:
-                raise oauth_error_from_response(query)
-            if query.get("state") != state or query.get("iss") != issuer or "code" not in query:
-                raise ProtocolError("the authorization response is missing code, state or iss")
-            form = {
-                "grant_type": "authorization_code",
-                "code": query["code"],
-                "redirect_uri": redirect_uri,
-                "code_verifier": verifier,
-            }
-            auth = None
-            if client_secret:
-                auth = (client_id, client_secret)
-            else:
-                form["client_id"] = client_id
-            token = browser.post(issuer + "/token", data=form, auth=auth)
-        body = token.json()
-        if token.status_code != 200:
-            raise oauth_error_from_response(body, status_code=token.status_code)
-        return body
+        request = _browser.CodeRequest(
+            issuer=self.upstream_issuer if upstream else self.issuer,
+            client_id=client_id,
+            client_secret=client_secret,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            resource=[resource] if isinstance(resource, str) else list(resource or []),
+            audience=audience,
+            authorization_details=authorization_details,
+            nonce=nonce,
+        )
+        return _browser.code_flow(request, username, self._password(username, password))
 
 
 def base_url_for(host: str, port: int) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -112,7 +111,7 @@ def register_endpoint(provider: Any) -> Any:
         secret, row = await run_in_threadpool(create)
         answer = {k: row.get(k) for k in ("client_id", "client_name", "redirect_uris", "grant_types",
                                           "response_types", "token_endpoint_auth_method", "scope") if row.get(k)}
-        answer["client_id_issued_at"] = int(time.time())
+        answer["client_id_issued_at"] = provider.now()
         if secret:
             answer.update(client_secret=secret, client_secret_expires_at=0)
         return JSONResponse(answer, status_code=201, headers={"Cache-Control": "no-store"})

@@ -19,7 +19,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +33,11 @@ from langchain_agent_auth.devserver._util import (
     GT_DEVICE,
     GT_FEDERATED,
     GT_TOKEN_EXCHANGE,
+    Clock,
     dumps,
     hash_password,
     loads,
     new_token,
-    now,
     token_hash,
 )
 
@@ -147,6 +147,22 @@ class Secrets:
     clients: dict[str, str] = field(default_factory=dict)
 
 
+def _seed_clients() -> list[tuple[str, dict[str, Any]]]:
+    """The clients a new data directory starts with: the agent, and the demo upstream's two."""
+    loopback = ["http://127.0.0.1/callback", "http://localhost/callback"]
+    code_flow = {"grant_types": ["authorization_code", "refresh_token"], "scope": " ".join(UPSTREAM_SCOPES)}
+    basic = {"token_endpoint_auth_method": "client_secret_basic"}
+    return [
+        (AGENT_CLIENT_ID, {"client_name": "Your assistant", "grant_types": ALL_MAIN_GRANTS, "redirect_uris": loopback,
+                           "backchannel_token_delivery_mode": "poll", **basic}),
+        (UPSTREAM_CONNECT_CLIENT_ID, {"realm": "upstream", "client_name": "Agent token vault",
+                                      "redirect_uris": loopback, **code_flow, **basic}),
+        (UPSTREAM_IDP_CLIENT_ID, {"realm": "upstream",
+                                  "client_name": "agent-auth local provider (Token Vault connections)",
+                                  "redirect_uris": ["/connections/callback"], **code_flow, **basic}),
+    ]
+
+
 class Store:
     """Thread-safe access to the provider's SQLite database under ``data_dir``.
 
@@ -164,7 +180,9 @@ class Store:
         *,
         keyring: Keyring | None = None,
         busy_timeout: float = BUSY_TIMEOUT,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = Clock(clock)  # the provider's time (tests advance it instead of sleeping)
         self.data_dir = private_dir(data_dir)
         self.path = private_file(self.data_dir / "provider.sqlite3")
         self.busy_timeout = busy_timeout
@@ -239,7 +257,7 @@ class Store:
     def purge_expired(self, grace: int = 3600) -> dict[str, int]:
         """Delete rows nobody can use any more (expired more than ``grace`` seconds ago), so a
         long-running provider under load does not grow without bound."""
-        cutoff = now() - grace
+        cutoff = self.clock.now() - grace
         statements = {
             "access_tokens": "DELETE FROM access_tokens WHERE expires_at<?",
             "refresh_tokens": "DELETE FROM refresh_tokens WHERE expires_at<?",
@@ -296,41 +314,8 @@ class Store:
                     "INSERT OR IGNORE INTO resources VALUES (?,?,?,?,?)",
                     (identifier, scopes, alg, ttl, description),
                 )
-            self.secrets.clients[AGENT_CLIENT_ID] = (
-                self.add_client(
-                    AGENT_CLIENT_ID,
-                    client_name="Your assistant",
-                    grant_types=ALL_MAIN_GRANTS,
-                    redirect_uris=["http://127.0.0.1/callback", "http://localhost/callback"],
-                    token_endpoint_auth_method="client_secret_basic",
-                    backchannel_token_delivery_mode="poll",
-                )
-                or ""
-            )
-            self.secrets.clients[UPSTREAM_CONNECT_CLIENT_ID] = (
-                self.add_client(
-                    UPSTREAM_CONNECT_CLIENT_ID,
-                    realm="upstream",
-                    client_name="Agent token vault",
-                    grant_types=["authorization_code", "refresh_token"],
-                    redirect_uris=["http://127.0.0.1/callback", "http://localhost/callback"],
-                    token_endpoint_auth_method="client_secret_basic",
-                    scope=" ".join(UPSTREAM_SCOPES),
-                )
-                or ""
-            )
-            self.secrets.clients[UPSTREAM_IDP_CLIENT_ID] = (
-                self.add_client(
-                    UPSTREAM_IDP_CLIENT_ID,
-                    realm="upstream",
-                    client_name="agent-auth local provider (Token Vault connections)",
-                    grant_types=["authorization_code", "refresh_token"],
-                    redirect_uris=["/connections/callback"],
-                    token_endpoint_auth_method="client_secret_basic",
-                    scope=" ".join(UPSTREAM_SCOPES),
-                )
-                or ""
-            )
+            for client_id, metadata in _seed_clients():
+                self.secrets.clients[client_id] = self.add_client(client_id, **metadata) or ""
             if not self.all("SELECT kid FROM keys"):
                 self.add_signing_keys()
             self.execute("INSERT OR REPLACE INTO meta VALUES ('seeded', '1')")
@@ -345,7 +330,7 @@ class Store:
         try:
             self.execute(
                 "INSERT INTO users VALUES (?,?,?,?,?)",
-                (sub, email, name or sub, hash_password(password), now()),
+                (sub, email, name or sub, hash_password(password), self.clock.now()),
             )
         except sqlite3.IntegrityError as exc:
             raise ValueError(
@@ -426,7 +411,7 @@ class Store:
         try:
             self.execute(
                 "INSERT INTO clients VALUES (?,?,?,?,?)",
-                (client_id, realm, dumps(metadata), token_hash(secret) if secret else None, now()),
+                (client_id, realm, dumps(metadata), token_hash(secret) if secret else None, self.clock.now()),
             )
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"client {client_id!r} already exists") from exc
@@ -469,10 +454,11 @@ class Store:
         seq = (self.one("SELECT COALESCE(MAX(seq), 0) AS s FROM keys")["s"] or 0) + 1
         for alg in ("RS256", "ES256"):
             key = RSAKey.generate_key(2048) if alg == "RS256" else ECKey.generate_key("P-256")
-            kid = f"{alg.lower()}-{now()}-{secrets.token_hex(3)}"
+            kid = f"{alg.lower()}-{self.clock.now()}-{secrets.token_hex(3)}"
             private = key.as_dict(private=True)
             private.update({"kid": kid, "alg": alg, "use": "sig"})
-            self.execute("INSERT INTO keys VALUES (?,?,?,?,?)", (kid, alg, self._seal_key(kid, private), now(), seq))
+            sealed = self._seal_key(kid, private)
+            self.execute("INSERT INTO keys VALUES (?,?,?,?,?)", (kid, alg, sealed, self.clock.now(), seq))
             self.execute(
                 "DELETE FROM keys WHERE alg=? AND kid NOT IN "
                 "(SELECT kid FROM keys WHERE alg=? ORDER BY seq DESC LIMIT ?)",

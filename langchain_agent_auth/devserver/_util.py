@@ -8,7 +8,9 @@ import hmac
 import ipaddress
 import json
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,9 +29,38 @@ TT_FEDERATED = "http://auth0.com/oauth/token-type/federated-connection-access-to
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-def now() -> int:
-    """Current time in whole seconds (what every ``exp``/``iat`` uses)."""
-    return int(time.time())
+class Clock:
+    """The provider's time: a base clock (``time.time``) plus an offset that only moves forward.
+
+    Every expiry, poll interval and ``exp``/``iat`` of one provider reads this clock, so tests
+    and notebooks can :meth:`advance` it instead of sleeping.
+
+    Example:
+        >>> clock = Clock(lambda: 1000.0)
+        >>> clock.advance(5.5)
+        >>> clock.time(), clock.now()
+        (1005.5, 1005)
+    """
+
+    def __init__(self, base: Callable[[], float] = time.time) -> None:
+        self._base = base
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        """Current time in seconds (float), offset included."""
+        return self._base() + self._offset
+
+    def now(self) -> int:
+        """Current time in whole seconds (what every ``exp``/``iat`` uses)."""
+        return int(self.time())
+
+    def advance(self, seconds: float) -> None:
+        """Move this clock forward by ``seconds`` (>= 0)."""
+        if seconds < 0:
+            raise ValueError("a clock only moves forward")
+        with self._lock:
+            self._offset += seconds
 
 
 def new_token(nbytes: int = 32) -> str:

@@ -21,8 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from langchain_agent_auth.core._serving import JSONLimitError, load_json_bounded
 from langchain_agent_auth.core.errors import redact
-from langchain_agent_auth.devserver._oauth import OAuthRequest
-from langchain_agent_auth.devserver._util import now, printable_ascii, token_hash
+from langchain_agent_auth.devserver._model import OAuthRequest
+from langchain_agent_auth.devserver._util import printable_ascii, token_hash
 
 if TYPE_CHECKING:
     from langchain_agent_auth.devserver._core import Provider
@@ -267,7 +267,7 @@ class Sessions:
             return None
         row = self.provider.store.one(
             "SELECT * FROM sessions WHERE id_hash=? AND realm=? AND expires_at>?",
-            (token_hash(value), self.realm, now()),
+            (token_hash(value), self.realm, self.provider.now()),
         )
         if row is None or self.provider.store.get_user(row["sub"]) is None:
             return None
@@ -275,11 +275,11 @@ class Sessions:
 
     def create(self, response: Response, sub: str) -> Session:
         value = secrets.token_urlsafe(32)
-        session = Session(sub, secrets.token_urlsafe(24), now())
-        self.provider.store.execute("DELETE FROM sessions WHERE expires_at<?", (now(),))
+        session = Session(sub, secrets.token_urlsafe(24), self.provider.now())
+        self.provider.store.execute("DELETE FROM sessions WHERE expires_at<?", (self.provider.now(),))
         self.provider.store.execute(
             "INSERT INTO sessions VALUES (?,?,?,?,?,?)",
-            (token_hash(value), self.realm, sub, session.csrf, session.auth_time, now() + SESSION_TTL),
+            (token_hash(value), self.realm, sub, session.csrf, session.auth_time, self.provider.now() + SESSION_TTL),
         )
         response.set_cookie(
             self.cookie, value, max_age=SESSION_TTL, path=self.path, httponly=True, samesite="lax"

@@ -212,12 +212,15 @@ def test_deny_and_unknown_user(provider, keyring):
     assert "not known to the approval service" in tool_messages(r)[0].content and not interrupts(r)
 
 
-def test_expiry(provider, keyring):
+def test_expiry(provider, keyring, request):
     approver = approver_for(provider, keyring, requested_expiry=2)
     a = agent(approver, calls(("transfer", {"amount": 5, "to": "Eve"}, "c1")))
     cfg = {"configurable": {"thread_id": "expire"}}
     a.invoke({"messages": [("user", "pay")]}, cfg, context={"user": ALICE})
-    time.sleep(2.2)
+    if provider.name == "local":  # move the LocalProvider's clock instead of waiting
+        request.getfixturevalue("local_idp").advance(2.2)
+    else:
+        time.sleep(2.2)
     wait_resumed(ApprovalResumer(a, approvers=[approver]), a, cfg)
     assert "expired" in tool_messages(a.get_state(cfg).values)[0].content and SIDE_EFFECTS == []
 

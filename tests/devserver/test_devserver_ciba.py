@@ -4,7 +4,6 @@ RAR carried into the token, login_hint forms, replay, and every bad-input case."
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
@@ -36,7 +35,7 @@ def test_poll_approve_with_rar(handle: ProviderHandle) -> None:
     assert pending["id"] != rid and rid not in json.dumps(pending)  # the auth_req_id is never shown
     assert pending["authorization_details_view"][0]["title"] == "Let the agent send email"
     handle.approve(pending["id"])
-    time.sleep(1.05)  # respect the interval
+    handle.idp.advance(1.05)  # respect the interval
     tok, err = handle.poll(rid)
     assert err is None
     assert tok["authorization_details"] == RAR and tok["token_type"] == "Bearer"
@@ -51,7 +50,7 @@ def test_poll_approve_with_rar(handle: ProviderHandle) -> None:
         "token_endpoint", {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]}
     )
     assert verify(handle, new.json()["access_token"], API)[1]["authorization_details"] == RAR
-    time.sleep(1.05)
+    handle.idp.advance(1.05)
     assert handle.poll(rid) == (None, "invalid_grant")
     # ... and the replay revoked the grant (what node-oidc-provider does too)
     again = handle.post(
@@ -84,11 +83,11 @@ def test_deny_with_reason(handle: ProviderHandle) -> None:
     ]
     assert handle.poll(rid) == (None, "authorization_pending")
     handle.deny(handle.pending_one("alice", "Delete all")["id"], reason="user said no")
-    time.sleep(1.05)
+    handle.idp.advance(1.05)
     r = handle.post("token_endpoint", {"grant_type": "urn:openid:params:grant-type:ciba", "auth_req_id": rid})
     assert r.status_code == 400
     assert r.json() == {"error": "access_denied", "error_description": "user said no"}
-    time.sleep(1.05)
+    handle.idp.advance(1.05)
     assert handle.poll(rid) == (None, "invalid_grant")  # consumed
 
 
@@ -110,7 +109,7 @@ def test_expiry(handle: ProviderHandle) -> None:
         login_hint="alice", scope="openid", requested_expiry="1", binding_message="Too slow"
     ).json()
     assert body["expires_in"] == 1
-    time.sleep(1.2)
+    handle.idp.advance(1.2)
     assert handle.poll(body["auth_req_id"]) == (None, "expired_token")
     item = next(a for a in handle.idp.approvals(user="alice") if a["binding_message"] == "Too slow")
     assert item["status"] == "expired"
@@ -124,7 +123,7 @@ def test_polling_at_the_interval_is_accepted(handle: ProviderHandle) -> None:
     rid = handle.bc_authorize(login_hint="bob", scope="openid").json()["auth_req_id"]
     for _ in range(3):
         assert handle.poll(rid) == (None, "authorization_pending")
-        time.sleep(1.05)
+        handle.idp.advance(1.05)
 
 
 def test_slow_down_with_five_second_default() -> None:

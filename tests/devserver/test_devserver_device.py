@@ -122,7 +122,7 @@ def test_a_client_not_registered_for_the_grant_is_refused(idp: LocalProvider) ->
 
 
 def test_a_session_that_guesses_codes_is_stopped(idp: LocalProvider) -> None:
-    from langchain_agent_auth.devserver._provider import _forms
+    from langchain_agent_auth.devserver._browser import forms as _forms
 
     started = client(idp).device_authorize(scope="openid")
     with httpx.Client(follow_redirects=True, timeout=15) as browser:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import time
 
 import httpx
 
@@ -48,7 +47,7 @@ def test_pending_ciba_request_survives_restart(tmp_path: pathlib.Path) -> None:
             httpx.post(idp.issuer + "/token", auth=auth, data=poll).json()["error"] == "authorization_pending"
         )
         idp.approve(after[0]["id"])
-        time.sleep(1.05)
+        idp.advance(1.05)
         tok = httpx.post(idp.issuer + "/token", auth=auth, data=poll)
         assert tok.status_code == 200 and tok.json()["authorization_details"] == PAYMENT
         # tokens issued before the restart still work

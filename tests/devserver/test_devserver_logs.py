@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 
@@ -42,7 +41,7 @@ def test_logs_carry_no_credentials(idp: LocalProvider, provider_logs, ping_clien
     seen.append(r["auth_req_id"])
     httpx.post(token_url, auth=auth, data={"grant_type": CIBA, "auth_req_id": r["auth_req_id"]})
     idp.approve(idp.pending_approvals("alice")[-1]["id"])
-    time.sleep(1.05)
+    idp.advance(1.05)
     tok = httpx.post(token_url, auth=auth, data={"grant_type": CIBA, "auth_req_id": r["auth_req_id"]}).json()
     seen += [tok["access_token"], tok["refresh_token"], tok["id_token"]]
     ping_auth = (ping_client["client_id"], ping_client["client_secret"])

@@ -170,7 +170,7 @@ def test_authorization_code_pkce_tokens(handle: ProviderHandle, alice_tokens: di
     assert {"access_token", "id_token", "refresh_token", "expires_in", "scope"} <= set(tok)
     _, at = verify(handle, tok["access_token"], API, typ="at+jwt")
     assert at["sub"] == "alice" and "api:read" in at["scope"].split()
-    assert at["acr"] == "urn:agent-auth:loa:1" and at["auth_time"] <= time.time()
+    assert at["acr"] == "urn:agent-auth:loa:1" and at["auth_time"] <= handle.idp.now()  # provider time
     _, idt = verify(handle, tok["id_token"], handle.client_id)
     assert idt["email"] == "alice@example.com" and idt["name"] == "Alice Example"
     assert idt["nonce"] == "n-0S6" and idt["at_hash"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.interop
 
 
 def _forms(html: str) -> list[dict[str, Any]]:
-    from langchain_agent_auth.devserver._provider import _forms as parse
+    from langchain_agent_auth.devserver._browser import forms as parse
 
     return [f for f in parse(html) if f["method"] == "post"]
 
@@ -72,13 +73,38 @@ def mode(request):
     return request.param
 
 
+class ProviderTime:
+    """Let time pass for the provider under test: the LocalProvider's clock (and this client
+    clock) move forward at once; node-oidc-provider needs real seconds."""
+
+    def __init__(self, request) -> None:
+        local = request.node.callspec.params.get("device_provider") == "local"
+        self.idp = request.getfixturevalue("local_idp") if local else None
+        self.offset = 0.0
+
+    def clock(self) -> float:
+        return time.time() + self.offset
+
+    def wait(self, seconds: float) -> None:
+        if self.idp is None:
+            time.sleep(seconds)
+        else:
+            self.idp.advance(seconds)
+            self.offset += seconds
+
+
+@pytest.fixture
+def provider_time(request) -> ProviderTime:
+    return ProviderTime(request)
+
+
 async def call(client: OAuthClient, mode: str, name: str, *args: Any, **kwargs: Any) -> Any:
     if mode == "sync":
         return await asyncio.to_thread(getattr(client, name), *args, **kwargs)
     return await getattr(client, "a" + name)(*args, **kwargs)
 
 
-async def test_device_sign_in_approved_on_the_providers_pages(device_provider, mode):
+async def test_device_sign_in_approved_on_the_providers_pages(device_provider, mode, provider_time):
     issuer, creds, browser = device_provider
     client = OAuthClient(issuer, *creds)
     assert (await call(client, mode, "metadata")).device_authorization_endpoint
@@ -94,7 +120,7 @@ async def test_device_sign_in_approved_on_the_providers_pages(device_provider, m
             token = await call(client, mode, "device_poll", started.device_code)
             break
         except E.SlowDownError:
-            await asyncio.sleep(started.interval)
+            await asyncio.to_thread(provider_time.wait, started.interval)
     assert token is not None
     claims = JWTVerifier(issuer, audience=creds[0], token_type="id", client_id=creds[0]).verify(token.id_token)
     assert claims["sub"] == "alice"
@@ -111,11 +137,9 @@ async def test_device_denied_on_the_providers_pages(device_provider, mode):
         await call(client, mode, "device_poll", started.device_code)
 
 
-def test_device_authorization_pause_resumed_after_approval(device_provider):
+def test_device_authorization_pause_resumed_after_approval(device_provider, provider_time):
     """The toolkit's pause (DeviceAuthorizer) on both providers: pause, approve on the
     provider's pages, resume: the node gets the user from the verified ID token."""
-    import time
-
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.graph import END, START, StateGraph
     from langgraph.store.memory import InMemoryStore
@@ -131,7 +155,7 @@ def test_device_authorization_pause_resumed_after_approval(device_provider):
     issuer, creds, browser = device_provider
     store = InMemoryStore()
     authorizer = DeviceAuthorizer(OAuthClient(issuer, *creds), scope="openid email", store=store,
-                                  keyring=Keyring.generate())
+                                  keyring=Keyring.generate(), clock=provider_time.clock)
     verifier = JWTVerifier(issuer, audience=creds[0], token_type="id", client_id=creds[0])
     graph = StateGraph(State)
     graph.add_node("sign_in", lambda state: {"user": authorizer.sign_in(verifier).subject})
@@ -147,6 +171,6 @@ def test_device_authorization_pause_resumed_after_approval(device_provider):
         out = app.invoke(Command(resume={"device_id": pause["device_id"], "action": "check"}), cfg)
         if "__interrupt__" not in out or time.monotonic() > deadline:
             break
-        time.sleep(0.25)
+        provider_time.wait(0.25 if provider_time.idp is None else pause["interval"])
     assert out == {"user": "alice"}
     assert 0 < pause["interval"] <= 5 and not authorizer.pending()
