@@ -37,7 +37,7 @@ from typing import Any
 import cel
 
 from langchain_agent_auth.core.errors import ConditionError, ModelError
-from langchain_agent_auth.fga._model import Condition, ParamType
+from langchain_agent_auth.fga._model_parts import Condition, ParamType
 
 __all__ = ["CompiledCondition", "compile_condition", "convert_param", "parse_duration"]
 
@@ -353,7 +353,7 @@ class CompiledCondition:
     """A condition ready to evaluate many times.
 
     Example:
-        >>> from langchain_agent_auth.fga._model import Condition, ParamType
+        >>> from langchain_agent_auth.fga._model_parts import Condition, ParamType
         >>> c = compile_condition(Condition("lt", "x < 100", {"x": ParamType("int")}))
         >>> c.evaluate({"x": 5}, None), c.evaluate(None, {"x": 500})
         (True, False)

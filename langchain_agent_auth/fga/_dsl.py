@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langchain_agent_auth.core.errors import ModelError
-from langchain_agent_auth.fga._model import (
-    AuthorizationModel,
+from langchain_agent_auth.fga._model import AuthorizationModel
+from langchain_agent_auth.fga._model_parts import (
     ComputedUserset,
     Condition,
     Difference,

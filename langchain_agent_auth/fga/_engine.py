@@ -33,14 +33,14 @@ from langchain_agent_auth.core.errors import (
     ResolutionDepthError,
     TupleError,
 )
-from langchain_agent_auth.fga._model import (
+from langchain_agent_auth.fga._model import AuthorizationModel
+from langchain_agent_auth.fga._model_parts import (
     COMPUTED,
     DIFFERENCE,
     INTERSECTION,
     THIS,
     TTU,
     UNION,
-    AuthorizationModel,
     ComputedUserset,
     Difference,
     Intersection,
