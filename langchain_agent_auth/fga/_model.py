@@ -166,7 +166,7 @@ class AuthorizationModel(ModelGraph, ModelValidation):
 
     def to_dsl(self) -> str:
         """The model in OpenFGA DSL."""
-        from langchain_agent_auth.fga._dsl import print_dsl
+        from langchain_agent_auth.fga._dsl_print import print_dsl
 
         return print_dsl(self)
 
