@@ -25,6 +25,7 @@ import argparse
 import json
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,33 +197,26 @@ def _parse_tuple(text: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def _check(args: argparse.Namespace) -> int:
+def _answer(args: argparse.Namespace, key: str, ask: Callable[[Any, dict[str, Any]], Any]) -> int:
+    """Print ``{key: answer}`` for one query on the authorizer the arguments name."""
     try:
-        allowed = _authorizer(args).check(args.user, args.relation, args.object, **_query_kwargs(args))
+        answer = ask(_authorizer(args), _query_kwargs(args))
     except (AgentAuthError, OSError) as exc:
         return _fail(str(exc))
-    print(json.dumps({"allowed": allowed}))
+    print(json.dumps({key: answer}))
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    return _answer(args, "allowed", lambda fga, kw: fga.check(args.user, args.relation, args.object, **kw))
 
 
 def _list_objects(args: argparse.Namespace) -> int:
-    try:
-        objects = _authorizer(args).list_objects(args.user, args.relation, args.type, **_query_kwargs(args))
-    except (AgentAuthError, OSError) as exc:
-        return _fail(str(exc))
-    print(json.dumps({"objects": objects}))
-    return 0
+    return _answer(args, "objects", lambda fga, kw: fga.list_objects(args.user, args.relation, args.type, **kw))
 
 
 def _list_users(args: argparse.Namespace) -> int:
-    try:
-        users = _authorizer(args).list_users(
-            args.object, args.relation, args.user_filter, **_query_kwargs(args)
-        )
-    except (AgentAuthError, OSError) as exc:
-        return _fail(str(exc))
-    print(json.dumps({"users": users}))
-    return 0
+    return _answer(args, "users", lambda fga, kw: fga.list_users(args.object, args.relation, args.user_filter, **kw))
 
 
 def _tuples_from(args: argparse.Namespace) -> list[Any]:
