@@ -21,24 +21,19 @@ are validated first (:mod:`._engine_validate`); flags, reader and reverse graph 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from langchain_agent_auth.core.errors import (
-    AuthorizationError,
-    ConditionError,
-    ResolutionDepthError,
-    TupleError,
-)
+from langchain_agent_auth.core.errors import AuthorizationError, ConditionError, ResolutionDepthError, TupleError
 from langchain_agent_auth.fga._engine_base import (
     ALLOWED,
     CYCLE,
     CYCLE_FLAG,
+    DEFAULT_MAX_DEPTH,
     FALSE,
     MFALSE,
     TAINTED,
     TRUE,
-    TupleReader,
     too_deep,
 )
 from langchain_agent_auth.fga._engine_lists import ListQueries
@@ -62,13 +57,10 @@ from langchain_agent_auth.fga._model_parts import (
     Rewrite,
     TupleToUserset,
 )
-from langchain_agent_auth.fga._store import TupleStore
-from langchain_agent_auth.fga._tuple import (
-    TupleKey,
-)
+from langchain_agent_auth.fga._tuple import TupleKey
 
 if TYPE_CHECKING:
-    from langchain_agent_auth.fga._model import AuthorizationModel
+    pass
 
 __all__ = [
     "DEFAULT_MAX_CONTEXTUAL_TUPLES",
@@ -80,7 +72,6 @@ __all__ = [
     "validate_tuple",
 ]
 
-DEFAULT_MAX_DEPTH = 25
 
 
 # --------------------------------------------------------------------------- the resolver
@@ -88,58 +79,6 @@ DEFAULT_MAX_DEPTH = 25
 
 class Resolver(RecursiveResolvers, ListQueries):
     """One request's evaluation state: model, reader, context, memo and limits."""
-
-    def __init__(
-        self,
-        model: AuthorizationModel,
-        store: TupleStore,
-        *,
-        contextual_tuples: Sequence[TupleKey] = (),
-        context: Mapping[str, Any] | None = None,
-        max_depth: int = DEFAULT_MAX_DEPTH,
-        eager_cycles: bool = False,
-    ) -> None:
-        # OpenFGA evaluates the operands of an intersection or exclusion concurrently, and a
-        # cycle found in one of them can beat a plain "false" in another; which one wins is
-        # timing-dependent there. This engine answers deterministically (the "false" wins);
-        # ``eager_cycles`` reproduces the other outcome, for differential tests.
-        self.eager_cycles = eager_cycles
-        self.model = model
-        self.reader = TupleReader(store, contextual_tuples)
-        self.context = context or {}
-        self.max_depth = max_depth
-        self.dispatches = 0
-        self._memo: dict[tuple[str, str, str], int] = {}
-        self._prelude: dict[tuple[str, str, str], tuple[Relation, str, str, bool, tuple[str, ...] | None]] = {}
-        self._conditions: dict[tuple[str, str], bool | ConditionError] = {}
-        self._lu_memo: dict[tuple[str, str], dict[str, int]] = {}
-        self._closures: dict[tuple[str, str, str], tuple[set[str], ConditionError | None]] = {}
-
-    # -- tuples -----------------------------------------------------------------------
-
-    def _valid(self, t: TupleKey, otype: str) -> bool:
-        utype, urel = user_shape(t.user)
-        return self.model.tuple_allowed(otype, t.relation, utype, urel, t.condition)
-
-    def _condition(self, t: TupleKey) -> bool:
-        """Whether the tuple's condition holds (raises ConditionError)."""
-        name = t.condition
-        if not name:
-            return True
-        key = (name, t.context_json() or "")
-        hit = self._conditions.get(key)
-        if hit is None:
-            program = self.model.condition_program(name)
-            try:
-                if program is None:
-                    raise ConditionError(f"condition '{name}' was not found")
-                hit = program.evaluate(t.context, self.context)
-            except ConditionError as exc:
-                hit = ConditionError(f"{exc.message} (tuple '{t}')", hint=exc.hint)
-            self._conditions[key] = hit
-        if isinstance(hit, ConditionError):
-            raise hit
-        return hit
 
     # -- check ----------------------------------------------------------------------------
 

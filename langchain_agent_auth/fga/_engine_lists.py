@@ -10,21 +10,10 @@ expansion, including its treatment of wildcards in intersections and exclusions.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from langchain_agent_auth.core.errors import (
-    AuthorizationError,
-    ConditionError,
-    ResolutionDepthError,
-)
-from langchain_agent_auth.fga._engine_base import (
-    HAS,
-    NO,
-    TupleReader,
-    reverse_index,
-    too_deep,
-)
+from langchain_agent_auth.core.errors import AuthorizationError, ConditionError, ResolutionDepthError
+from langchain_agent_auth.fga._engine_base import HAS, NO, ResolverState, reverse_index, too_deep
 from langchain_agent_auth.fga._model_parts import (
     COMPUTED,
     DIFFERENCE,
@@ -40,24 +29,15 @@ from langchain_agent_auth.fga._model_parts import (
     This,
     TupleToUserset,
 )
-from langchain_agent_auth.fga._tuple import (
-    TupleKey,
-    split_user,
-)
+from langchain_agent_auth.fga._tuple import TupleKey, split_user
 
 if TYPE_CHECKING:
-    from langchain_agent_auth.fga._model import AuthorizationModel
+    pass
 
 
-class ListQueries:
+class ListQueries(ResolverState):
     """list_objects and list_users of a Resolver (one request's state)."""
 
-    model: AuthorizationModel
-    reader: TupleReader
-    context: Mapping[str, Any]
-    eager_cycles: bool
-    _closures: dict[tuple[str, str, str], tuple[set[str], ConditionError | None]]
-    _lu_memo: dict[tuple[str, str], dict[str, int]]
     _filter: tuple[str, str]
     _wildcard_key: str
 

@@ -8,38 +8,20 @@ an object's ancestors) is computed once per request, then each check is a lookup
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from langchain_agent_auth.core.errors import (
-    ConditionError,
-    ResolutionDepthError,
-)
-from langchain_agent_auth.fga._engine_base import (
-    FALSE,
-    TRUE,
-    TupleReader,
-)
-from langchain_agent_auth.fga._model_parts import (
-    TupleToUserset,
-)
-from langchain_agent_auth.fga._tuple import (
-    TupleKey,
-)
+from langchain_agent_auth.core.errors import ConditionError, ResolutionDepthError
+from langchain_agent_auth.fga._engine_base import FALSE, TRUE, ResolverState
+from langchain_agent_auth.fga._model_parts import TupleToUserset
+from langchain_agent_auth.fga._tuple import TupleKey
 
 if TYPE_CHECKING:
-    from langchain_agent_auth.fga._model import AuthorizationModel
+    pass
 
 
-class RecursiveResolvers:
+class RecursiveResolvers(ResolverState):
     """The closure-based check strategies of a Resolver (one request's state)."""
 
-    model: AuthorizationModel
-    reader: TupleReader
-    context: Mapping[str, Any]
-    eager_cycles: bool
-    _closures: dict[tuple[str, str, str], tuple[set[str], ConditionError | None]]
-    _lu_memo: dict[tuple[str, str], dict[str, int]]
 
     def _closure_member(
         self, obj: str, otype: str, rel: str, user: str, utype: str, plan: tuple[str, ...]

@@ -12,16 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from langchain_agent_auth.core.errors import (
-    ConditionError,
-    TupleError,
-)
-from langchain_agent_auth.fga._tuple import (
-    TupleKey,
-    is_valid_object,
-    is_valid_relation,
-    split_user,
-)
+from langchain_agent_auth.core.errors import ConditionError, TupleError
+from langchain_agent_auth.fga._tuple import TupleKey, is_valid_object, is_valid_relation, split_user
 
 if TYPE_CHECKING:
     from langchain_agent_auth.fga._model import AuthorizationModel
