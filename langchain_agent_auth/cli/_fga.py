@@ -60,26 +60,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
             help="a contextual tuple (repeatable)",
         )
 
-    p = sub.add_parser("check", help="check one relationship")
-    p.add_argument("user")
-    p.add_argument("relation")
-    p.add_argument("object")
-    store_options(p)
-    p.set_defaults(func=_check)
-
-    p = sub.add_parser("list-objects", help="objects of a type a user has a relation on")
-    p.add_argument("user")
-    p.add_argument("relation")
-    p.add_argument("type")
-    store_options(p)
-    p.set_defaults(func=_list_objects)
-
-    p = sub.add_parser("list-users", help="users with a relation on an object")
-    p.add_argument("object")
-    p.add_argument("relation")
-    p.add_argument("user_filter", metavar="FILTER", help="'user' or 'group#member'")
-    store_options(p)
-    p.set_defaults(func=_list_users)
+    queries = (
+        ("check", "check one relationship", ("user", "relation", "object"), _check),
+        ("list-objects", "objects of a type a user has a relation on", ("user", "relation", "type"), _list_objects),
+        ("list-users", "users with a relation on an object", ("object", "relation", "user_filter"), _list_users),
+    )
+    for name, helptext, positionals, func in queries:
+        p = sub.add_parser(name, help=helptext)
+        for arg in positionals:
+            if arg == "user_filter":
+                p.add_argument(arg, metavar="FILTER", help="'user' or 'group#member'")
+            else:
+                p.add_argument(arg)
+        store_options(p)
+        p.set_defaults(func=func)
 
     for name, helptext in (("write", "write tuples to a SQLite store"), ("delete", "delete tuples")):
         p = sub.add_parser(name, help=helptext)

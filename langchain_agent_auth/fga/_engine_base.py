@@ -272,6 +272,16 @@ class ResolverState:
         utype, urel = user_shape(t.user)
         return self.model.tuple_allowed(otype, t.relation, utype, urel, t.condition)
 
+    def _holds(self, t: TupleKey, otype: str) -> tuple[bool, ConditionError | None]:
+        """Whether ``t`` counts (valid under the model, its condition true); a condition that
+        cannot be evaluated comes back as the error, for the caller to report later."""
+        if not self._valid(t, otype):
+            return False, None
+        try:
+            return self._condition(t), None
+        except ConditionError as exc:
+            return False, exc
+
     def _condition(self, t: TupleKey) -> bool:
         """Whether the tuple's condition holds (raises ConditionError)."""
         name = t.condition

@@ -198,13 +198,11 @@ class ListQueries(ResolverState):
             found: dict[str, int] = {}
             error: AuthorizationError | None = None
             for t in self.reader.read_users(obj, rw.tupleset):  # type: ignore[attr-defined]
-                if "#" in t.user or not self._valid(t, otype):
+                if "#" in t.user:
                     continue
-                try:
-                    if not self._condition(t):
-                        continue
-                except ConditionError as exc:
-                    error = error or exc
+                holds, failure = self._holds(t, otype)
+                error = error or failure
+                if not holds:
                     continue
                 ptype = t.user.partition(":")[0]
                 sub, _, sub_error = self._expand(t.user, ptype, rw.computed, depth, visited)  # type: ignore[attr-defined]
@@ -257,13 +255,9 @@ class ListQueries(ResolverState):
         cycle = False
         ftype = self._filter[0]
         for t in self.reader.read_users(obj, relation.name):
-            if not self._valid(t, otype):
-                continue
-            try:
-                if not self._condition(t):
-                    continue
-            except ConditionError as exc:
-                error = error or exc
+            holds, failure = self._holds(t, otype)
+            error = error or failure
+            if not holds:
                 continue
             user_obj, _, user_rel = t.user.partition("#")
             utype = user_obj.partition(":")[0]
