@@ -175,12 +175,29 @@ class _Page:
         )
 
 
-class _PagedReads:
-    """``read`` for both stores: the filter and the continuation token, the same everywhere;
-    a store supplies ``_rows`` (matching rows in key order after the token, up to the limit)."""
+class _StoreCommon:
+    """What both stores share: ``write``'s options, and ``read``'s filter and continuation
+    token. A store supplies ``_write`` (deletes then writes, atomically) and ``_rows``
+    (matching rows in key order after the token, up to the limit)."""
+
+    def _write(
+        self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], on_duplicate: str, on_missing: str
+    ) -> None:
+        raise NotImplementedError
 
     def _rows(self, page: _Page) -> list[tuple[TupleKey, str]]:
         raise NotImplementedError
+
+    def write(
+        self,
+        writes: Sequence[TupleKey],
+        deletes: Sequence[TupleKey],
+        *,
+        on_duplicate: str = "error",
+        on_missing: str = "error",
+    ) -> None:
+        """Apply deletes then writes atomically; ``on_duplicate``/``on_missing``: error|ignore."""
+        self._write(writes, deletes, on_duplicate, on_missing)
 
     def read(
         self,
@@ -201,7 +218,7 @@ class _PagedReads:
         return page, token
 
 
-class MemoryTupleStore(_PagedReads):
+class MemoryTupleStore(_StoreCommon):
     """Tuples in dictionaries: the default store, for tests, notebooks and single processes.
 
     Example:
@@ -225,13 +242,8 @@ class MemoryTupleStore(_PagedReads):
 
     # -- writes -------------------------------------------------------------------------
 
-    def write(
-        self,
-        writes: Sequence[TupleKey],
-        deletes: Sequence[TupleKey],
-        *,
-        on_duplicate: str = "error",
-        on_missing: str = "error",
+    def _write(
+        self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], on_duplicate: str, on_missing: str
     ) -> None:
         with self._lock:
             deleted = {t.key for t in deletes}
@@ -386,7 +398,7 @@ def _row(row: Sequence[Any]) -> TupleKey:
     return TupleKey(row[2], row[1], row[0], row[3] or None, ctx)
 
 
-class SQLiteTupleStore(SQLiteDatabase, _PagedReads):
+class SQLiteTupleStore(SQLiteDatabase, _StoreCommon):
     """Tuples in a SQLite file (or ``":memory:"``), indexed both ways.
 
     One file can hold many stores (``store_id``). Safe to share between threads; each
@@ -408,13 +420,8 @@ class SQLiteTupleStore(SQLiteDatabase, _PagedReads):
 
     # -- writes ---------------------------------------------------------------------------
 
-    def write(
-        self,
-        writes: Sequence[TupleKey],
-        deletes: Sequence[TupleKey],
-        *,
-        on_duplicate: str = "error",
-        on_missing: str = "error",
+    def _write(
+        self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], on_duplicate: str, on_missing: str
     ) -> None:
         stamp = _now()
         with self._transaction() as conn:
