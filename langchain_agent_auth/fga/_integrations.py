@@ -426,7 +426,8 @@ class FGAMiddleware(ToolGuardMiddleware):
 
     ``rules`` maps a tool name to :class:`FGAToolGuard` options (``relation``, ``object``...)
     or to a ready guard. Tools without a rule run unchecked, or are refused with
-    ``unlisted="deny"``.
+    ``unlisted="deny"``. Other keyword arguments are defaults for every rule; among them
+    ``on_refusal="raise"`` also applies to ``unlisted="deny"``.
 
     Example:
         >>> from langchain_agent_auth.fga import EmbeddedAuthorizer
