@@ -403,3 +403,17 @@ def test_mcp_style_tool_in_an_agent_graph(authorizer: Any) -> None:
     msgs = _tool_messages(state)
     assert msgs["c1"].content == "mcp spec" and msgs["c2"].status == "error" and msgs["c3"].status == "error"
     assert CALLS == ["spec"]
+
+
+def test_middleware_on_refusal_applies_to_unlisted_tools(authorizer: Any) -> None:
+    @tool
+    def other(x: str) -> str:
+        """A tool without a rule."""
+        return x
+
+    rules = {"read_doc": {"relation": "viewer", "object": "document:{doc_id}"}}
+    refusing = FGAMiddleware(authorizer, rules, unlisted="deny").guards[-1]
+    raising = FGAMiddleware(authorizer, rules, unlisted="deny", on_refusal="raise").guards[-1]
+    assert guard_tool(other, refusing).invoke({"x": "1"}).startswith("This tool is not available")
+    with pytest.raises(AuthorizationError, match="no authorization rule"):
+        guard_tool(other, raising).invoke({"x": "1"})
