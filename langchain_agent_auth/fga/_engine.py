@@ -22,7 +22,7 @@ are validated first (:mod:`._engine_validate`); flags, reader and reverse graph 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from langchain_agent_auth.core.errors import AuthorizationError, ConditionError, ResolutionDepthError, TupleError
 from langchain_agent_auth.fga._engine_base import (
@@ -71,6 +71,10 @@ __all__ = [
     "validate_query_user",
     "validate_tuple",
 ]
+
+# One check as every strategy below ``resolve`` sees it: (relation, object, object type,
+# user, user type, user relation, depth, visited); built once per resolved relation.
+At = tuple[Relation, str, str, str, str, str, int, set[tuple[str, str, str]]]
 
 
 
@@ -126,7 +130,7 @@ class Resolver(RecursiveResolvers, ListQueries):
             return self._closure_member(obj, otype, rel, user, utype, plan)
         visited.add(key)
         try:
-            result = self._rewrite(relation.rewrite, relation, obj, otype, user, utype, urel, depth, visited)
+            result = self._rewrite(relation.rewrite, (relation, obj, otype, user, utype, urel, depth, visited))
         finally:
             visited.discard(key)
         if not result & TAINTED:
@@ -140,26 +144,15 @@ class Resolver(RecursiveResolvers, ListQueries):
         can_reach = self.model.can_reach
         return can_reach(utype, urel, otype, rel) or (urel == "*" and can_reach(utype, "", otype, rel))
 
-    def _rewrite(
-        self,
-        rw: Rewrite,
-        relation: Relation,
-        obj: str,
-        otype: str,
-        user: str,
-        utype: str,
-        urel: str,
-        depth: int,
-        visited: set[tuple[str, str, str]],
-    ) -> int:
+    def _rewrite(self, rw: Rewrite, at: At) -> int:
+        """Evaluate one node of the relation's rewrite for the check ``at``."""
         kind = rw.kind
         if kind == THIS:
-            return self._direct(relation, obj, otype, user, utype, urel, depth, visited)
+            return self._direct(at)
         if kind == COMPUTED:
-            return self.resolve(obj, rw.relation, user, depth, visited)  # type: ignore[attr-defined]
+            return self.resolve(at[1], rw.relation, at[3], at[6], at[7])  # type: ignore[attr-defined]
         if kind == TTU:
-            return self._ttu(rw, relation, obj, otype, user, utype, urel, depth, visited)  # type: ignore[arg-type]
-        at = (relation, obj, otype, user, utype, urel, depth, visited)
+            return self._ttu(rw, at)  # type: ignore[arg-type]
         if kind == UNION:
             return self._union(rw.members, at)  # type: ignore[attr-defined]
         if kind == INTERSECTION:
@@ -168,15 +161,13 @@ class Resolver(RecursiveResolvers, ListQueries):
             return self._difference(rw.base, rw.subtract, at)  # type: ignore[attr-defined]
         raise AssertionError(rw)  # pragma: no cover
 
-    # ``at``: the arguments of :meth:`_rewrite` after the rewrite node, unchanged below it.
-
-    def _union(self, members: Sequence[Rewrite], at: tuple[Any, ...]) -> int:
+    def _union(self, members: Sequence[Rewrite], at: At) -> int:
         """OpenFGA's union: true wins; otherwise an error; otherwise false (with the flags seen)."""
         union_error: AuthorizationError | None = None
         union_flags = 0
         for c in members:
             try:
-                r = self._rewrite(c, *at)
+                r = self._rewrite(c, at)
             except AuthorizationError as exc:
                 union_error = union_error or exc
                 continue
@@ -187,12 +178,12 @@ class Resolver(RecursiveResolvers, ListQueries):
             raise union_error
         return union_flags
 
-    def _intersection(self, members: Sequence[Rewrite], at: tuple[Any, ...]) -> int:
+    def _intersection(self, members: Sequence[Rewrite], at: At) -> int:
         error: AuthorizationError | None = None
         flags = taint = 0
         for child in members:
             try:
-                r = self._rewrite(child, *at)
+                r = self._rewrite(child, at)
             except AuthorizationError as exc:
                 error = error or exc
                 continue
@@ -208,23 +199,23 @@ class Resolver(RecursiveResolvers, ListQueries):
             raise error
         return TRUE | taint
 
-    def _difference(self, base_rw: Rewrite, subtract: Rewrite, at: tuple[Any, ...]) -> int:
+    def _difference(self, base_rw: Rewrite, subtract: Rewrite, at: At) -> int:
         base_error: AuthorizationError | None = None
         try:
-            base = self._rewrite(base_rw, *at)
+            base = self._rewrite(base_rw, at)
         except AuthorizationError as exc:
             base_error, base = exc, TRUE
         if not base & ALLOWED:
             if self.eager_cycles and base == FALSE:
                 try:
-                    sub = self._rewrite(subtract, *at)
+                    sub = self._rewrite(subtract, at)
                 except AuthorizationError:
                     return base
                 if sub & CYCLE_FLAG:
                     return CYCLE
             return base
         try:
-            sub = self._rewrite(subtract, *at)
+            sub = self._rewrite(subtract, at)
         except AuthorizationError as exc:
             if base_error is not None:
                 raise base_error from None
@@ -237,17 +228,8 @@ class Resolver(RecursiveResolvers, ListQueries):
             raise base_error
         return TRUE | ((base | sub) & TAINTED)
 
-    def _direct(
-        self,
-        relation: Relation,
-        obj: str,
-        otype: str,
-        user: str,
-        utype: str,
-        urel: str,
-        depth: int,
-        visited: set[tuple[str, str, str]],
-    ) -> int:
+    def _direct(self, at: At) -> int:
+        relation, obj, otype, user, utype, urel, depth, visited = at
         reader, model = self.reader, self.model
         rel = relation.name
         error: AuthorizationError | None = None
@@ -317,18 +299,8 @@ class Resolver(RecursiveResolvers, ListQueries):
             raise read_error
         return flags
 
-    def _ttu(
-        self,
-        rw: TupleToUserset,
-        relation: Relation,
-        obj: str,
-        otype: str,
-        user: str,
-        utype: str,
-        urel: str,
-        depth: int,
-        visited: set[tuple[str, str, str]],
-    ) -> int:
+    def _ttu(self, rw: TupleToUserset, at: At) -> int:
+        relation, obj, otype, user, utype, urel, depth, visited = at
         if rw.computed == relation.name and urel in ("", "*"):
             seeds = self.model.ttu_closure_plan(otype, relation.name, utype, rw.tupleset)
             if seeds is not None:
