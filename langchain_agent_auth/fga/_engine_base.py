@@ -12,17 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_agent_auth.core.errors import ConditionError, ResolutionDepthError
+from langchain_agent_auth.fga import _model_parts as parts
 from langchain_agent_auth.fga._engine_validate import user_shape
-from langchain_agent_auth.fga._model_parts import (
-    ComputedUserset,
-    Difference,
-    Intersection,
-    Relation,
-    Rewrite,
-    This,
-    TupleToUserset,
-    Union,
-)
 from langchain_agent_auth.fga._store import TupleStore
 from langchain_agent_auth.fga._tuple import TupleKey
 
@@ -148,18 +139,18 @@ class ReverseIndex:
             for rel in td.relations.values():
                 self._collect(td.name, rel, rel.rewrite)
 
-    def _weight(self, t: str, rel: Relation, rw: Rewrite) -> float | None:
+    def _weight(self, t: str, rel: parts.Relation, rw: parts.Rewrite) -> float | None:
         w = self.weights
-        if isinstance(rw, This):
+        if isinstance(rw, parts.This):
             cands = [
                 1.0
                 if not x.relation
                 else (None if w.get((x.type, x.relation)) is None else 1 + w[(x.type, x.relation)])
                 for x in rel.directly_related
             ]
-        elif isinstance(rw, ComputedUserset):
+        elif isinstance(rw, parts.ComputedUserset):
             cands = [w.get((t, rw.relation))]
-        elif isinstance(rw, TupleToUserset):
+        elif isinstance(rw, parts.TupleToUserset):
             cands = [
                 None if w.get((p, rw.computed)) is None else 1 + w[(p, rw.computed)]
                 for p in self.model.tupleset_types(t, rw.tupleset)
@@ -169,36 +160,36 @@ class ReverseIndex:
         known = [c for c in cands if c is not None]
         return max(known) if known else None
 
-    def _collect(self, t: str, rel: Relation, rw: Rewrite) -> None:
+    def _collect(self, t: str, rel: parts.Relation, rw: parts.Rewrite) -> None:
         node = (t, rel.name)
         model = self.model
-        if isinstance(rw, This):
+        if isinstance(rw, parts.This):
             for sig in {(s[0], s[1]) for s in rel.signatures}:
                 self.direct_in.setdefault(sig, []).append(node)
                 if sig[1] not in ("", "*"):
                     self._preds.setdefault(node, set()).add(sig)
-        elif isinstance(rw, ComputedUserset):
+        elif isinstance(rw, parts.ComputedUserset):
             self.computed_in.setdefault((t, rw.relation), []).append(rel.name)
             self._preds.setdefault(node, set()).add((t, rw.relation))
-        elif isinstance(rw, TupleToUserset):
+        elif isinstance(rw, parts.TupleToUserset):
             for p in model.tupleset_types(t, rw.tupleset):
                 if model.relation(p, rw.computed) is not None:
                     self.ttu_in.setdefault((p, rw.computed), []).append((t, rw.tupleset, rel.name))
                     self._preds.setdefault(node, set()).add((p, rw.computed))
-        elif isinstance(rw, Union):
+        elif isinstance(rw, parts.Union):
             for child in rw.members:
                 self._collect(t, rel, child)
-        elif isinstance(rw, Difference):
+        elif isinstance(rw, parts.Difference):
             self._collect(t, rel, rw.base)
-        elif isinstance(rw, Intersection):
-            direct = [c for c in rw.members if isinstance(c, This)]
+        elif isinstance(rw, parts.Intersection):
+            direct = [c for c in rw.members if isinstance(c, parts.This)]
             if self.legacy:
                 self._collect(t, rel, rw.members[0])
                 return
             if direct and self._weight(t, rel, direct[0]) is not None:
-                chosen: list[Rewrite] = direct
+                chosen: list[parts.Rewrite] = direct
             else:
-                best: Rewrite | None = None
+                best: parts.Rewrite | None = None
                 best_w: float | None = None
                 for child in rw.members:
                     w = self._weight(t, rel, child)
@@ -261,7 +252,7 @@ class ResolverState:
         self.max_depth = max_depth
         self.dispatches = 0
         self._memo: dict[tuple[str, str, str], int] = {}
-        self._prelude: dict[tuple[str, str, str], tuple[Relation, str, str, bool, tuple[str, ...] | None]] = {}
+        self._prelude: dict[tuple[str, str, str], tuple[parts.Relation, str, str, bool, tuple[str, ...] | None]] = {}
         self._conditions: dict[tuple[str, str], bool | ConditionError] = {}
         self._lu_memo: dict[tuple[str, str], dict[str, int]] = {}
         self._closures: dict[tuple[str, str, str], tuple[set[str], ConditionError | None]] = {}

@@ -13,22 +13,8 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from langchain_agent_auth.core.errors import AuthorizationError, ConditionError, ResolutionDepthError
+from langchain_agent_auth.fga import _model_parts as parts
 from langchain_agent_auth.fga._engine_base import HAS, NO, ResolverState, reverse_index, too_deep
-from langchain_agent_auth.fga._model_parts import (
-    COMPUTED,
-    DIFFERENCE,
-    INTERSECTION,
-    THIS,
-    TTU,
-    UNION,
-    ComputedUserset,
-    Difference,
-    Intersection,
-    Relation,
-    Rewrite,
-    This,
-    TupleToUserset,
-)
 from langchain_agent_auth.fga._tuple import TupleKey, split_user
 
 if TYPE_CHECKING:
@@ -187,14 +173,14 @@ class ListQueries(ResolverState):
         return found, cycle, error
 
     def _expand_rewrite(
-        self, rw: Rewrite, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
+        self, rw: parts.Rewrite, relation: parts.Relation, obj: str, otype: str, depth: int, visited: set[str]
     ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
         kind = rw.kind
-        if kind == THIS:
+        if kind == parts.THIS:
             return self._expand_direct(relation, obj, otype, depth, visited)
-        if kind == COMPUTED:
+        if kind == parts.COMPUTED:
             return self._expand(obj, otype, rw.relation, depth, visited)  # type: ignore[attr-defined]
-        if kind == TTU:
+        if kind == parts.TTU:
             found: dict[str, int] = {}
             error: AuthorizationError | None = None
             for t in self.reader.read_users(obj, rw.tupleset):  # type: ignore[attr-defined]
@@ -209,7 +195,7 @@ class ListQueries(ResolverState):
                 found.update(sub)
                 error = error or sub_error
             return found, False, error
-        if kind == UNION:
+        if kind == parts.UNION:
             found = {}
             error = None
             for child in rw.members:  # type: ignore[attr-defined]
@@ -219,17 +205,17 @@ class ListQueries(ResolverState):
                     if status == HAS:
                         found[k] = HAS
             return found, False, error
-        if kind == INTERSECTION:
+        if kind == parts.INTERSECTION:
             return self._expand_intersection(rw, relation, obj, otype, depth, visited)  # type: ignore[arg-type]
-        if kind == DIFFERENCE:
+        if kind == parts.DIFFERENCE:
             return self._expand_exclusion(rw, relation, obj, otype, depth, visited)  # type: ignore[arg-type]
         raise AssertionError(rw)  # pragma: no cover
 
-    def _operand_reaches(self, otype: str, relation: Relation, rw: Rewrite) -> bool:
+    def _operand_reaches(self, otype: str, relation: parts.Relation, rw: parts.Rewrite) -> bool:
         """Whether an operand may produce users of the filter's shape (static, no reads)."""
         ftype, frel = self._filter
         model = self.model
-        if isinstance(rw, This):
+        if isinstance(rw, parts.This):
             for x in relation.directly_related:
                 if x.relation:
                     if (x.type, x.relation) == (ftype, frel) or model.can_reach(
@@ -239,16 +225,16 @@ class ListQueries(ResolverState):
                 elif x.type == ftype and not frel:
                     return True
             return False
-        if isinstance(rw, ComputedUserset):
+        if isinstance(rw, parts.ComputedUserset):
             return model.can_reach(ftype, frel, otype, rw.relation)
-        if isinstance(rw, TupleToUserset):
+        if isinstance(rw, parts.TupleToUserset):
             return any(
                 model.can_reach(ftype, frel, p, rw.computed) for p in model.tupleset_types(otype, rw.tupleset)
             )
         return any(self._operand_reaches(otype, relation, c) for c in rw.children())
 
     def _expand_direct(
-        self, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
+        self, relation: parts.Relation, obj: str, otype: str, depth: int, visited: set[str]
     ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
         found: dict[str, int] = {}
         error: AuthorizationError | None = None
@@ -272,7 +258,7 @@ class ListQueries(ResolverState):
         return found, cycle, error
 
     def _expand_intersection(
-        self, rw: Intersection, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
+        self, rw: parts.Intersection, relation: parts.Relation, obj: str, otype: str, depth: int, visited: set[str]
     ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
         """A user is in every operand, or in an operand's public wildcard without being
         explicitly excluded there; the wildcard itself only if every operand has it."""
@@ -299,7 +285,7 @@ class ListQueries(ResolverState):
         return found, False, error
 
     def _expand_exclusion(
-        self, rw: Difference, relation: Relation, obj: str, otype: str, depth: int, visited: set[str]
+        self, rw: parts.Difference, relation: parts.Relation, obj: str, otype: str, depth: int, visited: set[str]
     ) -> tuple[dict[str, int], bool, AuthorizationError | None]:
         base, _, base_error = self._expand_rewrite(rw.base, relation, obj, otype, depth, visited)
         sub, sub_cycle, sub_error = self._expand_rewrite(rw.subtract, relation, obj, otype, depth, visited)

@@ -11,23 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_agent_auth.fga._model_parts import (
-    ComputedUserset,
-    Difference,
-    Intersection,
-    Relation,
-    Rewrite,
-    This,
-    TupleToUserset,
-    Union,
-    walk,
-)
+from langchain_agent_auth.fga import _model_parts as parts
 
 
 class ModelGraph:
     """The relation-graph queries of an authorization model (a base of AuthorizationModel)."""
 
-    _relations: dict[tuple[str, str], Relation]
+    _relations: dict[tuple[str, str], parts.Relation]
     _tupleset_types: dict[tuple[str, str], tuple[str, ...]]
     _weights: dict[str, dict[tuple[str, str], float]]
     _recursive: dict[tuple[str, str, str], bool]
@@ -49,8 +39,8 @@ class ModelGraph:
     def _compute_paths(self, ftype: str, frel: str) -> dict[tuple[str, str], bool]:
         reach: dict[tuple[str, str], bool] = dict.fromkeys(self._relations, False)
 
-        def rw_reaches(t: str, rel: Relation, rw: Rewrite) -> bool:
-            if isinstance(rw, This):
+        def rw_reaches(t: str, rel: parts.Relation, rw: parts.Rewrite) -> bool:
+            if isinstance(rw, parts.This):
                 for x in rel.directly_related:
                     if x.relation:
                         if (x.type, x.relation) == (ftype, frel) or reach.get((x.type, x.relation)):
@@ -58,18 +48,18 @@ class ModelGraph:
                     elif x.type == ftype and not frel:
                         return True
                 return False
-            if isinstance(rw, ComputedUserset):
+            if isinstance(rw, parts.ComputedUserset):
                 return (t, rw.relation) == (ftype, frel) or reach[(t, rw.relation)]
-            if isinstance(rw, TupleToUserset):
+            if isinstance(rw, parts.TupleToUserset):
                 return any(
                     (p, rw.computed) == (ftype, frel) or reach.get((p, rw.computed), False)
                     for p in self._tupleset_types.get((t, rw.tupleset), ())
                 )
-            if isinstance(rw, Union):
+            if isinstance(rw, parts.Union):
                 return any(rw_reaches(t, rel, c) for c in rw.members)
-            if isinstance(rw, Intersection):
+            if isinstance(rw, parts.Intersection):
                 return all(rw_reaches(t, rel, c) for c in rw.members)
-            assert isinstance(rw, Difference)
+            assert isinstance(rw, parts.Difference)
             return rw_reaches(t, rel, rw.base)
 
         changed = True
@@ -84,19 +74,19 @@ class ModelGraph:
 
     # -- OpenFGA's recursive resolvers ---------------------------------------------------
 
-    def _edges(self, t: str, r: str, start: Rewrite | None = None) -> list[tuple[str, str]]:
+    def _edges(self, t: str, r: str, start: parts.Rewrite | None = None) -> list[tuple[str, str]]:
         """Relation nodes one step away (userset restrictions, computed, tuple-to-userset).
 
         ``start``: only the edges under that node of the relation's rewrite.
         """
         rel = self._relations[(t, r)]
         out: list[tuple[str, str]] = []
-        for node in walk(rel.rewrite if start is None else start):
-            if isinstance(node, This):
+        for node in parts.walk(rel.rewrite if start is None else start):
+            if isinstance(node, parts.This):
                 out.extend((x.type, x.relation) for x in rel.directly_related if x.relation)
-            elif isinstance(node, ComputedUserset):
+            elif isinstance(node, parts.ComputedUserset):
                 out.append((t, node.relation))
-            elif isinstance(node, TupleToUserset):
+            elif isinstance(node, parts.TupleToUserset):
                 out.extend(
                     (p, node.computed)
                     for p in self._tupleset_types.get((t, node.tupleset), ())
@@ -159,8 +149,8 @@ class ModelGraph:
         weights = self._weights_for(user_key)
         rel = self._relations[(t, r)]
         out: list[tuple[str, Any, float | None]] = []
-        for node in walk(rel.rewrite):
-            if isinstance(node, This):
+        for node in parts.walk(rel.rewrite):
+            if isinstance(node, parts.This):
                 for x in rel.directly_related:
                     if x.relation:
                         w = weights.get((x.type, x.relation))
@@ -170,9 +160,9 @@ class ModelGraph:
                         out.append(("userset", (x.type, x.relation), sub))
                     elif not x.wildcard:
                         out.append(("type", x.type, 1 if x.type == user_key else None))
-            elif isinstance(node, ComputedUserset):
+            elif isinstance(node, parts.ComputedUserset):
                 out.append(("computed", (t, node.relation), weights.get((t, node.relation))))
-            elif isinstance(node, TupleToUserset):
+            elif isinstance(node, parts.TupleToUserset):
                 for p in self._tupleset_types.get((t, node.tupleset), ()):
                     if (p, node.computed) in self._relations:
                         w = weights.get((p, node.computed))
@@ -198,9 +188,9 @@ class ModelGraph:
             best: float | None = None
             rel = self._relations[node]
             t = node[0]
-            for n in walk(rel.rewrite):
+            for n in parts.walk(rel.rewrite):
                 cands: list[float | None] = []
-                if isinstance(n, This):
+                if isinstance(n, parts.This):
                     for x in rel.directly_related:
                         if x.relation:
                             w = visit((x.type, x.relation))
@@ -210,9 +200,9 @@ class ModelGraph:
                             cands.append(sub)
                         elif not x.wildcard and x.type == user_key:
                             cands.append(1)
-                elif isinstance(n, ComputedUserset):
+                elif isinstance(n, parts.ComputedUserset):
                     cands.append(visit((t, n.relation)))
-                elif isinstance(n, TupleToUserset):
+                elif isinstance(n, parts.TupleToUserset):
                     for p in self._tupleset_types.get((t, n.tupleset), ()):
                         if (p, n.computed) in self._relations:
                             w = visit((p, n.computed))
@@ -253,8 +243,8 @@ class ModelGraph:
         return hit
 
     def _operator_on_cycle(self, t: str, r: str) -> bool:
-        for node in walk(self._relations[(t, r)].rewrite):
-            if isinstance(node, (Intersection, Difference)):
+        for node in parts.walk(self._relations[(t, r)].rewrite):
+            if isinstance(node, (parts.Intersection, parts.Difference)):
                 for target in self._edges(t, r, node):
                     if target == (t, r) or self._leads_to(target, (t, r)):
                         return True
@@ -327,7 +317,7 @@ class ModelGraph:
                     for x in self._relations[node].directly_related
                     if x.relation
                     and weights.get((x.type, x.relation)) == 1
-                    and isinstance(self._relations[(x.type, x.relation)].rewrite, This)
+                    and isinstance(self._relations[(x.type, x.relation)].rewrite, parts.This)
                 )
             self._plans[key] = hit
         return hit
@@ -356,15 +346,17 @@ class ModelGraph:
         rel = self._relations[(t, r)]
         if any(x.relation for x in rel.directly_related):
             return None
-        members = rel.rewrite.members if isinstance(rel.rewrite, Union) else (rel.rewrite,)
+        members = rel.rewrite.members if isinstance(rel.rewrite, parts.Union) else (rel.rewrite,)
         seeds: list[str] = []
         recursive = False
         for m in members:
-            if isinstance(m, This):
+            if isinstance(m, parts.This):
                 seeds.append(r)
-            elif isinstance(m, TupleToUserset) and (m.tupleset, m.computed) == (tupleset, r) and not recursive:
+            elif isinstance(m, parts.TupleToUserset) and (m.tupleset, m.computed) == (tupleset, r) and not recursive:
                 recursive = True
-            elif isinstance(m, ComputedUserset) and isinstance(self._relations[(t, m.relation)].rewrite, This):
+            elif isinstance(m, parts.ComputedUserset) and isinstance(
+                self._relations[(t, m.relation)].rewrite, parts.This
+            ):
                 if any(x.relation for x in self._relations[(t, m.relation)].directly_related):
                     return None
                 seeds.append(m.relation)
@@ -380,14 +372,14 @@ class ModelGraph:
             return None
         if (t, r) not in {(x.type, x.relation) for x in rel.directly_related}:
             return None  # recursive through tuple-to-userset, not a userset
-        members = rel.rewrite.members if isinstance(rel.rewrite, Union) else (rel.rewrite,)
+        members = rel.rewrite.members if isinstance(rel.rewrite, parts.Union) else (rel.rewrite,)
         seeds = [r]
         for m in members:
-            if isinstance(m, This):
+            if isinstance(m, parts.This):
                 continue
-            if isinstance(m, ComputedUserset):
+            if isinstance(m, parts.ComputedUserset):
                 other = self._relations[(t, m.relation)]
-                if isinstance(other.rewrite, This) and not any(x.relation for x in other.directly_related):
+                if isinstance(other.rewrite, parts.This) and not any(x.relation for x in other.directly_related):
                     seeds.append(m.relation)
                     continue
             return None
