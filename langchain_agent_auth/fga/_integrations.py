@@ -67,9 +67,9 @@ from langchain_agent_auth.fga._types import (
     AuthorizationDecision,
     Authorizer,
     DecisionSink,
-    audit_decision,
     emit,
     error_text,
+    record_decision,
 )
 
 __all__ = ["FGAMiddleware", "FGAToolGuard", "fga_user", "with_fga"]
@@ -302,18 +302,7 @@ class FGAToolGuard(ToolGuard):
             decision = box[-1]
         else:
             user, relation, obj = who or ("", self.relation if isinstance(self.relation, str) else "", "")
-            decision = AuthorizationDecision(
-                user=user,
-                relation=relation,
-                object=obj,
-                allowed=False,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                backend=getattr(self.authorizer, "backend", "unknown"),
-                error=error_text(exc),
-                error_code=getattr(exc, "code", None),
-            )
-            emit((self.on_decision,), decision)
-            audit_decision(decision)
+            decision = self._record(user, relation, obj, False, started, exc)
         if isinstance(exc, IdentityError):
             message = "I can't check your permissions because I don't know who you are, so I didn't do this."
         elif isinstance(exc, TupleError) and who is None:
@@ -356,17 +345,15 @@ class FGAToolGuard(ToolGuard):
         started: float,
     ) -> AuthorizationDecision:
         if decision is None:  # an Authorizer that does not accept on_decision
-            decision = AuthorizationDecision(
-                who[0],
-                who[1],
-                who[2],
-                allowed,
-                (time.perf_counter() - started) * 1000,
-                getattr(self.authorizer, "backend", "unknown"),
-            )
-            emit((self.on_decision,), decision)
-            audit_decision(decision)
+            decision = self._record(*who, allowed, started, None)
         return decision
+
+    def _record(
+        self, user: str, relation: str, obj: str, allowed: bool, started: float, exc: BaseException | None
+    ) -> AuthorizationDecision:
+        """A decision the authorizer did not record itself, for ``on_decision`` and the audit trail."""
+        backend = getattr(self.authorizer, "backend", "unknown")
+        return record_decision(backend, user, relation, obj, allowed, started, exc, None, (self.on_decision,))
 
     # -- ToolGuard ---------------------------------------------------------------------------
 
