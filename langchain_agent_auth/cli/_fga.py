@@ -25,6 +25,7 @@ import argparse
 import json
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,26 +60,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
             help="a contextual tuple (repeatable)",
         )
 
-    p = sub.add_parser("check", help="check one relationship")
-    p.add_argument("user")
-    p.add_argument("relation")
-    p.add_argument("object")
-    store_options(p)
-    p.set_defaults(func=_check)
-
-    p = sub.add_parser("list-objects", help="objects of a type a user has a relation on")
-    p.add_argument("user")
-    p.add_argument("relation")
-    p.add_argument("type")
-    store_options(p)
-    p.set_defaults(func=_list_objects)
-
-    p = sub.add_parser("list-users", help="users with a relation on an object")
-    p.add_argument("object")
-    p.add_argument("relation")
-    p.add_argument("user_filter", metavar="FILTER", help="'user' or 'group#member'")
-    store_options(p)
-    p.set_defaults(func=_list_users)
+    queries = (
+        ("check", "check one relationship", ("user", "relation", "object"), _check),
+        ("list-objects", "objects of a type a user has a relation on", ("user", "relation", "type"), _list_objects),
+        ("list-users", "users with a relation on an object", ("object", "relation", "user_filter"), _list_users),
+    )
+    for name, helptext, positionals, func in queries:
+        p = sub.add_parser(name, help=helptext)
+        for arg in positionals:
+            if arg == "user_filter":
+                p.add_argument(arg, metavar="FILTER", help="'user' or 'group#member'")
+            else:
+                p.add_argument(arg)
+        store_options(p)
+        p.set_defaults(func=func)
 
     for name, helptext in (("write", "write tuples to a SQLite store"), ("delete", "delete tuples")):
         p = sub.add_parser(name, help=helptext)
@@ -196,33 +191,26 @@ def _parse_tuple(text: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def _check(args: argparse.Namespace) -> int:
+def _answer(args: argparse.Namespace, key: str, ask: Callable[[Any, dict[str, Any]], Any]) -> int:
+    """Print ``{key: answer}`` for one query on the authorizer the arguments name."""
     try:
-        allowed = _authorizer(args).check(args.user, args.relation, args.object, **_query_kwargs(args))
+        answer = ask(_authorizer(args), _query_kwargs(args))
     except (AgentAuthError, OSError) as exc:
         return _fail(str(exc))
-    print(json.dumps({"allowed": allowed}))
+    print(json.dumps({key: answer}))
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    return _answer(args, "allowed", lambda fga, kw: fga.check(args.user, args.relation, args.object, **kw))
 
 
 def _list_objects(args: argparse.Namespace) -> int:
-    try:
-        objects = _authorizer(args).list_objects(args.user, args.relation, args.type, **_query_kwargs(args))
-    except (AgentAuthError, OSError) as exc:
-        return _fail(str(exc))
-    print(json.dumps({"objects": objects}))
-    return 0
+    return _answer(args, "objects", lambda fga, kw: fga.list_objects(args.user, args.relation, args.type, **kw))
 
 
 def _list_users(args: argparse.Namespace) -> int:
-    try:
-        users = _authorizer(args).list_users(
-            args.object, args.relation, args.user_filter, **_query_kwargs(args)
-        )
-    except (AgentAuthError, OSError) as exc:
-        return _fail(str(exc))
-    print(json.dumps({"users": users}))
-    return 0
+    return _answer(args, "users", lambda fga, kw: fga.list_users(args.object, args.relation, args.user_filter, **kw))
 
 
 def _tuples_from(args: argparse.Namespace) -> list[Any]:

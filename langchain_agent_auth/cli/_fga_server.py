@@ -203,58 +203,39 @@ def _model_id(body: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def create_app(*, db: str | None = None, api_token: str | None = None) -> Starlette:
-    """The ASGI app (run it with uvicorn; ``agent-auth fga serve`` does).
+class _Api:
+    """The endpoints of the OpenFGA HTTP API subset, over one registry of stores."""
 
-    Example:
-        >>> from starlette.testclient import TestClient
-        >>> client = TestClient(create_app())
-        >>> store = client.post("/stores", json={"name": "demo"}).json()
-        >>> client.get(f"/stores/{store['id']}").json()["name"]
-        'demo'
-    """
-    registry = _Registry(db)
+    def __init__(self, registry: _Registry) -> None:
+        self.registry = registry
 
-    def endpoint(
-        fn: Callable[[Request], Awaitable[Response]], *, public: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def wrapped(request: Request) -> Response:
-            if api_token is not None and not public:
-                given = request.headers.get("authorization", "")
-                if not hmac.compare_digest(given.encode(errors="replace"), f"Bearer {api_token}".encode()):
-                    response = _error_response(401, "unauthenticated", "missing or invalid bearer token")
-                    response.headers["WWW-Authenticate"] = "Bearer"
-                    return response
-            try:
-                return await fn(request)
-            except _ApiError as exc:
-                return _error_response(exc.status, exc.code, exc.message)
-            except AgentAuthError as exc:
-                return _from_error(exc)
+    async def _authorized(self, request: Request) -> tuple[dict[str, Any], EmbeddedAuthorizer]:
+        """The request's body and its store's authorizer (an unknown store is a 404 first)."""
+        entry = self.registry.get(request.path_params["store_id"])
+        body = await _body(request)
+        return body, self.registry.authorizer(entry)
 
-        return wrapped
-
-    async def create_store(request: Request) -> Response:
+    async def create_store(self, request: Request) -> Response:
         body = await _body(request)
         (name,) = _required(body, "name")
-        return JSONResponse(registry.create(name).to_json(), status_code=201)
+        return JSONResponse(self.registry.create(name).to_json(), status_code=201)
 
-    async def list_stores(request: Request) -> Response:
-        stores = sorted(registry.stores.values(), key=lambda s: s.id)
+    async def list_stores(self, request: Request) -> Response:
+        stores = sorted(self.registry.stores.values(), key=lambda s: s.id)
         name = request.query_params.get("name")
         if name:
             stores = [s for s in stores if s.name == name]
         return JSONResponse({"stores": [s.to_json() for s in stores], "continuation_token": ""})
 
-    async def get_store(request: Request) -> Response:
-        return JSONResponse(registry.get(request.path_params["store_id"]).to_json())
+    async def get_store(self, request: Request) -> Response:
+        return JSONResponse(self.registry.get(request.path_params["store_id"]).to_json())
 
-    async def delete_store(request: Request) -> Response:
-        registry.delete(request.path_params["store_id"])
+    async def delete_store(self, request: Request) -> Response:
+        self.registry.delete(request.path_params["store_id"])
         return Response(status_code=204)
 
-    async def write_model(request: Request) -> Response:
-        entry = registry.get(request.path_params["store_id"])
+    async def write_model(self, request: Request) -> Response:
+        entry = self.registry.get(request.path_params["store_id"])
         body = await _body(request)
         model = AuthorizationModel.from_json(body)
         if entry.authorizer is None:
@@ -264,14 +245,8 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
             model_id = entry.authorizer.write_model(model)
         return JSONResponse({"authorization_model_id": model_id}, status_code=201)
 
-    def _model_json(model_id: str, created_at: str, raw: str) -> dict[str, Any]:
-        data = json.loads(raw)
-        data["id"] = model_id
-        data.setdefault("conditions", {})
-        return data
-
-    async def list_models(request: Request) -> Response:
-        entry = registry.get(request.path_params["store_id"])
+    async def list_models(self, request: Request) -> Response:
+        entry = self.registry.get(request.path_params["store_id"])
         models = entry.tuples.list_models()
         try:
             page_size = int(request.query_params.get("page_size") or 50)
@@ -280,25 +255,23 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
         return JSONResponse(
             {
                 "authorization_models": [
-                    _model_json(m.id, m.created_at, m.model_json) for m in models[:page_size]
+                    _stored_model_json(m.id, m.created_at, m.model_json) for m in models[:page_size]
                 ],
                 "continuation_token": "",
             }
         )
 
-    async def get_model(request: Request) -> Response:
-        entry = registry.get(request.path_params["store_id"])
+    async def get_model(self, request: Request) -> Response:
+        entry = self.registry.get(request.path_params["store_id"])
         stored = entry.tuples.read_model(request.path_params["model_id"])
         if stored is None:
             raise _ApiError(404, "authorization_model_not_found", "authorization model not found")
         return JSONResponse(
-            {"authorization_model": _model_json(stored.id, stored.created_at, stored.model_json)}
+            {"authorization_model": _stored_model_json(stored.id, stored.created_at, stored.model_json)}
         )
 
-    async def write(request: Request) -> Response:
-        entry = registry.get(request.path_params["store_id"])
-        body = await _body(request)
-        auth = registry.authorizer(entry)
+    async def write(self, request: Request) -> Response:
+        body, auth = await self._authorized(request)
         writes_raw = body.get("writes") or {}
         deletes_raw = body.get("deletes") or {}
         writes = _tuple_keys(writes_raw, "writes")
@@ -323,8 +296,8 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
         )
         return JSONResponse({})
 
-    async def read(request: Request) -> Response:
-        entry = registry.get(request.path_params["store_id"])
+    async def read(self, request: Request) -> Response:
+        entry = self.registry.get(request.path_params["store_id"])
         body = await _body(request)
         key = body.get("tuple_key") or {}
         if not isinstance(key, Mapping):
@@ -352,10 +325,8 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
             }
         )
 
-    async def check(request: Request) -> Response:
-        entry = registry.get(request.path_params["store_id"])
-        body = await _body(request)
-        auth = registry.authorizer(entry)
+    async def check(self, request: Request) -> Response:
+        body, auth = await self._authorized(request)
         key = body.get("tuple_key")
         if not isinstance(key, Mapping):
             raise _ApiError(400, "validation_error", "tuple_key is required")
@@ -365,16 +336,12 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
             user,
             relation,
             obj,
-            context=body.get("context"),
-            contextual_tuples=_tuple_keys(body.get("contextual_tuples"), "contextual_tuples"),
-            model_id=_model_id(body),
+            **_query_options(body),
         )
         return JSONResponse({"allowed": allowed, "resolution": ""})
 
-    async def batch_check(request: Request) -> Response:
-        entry = registry.get(request.path_params["store_id"])
-        body = await _body(request)
-        auth = registry.authorizer(entry)
+    async def batch_check(self, request: Request) -> Response:
+        body, auth = await self._authorized(request)
         checks = body.get("checks")
         if not isinstance(checks, list) or not checks:
             raise _ApiError(400, "validation_error", "checks must be a non-empty list")
@@ -412,27 +379,21 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
             result[cid] = out
         return JSONResponse({"result": result})
 
-    async def list_objects(request: Request) -> Response:
-        entry = registry.get(request.path_params["store_id"])
-        body = await _body(request)
-        auth = registry.authorizer(entry)
+    async def list_objects(self, request: Request) -> Response:
+        body, auth = await self._authorized(request)
         user, relation, type_ = _required(body, "user", "relation", "type")
         objects = await run_in_threadpool(
             auth.list_objects,
             user,
             relation,
             type_,
-            context=body.get("context"),
-            contextual_tuples=_tuple_keys(body.get("contextual_tuples"), "contextual_tuples"),
-            model_id=_model_id(body),
+            **_query_options(body),
             max_results=MAX_LIST_RESULTS,
         )
         return JSONResponse({"objects": objects})
 
-    async def list_users(request: Request) -> Response:
-        entry = registry.get(request.path_params["store_id"])
-        body = await _body(request)
-        auth = registry.authorizer(entry)
+    async def list_users(self, request: Request) -> Response:
+        body, auth = await self._authorized(request)
         obj = body.get("object")
         if not isinstance(obj, Mapping) or not obj.get("type") or not obj.get("id"):
             raise _ApiError(400, "validation_error", "object must be {type, id}")
@@ -445,31 +406,84 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
             f"{obj['type']}:{obj['id']}",
             relation,
             filters[0],
-            context=body.get("context"),
-            contextual_tuples=_tuple_keys(body.get("contextual_tuples"), "contextual_tuples"),
-            model_id=_model_id(body),
+            **_query_options(body),
         )
         return JSONResponse({"users": [_user_json(u) for u in users[:MAX_LIST_RESULTS]]})
 
-    async def not_found(request: Request) -> Response:
-        return _error_response(404, "undefined_endpoint", "endpoint not implemented by this server")
+
+def _query_options(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What every query accepts besides its own fields: context, contextual tuples, model id."""
+    return {
+        "context": body.get("context"),
+        "contextual_tuples": _tuple_keys(body.get("contextual_tuples"), "contextual_tuples"),
+        "model_id": _model_id(body),
+    }
+
+
+def _stored_model_json(model_id: str, created_at: str, raw: str) -> dict[str, Any]:
+    data = json.loads(raw)
+    data["id"] = model_id
+    data.setdefault("conditions", {})
+    return data
+
+
+def _endpoint(
+    fn: Callable[[Request], Awaitable[Response]], api_token: str | None, *, public: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    """``fn`` behind the bearer token (unless ``public``), its errors as OpenFGA's error bodies."""
+
+    async def wrapped(request: Request) -> Response:
+        if api_token is not None and not public:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(errors="replace"), f"Bearer {api_token}".encode()):
+                response = _error_response(401, "unauthenticated", "missing or invalid bearer token")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+        try:
+            return await fn(request)
+        except _ApiError as exc:
+            return _error_response(exc.status, exc.code, exc.message)
+        except AgentAuthError as exc:
+            return _from_error(exc)
+
+    return wrapped
+
+
+async def _not_found(request: Request) -> Response:
+    return _error_response(404, "undefined_endpoint", "endpoint not implemented by this server")
+
+
+def create_app(*, db: str | None = None, api_token: str | None = None) -> Starlette:
+    """The ASGI app (run it with uvicorn; ``agent-auth fga serve`` does).
+
+    Example:
+        >>> from starlette.testclient import TestClient
+        >>> client = TestClient(create_app())
+        >>> store = client.post("/stores", json={"name": "demo"}).json()
+        >>> client.get(f"/stores/{store['id']}").json()["name"]
+        'demo'
+    """
+    api = _Api(_Registry(db))
+
+    def endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        return _endpoint(fn, api_token)
 
     routes = [
-        Route("/stores", endpoint(create_store), methods=["POST"]),
-        Route("/stores", endpoint(list_stores), methods=["GET"]),
-        Route("/stores/{store_id}", endpoint(get_store), methods=["GET"]),
-        Route("/stores/{store_id}", endpoint(delete_store), methods=["DELETE"]),
-        Route("/stores/{store_id}/authorization-models", endpoint(write_model), methods=["POST"]),
-        Route("/stores/{store_id}/authorization-models", endpoint(list_models), methods=["GET"]),
-        Route("/stores/{store_id}/authorization-models/{model_id}", endpoint(get_model), methods=["GET"]),
-        Route("/stores/{store_id}/write", endpoint(write), methods=["POST"]),
-        Route("/stores/{store_id}/read", endpoint(read), methods=["POST"]),
-        Route("/stores/{store_id}/check", endpoint(check), methods=["POST"]),
-        Route("/stores/{store_id}/batch-check", endpoint(batch_check), methods=["POST"]),
-        Route("/stores/{store_id}/list-objects", endpoint(list_objects), methods=["POST"]),
-        Route("/stores/{store_id}/list-users", endpoint(list_users), methods=["POST"]),
-        Route("/healthz", endpoint(lambda r: _ok(), public=True), methods=["GET"]),
-        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/stores", endpoint(api.create_store), methods=["POST"]),
+        Route("/stores", endpoint(api.list_stores), methods=["GET"]),
+        Route("/stores/{store_id}", endpoint(api.get_store), methods=["GET"]),
+        Route("/stores/{store_id}", endpoint(api.delete_store), methods=["DELETE"]),
+        Route("/stores/{store_id}/authorization-models", endpoint(api.write_model), methods=["POST"]),
+        Route("/stores/{store_id}/authorization-models", endpoint(api.list_models), methods=["GET"]),
+        Route("/stores/{store_id}/authorization-models/{model_id}", endpoint(api.get_model), methods=["GET"]),
+        Route("/stores/{store_id}/write", endpoint(api.write), methods=["POST"]),
+        Route("/stores/{store_id}/read", endpoint(api.read), methods=["POST"]),
+        Route("/stores/{store_id}/check", endpoint(api.check), methods=["POST"]),
+        Route("/stores/{store_id}/batch-check", endpoint(api.batch_check), methods=["POST"]),
+        Route("/stores/{store_id}/list-objects", endpoint(api.list_objects), methods=["POST"]),
+        Route("/stores/{store_id}/list-users", endpoint(api.list_users), methods=["POST"]),
+        Route("/healthz", _endpoint(lambda r: _ok(), api_token, public=True), methods=["GET"]),
+        Route("/{path:path}", _not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
     return Starlette(routes=routes)
 

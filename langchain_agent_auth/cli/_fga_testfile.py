@@ -26,6 +26,7 @@ import yaml
 from langchain_agent_auth.core.errors import AgentAuthError, AuthorizationError, ModelError
 from langchain_agent_auth.fga._dsl import load_model_file, parse_dsl
 from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer, coerce_model
+from langchain_agent_auth.fga._model import AuthorizationModel
 from langchain_agent_auth.fga._store import MemoryTupleStore
 from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples
 
@@ -151,91 +152,82 @@ def _run_conformance(data: Mapping[str, Any], report: FileReport) -> None:
         store = MemoryTupleStore()
         auth: EmbeddedAuthorizer | None = None
         for index, stage in enumerate(test.get("stages") or []):
-            label = f"{name}[{index}]"
-            setup_error = None
-            try:
-                model = parse_dsl(stage["model"])
-                if auth is None:
-                    auth = EmbeddedAuthorizer(model, store)
-                else:
-                    auth.write_model(model)
-                tuples = coerce_tuples(stage.get("tuples") or [])
-                for start in range(0, len(tuples), 100):
-                    auth.write(tuples[start : start + 100])
-            except AgentAuthError as exc:
-                setup_error = f"stage setup failed: {exc}"
-            for a in stage.get("checkAssertions") or []:
-                t = a["tuple"]
-                res = AssertionResult(
-                    "Checks",
-                    label,
-                    f"Check(user={t['user']},relation={t['relation']},object={t['object']}"
-                    f"{_ctx_text(a.get('context'))})",
-                    a.get("errorCode", a.get("expectation")),
-                )
-                _run(
-                    res,
-                    setup_error,
-                    a,
-                    lambda a=a, t=t, auth=auth: auth.check(  # type: ignore[union-attr]
-                        t["user"],
-                        t["relation"],
-                        t["object"],
-                        contextual_tuples=a.get("contextualTuples"),
-                        context=a.get("context"),
-                    ),
-                )
-                report.results.append(res)
-            for a in stage.get("listObjectsAssertions") or []:
-                r = a["request"]
-                res = AssertionResult(
-                    "ListObjects",
-                    label,
-                    f"ListObjects(user={r['user']},relation={r['relation']},type={r['type']}"
-                    f"{_ctx_text(a.get('context'))})",
-                    a.get("errorCode", sorted(a.get("expectation") or [])),
-                )
-                _run(
-                    res,
-                    setup_error,
-                    a,
-                    lambda a=a, r=r, auth=auth: sorted(
-                        auth.list_objects(  # type: ignore[union-attr]
-                            r["user"],
-                            r["relation"],
-                            r["type"],
-                            contextual_tuples=a.get("contextualTuples"),
-                            context=a.get("context"),
-                        )
-                    ),
-                )
-                report.results.append(res)
-            for a in stage.get("listUsersAssertions") or []:
-                r = a["request"]
-                filters = r.get("filters") or []
-                res = AssertionResult(
-                    "ListUsers",
-                    label,
-                    f"ListUsers(object={r['object']},relation={r['relation']},user_filter={filters}"
-                    f"{_ctx_text(a.get('context'))})",
-                    a.get("errorCode", sorted(a.get("expectation") or [])),
-                )
-                _run(
-                    res,
-                    setup_error,
-                    a,
-                    lambda a=a, r=r, f=filters, auth=auth: sorted(
-                        auth.list_users(  # type: ignore[union-attr]
-                            r["object"],
-                            r["relation"],
-                            f,
-                            contextual_tuples=a.get("contextualTuples"),
-                            context=a.get("context"),
-                        )
-                    ),
-                )
-                report.results.append(res)
+            auth, setup_error = _stage_setup(stage, store, auth)
+            _stage_assertions(Asserting(report, f"{name}[{index}]", auth, setup_error), stage)
         report.tests[name] = all(r.passed for r in report.results if r.test.startswith(f"{name}["))
+
+
+def _stage_setup(
+    stage: Mapping[str, Any], store: MemoryTupleStore, auth: EmbeddedAuthorizer | None
+) -> tuple[EmbeddedAuthorizer | None, str | None]:
+    """Write the stage's model and tuples (they accumulate over a test's stages)."""
+    try:
+        model = parse_dsl(stage["model"])
+        if auth is None:
+            auth = EmbeddedAuthorizer(model, store)
+        else:
+            auth.write_model(model)
+        tuples = coerce_tuples(stage.get("tuples") or [])
+        for start in range(0, len(tuples), 100):
+            auth.write(tuples[start : start + 100])
+    except AgentAuthError as exc:
+        return auth, f"stage setup failed: {exc}"
+    return auth, None
+
+
+def _stage_assertions(run: Asserting, stage: Mapping[str, Any]) -> None:
+    def options(a: Mapping[str, Any]) -> dict[str, Any]:
+        return {"contextual_tuples": a.get("contextualTuples"), "context": a.get("context")}
+
+    for a in stage.get("checkAssertions") or []:
+        t = a["tuple"]
+        expected = a.get("errorCode", a.get("expectation"))
+        run("Checks", (t["user"], t["relation"], t["object"]), options(a), expected, a)
+    for a in stage.get("listObjectsAssertions") or []:
+        r = a["request"]
+        expected = a.get("errorCode", sorted(a.get("expectation") or []))
+        run("ListObjects", (r["user"], r["relation"], r["type"]), options(a), expected, a)
+    for a in stage.get("listUsersAssertions") or []:
+        r = a["request"]
+        expected = a.get("errorCode", sorted(a.get("expectation") or []))
+        run("ListUsers", (r["object"], r["relation"], r.get("filters") or []), options(a), expected, a)
+
+
+# kind -> (authorizer method, how the assertion is described, its argument names)
+_QUERIES = {
+    "Checks": ("check", "Check", ("user", "relation", "object")),
+    "ListObjects": ("list_objects", "ListObjects", ("user", "relation", "type")),
+    "ListUsers": ("list_users", "ListUsers", ("object", "relation", "user_filter")),
+}
+
+
+@dataclass
+class Asserting:
+    """Runs a test's assertions against one authorizer and records them in the report."""
+
+    report: FileReport
+    label: str
+    auth: EmbeddedAuthorizer | None
+    setup_error: str | None
+
+    def __call__(
+        self,
+        kind: str,
+        args: tuple[Any, ...],
+        options: Mapping[str, Any],
+        expected: Any,
+        assertion: Mapping[str, Any] | None = None,
+    ) -> None:
+        method, title, names = _QUERIES[kind]
+        shown = ",".join(f"{n}={v}" for n, v in zip(names, args, strict=True))
+        res = AssertionResult(kind, self.label, f"{title}({shown}{_ctx_text(options.get('context'))})", expected)
+
+        def call() -> Any:
+            answer = getattr(self.auth, method)(*args, **options)
+            return answer if kind == "Checks" else sorted(answer)
+
+        _run(res, self.setup_error, assertion or {}, call)
+        self.report.results.append(res)
 
 
 def _run(res: AssertionResult, setup_error: str | None, assertion: Mapping[str, Any], call: Any) -> None:
@@ -258,7 +250,8 @@ def _run(res: AssertionResult, setup_error: str | None, assertion: Mapping[str, 
 # --------------------------------------------------------------------------- .fga.yaml format
 
 
-def _run_store_test(data: Mapping[str, Any], base: Path, report: FileReport) -> None:
+def _store_test_setup(data: Mapping[str, Any], base: Path) -> tuple[AuthorizationModel, list[TupleKey]]:
+    """The file's model and the tuples every test starts from."""
     if data.get("model"):
         model = coerce_model(str(data["model"]))
     elif data.get("model_file"):
@@ -266,11 +259,15 @@ def _run_store_test(data: Mapping[str, Any], base: Path, report: FileReport) -> 
     else:
         raise ModelError("the test file needs 'model' or 'model_file'")
     global_tuples = coerce_tuples(data.get("tuples") or [])
-    for key in ("tuple_file",):
-        if data.get(key):
-            global_tuples += load_tuple_file(_resolve(base, str(data[key])))
+    if data.get("tuple_file"):
+        global_tuples += load_tuple_file(_resolve(base, str(data["tuple_file"])))
     for name in data.get("tuple_files") or []:
         global_tuples += load_tuple_file(_resolve(base, str(name)))
+    return model, global_tuples
+
+
+def _run_store_test(data: Mapping[str, Any], base: Path, report: FileReport) -> None:
+    model, global_tuples = _store_test_setup(data, base)
     for test in data["tests"]:
         name = str(test.get("name", "?"))
         tuples = list(global_tuples) + coerce_tuples(test.get("tuples") or [])
@@ -285,69 +282,27 @@ def _run_store_test(data: Mapping[str, Any], base: Path, report: FileReport) -> 
         except AgentAuthError as exc:
             setup_error = f"writing tuples failed: {exc}"
         start_count = len(report.results)
-        for c in test.get("check") or []:
-            users = c.get("users") or [c.get("user")]
-            objects = c.get("objects") or [c.get("object")]
-            ctx = c.get("context")
-            for user in users:
-                for obj in objects:
-                    for relation, expected in (c.get("assertions") or {}).items():
-                        res = AssertionResult(
-                            "Checks",
-                            name,
-                            f"Check(user={user},relation={relation},object={obj}{_ctx_text(ctx)})",
-                            bool(expected),
-                        )
-                        _run(
-                            res,
-                            setup_error,
-                            {},
-                            lambda u=user, r=relation, o=obj, x=ctx, auth=auth: auth.check(
-                                u, r, o, context=x
-                            ),
-                        )
-                        report.results.append(res)
-        for lo in test.get("list_objects") or []:
-            ctx = lo.get("context")
-            for relation, expected in (lo.get("assertions") or {}).items():
-                res = AssertionResult(
-                    "ListObjects",
-                    name,
-                    f"ListObjects(user={lo.get('user')},relation={relation},type={lo.get('type')}"
-                    f"{_ctx_text(ctx)})",
-                    sorted(expected or []),
-                )
-                _run(
-                    res,
-                    setup_error,
-                    {},
-                    lambda r=relation, lo=lo, x=ctx, auth=auth: sorted(
-                        auth.list_objects(lo["user"], r, lo["type"], context=x)
-                    ),
-                )
-                report.results.append(res)
-        for lu in test.get("list_users") or []:
-            ctx = lu.get("context")
-            filters = lu.get("user_filter") or []
-            for relation, expected in (lu.get("assertions") or {}).items():
-                users_expected = (expected or {}).get("users") if isinstance(expected, Mapping) else expected
-                res = AssertionResult(
-                    "ListUsers",
-                    name,
-                    f"ListUsers(object={lu.get('object')},relation={relation},user_filter={filters}"
-                    f"{_ctx_text(ctx)})",
-                    sorted(users_expected or []),
-                )
-                _run(
-                    res,
-                    setup_error,
-                    {},
-                    lambda r=relation, lu=lu, f=filters, x=ctx, auth=auth: sorted(
-                        auth.list_users(lu["object"], r, f, context=x)
-                    ),
-                )
-                report.results.append(res)
+        _store_test_assertions(Asserting(report, name, auth, setup_error), test)
         report.tests[name] = all(r.passed for r in report.results[start_count:])
+
+
+def _store_test_assertions(run: Asserting, test: Mapping[str, Any]) -> None:
+    for c in test.get("check") or []:
+        options = {"context": c.get("context")}
+        for user in c.get("users") or [c.get("user")]:
+            for obj in c.get("objects") or [c.get("object")]:
+                for relation, expected in (c.get("assertions") or {}).items():
+                    run("Checks", (user, relation, obj), options, bool(expected))
+    for lo in test.get("list_objects") or []:
+        options = {"context": lo.get("context")}
+        for relation, expected in (lo.get("assertions") or {}).items():
+            run("ListObjects", (lo["user"], relation, lo["type"]), options, sorted(expected or []))
+    for lu in test.get("list_users") or []:
+        options = {"context": lu.get("context")}
+        filters = lu.get("user_filter") or []
+        for relation, expected in (lu.get("assertions") or {}).items():
+            users_expected = (expected or {}).get("users") if isinstance(expected, Mapping) else expected
+            run("ListUsers", (lu["object"], relation, filters), options, sorted(users_expected or []))
 
 
 def format_report(reports: Sequence[FileReport], *, verbose: bool = False) -> str:

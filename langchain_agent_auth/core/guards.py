@@ -81,6 +81,8 @@ class Refusal:
 
     message: str
     error: AgentAuthError | None = None
+    #: Extra ``response_metadata`` for the error ToolMessage (e.g. the fga decision).
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,12 +198,21 @@ class ToolGuard:
         """The guard, written once: yield steps and ``Proceed(call)``; return the result."""
         raise NotImplementedError(f"{type(self).__name__} defines no flow()")
 
-    def refuse(self, call: GuardedCall, message: str, error: AgentAuthError | None = None) -> Refusal:
+    def refuse(
+        self,
+        call: GuardedCall,
+        message: str,
+        error: AgentAuthError | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Refusal:
         """Say no to ``call`` under this guard's :attr:`on_refusal` policy: a :class:`Refusal`
-        for the model, or ``error`` raised when the policy is ``"raise"``."""
+        for the model (``metadata`` goes to the ToolMessage's ``response_metadata``), or
+        ``error`` raised when the policy is ``"raise"``."""
         if self.on_refusal == "raise" and error is not None:
             raise error
-        return call.refuse(message, error)
+        refusal = call.refuse(message, error)
+        return replace(refusal, metadata=dict(metadata)) if metadata else refusal
 
     def store_for(self, call: GuardedCall) -> Any:
         """The store the flow's ``StoreOps`` run against (default: the graph's store)."""
@@ -305,7 +316,8 @@ def _graph_extras() -> tuple[Any, Any, Callable[[Any], None] | None]:
 def _refusal_output(refusal: Refusal, name: str, tool_call_id: str | None) -> Any:
     if tool_call_id is None:
         return refusal.message
-    return ToolMessage(content=refusal.message, name=name, tool_call_id=tool_call_id, status="error")
+    extra = {"response_metadata": dict(refusal.metadata)} if refusal.metadata else {}
+    return ToolMessage(content=refusal.message, name=name, tool_call_id=tool_call_id, status="error", **extra)
 
 
 def _is_tool_call(value: Any) -> bool:

@@ -63,10 +63,10 @@ _EXPORTS: dict[str, str] = {
     "CheckRequest": "langchain_agent_auth.fga._types",
     "DecisionSink": "langchain_agent_auth.fga._types",
     "UserFilter": "langchain_agent_auth.fga._types",
-    "FGAMiddleware": "langchain_agent_auth.fga.guard",
-    "FGAToolGuard": "langchain_agent_auth.fga.guard",
-    "fga_user": "langchain_agent_auth.fga.guard",
-    "with_fga": "langchain_agent_auth.fga.guard",
+    "FGAMiddleware": "langchain_agent_auth.fga._integrations",
+    "FGAToolGuard": "langchain_agent_auth.fga._integrations",
+    "fga_user": "langchain_agent_auth.fga._integrations",
+    "with_fga": "langchain_agent_auth.fga._integrations",
     "OpenFGAAuthorizer": "langchain_agent_auth.fga.openfga",
     "FGARetriever": "langchain_agent_auth.fga.retriever",
 }
@@ -97,6 +97,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.fga._dsl import load_model_file
     from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
+    from langchain_agent_auth.fga._integrations import FGAMiddleware, FGAToolGuard, fga_user, with_fga
     from langchain_agent_auth.fga._model import AuthorizationModel
     from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore, TupleStore
     from langchain_agent_auth.fga._tuple import TupleKey
@@ -107,6 +108,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         DecisionSink,
         UserFilter,
     )
-    from langchain_agent_auth.fga.guard import FGAMiddleware, FGAToolGuard, fga_user, with_fga
     from langchain_agent_auth.fga.openfga import OpenFGAAuthorizer
     from langchain_agent_auth.fga.retriever import FGARetriever

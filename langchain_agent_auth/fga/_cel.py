@@ -30,14 +30,14 @@ import ipaddress
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import cel
 
 from langchain_agent_auth.core.errors import ConditionError, ModelError
-from langchain_agent_auth.fga._model import Condition, ParamType
+from langchain_agent_auth.fga._model_parts import Condition, ParamType
 
 __all__ = ["CompiledCondition", "compile_condition", "convert_param", "parse_duration"]
 
@@ -185,80 +185,112 @@ def convert_param(ptype: ParamType, value: Any) -> Any:
         >>> convert_param(ParamType("int"), 10.0), convert_param(ParamType("double"), "1.5")
         (10, 1.5)
     """
+    converter = _CONVERTERS.get(ptype.name)
+    if converter is None:  # pragma: no cover - ParamType only admits known names
+        raise ValueError(f"unsupported parameter type {ptype.name!r}")
+    return converter(ptype, value)
+
+
+def _to_integer(ptype: ParamType, value: Any) -> int:
     name = ptype.name
-    if name in ("int", "uint"):
-        number = _number(value, name)
-        if number != number.to_integral_value():
-            raise ValueError(f"expected an {name} value, but found numeric value {value!r}")
-        lo, hi = _INT64 if name == "int" else _UINT64
-        as_int = int(number)
-        if not lo <= as_int <= hi:
-            raise ValueError(f"{value!r} is out of range for {name}")
-        return as_int
-    if name == "double":
-        number = _number(value, "double")
-        result = float(number)
-        if not math.isfinite(result):
-            raise ValueError(f"{value!r} is out of range for double")
-        return result
-    if name == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"expected type value 'bool', but found {type(value).__name__}")
+    number = _number(value, name)
+    if number != number.to_integral_value():
+        raise ValueError(f"expected an {name} value, but found numeric value {value!r}")
+    lo, hi = _INT64 if name == "int" else _UINT64
+    as_int = int(number)
+    if not lo <= as_int <= hi:
+        raise ValueError(f"{value!r} is out of range for {name}")
+    return as_int
+
+
+def _to_double(ptype: ParamType, value: Any) -> float:
+    result = float(_number(value, "double"))
+    if not math.isfinite(result):
+        raise ValueError(f"{value!r} is out of range for double")
+    return result
+
+
+def _exactly(kind: type, label: str) -> Callable[[ParamType, Any], Any]:
+    def convert(ptype: ParamType, value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise ValueError(f"expected type value '{label}', but found {type(value).__name__}")
         return value
-    if name == "string":
-        if not isinstance(value, str):
-            raise ValueError(f"expected type value 'string', but found {type(value).__name__}")
-        return value
-    if name == "duration":
-        if not isinstance(value, str):
-            raise ValueError(f"expected a duration string, but found {type(value).__name__}")
-        return parse_duration(value)
-    if name == "timestamp":
-        if not isinstance(value, str):
-            raise ValueError(
-                f"expected RFC 3339 formatted timestamp string, but found {type(value).__name__}"
-            )
+
+    return convert
+
+
+def _to_duration(ptype: ParamType, value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration string, but found {type(value).__name__}")
+    return parse_duration(value)
+
+
+def _to_timestamp(ptype: ParamType, value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(f"expected RFC 3339 formatted timestamp string, but found {type(value).__name__}")
+    try:
+        return _parse_timestamp(value)
+    except ValueError:
+        raise ValueError(f"expected RFC 3339 formatted timestamp string, but found {value!r}") from None
+
+
+def _to_ipaddress(ptype: ParamType, value: Any) -> dict[str, str]:
+    if isinstance(value, Mapping) and isinstance(value.get(_IP_TAG), str):
+        return dict(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ipaddress string, but found {type(value).__name__}")
+    try:
+        return {_IP_TAG: str(ipaddress.ip_address(value.strip()))}
+    except ValueError:
+        raise ValueError(f"expected a well-formed IP address, but found {value!r}") from None
+
+
+def _to_list(ptype: ParamType, value: Any) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"list requires a list, found {type(value).__name__}")
+    assert ptype.generic is not None
+    out = []
+    for i, item in enumerate(value):
         try:
-            return _parse_timestamp(value)
-        except ValueError:
-            raise ValueError(f"expected RFC 3339 formatted timestamp string, but found {value!r}") from None
-    if name == "ipaddress":
-        if isinstance(value, Mapping) and isinstance(value.get(_IP_TAG), str):
-            return dict(value)
-        if not isinstance(value, str):
-            raise ValueError(f"expected an ipaddress string, but found {type(value).__name__}")
+            out.append(convert_param(ptype.generic, item))
+        except ValueError as exc:
+            raise ValueError(f"found an invalid list item at index {i}: {exc}") from None
+    return out
+
+
+def _to_map(ptype: ParamType, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"map requires a map, found {type(value).__name__}")
+    assert ptype.generic is not None
+    converted = {}
+    for k, item in value.items():
+        if not isinstance(k, str):
+            raise ValueError("map keys must be strings")
         try:
-            return {_IP_TAG: str(ipaddress.ip_address(value.strip()))}
-        except ValueError:
-            raise ValueError(f"expected a well-formed IP address, but found {value!r}") from None
-    if name == "list":
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"list requires a list, found {type(value).__name__}")
-        assert ptype.generic is not None
-        out = []
-        for i, item in enumerate(value):
-            try:
-                out.append(convert_param(ptype.generic, item))
-            except ValueError as exc:
-                raise ValueError(f"found an invalid list item at index {i}: {exc}") from None
-        return out
-    if name == "map":
-        if not isinstance(value, Mapping):
-            raise ValueError(f"map requires a map, found {type(value).__name__}")
-        assert ptype.generic is not None
-        converted = {}
-        for k, item in value.items():
-            if not isinstance(k, str):
-                raise ValueError("map keys must be strings")
-            try:
-                converted[k] = convert_param(ptype.generic, item)
-            except ValueError as exc:
-                raise ValueError(f"found an invalid value for key {k!r}: {exc}") from None
-        return converted
-    if name == "any":
-        _check_json(value)
-        return value
-    raise ValueError(f"unsupported parameter type {name!r}")  # pragma: no cover
+            converted[k] = convert_param(ptype.generic, item)
+        except ValueError as exc:
+            raise ValueError(f"found an invalid value for key {k!r}: {exc}") from None
+    return converted
+
+
+def _to_any(ptype: ParamType, value: Any) -> Any:
+    _check_json(value)
+    return value
+
+
+_CONVERTERS: dict[str, Callable[[ParamType, Any], Any]] = {
+    "int": _to_integer,
+    "uint": _to_integer,
+    "double": _to_double,
+    "bool": _exactly(bool, "bool"),
+    "string": _exactly(str, "string"),
+    "duration": _to_duration,
+    "timestamp": _to_timestamp,
+    "ipaddress": _to_ipaddress,
+    "list": _to_list,
+    "map": _to_map,
+    "any": _to_any,
+}
 
 
 def _check_json(value: Any, depth: int = 0) -> None:
@@ -353,7 +385,7 @@ class CompiledCondition:
     """A condition ready to evaluate many times.
 
     Example:
-        >>> from langchain_agent_auth.fga._model import Condition, ParamType
+        >>> from langchain_agent_auth.fga._model_parts import Condition, ParamType
         >>> c = compile_condition(Condition("lt", "x < 100", {"x": ParamType("int")}))
         >>> c.evaluate({"x": 5}, None), c.evaluate(None, {"x": 500})
         (True, False)

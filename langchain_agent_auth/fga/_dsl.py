@@ -6,7 +6,7 @@ restrictions (``[user, user:*, group#member, user with cond]``) first, then one 
 operator per level (``or``, ``and``, or a single ``but not``; parentheses to mix),
 ``x from y``, and ``condition name(p: type, ...) { CEL }``. Modules (``module name``,
 ``extend type``) are combined by :func:`combine_modules` / :func:`load_model_file`
-(``fga.mod``). Every error carries a line and a column.
+(``fga.mod``). Every error carries a line and a column. The printer is :mod:`._dsl_print`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langchain_agent_auth.core.errors import ModelError
-from langchain_agent_auth.fga._model import (
-    AuthorizationModel,
+from langchain_agent_auth.fga._model import AuthorizationModel
+from langchain_agent_auth.fga._model_parts import (
     ComputedUserset,
     Condition,
     Difference,
@@ -34,7 +34,7 @@ from langchain_agent_auth.fga._model import (
     Union,
 )
 
-__all__ = ["combine_modules", "load_model_file", "parse_dsl", "print_dsl"]
+__all__ = ["combine_modules", "load_model_file", "parse_dsl"]
 
 MAX_MODEL_BYTES = 1024 * 1024
 MAX_NESTING = 32
@@ -551,57 +551,3 @@ def load_model_file(path: str | Path) -> AuthorizationModel:
     if p.suffix == ".json" or text.lstrip().startswith("{"):
         return AuthorizationModel.from_json(text)
     return parse_dsl(text)
-
-
-# --------------------------------------------------------------------------- printer
-
-
-def _print_rewrite(rw: Rewrite, refs: Sequence[RelationRef], top: bool) -> str:
-    if isinstance(rw, This):
-        return "[" + ", ".join(str(r) for r in refs) + "]"
-    if isinstance(rw, ComputedUserset):
-        return rw.relation
-    if isinstance(rw, TupleToUserset):
-        return f"{rw.computed} from {rw.tupleset}"
-    if isinstance(rw, (Union, Intersection)):
-        word = " or " if isinstance(rw, Union) else " and "
-        text = word.join(_print_rewrite(c, refs, False) for c in rw.members)
-    else:
-        assert isinstance(rw, Difference)
-        text = f"{_print_rewrite(rw.base, refs, False)} but not {_print_rewrite(rw.subtract, refs, False)}"
-    return text if top else f"({text})"
-
-
-def _origin(module: str | None, source: str | None) -> str:
-    parts = []
-    if module:
-        parts.append(f"module: {module}")
-    if source:
-        parts.append(f"file: {source}")
-    return ", ".join(parts)
-
-
-def print_dsl(model: AuthorizationModel) -> str:
-    """Print a model in OpenFGA's DSL (the layout ``fga model transform`` uses)."""
-    lines = ["model", f"  schema {model.schema_version}"]
-    for td in model.types.values():
-        lines.append("")
-        origin = _origin(td.module, td.source_file)
-        lines.append(f"type {td.name}" + (f" # {origin}" if origin else ""))
-        if td.relations:
-            lines.append("  relations")
-            for rel in td.relations.values():
-                text = f"    define {rel.name}: {_print_rewrite(rel.rewrite, rel.directly_related, True)}"
-                rel_origin = _origin(rel.module, rel.source_file)
-                if rel_origin:
-                    text += f" # extended by: {rel_origin}"
-                lines.append(text)
-    for cond in model.conditions.values():
-        lines.append("")
-        params = ", ".join(f"{k}: {v}" for k, v in cond.parameters.items())
-        lines.append(f"condition {cond.name}({params}) {{")
-        for expr_line in cond.expression.splitlines():
-            lines.append(f"  {expr_line.strip()}" if expr_line.strip() else "")
-        origin = _origin(cond.module, cond.source_file)
-        lines.append("}" + (f" # {origin}" if origin else ""))
-    return "\n".join(lines) + "\n"

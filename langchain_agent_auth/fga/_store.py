@@ -17,17 +17,16 @@ import base64
 import json
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from langchain_agent_auth.core.errors import AuthorizationError, ConfigurationError, TupleError
+from langchain_agent_auth.core.errors import AuthorizationError, TupleError
+from langchain_agent_auth.fga._sqlite import SQLiteDatabase
 from langchain_agent_auth.fga._tuple import TupleKey
 
 __all__ = [
@@ -155,7 +154,71 @@ def _object_filter(obj: str | None) -> tuple[str | None, str | None]:
     return None, obj
 
 
-class MemoryTupleStore:
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One page of a filtered read: the filter, where it resumes, and how many rows to fetch."""
+
+    exact: str | None
+    type_only: str | None
+    relation: str | None
+    user: str | None
+    after: tuple[str, str, str] | None
+    limit: int
+
+    def matches(self, t: TupleKey) -> bool:
+        return (
+            (self.exact is None or t.object == self.exact)
+            and (self.type_only is None or t.object_type == self.type_only)
+            and (not self.relation or t.relation == self.relation)
+            and (not self.user or t.user == self.user)
+            and (self.after is None or t.key > self.after)
+        )
+
+
+class _StoreCommon:
+    """What both stores share: ``write``'s options, and ``read``'s filter and continuation
+    token. A store supplies ``_write`` (deletes then writes, atomically) and ``_rows``
+    (matching rows in key order after the token, up to the limit)."""
+
+    def _write(
+        self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], on_duplicate: str, on_missing: str
+    ) -> None:
+        raise NotImplementedError
+
+    def _rows(self, page: _Page) -> list[tuple[TupleKey, str]]:
+        raise NotImplementedError
+
+    def write(
+        self,
+        writes: Sequence[TupleKey],
+        deletes: Sequence[TupleKey],
+        *,
+        on_duplicate: str = "error",
+        on_missing: str = "error",
+    ) -> None:
+        """Apply deletes then writes atomically; ``on_duplicate``/``on_missing``: error|ignore."""
+        self._write(writes, deletes, on_duplicate, on_missing)
+
+    def read(
+        self,
+        object: str | None = None,
+        relation: str | None = None,
+        user: str | None = None,
+        *,
+        page_size: int = 50,
+        continuation_token: str | None = None,
+    ) -> tuple[list[tuple[TupleKey, str]], str | None]:
+        """Tuples matching a filter, ordered by (object, relation, user), one page at a time."""
+        page_size = _check_page_size(page_size)
+        after = _decode_token(continuation_token)
+        type_only, exact = _object_filter(object)
+        rows = self._rows(_Page(exact, type_only, relation, user, after, page_size + 1))
+        page = rows[:page_size]
+        token = _encode_token(page[-1][0].key) if len(rows) > page_size else None
+        return page, token
+
+
+class MemoryTupleStore(_StoreCommon):
     """Tuples in dictionaries: the default store, for tests, notebooks and single processes.
 
     Example:
@@ -179,13 +242,8 @@ class MemoryTupleStore:
 
     # -- writes -------------------------------------------------------------------------
 
-    def write(
-        self,
-        writes: Sequence[TupleKey],
-        deletes: Sequence[TupleKey],
-        *,
-        on_duplicate: str = "error",
-        on_missing: str = "error",
+    def _write(
+        self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], on_duplicate: str, on_missing: str
     ) -> None:
         with self._lock:
             deleted = {t.key for t in deletes}
@@ -250,40 +308,14 @@ class MemoryTupleStore:
         for bucket in list(self._by_object.values()):
             yield from list(bucket.values())
 
-    def read(
-        self,
-        object: str | None = None,
-        relation: str | None = None,
-        user: str | None = None,
-        *,
-        page_size: int = 50,
-        continuation_token: str | None = None,
-    ) -> tuple[list[tuple[TupleKey, str]], str | None]:
-        """Tuples matching a filter, ordered by (object, relation, user), one page at a time."""
-        page_size = _check_page_size(page_size)
-        after = _decode_token(continuation_token)
-        type_only, exact = _object_filter(object)
+    def _rows(self, page: _Page) -> list[tuple[TupleKey, str]]:
         with self._lock:
-            if exact is not None and relation:
-                candidates: Iterable[TupleKey] = self.read_users(exact, relation)
+            if page.exact is not None and page.relation:
+                candidates: Iterable[TupleKey] = self.read_users(page.exact, page.relation)
             else:
                 candidates = self._all()
-            rows = sorted(
-                (
-                    t
-                    for t in candidates
-                    if (exact is None or t.object == exact)
-                    and (type_only is None or t.object_type == type_only)
-                    and (not relation or t.relation == relation)
-                    and (not user or t.user == user)
-                ),
-                key=lambda t: t.key,
-            )
-            if after is not None:
-                rows = [t for t in rows if t.key > after]
-            page = rows[:page_size]
-            token = _encode_token(page[-1].key) if len(rows) > page_size else None
-            return [(t, self._written_at.get(t.key, "")) for t in page], token
+            rows = sorted((t for t in candidates if page.matches(t)), key=lambda t: t.key)
+            return [(t, self._written_at.get(t.key, "")) for t in rows[: page.limit]]
 
     def count(self) -> int:
         return len(self._written_at)
@@ -366,7 +398,7 @@ def _row(row: Sequence[Any]) -> TupleKey:
     return TupleKey(row[2], row[1], row[0], row[3] or None, ctx)
 
 
-class SQLiteTupleStore:
+class SQLiteTupleStore(SQLiteDatabase, _StoreCommon):
     """Tuples in a SQLite file (or ``":memory:"``), indexed both ways.
 
     One file can hold many stores (``store_id``). Safe to share between threads; each
@@ -380,101 +412,16 @@ class SQLiteTupleStore:
     """
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", store_id: str = "default") -> None:
-        self.path = str(path)
+        super().__init__(path, _SCHEMA, what="the SQLite store")
         self.store_id = store_id
-        self._memory = self.path == ":memory:" or self.path.startswith("file::memory:")
-        self._local = threading.local()
-        self._lock = threading.RLock()
-        self._shared: sqlite3.Connection | None = None
-        if not self._memory:
-            parent = Path(self.path).parent
-            if not parent.exists():
-                raise ConfigurationError(f"the directory of the SQLite store does not exist: {parent}")
-        conn = self._conn()
-        with self._lock:
-            conn.executescript(_SCHEMA)
 
     def __repr__(self) -> str:
         return f"SQLiteTupleStore({self.path!r}, store_id={self.store_id!r})"
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._memory:
-            if self._shared is None:
-                self._shared = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            return self._shared
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
-
-    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        if self._memory:
-            with self._lock:
-                return self._conn().execute(sql, params).fetchall()
-        return self._conn().execute(sql, params).fetchall()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
-                conn.execute("COMMIT")
-
-    @contextmanager
-    def read_snapshot(self) -> Iterator[None]:
-        """One read transaction for a whole request: consistent reads, and far cheaper than a
-        transaction per query in WAL mode (whose per-read setup showed millisecond stalls)."""
-        depth = getattr(self._local, "snapshot", 0)
-        if depth:
-            self._local.snapshot = depth + 1
-            try:
-                yield
-            finally:
-                self._local.snapshot = depth
-            return
-        if self._memory:
-            self._lock.acquire()
-        conn = self._conn()
-        conn.execute("BEGIN")
-        self._local.snapshot = 1
-        try:
-            yield
-        finally:
-            self._local.snapshot = 0
-            try:
-                conn.execute("COMMIT")
-            finally:
-                if self._memory:
-                    self._lock.release()
-
-    def close(self) -> None:
-        """Close this thread's connection (and the shared one of a memory database)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-        if self._shared is not None:
-            self._shared.close()
-            self._shared = None
-
     # -- writes ---------------------------------------------------------------------------
 
-    def write(
-        self,
-        writes: Sequence[TupleKey],
-        deletes: Sequence[TupleKey],
-        *,
-        on_duplicate: str = "error",
-        on_missing: str = "error",
+    def _write(
+        self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], on_duplicate: str, on_missing: str
     ) -> None:
         stamp = _now()
         with self._transaction() as conn:
@@ -540,43 +487,22 @@ class SQLiteTupleStore:
         )
         return [_row(r) for r in rows]
 
-    def read(
-        self,
-        object: str | None = None,
-        relation: str | None = None,
-        user: str | None = None,
-        *,
-        page_size: int = 50,
-        continuation_token: str | None = None,
-    ) -> tuple[list[tuple[TupleKey, str]], str | None]:
-        """Tuples matching a filter, ordered by (object, relation, user), one page at a time."""
-        page_size = _check_page_size(page_size)
-        after = _decode_token(continuation_token)
-        type_only, exact = _object_filter(object)
+    def _rows(self, page: _Page) -> list[tuple[TupleKey, str]]:
         where, params = ["store=?"], [self.store_id]
-        if exact is not None:
-            where.append("object=?")
-            params.append(exact)
-        if type_only is not None:
-            where.append("object_type=?")
-            params.append(type_only)
-        if relation:
-            where.append("relation=?")
-            params.append(relation)
-        if user:
-            where.append("user=?")
-            params.append(user)
-        if after is not None:
+        for column, value in (("object", page.exact), ("object_type", page.type_only),
+                              ("relation", page.relation), ("user", page.user)):
+            if value:
+                where.append(f"{column}=?")
+                params.append(value)
+        if page.after is not None:
             where.append("(object, relation, user) > (?, ?, ?)")
-            params.extend(after)
+            params.extend(page.after)
         rows = self._query(
             f"SELECT {_COLUMNS}, written_at FROM fga_tuples WHERE {' AND '.join(where)} "  # noqa: S608
             "ORDER BY object, relation, user LIMIT ?",
-            [*params, page_size + 1],
+            [*params, page.limit],
         )
-        page = [(_row(r), r[5]) for r in rows[:page_size]]
-        token = _encode_token(page[-1][0].key) if len(rows) > page_size else None
-        return page, token
+        return [(_row(r), r[5]) for r in rows]
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM fga_tuples WHERE store=?", (self.store_id,))[0][0])

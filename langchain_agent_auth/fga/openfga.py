@@ -1,8 +1,10 @@
 """The OpenFGA backend: the same :class:`Authorizer` interface over ``openfga-sdk``.
 
 For an OpenFGA server or Okta FGA, when one machine is no longer enough. ``openfga-sdk``
-is imported lazily (``pip install 'langchain-agent-auth[openfga]'``); the sync methods
-use the SDK's sync client, the async ones its asyncio client (one per event loop).
+is imported lazily (``pip install 'langchain-agent-auth[openfga]'``). Each operation is one
+flow of the core effect runtime whose SDK requests are :class:`~langchain_agent_auth.core.effects.Call`
+steps: the sync methods run it with the SDK's sync client, the async ones with its asyncio
+client (one per event loop).
 
 Errors come back as the toolkit's typed errors with OpenFGA's numeric code
 (``ValidationException`` ``validation_error`` -> :class:`AuthorizationError` code 2000...);
@@ -18,107 +20,39 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import (
     AgentAuthError,
     AuthorizationError,
-    ConditionError,
     ConfigurationError,
     ProviderUnavailableError,
-    ResolutionDepthError,
-    TupleError,
 )
-from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples
+from langchain_agent_auth.fga._openfga_sdk import (
+    check_body,
+    list_objects_body,
+    list_users_body,
+    map_error,
+    raise_chunk_errors,
+    sdk,
+    tuple_json,
+    users_of,
+    write_args,
+)
+from langchain_agent_auth.fga._tuple import coerce_tuples
 from langchain_agent_auth.fga._types import (
     AuthorizationDecision,
     DecisionSink,
     batch_decisions,
     coerce_check,
-    coerce_user_filter,
     record_decision,
 )
 
 __all__ = ["OpenFGAAuthorizer"]
-
-_INSTALL_HINT = "pip install 'langchain-agent-auth[openfga]'"
-_CODES = {
-    "validation_error": 2000,
-    "authorization_model_not_found": 2001,
-    "authorization_model_resolution_too_complex": 2002,
-    "cannot_allow_duplicate_tuples_in_one_request": 2004,
-    "write_failed_due_to_invalid_input": 2017,
-    "type_not_found": 2021,
-    "relation_not_found": 2022,
-    "invalid_tuple": 2027,
-}
-
-
-def _sdk() -> Any:
-    try:
-        import openfga_sdk
-    except ImportError:  # pragma: no cover - exercised without the extra installed
-        raise ConfigurationError(
-            f"the OpenFGA backend needs openfga-sdk: {_INSTALL_HINT}",
-            hint="The authorization service is not configured.",
-        ) from None
-    return openfga_sdk
-
-
-def _map_error(exc: BaseException) -> AgentAuthError:
-    """An SDK or transport error as the toolkit's typed error."""
-    if isinstance(exc, AgentAuthError):
-        return exc
-    sdk = _sdk()
-    exceptions = sdk.exceptions
-    if isinstance(exc, exceptions.ApiException):
-        status = getattr(exc, "status", None)
-        code_name = getattr(exc, "code", None)
-        message = getattr(exc, "error_message", None) or str(exc)
-        if code_name is None and getattr(exc, "body", None):
-            try:
-                body = json.loads(exc.body)
-                code_name, message = body.get("code"), body.get("message", message)
-            except (ValueError, TypeError, AttributeError):
-                pass
-        if status is not None and (status >= 500 or status == 429):
-            return ProviderUnavailableError(f"OpenFGA answered HTTP {status}: {message}", status_code=status)
-        if status in (401, 403):
-            return ConfigurationError(
-                f"OpenFGA rejected the credentials (HTTP {status})",
-                hint="The authorization service rejected this agent's credentials.",
-            )
-        code = _CODES.get(str(code_name), 2000)
-        if code == 2002:
-            return ResolutionDepthError(str(message))
-        if "condition" in str(message) and "missing" in str(message):
-            return ConditionError(str(message))
-        if code in (2021, 2022, 2027):
-            return TupleError(str(message), code=code)
-        return AuthorizationError(f"OpenFGA: {message}", code=code)
-    if isinstance(exc, (exceptions.FgaValidationException, ValueError, TypeError)):
-        return AuthorizationError(f"invalid request for OpenFGA: {exc}", code=2000)
-    return ProviderUnavailableError(f"OpenFGA unreachable: {type(exc).__name__}: {exc}")
-
-
-def _tuple_json(t: TupleKey) -> dict[str, Any]:
-    out: dict[str, Any] = {"user": t.user, "relation": t.relation, "object": t.object}
-    if t.condition:
-        out["condition"] = {"name": t.condition, "context": dict(t.context or {})}
-    return out
-
-
-def _client_tuple(t: TupleKey) -> Any:
-    from openfga_sdk.client.models import ClientTuple
-    from openfga_sdk.models import RelationshipCondition
-
-    cond = RelationshipCondition(name=t.condition, context=dict(t.context or {})) if t.condition else None
-    return ClientTuple(user=t.user, relation=t.relation, object=t.object, condition=cond)
-
 
 class OpenFGAAuthorizer:
     """:class:`Authorizer` over an OpenFGA server (or Okta FGA) through ``openfga-sdk``.
@@ -165,7 +99,7 @@ class OpenFGAAuthorizer:
         self._sync_client: Any = None
         self._async_clients: dict[int, Any] = {}
         self._pool: ThreadPoolExecutor | None = None  # sync batch-check requests in parallel
-        _sdk()
+        sdk()
 
     def __repr__(self) -> str:
         return f"OpenFGAAuthorizer({self.api_url!r}, store_id={self.store_id!r})"
@@ -234,24 +168,6 @@ class OpenFGAAuthorizer:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _check_body(
-        self,
-        user: str,
-        relation: str,
-        obj: str,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
-    ) -> Any:
-        from openfga_sdk.client.models import ClientCheckRequest
-
-        return ClientCheckRequest(
-            user=user,
-            relation=relation,
-            object=obj,
-            context=dict(context) if context else None,
-            contextual_tuples=[_client_tuple(t) for t in coerce_tuples(contextual_tuples)] or None,
-        )
-
     def _decide(
         self,
         user: str,
@@ -266,6 +182,31 @@ class OpenFGAAuthorizer:
         return record_decision(self.backend, user, relation, obj, allowed, started, exc, correlation_id,
                                (self.on_decision, on_decision))
 
+    def _sdk(self, method: str, *args: Any) -> Call:
+        """One SDK request as a step: the sync client under ``run``, this loop's async client
+        under ``arun`` (the clients are made on first use)."""
+        return Call(lambda: getattr(self._client(), method)(*args), lambda: getattr(self._aclient(), method)(*args))
+
+    def _check_flow(
+        self,
+        user: str,
+        relation: str,
+        obj: str,
+        context: Mapping[str, Any] | None,
+        contextual_tuples: Sequence[Any] | None,
+        on_decision: DecisionSink | None,
+    ) -> Flow[bool]:
+        started = time.perf_counter()
+        try:
+            response = yield self._sdk("check", check_body(user, relation, obj, context, contextual_tuples))
+            allowed = bool(response.allowed)
+        except Exception as exc:
+            err = map_error(exc)
+            self._decide(user, relation, obj, False, started, err, on_decision=on_decision)
+            raise err from None
+        self._decide(user, relation, obj, allowed, started, None, on_decision=on_decision)
+        return allowed
+
     def check(
         self,
         user: str,
@@ -277,18 +218,7 @@ class OpenFGAAuthorizer:
         on_decision: DecisionSink | None = None,
     ) -> bool:
         """Whether ``user`` has ``relation`` on ``object`` (raises a typed error if unanswerable)."""
-        started = time.perf_counter()
-        try:
-            response = self._client().check(
-                self._check_body(user, relation, object, context, contextual_tuples)
-            )
-            allowed = bool(response.allowed)
-        except Exception as exc:
-            err = _map_error(exc)
-            self._decide(user, relation, object, False, started, err, on_decision=on_decision)
-            raise err from None
-        self._decide(user, relation, object, allowed, started, None, on_decision=on_decision)
-        return allowed
+        return run(self._check_flow(user, relation, object, context, contextual_tuples, on_decision))
 
     async def acheck(
         self,
@@ -301,18 +231,7 @@ class OpenFGAAuthorizer:
         on_decision: DecisionSink | None = None,
     ) -> bool:
         """Async :meth:`check`."""
-        started = time.perf_counter()
-        try:
-            response = await self._aclient().check(
-                self._check_body(user, relation, object, context, contextual_tuples)
-            )
-            allowed = bool(response.allowed)
-        except Exception as exc:
-            err = _map_error(exc)
-            self._decide(user, relation, object, False, started, err, on_decision=on_decision)
-            raise err from None
-        self._decide(user, relation, object, allowed, started, None, on_decision=on_decision)
-        return allowed
+        return await arun(self._check_flow(user, relation, object, context, contextual_tuples, on_decision))
 
     # Batch check builds the request bodies as plain JSON and sends them with the SDK client's
     # ``execute_api_request`` (its credentials, retries and error handling): building one
@@ -326,7 +245,7 @@ class OpenFGAAuthorizer:
         contextual_tuples: Sequence[Any] | None,
     ) -> tuple[list[dict[str, Any]], list[Any]]:
         requests = [coerce_check(c) for c in checks]
-        shared = [_tuple_json(t) for t in coerce_tuples(contextual_tuples)]
+        shared = [tuple_json(t) for t in coerce_tuples(contextual_tuples)]
         base_ctx = dict(context) if context else None
         items = []
         for i, req in enumerate(requests):
@@ -335,7 +254,7 @@ class OpenFGAAuthorizer:
                 "correlation_id": str(i),  # positional: the caller's ids stay in the decisions
             }
             if shared or req.contextual_tuples:
-                extra = shared + [_tuple_json(t) for t in coerce_tuples(req.contextual_tuples)]
+                extra = shared + [tuple_json(t) for t in coerce_tuples(req.contextual_tuples)]
                 item["contextual_tuples"] = {"tuple_keys": extra}
             if req.context:
                 item["context"] = {**(base_ctx or {}), **req.context}
@@ -394,7 +313,7 @@ class OpenFGAAuthorizer:
     def _batch_failed(
         self, requests: list[Any], started: float, exc: BaseException, on_decision: DecisionSink | None
     ) -> list[AuthorizationDecision]:
-        err = _map_error(exc)
+        err = map_error(exc)
         return [
             self._decide(r.user, r.relation, r.object, False, started, err, r.correlation_id, on_decision)
             for r in requests
@@ -458,23 +377,16 @@ class OpenFGAAuthorizer:
             return self._batch_failed(requests, started, exc, on_decision)
         return self._batch_result(requests, responses, started, on_decision)
 
-    def _list_objects_body(
-        self,
-        user: str,
-        relation: str,
-        type: str,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
-    ) -> Any:
-        from openfga_sdk.client.models import ClientListObjectsRequest
+    def _request_flow(self, method: str, body: Callable[..., Any], *args: Any) -> Flow[Any]:
+        """One SDK request with the body ``body(*args)``; any failure becomes a typed error."""
+        try:
+            return (yield self._sdk(method, body(*args)))
+        except Exception as exc:
+            raise map_error(exc) from None
 
-        return ClientListObjectsRequest(
-            user=user,
-            relation=relation,
-            type=type,
-            context=dict(context) if context else None,
-            contextual_tuples=[_client_tuple(t) for t in coerce_tuples(contextual_tuples)] or None,
-        )
+    def _list_objects_flow(self, *args: Any) -> Flow[list[str]]:
+        response = yield from self._request_flow("list_objects", list_objects_body, *args)
+        return sorted(response.objects or [])
 
     def list_objects(
         self,
@@ -486,13 +398,7 @@ class OpenFGAAuthorizer:
         contextual_tuples: Sequence[Any] | None = None,
     ) -> list[str]:
         """Objects of ``type`` the user has ``relation`` on (OpenFGA caps the answer, 1000 by default)."""
-        try:
-            response = self._client().list_objects(
-                self._list_objects_body(user, relation, type, context, contextual_tuples)
-            )
-        except Exception as exc:
-            raise _map_error(exc) from None
-        return sorted(response.objects or [])
+        return run(self._list_objects_flow(user, relation, type, context, contextual_tuples))
 
     async def alist_objects(
         self,
@@ -504,47 +410,11 @@ class OpenFGAAuthorizer:
         contextual_tuples: Sequence[Any] | None = None,
     ) -> list[str]:
         """Async :meth:`list_objects`."""
-        try:
-            response = await self._aclient().list_objects(
-                self._list_objects_body(user, relation, type, context, contextual_tuples)
-            )
-        except Exception as exc:
-            raise _map_error(exc) from None
-        return sorted(response.objects or [])
+        return await arun(self._list_objects_flow(user, relation, type, context, contextual_tuples))
 
-    def _list_users_body(
-        self,
-        object: str,
-        relation: str,
-        user_filter: Any,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
-    ) -> Any:
-        from openfga_sdk.client.models.list_users_request import ClientListUsersRequest
-        from openfga_sdk.models import FgaObject, UserTypeFilter
-
-        filters = list(user_filter) if isinstance(user_filter, (list, tuple)) else [user_filter]
-        parsed = [coerce_user_filter(f) for f in filters]
-        otype, _, oid = object.partition(":")
-        return ClientListUsersRequest(
-            object=FgaObject(type=otype, id=oid),
-            relation=relation,
-            user_filters=[UserTypeFilter(type=f.type, relation=f.relation or None) for f in parsed],
-            context=dict(context) if context else None,
-            contextual_tuples=[_client_tuple(t) for t in coerce_tuples(contextual_tuples)] or None,
-        )
-
-    @staticmethod
-    def _users(response: Any) -> list[str]:
-        out = []
-        for u in response.users or []:
-            if getattr(u, "object", None) is not None:
-                out.append(f"{u.object.type}:{u.object.id}")
-            elif getattr(u, "userset", None) is not None:
-                out.append(f"{u.userset.type}:{u.userset.id}#{u.userset.relation}")
-            elif getattr(u, "wildcard", None) is not None:
-                out.append(f"{u.wildcard.type}:*")
-        return sorted(out)
+    def _list_users_flow(self, *args: Any) -> Flow[list[str]]:
+        response = yield from self._request_flow("list_users", list_users_body, *args)
+        return users_of(response)
 
     def list_users(
         self,
@@ -556,13 +426,7 @@ class OpenFGAAuthorizer:
         contextual_tuples: Sequence[Any] | None = None,
     ) -> list[str]:
         """Users related to ``object`` (``type:*`` for a public wildcard)."""
-        try:
-            response = self._client().list_users(
-                self._list_users_body(object, relation, user_filter, context, contextual_tuples)
-            )
-        except Exception as exc:
-            raise _map_error(exc) from None
-        return self._users(response)
+        return run(self._list_users_flow(object, relation, user_filter, context, contextual_tuples))
 
     async def alist_users(
         self,
@@ -574,42 +438,23 @@ class OpenFGAAuthorizer:
         contextual_tuples: Sequence[Any] | None = None,
     ) -> list[str]:
         """Async :meth:`list_users`."""
+        return await arun(self._list_users_flow(object, relation, user_filter, context, contextual_tuples))
+
+    def _write_flow(self, writes: Iterable[Any], deletes: Iterable[Any]) -> Flow[None]:
+        body, options = write_args(writes, deletes)
         try:
-            response = await self._aclient().list_users(
-                self._list_users_body(object, relation, user_filter, context, contextual_tuples)
-            )
+            response = yield self._sdk("write", body, options)
         except Exception as exc:
-            raise _map_error(exc) from None
-        return self._users(response)
-
-    def _write_args(self, writes: Iterable[Any], deletes: Iterable[Any]) -> tuple[Any, dict[str, Any]]:
-        from openfga_sdk.client.models import ClientWriteRequest, WriteTransactionOpts
-
-        w = [_client_tuple(t) for t in coerce_tuples(writes)]
-        d = [_client_tuple(TupleKey(t.user, t.relation, t.object)) for t in coerce_tuples(deletes)]
-        options: dict[str, Any] = {}
-        if len(w) + len(d) > 100:
-            # More than OpenFGA accepts in one transaction: chunks (not atomic as a whole).
-            options["transaction"] = WriteTransactionOpts(disabled=True, max_per_chunk=100)
-        return ClientWriteRequest(writes=w or None, deletes=d or None), options
+            raise map_error(exc) from None
+        raise_chunk_errors(response)
 
     def write(self, writes: Iterable[Any] = (), deletes: Iterable[Any] = ()) -> None:
         """Write and delete tuples (one transaction up to 100 tuples, chunks beyond)."""
-        body, options = self._write_args(writes, deletes)
-        try:
-            response = self._client().write(body, options)
-        except Exception as exc:
-            raise _map_error(exc) from None
-        _raise_chunk_errors(response)
+        run(self._write_flow(writes, deletes))
 
     async def awrite(self, writes: Iterable[Any] = (), deletes: Iterable[Any] = ()) -> None:
         """Async :meth:`write`."""
-        body, options = self._write_args(writes, deletes)
-        try:
-            response = await self._aclient().write(body, options)
-        except Exception as exc:
-            raise _map_error(exc) from None
-        _raise_chunk_errors(response)
+        await arun(self._write_flow(writes, deletes))
 
     def delete(self, tuples: Iterable[Any]) -> None:
         """Delete tuples."""
@@ -618,13 +463,3 @@ class OpenFGAAuthorizer:
     async def adelete(self, tuples: Iterable[Any]) -> None:
         """Async :meth:`delete`."""
         await self.awrite((), tuples)
-
-
-def _raise_chunk_errors(response: Any) -> None:
-    for group in (getattr(response, "writes", None) or [], getattr(response, "deletes", None) or []):
-        for item in group:
-            error = getattr(item, "error", None)
-            if error is not None:
-                raise (
-                    _map_error(error) if isinstance(error, BaseException) else AuthorizationError(str(error))
-                )

@@ -34,7 +34,7 @@ import yaml
 
 from langchain_agent_auth.core.errors import AuthorizationError
 from langchain_agent_auth.fga import AuthorizationModel, EmbeddedAuthorizer
-from langchain_agent_auth.fga._engine import validate_tuple
+from langchain_agent_auth.fga._engine_validate import validate_tuple
 from langchain_agent_auth.fga._tuple import coerce_tuples
 
 FGA = shutil.which("fga") or str(Path(sys.executable).parent / "fga")

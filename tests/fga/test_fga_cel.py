@@ -9,7 +9,7 @@ import pytest
 from langchain_agent_auth.core.errors import ConditionError, ModelError
 from langchain_agent_auth.fga import EmbeddedAuthorizer
 from langchain_agent_auth.fga._cel import compile_condition, convert_param, parse_duration
-from langchain_agent_auth.fga._model import Condition, ParamType
+from langchain_agent_auth.fga._model_parts import Condition, ParamType
 
 P = ParamType
 

@@ -158,7 +158,7 @@ def test_raise_mode_and_relation_from_arguments(authorizer: Any) -> None:
         allowed_relations={"viewer", "editor"},
         object=lambda args: f"document:{args['doc_id']}",
         object_types={"document"},
-        on_deny="raise",
+        on_refusal="raise",
     )
     guarded = guard_tool(open_doc, guard)
     with acting_as(ANNE):
@@ -172,6 +172,37 @@ def test_raise_mode_and_relation_from_arguments(authorizer: Any) -> None:
         FGAToolGuard(authorizer, relation="viewer", object="{kind}:{doc_id}")
     with pytest.raises(ConfigurationError):
         FGAToolGuard(authorizer, relation="bad relation", object="document:{doc_id}")
+
+
+def test_on_deny_is_a_deprecated_alias_of_on_refusal(authorizer: Any) -> None:
+    with pytest.warns(DeprecationWarning, match="on_refusal"):
+        guard = FGAToolGuard(authorizer, relation="viewer", object="document:{doc_id}", on_deny="raise")
+    assert guard.on_refusal == "raise"
+    with pytest.warns(DeprecationWarning):
+        assert FGAToolGuard(authorizer, relation="viewer", object="d:{x}", on_deny="refuse").on_refusal == "message"
+    with acting_as(ANNE), pytest.raises(AccessDenied):
+        guard_tool(read_doc, guard).invoke({"doc_id": "budget"})
+    with pytest.raises(ConfigurationError):
+        FGAToolGuard(authorizer, relation="viewer", object="document:{doc_id}", on_refusal="shout")  # type: ignore[arg-type]
+
+
+async def test_an_authorizer_without_on_decision_still_reports_decisions() -> None:
+    class Plain:  # an older custom Authorizer: no on_decision parameter
+        backend = "plain"
+
+        def check(self, user: str, relation: str, object: str) -> bool:
+            return object == "document:spec"
+
+        async def acheck(self, user: str, relation: str, object: str) -> bool:
+            return object == "document:spec"
+
+    sink: list[AuthorizationDecision] = []
+    guarded = with_fga(read_doc, Plain(), relation="viewer", object="document:{doc_id}", on_decision=sink.append)
+    with acting_as(ANNE):
+        assert guarded.invoke({"doc_id": "spec"}) == "contents of spec"
+        assert (await guarded.ainvoke({"doc_id": "budget"})).startswith("Access denied")
+    assert [(d.object, d.allowed, d.backend) for d in sink] == [("document:spec", True, "plain"),
+                                                               ("document:budget", False, "plain")]
 
 
 def test_mcp_style_tool_with_json_schema(authorizer: Any) -> None:
@@ -372,3 +403,17 @@ def test_mcp_style_tool_in_an_agent_graph(authorizer: Any) -> None:
     msgs = _tool_messages(state)
     assert msgs["c1"].content == "mcp spec" and msgs["c2"].status == "error" and msgs["c3"].status == "error"
     assert CALLS == ["spec"]
+
+
+def test_middleware_on_refusal_applies_to_unlisted_tools(authorizer: Any) -> None:
+    @tool
+    def other(x: str) -> str:
+        """A tool without a rule."""
+        return x
+
+    rules = {"read_doc": {"relation": "viewer", "object": "document:{doc_id}"}}
+    refusing = FGAMiddleware(authorizer, rules, unlisted="deny").guards[-1]
+    raising = FGAMiddleware(authorizer, rules, unlisted="deny", on_refusal="raise").guards[-1]
+    assert guard_tool(other, refusing).invoke({"x": "1"}).startswith("This tool is not available")
+    with pytest.raises(AuthorizationError, match="no authorization rule"):
+        guard_tool(other, raising).invoke({"x": "1"})

@@ -11,7 +11,8 @@ import yaml
 
 from langchain_agent_auth.core.errors import ModelError
 from langchain_agent_auth.fga import AuthorizationModel, load_model_file
-from langchain_agent_auth.fga._dsl import combine_modules, parse_dsl, print_dsl
+from langchain_agent_auth.fga._dsl import combine_modules, parse_dsl
+from langchain_agent_auth.fga._dsl_print import print_dsl
 from langchain_agent_auth.fga._model import normalise_model_json
 from tests.fga import _fga_support as _support
 
