@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 import threading
@@ -45,7 +44,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from langchain_agent_auth.core.effects import Blocking, Call, Flow, Sleep, arun, run
+from langchain_agent_auth.core.effects import Blocking, Call, Flow, arun, run
 from langchain_agent_auth.core.errors import (
     CallbackStateError,
     ConfigurationError,
@@ -257,17 +256,16 @@ class MCPAuth(httpx.Auth):
     # The MCP request's own answer may be a long-lived event stream, left to the caller.
     requires_response_body = False
 
+    # Local steps (a retry's backoff, token store calls) run through the core drivers; only the
+    # HTTP requests go back to httpx, which sends them with the MCP client's own connection.
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         flow = self._flow(request)
         try:
             step = next(flow)
             while True:
-                if isinstance(step, Sleep):  # a retry's backoff
-                    time.sleep(max(0.0, step.seconds))
-                    step = flow.send(None)
-                    continue
-                if isinstance(step, Blocking | Call):
-                    step = flow.send(step.fn() if isinstance(step, Blocking) else step.sync())
+                if not isinstance(step, httpx.Request):
+                    step = flow.send(run(_local(step)))
                     continue
                 response = yield step
                 if step is not request or response.status_code in (401, 403):
@@ -281,12 +279,8 @@ class MCPAuth(httpx.Auth):
         try:
             step = next(flow)
             while True:
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(max(0.0, step.seconds))
-                    step = flow.send(None)
-                    continue
-                if isinstance(step, Blocking | Call):  # Call: a store doing no I/O, inline
-                    step = flow.send(await asyncio.to_thread(step.fn) if isinstance(step, Blocking) else step.sync())
+                if not isinstance(step, httpx.Request):
+                    step = flow.send(await arun(_local(step)))
                     continue
                 response = yield step
                 if step is not request or response.status_code in (401, 403):
@@ -516,3 +510,8 @@ class MCPAuth(httpx.Auth):
     def forget(self, user: UserIdentity | str | None = None) -> None:
         """Drop ``user``'s token for this server (the current user by default)."""
         self.tokens.delete(self.token_key(user))
+
+
+def _local(step: Any) -> Step:
+    """One local step (a sleep, a token store call) as a flow of its own, for the core drivers."""
+    return (yield step)
