@@ -67,7 +67,7 @@ from langchain_agent_auth.mcp._discovery import (
     scopes_for,
 )
 from langchain_agent_auth.mcp._registration import pick_auth_method, register_client
-from langchain_agent_auth.mcp._tokens import MCPTokenStore, MemoryTokenStore, SealedTokenStore
+from langchain_agent_auth.mcp._tokens import MCPTokenStore, MemoryTokenStore
 from langchain_agent_auth.oauth._flow import RetryPolicy
 from langchain_agent_auth.oauth._http import USER_AGENT
 from langchain_agent_auth.oauth.client import Pkce
@@ -76,15 +76,7 @@ from langchain_agent_auth.oauth.discovery import ProviderMetadata
 from langchain_agent_auth.oauth.flows import FlowSettings, token_request
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
-__all__ = [
-    "Authorizer",
-    "HeadlessAuthorizer",
-    "MCPAuth",
-    "MCPServer",
-    "MCPTokenStore",
-    "MemoryTokenStore",
-    "SealedTokenStore",
-]
+__all__ = ["Authorizer", "HeadlessAuthorizer", "MCPAuth", "MCPServer"]
 
 Grant = Literal["authorization_code", "client_credentials"]
 UserSpec = UserIdentity | str | Callable[[], "UserIdentity | str | None"] | None
