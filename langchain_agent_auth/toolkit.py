@@ -24,6 +24,11 @@ Cancelling is a compare-and-set on the store (the same ``decide`` step an in-app
 takes), and the approval's ``run`` step is taken for good, so an answer that arrives later
 (a CIBA approval on the user's phone) can never run the tool.
 
+The toolkit is built the way every integration is: each tool body is written once (a plain
+function, or a flow of the core effect runtime that yields the pillar's ``x`` / ``ax`` call as a
+``Call`` step) and its guards are ``ToolGuard`` flows, composed with ``guard_tool``, under one
+refusal policy (``on_refusal=``). Adding a pillar's tools means one guard and one factory.
+
 Example:
     >>> from langchain_agent_auth.identity import UserIdentity, acting_as
     >>> tools = {t.name: t for t in AgentAuthToolkit().get_tools()}
