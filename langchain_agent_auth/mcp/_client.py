@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import threading
@@ -244,42 +245,37 @@ class MCPAuth(httpx.Auth):
 
     # ------------------------------------------------------------------ httpx.Auth
 
-    # Bodies are read only where the flow looks at them: its own requests and 401/403 answers.
-    # The MCP request's own answer may be a long-lived event stream, left to the caller.
-    requires_response_body = False
+    requires_response_body = False  # see _wire
 
-    # Local steps (a retry's backoff, token store calls) run through the core drivers; only the
-    # HTTP requests go back to httpx, which sends them with the MCP client's own connection.
+    # httpx needs a sync and an async generator. Both only do I/O: the requests go back to httpx
+    # (the MCP client's own connection), every other step runs through the core drivers.
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        flow = self._flow(request)
-        try:
-            step = next(flow)
+        flow, reply = self._wire(request), None
+        with contextlib.suppress(StopIteration):
             while True:
-                if not isinstance(step, httpx.Request):
-                    step = flow.send(run(_local(step)))
-                    continue
-                response = yield step
-                if step is not request or response.status_code in (401, 403):
-                    response.read()
-                step = flow.send(response)
-        except StopIteration:
-            return
+                step = flow.send(reply)
+                reply = (yield step) if isinstance(step, httpx.Request) else run(_local(step))
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        flow = self._flow(request)
-        try:
-            step = next(flow)
+        flow, reply = self._wire(request), None
+        with contextlib.suppress(StopIteration):
             while True:
-                if not isinstance(step, httpx.Request):
-                    step = flow.send(await arun(_local(step)))
-                    continue
-                response = yield step
-                if step is not request or response.status_code in (401, 403):
-                    await response.aread()
-                step = flow.send(response)
-        except StopIteration:
-            return
+                step = flow.send(reply)
+                reply = (yield step) if isinstance(step, httpx.Request) else await arun(_local(step))
+
+    def _wire(self, request: httpx.Request) -> Step:
+        """:meth:`_flow` with the bodies it looks at read: its own requests' answers and 401/403
+        ones. The MCP request's own answer may be a long-lived event stream, left to the caller."""
+        flow, reply = self._flow(request), None
+        while True:
+            try:
+                step = flow.send(reply)
+            except StopIteration:
+                return
+            reply = yield step
+            if isinstance(step, httpx.Request) and (step is not request or reply.status_code in (401, 403)):
+                yield Call(reply.read, reply.aread)
 
     def _flow(self, request: httpx.Request) -> Step:
         key = self.token_key()
