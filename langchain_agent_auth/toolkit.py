@@ -24,6 +24,11 @@ Cancelling is a compare-and-set on the store (the same ``decide`` step an in-app
 takes), and the approval's ``run`` step is taken for good, so an answer that arrives later
 (a CIBA approval on the user's phone) can never run the tool.
 
+The toolkit is built the way every integration is: each tool body is written once (a plain
+function, or a flow of the core effect runtime that yields the pillar's ``x`` / ``ax`` call as a
+``Call`` step) and its guards are ``ToolGuard`` flows, composed with ``guard_tool``, under one
+refusal policy (``on_refusal=``). Adding a pillar's tools means one guard and one factory.
+
 Example:
     >>> from langchain_agent_auth.identity import UserIdentity, acting_as
     >>> tools = {t.name: t for t in AgentAuthToolkit().get_tools()}
@@ -37,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import secrets
@@ -48,6 +54,7 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool, BaseToolkit, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model
 
+from langchain_agent_auth.core.effects import Blocking, Call, Flow, arun, run
 from langchain_agent_auth.core.errors import (
     AgentAuthError,
     ApprovalAlreadyHandledError,
@@ -58,7 +65,7 @@ from langchain_agent_auth.core.errors import (
     IdentityError,
     VaultError,
 )
-from langchain_agent_auth.core.guards import GuardedCall, ToolGuard, guard_tool
+from langchain_agent_auth.core.guards import GuardedCall, OnRefusal, Proceed, ToolGuard, guard_tool
 from langchain_agent_auth.core.identity import UserIdentity, acting_as, get_current_user
 
 __all__ = ["AgentAuthToolkit"]
@@ -104,48 +111,31 @@ def _for_model(exc: AgentAuthError) -> bool:
 
 class _ForUser(ToolGuard):
     """Outermost guard of every toolkit tool: refuses without a trusted user, runs the tool
-    as that user, and turns the toolkit's typed errors into a short refusal for the model.
-    ``check`` looks at the model's raw arguments first (before schema validation), so an
-    argument outside an allow-list gets the toolkit's clear message."""
+    as that user, and turns the toolkit's typed errors into a short refusal for the model
+    (or raises them, under ``on_refusal="raise"``). ``check`` looks at the model's raw
+    arguments first (before schema validation), so an argument outside an allow-list gets the
+    toolkit's clear message."""
 
-    def __init__(self, check: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
+    def __init__(self, check: Callable[[Mapping[str, Any]], Any] | None = None, *,
+                 on_refusal: OnRefusal = "message") -> None:
         self.check = check
+        self.on_refusal = on_refusal
 
-    def _start(self, call: GuardedCall) -> Any:
+    def flow(self, call: GuardedCall) -> Flow[Any]:
         if call.user is None:
             call.warn_no_user("toolkit")
             err = IdentityError("no trusted user identity for this tool call",
                                 hint="I can't tell who you are, so I can't do that.")
-            return call.refuse(err.for_model(), err)
-        return None
-
-    def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
-        refusal = self._start(call)
-        if refusal is not None:
-            return refusal
+            return self.refuse(call, err.for_model(), err)
         try:
-            with acting_as(call.user):  # type: ignore[arg-type]
+            with acting_as(call.user):
                 if self.check is not None:
                     self.check(call.args)
-                return proceed(call)
+                return (yield Proceed(call))
         except AgentAuthError as exc:
             if not _for_model(exc):
                 raise
-            return call.refuse(exc.for_model(), exc)
-
-    async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Awaitable[Any]]) -> Any:
-        refusal = self._start(call)
-        if refusal is not None:
-            return refusal
-        try:
-            with acting_as(call.user):  # type: ignore[arg-type]
-                if self.check is not None:
-                    self.check(call.args)
-                return await proceed(call)
-        except AgentAuthError as exc:
-            if not _for_model(exc):
-                raise
-            return call.refuse(exc.for_model(), exc)
+            return self.refuse(call, exc.for_model(), exc)
 
 
 class _ConnectGuard(ToolGuard):
@@ -159,7 +149,9 @@ class _ConnectGuard(ToolGuard):
         from langchain_agent_auth.vault import VaultGuard
 
         name, scopes = self.toolkit._connect_target(call.args)
-        return VaultGuard(self.toolkit.vault, name, scopes)
+        guard = VaultGuard(self.toolkit.vault, name, scopes)
+        guard.on_refusal = self.toolkit.on_refusal  # the toolkit's one refusal policy
+        return guard
 
     def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
         return self._guard(call).wrap(call, proceed)
@@ -192,6 +184,8 @@ class AgentAuthToolkit(BaseToolkit):
             without it (or when it fails) the request is only marked cancelled here and the
             user's later answer is ignored.
         include: the tool names to build (default: every tool the given pillars allow).
+        on_refusal: what a refusal becomes, as in every pillar: ``"message"`` (a short error
+            ToolMessage for the model; the default) or ``"raise"`` (the typed error propagates).
 
     Example:
         >>> from langchain_agent_auth.fga import EmbeddedAuthorizer
@@ -219,6 +213,7 @@ class AgentAuthToolkit(BaseToolkit):
     approval_store: Any = None
     ciba_cancel: Callable[[Any, str], bool] | None = None
     include: list[str] | None = None
+    on_refusal: OnRefusal = "message"
 
     _tools: list[BaseTool] | None = PrivateAttr(default=None)
 
@@ -272,14 +267,15 @@ class AgentAuthToolkit(BaseToolkit):
     def _build(self, name: str) -> BaseTool:
         spec = _SPECS[name]
         schema = spec["schema"] if isinstance(spec["schema"], type) else spec["schema"](self)
+        func, coroutine = _drivers(getattr(self, f"_{name}"))
         inner = StructuredTool.from_function(
-            func=getattr(self, f"_{name}"), coroutine=getattr(self, f"_a{name}"), name=name,
+            func=func, coroutine=coroutine, name=name,
             description=spec["description"], args_schema=schema, infer_schema=False)
         check = None
         if name == "what_can_i_access":
             def check(args: Mapping[str, Any]) -> Any:
                 return self._access_request(args.get("relation"), args.get("type"))
-        guards: list[ToolGuard] = [_ForUser(check)]
+        guards: list[ToolGuard] = [_ForUser(check, on_refusal=self.on_refusal)]
         if name == "connect_account":
             guards.append(_ConnectGuard(self))
         return guard_tool(inner, *guards)
@@ -315,9 +311,6 @@ class AgentAuthToolkit(BaseToolkit):
     def _whoami(self) -> str:
         return _dump(_public(_user()))
 
-    async def _awhoami(self) -> str:
-        return self._whoami()
-
     # ------------------------------------------------------------------ connections
 
     def _connection_view(self, info: Any) -> dict[str, Any]:
@@ -331,11 +324,10 @@ class AgentAuthToolkit(BaseToolkit):
                 "connected_at": _iso(info.connected_at)}
         return {k: v for k, v in view.items() if v not in (None, [])}
 
-    def _list_connections(self) -> str:
-        return _dump([self._connection_view(i) for i in self.vault.connections(_user())])
-
-    async def _alist_connections(self) -> str:
-        return _dump([self._connection_view(i) for i in await self.vault.aconnections(_user())])
+    def _list_connections(self) -> Flow[str]:
+        user = _user()
+        infos = yield Call(lambda: self.vault.connections(user), lambda: self.vault.aconnections(user))
+        return _dump([self._connection_view(i) for i in infos])
 
     def _connect_target(self, args: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
         name = args.get("connection")
@@ -362,9 +354,6 @@ class AgentAuthToolkit(BaseToolkit):
         name, granted = self._connect_target({"connection": connection, "scopes": scopes})
         return _dump({"connection": name, "status": "connected", "scopes": list(granted)})
 
-    async def _aconnect_account(self, connection: str, scopes: list[str] | None = None) -> str:
-        return self._connect_account(connection, scopes)
-
     @staticmethod
     def _revoked(result: Any) -> str:
         view = {"connection": result.connection, "disconnected": result.deleted,
@@ -373,11 +362,10 @@ class AgentAuthToolkit(BaseToolkit):
             view["note"] = result.error or "the account was not connected"
         return _dump(view)
 
-    def _disconnect_account(self, connection: str) -> str:
-        return self._revoked(self.vault.revoke(_user(), connection))
-
-    async def _adisconnect_account(self, connection: str) -> str:
-        return self._revoked(await self.vault.arevoke(_user(), connection))
+    def _disconnect_account(self, connection: str) -> Flow[str]:
+        user = _user()
+        result = yield Call(lambda: self.vault.revoke(user, connection), lambda: self.vault.arevoke(user, connection))
+        return self._revoked(result)
 
     # ------------------------------------------------------------------ fga
 
@@ -396,13 +384,11 @@ class AgentAuthToolkit(BaseToolkit):
         return _dump({"relation": relation, "type": type, "objects": objects[: self.max_objects],
                       "truncated": len(objects) > self.max_objects})
 
-    def _what_can_i_access(self, relation: str, type: str) -> str:
+    def _what_can_i_access(self, relation: str, type: str) -> Flow[str]:
         user, relation, type = self._access_request(relation, type)
-        return self._objects(relation, type, self.authorizer.list_objects(user, relation, type))
-
-    async def _awhat_can_i_access(self, relation: str, type: str) -> str:
-        user, relation, type = self._access_request(relation, type)
-        return self._objects(relation, type, await self.authorizer.alist_objects(user, relation, type))
+        objects = yield Call(lambda: self.authorizer.list_objects(user, relation, type),
+                             lambda: self.authorizer.alist_objects(user, relation, type))
+        return self._objects(relation, type, objects)
 
     # ------------------------------------------------------------------ approvals
 
@@ -431,15 +417,16 @@ class AgentAuthToolkit(BaseToolkit):
         return next((a for a in self.approvers if a.name == source), None)
 
     def _pending(self, user: UserIdentity) -> list[tuple[Any, Any]]:
-        now = time.time()
-        return [(rec, store) for store, _ in self._stores()
-                for rec in store.pending_for(user.key, now, limit=_PENDING_LIMIT)]
+        """``user``'s pending approvals with the store holding each (blocking)."""
+        return run(self._pending_flow(user))
 
-    async def _apending(self, user: UserIdentity) -> list[tuple[Any, Any]]:
+    def _pending_flow(self, user: UserIdentity) -> Flow[list[tuple[Any, Any]]]:
         now = time.time()
-        out = []
+        out: list[tuple[Any, Any]] = []
         for store, _ in self._stores():
-            out.extend((rec, store) for rec in await store.apending_for(user.key, now, limit=_PENDING_LIMIT))
+            recs = yield Call(lambda s=store: s.pending_for(user.key, now, limit=_PENDING_LIMIT),
+                              lambda s=store: s.apending_for(user.key, now, limit=_PENDING_LIMIT))
+            out.extend((rec, store) for rec in recs)
         return out
 
     @staticmethod
@@ -449,14 +436,9 @@ class AgentAuthToolkit(BaseToolkit):
                 "what": rec.binding_message, "requested_at": _iso(rec.created_at), "expires_at": _iso(rec.expires_at)}
         return {k: v for k, v in view.items() if v is not None}
 
-    def _my_pending_approvals(self) -> str:
+    def _my_pending_approvals(self) -> Flow[str]:
         user = _user()
-        recs = sorted(self._pending(user), key=lambda p: p[0].created_at)
-        return _dump([self._approval_view(user, rec) for rec, _ in recs])
-
-    async def _amy_pending_approvals(self) -> str:
-        user = _user()
-        recs = sorted(await self._apending(user), key=lambda p: p[0].created_at)
+        recs = sorted((yield from self._pending_flow(user)), key=lambda p: p[0].created_at)
         return _dump([self._approval_view(user, rec) for rec, _ in recs])
 
     @staticmethod
@@ -485,25 +467,33 @@ class AgentAuthToolkit(BaseToolkit):
                       "cancelled_at_provider": at_provider,
                       "note": "The request was withdrawn; an answer that still arrives is ignored."})
 
-    def _cancel_approval(self, handle: str) -> str:
+    def _cancel_approval(self, handle: str) -> Flow[str]:
         user = _user()
-        rec, store = self._find(user, handle, self._pending(user))
-        if store.withdraw(rec, time.time()) is None:
+        rec, store = self._find(user, handle, (yield from self._pending_flow(user)))
+        withdrawn = yield Call(lambda: store.withdraw(rec, time.time()), lambda: store.awithdraw(rec, time.time()))
+        if withdrawn is None:
             raise _handled(rec)
-        at_provider = self._provider_cancel(rec, store)
+        at_provider = yield Blocking(lambda: self._provider_cancel(rec, store))
         log.info("toolkit: approval %s for %s withdrawn by its user", rec.key[:16], rec.tool)
         return self._cancel_view(rec, user, at_provider)
 
-    async def _acancel_approval(self, handle: str) -> str:
-        import asyncio
 
-        user = _user()
-        rec, store = self._find(user, handle, await self._apending(user))
-        if await store.awithdraw(rec, time.time()) is None:
-            raise _handled(rec)
-        at_provider = await asyncio.to_thread(self._provider_cancel, rec, store)
-        log.info("toolkit: approval %s for %s withdrawn by its user", rec.key[:16], rec.tool)
-        return self._cancel_view(rec, user, at_provider)
+def _drivers(body: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Awaitable[Any]]]:
+    """A tool body written once (a plain function, or a flow of the core effect runtime) as
+    the tool's ``func`` and ``coroutine``: the flow under the blocking and the event-loop driver."""
+    if not inspect.isgeneratorfunction(body):
+        async def plain(**kwargs: Any) -> Any:
+            return body(**kwargs)
+
+        return body, plain
+
+    def func(**kwargs: Any) -> Any:
+        return run(body(**kwargs))
+
+    async def coroutine(**kwargs: Any) -> Any:
+        return await arun(body(**kwargs))
+
+    return func, coroutine
 
 
 def _handled(rec: Any) -> ApprovalAlreadyHandledError:

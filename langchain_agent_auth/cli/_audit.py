@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"agent-auth audit: no store at {path} (pass --store or --data-dir)", file=sys.stderr)
         return 1
     from langchain_agent_auth.core.audit._sinks import read_audit
-    from langchain_agent_auth.vault._vault import open_default_store
+    from langchain_agent_auth.vault import open_default_store
 
     store = open_default_store(path)
     events = read_audit(store, user=args.user, thread_id=args.thread, kind=args.kind, limit=args.limit)

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_agent_auth.core.errors import AgentAuthError, ConfigurationError
 
 if TYPE_CHECKING:
-    from langchain_agent_auth.vault._model import ConnectionInfo
-    from langchain_agent_auth.vault._vault import TokenVault
+    from langchain_agent_auth.vault import ConnectionInfo, TokenVault
 
 # mirrors langchain_agent_auth.crypto.ENV_VAR; the vault modules load only when a command runs
 _KEYS_ENV = "AGENT_AUTH_ENCRYPTION_KEYS"
@@ -57,7 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_vault(spec: str) -> TokenVault:
-    from langchain_agent_auth.vault._vault import TokenVault
+    from langchain_agent_auth.vault import TokenVault
 
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
@@ -76,7 +75,7 @@ def _load_vault(spec: str) -> TokenVault:
 def _open(args: argparse.Namespace, *, need_keys: bool) -> tuple[TokenVault, bool]:
     """The vault to work on, and whether it holds real keys (to tell unreadable records)."""
     from langchain_agent_auth.core.crypto import ENV_VAR, Keyring
-    from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open_default_store
+    from langchain_agent_auth.vault import TokenVault, default_data_dir, open_default_store
 
     if args.vault:
         return _load_vault(args.vault), True

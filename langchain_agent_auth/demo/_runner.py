@@ -1,4 +1,8 @@
-"""The demo's run: data directory, provider, agent, the conversation and its pauses.
+"""The demo's run: data directory, provider, agent, the conversation, and the summary.
+
+The pauses are answered by :mod:`~langchain_agent_auth.demo._pauses`, the transcript printed by
+:mod:`~langchain_agent_auth.demo._transcript`; the script, errors and plumbing are in
+:mod:`~langchain_agent_auth.demo._support`.
 
 The conversation is a list of steps (who says what). Progress is saved in
 ``<data dir>/demo.json`` (the step, whether its message was sent, the threads, the
@@ -20,159 +24,45 @@ Layout of the data directory::
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from langchain_agent_auth.core.errors import AgentAuthError, ConfigurationError, ProtocolError
+from langchain_agent_auth.core.errors import ConfigurationError, ProtocolError
 from langchain_agent_auth.demo._console import Answers, Console
-
-__all__ = ["Demo", "DemoError", "ProviderStopped", "Step", "main", "script"]
-
-STATE_VERSION = 1
-CIBA_INTERVAL = 1
-#: How long an unattended run waits for a paused run to resume before it gives up.
-AUTO_TIMEOUT = 60.0
-SYSTEM_PROMPT = (
-    "You are a helpful assistant in a demo of langchain-agent-auth. Use the tools to read the user's "
-    "calendar, send bank transfers in EUR and search the company documents. Say plainly when something "
-    "was not approved or not allowed. Keep answers short."
+from langchain_agent_auth.demo._pauses import Pauses
+from langchain_agent_auth.demo._support import (
+    CIBA_INTERVAL,
+    STATE_VERSION,
+    SYSTEM_PROMPT,
+    CallbackServer,
+    DemoError,
+    ProviderStopped,
+    Step,
+    ignore_sigint,
+    install_sigterm,
+    isatty,
+    jwt_header,
+    port_free,
+    restore_sigterm,
+    script,
+    short,
 )
+from langchain_agent_auth.demo._transcript import Transcript
+
+__all__ = ["Demo", "main"]
 
 
-class DemoError(Exception):
-    """Something the user can fix; ``code`` is the exit code."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class ProviderStopped(DemoError):
-    """The local identity provider stopped answering during the run."""
-
-    def __init__(self, message: str = "the local identity provider stopped") -> None:
-        super().__init__(message, code=1)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One user message of the conversation, and how an approval it raises is answered
-    in ``--approve auto`` mode."""
-
-    user: str
-    text: str
-    decision: str | None = None
-    reason: str | None = None
-
-
-def script(user: str) -> list[Step]:
-    """The conversation: ``user`` talks to the assistant; the other user shows the fga difference.
-
-    Example:
-        >>> [s.user for s in script("alice")]
-        ['alice', 'alice', 'alice', 'alice', 'alice', 'bob']
-    """
-    other = "bob" if user == "alice" else "alice"
-    payee = other.capitalize()
-    question = "Search the documents for our plans."
-    return [
-        Step(user, "Hi! Who am I talking to?"),
-        Step(user, "What's on my calendar this week?"),
-        Step(user, f"Please pay {payee} 250 EUR for the concert tickets.", decision="approve"),
-        Step(user, "Also send 5,000 EUR to Mallory.", decision="deny",
-             reason="I don't know any Mallory. Not me!"),
-        Step(user, question),
-        Step(other, question),
-    ]
-
-
-def _time_left(seconds: float) -> str:
-    """``4m05s``, ``1h02m``: the time left before a request expires.
-
-    Example:
-        >>> _time_left(245.2), _time_left(3720), _time_left(-3)
-        ('4m05s', '1h02m', '0m00s')
-    """
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
-def _jwt_header(token: str) -> dict[str, Any]:
-    segment = token.split(".", 1)[0]
-    try:
-        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _short(value: Any, limit: int = 160) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _args_text(args: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
-
-
-class _CallbackServer:
-    """The app's web server for the vault's connect-account callback (a thread, loopback)."""
-
-    def __init__(self, port: int = 0) -> None:
-        import socket
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.sock.bind(("127.0.0.1", port))
-        except OSError:
-            if not port:
-                raise
-            self.sock.bind(("127.0.0.1", 0))  # the saved port is taken: links of the earlier run break
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-
-    def start(self, app: Any) -> None:
-        import asyncio
-
-        import uvicorn
-
-        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
-        server, sock = self._server, self.sock
-        self._thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
-                                        name="agent-auth-demo-callback", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise DemoError("the demo's callback server did not start", code=1)
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.sock.close()
-
-
-class Demo:
+class Demo(Transcript, Pauses):
     """One run of ``agent-auth demo`` (see the package docstring)."""
 
     def __init__(self, args: argparse.Namespace, console: Console | None = None,
@@ -183,7 +73,7 @@ class Demo:
         approve = args.approve
         self.approve_given = approve is not None
         if approve is None:
-            approve = "interactive" if _isatty(self._stdin) else "auto"
+            approve = "interactive" if isatty(self._stdin) else "auto"
         self.interactive = approve == "interactive"
         self.answers: Answers | None = None
         self.main_user = args.user
@@ -210,7 +100,7 @@ class Demo:
         """Run the demo; returns the exit code (0, 1: failed, 2: bad input, 130: interrupted)."""
         started = time.monotonic()
         code = 1
-        previous_term = _install_sigterm()
+        previous_term = install_sigterm()
         try:
             self._prepare_data_dir()
             self._intro()
@@ -222,7 +112,7 @@ class Demo:
             code = 0
         except KeyboardInterrupt:
             code = 130
-            with _ignore_sigint():
+            with ignore_sigint():
                 self._interrupted()
         except ProviderStopped as exc:
             code = exc.code
@@ -236,12 +126,12 @@ class Demo:
                 self.console.error("the local identity provider stopped during the run."
                                    + self._saved_note("Nothing was lost: your conversation"))
             else:
-                self.console.error(f"the demo failed: {type(exc).__name__}: {_short(exc, 400)}."
+                self.console.error(f"the demo failed: {type(exc).__name__}: {short(exc, 400)}."
                                    + self._saved_note("Your conversation"))
         finally:
-            with _ignore_sigint():
+            with ignore_sigint():
                 self._close(keep=code != 0 and self._worth_keeping())
-            _restore_sigterm(previous_term)
+            restore_sigterm(previous_term)
         return code
 
     # ------------------------------------------------------------------ data dir and state
@@ -360,7 +250,7 @@ class Demo:
                             f"issuer URL names the port): use --port {saved} or leave --port out.")
         if not port and saved:
             port = saved
-            if not self._resumed_run and not _port_free(port):
+            if not self._resumed_run and not port_free(port):
                 port = 0  # nothing pending: a new issuer only means connecting the calendar again
         self.idp = LocalProvider(self.data_dir / "provider", port=port, ciba_interval=CIBA_INTERVAL)
         try:
@@ -410,7 +300,7 @@ class Demo:
             yield
         except (ProtocolError, ConfigurationError) as exc:
             if self.idp is None or not self.idp.running or isinstance(exc, ProtocolError):
-                raise ProviderStopped(f"the local identity provider stopped answering ({_short(exc, 120)})") \
+                raise ProviderStopped(f"the local identity provider stopped answering ({short(exc, 120)})") \
                     from None
             raise
 
@@ -431,7 +321,7 @@ class Demo:
         except ImportError as exc:
             raise DemoError(f"cannot load the model {spec}: {exc}") from None
         except Exception as exc:  # a missing API key, an unknown provider...
-            raise DemoError(f"cannot use the model {spec}: {type(exc).__name__}: {_short(exc, 200)}") from None
+            raise DemoError(f"cannot use the model {spec}: {type(exc).__name__}: {short(exc, 200)}") from None
 
     def _build(self) -> None:
         from langchain.agents import create_agent
@@ -474,7 +364,7 @@ class Demo:
         identity = IdentityMiddleware([TokenResolver(self.id_verifier, token="id_token")], describe_user=True)
 
         # vault: the demo upstream's calendar, connected through our callback
-        callback = self.callback = _CallbackServer(int(self.state.get("callback_port") or 0))
+        callback = self.callback = CallbackServer(int(self.state.get("callback_port") or 0))
         self._closers.append(callback.stop)
         self.state["callback_port"] = int(urlsplit(callback.url).port or 0)
         self._save()
@@ -530,77 +420,6 @@ class Demo:
                                     f"{len(DOCUMENTS)} documents; fga model: user, team, document "
                                     f"({len(FGA_TUPLES)} tuples)")
 
-    # ------------------------------------------------------------------ transcript helpers
-
-    def _report(self, pillar: str, text: str, facts: dict[str, Any] | None = None) -> None:
-        self.console.label(pillar, text)
-        for key, value in (facts or {}).items():
-            current = self.state.setdefault("facts", {}).get(key)
-            self._fact(key, {**current, **value} if isinstance(current, dict) and isinstance(value, dict) else value)
-
-    def _cfg(self, user: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": f"demo-{self.state['run']}-{user}"}}
-
-    def _show(self, message: Any) -> None:
-        mid = getattr(message, "id", None)
-        if mid is not None:
-            if mid in self._printed:
-                return
-            self._printed.add(mid)
-        kind = getattr(message, "type", "")
-        if kind == "ai":
-            text = message.content if isinstance(message.content, str) else _short(message.content)
-            if text.strip():
-                self.console.say("assistant", text.strip())
-            for call in message.tool_calls or ():
-                self.console.say("assistant", f"calls {call['name']}({_args_text(dict(call.get('args') or {}))})")
-        elif kind == "tool":
-            content = message.content if isinstance(message.content, str) else json.dumps(message.content)
-            if message.status == "error":
-                self.console.say(f"tool {message.name}", f"refused: {_short(content)}", kind="tool")
-            else:
-                self.console.say(f"tool {message.name}", _short(content), kind="tool")
-
-    def _show_new(self, cfg: dict[str, Any]) -> None:
-        for message in self.agent.get_state(cfg).values.get("messages", []):
-            self._show(message)
-
-    def _mark_shown(self, cfg: dict[str, Any]) -> None:
-        for message in self.agent.get_state(cfg).values.get("messages", []):
-            if getattr(message, "id", None):
-                self._printed.add(message.id)
-
-    def _stream(self, value: Any, cfg: dict[str, Any]) -> None:
-        from langchain_agent_auth.core.progress import is_progress
-
-        for mode, chunk in self.agent.stream(value, cfg, context=dict(self._context),
-                                             stream_mode=["updates", "custom"]):
-            if mode == "custom":
-                if is_progress(chunk) and chunk.get("tool_call_id"):
-                    self._waits[str(chunk["tool_call_id"])] = chunk
-                continue
-            for node, update in chunk.items():
-                if node == "__interrupt__":
-                    for interrupt in update or ():
-                        self._seen_interrupts.add(interrupt.id)
-                    continue
-                messages = update.get("messages") if isinstance(update, dict) else None
-                if messages is None:
-                    continue
-                for message in messages if isinstance(messages, list) else [messages]:
-                    self._show(message)
-        self._show_new(cfg)
-
-    def _interrupt_ids(self, cfg: dict[str, Any]) -> set[str]:
-        return {i.id for i in self.agent.get_state(cfg).interrupts}
-
-    def _tool_of(self, cfg: dict[str, Any], tool_call_id: str | None) -> str:
-        for message in self.agent.get_state(cfg).values.get("messages", []):
-            for call in getattr(message, "tool_calls", None) or ():
-                if call.get("id") == tool_call_id:
-                    return str(call["name"])
-        return "a tool"
-
     # ------------------------------------------------------------------ the conversation
 
     def _conversation(self) -> None:
@@ -631,7 +450,7 @@ class Demo:
         with self._talking_to_provider():
             tokens = self.idp.login(user, scope="openid profile email")
             claims = self.id_verifier.verify(tokens["id_token"])
-        alg = _jwt_header(tokens["id_token"]).get("alg", "?")
+        alg = jwt_header(tokens["id_token"]).get("alg", "?")
         self._identity = UserIdentity.from_claims(claims, source="token")
         self._context = {"id_token": tokens["id_token"]}
         self._signed_in = user
@@ -687,267 +506,6 @@ class Demo:
             return
         raise DemoError("the conversation did not settle (too many pauses)", code=1)
 
-    # ------------------------------------------------------------------ waiting
-
-    def _expires_at(self, value: dict[str, Any]) -> float | None:
-        """When the pause with payload ``value`` ends, from the run's progress event."""
-        event = self._waits.get(str(value.get("tool_call_id")))
-        return event.get("expires_at") if event and event.get("state") == "paused" else None
-
-    def _wait_resumed(self, cfg: dict[str, Any], interrupt_id: str, text: str,
-                      on_tick: Callable[[], bool] | None = None,
-                      before_pass: Callable[[], None] | None = None, timeout: float | None = None,
-                      expires_at: float | None = None) -> None:
-        """Run resumer passes until the pause ``interrupt_id`` is gone; a status line meanwhile.
-
-        With ``expires_at`` (from the run's ``agent_auth_progress`` event), the status line
-        shows the time left before the request expires.
-
-        ``on_tick`` (interactive prompts) is called between passes and does its own waiting;
-        it returns ``True`` when it wants the status line shown. ``before_pass`` runs before
-        each resumer pass (to report a decision made elsewhere before the run goes on).
-        """
-        base = text
-
-        def with_left() -> str:
-            return base if expires_at is None else f"{base}, {_time_left(expires_at - time.time())} left"
-
-        text = with_left()
-        status = None if on_tick is not None else self.console.status(text)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while True:
-                self._check_provider()
-                if deadline is not None and time.monotonic() > deadline:
-                    raise DemoError(f"the paused run did not resume within {timeout:.0f} s ({text})", code=1)
-                if before_pass is not None:
-                    before_pass()
-                self.resumer.run_once()
-                if interrupt_id not in self._interrupt_ids(cfg):
-                    return
-                if on_tick is not None and on_tick():
-                    on_tick = None
-                    status = self.console.status(with_left())
-                if on_tick is None:
-                    time.sleep(0.1)
-                    if status is not None:
-                        if self.console.tty:  # elsewhere a changed text would be a new line
-                            status.text = with_left()
-                        status.tick()
-        finally:
-            if status is not None:
-                status.close()
-
-    def _answers(self) -> Answers:
-        if self.answers is None:
-            self.answers = Answers(self._stdin)
-        return self.answers
-
-    def _password(self, user: str) -> str:
-        return self.idp.users.get(user, "?")
-
-    # ------------------------------------------------------------------ connect_account
-
-    def _connect(self, cfg: dict[str, Any], step: Step, interrupt: Any) -> None:
-        value = interrupt.value
-        self._waiting = "connect"
-        user = step.user
-        tool = self._tool_of(cfg, value.get("tool_call_id"))
-        scopes = " ".join(value.get("missing_scopes") or value.get("scopes") or [])
-        self.console.label("vault", f"connect_account: {tool} needs {user}'s {value.get('connection')} account "
-                                    f"({scopes}); the run is paused ({value.get('status')})")
-        url = str(value.get("authorize_url") or "")
-        if not url:
-            raise DemoError("the connect request has no authorize URL", code=1)
-        if self._stale_link(cfg, interrupt, url):
-            return
-        self.console.url("vault", "authorize URL (authorization code + PKCE at the demo upstream):", url)
-        if self.interactive:
-            answers = self._answers()
-            self.console.prompt(f"Open it in your browser (sign in as {user}, password {self._password(user)}), "
-                                "or press Enter to let the demo sign in for you: ")
-
-            def tick() -> bool:
-                try:
-                    line = answers.get(timeout=0.2)
-                except EOFError:
-                    line = ""  # no more input: the demo signs in
-                if line is not None:
-                    raise _StopWaiting
-                return False
-
-            try:
-                self._wait_resumed(cfg, interrupt.id, "waiting for the account connection (browser)", on_tick=tick,
-                                   expires_at=self._expires_at(value))
-                self.console.blank()
-                self.console.label("vault", "the browser finished the connect flow; the run resumed")
-                self._connected_fact(user, value, scopes)
-                self._waiting = None
-                return
-            except _StopWaiting:
-                pass
-        from langchain_agent_auth.demo._world import sign_in_and_consent
-
-        self.console.label("vault", f"the demo plays {user}'s browser: signs in at the demo upstream and allows "
-                                    f"{scopes}")
-        self._deliver(sign_in_and_consent(url, user, self._password(user)))
-        self.console.label("vault", f"{value.get('connection')} connected: the callback redeemed the code with the "
-                                    "PKCE verifier; tokens sealed in the vault (AES-256-GCM); resuming the run")
-        self._wait_resumed(cfg, interrupt.id, "resuming the paused run", timeout=AUTO_TIMEOUT)
-        self._connected_fact(user, value, scopes)
-        self._waiting = None
-
-    def _connected_fact(self, user: str, value: dict[str, Any], scopes: str) -> None:
-        connection = str(value.get("connection"))
-        if self.vault.status(self._identity, connection).status == "active":
-            self._fact("connected", {"user": user, "connection": connection, "scopes": scopes})
-
-    def _deliver(self, location: str) -> None:
-        """Hand the provider's redirect to the app's callback, as the browser would."""
-        import httpx
-
-        page = httpx.get(location, timeout=15)
-        if page.status_code != 200 or "connected" not in page.text:
-            raise DemoError(f"connecting the account failed (the callback answered HTTP {page.status_code})", code=1)
-
-    def _stale_link(self, cfg: dict[str, Any], interrupt: Any, url: str) -> bool:
-        """A link made by an earlier run whose callback address is gone (its port was taken):
-        the flow is marked failed, so the vault guard pauses again with a fresh link."""
-        query = parse_qs(urlsplit(url).query)
-        redirect = urlsplit(query.get("redirect_uri", [""])[0])
-        ours = urlsplit(self.callback.url)
-        if (redirect.scheme, redirect.netloc) == (ours.scheme, ours.netloc):
-            return False
-        self.console.label("vault", "this link was made by the earlier run for a callback address that is gone; "
-                                    "asking the vault for a fresh one")
-        with contextlib.suppress(AgentAuthError):
-            self.vault.complete_connect(query.get("state", [""])[0], None, user=self._identity,
-                                        error="temporarily_unavailable",
-                                        error_description="the app's callback address changed")
-        self._wait_resumed(cfg, interrupt.id, "waiting for a fresh link", timeout=AUTO_TIMEOUT)
-        return True
-
-    # ------------------------------------------------------------------ approval_pending
-
-    def _find_request(self, user: str, binding_message: str | None) -> dict[str, Any] | None:
-        deadline = time.monotonic() + 5
-        while True:
-            pending = self.idp.pending_approvals(user=user)
-            matching = [p for p in pending if p.get("binding_message") == binding_message]
-            if matching:
-                return matching[-1]
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.05)
-
-    def _decision_of(self, request_id: str | None, user: str) -> str | None:
-        """``approved``, ``denied``, ``expired`` or ``pending`` for a request at the provider."""
-        if request_id is None:
-            return None
-        for item in self.idp.approvals(user=user, status="all"):
-            if item.get("id") == request_id:
-                status = str(item.get("status"))
-                if status in ("approved", "consumed") or status.startswith("approved"):
-                    return "approved"
-                return "denied" if status.startswith("denied") else status.split("_")[0]
-        return None
-
-    def _approval(self, cfg: dict[str, Any], step: Step, interrupt: Any) -> None:
-        value = interrupt.value
-        user = step.user
-        message = value.get("binding_message")
-        self._waiting = "approval"
-        if interrupt.id in self._seen_interrupts:
-            self.console.label("approval", f"CIBA request sent to {user}'s device: \"{message}\"")
-        else:
-            self.console.label("approval", f"the CIBA request of the earlier run still waits on {user}'s device: "
-                                           f"\"{message}\"")
-        for detail in value.get("authorization_details") or ():
-            if detail.get("type") == "payment_initiation":
-                amount = (detail.get("instructedAmount") or {})
-                from langchain_agent_auth.demo._model import format_eur
-
-                ref = detail.get("remittanceInformationUnstructured")
-                self.console.label("approval", f"authorization_details: payment_initiation "
-                                               f"{format_eur(amount.get('amount'))} to {detail.get('creditorName')}"
-                                               + (f" ({ref})" if ref else ""))
-        self.console.url("approval", "approval page (the user's device):", self.idp.approval_url)
-        request = self._find_request(user, message)
-        request_id = request.get("id") if request else None
-        if self.interactive:
-            self._approve_interactively(cfg, interrupt, user, message, request_id)
-        else:
-            decision = step.decision or "approve"
-            if request_id is None:
-                self.console.label("approval", "the request is no longer pending at the provider; waiting for "
-                                               "its answer")
-            elif decision == "approve":
-                self.idp.approve(request_id)
-                self.console.label("approval", f"{user} approves \"{message}\" (auto: through the provider's API, "
-                                               "like tapping Approve on the phone)")
-            else:
-                self.idp.deny(request_id, step.reason)
-                self.console.label("approval", f"{user} denies \"{message}\" (auto, reason: \"{step.reason}\")")
-            self._wait_resumed(cfg, interrupt.id, f"waiting for the provider to report {user}'s decision "
-                                                  f"(CIBA poll every {CIBA_INTERVAL} s)", timeout=AUTO_TIMEOUT,
-                               expires_at=self._expires_at(value))
-        facts = dict(self.state.get("facts", {}).get("approvals") or {})
-        facts[str(message)] = self._decision_of(request_id, user) or "unknown"
-        self._fact("approvals", facts)
-        self._waiting = None
-
-    def _approve_interactively(self, cfg: dict[str, Any], interrupt: Any, user: str, message: str | None,
-                               request_id: str | None) -> None:
-        answers = self._answers()
-        question = (f"Approve \"{message}\"? [a]pprove / [d]eny here, or [w]ait and answer on the approval page "
-                    f"(sign in as {user}, password {self._password(user)}): ")
-        self.console.prompt(question)
-        mode = {"asking": "decision", "answered": False}
-
-        def tick() -> bool:
-            try:
-                line = answers.get(timeout=0.2)
-            except EOFError:
-                self.console.blank()
-                self.console.label("approval", f"no more input: answer on {self.idp.approval_url}")
-                return True
-            if line is None:
-                return False
-            if mode["asking"] == "reason":
-                mode["answered"] = True
-                self.idp.deny(request_id, line.strip() or None)
-                self.console.label("approval", f"{user} denies \"{message}\""
-                                   + (f" (reason: \"{_short(line, 80)}\")" if line.strip() else ""))
-                return True
-            choice = line.strip().lower()[:1]
-            if choice == "a" and request_id:
-                mode["answered"] = True
-                self.idp.approve(request_id)
-                self.console.label("approval", f"{user} approves \"{message}\"")
-                return True
-            if choice == "d" and request_id:
-                mode["asking"] = "reason"
-                self.console.prompt("Reason (optional; Enter to skip): ")
-                return False
-            if choice == "w" or not request_id:
-                self.console.label("approval", f"waiting for the answer on {self.idp.approval_url}")
-                return True
-            self.console.prompt(question)
-            return False
-
-        def watch() -> None:
-            if mode["answered"] or request_id is None:
-                return
-            decision = self._decision_of(request_id, user)
-            if decision and decision != "pending":
-                mode["answered"] = True
-                self.console.blank()
-                self.console.label("approval", f"{user} {decision} \"{message}\" on the approval page")
-
-        self._wait_resumed(cfg, interrupt.id, f"waiting for the provider to report {user}'s decision (CIBA poll every "
-                                              f"{CIBA_INTERVAL} s)", on_tick=tick, before_pass=watch,
-                           expires_at=self._expires_at(interrupt.value))
-
     # ------------------------------------------------------------------ the end
 
     def _bank_statement(self, user: str) -> list[dict[str, Any]]:
@@ -1000,59 +558,6 @@ class Demo:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-class _StopWaiting(Exception):
-    """The user chose to stop waiting for the browser (the demo signs in instead)."""
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the provider binds: TIME_WAIT is fine
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-@contextlib.contextmanager
-def _ignore_sigint() -> Iterator[None]:
-    """Let the clean-up finish even if Ctrl-C is pressed again."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _install_sigterm() -> Any:
-    """SIGTERM ends the demo like Ctrl-C does (state kept)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
-def _restore_sigterm(previous: Any) -> None:
-    if previous is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(args: argparse.Namespace) -> int:
     """``agent-auth demo``."""
     return Demo(args).run()
-

@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
@@ -31,6 +30,7 @@ from langchain_core.tools import BaseTool, tool
 from langchain_agent_auth.approval import get_approval_token
 from langchain_agent_auth.core.errors import ProtocolError
 from langchain_agent_auth.demo._model import CALENDAR_TOOL, SEARCH_TOOL, TRANSFER_TOOL, format_eur
+from langchain_agent_auth.devserver._provider import _forms as page_forms
 from langchain_agent_auth.fga import EmbeddedAuthorizer, FGARetriever
 from langchain_agent_auth.identity import get_current_user
 from langchain_agent_auth.vault import vault_auth
@@ -303,21 +303,6 @@ def build_tools(api_url: str, fga: EmbeddedAuthorizer, report: Report) -> list[B
 # --------------------------------------------------------------------------- a browser
 
 
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get").lower(),
-                               "fields": [], "buttons": []})
-        elif self.forms and tag in ("input", "button") and a.get("name"):
-            kind = a.get("type", "text" if tag == "input" else "submit")
-            self.forms[-1]["buttons" if kind == "submit" else "fields"].append((a["name"], a.get("value", "")))
-
-
 def sign_in_and_consent(url: str, username: str, password: str, *, timeout: float = 15.0) -> str:
     """Do what the user's browser does with an authorize URL: sign in and allow. Returns
     the URL the provider redirects the browser to (the app's callback, with ``code`` and
@@ -334,15 +319,13 @@ def sign_in_and_consent(url: str, username: str, password: str, *, timeout: floa
                     return location
                 response = browser.get(location)
                 continue
-            parser = _Forms()
-            parser.feed(response.text)
-            forms = [f for f in parser.forms if f["method"] == "post"]
-            login = next((f for f in forms if any(n == "password" for n, _ in f["fields"])), None)
-            consent = next((f for f in forms if any(n == "decision" for n, _ in f["buttons"])), None)
+            forms = [f for f in page_forms(response.text) if f["method"] == "post"]
+            login = next((f for f in forms if any(n == "password" for n, *_ in f["fields"])), None)
+            consent = next((f for f in forms if any(n == "decision" for n, *_ in f["buttons"])), None)
             form = login or consent
             if form is None:
                 break
-            data: list[tuple[str, str]] = [(n, v) for n, v in form["fields"] if n not in ("username", "password")]
+            data: list[tuple[str, str]] = [(n, v) for n, v, *_ in form["fields"] if n not in ("username", "password")]
             if form is login:
                 data += [("username", username), ("password", password)]
             else:

@@ -13,6 +13,11 @@ On the server side, :class:`MCPTokenVerifier` (the SDK's ``TokenVerifier`` over 
 ``FastMCP`` server: resource metadata, 401/403 challenges, the verified user in tools, and
 per-tool scopes.
 
+Modules: ``_client`` (the sans-I/O auth flow, :class:`MCPAuth`), ``_tokens`` (token stores),
+``_registration`` (RFC 7591), ``_discovery`` (RFC 9728 / 8414), ``_guard`` (the integration's
+entry forms: :class:`MCPGuard`, :func:`with_mcp_auth`, :class:`MCPAuthMiddleware`) and
+``_server`` (the resource-server side).
+
 Example:
     >>> from langchain_agent_auth.mcp import MCPAuth, MCPServer
     >>> auth = MCPAuth(MCPServer("https://mcp.example.com/mcp", client_id="agent", client_secret="s3cret-value"))
@@ -21,15 +26,7 @@ Example:
 """
 
 from langchain_agent_auth.core.errors import MCPAuthorizationRequired
-from langchain_agent_auth.mcp._client import (
-    Authorizer,
-    HeadlessAuthorizer,
-    MCPAuth,
-    MCPServer,
-    MCPTokenStore,
-    MemoryTokenStore,
-    SealedTokenStore,
-)
+from langchain_agent_auth.mcp._client import Authorizer, HeadlessAuthorizer, MCPAuth, MCPServer
 from langchain_agent_auth.mcp._discovery import (
     BearerChallenge,
     ProtectedResourceMetadata,
@@ -45,6 +42,7 @@ from langchain_agent_auth.mcp._server import (
     mcp_auth_settings,
     mcp_user,
 )
+from langchain_agent_auth.mcp._tokens import MCPTokenStore, MemoryTokenStore, SealedTokenStore
 
 __all__ = [
     "Authorizer",

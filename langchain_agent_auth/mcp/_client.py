@@ -19,6 +19,12 @@ URL (the vault's ``connect_account`` pause shows it to the user); after the brow
 back, :meth:`MCPAuth.complete` redeems the code. A ``HeadlessAuthorizer`` completes the
 step without a person, for test and development servers that consent automatically.
 
+The auth flow is sans-I/O (a flow of :mod:`langchain_agent_auth.core.effects`): ``httpx``
+drives it as an ``httpx.Auth``, and :meth:`MCPAuth.complete` / :meth:`MCPAuth.acomplete` run
+it with the core drivers. Token storage is in :mod:`~langchain_agent_auth.mcp._tokens`, RFC 7591
+registration in :mod:`~langchain_agent_auth.mcp._registration`, discovery in
+:mod:`~langchain_agent_auth.mcp._discovery`.
+
 Example:
     >>> auth = MCPAuth("https://mcp.example.com/mcp", user="alice")
     >>> auth
@@ -27,23 +33,20 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
-import hashlib
-import json
-import logging
 import secrets
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from langchain_agent_auth.core.effects import Blocking, Call, Flow, arun, run
 from langchain_agent_auth.core.errors import (
-    AgentAuthError,
     CallbackStateError,
     ConfigurationError,
     IdentityError,
@@ -64,38 +67,21 @@ from langchain_agent_auth.mcp._discovery import (
     require_secure,
     scopes_for,
 )
-from langchain_agent_auth.oauth._flow import RetryPolicy, Sleep, send_with_retries
-from langchain_agent_auth.oauth._http import USER_AGENT, json_object
+from langchain_agent_auth.mcp._registration import pick_auth_method, register_client
+from langchain_agent_auth.mcp._tokens import MCPTokenStore, MemoryTokenStore
+from langchain_agent_auth.oauth._flow import RetryPolicy
+from langchain_agent_auth.oauth._http import USER_AGENT
 from langchain_agent_auth.oauth.client import Pkce
 from langchain_agent_auth.oauth.client_auth import AuthMethod, ClientCredentials
 from langchain_agent_auth.oauth.discovery import ProviderMetadata
 from langchain_agent_auth.oauth.flows import FlowSettings, token_request
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
-log = logging.getLogger("langchain_agent_auth.mcp")
-
-__all__ = [
-    "Authorizer",
-    "HeadlessAuthorizer",
-    "MCPAuth",
-    "MCPServer",
-    "MCPTokenStore",
-    "MemoryTokenStore",
-    "SealedTokenStore",
-]
+__all__ = ["Authorizer", "HeadlessAuthorizer", "MCPAuth", "MCPServer"]
 
 Grant = Literal["authorization_code", "client_credentials"]
-
-
-@dataclass(frozen=True)
-class _Call:
-    """A flow step that touches the token store: run inline (sync) or in a worker thread
-    (async), so a database-backed store never blocks the event loop."""
-
-    fn: Callable[[], Any]
-    blocking: bool = True
 UserSpec = UserIdentity | str | Callable[[], "UserIdentity | str | None"] | None
-Step = Generator[httpx.Request | Sleep | _Call, Any, Any]
+Step = Flow[Any]
 
 
 @dataclass(frozen=True)
@@ -144,129 +130,6 @@ class MCPServer:
             raise ConfigurationError("max_authorizations must be 1 to 10")
         if self.scopes is not None:
             object.__setattr__(self, "scopes", tuple(self.scopes))
-
-
-@runtime_checkable
-class MCPTokenStore(Protocol):
-    """Where :class:`MCPAuth` keeps tokens, keyed by user and server."""
-
-    def get(self, key: str) -> TokenResponse | None: ...
-
-    def put(self, key: str, token: TokenResponse) -> None: ...
-
-    def delete(self, key: str) -> None: ...
-
-
-class MemoryTokenStore:
-    """Tokens in this process's memory (the default).
-
-    Example:
-        >>> store = MemoryTokenStore()
-        >>> store.put("alice|https://mcp.example/mcp", TokenResponse("t0k3n"))
-        >>> store.get("alice|https://mcp.example/mcp").access_token
-        't0k3n'
-        >>> store.get("bob|https://mcp.example/mcp") is None
-        True
-    """
-
-    blocking = False  # no I/O: called inline, also from async code
-
-    def __init__(self) -> None:
-        self._items: dict[str, TokenResponse] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> TokenResponse | None:
-        with self._lock:
-            return self._items.get(key)
-
-    def put(self, key: str, token: TokenResponse) -> None:
-        with self._lock:
-            self._items[key] = token
-
-    def delete(self, key: str) -> None:
-        with self._lock:
-            self._items.pop(key, None)
-
-
-class SealedTokenStore:
-    """MCP tokens sealed with the vault's :class:`~langchain_agent_auth.crypto.Keyring`
-    (AES-256-GCM, key ids for rotation) in a LangGraph ``BaseStore`` (SQLite, PostgreSQL…),
-    under ``("agent_auth", "mcp", "tokens")``: durable across restarts and shared by workers,
-    per user and server. Each box is bound (AAD) to its key, so a box copied under another user
-    does not open; a box that does not open is no token (the user signs in again).
-
-    Example:
-        >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.core.crypto import Keyring
-        >>> tokens = SealedTokenStore(InMemoryStore(), Keyring.generate())
-        >>> tokens.put("alice|https://mcp.example/mcp", TokenResponse("t0k3n", scope=("notes:read",)))
-        >>> tokens.get("alice|https://mcp.example/mcp").scope
-        ('notes:read',)
-        >>> tokens.get("bob|https://mcp.example/mcp") is None
-        True
-    """
-
-    NAMESPACE = ("agent_auth", "mcp", "tokens")
-    blocking = True
-
-    def __init__(self, store: Any, keyring: Any = None) -> None:
-        from langchain_agent_auth.core.crypto import default_keyring
-
-        self.store = store
-        self.keyring = keyring if keyring is not None else default_keyring()
-
-    @staticmethod
-    def _id(key: str) -> str:
-        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-    def get(self, key: str) -> TokenResponse | None:
-        item = self.store.get(self.NAMESPACE, self._id(key))
-        if item is None:
-            return None
-        try:
-            data = json.loads(self.keyring.open(item.value["sealed"], aad=b"agent_auth/mcp|" + key.encode()))
-            return TokenResponse(data["access_token"], token_type=data.get("token_type", "Bearer"),
-                                 expires_at=data.get("expires_at"), refresh_token=data.get("refresh_token"),
-                                 scope=tuple(data["scope"]) if data.get("scope") is not None else None)
-        except Exception as exc:  # damaged, foreign key, other user's box: no usable token
-            log.warning("MCP token record for %s cannot be opened (%s): the user signs in again",
-                        self._id(key)[:12], type(exc).__name__)
-            return None
-
-    def put(self, key: str, token: TokenResponse) -> None:
-        data = {"access_token": token.access_token, "token_type": token.token_type, "expires_at": token.expires_at,
-                "refresh_token": token.refresh_token, "scope": list(token.scope) if token.scope else None}
-        sealed = self.keyring.seal(json.dumps(data).encode(), aad=b"agent_auth/mcp|" + key.encode())
-        self.store.put(self.NAMESPACE, self._id(key), {"sealed": sealed, "expires_at": token.expires_at})
-
-    def delete(self, key: str) -> None:
-        self.store.delete(self.NAMESPACE, self._id(key))
-
-    # -- sign-ins under way: the callback may reach another worker than the one that paused
-
-    PENDING = ("agent_auth", "mcp", "pending")
-
-    def save_pending(self, state: str, data: dict[str, Any]) -> None:
-        """Keep a sign-in under way (PKCE verifier, client) sealed, bound to its ``state``."""
-        sealed = self.keyring.seal(json.dumps(data).encode(), aad=b"agent_auth/mcp-pending|" + state.encode())
-        self.store.put(self.PENDING, self._id(state), {"sealed": sealed, "created": data.get("created")})
-
-    def take_pending(self, state: str) -> dict[str, Any] | None:
-        """The sign-in for ``state``, once: one compare-and-set decides which caller gets it."""
-        from langchain_agent_auth.core.store_cas import compare_and_set
-
-        if not compare_and_set(self.store).swap(f"mcp|pending|{self._id(state)}", "taken"):
-            return None
-        item = self.store.get(self.PENDING, self._id(state))
-        self.store.delete(self.PENDING, self._id(state))
-        if item is None:
-            return None
-        try:
-            data = json.loads(self.keyring.open(item.value["sealed"], aad=b"agent_auth/mcp-pending|" + state.encode()))
-        except Exception as exc:
-            log.warning("a pending MCP sign-in cannot be opened (%s)", type(exc).__name__)
-            return None
-        return data if isinstance(data, dict) else None
 
 
 @runtime_checkable
@@ -352,9 +215,13 @@ class MCPAuth(httpx.Auth):
     def __repr__(self) -> str:
         return f"MCPAuth(server={self.server.url!r}, grant={self.server.grant!r})"
 
-    def _store(self, fn: Callable[[], Any]) -> _Call:
-        # A store that says it does no I/O (``blocking = False``) runs inline even under asyncio.
-        return _Call(fn, bool(getattr(self.tokens, "blocking", True)))
+    def _store(self, fn: Callable[[], Any]) -> Blocking | Call:
+        """A token store call as a flow step: in a worker thread under asyncio, so a database
+        behind the store never blocks the event loop; inline for a store that says it does no
+        I/O (``blocking = False``)."""
+        if getattr(self.tokens, "blocking", True):
+            return Blocking(fn)
+        return Call(fn, fn)
 
     # ------------------------------------------------------------------ keys and users
 
@@ -378,47 +245,37 @@ class MCPAuth(httpx.Auth):
 
     # ------------------------------------------------------------------ httpx.Auth
 
-    # Bodies are read only where the flow looks at them: its own requests and 401/403 answers.
-    # The MCP request's own answer may be a long-lived event stream, left to the caller.
-    requires_response_body = False
+    requires_response_body = False  # see _wire
+
+    # httpx needs a sync and an async generator. Both only do I/O: the requests go back to httpx
+    # (the MCP client's own connection), every other step runs through the core drivers.
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        flow = self._flow(request)
-        try:
-            step = next(flow)
+        flow, reply = self._wire(request), None
+        with contextlib.suppress(StopIteration):
             while True:
-                if isinstance(step, Sleep):  # a retry's backoff
-                    time.sleep(max(0.0, step.seconds))
-                    step = flow.send(None)
-                    continue
-                if isinstance(step, _Call):
-                    step = flow.send(step.fn())
-                    continue
-                response = yield step
-                if step is not request or response.status_code in (401, 403):
-                    response.read()
-                step = flow.send(response)
-        except StopIteration:
-            return
+                step = flow.send(reply)
+                reply = (yield step) if isinstance(step, httpx.Request) else run(_local(step))
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        flow = self._flow(request)
-        try:
-            step = next(flow)
+        flow, reply = self._wire(request), None
+        with contextlib.suppress(StopIteration):
             while True:
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(max(0.0, step.seconds))
-                    step = flow.send(None)
-                    continue
-                if isinstance(step, _Call):
-                    step = flow.send(await asyncio.to_thread(step.fn) if step.blocking else step.fn())
-                    continue
-                response = yield step
-                if step is not request or response.status_code in (401, 403):
-                    await response.aread()
-                step = flow.send(response)
-        except StopIteration:
-            return
+                step = flow.send(reply)
+                reply = (yield step) if isinstance(step, httpx.Request) else await arun(_local(step))
+
+    def _wire(self, request: httpx.Request) -> Step:
+        """:meth:`_flow` with the bodies it looks at read: its own requests' answers and 401/403
+        ones. The MCP request's own answer may be a long-lived event stream, left to the caller."""
+        flow, reply = self._flow(request), None
+        while True:
+            try:
+                step = flow.send(reply)
+            except StopIteration:
+                return
+            reply = yield step
+            if isinstance(step, httpx.Request) and (step is not request or reply.status_code in (401, 403)):
+                yield Call(reply.read, reply.aread)
 
     def _flow(self, request: httpx.Request) -> Step:
         key = self.token_key()
@@ -488,7 +345,7 @@ class MCPAuth(httpx.Auth):
         supported = list(server.token_endpoint_auth_methods_supported or ["client_secret_basic"])
         if cfg.client_id:
             method = cfg.auth_method or ("private_key_jwt" if cfg.private_key is not None else
-                                         _pick_method(supported, bool(cfg.client_secret)))
+                                         pick_auth_method(supported, bool(cfg.client_secret)))
             return ClientCredentials(cfg.client_id, cfg.client_secret, method, private_key=cfg.private_key,
                                      signing_alg=cfg.signing_alg, assertion_audience=server.issuer)
         with self._lock:
@@ -499,7 +356,9 @@ class MCPAuth(httpx.Auth):
         if cfg.client_metadata_url and extra.get("client_id_metadata_document_supported") is True:
             creds = ClientCredentials(cfg.client_metadata_url, auth_method="none")
         elif isinstance(extra.get("registration_endpoint"), str):
-            creds = yield from self._register(extra["registration_endpoint"], supported)
+            creds = yield from register_client(extra["registration_endpoint"], client_name=cfg.client_name,
+                                               redirect_uri=cfg.redirect_uri, supported=supported,
+                                               policy=self._settings.retry)
         else:
             raise ConfigurationError(
                 f"the authorization server {server.issuer} offers no dynamic registration and no Client ID "
@@ -507,36 +366,6 @@ class MCPAuth(httpx.Auth):
         with self._lock:
             self._clients[server.issuer] = creds
         return creds
-
-    def _register(self, endpoint: str, supported: list[str]) -> Step:
-        require_secure(endpoint, "registration endpoint")
-        wanted = next((m for m in supported if m in ("none", "client_secret_basic", "client_secret_post")),
-                      "client_secret_basic")
-        body = {
-            "client_name": self.server.client_name, "redirect_uris": [self.server.redirect_uri],
-            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
-            "token_endpoint_auth_method": wanted,
-        }
-        request = httpx.Request("POST", endpoint, json=body, headers={"accept": "application/json",
-                                                                      "user-agent": USER_AGENT})
-        response = yield from send_with_retries(request, idempotent=False, policy=self._settings.retry)
-        if response.status_code not in (200, 201):
-            data = _maybe_json(response)
-            if isinstance(data.get("error"), str):
-                raise oauth_error_from_response(data, status_code=response.status_code)
-            raise ProtocolError(f"dynamic client registration failed: HTTP {response.status_code}",
-                                status_code=response.status_code)
-        data = json_object(response, what="client registration")
-        client_id = data.get("client_id")
-        if not isinstance(client_id, str) or not client_id:
-            raise ProtocolError("client registration answered without a client_id")
-        secret = data.get("client_secret") if isinstance(data.get("client_secret"), str) else None
-        method = data.get("token_endpoint_auth_method")
-        if method not in ("none", "client_secret_basic", "client_secret_post"):
-            method = _pick_method(supported, bool(secret))
-        if method != "none" and not secret:
-            method = "none"
-        return ClientCredentials(client_id, secret, method)
 
     # ------------------------------------------------------------------ tokens
 
@@ -626,46 +455,20 @@ class MCPAuth(httpx.Auth):
         """Redeem the code the authorization server sent to ``redirect_uri`` (the URL the
         browser came back with) and store the user's token. Raises
         :class:`CallbackStateError` for an unknown, replayed or expired ``state``."""
-        flow = self._complete(callback_url)
         own = client is None
         http = client or httpx.Client(timeout=self.server.timeout)
         try:
-            step = next(flow)
-            while True:
-                if isinstance(step, _Call):
-                    step = flow.send(step.fn())
-                elif isinstance(step, Sleep):
-                    time.sleep(max(0.0, step.seconds))
-                    step = flow.send(None)
-                else:
-                    response = http.send(step)
-                    response.read()
-                    step = flow.send(response)
-        except StopIteration as stop:
-            return stop.value
+            return run(self._complete(callback_url), http=http)
         finally:
             if own:
                 http.close()
 
     async def acomplete(self, callback_url: str, *, client: httpx.AsyncClient | None = None) -> TokenResponse:
         """Async :meth:`complete`."""
-        flow = self._complete(callback_url)
         own = client is None
         http = client or httpx.AsyncClient(timeout=self.server.timeout)
         try:
-            step = next(flow)
-            while True:
-                if isinstance(step, _Call):
-                    step = flow.send(await asyncio.to_thread(step.fn) if step.blocking else step.fn())
-                elif isinstance(step, Sleep):
-                    await asyncio.sleep(max(0.0, step.seconds))
-                    step = flow.send(None)
-                else:
-                    response = await http.send(step)
-                    await response.aread()
-                    step = flow.send(response)
-        except StopIteration as stop:
-            return stop.value
+            return await arun(self._complete(callback_url), http=http)
         finally:
             if own:
                 await http.aclose()
@@ -697,18 +500,6 @@ class MCPAuth(httpx.Auth):
         self.tokens.delete(self.token_key(user))
 
 
-def _pick_method(supported: Sequence[str], has_secret: bool) -> AuthMethod:
-    if not has_secret:
-        return "none"
-    for method in ("client_secret_basic", "client_secret_post"):
-        if method in supported:
-            return method  # type: ignore[return-value]
-    return "client_secret_basic"
-
-
-def _maybe_json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        return json_object(response, what="registration")
-    except (ProtocolError, AgentAuthError):
-        return {}
-
+def _local(step: Any) -> Step:
+    """One local step (a sleep, a token store call) as a flow of its own, for the core drivers."""
+    return (yield step)

@@ -25,7 +25,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -47,6 +47,7 @@ __all__ = [
     "resource_allowed",
 ]
 
+M = TypeVar("M", bound=BaseModel)
 MAX_METADATA_BYTES = 64_000
 _PARAM = re.compile(r'([A-Za-z0-9_\-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
@@ -173,10 +174,16 @@ def _get(url: str, retry: RetryPolicy, timeout: float) -> Flow[httpx.Response]:
     return response
 
 
-def _document(response: httpx.Response, what: str) -> dict[str, Any]:
+def _document(response: httpx.Response, model: type[M], what: str) -> M:
+    """The metadata document in ``response``, size-capped and validated as ``model``."""
     if len(response.content) > MAX_METADATA_BYTES:
         raise ProtocolError(f"{what} is too large ({len(response.content)} bytes)", status_code=response.status_code)
-    return json_object(response, what=what)
+    data = json_object(response, what=what)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+        raise ProtocolError(f"{what} is malformed (fields: {bad or '?'})") from None
 
 
 def _same_origin(a: str, b: str) -> bool:
@@ -217,12 +224,7 @@ def discover_resource(
             continue  # redirects are not followed during discovery
         if response.status_code != 200:
             raise ProtocolError(f"protected resource metadata: {describe(response)}", status_code=response.status_code)
-        data = _document(response, "protected resource metadata")
-        try:
-            meta = ProtectedResourceMetadata.model_validate(data)
-        except ValidationError as exc:
-            bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
-            raise ProtocolError(f"protected resource metadata is malformed (fields: {bad or '?'})") from None
+        meta = _document(response, ProtectedResourceMetadata, "protected resource metadata")
         if not resource_allowed(server_url, meta.resource):
             raise ConfigurationError(
                 f"the protected resource metadata at {url} is for {meta.resource[:200]!r}, not for the MCP "
@@ -273,12 +275,7 @@ def discover_authorization_server(
         if response.status_code != 200:
             raise ProtocolError(f"authorization server metadata: {describe(response)}",
                                 status_code=response.status_code)
-        data = _document(response, "authorization server metadata")
-        try:
-            meta = ProviderMetadata.model_validate(data)
-        except ValidationError as exc:
-            bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
-            raise ProtocolError(f"authorization server metadata is malformed (fields: {bad or '?'})") from None
+        meta = _document(response, ProviderMetadata, "authorization server metadata")
         if not _same_origin(meta.issuer, issuer):
             raise ConfigurationError(
                 f"the authorization server metadata at {url} names issuer {meta.issuer[:200]!r}, "

@@ -8,7 +8,11 @@ carrying the authorization URL. The app sends the user there; its callback route
 URL the browser came back with to :meth:`MCPAuth.complete`; ``Command(resume={})`` runs the
 tool again (``{"action": "cancel"}`` gives up, and the model is told so).
 
-The guard composes with the approval and fga guards like any other.
+The guard is written once, as a :class:`~langchain_agent_auth.core.guards.ToolGuard` flow
+(the core runtime drives it for ``invoke`` and ``ainvoke``), refuses under the shared
+``on_refusal`` policy, and composes with the approval and fga guards like any other. This is
+the MCP integration's entry forms: :class:`MCPGuard`, :func:`with_mcp_auth`,
+:class:`MCPAuthMiddleware` and, for hand-built graphs, ``guarded_tool_node(tools, MCPGuard(auth))``.
 
 Example:
     >>> from langchain_agent_auth.mcp import MCPAuth
@@ -19,14 +23,28 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.tools import BaseTool
 
-from langchain_agent_auth.core.errors import IdentityError, MCPAuthorizationRequired, ResumeValueError
-from langchain_agent_auth.core.guards import GuardedCall, ToolGuard, ToolGuardMiddleware, guard_tool
-from langchain_agent_auth.core.identity import acting_as
+from langchain_agent_auth.core.effects import Flow
+from langchain_agent_auth.core.errors import (
+    ConfigurationError,
+    IdentityError,
+    MCPAuthorizationRequired,
+    ResumeValueError,
+)
+from langchain_agent_auth.core.guards import (
+    GuardedCall,
+    OnRefusal,
+    Proceed,
+    Refusal,
+    ToolGuard,
+    ToolGuardMiddleware,
+    guard_tool,
+)
+from langchain_agent_auth.core.identity import _graph_config, acting_as
 from langchain_agent_auth.core.pause import pause, validate_resume
 from langchain_agent_auth.mcp._client import MCPAuth
 from langchain_agent_auth.vault import ConnectAccountPayload, ConnectAccountResume
@@ -64,16 +82,6 @@ def _bubbles(exc: BaseException) -> bool:
     return isinstance(exc, GraphBubbleUp)
 
 
-def _in_graph() -> bool:
-    try:
-        from langgraph.config import get_config
-
-        get_config()
-        return True
-    except (RuntimeError, ImportError):
-        return False
-
-
 class MCPGuard(ToolGuard):
     """Runs MCP tools as the call's user; a needed sign-in becomes a ``connect_account`` pause.
 
@@ -82,12 +90,18 @@ class MCPGuard(ToolGuard):
         tools: the tool names it applies to from a middleware (``None``: all).
         max_pauses: sign-in pauses per call before the call is refused (a server that keeps
             asking cannot loop the agent).
+        on_refusal: ``"message"`` (a short error ToolMessage for the model) or ``"raise"`` (the
+            typed error propagates), as in every pillar.
     """
 
-    def __init__(self, auth: MCPAuth, *, tools: Iterable[str] | None = None, max_pauses: int = 3) -> None:
+    def __init__(self, auth: MCPAuth, *, tools: Iterable[str] | None = None, max_pauses: int = 3,
+                 on_refusal: OnRefusal = "message") -> None:
+        if on_refusal not in ("message", "raise"):
+            raise ConfigurationError("on_refusal must be 'message' or 'raise'")
         self.auth = auth
         self.tools = frozenset(tools) if tools is not None else None
         self.max_pauses = max_pauses
+        self.on_refusal = on_refusal
 
     def __repr__(self) -> str:
         return f"MCPGuard(server={self.auth.server.url!r})"
@@ -99,12 +113,12 @@ class MCPGuard(ToolGuard):
             else "not_connected",
             authorize_url=need.authorize_url, message=need.for_model(), tool_call_id=call.tool_call_id)
 
-    def _after(self, call: GuardedCall, need: MCPAuthorizationRequired, attempt: int) -> Any:
+    def _after(self, call: GuardedCall, need: MCPAuthorizationRequired, attempt: int) -> Refusal | None:
         """What to do about a needed sign-in: ``None`` to try again, or the refusal."""
-        if not _in_graph():
+        if _graph_config() is None:
             raise need  # outside a graph there is nothing to pause: the caller gets the typed error
         if attempt >= self.max_pauses:
-            return call.refuse("The MCP server kept asking the user to sign in, so this was not done.", need)
+            return self.refuse(call, "The MCP server kept asking the user to sign in, so this was not done.", need)
         answer = pause(self._payload(call, need), ConnectAccountResume)
         if not isinstance(answer, ConnectAccountResume):
             try:
@@ -112,23 +126,19 @@ class MCPGuard(ToolGuard):
             except ResumeValueError:
                 return None  # the value is never trusted anyway: the call checks the token again
         if answer.action == "cancel":
-            return call.refuse(f"The user did not authorize access to {self.auth.server.url}, so this was not done.",
-                               need)
+            return self.refuse(
+                call, f"The user did not authorize access to {self.auth.server.url}, so this was not done.", need)
         return None
 
-    def _user_scope(self, call: GuardedCall) -> Any:
+    def flow(self, call: GuardedCall) -> Flow[Any]:
+        """Run the tool as ``call.user``; a sign-in the server asks for pauses the graph and the
+        tool runs again once the user is back (at most ``max_pauses`` times)."""
         if call.user is None:
-            return None
-        return acting_as(call.user)
-
-    def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
-        scope = self._user_scope(call)
-        if scope is None:
-            return call.refuse(_NO_USER, IdentityError("no trusted user for an MCP tool call"))
-        with scope:
+            return self.refuse(call, _NO_USER, IdentityError("no trusted user for an MCP tool call"))
+        with acting_as(call.user):
             for attempt in range(self.max_pauses + 1):
                 try:
-                    return proceed(call)
+                    return (yield Proceed(call))
                 except Exception as exc:
                     need = None if _bubbles(exc) else authorization_required(exc)
                     if need is None:
@@ -137,23 +147,6 @@ class MCPGuard(ToolGuard):
                 if refusal is not None:
                     return refusal
         return None  # pragma: no cover - the loop always returns
-
-    async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
-        scope = self._user_scope(call)
-        if scope is None:
-            return call.refuse(_NO_USER, IdentityError("no trusted user for an MCP tool call"))
-        with scope:
-            for attempt in range(self.max_pauses + 1):
-                try:
-                    return await proceed(call)
-                except Exception as exc:
-                    need = None if _bubbles(exc) else authorization_required(exc)
-                    if need is None:
-                        raise
-                refusal = self._after(call, need, attempt)
-                if refusal is not None:
-                    return refusal
-        return None  # pragma: no cover
 
 
 class MCPAuthMiddleware(ToolGuardMiddleware):
@@ -165,17 +158,19 @@ class MCPAuthMiddleware(ToolGuardMiddleware):
                              middleware=[IdentityMiddleware(), MCPAuthMiddleware(auth)])
     """
 
-    def __init__(self, auth: MCPAuth, *, tools: Iterable[str] | None = None, max_pauses: int = 3) -> None:
-        super().__init__([MCPGuard(auth, tools=tools, max_pauses=max_pauses)])
+    def __init__(self, auth: MCPAuth, *, tools: Iterable[str] | None = None, max_pauses: int = 3,
+                 on_refusal: OnRefusal = "message") -> None:
+        super().__init__([MCPGuard(auth, tools=tools, max_pauses=max_pauses, on_refusal=on_refusal)])
 
 
-def with_mcp_auth(tools: Sequence[BaseTool], auth: MCPAuth, *, max_pauses: int = 3) -> list[BaseTool]:
+def with_mcp_auth(tools: Sequence[BaseTool], auth: MCPAuth, *, max_pauses: int = 3,
+                  on_refusal: OnRefusal = "message") -> list[BaseTool]:
     """Wrap loaded MCP tools so each call runs as the user (see :class:`MCPGuard`).
 
     Example:
         >>> with_mcp_auth([], MCPAuth("https://mcp.example.com/mcp"))
         []
     """
-    guard = MCPGuard(auth, max_pauses=max_pauses)
+    guard = MCPGuard(auth, max_pauses=max_pauses, on_refusal=on_refusal)
     return [guard_tool(tool, guard) for tool in tools]
 

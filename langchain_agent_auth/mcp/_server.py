@@ -33,6 +33,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import ConfigurationError, IdentityError, TokenValidationError
 from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.mcp._discovery import require_secure
@@ -257,26 +258,25 @@ class DownstreamTokens:
     def _kwargs(self, scopes: Sequence[str] | None) -> dict[str, Any]:
         return {"audience": self.audience, "resource": self.resource, "scope": list(scopes or self.scopes) or None}
 
-    def get(self, scopes: Sequence[str] | None = None) -> Any:
-        """The downstream token (a ``TokenResponse``) for the current MCP request's user."""
+    def _token(self, scopes: Sequence[str] | None) -> Flow[Any]:
+        """The cached token of the current user, else one exchanged for it (one flow for both
+        drivers: the exchange is the client's ``token_exchange`` / ``atoken_exchange``)."""
         subject, user = self._subject()
         key = (user, tuple(scopes or self.scopes))
         token = self._cached(key)
         if token is None:
-            token = self.client.token_exchange(subject, **self._kwargs(scopes))
+            kwargs = self._kwargs(scopes)
+            token = yield Call(lambda: self.client.token_exchange(subject, **kwargs),
+                               lambda: self.client.atoken_exchange(subject, **kwargs))
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = token
         return token
 
+    def get(self, scopes: Sequence[str] | None = None) -> Any:
+        """The downstream token (a ``TokenResponse``) for the current MCP request's user."""
+        return run(self._token(scopes))
+
     async def aget(self, scopes: Sequence[str] | None = None) -> Any:
         """Async :meth:`get`."""
-        subject, user = self._subject()
-        key = (user, tuple(scopes or self.scopes))
-        token = self._cached(key)
-        if token is None:
-            token = await self.client.atoken_exchange(subject, **self._kwargs(scopes))
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = token
-        return token
+        return await arun(self._token(scopes))
