@@ -30,7 +30,7 @@ from langchain_core.tools import BaseTool, tool
 from langchain_agent_auth.approval import get_approval_token
 from langchain_agent_auth.core.errors import ProtocolError
 from langchain_agent_auth.demo._model import CALENDAR_TOOL, SEARCH_TOOL, TRANSFER_TOOL, format_eur
-from langchain_agent_auth.devserver._provider import _forms as page_forms
+from langchain_agent_auth.devserver._browser import forms as page_forms
 from langchain_agent_auth.fga import EmbeddedAuthorizer, FGARetriever
 from langchain_agent_auth.identity import get_current_user
 from langchain_agent_auth.vault import vault_auth
