@@ -60,19 +60,19 @@ from langchain_agent_auth.core._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "VaultCallback": "langchain_agent_auth.vault._callback",
     "callback_app": "langchain_agent_auth.vault._callback",
-    "ConnectAccountPayload": "langchain_agent_auth.vault._guard",
-    "ConnectAccountResume": "langchain_agent_auth.vault._guard",
-    "VaultAuth": "langchain_agent_auth.vault._guard",
-    "VaultGuard": "langchain_agent_auth.vault._guard",
-    "VaultMiddleware": "langchain_agent_auth.vault._guard",
-    "aget_access_token": "langchain_agent_auth.vault._guard",
-    "arefresh_access_token": "langchain_agent_auth.vault._guard",
-    "get_access_token": "langchain_agent_auth.vault._guard",
-    "refresh_access_token": "langchain_agent_auth.vault._guard",
-    "vault_auth": "langchain_agent_auth.vault._guard",
-    "vault_guards": "langchain_agent_auth.vault._guard",
-    "vault_tool_node": "langchain_agent_auth.vault._guard",
-    "with_vault": "langchain_agent_auth.vault._guard",
+    "ConnectAccountPayload": "langchain_agent_auth.vault._integrations",
+    "ConnectAccountResume": "langchain_agent_auth.vault._integrations",
+    "VaultAuth": "langchain_agent_auth.vault._integrations",
+    "VaultGuard": "langchain_agent_auth.vault._integrations",
+    "VaultMiddleware": "langchain_agent_auth.vault._integrations",
+    "aget_access_token": "langchain_agent_auth.vault._integrations",
+    "arefresh_access_token": "langchain_agent_auth.vault._integrations",
+    "get_access_token": "langchain_agent_auth.vault._integrations",
+    "refresh_access_token": "langchain_agent_auth.vault._integrations",
+    "vault_auth": "langchain_agent_auth.vault._integrations",
+    "vault_guards": "langchain_agent_auth.vault._integrations",
+    "vault_tool_node": "langchain_agent_auth.vault._integrations",
+    "with_vault": "langchain_agent_auth.vault._integrations",
     "CasLease": "langchain_agent_auth.vault._lease",
     "Lease": "langchain_agent_auth.vault._lease",
     "SqliteLease": "langchain_agent_auth.vault._lease",
@@ -143,7 +143,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.vault._callback import VaultCallback, callback_app
-    from langchain_agent_auth.vault._guard import (
+    from langchain_agent_auth.vault._integrations import (
         ConnectAccountPayload,
         ConnectAccountResume,
         VaultAuth,
