@@ -19,7 +19,8 @@ Design notes:
   AES-256-GCM (:class:`~langchain_agent_auth.crypto.Keyring`, key id on every record, AAD =
   user key + connection) in a LangGraph ``BaseStore`` (``SqliteStore`` by default; layout in
   ``_records``). ``"token_exchange"`` (RFC 8693) and ``"auth0_token_vault"`` store nothing:
-  they exchange the user's token at the main issuer on a cache miss.
+  they exchange the user's token at the main issuer on a cache miss. Other kinds plug in with
+  :func:`register_source` (a :class:`CredentialSource` per connection).
 * **The user's own token** (the exchange's ``subject_token``) is read from the LangGraph
   runtime context (``context={"user": ..., "subject_token": ...}``) or from
   ``Connection(subject_token=f)``. The runtime context is never checkpointed, so the token
@@ -93,6 +94,9 @@ _EXPORTS: dict[str, str] = {
     "LocalOAuthSource": "langchain_agent_auth.vault._sources",
     "TokenExchangeSource": "langchain_agent_auth.vault._sources",
     "TokenQuery": "langchain_agent_auth.vault._sources",
+    "SourceEnv": "langchain_agent_auth.vault._sources",
+    "register_source": "langchain_agent_auth.vault._sources",
+    "source_kinds": "langchain_agent_auth.vault._sources",
     "TokenVault": "langchain_agent_auth.vault._vault",
     "default_data_dir": "langchain_agent_auth.vault._vault",
     "open_default_store": "langchain_agent_auth.vault._vault",
@@ -116,6 +120,7 @@ __all__ = [
     "LocalOAuthSource",
     "PendingConnect",
     "RevokeResult",
+    "SourceEnv",
     "SqliteLease",
     "StoreLease",
     "TokenExchangeSource",
@@ -133,6 +138,8 @@ __all__ = [
     "normalize_scopes",
     "open_default_store",
     "refresh_access_token",
+    "register_source",
+    "source_kinds",
     "vault_auth",
     "vault_guards",
     "vault_tool_node",
@@ -175,7 +182,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Auth0TokenVaultSource,
         CredentialSource,
         LocalOAuthSource,
+        SourceEnv,
         TokenExchangeSource,
         TokenQuery,
+        register_source,
+        source_kinds,
     )
     from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open_default_store

@@ -1,4 +1,4 @@
-"""Where upstream credentials come from: one interface, three sources.
+"""Where upstream credentials come from: one interface, three built-in sources, a registry.
 
 * :class:`LocalOAuthSource`: tokens the user granted through the connect flow (authorization
   code + PKCE), stored encrypted, refreshed at the upstream's token endpoint (rotating
@@ -10,8 +10,11 @@
 
 Each source turns a :class:`TokenQuery` into an :class:`AccessToken`, or raises
 :class:`~langchain_agent_auth.errors.CredentialUnavailableError` with the status the
-integrations turn into a ``connect_account`` pause. Sources are vault operations
-(generators, see ``_io``): the same code serves sync and async callers.
+integrations turn into a ``connect_account`` pause. Sources are flows of the effect
+runtime (:mod:`langchain_agent_auth.core.effects`): the same code serves sync and async
+callers. What differs between sources (status, reject, revoke, whether they store anything)
+is a method of the source, so the vault never asks which kind it holds; new kinds plug in
+with :func:`register_source`.
 """
 
 from __future__ import annotations
@@ -27,14 +30,17 @@ from langchain_agent_auth.core.audit._emit import emit_audit
 from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.core.effects import VaultOp, store_get, store_put
 from langchain_agent_auth.core.errors import (
+    AgentAuthError,
+    ConfigurationError,
     CredentialUnavailableError,
     IdentityError,
     InvalidGrantError,
     InvalidScopeError,
     OAuthError,
+    VaultDecryptionError,
     VaultRecordError,
 )
-from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.oauth import (
     TOKEN_TYPE_ACCESS,
     TOKEN_TYPE_ID,
@@ -45,19 +51,26 @@ from langchain_agent_auth.oauth import (
     TokenResponse,
 )
 from langchain_agent_auth.vault._lease import Lease
-from langchain_agent_auth.vault._model import AccessToken, Connection
+from langchain_agent_auth.vault._model import AccessToken, Connection, CredentialStatus, RevokeResult
 from langchain_agent_auth.vault._records import TokenRecord, user_ns
 
 __all__ = [
     "Auth0TokenVaultSource",
     "CredentialSource",
     "LocalOAuthSource",
+    "SourceFactory",
     "TokenExchangeSource",
     "TokenQuery",
     "context_value",
+    "register_source",
+    "source_factory",
+    "source_kinds",
 ]
 
 log = logging.getLogger("langchain_agent_auth.vault")
+
+# A stored credential nobody can use until the user connects again.
+_UNREADABLE = (VaultDecryptionError, VaultRecordError)
 
 _TOKEN_TYPES = {
     "access_token": TOKEN_TYPE_ACCESS,
@@ -145,6 +158,26 @@ class CredentialSource(ABC):
     def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
         """A vault operation producing the token, or raising ``CredentialUnavailableError``."""
 
+    # What a source that keeps nothing answers; a source with ``stores_credentials`` overrides these.
+
+    def status_op(self, user_key: str, scopes: tuple[str, ...]) -> VaultOp[CredentialStatus]:
+        """Whether the user can use the connection, without fetching a token (here: only an
+        exchange can tell, so ``active``)."""
+        return CredentialStatus(self.connection.name, "active", scopes)
+        yield  # pragma: no cover - makes this a generator
+
+    def reject_op(self, user_key: str, token: str) -> VaultOp[None]:
+        """The upstream refused ``token`` even after a refresh (nothing stored to mark here)."""
+        return None
+        yield  # pragma: no cover - makes this a generator
+
+    def revoke_op(self, user_key: str) -> VaultOp[RevokeResult]:
+        """Revoke and delete the user's stored credential (here: there is none)."""
+        name = self.connection.name
+        return RevokeResult(name, deleted=False, upstream_revoked=False,
+                            error=f"credentials of {name!r} are not stored here ({self.kind})")
+        yield  # pragma: no cover - makes this a generator
+
     def _check_scopes(self, granted: tuple[str, ...] | None, query: TokenQuery) -> None:
         if granted is None:
             return
@@ -200,6 +233,63 @@ class LocalOAuthSource(CredentialSource):
 
     def write(self, record: TokenRecord) -> VaultOp[None]:
         yield from store_put(user_ns(record.user), record.connection, record.to_value(self.env.keyring))
+
+    def status_op(self, user_key: str, scopes: tuple[str, ...]) -> VaultOp[CredentialStatus]:
+        name = self.connection.name
+        try:
+            record = yield from self.read(user_key)
+        except _UNREADABLE:
+            return CredentialStatus(name, "needs_reauthorization", scopes)
+        if record is None:
+            return CredentialStatus(name, "not_connected", scopes, scopes)
+        missing = tuple(s for s in scopes if s not in record.scopes)
+        if record.status != "active":
+            return CredentialStatus(name, "needs_reauthorization", record.scopes, missing, record.expires_at)
+        if missing:
+            return CredentialStatus(name, "missing_scopes", record.scopes, missing, record.expires_at)
+        expired = record.expires_at is not None and record.expires_at <= self.env.clock()
+        if expired and not record.refresh_token:
+            return CredentialStatus(name, "needs_reauthorization", record.scopes, (), record.expires_at)
+        return CredentialStatus(name, "active", record.scopes, (), record.expires_at)
+
+    def reject_op(self, user_key: str, token: str) -> VaultOp[None]:
+        try:
+            record = yield from self.read(user_key)
+        except _UNREADABLE:
+            return  # nothing usable to mark; the next read asks the user to reconnect
+        if record is not None and record.access_token == token and record.status == "active":
+            yield from self._mark(record, "needs_reauthorization")
+
+    def revoke_op(self, user_key: str) -> VaultOp[RevokeResult]:
+        name, ns = self.connection.name, user_ns(user_key)
+        item = yield from store_get(ns, name)
+        if item is None:
+            return RevokeResult(name, deleted=False, upstream_revoked=False)
+        upstream, error = False, None
+        try:
+            record: TokenRecord | None = TokenRecord.from_value(self.env.keyring, item.value, user=user_key,
+                                                                connection=name)
+        except VaultDecryptionError:
+            record, error = None, "the record cannot be decrypted; deleted without revoking upstream"
+        except VaultRecordError:
+            record, error = None, "the record is damaged; deleted without revoking upstream"
+        if record is not None:
+            upstream, error = yield from self._revoke_upstream(record)
+        yield from store_put(ns, name, None)
+        return RevokeResult(name, deleted=True, upstream_revoked=upstream, error=error)
+
+    def _revoke_upstream(self, record: TokenRecord) -> VaultOp[tuple[bool, str | None]]:
+        """RFC 7009 at the provider: (revoked, why not)."""
+        try:
+            meta = yield from self.client.metadata_flow()
+            if not meta.revocation_endpoint:
+                return False, "the provider has no revocation endpoint; deleted locally"
+            if record.refresh_token:
+                yield from self.client.revoke_flow(record.refresh_token, token_type_hint="refresh_token")
+            yield from self.client.revoke_flow(record.access_token, token_type_hint="access_token")
+            return True, None
+        except AgentAuthError as exc:
+            return False, f"upstream revocation failed ({exc}); deleted locally"
 
     def _judge(self, record: TokenRecord | None, query: TokenQuery) -> AccessToken | None:
         """A token from ``record``, ``None`` if it needs a refresh, or the typed error."""
@@ -402,8 +492,51 @@ class Auth0TokenVaultSource(_ExchangeSource):
         return self._token(response, query)
 
 
-SOURCES: dict[str, type[CredentialSource]] = {
+# --------------------------------------------------------------------------- registry
+
+SourceFactory = Callable[[Connection, SourceEnv], CredentialSource]
+"""Builds the source of one connection: ``factory(connection, env)`` (a source class fits)."""
+
+_SOURCES: dict[str, SourceFactory] = {
     "oauth": LocalOAuthSource,
     "token_exchange": TokenExchangeSource,
     "auth0_token_vault": Auth0TokenVaultSource,
 }
+
+
+def register_source(kind: str, factory: SourceFactory, *, replace: bool = False) -> None:
+    """Make ``Connection(source=kind)`` get its credentials from ``factory(connection, env)``.
+
+    The factory returns a :class:`CredentialSource` (usually: a subclass, whose defaults
+    say "stores nothing"). Registering a kind twice needs ``replace=True``.
+
+    Example:
+        >>> class Static(CredentialSource):
+        ...     kind = "static-doc"
+        ...     def token_op(self, query):
+        ...         return AccessToken("t", connection=self.connection.name, scopes=query.scopes)
+        ...         yield
+        >>> register_source("static-doc", Static)
+        >>> "static-doc" in source_kinds()
+        True
+    """
+    if not isinstance(kind, str) or not kind:
+        raise ConfigurationError("a source kind is a non-empty string")
+    if not callable(factory):
+        raise ConfigurationError(f"the factory of source {kind!r} is not callable")
+    if kind in _SOURCES and not replace and _SOURCES[kind] is not factory:
+        raise ConfigurationError(f"source {kind!r} is already registered (pass replace=True)")
+    _SOURCES[kind] = factory
+
+
+def source_kinds() -> tuple[str, ...]:
+    """The registered source kinds (``oauth``, ``token_exchange``, ``auth0_token_vault``...)."""
+    return tuple(_SOURCES)
+
+
+def source_factory(kind: str) -> SourceFactory:
+    """The factory registered for ``kind`` (:class:`ConfigurationError` if there is none)."""
+    try:
+        return _SOURCES[kind]
+    except (KeyError, TypeError):
+        raise ConfigurationError(f"unknown source {kind!r} (registered: {', '.join(_SOURCES)})") from None
