@@ -14,6 +14,7 @@ from typing import Any, Literal
 from langchain_agent_auth.core.errors import ConfigurationError
 from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.oauth import AuthMethod, ClientCredentials, OAuthClient, ProviderMetadata
+from langchain_agent_auth.oauth.profiles import AUTH0_TOKEN_VAULT
 
 __all__ = [
     "AccessToken",
@@ -188,7 +189,7 @@ class Connection:
             raise ConfigurationError(f"{where}: an 'oauth' connection needs redirect_uri (the callback URL)")
         if self.subject_token_type not in _SUBJECT_TYPES:
             raise ConfigurationError(f"{where}: subject_token_type must be one of {_SUBJECT_TYPES}")
-        if self.source == "auth0_token_vault" and self.subject_token_type not in ("access_token", "refresh_token"):
+        if self.source == "auth0_token_vault" and self.subject_token_type not in AUTH0_TOKEN_VAULT.subject_token_types:
             raise ConfigurationError(f"{where}: Auth0 Token Vault takes an access_token or refresh_token")
         if isinstance(self.resource, list):
             object.__setattr__(self, "resource", tuple(self.resource))

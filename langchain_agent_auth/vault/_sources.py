@@ -50,6 +50,7 @@ from langchain_agent_auth.oauth import (
     Sleep,
     TokenResponse,
 )
+from langchain_agent_auth.oauth.profiles import AUTH0_TOKEN_VAULT
 from langchain_agent_auth.vault._lease import Lease
 from langchain_agent_auth.vault._model import AccessToken, Connection, CredentialStatus, RevokeResult
 from langchain_agent_auth.vault._records import TokenRecord, user_ns
@@ -445,7 +446,7 @@ class TokenExchangeSource(_ExchangeSource):
         return self._token(response, query)
 
 
-AUTH0_NOT_CONNECTED = ("federated_connection_refresh_token_not_found",)
+AUTH0_NOT_CONNECTED = AUTH0_TOKEN_VAULT.not_connected_errors
 
 
 class Auth0TokenVaultSource(_ExchangeSource):
@@ -464,6 +465,8 @@ class Auth0TokenVaultSource(_ExchangeSource):
     """
 
     kind = "auth0_token_vault"
+    #: The exchange's parameters and error codes (the Auth0 profile's; the local provider's match).
+    exchange = AUTH0_TOKEN_VAULT
 
     def login_hint(self, user: Any, context: Any) -> str | None:
         hint = self.connection.login_hint
@@ -476,14 +479,14 @@ class Auth0TokenVaultSource(_ExchangeSource):
 
     def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
         c = self.connection
-        kind = "refresh_token" if c.subject_token_type == "refresh_token" else "access_token"
         try:
             response = yield from self.client.federated_exchange_flow(
-                self.subject(query), connection=c.auth0_connection or c.name, subject_token_type=kind,
+                self.subject(query), connection=c.auth0_connection or c.name,
+                subject_token_type=c.subject_token_type,  # type: ignore[arg-type]  # checked by Connection
                 login_hint=query.login_hint,
             )
         except OAuthError as exc:
-            if exc.error in AUTH0_NOT_CONNECTED:
+            if exc.error in self.exchange.not_connected_errors:
                 raise unavailable(c.name, "not_connected", query.scopes) from None
             if isinstance(exc, InvalidGrantError):
                 raise unavailable(c.name, "needs_reauthorization", (), exc.error) from None
