@@ -23,7 +23,7 @@ from langgraph.errors import GraphBubbleUp
 from pydantic import Field
 
 from langchain_agent_auth.core._scrub import scrub
-from langchain_agent_auth.core.effects import Call, Flow
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import (
     AgentAuthError,
     ConfigurationError,
@@ -128,27 +128,25 @@ class _Binding:
     #: Tokens this call used before a refresh (kept out of the result too).
     spent: tuple[str, ...] = ()
 
-    def refresh(self) -> AccessToken:
-        old = self.token.token
+    def _refresh_op(self) -> Flow[AccessToken]:
+        """Drop the refused token and get a new one, once; refused again, the user must reconnect."""
+        old, vault = self.token.token, self.vault
         if self.refreshed:
-            self.vault.reject(self.user, self.connection, old)
+            yield Call(lambda: vault.reject(self.user, self.connection, old),
+                       lambda: vault.areject(self.user, self.connection, old))
             raise _rejected(self.connection)
         self.refreshed = True
         self.spent = (*self.spent, old)
-        self.token = self.vault.get_token(self.user, self.connection, self.scopes, context=self.context,
-                                          rejected=old)
+        self.token = yield Call(
+            lambda: vault.get_token(self.user, self.connection, self.scopes, context=self.context, rejected=old),
+            lambda: vault.aget_token(self.user, self.connection, self.scopes, context=self.context, rejected=old))
         return self.token
 
+    def refresh(self) -> AccessToken:
+        return run(self._refresh_op())
+
     async def arefresh(self) -> AccessToken:
-        old = self.token.token
-        if self.refreshed:
-            await self.vault.areject(self.user, self.connection, old)
-            raise _rejected(self.connection)
-        self.refreshed = True
-        self.spent = (*self.spent, old)
-        self.token = await self.vault.aget_token(self.user, self.connection, self.scopes, context=self.context,
-                                                 rejected=old)
-        return self.token
+        return await arun(self._refresh_op())
 
 
 def _rejected(connection: str) -> CredentialUnavailableError:
