@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from langchain_agent_auth.core.audit._emit import emit_audit
 from langchain_agent_auth.core.crypto import Keyring
-from langchain_agent_auth.core.effects import VaultOp, store_get, store_put
+from langchain_agent_auth.core.effects import Flow, store_get, store_put
 from langchain_agent_auth.core.errors import (
     AgentAuthError,
     ConfigurationError,
@@ -156,23 +156,23 @@ class CredentialSource(ABC):
         return None
 
     @abstractmethod
-    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def token_op(self, query: TokenQuery) -> Flow[AccessToken]:
         """A vault operation producing the token, or raising ``CredentialUnavailableError``."""
 
     # What a source that keeps nothing answers; a source with ``stores_credentials`` overrides these.
 
-    def status_op(self, user_key: str, scopes: tuple[str, ...]) -> VaultOp[CredentialStatus]:
+    def status_op(self, user_key: str, scopes: tuple[str, ...]) -> Flow[CredentialStatus]:
         """Whether the user can use the connection, without fetching a token (here: only an
         exchange can tell, so ``active``)."""
         return CredentialStatus(self.connection.name, "active", scopes)
         yield  # pragma: no cover - makes this a generator
 
-    def reject_op(self, user_key: str, token: str) -> VaultOp[None]:
+    def reject_op(self, user_key: str, token: str) -> Flow[None]:
         """The upstream refused ``token`` even after a refresh (nothing stored to mark here)."""
         return None
         yield  # pragma: no cover - makes this a generator
 
-    def revoke_op(self, user_key: str) -> VaultOp[RevokeResult]:
+    def revoke_op(self, user_key: str) -> Flow[RevokeResult]:
         """Revoke and delete the user's stored credential (here: there is none)."""
         name = self.connection.name
         return RevokeResult(name, deleted=False, upstream_revoked=False,
@@ -216,13 +216,13 @@ class LocalOAuthSource(CredentialSource):
         return AccessToken(record.access_token, connection=record.connection, scopes=record.scopes,
                            expires_at=record.expires_at, token_type=record.token_type)
 
-    def read(self, user_key: str) -> VaultOp[TokenRecord | None]:
+    def read(self, user_key: str) -> Flow[TokenRecord | None]:
         item = yield from store_get(user_ns(user_key), self.connection.name)
         if item is None:
             return None
         return TokenRecord.from_value(self.env.keyring, item.value, user=user_key, connection=self.connection.name)
 
-    def _read_for(self, query: TokenQuery) -> VaultOp[TokenRecord | None]:
+    def _read_for(self, query: TokenQuery) -> Flow[TokenRecord | None]:
         """:meth:`read` for a token request: a damaged record asks the user to reconnect
         (connecting again overwrites it) rather than failing the call."""
         try:
@@ -232,10 +232,10 @@ class LocalOAuthSource(CredentialSource):
             raise unavailable(self.connection.name, "needs_reauthorization", query.scopes,
                               "the stored credential is damaged") from None
 
-    def write(self, record: TokenRecord) -> VaultOp[None]:
+    def write(self, record: TokenRecord) -> Flow[None]:
         yield from store_put(user_ns(record.user), record.connection, record.to_value(self.env.keyring))
 
-    def status_op(self, user_key: str, scopes: tuple[str, ...]) -> VaultOp[CredentialStatus]:
+    def status_op(self, user_key: str, scopes: tuple[str, ...]) -> Flow[CredentialStatus]:
         name = self.connection.name
         try:
             record = yield from self.read(user_key)
@@ -253,7 +253,7 @@ class LocalOAuthSource(CredentialSource):
             return CredentialStatus(name, "needs_reauthorization", record.scopes, (), record.expires_at)
         return CredentialStatus(name, "active", record.scopes, (), record.expires_at)
 
-    def reject_op(self, user_key: str, token: str) -> VaultOp[None]:
+    def reject_op(self, user_key: str, token: str) -> Flow[None]:
         try:
             record = yield from self.read(user_key)
         except _UNREADABLE:
@@ -261,7 +261,7 @@ class LocalOAuthSource(CredentialSource):
         if record is not None and record.access_token == token and record.status == "active":
             yield from self._mark(record, "needs_reauthorization")
 
-    def revoke_op(self, user_key: str) -> VaultOp[RevokeResult]:
+    def revoke_op(self, user_key: str) -> Flow[RevokeResult]:
         name, ns = self.connection.name, user_ns(user_key)
         item = yield from store_get(ns, name)
         if item is None:
@@ -279,7 +279,7 @@ class LocalOAuthSource(CredentialSource):
         yield from store_put(ns, name, None)
         return RevokeResult(name, deleted=True, upstream_revoked=upstream, error=error)
 
-    def _revoke_upstream(self, record: TokenRecord) -> VaultOp[tuple[bool, str | None]]:
+    def _revoke_upstream(self, record: TokenRecord) -> Flow[tuple[bool, str | None]]:
         """RFC 7009 at the provider: (revoked, why not)."""
         try:
             meta = yield from self.client.metadata_flow()
@@ -311,7 +311,7 @@ class LocalOAuthSource(CredentialSource):
             return None
         return None
 
-    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def token_op(self, query: TokenQuery) -> Flow[AccessToken]:
         record = yield from self._read_for(query)
         token = self._judge(record, query)
         if token is not None:
@@ -319,13 +319,13 @@ class LocalOAuthSource(CredentialSource):
         assert record is not None
         return (yield from self._refresh(record, query))
 
-    def _mark(self, record: TokenRecord, status: str) -> VaultOp[None]:
+    def _mark(self, record: TokenRecord, status: str) -> Flow[None]:
         record.status = status
         record.rev += 1
         record.updated_at = self.env.clock()
         yield from self.write(record)
 
-    def _refresh(self, record: TokenRecord, query: TokenQuery) -> VaultOp[AccessToken]:
+    def _refresh(self, record: TokenRecord, query: TokenQuery) -> Flow[AccessToken]:
         name = self.connection.name
         lease, lease_name, owner = self.env.lease, f"refresh|{query.user_key}|{name}", secrets.token_hex(8)
         delay = 0.02
@@ -352,7 +352,7 @@ class LocalOAuthSource(CredentialSource):
             yield from lease.release(lease_name, owner)
         return token
 
-    def _refresh_locked(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def _refresh_locked(self, query: TokenQuery) -> Flow[AccessToken]:
         name = self.connection.name
         # Under the lease, read again: someone may have refreshed since our first read.
         current = yield from self._read_for(query)
@@ -429,7 +429,7 @@ class TokenExchangeSource(_ExchangeSource):
 
     kind = "token_exchange"
 
-    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def token_op(self, query: TokenQuery) -> Flow[AccessToken]:
         c = self.connection
         actor = c.actor_token(query.user, query.context) if c.actor_token is not None else None
         try:
@@ -477,7 +477,7 @@ class Auth0TokenVaultSource(_ExchangeSource):
     def variant(self, query: TokenQuery) -> str:
         return query.login_hint or ""
 
-    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def token_op(self, query: TokenQuery) -> Flow[AccessToken]:
         c = self.connection
         try:
             response = yield from self.client.federated_exchange_flow(

@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 import httpx
 from langgraph.store.base import BaseStore, ListNamespacesOp, MatchCondition
 
+from langchain_agent_auth.core._http import HTTPClients
 from langchain_agent_auth.core.audit._emit import audit_enabled, emit_audit
 from langchain_agent_auth.core.crypto import DATA_DIR_ENV, Keyring, default_data_dir, default_keyring
 from langchain_agent_auth.core.effects import (
-    HTTP,
     Call,
     Flow,
     StoreOps,
@@ -176,7 +176,7 @@ class TokenVault:
         self._connects = ConnectFlows(self)
         self._cache = TokenCache(leeway=float(leeway), max_entries=cache_size, clock=clock)
         self._flights = SingleFlight()
-        self._http = HTTP(http_client, async_http_client)
+        self._http = HTTPClients(http_client, async_http_client)
         self._scope_cache: dict[Any, tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
