@@ -14,7 +14,6 @@ from typing import Any, Literal
 from langchain_agent_auth.core.errors import ConfigurationError
 from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.oauth import AuthMethod, ClientCredentials, OAuthClient, ProviderMetadata
-from langchain_agent_auth.oauth.profiles import AUTH0_TOKEN_VAULT
 
 __all__ = [
     "AccessToken",
@@ -161,10 +160,14 @@ class Connection:
             raise ConfigurationError(
                 f"invalid connection name {self.name!r}: use 1-64 letters, digits, '_', '.', ':' or '-'"
             )
-        from langchain_agent_auth.vault._sources import source_kinds  # the registry needs this module
+        from langchain_agent_auth.vault._sources import source_factory  # the registry needs this module
 
-        if self.source not in source_kinds():
+        if not isinstance(self.source, str):
             raise ConfigurationError(f"{where}: unknown source {self.source!r}")
+        try:
+            source_factory(self.source)
+        except ConfigurationError:
+            raise ConfigurationError(f"{where}: unknown source {self.source!r}") from None
         object.__setattr__(self, "scopes", normalize_scopes(self.scopes))
         meta = dict(self.metadata) if self.metadata is not None else None
         issuer = self.issuer or (meta or {}).get("issuer")
@@ -185,12 +188,11 @@ class Connection:
                               private_key=self.private_key)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where}: {exc}") from None
-        if self.source == "oauth" and not self.redirect_uri:
-            raise ConfigurationError(f"{where}: an 'oauth' connection needs redirect_uri (the callback URL)")
         if self.subject_token_type not in _SUBJECT_TYPES:
             raise ConfigurationError(f"{where}: subject_token_type must be one of {_SUBJECT_TYPES}")
-        if self.source == "auth0_token_vault" and self.subject_token_type not in AUTH0_TOKEN_VAULT.subject_token_types:
-            raise ConfigurationError(f"{where}: Auth0 Token Vault takes an access_token or refresh_token")
+        problem = getattr(source_factory(self.source), "check_connection", lambda c: None)(self)
+        if problem:  # what this connection's source needs of it (a redirect_uri...)
+            raise ConfigurationError(f"{where}: {problem}")
         if isinstance(self.resource, list):
             object.__setattr__(self, "resource", tuple(self.resource))
         if not (0 < float(self.timeout) <= 300):

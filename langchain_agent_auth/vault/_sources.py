@@ -148,6 +148,12 @@ class CredentialSource(ABC):
         self.env = env
         self.client = client or connection.oauth_client()
 
+    @classmethod
+    def check_connection(cls, connection: Connection) -> str | None:
+        """What is wrong with ``connection`` for this source (``None``: nothing); checked
+        when the :class:`Connection` is declared."""
+        return None
+
     def variant(self, query: TokenQuery) -> str:
         """Extra cache-key part when one user may hold several tokens for these scopes."""
         return ""
@@ -206,6 +212,10 @@ class LocalOAuthSource(CredentialSource):
 
     kind = "oauth"
     stores_credentials = True
+
+    @classmethod
+    def check_connection(cls, connection: Connection) -> str | None:
+        return None if connection.redirect_uri else "an 'oauth' connection needs redirect_uri (the callback URL)"
 
     def usable(self, record: TokenRecord, rejected: str | None) -> bool:
         if record.status != "active" or record.access_token == rejected:
@@ -467,6 +477,12 @@ class Auth0TokenVaultSource(_ExchangeSource):
     kind = "auth0_token_vault"
     #: The exchange's parameters and error codes (the Auth0 profile's; the local provider's match).
     exchange = AUTH0_TOKEN_VAULT
+
+    @classmethod
+    def check_connection(cls, connection: Connection) -> str | None:
+        if connection.subject_token_type not in cls.exchange.subject_token_types:
+            return "Auth0 Token Vault takes an access_token or refresh_token"
+        return None
 
     def login_hint(self, user: Any, context: Any) -> str | None:
         hint = self.connection.login_hint
