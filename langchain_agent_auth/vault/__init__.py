@@ -13,6 +13,13 @@ user has no usable credential the graph pauses with a ``connect_account`` interr
 (:class:`ConnectAccountPayload`) carrying the authorize URL; the :class:`VaultCallback`
 route finishes the flow and the run resumes.
 
+Layout: ``_vault`` (``TokenVault``: token retrieval, status, listing, import, revoke),
+``_connect`` (the connect flow and its pending records), ``_sources`` (credential sources and
+their registry), ``_integrations`` (the guard, ``with_vault``, ``VaultMiddleware``, the node
+form, the ``connect_account`` pause, the accessors a tool uses), ``_callback`` (the ASGI
+callback), ``_records`` / ``_cache`` / ``_lease`` (storage layout, in-memory cache, leases).
+Provider specifics (Auth0 Token Vault's parameters) are in :mod:`langchain_agent_auth.oauth.profiles`.
+
 Design notes:
 
 * **Sources.** ``Connection(source="oauth")`` keeps the user's upstream tokens, sealed with
