@@ -39,7 +39,6 @@ from langchain_agent_auth.core.errors import (
     AuthorizationPendingError,
     ConfigurationError,
     ExpiredTokenError,
-    IdentityError,
     InvalidGrantError,
     OAuthError,
     ProtocolError,
@@ -48,8 +47,9 @@ from langchain_agent_auth.core.errors import (
 )
 from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.core.progress import emit_progress
-from langchain_agent_auth.oauth import OAuthClient, PingReceiver, iss_sub_login_hint, new_notification_token
+from langchain_agent_auth.oauth import OAuthClient, PingReceiver, new_notification_token
 from langchain_agent_auth.oauth.flows import SLOW_DOWN_STEP, BackchannelAuthResponse
+from langchain_agent_auth.oauth.profiles import AUTH0, login_hint_for
 from langchain_agent_auth.oauth.tokens import TokenResponse
 from langchain_agent_auth.resume._pending import register_source
 
@@ -222,7 +222,7 @@ class CIBAApprover(Approver):
             ('iss_sub', 'urn:api')
         """
         client = OAuthClient.for_auth0(domain, client_id, client_secret, **dict(client_kwargs or {}))
-        kwargs.setdefault("login_hint", "iss_sub")
+        kwargs.setdefault("login_hint", AUTH0.ciba_login_hint)
         kwargs.setdefault("login_hint_issuer", client.issuer)
         return cls(client, **kwargs)
 
@@ -257,15 +257,8 @@ class CIBAApprover(Approver):
                 raise ConfigurationError("a login_hint callable must return exactly one of login_hint, "
                                          "login_hint_token, id_token_hint")
             return {k: str(v) for k, v in hints.items()}
-        if self.login_hint == "email":
-            if not user.email:
-                raise IdentityError("the user has no email address to send the approval request to",
-                                    hint="I can't ask you for approval: your account has no email address.")
-            return {"login_hint": user.email}
-        if self.login_hint == "iss_sub":
-            issuer = self.login_hint_issuer or user.issuer or self.client.issuer
-            return {"login_hint": iss_sub_login_hint(issuer, user.subject)}
-        return {"login_hint": user.subject}
+        issuer = self.login_hint_issuer or user.issuer or self.client.issuer
+        return {"login_hint": login_hint_for(self.login_hint, user, issuer)}
 
     def details_for(self, tool: str, args: Mapping[str, Any], digest: str) -> list[dict[str, Any]] | None:
         spec = self.authorization_details

@@ -34,6 +34,7 @@ from langchain_agent_auth.oauth import flows as F
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync
 from langchain_agent_auth.oauth.client_auth import AuthMethod, ClientCredentials
 from langchain_agent_auth.oauth.discovery import MetadataCache, ProviderMetadata, discover
+from langchain_agent_auth.oauth.profiles import AUTH0, AUTH0_TOKEN_VAULT
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
 __all__ = ["OAuthClient", "Pkce"]
@@ -428,12 +429,8 @@ class OAuthClient:
         """Auth0 Token Vault's federated-connection exchange, as a flow."""
         if not connection:
             raise ConfigurationError("the federated exchange needs a connection name")
-        token_type = F.TOKEN_TYPE_REFRESH if subject_token_type == "refresh_token" else F.TOKEN_TYPE_ACCESS
-        params = {
-            "grant_type": F.AUTH0_FEDERATED_GRANT, "subject_token": subject_token,
-            "subject_token_type": token_type, "requested_token_type": F.AUTH0_FEDERATED_TOKEN_TYPE,
-            "connection": connection, "login_hint": login_hint, "scope": self._scope(scope),
-        }
+        params = AUTH0_TOKEN_VAULT.params(subject_token, subject_token_type, connection, login_hint=login_hint,
+                                          scope=self._scope(scope))
         if not subject_token:
             raise ConfigurationError("the federated exchange needs the user's token")
         return self.grant_flow(params, idempotent=True)
@@ -488,7 +485,6 @@ class OAuthClient:
             >>> OAuthClient.for_auth0("t.auth0.com", "id", "secret").issuer
             'https://t.auth0.com/'
         """
-        domain = domain.removeprefix("https://").rstrip("/")
-        overrides = {"backchannel_authentication_endpoint": f"https://{domain}/bc-authorize",
-                     **kwargs.pop("metadata_overrides", {})}
-        return cls(f"https://{domain}/", client_id, client_secret, metadata_overrides=overrides, **kwargs)
+        issuer = AUTH0.issuer_for(domain)
+        overrides = {**AUTH0.metadata_overrides(issuer), **kwargs.pop("metadata_overrides", {})}
+        return cls(issuer, client_id, client_secret, metadata_overrides=overrides, **kwargs)

@@ -38,6 +38,12 @@ from langchain_agent_auth.core.errors import (
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, Sleep, send_with_retries
 from langchain_agent_auth.oauth._http import USER_AGENT, raise_for_error
 from langchain_agent_auth.oauth.client_auth import ClientCredentials
+from langchain_agent_auth.oauth.profiles import (
+    AUTH0_TOKEN_VAULT,
+    TOKEN_TYPE_ACCESS,
+    TOKEN_TYPE_REFRESH,
+    iss_sub_login_hint,
+)
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
 __all__ = [
@@ -62,10 +68,9 @@ __all__ = [
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
-AUTH0_FEDERATED_GRANT = "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token"
-AUTH0_FEDERATED_TOKEN_TYPE = "http://auth0.com/oauth/token-type/federated-connection-access-token"
-TOKEN_TYPE_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
-TOKEN_TYPE_REFRESH = "urn:ietf:params:oauth:token-type:refresh_token"
+# Auth0's Token Vault exchange is data of its profile (oauth.profiles.AUTH0_TOKEN_VAULT).
+AUTH0_FEDERATED_GRANT = AUTH0_TOKEN_VAULT.grant_type
+AUTH0_FEDERATED_TOKEN_TYPE = AUTH0_TOKEN_VAULT.requested_token_type
 TOKEN_TYPE_ID = "urn:ietf:params:oauth:token-type:id_token"
 TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"
 
@@ -136,22 +141,6 @@ class BackchannelAuthResponse:
     def __repr__(self) -> str:
         return (f"BackchannelAuthResponse(auth_req_id=[redacted], expires_at={self.expires_at!r}, "
                 f"interval={self.interval!r})")
-
-
-def iss_sub_login_hint(issuer: str, subject: str) -> str:
-    """A ``login_hint`` naming the user by issuer and subject, as Auth0's CIBA expects.
-
-    Built with a JSON encoder, so quotes or backslashes in the subject cannot change the
-    structure of the hint.
-
-    Example:
-        >>> print(iss_sub_login_hint("https://t.auth0.com/", 'auth0|a"b'))
-        {"format":"iss_sub","iss":"https://t.auth0.com/","sub":"auth0|a\\"b"}
-    """
-    if not isinstance(issuer, str) or not issuer or not isinstance(subject, str) or not subject:
-        raise ConfigurationError("an iss_sub login_hint needs a non-empty issuer and subject")
-    return json.dumps({"format": "iss_sub", "iss": issuer, "sub": subject}, separators=(",", ":"),
-                      ensure_ascii=False)
 
 
 def backchannel_authorize(

@@ -13,13 +13,21 @@ user has no usable credential the graph pauses with a ``connect_account`` interr
 (:class:`ConnectAccountPayload`) carrying the authorize URL; the :class:`VaultCallback`
 route finishes the flow and the run resumes.
 
+Layout: ``_vault`` (``TokenVault``: token retrieval, status, listing, import, revoke),
+``_connect`` (the connect flow and its pending records), ``_sources`` (credential sources and
+their registry), ``_integrations`` (the guard, ``with_vault``, ``VaultMiddleware``, the node
+form, the ``connect_account`` pause, the accessors a tool uses), ``_callback`` (the ASGI
+callback), ``_records`` / ``_cache`` / ``_lease`` (storage layout, in-memory cache, leases).
+Provider specifics (Auth0 Token Vault's parameters) are in :mod:`langchain_agent_auth.oauth.profiles`.
+
 Design notes:
 
 * **Sources.** ``Connection(source="oauth")`` keeps the user's upstream tokens, sealed with
   AES-256-GCM (:class:`~langchain_agent_auth.crypto.Keyring`, key id on every record, AAD =
   user key + connection) in a LangGraph ``BaseStore`` (``SqliteStore`` by default; layout in
   ``_records``). ``"token_exchange"`` (RFC 8693) and ``"auth0_token_vault"`` store nothing:
-  they exchange the user's token at the main issuer on a cache miss.
+  they exchange the user's token at the main issuer on a cache miss. Other kinds plug in with
+  :func:`register_source` (a :class:`CredentialSource` per connection).
 * **The user's own token** (the exchange's ``subject_token``) is read from the LangGraph
   runtime context (``context={"user": ..., "subject_token": ...}``) or from
   ``Connection(subject_token=f)``. The runtime context is never checkpointed, so the token
@@ -60,19 +68,19 @@ from langchain_agent_auth.core._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "VaultCallback": "langchain_agent_auth.vault._callback",
     "callback_app": "langchain_agent_auth.vault._callback",
-    "ConnectAccountPayload": "langchain_agent_auth.vault._guard",
-    "ConnectAccountResume": "langchain_agent_auth.vault._guard",
-    "VaultAuth": "langchain_agent_auth.vault._guard",
-    "VaultGuard": "langchain_agent_auth.vault._guard",
-    "VaultMiddleware": "langchain_agent_auth.vault._guard",
-    "aget_access_token": "langchain_agent_auth.vault._guard",
-    "arefresh_access_token": "langchain_agent_auth.vault._guard",
-    "get_access_token": "langchain_agent_auth.vault._guard",
-    "refresh_access_token": "langchain_agent_auth.vault._guard",
-    "vault_auth": "langchain_agent_auth.vault._guard",
-    "vault_guards": "langchain_agent_auth.vault._guard",
-    "vault_tool_node": "langchain_agent_auth.vault._guard",
-    "with_vault": "langchain_agent_auth.vault._guard",
+    "ConnectAccountPayload": "langchain_agent_auth.vault._integrations",
+    "ConnectAccountResume": "langchain_agent_auth.vault._integrations",
+    "VaultAuth": "langchain_agent_auth.vault._integrations",
+    "VaultGuard": "langchain_agent_auth.vault._integrations",
+    "VaultMiddleware": "langchain_agent_auth.vault._integrations",
+    "aget_access_token": "langchain_agent_auth.vault._integrations",
+    "arefresh_access_token": "langchain_agent_auth.vault._integrations",
+    "get_access_token": "langchain_agent_auth.vault._integrations",
+    "refresh_access_token": "langchain_agent_auth.vault._integrations",
+    "vault_auth": "langchain_agent_auth.vault._integrations",
+    "vault_guards": "langchain_agent_auth.vault._integrations",
+    "vault_tool_node": "langchain_agent_auth.vault._integrations",
+    "with_vault": "langchain_agent_auth.vault._integrations",
     "CasLease": "langchain_agent_auth.vault._lease",
     "Lease": "langchain_agent_auth.vault._lease",
     "SqliteLease": "langchain_agent_auth.vault._lease",
@@ -93,6 +101,9 @@ _EXPORTS: dict[str, str] = {
     "LocalOAuthSource": "langchain_agent_auth.vault._sources",
     "TokenExchangeSource": "langchain_agent_auth.vault._sources",
     "TokenQuery": "langchain_agent_auth.vault._sources",
+    "SourceEnv": "langchain_agent_auth.vault._sources",
+    "register_source": "langchain_agent_auth.vault._sources",
+    "source_kinds": "langchain_agent_auth.vault._sources",
     "TokenVault": "langchain_agent_auth.vault._vault",
     "default_data_dir": "langchain_agent_auth.vault._vault",
     "open_default_store": "langchain_agent_auth.vault._vault",
@@ -116,6 +127,7 @@ __all__ = [
     "LocalOAuthSource",
     "PendingConnect",
     "RevokeResult",
+    "SourceEnv",
     "SqliteLease",
     "StoreLease",
     "TokenExchangeSource",
@@ -133,6 +145,8 @@ __all__ = [
     "normalize_scopes",
     "open_default_store",
     "refresh_access_token",
+    "register_source",
+    "source_kinds",
     "vault_auth",
     "vault_guards",
     "vault_tool_node",
@@ -143,7 +157,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.vault._callback import VaultCallback, callback_app
-    from langchain_agent_auth.vault._guard import (
+    from langchain_agent_auth.vault._integrations import (
         ConnectAccountPayload,
         ConnectAccountResume,
         VaultAuth,
@@ -175,7 +189,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Auth0TokenVaultSource,
         CredentialSource,
         LocalOAuthSource,
+        SourceEnv,
         TokenExchangeSource,
         TokenQuery,
+        register_source,
+        source_kinds,
     )
     from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open_default_store

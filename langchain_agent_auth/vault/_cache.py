@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 from langchain_agent_auth.vault._model import AccessToken
@@ -144,18 +144,25 @@ class SingleFlight:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there any more
                 loop.call_soon_threadsafe(_wake, fut)
 
+    @contextlib.contextmanager
+    def _leading(self, key: Hashable, flight: _Flight) -> Iterator[None]:
+        """The leader's bookkeeping: its error (a cancellation too) is the flight's, and the
+        followers are woken whatever happens."""
+        try:
+            yield
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            self._finish(key, flight)
+
     def run(self, key: Hashable, fetch: Callable[[], T]) -> T:
         """Run ``fetch`` unless a fetch for ``key`` is in flight; then wait for its result."""
         while True:
             flight, leader = self._join(key)
             if leader:
-                try:
+                with self._leading(key, flight):
                     flight.result = fetch()
-                except BaseException as exc:
-                    flight.error = exc
-                    raise
-                finally:
-                    self._finish(key, flight)
                 return flight.result
             flight.done.wait()
             if isinstance(flight.error, asyncio.CancelledError):
@@ -167,13 +174,8 @@ class SingleFlight:
         while True:
             flight, leader = self._join(key)
             if leader:
-                try:
+                with self._leading(key, flight):
                     flight.result = await fetch()
-                except BaseException as exc:
-                    flight.error = exc
-                    raise
-                finally:
-                    self._finish(key, flight)
                 return flight.result
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[None] = loop.create_future()

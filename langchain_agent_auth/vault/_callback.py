@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from langchain_agent_auth.core.errors import AgentAuthError, CallbackStateError, ConfigurationError, OAuthError
-from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.vault._model import ConnectResult
 from langchain_agent_auth.vault._vault import TokenVault
 

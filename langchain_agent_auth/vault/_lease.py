@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from langchain_agent_auth.core.effects import Blocking, Sleep, VaultOp, store_get, store_put
+from langchain_agent_auth.core.effects import Blocking, Flow, Sleep, store_get, store_put
 from langchain_agent_auth.core.store_cas import ABSENT, BestEffortCAS, CompareAndSet, SqliteCAS, compare_and_set
 
 __all__ = ["LEASE_NS", "CasLease", "Lease", "SqliteLease", "StoreLease", "default_lease"]
@@ -58,11 +58,11 @@ class Lease(Protocol):
     """Mutual exclusion between workers sharing a store. Both methods are vault operations
     (generators driven by the vault), so they work from sync and async code alike."""
 
-    def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
+    def acquire(self, name: str, owner: str, ttl: float) -> Flow[bool]:
         """Take the lease ``name`` for ``ttl`` seconds; ``False`` if someone else holds it."""
         ...
 
-    def release(self, name: str, owner: str) -> VaultOp[None]:
+    def release(self, name: str, owner: str) -> Flow[None]:
         """Give the lease back if ``owner`` still holds it."""
         ...
 
@@ -72,12 +72,11 @@ class StoreLease:
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.core.effects import drive
-        >>> import httpx
+        >>> from langchain_agent_auth.core.effects import run
         >>> store, lease = InMemoryStore(), StoreLease(settle=0)
-        >>> drive(lease.acquire("alice|calendar", "w1", 5), httpx.Client(), store)
+        >>> run(lease.acquire("alice|calendar", "w1", 5), store=store)
         True
-        >>> drive(lease.acquire("alice|calendar", "w2", 5), httpx.Client(), store)
+        >>> run(lease.acquire("alice|calendar", "w2", 5), store=store)
         False
     """
 
@@ -85,7 +84,7 @@ class StoreLease:
         self.settle = settle
         self._clock = clock
 
-    def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
+    def acquire(self, name: str, owner: str, ttl: float) -> Flow[bool]:
         now = self._clock()
         held = _holder((yield from store_get(LEASE_NS, name)))
         if held is not None and held.owner != owner and held.expires_at > now:
@@ -96,7 +95,7 @@ class StoreLease:
         held = _holder((yield from store_get(LEASE_NS, name)))
         return held is not None and held.owner == owner
 
-    def release(self, name: str, owner: str) -> VaultOp[None]:
+    def release(self, name: str, owner: str) -> Flow[None]:
         held = _holder((yield from store_get(LEASE_NS, name)))
         if held is not None and held.owner == owner:
             yield from store_put(LEASE_NS, name, None)
@@ -108,25 +107,24 @@ class CasLease:
     ``InMemoryStore`` (within the process).
 
     Example:
-        >>> import httpx
         >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.core.effects import drive
+        >>> from langchain_agent_auth.core.effects import run
         >>> store = InMemoryStore()
         >>> lease = CasLease(compare_and_set(store))
-        >>> [drive(lease.acquire("k", who, 5), httpx.Client(), store) for who in ("w1", "w2", "w1")]
+        >>> [run(lease.acquire("k", who, 5), store=store) for who in ("w1", "w2", "w1")]
         [True, False, True]
     """
 
     def __init__(self, cas: CompareAndSet) -> None:
         self.cas = cas
 
-    def acquire(self, name: str, owner: str, ttl: float) -> VaultOp[bool]:
+    def acquire(self, name: str, owner: str, ttl: float) -> Flow[bool]:
         held = f"lease:{owner}"
         # The same owner may renew its own lease; anyone may take a free or lapsed one.
         return (yield Blocking(lambda: self.cas.swap(f"vault|{name}", held, expect=(ABSENT, held), owner=owner,
                                                      ttl=ttl)))
 
-    def release(self, name: str, owner: str) -> VaultOp[None]:
+    def release(self, name: str, owner: str) -> Flow[None]:
         yield Blocking(lambda: self.cas.release(f"vault|{name}", owner))
 
 
@@ -134,12 +132,12 @@ class SqliteLease(CasLease):
     """:class:`CasLease` on the SQLite connection of a ``SqliteStore``.
 
     Example:
-        >>> import sqlite3, httpx
+        >>> import sqlite3
         >>> from langgraph.store.sqlite import SqliteStore
-        >>> from langchain_agent_auth.core.effects import drive
+        >>> from langchain_agent_auth.core.effects import run
         >>> store = SqliteStore(sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
         >>> lease = SqliteLease(store)
-        >>> [drive(lease.acquire("k", who, 5), httpx.Client(), store) for who in ("w1", "w2", "w1")]
+        >>> [run(lease.acquire("k", who, 5), store=store) for who in ("w1", "w2", "w1")]
         [True, False, True]
     """
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_agent_auth.core.errors import ConfigurationError
+from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.oauth import AuthMethod, ClientCredentials, OAuthClient, ProviderMetadata
 
 __all__ = [
@@ -28,7 +29,9 @@ __all__ = [
     "normalize_scopes",
 ]
 
-SourceKind = Literal["oauth", "token_exchange", "auth0_token_vault"]
+#: A registered source kind: ``"oauth"``, ``"token_exchange"``, ``"auth0_token_vault"`` or one
+#: added with :func:`~langchain_agent_auth.vault.register_source`.
+SourceKind = str
 #: WorkOS-style result of "can this user use this connection with these scopes?".
 Status = Literal["active", "not_connected", "needs_reauthorization", "missing_scopes"]
 
@@ -37,6 +40,19 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,256}$")
 _MAX_SCOPES = 100
 _SUBJECT_TYPES = ("access_token", "refresh_token", "id_token", "jwt")
+
+
+#: Who a vault call is for: the identity, or its key (``issuer|tenant|subject``).
+UserLike = UserIdentity | str
+
+
+def user_key_of(user: UserLike) -> str:
+    """The store and cache key of ``user`` (``TypeError`` for anything else)."""
+    if isinstance(user, UserIdentity):
+        return user.key
+    if isinstance(user, str) and user:
+        return user
+    raise TypeError("user must be a UserIdentity (or a user key string)")
 
 
 def normalize_scopes(scopes: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -82,8 +98,9 @@ class Connection:
         name: how tools and the store refer to it (letters, digits, ``_ . : -``).
         source: where credentials come from: ``"oauth"`` (the user connects an account with
             authorization code + PKCE; tokens stored encrypted and refreshed),
-            ``"token_exchange"`` (RFC 8693 with the user's token at the main issuer), or
-            ``"auth0_token_vault"`` (Auth0's federated-connection exchange).
+            ``"token_exchange"`` (RFC 8693 with the user's token at the main issuer),
+            ``"auth0_token_vault"`` (Auth0's federated-connection exchange), or a kind added
+            with :func:`~langchain_agent_auth.vault.register_source`.
         issuer: the authorization server, found by discovery (or give ``metadata``).
         metadata: explicit authorization server metadata (``token_endpoint``,
             ``authorization_endpoint``, ``revocation_endpoint``...); skips discovery.
@@ -143,8 +160,14 @@ class Connection:
             raise ConfigurationError(
                 f"invalid connection name {self.name!r}: use 1-64 letters, digits, '_', '.', ':' or '-'"
             )
-        if self.source not in ("oauth", "token_exchange", "auth0_token_vault"):
+        from langchain_agent_auth.vault._sources import source_factory  # the registry needs this module
+
+        if not isinstance(self.source, str):
             raise ConfigurationError(f"{where}: unknown source {self.source!r}")
+        try:
+            source_factory(self.source)
+        except ConfigurationError:
+            raise ConfigurationError(f"{where}: unknown source {self.source!r}") from None
         object.__setattr__(self, "scopes", normalize_scopes(self.scopes))
         meta = dict(self.metadata) if self.metadata is not None else None
         issuer = self.issuer or (meta or {}).get("issuer")
@@ -165,12 +188,11 @@ class Connection:
                               private_key=self.private_key)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where}: {exc}") from None
-        if self.source == "oauth" and not self.redirect_uri:
-            raise ConfigurationError(f"{where}: an 'oauth' connection needs redirect_uri (the callback URL)")
         if self.subject_token_type not in _SUBJECT_TYPES:
             raise ConfigurationError(f"{where}: subject_token_type must be one of {_SUBJECT_TYPES}")
-        if self.source == "auth0_token_vault" and self.subject_token_type not in ("access_token", "refresh_token"):
-            raise ConfigurationError(f"{where}: Auth0 Token Vault takes an access_token or refresh_token")
+        problem = getattr(source_factory(self.source), "check_connection", lambda c: None)(self)
+        if problem:  # what this connection's source needs of it (a redirect_uri...)
+            raise ConfigurationError(f"{where}: {problem}")
         if isinstance(self.resource, list):
             object.__setattr__(self, "resource", tuple(self.resource))
         if not (0 < float(self.timeout) <= 300):

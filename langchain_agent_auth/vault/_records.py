@@ -24,7 +24,7 @@ Metadata is in clear (for listing and for the CLI); token material is sealed wit
 (:class:`~langchain_agent_auth.crypto.Keyring`), bound by the AAD to the user and the
 connection: a sealed blob copied into another user's record does not open.
 
-Every record read back is validated (:class:`StoredToken`, :class:`StoredPending`, strict
+Every record read back is validated (:class:`StoredToken`, :class:`PendingRecord`, strict
 types): a damaged one raises :class:`~langchain_agent_auth.errors.VaultRecordError` naming
 the fields at fault, never their values, instead of a ``TypeError`` deep in the vault.
 """
@@ -124,12 +124,15 @@ class StoredIdentity(BaseModel):
     tenant: str | None = None
 
 
-class StoredPending(BaseModel):
-    """The clear fields of a pending connect flow, as validated on every read."""
+class PendingRecord(BaseModel):
+    """A pending connect flow as stored: written from this model and validated on every read.
+
+    ``secret`` is the sealed PKCE verifier and authorize URL (``None`` once the link is spent).
+    """
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    v: Literal[1]
+    v: Literal[1] = VERSION
     user: str
     connection: str
     scopes: list[str]
@@ -148,6 +151,16 @@ class StoredPending(BaseModel):
     error: str | None = None
     identity: StoredIdentity | None = None
     secret: dict[str, Any] | None = None
+    #: The flow whose grant also satisfied this one (see the vault's sibling settlement).
+    completed_by: str | None = None
+
+    def to_value(self) -> dict[str, Any]:
+        """The record as the store keeps it (plain JSON types)."""
+        return self.model_dump(mode="json")
+
+    def updated(self, **changes: Any) -> PendingRecord:
+        """A copy with ``changes`` applied (validated like a read)."""
+        return PendingRecord.model_validate({**self.to_value(), **changes})
 
 
 def _fields_at_fault(exc: ValidationError) -> str:
@@ -177,10 +190,10 @@ def stored_token(value: Any, connection: str) -> StoredToken:
         ) from None
 
 
-def stored_pending(value: Any, pending_id: str) -> StoredPending | None:
+def stored_pending(value: Any, pending_id: str) -> PendingRecord | None:
     """A pending connect flow's clear fields, or ``None`` (logged) if the record is damaged."""
     try:
-        return StoredPending.model_validate(value)
+        return PendingRecord.model_validate(value)
     except ValidationError as exc:
         log.warning("vault: damaged pending connect record id=%s (%s) ignored", pending_id[:64], _fields_at_fault(exc))
         return None

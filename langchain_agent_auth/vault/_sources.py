@@ -1,4 +1,4 @@
-"""Where upstream credentials come from: one interface, three sources.
+"""Where upstream credentials come from: one interface, three built-in sources, a registry.
 
 * :class:`LocalOAuthSource`: tokens the user granted through the connect flow (authorization
   code + PKCE), stored encrypted, refreshed at the upstream's token endpoint (rotating
@@ -10,8 +10,11 @@
 
 Each source turns a :class:`TokenQuery` into an :class:`AccessToken`, or raises
 :class:`~langchain_agent_auth.errors.CredentialUnavailableError` with the status the
-integrations turn into a ``connect_account`` pause. Sources are vault operations
-(generators, see ``_io``): the same code serves sync and async callers.
+integrations turn into a ``connect_account`` pause. Sources are flows of the effect
+runtime (:mod:`langchain_agent_auth.core.effects`): the same code serves sync and async
+callers. What differs between sources (status, reject, revoke, whether they store anything)
+is a method of the source, so the vault never asks which kind it holds; new kinds plug in
+with :func:`register_source`.
 """
 
 from __future__ import annotations
@@ -25,16 +28,19 @@ from typing import Any, ClassVar
 
 from langchain_agent_auth.core.audit._emit import emit_audit
 from langchain_agent_auth.core.crypto import Keyring
-from langchain_agent_auth.core.effects import VaultOp, store_get, store_put
+from langchain_agent_auth.core.effects import Flow, store_get, store_put
 from langchain_agent_auth.core.errors import (
+    AgentAuthError,
+    ConfigurationError,
     CredentialUnavailableError,
     IdentityError,
     InvalidGrantError,
     InvalidScopeError,
     OAuthError,
+    VaultDecryptionError,
     VaultRecordError,
 )
-from langchain_agent_auth.identity import UserIdentity
+from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.oauth import (
     TOKEN_TYPE_ACCESS,
     TOKEN_TYPE_ID,
@@ -44,20 +50,28 @@ from langchain_agent_auth.oauth import (
     Sleep,
     TokenResponse,
 )
+from langchain_agent_auth.oauth.profiles import AUTH0_TOKEN_VAULT
 from langchain_agent_auth.vault._lease import Lease
-from langchain_agent_auth.vault._model import AccessToken, Connection
+from langchain_agent_auth.vault._model import AccessToken, Connection, CredentialStatus, RevokeResult
 from langchain_agent_auth.vault._records import TokenRecord, user_ns
 
 __all__ = [
     "Auth0TokenVaultSource",
     "CredentialSource",
     "LocalOAuthSource",
+    "SourceFactory",
     "TokenExchangeSource",
     "TokenQuery",
     "context_value",
+    "register_source",
+    "source_factory",
+    "source_kinds",
 ]
 
 log = logging.getLogger("langchain_agent_auth.vault")
+
+# A stored credential nobody can use until the user connects again.
+_UNREADABLE = (VaultDecryptionError, VaultRecordError)
 
 _TOKEN_TYPES = {
     "access_token": TOKEN_TYPE_ACCESS,
@@ -134,6 +148,12 @@ class CredentialSource(ABC):
         self.env = env
         self.client = client or connection.oauth_client()
 
+    @classmethod
+    def check_connection(cls, connection: Connection) -> str | None:
+        """What is wrong with ``connection`` for this source (``None``: nothing); checked
+        when the :class:`Connection` is declared."""
+        return None
+
     def variant(self, query: TokenQuery) -> str:
         """Extra cache-key part when one user may hold several tokens for these scopes."""
         return ""
@@ -142,8 +162,28 @@ class CredentialSource(ABC):
         return None
 
     @abstractmethod
-    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def token_op(self, query: TokenQuery) -> Flow[AccessToken]:
         """A vault operation producing the token, or raising ``CredentialUnavailableError``."""
+
+    # What a source that keeps nothing answers; a source with ``stores_credentials`` overrides these.
+
+    def status_op(self, user_key: str, scopes: tuple[str, ...]) -> Flow[CredentialStatus]:
+        """Whether the user can use the connection, without fetching a token (here: only an
+        exchange can tell, so ``active``)."""
+        return CredentialStatus(self.connection.name, "active", scopes)
+        yield  # pragma: no cover - makes this a generator
+
+    def reject_op(self, user_key: str, token: str) -> Flow[None]:
+        """The upstream refused ``token`` even after a refresh (nothing stored to mark here)."""
+        return None
+        yield  # pragma: no cover - makes this a generator
+
+    def revoke_op(self, user_key: str) -> Flow[RevokeResult]:
+        """Revoke and delete the user's stored credential (here: there is none)."""
+        name = self.connection.name
+        return RevokeResult(name, deleted=False, upstream_revoked=False,
+                            error=f"credentials of {name!r} are not stored here ({self.kind})")
+        yield  # pragma: no cover - makes this a generator
 
     def _check_scopes(self, granted: tuple[str, ...] | None, query: TokenQuery) -> None:
         if granted is None:
@@ -173,6 +213,10 @@ class LocalOAuthSource(CredentialSource):
     kind = "oauth"
     stores_credentials = True
 
+    @classmethod
+    def check_connection(cls, connection: Connection) -> str | None:
+        return None if connection.redirect_uri else "an 'oauth' connection needs redirect_uri (the callback URL)"
+
     def usable(self, record: TokenRecord, rejected: str | None) -> bool:
         if record.status != "active" or record.access_token == rejected:
             return False
@@ -182,13 +226,13 @@ class LocalOAuthSource(CredentialSource):
         return AccessToken(record.access_token, connection=record.connection, scopes=record.scopes,
                            expires_at=record.expires_at, token_type=record.token_type)
 
-    def read(self, user_key: str) -> VaultOp[TokenRecord | None]:
+    def read(self, user_key: str) -> Flow[TokenRecord | None]:
         item = yield from store_get(user_ns(user_key), self.connection.name)
         if item is None:
             return None
         return TokenRecord.from_value(self.env.keyring, item.value, user=user_key, connection=self.connection.name)
 
-    def _read_for(self, query: TokenQuery) -> VaultOp[TokenRecord | None]:
+    def _read_for(self, query: TokenQuery) -> Flow[TokenRecord | None]:
         """:meth:`read` for a token request: a damaged record asks the user to reconnect
         (connecting again overwrites it) rather than failing the call."""
         try:
@@ -198,8 +242,65 @@ class LocalOAuthSource(CredentialSource):
             raise unavailable(self.connection.name, "needs_reauthorization", query.scopes,
                               "the stored credential is damaged") from None
 
-    def write(self, record: TokenRecord) -> VaultOp[None]:
+    def write(self, record: TokenRecord) -> Flow[None]:
         yield from store_put(user_ns(record.user), record.connection, record.to_value(self.env.keyring))
+
+    def status_op(self, user_key: str, scopes: tuple[str, ...]) -> Flow[CredentialStatus]:
+        name = self.connection.name
+        try:
+            record = yield from self.read(user_key)
+        except _UNREADABLE:
+            return CredentialStatus(name, "needs_reauthorization", scopes)
+        if record is None:
+            return CredentialStatus(name, "not_connected", scopes, scopes)
+        missing = tuple(s for s in scopes if s not in record.scopes)
+        if record.status != "active":
+            return CredentialStatus(name, "needs_reauthorization", record.scopes, missing, record.expires_at)
+        if missing:
+            return CredentialStatus(name, "missing_scopes", record.scopes, missing, record.expires_at)
+        expired = record.expires_at is not None and record.expires_at <= self.env.clock()
+        if expired and not record.refresh_token:
+            return CredentialStatus(name, "needs_reauthorization", record.scopes, (), record.expires_at)
+        return CredentialStatus(name, "active", record.scopes, (), record.expires_at)
+
+    def reject_op(self, user_key: str, token: str) -> Flow[None]:
+        try:
+            record = yield from self.read(user_key)
+        except _UNREADABLE:
+            return  # nothing usable to mark; the next read asks the user to reconnect
+        if record is not None and record.access_token == token and record.status == "active":
+            yield from self._mark(record, "needs_reauthorization")
+
+    def revoke_op(self, user_key: str) -> Flow[RevokeResult]:
+        name, ns = self.connection.name, user_ns(user_key)
+        item = yield from store_get(ns, name)
+        if item is None:
+            return RevokeResult(name, deleted=False, upstream_revoked=False)
+        upstream, error = False, None
+        try:
+            record: TokenRecord | None = TokenRecord.from_value(self.env.keyring, item.value, user=user_key,
+                                                                connection=name)
+        except VaultDecryptionError:
+            record, error = None, "the record cannot be decrypted; deleted without revoking upstream"
+        except VaultRecordError:
+            record, error = None, "the record is damaged; deleted without revoking upstream"
+        if record is not None:
+            upstream, error = yield from self._revoke_upstream(record)
+        yield from store_put(ns, name, None)
+        return RevokeResult(name, deleted=True, upstream_revoked=upstream, error=error)
+
+    def _revoke_upstream(self, record: TokenRecord) -> Flow[tuple[bool, str | None]]:
+        """RFC 7009 at the provider: (revoked, why not)."""
+        try:
+            meta = yield from self.client.metadata_flow()
+            if not meta.revocation_endpoint:
+                return False, "the provider has no revocation endpoint; deleted locally"
+            if record.refresh_token:
+                yield from self.client.revoke_flow(record.refresh_token, token_type_hint="refresh_token")
+            yield from self.client.revoke_flow(record.access_token, token_type_hint="access_token")
+            return True, None
+        except AgentAuthError as exc:
+            return False, f"upstream revocation failed ({exc}); deleted locally"
 
     def _judge(self, record: TokenRecord | None, query: TokenQuery) -> AccessToken | None:
         """A token from ``record``, ``None`` if it needs a refresh, or the typed error."""
@@ -220,7 +321,7 @@ class LocalOAuthSource(CredentialSource):
             return None
         return None
 
-    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def token_op(self, query: TokenQuery) -> Flow[AccessToken]:
         record = yield from self._read_for(query)
         token = self._judge(record, query)
         if token is not None:
@@ -228,13 +329,13 @@ class LocalOAuthSource(CredentialSource):
         assert record is not None
         return (yield from self._refresh(record, query))
 
-    def _mark(self, record: TokenRecord, status: str) -> VaultOp[None]:
+    def _mark(self, record: TokenRecord, status: str) -> Flow[None]:
         record.status = status
         record.rev += 1
         record.updated_at = self.env.clock()
         yield from self.write(record)
 
-    def _refresh(self, record: TokenRecord, query: TokenQuery) -> VaultOp[AccessToken]:
+    def _refresh(self, record: TokenRecord, query: TokenQuery) -> Flow[AccessToken]:
         name = self.connection.name
         lease, lease_name, owner = self.env.lease, f"refresh|{query.user_key}|{name}", secrets.token_hex(8)
         delay = 0.02
@@ -261,7 +362,7 @@ class LocalOAuthSource(CredentialSource):
             yield from lease.release(lease_name, owner)
         return token
 
-    def _refresh_locked(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def _refresh_locked(self, query: TokenQuery) -> Flow[AccessToken]:
         name = self.connection.name
         # Under the lease, read again: someone may have refreshed since our first read.
         current = yield from self._read_for(query)
@@ -338,7 +439,7 @@ class TokenExchangeSource(_ExchangeSource):
 
     kind = "token_exchange"
 
-    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def token_op(self, query: TokenQuery) -> Flow[AccessToken]:
         c = self.connection
         actor = c.actor_token(query.user, query.context) if c.actor_token is not None else None
         try:
@@ -355,7 +456,7 @@ class TokenExchangeSource(_ExchangeSource):
         return self._token(response, query)
 
 
-AUTH0_NOT_CONNECTED = ("federated_connection_refresh_token_not_found",)
+AUTH0_NOT_CONNECTED = AUTH0_TOKEN_VAULT.not_connected_errors
 
 
 class Auth0TokenVaultSource(_ExchangeSource):
@@ -374,6 +475,14 @@ class Auth0TokenVaultSource(_ExchangeSource):
     """
 
     kind = "auth0_token_vault"
+    #: The exchange's parameters and error codes (the Auth0 profile's; the local provider's match).
+    exchange = AUTH0_TOKEN_VAULT
+
+    @classmethod
+    def check_connection(cls, connection: Connection) -> str | None:
+        if connection.subject_token_type not in cls.exchange.subject_token_types:
+            return "Auth0 Token Vault takes an access_token or refresh_token"
+        return None
 
     def login_hint(self, user: Any, context: Any) -> str | None:
         hint = self.connection.login_hint
@@ -384,16 +493,16 @@ class Auth0TokenVaultSource(_ExchangeSource):
     def variant(self, query: TokenQuery) -> str:
         return query.login_hint or ""
 
-    def token_op(self, query: TokenQuery) -> VaultOp[AccessToken]:
+    def token_op(self, query: TokenQuery) -> Flow[AccessToken]:
         c = self.connection
-        kind = "refresh_token" if c.subject_token_type == "refresh_token" else "access_token"
         try:
             response = yield from self.client.federated_exchange_flow(
-                self.subject(query), connection=c.auth0_connection or c.name, subject_token_type=kind,
+                self.subject(query), connection=c.auth0_connection or c.name,
+                subject_token_type=c.subject_token_type,  # type: ignore[arg-type]  # checked by Connection
                 login_hint=query.login_hint,
             )
         except OAuthError as exc:
-            if exc.error in AUTH0_NOT_CONNECTED:
+            if exc.error in self.exchange.not_connected_errors:
                 raise unavailable(c.name, "not_connected", query.scopes) from None
             if isinstance(exc, InvalidGrantError):
                 raise unavailable(c.name, "needs_reauthorization", (), exc.error) from None
@@ -402,8 +511,51 @@ class Auth0TokenVaultSource(_ExchangeSource):
         return self._token(response, query)
 
 
-SOURCES: dict[str, type[CredentialSource]] = {
+# --------------------------------------------------------------------------- registry
+
+SourceFactory = Callable[[Connection, SourceEnv], CredentialSource]
+"""Builds the source of one connection: ``factory(connection, env)`` (a source class fits)."""
+
+_SOURCES: dict[str, SourceFactory] = {
     "oauth": LocalOAuthSource,
     "token_exchange": TokenExchangeSource,
     "auth0_token_vault": Auth0TokenVaultSource,
 }
+
+
+def register_source(kind: str, factory: SourceFactory, *, replace: bool = False) -> None:
+    """Make ``Connection(source=kind)`` get its credentials from ``factory(connection, env)``.
+
+    The factory returns a :class:`CredentialSource` (usually: a subclass, whose defaults
+    say "stores nothing"). Registering a kind twice needs ``replace=True``.
+
+    Example:
+        >>> class Static(CredentialSource):
+        ...     kind = "static-doc"
+        ...     def token_op(self, query):
+        ...         return AccessToken("t", connection=self.connection.name, scopes=query.scopes)
+        ...         yield
+        >>> register_source("static-doc", Static)
+        >>> "static-doc" in source_kinds()
+        True
+    """
+    if not isinstance(kind, str) or not kind:
+        raise ConfigurationError("a source kind is a non-empty string")
+    if not callable(factory):
+        raise ConfigurationError(f"the factory of source {kind!r} is not callable")
+    if kind in _SOURCES and not replace and _SOURCES[kind] is not factory:
+        raise ConfigurationError(f"source {kind!r} is already registered (pass replace=True)")
+    _SOURCES[kind] = factory
+
+
+def source_kinds() -> tuple[str, ...]:
+    """The registered source kinds (``oauth``, ``token_exchange``, ``auth0_token_vault``...)."""
+    return tuple(_SOURCES)
+
+
+def source_factory(kind: str) -> SourceFactory:
+    """The factory registered for ``kind`` (:class:`ConfigurationError` if there is none)."""
+    try:
+        return _SOURCES[kind]
+    except (KeyError, TypeError):
+        raise ConfigurationError(f"unknown source {kind!r} (registered: {', '.join(_SOURCES)})") from None

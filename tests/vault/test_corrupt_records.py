@@ -135,13 +135,13 @@ def test_a_damaged_lease_is_taken_over(junk):
     import httpx
     from langgraph.store.memory import InMemoryStore
 
-    from langchain_agent_auth.core.effects import drive
+    from langchain_agent_auth.core.effects import run
     from langchain_agent_auth.vault._lease import LEASE_NS, StoreLease
 
     store, lease = InMemoryStore(), StoreLease(settle=0)
     store.put(LEASE_NS, "alice|calendar", junk)
     with httpx.Client() as client:
-        assert drive(lease.acquire("alice|calendar", "w1", 5), client, store) is True
-        assert drive(lease.acquire("alice|calendar", "w2", 5), client, store) is False
-        drive(lease.release("alice|calendar", "w1"), client, store)
+        assert run(lease.acquire("alice|calendar", "w1", 5), http=client, store=store) is True
+        assert run(lease.acquire("alice|calendar", "w2", 5), http=client, store=store) is False
+        run(lease.release("alice|calendar", "w1"), http=client, store=store)
         assert store.get(LEASE_NS, "alice|calendar") is None

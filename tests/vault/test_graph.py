@@ -12,7 +12,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from langchain_agent_auth.vault import VaultMiddleware, vault_tool_node, with_vault
-from langchain_agent_auth.vault._guard import VaultGuard
+from langchain_agent_auth.vault._integrations import VaultGuard
 from tests.support.upstream import CLIENT_SECRET, browse_upstream
 from tests.vault.conftest import ALICE, BOB, connect
 from tests.vault.graphs import agent, ask, calendar_tools, hand_built_graph, interrupts, last_tool_message
@@ -171,8 +171,11 @@ def test_cancel_resume_refuses_and_bad_resume_pauses_again(vault, upstream):
     ctx = {"user": ALICE}
     result = graph.invoke({"messages": [ask("list_events", day="monday")]}, cfg("c1"), context=ctx)
     assert interrupts(result)
-    result = graph.invoke(Command(resume={"action": "bogus", "token": "x"}), cfg("c1"), context=ctx)
-    assert interrupts(result)[0]["type"] == "connect_account"
+    # refused inside interrupt() (core.pause): nothing is recorded and the pause stays in place
+    with pytest.raises(Exception, match="ConnectAccountResume"):
+        graph.invoke(Command(resume={"action": "bogus", "token": "x"}), cfg("c1"), context=ctx)
+    [still] = graph.get_state(cfg("c1")).interrupts
+    assert still.value["type"] == "connect_account"
     result = graph.invoke(Command(resume={"action": "cancel"}), cfg("c1"), context=ctx)
     msg = last_tool_message(result)
     assert msg.status == "error" and "did not connect" in msg.content

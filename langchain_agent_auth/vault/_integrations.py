@@ -13,33 +13,36 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 from langchain_core.tools import BaseTool
+from langgraph.errors import GraphBubbleUp
 from pydantic import Field
 
 from langchain_agent_auth.core._scrub import scrub
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import (
     AgentAuthError,
     ConfigurationError,
     CredentialUnavailableError,
     IdentityError,
-    ResumeValueError,
 )
 from langchain_agent_auth.core.guards import (
     GuardedCall,
     GuardedTool,
+    OnRefusal,
+    Proceed,
     ToolGuard,
     ToolGuardMiddleware,
     guard_tool,
     guarded_tool_node,
 )
-from langchain_agent_auth.core.pause import PausePayload, ResumeModel, validate_resume
+from langchain_agent_auth.core.identity import UserIdentity
+from langchain_agent_auth.core.pause import PausePayload, ResumeModel, pause
 from langchain_agent_auth.core.progress import WaitProgress, emit_progress
-from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.vault._model import AccessToken, normalize_scopes
 from langchain_agent_auth.vault._vault import TokenVault
 
@@ -125,27 +128,25 @@ class _Binding:
     #: Tokens this call used before a refresh (kept out of the result too).
     spent: tuple[str, ...] = ()
 
-    def refresh(self) -> AccessToken:
-        old = self.token.token
+    def _refresh_op(self) -> Flow[AccessToken]:
+        """Drop the refused token and get a new one, once; refused again, the user must reconnect."""
+        old, vault = self.token.token, self.vault
         if self.refreshed:
-            self.vault.reject(self.user, self.connection, old)
+            yield Call(lambda: vault.reject(self.user, self.connection, old),
+                       lambda: vault.areject(self.user, self.connection, old))
             raise _rejected(self.connection)
         self.refreshed = True
         self.spent = (*self.spent, old)
-        self.token = self.vault.get_token(self.user, self.connection, self.scopes, context=self.context,
-                                          rejected=old)
+        self.token = yield Call(
+            lambda: vault.get_token(self.user, self.connection, self.scopes, context=self.context, rejected=old),
+            lambda: vault.aget_token(self.user, self.connection, self.scopes, context=self.context, rejected=old))
         return self.token
 
+    def refresh(self) -> AccessToken:
+        return run(self._refresh_op())
+
     async def arefresh(self) -> AccessToken:
-        old = self.token.token
-        if self.refreshed:
-            await self.vault.areject(self.user, self.connection, old)
-            raise _rejected(self.connection)
-        self.refreshed = True
-        self.spent = (*self.spent, old)
-        self.token = await self.vault.aget_token(self.user, self.connection, self.scopes, context=self.context,
-                                                 rejected=old)
-        return self.token
+        return await arun(self._refresh_op())
 
 
 def _rejected(connection: str) -> CredentialUnavailableError:
@@ -298,6 +299,7 @@ class VaultGuard(ToolGuard):
 
     The connection name is checked when the guard is built: an unknown name raises
     :class:`~langchain_agent_auth.errors.ConnectionNotFoundError` at configuration time.
+    ``on_refusal`` is the policy every pillar shares (``"message"`` or ``"raise"``).
 
     Example:
         >>> from langgraph.store.memory import InMemoryStore
@@ -310,7 +312,7 @@ class VaultGuard(ToolGuard):
     """
 
     def __init__(self, vault: TokenVault, connection: str, scopes: str | Iterable[str] | None = None, *,
-                 tools: Iterable[str] | None = None) -> None:
+                 tools: Iterable[str] | None = None, on_refusal: OnRefusal = "message") -> None:
         if not isinstance(vault, TokenVault):
             raise TypeError("VaultGuard needs a TokenVault")
         conn = vault.connection(connection)
@@ -318,18 +320,81 @@ class VaultGuard(ToolGuard):
         self.connection = connection
         self.scopes = normalize_scopes(scopes) if scopes is not None else conn.scopes
         self.tools = frozenset(tools) if tools is not None else None
+        self.on_refusal = on_refusal
 
     def __repr__(self) -> str:
         return f"VaultGuard(connection={self.connection!r}, scopes={self.scopes!r})"
 
-    # -- plain helpers (no I/O)
-
-    def _user(self, call: GuardedCall) -> UserIdentity:
+    def flow(self, call: GuardedCall) -> Flow[Any]:
+        """Token, then the tool; a missing or refused credential pauses until the user connects."""
         if call.user is None:
-            raise IdentityError("the vault needs a trusted user identity for this tool call")
-        return call.user
+            err = IdentityError("the vault needs a trusted user identity for this tool call")
+            return self.refuse(call, err.for_model(), err)
+        user = call.user
+        while True:
+            try:
+                token = yield Call(
+                    lambda: self.vault.get_token(user, self.connection, self.scopes, context=call.context),
+                    lambda: self.vault.aget_token(user, self.connection, self.scopes, context=call.context))
+            except CredentialUnavailableError as exc:
+                self._require_pausable(call)
+                failure = exc
+            except AgentAuthError as exc:
+                log.warning("vault: no token for connection=%s: %s", self.connection, exc)
+                return self.refuse(call, exc.for_model(), exc)
+            else:
+                result, failure = yield from self._run_tool(call, user, token)
+                if failure is None:
+                    return result
+            try:
+                cancelled = yield from self._pause(call, user, failure)
+            except AgentAuthError as err:
+                if err is failure:
+                    raise
+                return self.refuse(call, err.for_model(), err)
+            if cancelled is not None:
+                return cancelled
 
-    def _payload(self, call: GuardedCall, exc: CredentialUnavailableError, request: Any) -> dict[str, Any]:
+    def _run_tool(self, call: GuardedCall, user: UserIdentity,
+                  token: AccessToken) -> Flow[tuple[Any, CredentialUnavailableError | None]]:
+        """The tool with the token bound: (its result with the token scrubbed, ``None``), or
+        (``None``, the failure) when the upstream refused this connection's token."""
+        current = _BINDINGS.get() or {}
+        binding = _Binding(self.vault, user, self.connection, self.scopes, token, call.context)
+        reset = _BINDINGS.set({**current, self.connection: binding})
+        try:
+            return _scrub((yield Proceed(call)), binding), None
+        except CredentialUnavailableError as exc:
+            if exc.connection != self.connection:
+                raise
+            return None, exc
+        finally:
+            _BINDINGS.reset(reset)
+
+    def _pause(self, call: GuardedCall, user: UserIdentity, exc: CredentialUnavailableError) -> Flow[Any]:
+        """Start a connect flow (if the source has one) and pause; ``None`` to check the store
+        again, or the refusal when the user cancelled."""
+        if not _in_graph():
+            raise exc  # outside a graph there is nothing to pause: the caller gets the typed error
+        request = None
+        if self.vault.source(self.connection).stores_credentials:
+            wanted = set(self.scopes) | set(exc.missing_scopes)
+            where = {"thread_id": call.thread_id, "checkpoint_ns": call.checkpoint_ns,
+                     "tool_call_id": call.tool_call_id}
+            request = yield Call(lambda: self.vault.start_connect(user, self.connection, wanted, **where),
+                                 lambda: self.vault.astart_connect(user, self.connection, wanted, **where))
+        payload = self._payload(call, exc, request)
+        try:
+            value = pause(payload, ConnectAccountResume)
+        except GraphBubbleUp:  # the run really pauses: say so on the progress stream, then let it go
+            self._paused(call, payload)
+            raise
+        if value.action == "cancel":
+            return self.refuse(call, f"The user did not connect their {self.connection} account, so this was "
+                               "not done.", exc)
+        return None
+
+    def _payload(self, call: GuardedCall, exc: CredentialUnavailableError, request: Any) -> ConnectAccountPayload:
         missing = list(exc.missing_scopes) if exc.status != "not_connected" else list(self.scopes)
         return ConnectAccountPayload(
             connection=self.connection, scopes=list(self.scopes), missing_scopes=missing,
@@ -339,45 +404,17 @@ class VaultGuard(ToolGuard):
             expires_at=request.expires_at if request is not None else None,
             connect_id=request.id if request is not None else None,
             message=exc.for_model(), tool_call_id=call.tool_call_id,
-        ).to_interrupt()
+        )
 
-    def _interrupt(self, call: GuardedCall, exc: CredentialUnavailableError, request: Any,
-                   interrupt: Callable[[Any], Any]) -> Any:
-        """``interrupt()`` with the payload; a ``connect_account`` progress event when the run pauses."""
-        payload = self._payload(call, exc, request)
-        try:
-            return interrupt(payload)
-        except BaseException as err:
-            from langgraph.errors import GraphBubbleUp
-
-            if isinstance(err, GraphBubbleUp):
-                expires_at = payload.get("expires_at")
-                now = self.vault.clock()
-                emit_progress(call.write, WaitProgress(
-                    kind="connect_account", state="paused", tool=call.name, tool_call_id=call.tool_call_id,
-                    connection=self.connection, expires_at=expires_at,
-                    seconds_left=max(0, round(expires_at - now)) if expires_at is not None else None,
-                    message=f"Waiting for you to connect your {self.connection} account"
-                            + (" (open the link to connect it)" if payload.get("authorize_url") else "")))
-            raise
-
-    def _after_resume(self, call: GuardedCall, raw: Any, exc: CredentialUnavailableError) -> Any:
-        """``None`` to check again, or the refusal when the user cancelled."""
-        try:
-            value = validate_resume(raw, ConnectAccountResume)
-        except ResumeValueError:
-            log.warning("vault: ignoring a malformed resume value for connect_account (%s)", self.connection)
-            return None
-        if value.action == "cancel":
-            return call.refuse(f"The user did not connect their {self.connection} account, so this was not done.",
-                               exc)
-        return None
-
-    def _bind(self, user: UserIdentity, token: AccessToken,
-              call: GuardedCall) -> tuple[contextvars.Token[Any], _Binding]:
-        current = _BINDINGS.get() or {}
-        binding = _Binding(self.vault, user, self.connection, self.scopes, token, call.context)
-        return _BINDINGS.set({**current, self.connection: binding}), binding
+    def _paused(self, call: GuardedCall, payload: ConnectAccountPayload) -> None:
+        """The ``connect_account`` progress event of a run that pauses."""
+        expires_at = payload.expires_at
+        emit_progress(call.write, WaitProgress(
+            kind="connect_account", state="paused", tool=call.name, tool_call_id=call.tool_call_id,
+            connection=self.connection, expires_at=expires_at,
+            seconds_left=max(0, round(expires_at - self.vault.clock())) if expires_at is not None else None,
+            message=f"Waiting for you to connect your {self.connection} account"
+                    + (" (open the link to connect it)" if payload.authorize_url else "")))
 
     def _require_pausable(self, call: GuardedCall) -> None:
         """In a graph that cannot resume (no checkpointer), refuse before a connect flow starts."""
@@ -386,117 +423,6 @@ class VaultGuard(ToolGuard):
                 f"the vault pauses {call.name!r} until the user connects {self.connection!r}, but the graph has no "
                 "checkpointer, so the pause could never be resumed: compile the graph with a checkpointer "
                 "(checkpointer=InMemorySaver() or a SqliteSaver) and invoke it with a thread_id")
-
-    def _mine(self, exc: CredentialUnavailableError) -> bool:
-        return exc.connection == self.connection
-
-    # -- sync
-
-    def _pause(self, call: GuardedCall, user: UserIdentity, exc: CredentialUnavailableError) -> Any:
-        if not _in_graph():
-            raise exc  # outside a graph there is nothing to pause: the caller gets the typed error
-        from langgraph.types import interrupt
-
-        request = None
-        if self.vault.source(self.connection).stores_credentials:
-            request = self.vault.start_connect(user, self.connection, set(self.scopes) | set(exc.missing_scopes),
-                                               thread_id=call.thread_id, checkpoint_ns=call.checkpoint_ns,
-                                               tool_call_id=call.tool_call_id)
-        return self._after_resume(call, self._interrupt(call, exc, request, interrupt), exc)
-
-    def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
-        try:
-            user = self._user(call)
-        except IdentityError as exc:
-            return call.refuse(exc.for_model(), exc)
-        while True:
-            try:
-                token = self.vault.get_token(user, self.connection, self.scopes, context=call.context)
-            except CredentialUnavailableError as exc:
-                self._require_pausable(call)
-                try:
-                    outcome = self._pause(call, user, exc)
-                except AgentAuthError as err:
-                    if err is exc:
-                        raise
-                    return call.refuse(err.for_model(), err)
-                if outcome is not None:
-                    return outcome
-                continue
-            except AgentAuthError as exc:
-                log.warning("vault: no token for connection=%s: %s", self.connection, exc)
-                return call.refuse(exc.for_model(), exc)
-            reset, binding = self._bind(user, token, call)
-            try:
-                return _scrub(proceed(call), binding)
-            except CredentialUnavailableError as exc:
-                if not self._mine(exc):
-                    raise
-                failure = exc
-            finally:
-                _BINDINGS.reset(reset)
-            try:
-                outcome = self._pause(call, user, failure)
-            except AgentAuthError as err:
-                if err is failure:
-                    raise
-                return call.refuse(err.for_model(), err)
-            if outcome is not None:
-                return outcome
-
-    # -- async
-
-    async def _apause(self, call: GuardedCall, user: UserIdentity, exc: CredentialUnavailableError) -> Any:
-        if not _in_graph():
-            raise exc
-        from langgraph.types import interrupt
-
-        request = None
-        if self.vault.source(self.connection).stores_credentials:
-            request = await self.vault.astart_connect(
-                user, self.connection, set(self.scopes) | set(exc.missing_scopes),
-                thread_id=call.thread_id, checkpoint_ns=call.checkpoint_ns, tool_call_id=call.tool_call_id)
-        return self._after_resume(call, self._interrupt(call, exc, request, interrupt), exc)
-
-    async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Awaitable[Any]]) -> Any:
-        try:
-            user = self._user(call)
-        except IdentityError as exc:
-            return call.refuse(exc.for_model(), exc)
-        while True:
-            try:
-                token = await self.vault.aget_token(user, self.connection, self.scopes, context=call.context)
-            except CredentialUnavailableError as exc:
-                self._require_pausable(call)
-                try:
-                    outcome = await self._apause(call, user, exc)
-                except AgentAuthError as err:
-                    if err is exc:
-                        raise
-                    return call.refuse(err.for_model(), err)
-                if outcome is not None:
-                    return outcome
-                continue
-            except AgentAuthError as exc:
-                log.warning("vault: no token for connection=%s: %s", self.connection, exc)
-                return call.refuse(exc.for_model(), exc)
-            reset, binding = self._bind(user, token, call)
-            try:
-                return _scrub(await proceed(call), binding)
-            except CredentialUnavailableError as exc:
-                if not self._mine(exc):
-                    raise
-                failure = exc
-            finally:
-                _BINDINGS.reset(reset)
-            try:
-                outcome = await self._apause(call, user, failure)
-            except AgentAuthError as err:
-                if err is failure:
-                    raise
-                return call.refuse(err.for_model(), err)
-            if outcome is not None:
-                return outcome
 
 
 # --------------------------------------------------------------------------- forms
@@ -517,7 +443,8 @@ def _requirements(spec: Requirement | Sequence[Requirement]) -> list[tuple[str, 
     raise TypeError(f"expected a connection name, (connection, scopes) or a list of them, got {spec!r}")
 
 
-def vault_guards(vault: TokenVault, tools: Mapping[str, Requirement | Sequence[Requirement]]) -> list[VaultGuard]:
+def vault_guards(vault: TokenVault, tools: Mapping[str, Requirement | Sequence[Requirement]], *,
+                 on_refusal: OnRefusal = "message") -> list[VaultGuard]:
     """One :class:`VaultGuard` per (tool, connection) in ``{tool_name: (connection, scopes)}``.
 
     A value may be a connection name, ``(connection, scopes)``, or a list of those.
@@ -535,12 +462,12 @@ def vault_guards(vault: TokenVault, tools: Mapping[str, Requirement | Sequence[R
     guards: list[VaultGuard] = []
     for tool_name, spec in tools.items():
         for connection, scopes in _requirements(spec):
-            guards.append(VaultGuard(vault, connection, scopes, tools=[tool_name]))
+            guards.append(VaultGuard(vault, connection, scopes, tools=[tool_name], on_refusal=on_refusal))
     return guards
 
 
 def with_vault(tool: BaseTool, vault: TokenVault, *, connection: str,
-               scopes: str | Iterable[str] | None = None) -> GuardedTool:
+               scopes: str | Iterable[str] | None = None, on_refusal: OnRefusal = "message") -> GuardedTool:
     """Wrap any ``BaseTool`` so it runs with the user's ``connection`` token (sync and async).
 
     The wrapped tool keeps the tool's name, description and schema (JSON-schema tools too),
@@ -563,7 +490,7 @@ def with_vault(tool: BaseTool, vault: TokenVault, *, connection: str,
         >>> wrapped.name, list(wrapped.tool_call_schema.model_json_schema()["properties"])
         ('list_events', ['day'])
     """
-    return guard_tool(tool, VaultGuard(vault, connection, scopes))
+    return guard_tool(tool, VaultGuard(vault, connection, scopes, on_refusal=on_refusal))
 
 
 class VaultMiddleware(ToolGuardMiddleware):
@@ -586,13 +513,15 @@ class VaultMiddleware(ToolGuardMiddleware):
     [frozenset({'list_events'})]
     """
 
-    def __init__(self, vault: TokenVault, tools: Mapping[str, Requirement | Sequence[Requirement]]) -> None:
-        super().__init__(vault_guards(vault, tools))
+    def __init__(self, vault: TokenVault, tools: Mapping[str, Requirement | Sequence[Requirement]], *,
+                 on_refusal: OnRefusal = "message") -> None:
+        super().__init__(vault_guards(vault, tools, on_refusal=on_refusal))
         self.vault = vault
 
 
 def vault_tool_node(tools: Sequence[BaseTool | Callable[..., Any]], vault: TokenVault,
-                    requirements: Mapping[str, Requirement | Sequence[Requirement]], **tool_node_kwargs: Any) -> Any:
+                    requirements: Mapping[str, Requirement | Sequence[Requirement]], *,
+                    on_refusal: OnRefusal = "message", **tool_node_kwargs: Any) -> Any:
     """A LangGraph ``ToolNode`` whose listed tools run with the vault (hand-built graphs).
 
     Example::
@@ -613,4 +542,4 @@ def vault_tool_node(tools: Sequence[BaseTool | Callable[..., Any]], vault: Token
     >>> sorted(vault_tool_node([list_events], vault, {"list_events": "calendar"}).tools_by_name)
     ['list_events']
     """
-    return guarded_tool_node(tools, *vault_guards(vault, requirements), **tool_node_kwargs)
+    return guarded_tool_node(tools, *vault_guards(vault, requirements, on_refusal=on_refusal), **tool_node_kwargs)
