@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from langchain_agent_auth.core.audit._emit import audit_enabled
 from langchain_agent_auth.core.errors import (
     AuthorizationError,
     ConfigurationError,
@@ -35,6 +36,8 @@ from langchain_agent_auth.fga._types import (
     DecisionSink,
     coerce_check,
     coerce_user_filter,
+    deliver,
+    make_decision,
     record_decision,
 )
 
@@ -305,6 +308,17 @@ class EmbeddedAuthorizer:
         return record_decision(self.backend, user, relation, obj, allowed, started, exc, correlation_id,
                                (self.on_decision, on_decision))
 
+    def _batch(
+        self,
+        size: int,
+        model_id: str | None,
+        context: Mapping[str, Any] | None,
+        contextual_tuples: Sequence[Any] | None,
+    ) -> _Batch:
+        if size > self.max_batch_size:
+            raise TupleError(f"{size} checks in one batch, more than {self.max_batch_size}", code=2000)
+        return _Batch(self, self.get_model(model_id), context, contextual_tuples)
+
     def batch_check(
         self,
         checks: Sequence[Any],
@@ -319,60 +333,72 @@ class EmbeddedAuthorizer:
         An item that cannot be answered is a denial whose decision carries the error.
         """
         items = list(checks)
-        if len(items) > self.max_batch_size:
-            raise TupleError(f"{len(items)} checks in one batch, more than {self.max_batch_size}", code=2000)
-        model = self.get_model(model_id)
-        shared: Resolver | AuthorizationError | None = None
+        batch = self._batch(len(items), model_id, context, contextual_tuples)
+        sinks = [s for s in (self.on_decision, on_decision) if s is not None]
+        audit = audit_enabled()
         out: list[AuthorizationDecision] = []
-        validated: set[tuple[str, str, str]] = set()  # (user, relation, object type) already checked
         with self._snapshot():
             for raw in items:
                 started = time.perf_counter()
                 req: CheckRequest | None = None
                 try:
                     req = coerce_check(raw)
-                    seen = (req.user, req.relation, req.object.partition(":")[0])
-                    if seen not in validated or not is_valid_object(req.object) or req.object.endswith(":*"):
-                        validate_check(model, req.user, req.relation, req.object)
-                        validated.add(seen)
-                    if req.context is None and req.contextual_tuples is None:
-                        if shared is None:
-                            try:
-                                shared = self._resolver(model, context, contextual_tuples)
-                            except AuthorizationError as exc:
-                                shared = exc
-                        if isinstance(shared, AuthorizationError):
-                            raise shared
-                        resolver = shared
-                    else:
-                        merged_ctx = {**(context or {}), **(req.context or {})}
-                        extra = list(contextual_tuples or ()) + list(req.contextual_tuples or ())
-                        resolver = self._resolver(model, merged_ctx, extra)
-                    allowed = resolver.check(req.object, req.relation, req.user)
+                    allowed, exc = batch.answer(req.user, req.relation, req.object, req.context,
+                                                req.contextual_tuples), None
+                except AuthorizationError as error:
+                    allowed, exc = False, error
+                user, relation, obj = _who(req, raw)
+                decision = make_decision(self.backend, user, relation, obj, allowed,
+                                         (time.perf_counter() - started) * 1000, exc,
+                                         req.correlation_id if req else None, time.time())
+                out.append(deliver(decision, sinks, audit))
+        return out
+
+    def check_objects(
+        self,
+        user: str,
+        relation: str,
+        objects: Sequence[str],
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+        model_id: str | None = None,
+        on_decision: DecisionSink | None = None,
+    ) -> list[bool | AuthorizationError]:
+        """``batch_check`` of one user and relation over many objects, answers only.
+
+        One answer per object, in order: ``True``, ``False``, or the :class:`AuthorizationError`
+        that kept it from being answered (a denial: fail closed). The same answers as
+        :meth:`batch_check`; decision records are built only when something reads them (an
+        ``on_decision`` sink or the audit trail), so filtering many documents costs little more
+        than resolving them.
+
+        Example:
+            >>> fga = EmbeddedAuthorizer("model\\n  schema 1.1\\ntype user\\ntype doc\\n"
+            ...                          "  relations\\n    define viewer: [user]\\n")
+            >>> fga.write([("user:anne", "viewer", "doc:a")])
+            >>> fga.check_objects("user:anne", "viewer", ["doc:a", "doc:b", "doc:*"])[:2]
+            [True, False]
+        """
+        objects = [str(o) for o in objects]
+        user, relation = str(user), str(relation)
+        batch = self._batch(len(objects), model_id, context, contextual_tuples)
+        sinks = [s for s in (self.on_decision, on_decision) if s is not None]
+        audit = audit_enabled()
+        out: list[bool | AuthorizationError] = []
+        with self._snapshot():
+            for obj in objects:
+                started = time.perf_counter() if sinks or audit else 0.0
+                try:
+                    answer: bool | AuthorizationError = batch.answer(user, relation, obj, None, None)
                 except AuthorizationError as exc:
-                    out.append(
-                        self._decide(
-                            *_who(req, raw),
-                            False,
-                            started,
-                            exc,
-                            req.correlation_id if req else None,
-                            on_decision,
-                        )
-                    )
-                    continue
-                out.append(
-                    self._decide(
-                        req.user,
-                        req.relation,
-                        req.object,
-                        allowed,
-                        started,
-                        None,
-                        req.correlation_id,
-                        on_decision,
-                    )
-                )
+                    answer = exc
+                out.append(answer)
+                if sinks or audit:
+                    error = answer if isinstance(answer, AuthorizationError) else None
+                    decision = make_decision(self.backend, user, relation, obj, answer is True,
+                                             (time.perf_counter() - started) * 1000, error, None, time.time())
+                    deliver(decision, sinks, audit)
         return out
 
     def list_objects(
@@ -426,14 +452,7 @@ class EmbeddedAuthorizer:
             raise TupleError(f"type of object {object!r} is not defined in the model", code=2021)
         if not is_valid_relation(relation) or model.relation(otype, relation) is None:
             raise TupleError(f"relation '{otype}#{relation}' is not defined in the model", code=2022)
-        resolver = Resolver(
-            model,
-            self.store,
-            contextual_tuples=contextual,
-            context=validate_context(context),
-            max_depth=self.max_depth,
-            eager_cycles=self._eager_cycles,
-        )
+        resolver = self._resolver(model, context, contextual)
         with self._snapshot():
             return resolver.list_users(object, relation, uf.type, uf.relation)
 
@@ -454,6 +473,14 @@ class EmbeddedAuthorizer:
             return self.batch_check(checks, **kwargs)
         return await asyncio.to_thread(self.batch_check, list(checks), **kwargs)
 
+    async def acheck_objects(
+        self, user: str, relation: str, objects: Sequence[str], **kwargs: Any
+    ) -> list[bool | AuthorizationError]:
+        """Async :meth:`check_objects` (in a worker thread unless small and in memory)."""
+        if self._inline() and len(objects) <= 100:
+            return self.check_objects(user, relation, objects, **kwargs)
+        return await asyncio.to_thread(self.check_objects, user, relation, list(objects), **kwargs)
+
     async def alist_objects(self, user: str, relation: str, type: str, **kwargs: Any) -> list[str]:
         """Async :meth:`list_objects` (in a worker thread)."""
         return await asyncio.to_thread(self.list_objects, user, relation, type, **kwargs)
@@ -461,6 +488,56 @@ class EmbeddedAuthorizer:
     async def alist_users(self, object: str, relation: str, user_filter: Any, **kwargs: Any) -> list[str]:
         """Async :meth:`list_users` (in a worker thread)."""
         return await asyncio.to_thread(self.list_users, object, relation, user_filter, **kwargs)
+
+
+class _Batch:
+    """The checks of one batch request: validation once per (user, relation, type), and one
+    resolver (its memo and reads) shared by every item without its own context."""
+
+    __slots__ = ("_shared", "authorizer", "context", "contextual_tuples", "model", "validated")
+
+    def __init__(
+        self,
+        authorizer: EmbeddedAuthorizer,
+        model: AuthorizationModel,
+        context: Mapping[str, Any] | None,
+        contextual_tuples: Sequence[Any] | None,
+    ) -> None:
+        self.authorizer = authorizer
+        self.model = model
+        self.context = context
+        self.contextual_tuples = contextual_tuples
+        self.validated: set[tuple[str, str, str]] = set()
+        self._shared: Resolver | AuthorizationError | None = None
+
+    def answer(
+        self,
+        user: str,
+        relation: str,
+        obj: str,
+        context: Mapping[str, Any] | None,
+        contextual_tuples: Sequence[Any] | None,
+    ) -> bool:
+        """Whether ``user`` has ``relation`` on ``obj`` (raises :class:`AuthorizationError`)."""
+        seen = (user, relation, obj.partition(":")[0])
+        if seen not in self.validated or not is_valid_object(obj) or obj.endswith(":*"):
+            validate_check(self.model, user, relation, obj)
+            self.validated.add(seen)
+        if context is None and contextual_tuples is None:
+            resolver = self._shared
+            if resolver is None:
+                try:
+                    resolver = self.authorizer._resolver(self.model, self.context, self.contextual_tuples)
+                except AuthorizationError as exc:
+                    resolver = exc
+                self._shared = resolver
+            if isinstance(resolver, AuthorizationError):
+                raise resolver
+        else:
+            merged = {**(self.context or {}), **(context or {})}
+            extra = list(self.contextual_tuples or ()) + list(contextual_tuples or ())
+            resolver = self.authorizer._resolver(self.model, merged, extra)
+        return resolver.check(obj, relation, user)
 
 
 def _who(req: CheckRequest | None, raw: Any) -> tuple[str, str, str]:
