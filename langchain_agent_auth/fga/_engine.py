@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_MAX_CONTEXTUAL_TUPLES",
     "DEFAULT_MAX_DEPTH",
     "Resolver",
+    "TooManyCandidates",
     "validate_context",
     "validate_query_user",
     "validate_tuple",
@@ -400,6 +401,10 @@ def _reverse_index(model: AuthorizationModel, source: str, target: tuple[str, st
 
 
 # --------------------------------------------------------------------------- the resolver
+
+
+class TooManyCandidates(Exception):
+    """:meth:`Resolver.candidates` read more tuples than its ``max_tuples``."""
 
 
 class Resolver:
@@ -967,11 +972,13 @@ class Resolver:
     # -- list_objects ------------------------------------------------------------------------
 
     def candidates(
-        self, user: str, object_type: str, relation: str
+        self, user: str, object_type: str, relation: str, *, max_tuples: int | None = None
     ) -> tuple[set[str], AuthorizationError | None]:
         """Objects of ``object_type`` the user may have ``relation`` on (a superset).
 
         Also returns the first error met on the way (a condition that cannot be evaluated).
+        ``max_tuples``: raise :class:`TooManyCandidates` once more tuples than that were read
+        (a caller with a cheaper plan B stops walking a large graph early).
         """
         utype, uid, urel = split_user(user)
         source = f"{utype}#{urel}" if urel else utype
@@ -983,7 +990,12 @@ class Resolver:
         queue: deque[tuple[str, str, str]] = deque()
         errors: list[AuthorizationError] = []
 
+        read = [0]
+
         def usable(tk: TupleKey, otype: str) -> bool:
+            read[0] += 1
+            if max_tuples is not None and read[0] > max_tuples:
+                raise TooManyCandidates(f"more than {max_tuples} tuples on the way")
             if not self._valid(tk, otype):
                 return False
             try:
