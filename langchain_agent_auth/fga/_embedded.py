@@ -36,12 +36,18 @@ from langchain_agent_auth.fga._types import (
     DecisionSink,
     coerce_check,
     coerce_user_filter,
+    decisions_wanted,
     deliver,
     make_decision,
     record_decision,
 )
 
 __all__ = ["EmbeddedAuthorizer", "coerce_model"]
+
+# allowed_objects walks the user's side first from this many objects on (below, checking each
+# is cheap), reading at most _WALK_BUDGET tuples per object before it gives up on the walk.
+_WALK_FROM = 64
+_WALK_BUDGET = 2
 
 
 def coerce_model(model: AuthorizationModel | str | Mapping[str, Any] | Path) -> AuthorizationModel:
@@ -401,6 +407,50 @@ class EmbeddedAuthorizer:
                     deliver(decision, sinks, audit)
         return out
 
+    def allowed_objects(
+        self,
+        user: str,
+        relation: str,
+        objects: Sequence[str],
+        *,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Any] | None = None,
+        model_id: str | None = None,
+    ) -> set[str]:
+        """The objects among ``objects`` on which ``user`` has ``relation``: exactly those
+        :meth:`check` allows (an object whose check cannot be answered is left out: fail closed).
+
+        For a large batch it first walks the user's side of the graph once (the objects the
+        user could reach, as ``list_objects`` does), within a budget of tuples, and checks only
+        the objects met there; over budget, or when the walk meets an error, it checks every
+        object. With an ``on_decision`` sink or the audit trail listening it answers through
+        :meth:`check_objects`, so every object gets its decision record.
+
+        Example:
+            >>> fga = EmbeddedAuthorizer("model\\n  schema 1.1\\ntype user\\ntype doc\\n"
+            ...                          "  relations\\n    define viewer: [user]\\n")
+            >>> fga.write([("user:anne", "viewer", "doc:a")])
+            >>> sorted(fga.allowed_objects("user:anne", "viewer", ["doc:a", "doc:b", "nope"]))
+            ['doc:a']
+        """
+        objects = [str(o) for o in objects]
+        user, relation = str(user), str(relation)
+        options: dict[str, Any] = {"context": context, "contextual_tuples": contextual_tuples, "model_id": model_id}
+        if len(objects) < _WALK_FROM or decisions_wanted((self.on_decision,)):
+            answers = self.check_objects(user, relation, objects, **options)
+            return {obj for obj, answer in zip(objects, answers, strict=True) if answer is True}
+        batch = self._batch(len(objects), model_id, context, contextual_tuples)
+        allowed: set[str] = set()
+        with self._snapshot():
+            reachable = batch.reachable(user, relation, objects)
+            for obj in objects if reachable is None else [o for o in objects if o in reachable]:
+                try:
+                    if batch.answer(user, relation, obj, None, None):
+                        allowed.add(obj)
+                except AuthorizationError:
+                    continue
+        return allowed
+
     def list_objects(
         self,
         user: str,
@@ -481,6 +531,12 @@ class EmbeddedAuthorizer:
             return self.check_objects(user, relation, objects, **kwargs)
         return await asyncio.to_thread(self.check_objects, user, relation, list(objects), **kwargs)
 
+    async def aallowed_objects(self, user: str, relation: str, objects: Sequence[str], **kwargs: Any) -> set[str]:
+        """Async :meth:`allowed_objects` (in a worker thread unless small and in memory)."""
+        if self._inline() and len(objects) <= 100:
+            return self.allowed_objects(user, relation, objects, **kwargs)
+        return await asyncio.to_thread(self.allowed_objects, user, relation, list(objects), **kwargs)
+
     async def alist_objects(self, user: str, relation: str, type: str, **kwargs: Any) -> list[str]:
         """Async :meth:`list_objects` (in a worker thread)."""
         return await asyncio.to_thread(self.list_objects, user, relation, type, **kwargs)
@@ -524,20 +580,41 @@ class _Batch:
             validate_check(self.model, user, relation, obj)
             self.validated.add(seen)
         if context is None and contextual_tuples is None:
-            resolver = self._shared
-            if resolver is None:
-                try:
-                    resolver = self.authorizer._resolver(self.model, self.context, self.contextual_tuples)
-                except AuthorizationError as exc:
-                    resolver = exc
-                self._shared = resolver
-            if isinstance(resolver, AuthorizationError):
-                raise resolver
+            resolver = self.shared()
         else:
             merged = {**(self.context or {}), **(context or {})}
             extra = list(self.contextual_tuples or ()) + list(contextual_tuples or ())
             resolver = self.authorizer._resolver(self.model, merged, extra)
         return resolver.check(obj, relation, user)
+
+    def shared(self) -> Resolver:
+        """The resolver of the batch's own context (built once; raises what building it raised)."""
+        resolver = self._shared
+        if resolver is None:
+            try:
+                resolver = self.authorizer._resolver(self.model, self.context, self.contextual_tuples)
+            except AuthorizationError as exc:
+                resolver = exc
+            self._shared = resolver
+        if isinstance(resolver, AuthorizationError):
+            raise resolver
+        return resolver
+
+    def reachable(self, user: str, relation: str, objects: Sequence[str]) -> set[str] | None:
+        """The objects the user could have ``relation`` on, of the types in ``objects`` (a
+        superset of those ``check`` allows), or ``None`` when every object must be checked."""
+        budget = _WALK_BUDGET * len(objects)
+        found: set[str] = set()
+        try:
+            resolver = self.shared()
+            for otype in {obj.partition(":")[0] for obj in objects}:
+                candidates, error = resolver.candidates(user, otype, relation, max_tuples=budget)
+                if error is not None:
+                    return None
+                found |= candidates
+        except Exception:  # over budget, an invalid request, anything: check every object instead
+            return None
+        return found
 
 
 def _who(req: CheckRequest | None, raw: Any) -> tuple[str, str, str]:

@@ -352,6 +352,12 @@ class FGARetriever(BaseRetriever):
         """The allowed objects among ``unique``, the decision records, and the errors met."""
         fga = self.authorizer
         if not records and self.on_decision is None and isinstance(fga, EmbeddedAuthorizer):
+            if not self.raise_on_error:  # only the allowed set matters: the engine may prune
+                allowed = yield Call(
+                    lambda: fga.allowed_objects(user, self.relation, unique, context=self.context),
+                    lambda: fga.aallowed_objects(user, self.relation, unique, context=self.context),
+                )
+                return set(allowed), [], []
             answers = yield Call(
                 lambda: fga.check_objects(user, self.relation, unique, context=self.context),
                 lambda: fga.acheck_objects(user, self.relation, unique, context=self.context),
