@@ -159,13 +159,9 @@ class FGARetriever(BaseRetriever):
         return text
 
     def _object(self, doc: Document) -> str | None:
-        if self.object_for is not None:
-            obj = self.object_for(doc)
-        else:
-            raw = (doc.metadata or {}).get(self.id_key)
-            if raw is None or isinstance(raw, bool) or not isinstance(raw, (str, int)) or str(raw) == "":
-                return None
-            obj = f"{self.object_type}:{raw}"
+        if self.object_for is None:
+            return _object_from(doc.metadata, self.id_key, f"{self.object_type}:")
+        obj = self.object_for(doc)
         if not isinstance(obj, str) or not is_valid_object(obj) or obj.endswith(":*"):
             return None
         return obj
@@ -173,7 +169,11 @@ class FGARetriever(BaseRetriever):
     def _plan(self, docs: Sequence[Document]) -> tuple[list[str | None], list[str]]:
         if len(docs) > self.max_documents:
             raise AuthorizationError(f"{len(docs)} documents to filter, more than {self.max_documents}")
-        objects = [self._object(d) for d in docs]
+        if self.object_for is None:
+            key, prefix = self.id_key, f"{self.object_type}:"
+            objects = [_object_from(d.metadata, key, prefix) for d in docs]
+        else:
+            objects = [self._object(d) for d in docs]
         unique = list(dict.fromkeys(o for o in objects if o is not None))
         return objects, unique
 
@@ -389,6 +389,18 @@ class FGARetriever(BaseRetriever):
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
         return (await arun(self._flow(query, run_manager.get_child(), records=False)))[0]
+
+
+def _object_from(metadata: Mapping[str, Any] | None, key: str, prefix: str) -> str | None:
+    """``<prefix><metadata[key]>`` when that is a usable object (a non-empty str or int id)."""
+    raw = metadata.get(key) if metadata else None
+    if type(raw) is str:  # the common case first
+        if not raw:
+            return None
+    elif raw is None or isinstance(raw, bool) or not isinstance(raw, (str, int)) or str(raw) == "":
+        return None
+    obj = f"{prefix}{raw}"
+    return obj if is_valid_object(obj) and not obj.endswith(":*") else None
 
 
 def _takes_filter_function(retriever: BaseRetriever) -> bool:
