@@ -11,13 +11,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_agent_auth.core.audit._emit import audit_enabled
 from langchain_agent_auth.core.errors import (
     AuthorizationError,
     ConfigurationError,
     ModelError,
     TupleError,
 )
+from langchain_agent_auth.fga._batch import Batch, who
 from langchain_agent_auth.fga._engine import (
     DEFAULT_MAX_CONTEXTUAL_TUPLES,
     DEFAULT_MAX_DEPTH,
@@ -29,7 +29,7 @@ from langchain_agent_auth.fga._engine import (
 )
 from langchain_agent_auth.fga._model import AuthorizationModel
 from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore, TupleStore
-from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples, is_valid_object, is_valid_relation
+from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples, is_valid_relation
 from langchain_agent_auth.fga._types import (
     AuthorizationDecision,
     CheckRequest,
@@ -37,17 +37,10 @@ from langchain_agent_auth.fga._types import (
     coerce_check,
     coerce_user_filter,
     decisions_wanted,
-    deliver,
-    make_decision,
     record_decision,
 )
 
 __all__ = ["EmbeddedAuthorizer", "coerce_model"]
-
-# allowed_objects walks the user's side first from this many objects on (below, checking each
-# is cheap), reading at most _WALK_BUDGET tuples per object before it gives up on the walk.
-_WALK_FROM = 64
-_WALK_BUDGET = 2
 
 
 def coerce_model(model: AuthorizationModel | str | Mapping[str, Any] | Path) -> AuthorizationModel:
@@ -320,10 +313,10 @@ class EmbeddedAuthorizer:
         model_id: str | None,
         context: Mapping[str, Any] | None,
         contextual_tuples: Sequence[Any] | None,
-    ) -> _Batch:
+    ) -> Batch:
         if size > self.max_batch_size:
             raise TupleError(f"{size} checks in one batch, more than {self.max_batch_size}", code=2000)
-        return _Batch(self, self.get_model(model_id), context, contextual_tuples)
+        return Batch(self.get_model(model_id), self._resolver, context, contextual_tuples)
 
     def batch_check(
         self,
@@ -340,24 +333,19 @@ class EmbeddedAuthorizer:
         """
         items = list(checks)
         batch = self._batch(len(items), model_id, context, contextual_tuples)
-        sinks = [s for s in (self.on_decision, on_decision) if s is not None]
-        audit = audit_enabled()
         out: list[AuthorizationDecision] = []
         with self._snapshot():
             for raw in items:
                 started = time.perf_counter()
                 req: CheckRequest | None = None
+                exc: AuthorizationError | None = None
                 try:
                     req = coerce_check(raw)
-                    allowed, exc = batch.answer(req.user, req.relation, req.object, req.context,
-                                                req.contextual_tuples), None
+                    allowed = batch.answer(req.user, req.relation, req.object, req.context, req.contextual_tuples)
                 except AuthorizationError as error:
                     allowed, exc = False, error
-                user, relation, obj = _who(req, raw)
-                decision = make_decision(self.backend, user, relation, obj, allowed,
-                                         (time.perf_counter() - started) * 1000, exc,
-                                         req.correlation_id if req else None, time.time())
-                out.append(deliver(decision, sinks, audit))
+                correlation_id = req.correlation_id if req else None
+                out.append(self._decide(*who(req, raw), allowed, started, exc, correlation_id, on_decision))
         return out
 
     def check_objects(
@@ -389,22 +377,18 @@ class EmbeddedAuthorizer:
         objects = [str(o) for o in objects]
         user, relation = str(user), str(relation)
         batch = self._batch(len(objects), model_id, context, contextual_tuples)
-        sinks = [s for s in (self.on_decision, on_decision) if s is not None]
-        audit = audit_enabled()
+        record = decisions_wanted((self.on_decision, on_decision))
         out: list[bool | AuthorizationError] = []
         with self._snapshot():
             for obj in objects:
-                started = time.perf_counter() if sinks or audit else 0.0
+                started = time.perf_counter()
                 try:
-                    answer: bool | AuthorizationError = batch.answer(user, relation, obj, None, None)
+                    out.append(batch.answer(user, relation, obj))
                 except AuthorizationError as exc:
-                    answer = exc
-                out.append(answer)
-                if sinks or audit:
-                    error = answer if isinstance(answer, AuthorizationError) else None
-                    decision = make_decision(self.backend, user, relation, obj, answer is True,
-                                             (time.perf_counter() - started) * 1000, error, None, time.time())
-                    deliver(decision, sinks, audit)
+                    out.append(exc)
+                if record:
+                    error = out[-1] if isinstance(out[-1], AuthorizationError) else None
+                    self._decide(user, relation, obj, out[-1] is True, started, error, None, on_decision)
         return out
 
     def allowed_objects(
@@ -435,21 +419,13 @@ class EmbeddedAuthorizer:
         """
         objects = [str(o) for o in objects]
         user, relation = str(user), str(relation)
-        options: dict[str, Any] = {"context": context, "contextual_tuples": contextual_tuples, "model_id": model_id}
-        if len(objects) < _WALK_FROM or decisions_wanted((self.on_decision,)):
-            answers = self.check_objects(user, relation, objects, **options)
+        if decisions_wanted((self.on_decision,)):
+            answers = self.check_objects(user, relation, objects, context=context,
+                                         contextual_tuples=contextual_tuples, model_id=model_id)
             return {obj for obj, answer in zip(objects, answers, strict=True) if answer is True}
         batch = self._batch(len(objects), model_id, context, contextual_tuples)
-        allowed: set[str] = set()
         with self._snapshot():
-            reachable = batch.reachable(user, relation, objects)
-            for obj in objects if reachable is None else [o for o in objects if o in reachable]:
-                try:
-                    if batch.answer(user, relation, obj, None, None):
-                        allowed.add(obj)
-                except AuthorizationError:
-                    continue
-        return allowed
+            return batch.allowed(user, relation, objects)
 
     def list_objects(
         self,
@@ -544,84 +520,3 @@ class EmbeddedAuthorizer:
     async def alist_users(self, object: str, relation: str, user_filter: Any, **kwargs: Any) -> list[str]:
         """Async :meth:`list_users` (in a worker thread)."""
         return await asyncio.to_thread(self.list_users, object, relation, user_filter, **kwargs)
-
-
-class _Batch:
-    """The checks of one batch request: validation once per (user, relation, type), and one
-    resolver (its memo and reads) shared by every item without its own context."""
-
-    __slots__ = ("_shared", "authorizer", "context", "contextual_tuples", "model", "validated")
-
-    def __init__(
-        self,
-        authorizer: EmbeddedAuthorizer,
-        model: AuthorizationModel,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
-    ) -> None:
-        self.authorizer = authorizer
-        self.model = model
-        self.context = context
-        self.contextual_tuples = contextual_tuples
-        self.validated: set[tuple[str, str, str]] = set()
-        self._shared: Resolver | AuthorizationError | None = None
-
-    def answer(
-        self,
-        user: str,
-        relation: str,
-        obj: str,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
-    ) -> bool:
-        """Whether ``user`` has ``relation`` on ``obj`` (raises :class:`AuthorizationError`)."""
-        seen = (user, relation, obj.partition(":")[0])
-        if seen not in self.validated or not is_valid_object(obj) or obj.endswith(":*"):
-            validate_check(self.model, user, relation, obj)
-            self.validated.add(seen)
-        if context is None and contextual_tuples is None:
-            resolver = self.shared()
-        else:
-            merged = {**(self.context or {}), **(context or {})}
-            extra = list(self.contextual_tuples or ()) + list(contextual_tuples or ())
-            resolver = self.authorizer._resolver(self.model, merged, extra)
-        return resolver.check(obj, relation, user)
-
-    def shared(self) -> Resolver:
-        """The resolver of the batch's own context (built once; raises what building it raised)."""
-        resolver = self._shared
-        if resolver is None:
-            try:
-                resolver = self.authorizer._resolver(self.model, self.context, self.contextual_tuples)
-            except AuthorizationError as exc:
-                resolver = exc
-            self._shared = resolver
-        if isinstance(resolver, AuthorizationError):
-            raise resolver
-        return resolver
-
-    def reachable(self, user: str, relation: str, objects: Sequence[str]) -> set[str] | None:
-        """The objects the user could have ``relation`` on, of the types in ``objects`` (a
-        superset of those ``check`` allows), or ``None`` when every object must be checked."""
-        budget = _WALK_BUDGET * len(objects)
-        found: set[str] = set()
-        try:
-            resolver = self.shared()
-            for otype in {obj.partition(":")[0] for obj in objects}:
-                candidates, error = resolver.candidates(user, otype, relation, max_tuples=budget)
-                if error is not None:
-                    return None
-                found |= candidates
-        except Exception:  # over budget, an invalid request, anything: check every object instead
-            return None
-        return found
-
-
-def _who(req: CheckRequest | None, raw: Any) -> tuple[str, str, str]:
-    if req is not None:
-        return req.user, req.relation, req.object
-    if isinstance(raw, Mapping):
-        return str(raw.get("user", "")), str(raw.get("relation", "")), str(raw.get("object", ""))
-    if isinstance(raw, (tuple, list)) and len(raw) == 3:
-        return str(raw[0]), str(raw[1]), str(raw[2])
-    return "", "", ""

@@ -263,6 +263,11 @@ def coerce_user_filter(value: Any) -> UserFilter:
     raise TupleError(f"invalid user filter {value!r}"[:200], code=2000)
 
 
+# The optional request parameters every query of the interface takes.
+Context = Mapping[str, Any] | None
+Tuples = Sequence[Any] | None
+
+
 @runtime_checkable
 class Authorizer(Protocol):
     """The fga interface every backend implements (embedded engine, OpenFGA server).
@@ -280,81 +285,29 @@ class Authorizer(Protocol):
 
     backend: str
 
-    def check(
-        self,
-        user: str,
-        relation: str,
-        object: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> bool: ...
+    def check(self, user: str, relation: str, object: str, *, context: Context = None,
+              contextual_tuples: Tuples = None) -> bool: ...
 
-    async def acheck(
-        self,
-        user: str,
-        relation: str,
-        object: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> bool: ...
+    async def acheck(self, user: str, relation: str, object: str, *, context: Context = None,
+                     contextual_tuples: Tuples = None) -> bool: ...
 
-    def batch_check(
-        self,
-        checks: Sequence[Any],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[AuthorizationDecision]: ...
+    def batch_check(self, checks: Sequence[Any], *, context: Context = None,
+                    contextual_tuples: Tuples = None) -> list[AuthorizationDecision]: ...
 
-    async def abatch_check(
-        self,
-        checks: Sequence[Any],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[AuthorizationDecision]: ...
+    async def abatch_check(self, checks: Sequence[Any], *, context: Context = None,
+                           contextual_tuples: Tuples = None) -> list[AuthorizationDecision]: ...
 
-    def list_objects(
-        self,
-        user: str,
-        relation: str,
-        type: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]: ...
+    def list_objects(self, user: str, relation: str, type: str, *, context: Context = None,
+                     contextual_tuples: Tuples = None) -> list[str]: ...
 
-    async def alist_objects(
-        self,
-        user: str,
-        relation: str,
-        type: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]: ...
+    async def alist_objects(self, user: str, relation: str, type: str, *, context: Context = None,
+                            contextual_tuples: Tuples = None) -> list[str]: ...
 
-    def list_users(
-        self,
-        object: str,
-        relation: str,
-        user_filter: Any,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]: ...
+    def list_users(self, object: str, relation: str, user_filter: Any, *, context: Context = None,
+                   contextual_tuples: Tuples = None) -> list[str]: ...
 
-    async def alist_users(
-        self,
-        object: str,
-        relation: str,
-        user_filter: Any,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]: ...
+    async def alist_users(self, object: str, relation: str, user_filter: Any, *, context: Context = None,
+                          contextual_tuples: Tuples = None) -> list[str]: ...
 
     def write(self, writes: Iterable[Any] = (), deletes: Iterable[Any] = ()) -> None: ...
 

@@ -17,7 +17,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from langchain_agent_auth.core.errors import AuthorizationError, ModelError
-from langchain_agent_auth.fga import EmbeddedAuthorizer, FGARetriever, _embedded
+from langchain_agent_auth.fga import EmbeddedAuthorizer, FGARetriever, _batch
+from langchain_agent_auth.fga._engine import Resolver
 from tests.fga._differential import GENERATORS, make_cases
 from tests.fga.test_fga_differential import RELATIONS, random_model, random_tuples
 
@@ -57,9 +58,9 @@ def _agree(fga: EmbeddedAuthorizer, user: str, relation: str, objects: list[str]
 @pytest.mark.parametrize("walk", ["always", "never", "over budget"])
 @pytest.mark.parametrize("seed", range(12))
 def test_batched_answers_match_check_on_random_models(monkeypatch: pytest.MonkeyPatch, seed: int, walk: str) -> None:
-    monkeypatch.setattr(_embedded, "_WALK_FROM", 10**9 if walk == "never" else 0)
+    monkeypatch.setattr(_batch, "WALK_FROM", 10**9 if walk == "never" else 0)
     if walk == "over budget":
-        monkeypatch.setattr(_embedded, "_WALK_BUDGET", 0)
+        monkeypatch.setattr(_batch, "WALK_BUDGET", 0)
     rng = random.Random(seed)
     fga = _random_authorizer(rng, rng.randint(8, 30))
     for _ in range(12):
@@ -70,7 +71,7 @@ def test_batched_answers_match_check_on_random_models(monkeypatch: pytest.Monkey
 def test_batched_answers_match_check_in_every_differential_category(
     monkeypatch: pytest.MonkeyPatch, category: str
 ) -> None:
-    monkeypatch.setattr(_embedded, "_WALK_FROM", 0)
+    monkeypatch.setattr(_batch, "WALK_FROM", 0)
     for case in make_cases(range(10), [category]):
         fga = EmbeddedAuthorizer(case.model)
         fga.write(case.test_file()["tuples"])
@@ -84,16 +85,16 @@ def test_a_walk_over_budget_falls_back_to_checking_every_object(monkeypatch: pyt
     fga.write([("user:anne", "viewer", f"doc:{i}") for i in range(300)])
     objects = [f"doc:{i}" for i in range(0, 600, 3)]
     walked: list[int | None] = []
-    real = _embedded.Resolver.candidates
+    real = Resolver.candidates
 
     def spy(self: Any, *args: Any, max_tuples: int | None = None) -> Any:
         walked.append(max_tuples)
         return real(self, *args, max_tuples=max_tuples)
 
-    monkeypatch.setattr(_embedded.Resolver, "candidates", spy)
+    monkeypatch.setattr(Resolver, "candidates", spy)
     assert fga.allowed_objects("user:anne", "viewer", objects) == {o for o in objects if int(o[4:]) < 300}
     assert walked == [2 * len(objects)]  # walked (within budget) ...
-    monkeypatch.setattr(_embedded, "_WALK_BUDGET", 1)  # ... and over it: 300 tuples > 200
+    monkeypatch.setattr(_batch, "WALK_BUDGET", 1)  # ... and over it: 300 tuples > 200
     assert fga.allowed_objects("user:anne", "viewer", objects) == {o for o in objects if int(o[4:]) < 300}
 
 
