@@ -33,7 +33,9 @@ from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples, is_valid_re
 from langchain_agent_auth.fga._types import (
     AuthorizationDecision,
     CheckRequest,
+    Context,
     DecisionSink,
+    Tuples,
     coerce_check,
     coerce_user_filter,
     decisions_wanted,
@@ -251,8 +253,8 @@ class EmbeddedAuthorizer:
     def _resolver(
         self,
         model: AuthorizationModel,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
+        context: Context,
+        contextual_tuples: Tuples,
     ) -> Resolver:
         return Resolver(
             model,
@@ -263,17 +265,8 @@ class EmbeddedAuthorizer:
             eager_cycles=self._eager_cycles,
         )
 
-    def check(
-        self,
-        user: str,
-        relation: str,
-        object: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-        on_decision: DecisionSink | None = None,
-    ) -> bool:
+    def check(self, user: str, relation: str, object: str, *, context: Context = None, contextual_tuples: Tuples = None,
+              model_id: str | None = None, on_decision: DecisionSink | None = None) -> bool:
         """Whether ``user`` has ``relation`` on ``object``.
 
         Raises a typed :class:`AuthorizationError` (with OpenFGA's error code) when the
@@ -293,17 +286,8 @@ class EmbeddedAuthorizer:
         self._decide(user, relation, object, allowed, started, None, None, on_decision)
         return allowed
 
-    def _decide(
-        self,
-        user: str,
-        relation: str,
-        obj: str,
-        allowed: bool,
-        started: float,
-        exc: BaseException | None,
-        correlation_id: str | None,
-        on_decision: DecisionSink | None,
-    ) -> AuthorizationDecision:
+    def _decide(self, user: str, relation: str, obj: str, allowed: bool, started: float, exc: BaseException | None,
+                correlation_id: str | None, on_decision: DecisionSink | None) -> AuthorizationDecision:
         return record_decision(self.backend, user, relation, obj, allowed, started, exc, correlation_id,
                                (self.on_decision, on_decision))
 
@@ -311,22 +295,16 @@ class EmbeddedAuthorizer:
         self,
         size: int,
         model_id: str | None,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
+        context: Context,
+        contextual_tuples: Tuples,
     ) -> Batch:
         if size > self.max_batch_size:
             raise TupleError(f"{size} checks in one batch, more than {self.max_batch_size}", code=2000)
         return Batch(self.get_model(model_id), self._resolver, context, contextual_tuples)
 
-    def batch_check(
-        self,
-        checks: Sequence[Any],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-        on_decision: DecisionSink | None = None,
-    ) -> list[AuthorizationDecision]:
+    def batch_check(self, checks: Sequence[Any], *, context: Context = None, contextual_tuples: Tuples = None,
+                    model_id: str | None = None,
+                    on_decision: DecisionSink | None = None) -> list[AuthorizationDecision]:
         """Many checks in one call, sharing work; one :class:`AuthorizationDecision` per check, in order.
 
         An item that cannot be answered is a denial whose decision carries the error.
@@ -348,17 +326,9 @@ class EmbeddedAuthorizer:
                 out.append(self._decide(*who(req, raw), allowed, started, exc, correlation_id, on_decision))
         return out
 
-    def check_objects(
-        self,
-        user: str,
-        relation: str,
-        objects: Sequence[str],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-        on_decision: DecisionSink | None = None,
-    ) -> list[bool | AuthorizationError]:
+    def check_objects(self, user: str, relation: str, objects: Sequence[str], *, context: Context = None,
+                      contextual_tuples: Tuples = None, model_id: str | None = None,
+                      on_decision: DecisionSink | None = None) -> list[bool | AuthorizationError]:
         """``batch_check`` of one user and relation over many objects, answers only.
 
         One answer per object, in order: ``True``, ``False``, or the :class:`AuthorizationError`
@@ -391,16 +361,8 @@ class EmbeddedAuthorizer:
                     self._decide(user, relation, obj, out[-1] is True, started, error, None, on_decision)
         return out
 
-    def allowed_objects(
-        self,
-        user: str,
-        relation: str,
-        objects: Sequence[str],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-    ) -> set[str]:
+    def allowed_objects(self, user: str, relation: str, objects: Sequence[str], *, context: Context = None,
+                        contextual_tuples: Tuples = None, model_id: str | None = None) -> set[str]:
         """The objects among ``objects`` on which ``user`` has ``relation``: exactly those
         :meth:`check` allows (an object whose check cannot be answered is left out: fail closed).
 
@@ -427,17 +389,9 @@ class EmbeddedAuthorizer:
         with self._snapshot():
             return batch.allowed(user, relation, objects)
 
-    def list_objects(
-        self,
-        user: str,
-        relation: str,
-        type: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-        max_results: int | None = None,
-    ) -> list[str]:
+    def list_objects(self, user: str, relation: str, type: str, *, context: Context = None,
+                     contextual_tuples: Tuples = None, model_id: str | None = None,
+                     max_results: int | None = None) -> list[str]:
         """Objects of ``type`` on which ``user`` has ``relation`` (sorted)."""
         model = self.get_model(model_id)
         if not model.has_type(type):
@@ -449,16 +403,8 @@ class EmbeddedAuthorizer:
         with self._snapshot():
             return resolver.list_objects(user, type, relation, max_results=max_results)
 
-    def list_users(
-        self,
-        object: str,
-        relation: str,
-        user_filter: Any,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-    ) -> list[str]:
+    def list_users(self, object: str, relation: str, user_filter: Any, *, context: Context = None,
+                   contextual_tuples: Tuples = None, model_id: str | None = None) -> list[str]:
         """Users (of the filter's type, or usersets ``type#relation``) with ``relation`` on ``object``.
 
         A public wildcard comes back as ``type:*``.

@@ -177,17 +177,23 @@ class FGARetriever(BaseRetriever):
         unique = list(dict.fromkeys(o for o in objects if o is not None))
         return objects, unique
 
-    def _denied_all(self, user: str, exc: BaseException, started: float) -> list[AuthorizationDecision]:
-        decision = AuthorizationDecision(
+    def _denial(
+        self, user: str, obj: str, started: float, error: str, error_code: int | None = None
+    ) -> AuthorizationDecision:
+        """A record the retriever makes itself (no check behind it): a denial, and why."""
+        return AuthorizationDecision(
             user=user,
             relation=self.relation,
-            object=f"{self.object_type}:*",
+            object=obj,
             allowed=False,
             latency_ms=(time.perf_counter() - started) * 1000,
             backend=getattr(self.authorizer, "backend", "unknown"),
-            error=error_text(exc),
-            error_code=getattr(exc, "code", None),
+            error=error,
+            error_code=error_code,
         )
+
+    def _denied_all(self, user: str, exc: BaseException, started: float) -> list[AuthorizationDecision]:
+        decision = self._denial(user, f"{self.object_type}:*", started, error_text(exc), getattr(exc, "code", None))
         emit((self.on_decision,), decision)
         audit_decision(decision)
         logger.warning("FGARetriever denied every document: %s", decision.error)
@@ -209,17 +215,7 @@ class FGARetriever(BaseRetriever):
         kept = [doc for doc, obj in zip(docs, objects, strict=True) if obj is not None and obj in allowed]
         missing = sum(1 for o in objects if o is None)
         if missing:
-            records.append(
-                AuthorizationDecision(
-                    user=user,
-                    relation=self.relation,
-                    object="",
-                    allowed=False,
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                    backend=getattr(self.authorizer, "backend", "unknown"),
-                    error=f"{missing} document(s) without a usable id were dropped",
-                )
-            )
+            records.append(self._denial(user, "", started, f"{missing} document(s) without a usable id were dropped"))
             audit_decision(records[-1])  # the checks themselves were audited by the authorizer
         if self.on_decision is not None:
             for d in records:
