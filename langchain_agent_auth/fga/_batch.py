@@ -16,7 +16,7 @@ from langchain_agent_auth.core.errors import AuthorizationError
 from langchain_agent_auth.fga._engine import Resolver, validate_check
 from langchain_agent_auth.fga._model import AuthorizationModel
 from langchain_agent_auth.fga._tuple import is_valid_object
-from langchain_agent_auth.fga._types import CheckRequest
+from langchain_agent_auth.fga._types import CheckRequest, Context, Tuples
 
 __all__ = ["WALK_BUDGET", "WALK_FROM", "Batch", "who"]
 
@@ -25,7 +25,7 @@ __all__ = ["WALK_BUDGET", "WALK_FROM", "Batch", "who"]
 WALK_FROM = 64
 WALK_BUDGET = 2
 
-ResolverFactory = Callable[[AuthorizationModel, "Mapping[str, Any] | None", "Sequence[Any] | None"], Resolver]
+ResolverFactory = Callable[[AuthorizationModel, Context, Tuples], Resolver]
 
 
 class Batch:
@@ -43,13 +43,8 @@ class Batch:
 
     __slots__ = ("_make", "_shared", "context", "contextual_tuples", "model", "validated")
 
-    def __init__(
-        self,
-        model: AuthorizationModel,
-        make_resolver: ResolverFactory,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
-    ) -> None:
+    def __init__(self, model: AuthorizationModel, make_resolver: ResolverFactory, context: Context,
+                 contextual_tuples: Tuples) -> None:
         self.model = model
         self._make = make_resolver
         self.context = context
@@ -58,12 +53,7 @@ class Batch:
         self._shared: Resolver | AuthorizationError | None = None
 
     def answer(
-        self,
-        user: str,
-        relation: str,
-        obj: str,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
+        self, user: str, relation: str, obj: str, context: Context = None, contextual_tuples: Tuples = None
     ) -> bool:
         """Whether ``user`` has ``relation`` on ``obj`` (raises :class:`AuthorizationError`).
 

@@ -93,17 +93,8 @@ def decisions_wanted(sinks: Iterable[DecisionSink | None]) -> bool:
     return audit_enabled() or any(sink is not None for sink in sinks)
 
 
-def make_decision(
-    backend: str,
-    user: str,
-    relation: str,
-    obj: str,
-    allowed: bool,
-    latency_ms: float,
-    exc: BaseException | None,
-    correlation_id: str | None,
-    stamp: float,
-) -> AuthorizationDecision:
+def make_decision(backend: str, user: str, relation: str, obj: str, allowed: bool, latency_ms: float,
+                  exc: BaseException | None, correlation_id: str | None, stamp: float) -> AuthorizationDecision:
     """The record of one check: fields bounded, the error (if any) redacted."""
     return AuthorizationDecision(
         _bounded(user, 512),
@@ -128,17 +119,9 @@ def deliver(decision: AuthorizationDecision, sinks: Sequence[DecisionSink], audi
     return decision
 
 
-def record_decision(
-    backend: str,
-    user: str,
-    relation: str,
-    obj: str,
-    allowed: bool,
-    started: float,
-    exc: BaseException | None,
-    correlation_id: str | None,
-    sinks: Iterable[DecisionSink | None],
-) -> AuthorizationDecision:
+def record_decision(backend: str, user: str, relation: str, obj: str, allowed: bool, started: float,
+                    exc: BaseException | None, correlation_id: str | None,
+                    sinks: Iterable[DecisionSink | None]) -> AuthorizationDecision:
     """Build the audit record of one check (timed from ``started``) and hand it to ``sinks``."""
     decision = make_decision(backend, user, relation, obj, allowed, (time.perf_counter() - started) * 1000,
                              exc, correlation_id, time.time())
