@@ -37,22 +37,22 @@ def _random_authorizer(rng: random.Random, n: int) -> EmbeddedAuthorizer:
         return fga
 
 
-def _one_by_one(fga: EmbeddedAuthorizer, user: str, relation: str, objects: list[str], context: Any) -> list[Any]:
+def _one_by_one(fga: EmbeddedAuthorizer, user: str, relation: str, objects: list[str], **request: Any) -> list[Any]:
     out: list[Any] = []
     for obj in objects:
         try:
-            out.append(fga.check(user, relation, obj, context=context))
+            out.append(fga.check(user, relation, obj, **request))
         except AuthorizationError as exc:
             out.append(type(exc))
     return out
 
 
-def _agree(fga: EmbeddedAuthorizer, user: str, relation: str, objects: list[str], context: Any) -> None:
-    want = _one_by_one(fga, user, relation, objects, context)
-    answers = fga.check_objects(user, relation, objects, context=context)
-    assert [a if isinstance(a, bool) else type(a) for a in answers] == want, (user, relation, context)
+def _agree(fga: EmbeddedAuthorizer, user: str, relation: str, objects: list[str], **request: Any) -> None:
+    want = _one_by_one(fga, user, relation, objects, **request)
+    answers = fga.check_objects(user, relation, objects, **request)
+    assert [a if isinstance(a, bool) else type(a) for a in answers] == want, (user, relation, request)
     allowed = {obj for obj, answer in zip(objects, want, strict=True) if answer is True}
-    assert fga.allowed_objects(user, relation, objects, context=context) == allowed, (user, relation, context)
+    assert fga.allowed_objects(user, relation, objects, **request) == allowed, (user, relation, request)
 
 
 @pytest.mark.parametrize("walk", ["always", "never", "over budget"])
@@ -63,8 +63,11 @@ def test_batched_answers_match_check_on_random_models(monkeypatch: pytest.Monkey
         monkeypatch.setattr(_batch, "WALK_BUDGET", 0)
     rng = random.Random(seed)
     fga = _random_authorizer(rng, rng.randint(8, 30))
-    for _ in range(12):
-        _agree(fga, rng.choice(USERS), rng.choice(RELATIONS), OBJECTS, rng.choice(CONTEXTS))
+    extra = random_tuples(rng, fga.model, 6)  # contextual tuples: on top of the store, conditions and all
+    for i in range(16):
+        contextual = [t for t in extra if rng.random() < 0.5] if i % 2 else None
+        _agree(fga, rng.choice(USERS), rng.choice(RELATIONS), OBJECTS, context=rng.choice(CONTEXTS),
+               contextual_tuples=contextual)
 
 
 @pytest.mark.parametrize("category", sorted(GENERATORS))
@@ -77,7 +80,7 @@ def test_batched_answers_match_check_in_every_differential_category(
         fga.write(case.test_file()["tuples"])
         objects = sorted({o for _, _, o, _ in case.checks} | {t["object"] for t in case.tuples})
         for user, relation, _, context in case.checks:
-            _agree(fga, user, relation, objects, context or None)
+            _agree(fga, user, relation, objects, context=context or None)
 
 
 def test_a_walk_over_budget_falls_back_to_checking_every_object(monkeypatch: pytest.MonkeyPatch) -> None:
