@@ -283,12 +283,16 @@ def embedded_path(rounds: int) -> None:
     plain = Static(docs=docs)
     retriever = FGARetriever(retriever=plain, authorizer=fga, user="user:anne")
     kept = len(retriever.invoke("q"))
+    checks = [("user:anne", "viewer", f"document:d{i}") for i in range(N)]
+    assert sum(d.allowed for d in fga.batch_check(checks)) == kept
     print(f"\n2. Embedded retriever: {N} documents, kept {kept}; {rounds * 4} interleaved rounds")
     show(
         interleaved(
             {
                 "unfiltered retriever": lambda: plain.invoke("q"),
                 "FGARetriever (embedded)": lambda: retriever.invoke("q"),
+                "FGARetriever.retrieve_with_decisions": lambda: retriever.retrieve_with_decisions("q"),
+                "batch_check by hand (a record per check)": lambda: fga.batch_check(checks),
             },
             rounds * 4,
         )

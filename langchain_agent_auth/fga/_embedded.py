@@ -17,6 +17,7 @@ from langchain_agent_auth.core.errors import (
     ModelError,
     TupleError,
 )
+from langchain_agent_auth.fga._batch import Batch, who
 from langchain_agent_auth.fga._engine import (
     DEFAULT_MAX_CONTEXTUAL_TUPLES,
     DEFAULT_MAX_DEPTH,
@@ -28,13 +29,16 @@ from langchain_agent_auth.fga._engine import (
 )
 from langchain_agent_auth.fga._model import AuthorizationModel
 from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore, TupleStore
-from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples, is_valid_object, is_valid_relation
+from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples, is_valid_relation
 from langchain_agent_auth.fga._types import (
     AuthorizationDecision,
     CheckRequest,
+    Context,
     DecisionSink,
+    Tuples,
     coerce_check,
     coerce_user_filter,
+    decisions_wanted,
     record_decision,
 )
 
@@ -249,8 +253,8 @@ class EmbeddedAuthorizer:
     def _resolver(
         self,
         model: AuthorizationModel,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
+        context: Context,
+        contextual_tuples: Tuples,
     ) -> Resolver:
         return Resolver(
             model,
@@ -261,17 +265,8 @@ class EmbeddedAuthorizer:
             eager_cycles=self._eager_cycles,
         )
 
-    def check(
-        self,
-        user: str,
-        relation: str,
-        object: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-        on_decision: DecisionSink | None = None,
-    ) -> bool:
+    def check(self, user: str, relation: str, object: str, *, context: Context = None, contextual_tuples: Tuples = None,
+              model_id: str | None = None, on_decision: DecisionSink | None = None) -> bool:
         """Whether ``user`` has ``relation`` on ``object``.
 
         Raises a typed :class:`AuthorizationError` (with OpenFGA's error code) when the
@@ -291,101 +286,112 @@ class EmbeddedAuthorizer:
         self._decide(user, relation, object, allowed, started, None, None, on_decision)
         return allowed
 
-    def _decide(
-        self,
-        user: str,
-        relation: str,
-        obj: str,
-        allowed: bool,
-        started: float,
-        exc: BaseException | None,
-        correlation_id: str | None,
-        on_decision: DecisionSink | None,
-    ) -> AuthorizationDecision:
+    def _decide(self, user: str, relation: str, obj: str, allowed: bool, started: float, exc: BaseException | None,
+                correlation_id: str | None, on_decision: DecisionSink | None) -> AuthorizationDecision:
         return record_decision(self.backend, user, relation, obj, allowed, started, exc, correlation_id,
                                (self.on_decision, on_decision))
 
-    def batch_check(
+    def _batch(
         self,
-        checks: Sequence[Any],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-        on_decision: DecisionSink | None = None,
-    ) -> list[AuthorizationDecision]:
+        size: int,
+        model_id: str | None,
+        context: Context,
+        contextual_tuples: Tuples,
+    ) -> Batch:
+        if size > self.max_batch_size:
+            raise TupleError(f"{size} checks in one batch, more than {self.max_batch_size}", code=2000)
+        return Batch(self.get_model(model_id), self._resolver, context, contextual_tuples)
+
+    def batch_check(self, checks: Sequence[Any], *, context: Context = None, contextual_tuples: Tuples = None,
+                    model_id: str | None = None,
+                    on_decision: DecisionSink | None = None) -> list[AuthorizationDecision]:
         """Many checks in one call, sharing work; one :class:`AuthorizationDecision` per check, in order.
 
         An item that cannot be answered is a denial whose decision carries the error.
         """
         items = list(checks)
-        if len(items) > self.max_batch_size:
-            raise TupleError(f"{len(items)} checks in one batch, more than {self.max_batch_size}", code=2000)
-        model = self.get_model(model_id)
-        shared: Resolver | AuthorizationError | None = None
+        batch = self._batch(len(items), model_id, context, contextual_tuples)
         out: list[AuthorizationDecision] = []
-        validated: set[tuple[str, str, str]] = set()  # (user, relation, object type) already checked
         with self._snapshot():
             for raw in items:
                 started = time.perf_counter()
                 req: CheckRequest | None = None
+                exc: AuthorizationError | None = None
                 try:
                     req = coerce_check(raw)
-                    seen = (req.user, req.relation, req.object.partition(":")[0])
-                    if seen not in validated or not is_valid_object(req.object) or req.object.endswith(":*"):
-                        validate_check(model, req.user, req.relation, req.object)
-                        validated.add(seen)
-                    if req.context is None and req.contextual_tuples is None:
-                        if shared is None:
-                            try:
-                                shared = self._resolver(model, context, contextual_tuples)
-                            except AuthorizationError as exc:
-                                shared = exc
-                        if isinstance(shared, AuthorizationError):
-                            raise shared
-                        resolver = shared
-                    else:
-                        merged_ctx = {**(context or {}), **(req.context or {})}
-                        extra = list(contextual_tuples or ()) + list(req.contextual_tuples or ())
-                        resolver = self._resolver(model, merged_ctx, extra)
-                    allowed = resolver.check(req.object, req.relation, req.user)
-                except AuthorizationError as exc:
-                    out.append(
-                        self._decide(
-                            *_who(req, raw),
-                            False,
-                            started,
-                            exc,
-                            req.correlation_id if req else None,
-                            on_decision,
-                        )
-                    )
-                    continue
-                out.append(
-                    self._decide(
-                        req.user,
-                        req.relation,
-                        req.object,
-                        allowed,
-                        started,
-                        None,
-                        req.correlation_id,
-                        on_decision,
-                    )
-                )
+                    allowed = batch.answer(req.user, req.relation, req.object, req.context, req.contextual_tuples)
+                except AuthorizationError as error:
+                    allowed, exc = False, error
+                correlation_id = req.correlation_id if req else None
+                out.append(self._decide(*who(req, raw), allowed, started, exc, correlation_id, on_decision))
         return out
 
-    def list_objects(
-        self,
-        user: str,
-        relation: str,
-        type: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-        max_results: int | None = None,
-    ) -> list[str]:
+    def check_objects(self, user: str, relation: str, objects: Sequence[str], *, context: Context = None,
+                      contextual_tuples: Tuples = None, model_id: str | None = None,
+                      on_decision: DecisionSink | None = None) -> list[bool | AuthorizationError]:
+        """``batch_check`` of one user and relation over many objects, answers only.
+
+        One answer per object, in order: ``True``, ``False``, or the :class:`AuthorizationError`
+        that kept it from being answered (a denial: fail closed). The same answers as
+        :meth:`batch_check`; decision records are built only when something reads them (an
+        ``on_decision`` sink or the audit trail), so filtering many documents costs little more
+        than resolving them.
+
+        Example:
+            >>> fga = EmbeddedAuthorizer("model\\n  schema 1.1\\ntype user\\ntype doc\\n"
+            ...                          "  relations\\n    define viewer: [user]\\n")
+            >>> fga.write([("user:anne", "viewer", "doc:a")])
+            >>> fga.check_objects("user:anne", "viewer", ["doc:a", "doc:b", "doc:*"])[:2]
+            [True, False]
+        """
+        objects = [str(o) for o in objects]
+        user, relation = str(user), str(relation)
+        batch = self._batch(len(objects), model_id, context, contextual_tuples)
+        record = decisions_wanted((self.on_decision, on_decision))
+        out: list[bool | AuthorizationError] = []
+        with self._snapshot():
+            for obj in objects:
+                started = time.perf_counter()
+                try:
+                    out.append(batch.answer(user, relation, obj))
+                except AuthorizationError as exc:
+                    out.append(exc)
+                if record:
+                    error = out[-1] if isinstance(out[-1], AuthorizationError) else None
+                    self._decide(user, relation, obj, out[-1] is True, started, error, None, on_decision)
+        return out
+
+    def allowed_objects(self, user: str, relation: str, objects: Sequence[str], *, context: Context = None,
+                        contextual_tuples: Tuples = None, model_id: str | None = None) -> set[str]:
+        """The objects among ``objects`` on which ``user`` has ``relation``: exactly those
+        :meth:`check` allows (an object whose check cannot be answered is left out: fail closed).
+
+        For a large batch it first walks the user's side of the graph once (the objects the
+        user could reach, as ``list_objects`` does), within a budget of tuples, and checks only
+        the objects met there; over budget, or when the walk meets an error, it checks every
+        object. With an ``on_decision`` sink or the audit trail listening it answers through
+        :meth:`check_objects`, so every object gets its decision record.
+
+        Example:
+            >>> fga = EmbeddedAuthorizer("model\\n  schema 1.1\\ntype user\\ntype doc\\n"
+            ...                          "  relations\\n    define viewer: [user]\\n")
+            >>> fga.write([("user:anne", "viewer", "doc:a")])
+            >>> sorted(fga.allowed_objects("user:anne", "viewer", ["doc:a", "doc:b", "nope"]))
+            ['doc:a']
+        """
+        objects = [str(o) for o in objects]
+        user, relation = str(user), str(relation)
+        if decisions_wanted((self.on_decision,)):
+            answers = self.check_objects(user, relation, objects, context=context,
+                                         contextual_tuples=contextual_tuples, model_id=model_id)
+            return {obj for obj, answer in zip(objects, answers, strict=True) if answer is True}
+        batch = self._batch(len(objects), model_id, context, contextual_tuples)
+        with self._snapshot():
+            return batch.allowed(user, relation, objects)
+
+    def list_objects(self, user: str, relation: str, type: str, *, context: Context = None,
+                     contextual_tuples: Tuples = None, model_id: str | None = None,
+                     max_results: int | None = None) -> list[str]:
         """Objects of ``type`` on which ``user`` has ``relation`` (sorted)."""
         model = self.get_model(model_id)
         if not model.has_type(type):
@@ -397,16 +403,8 @@ class EmbeddedAuthorizer:
         with self._snapshot():
             return resolver.list_objects(user, type, relation, max_results=max_results)
 
-    def list_users(
-        self,
-        object: str,
-        relation: str,
-        user_filter: Any,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        model_id: str | None = None,
-    ) -> list[str]:
+    def list_users(self, object: str, relation: str, user_filter: Any, *, context: Context = None,
+                   contextual_tuples: Tuples = None, model_id: str | None = None) -> list[str]:
         """Users (of the filter's type, or usersets ``type#relation``) with ``relation`` on ``object``.
 
         A public wildcard comes back as ``type:*``.
@@ -426,14 +424,7 @@ class EmbeddedAuthorizer:
             raise TupleError(f"type of object {object!r} is not defined in the model", code=2021)
         if not is_valid_relation(relation) or model.relation(otype, relation) is None:
             raise TupleError(f"relation '{otype}#{relation}' is not defined in the model", code=2022)
-        resolver = Resolver(
-            model,
-            self.store,
-            contextual_tuples=contextual,
-            context=validate_context(context),
-            max_depth=self.max_depth,
-            eager_cycles=self._eager_cycles,
-        )
+        resolver = self._resolver(model, context, contextual)
         with self._snapshot():
             return resolver.list_users(object, relation, uf.type, uf.relation)
 
@@ -454,6 +445,20 @@ class EmbeddedAuthorizer:
             return self.batch_check(checks, **kwargs)
         return await asyncio.to_thread(self.batch_check, list(checks), **kwargs)
 
+    async def acheck_objects(
+        self, user: str, relation: str, objects: Sequence[str], **kwargs: Any
+    ) -> list[bool | AuthorizationError]:
+        """Async :meth:`check_objects` (in a worker thread unless small and in memory)."""
+        if self._inline() and len(objects) <= 100:
+            return self.check_objects(user, relation, objects, **kwargs)
+        return await asyncio.to_thread(self.check_objects, user, relation, list(objects), **kwargs)
+
+    async def aallowed_objects(self, user: str, relation: str, objects: Sequence[str], **kwargs: Any) -> set[str]:
+        """Async :meth:`allowed_objects` (in a worker thread unless small and in memory)."""
+        if self._inline() and len(objects) <= 100:
+            return self.allowed_objects(user, relation, objects, **kwargs)
+        return await asyncio.to_thread(self.allowed_objects, user, relation, list(objects), **kwargs)
+
     async def alist_objects(self, user: str, relation: str, type: str, **kwargs: Any) -> list[str]:
         """Async :meth:`list_objects` (in a worker thread)."""
         return await asyncio.to_thread(self.list_objects, user, relation, type, **kwargs)
@@ -461,13 +466,3 @@ class EmbeddedAuthorizer:
     async def alist_users(self, object: str, relation: str, user_filter: Any, **kwargs: Any) -> list[str]:
         """Async :meth:`list_users` (in a worker thread)."""
         return await asyncio.to_thread(self.list_users, object, relation, user_filter, **kwargs)
-
-
-def _who(req: CheckRequest | None, raw: Any) -> tuple[str, str, str]:
-    if req is not None:
-        return req.user, req.relation, req.object
-    if isinstance(raw, Mapping):
-        return str(raw.get("user", "")), str(raw.get("relation", "")), str(raw.get("object", ""))
-    if isinstance(raw, (tuple, list)) and len(raw) == 3:
-        return str(raw[0]), str(raw[1]), str(raw[2])
-    return "", "", ""

@@ -36,7 +36,7 @@ from langchain_agent_auth.fga._engine_base import (
     TRUE,
     too_deep,
 )
-from langchain_agent_auth.fga._engine_lists import ListQueries
+from langchain_agent_auth.fga._engine_lists import ListQueries, TooManyCandidates
 from langchain_agent_auth.fga._engine_recursive import RecursiveResolvers
 from langchain_agent_auth.fga._engine_validate import (
     DEFAULT_MAX_CONTEXTUAL_TUPLES,
@@ -66,6 +66,7 @@ __all__ = [
     "DEFAULT_MAX_CONTEXTUAL_TUPLES",
     "DEFAULT_MAX_DEPTH",
     "Resolver",
+    "TooManyCandidates",
     "validate_check",
     "validate_context",
     "validate_query_user",

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     pass
 
 
+class TooManyCandidates(Exception):
+    """:meth:`ListQueries.candidates` read more tuples than its ``max_tuples``."""
+
+
 class ListQueries(ResolverState):
     """list_objects and list_users of a Resolver (one request's state)."""
 
@@ -30,11 +34,13 @@ class ListQueries(ResolverState):
     # -- list_objects ------------------------------------------------------------------------
 
     def candidates(
-        self, user: str, object_type: str, relation: str
+        self, user: str, object_type: str, relation: str, *, max_tuples: int | None = None
     ) -> tuple[set[str], AuthorizationError | None]:
         """Objects of ``object_type`` the user may have ``relation`` on (a superset).
 
         Also returns the first error met on the way (a condition that cannot be evaluated).
+        ``max_tuples``: raise :class:`TooManyCandidates` once more tuples than that were read
+        (a caller with a cheaper plan B stops walking a large graph early).
         """
         utype, uid, urel = split_user(user)
         source = f"{utype}#{urel}" if urel else utype
@@ -45,8 +51,12 @@ class ListQueries(ResolverState):
         seen: set[tuple[str, str]] = set()
         queue: deque[tuple[str, str, str]] = deque()
         errors: list[AuthorizationError] = []
+        read = [0]
 
         def usable(tk: TupleKey, otype: str) -> bool:
+            read[0] += 1
+            if max_tuples is not None and read[0] > max_tuples:
+                raise TooManyCandidates(f"more than {max_tuples} tuples on the way")
             if not self._valid(tk, otype):
                 return False
             try:

@@ -30,6 +30,7 @@ __all__ = [
     "UserFilter",
     "coerce_check",
     "coerce_user_filter",
+    "decisions_wanted",
     "emit",
 ]
 
@@ -79,37 +80,52 @@ def emit(sinks: Iterable[DecisionSink | None], decision: AuthorizationDecision) 
             logger.exception("an fga decision sink failed")
 
 
-def record_decision(
-    backend: str,
-    user: str,
-    relation: str,
-    obj: str,
-    allowed: bool,
-    started: float,
-    exc: BaseException | None,
-    correlation_id: str | None,
-    sinks: Iterable[DecisionSink | None],
-) -> AuthorizationDecision:
-    """Build the audit record of one check (timed from ``started``) and hand it to ``sinks``."""
-    decision = AuthorizationDecision(
-        user if type(user) is str and len(user) <= 512 else str(user)[:512],
-        relation if type(relation) is str and len(relation) <= 64 else str(relation)[:64],
-        obj if type(obj) is str and len(obj) <= 512 else str(obj)[:512],
+def decisions_wanted(sinks: Iterable[DecisionSink | None]) -> bool:
+    """Whether a decision record has a reader: a sink, or the audit trail.
+
+    Callers that only need the answers (the retriever over the embedded engine) skip building
+    records nobody reads; anything listening still gets every record.
+
+    Example:
+        >>> decisions_wanted((None, None)), decisions_wanted((None, print))
+        (False, True)
+    """
+    return audit_enabled() or any(sink is not None for sink in sinks)
+
+
+def make_decision(backend: str, user: str, relation: str, obj: str, allowed: bool, latency_ms: float,
+                  exc: BaseException | None, correlation_id: str | None, stamp: float) -> AuthorizationDecision:
+    """The record of one check: fields bounded, the error (if any) redacted."""
+    return AuthorizationDecision(
+        _bounded(user, 512),
+        _bounded(relation, 64),
+        _bounded(obj, 512),
         allowed,
-        (time.perf_counter() - started) * 1000,
+        latency_ms,
         backend,
         error_text(exc) if exc is not None else None,
         getattr(exc, "code", None) if exc is not None else None,
         correlation_id,
-        time.time(),
+        stamp,
     )
-    for sink in sinks:
-        if sink is not None:
-            emit(sinks, decision)
-            break
-    if audit_enabled():
+
+
+def deliver(decision: AuthorizationDecision, sinks: Sequence[DecisionSink], audit: bool) -> AuthorizationDecision:
+    """Hand ``decision`` to the live ``sinks`` and, when ``audit``, to the audit trail."""
+    if sinks:
+        emit(sinks, decision)
+    if audit:
         audit_decision(decision)
     return decision
+
+
+def record_decision(backend: str, user: str, relation: str, obj: str, allowed: bool, started: float,
+                    exc: BaseException | None, correlation_id: str | None,
+                    sinks: Iterable[DecisionSink | None]) -> AuthorizationDecision:
+    """Build the audit record of one check (timed from ``started``) and hand it to ``sinks``."""
+    decision = make_decision(backend, user, relation, obj, allowed, (time.perf_counter() - started) * 1000,
+                             exc, correlation_id, time.time())
+    return deliver(decision, [s for s in sinks if s is not None], audit_enabled())
 
 
 def audit_decision(decision: AuthorizationDecision) -> None:
@@ -131,26 +147,10 @@ def batch_decisions(
     stamp = time.time()
     live = [s for s in sinks if s is not None]
     audit = audit_enabled()
-    out = []
-    for user, relation, obj, allowed, exc, correlation_id in items:
-        decision = AuthorizationDecision(
-            _bounded(user, 512),
-            _bounded(relation, 64),
-            _bounded(obj, 512),
-            allowed,
-            latency,
-            backend,
-            error_text(exc) if exc is not None else None,
-            getattr(exc, "code", None) if exc is not None else None,
-            correlation_id,
-            stamp,
-        )
-        if live:
-            emit(live, decision)
-        if audit:
-            audit_decision(decision)
-        out.append(decision)
-    return out
+    return [
+        deliver(make_decision(backend, user, relation, obj, allowed, latency, exc, correlation_id, stamp), live, audit)
+        for user, relation, obj, allowed, exc, correlation_id in items
+    ]
 
 
 def _bounded(value: Any, limit: int) -> str:
@@ -246,6 +246,11 @@ def coerce_user_filter(value: Any) -> UserFilter:
     raise TupleError(f"invalid user filter {value!r}"[:200], code=2000)
 
 
+# The optional request parameters every query of the interface takes.
+Context = Mapping[str, Any] | None
+Tuples = Sequence[Any] | None
+
+
 @runtime_checkable
 class Authorizer(Protocol):
     """The fga interface every backend implements (embedded engine, OpenFGA server).
@@ -263,81 +268,29 @@ class Authorizer(Protocol):
 
     backend: str
 
-    def check(
-        self,
-        user: str,
-        relation: str,
-        object: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> bool: ...
+    def check(self, user: str, relation: str, object: str, *, context: Context = None,
+              contextual_tuples: Tuples = None) -> bool: ...
 
-    async def acheck(
-        self,
-        user: str,
-        relation: str,
-        object: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> bool: ...
+    async def acheck(self, user: str, relation: str, object: str, *, context: Context = None,
+                     contextual_tuples: Tuples = None) -> bool: ...
 
-    def batch_check(
-        self,
-        checks: Sequence[Any],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[AuthorizationDecision]: ...
+    def batch_check(self, checks: Sequence[Any], *, context: Context = None,
+                    contextual_tuples: Tuples = None) -> list[AuthorizationDecision]: ...
 
-    async def abatch_check(
-        self,
-        checks: Sequence[Any],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[AuthorizationDecision]: ...
+    async def abatch_check(self, checks: Sequence[Any], *, context: Context = None,
+                           contextual_tuples: Tuples = None) -> list[AuthorizationDecision]: ...
 
-    def list_objects(
-        self,
-        user: str,
-        relation: str,
-        type: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]: ...
+    def list_objects(self, user: str, relation: str, type: str, *, context: Context = None,
+                     contextual_tuples: Tuples = None) -> list[str]: ...
 
-    async def alist_objects(
-        self,
-        user: str,
-        relation: str,
-        type: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]: ...
+    async def alist_objects(self, user: str, relation: str, type: str, *, context: Context = None,
+                            contextual_tuples: Tuples = None) -> list[str]: ...
 
-    def list_users(
-        self,
-        object: str,
-        relation: str,
-        user_filter: Any,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]: ...
+    def list_users(self, object: str, relation: str, user_filter: Any, *, context: Context = None,
+                   contextual_tuples: Tuples = None) -> list[str]: ...
 
-    async def alist_users(
-        self,
-        object: str,
-        relation: str,
-        user_filter: Any,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]: ...
+    async def alist_users(self, object: str, relation: str, user_filter: Any, *, context: Context = None,
+                          contextual_tuples: Tuples = None) -> list[str]: ...
 
     def write(self, writes: Iterable[Any] = (), deletes: Iterable[Any] = ()) -> None: ...
 

@@ -57,15 +57,21 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import AgentAuthError, AuthorizationError, ConfigurationError, IdentityError
+from langchain_agent_auth.core.identity import UserIdentity, get_current_user
+from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
+from langchain_agent_auth.fga._integrations import fga_user
 from langchain_agent_auth.fga._tuple import is_valid_object, split_user
 from langchain_agent_auth.fga._types import AuthorizationDecision, DecisionSink, audit_decision, emit, error_text
-from langchain_agent_auth.fga.guard import fga_user
-from langchain_agent_auth.identity import UserIdentity, get_current_user
 
 __all__ = ["FGARetriever"]
 
 logger = logging.getLogger("langchain_agent_auth.fga")
+
+# What one authorization call gave: the allowed objects, the decision records (none when
+# nobody reads them), and the error text of every check that could not be answered.
+_Answers = tuple[set[str], list[AuthorizationDecision], list[str]]
 
 
 class FGARetriever(BaseRetriever):
@@ -153,13 +159,9 @@ class FGARetriever(BaseRetriever):
         return text
 
     def _object(self, doc: Document) -> str | None:
-        if self.object_for is not None:
-            obj = self.object_for(doc)
-        else:
-            raw = (doc.metadata or {}).get(self.id_key)
-            if raw is None or isinstance(raw, bool) or not isinstance(raw, (str, int)) or str(raw) == "":
-                return None
-            obj = f"{self.object_type}:{raw}"
+        if self.object_for is None:
+            return _object_from(doc.metadata, self.id_key, f"{self.object_type}:")
+        obj = self.object_for(doc)
         if not isinstance(obj, str) or not is_valid_object(obj) or obj.endswith(":*"):
             return None
         return obj
@@ -167,21 +169,31 @@ class FGARetriever(BaseRetriever):
     def _plan(self, docs: Sequence[Document]) -> tuple[list[str | None], list[str]]:
         if len(docs) > self.max_documents:
             raise AuthorizationError(f"{len(docs)} documents to filter, more than {self.max_documents}")
-        objects = [self._object(d) for d in docs]
+        if self.object_for is None:
+            key, prefix = self.id_key, f"{self.object_type}:"
+            objects = [_object_from(d.metadata, key, prefix) for d in docs]
+        else:
+            objects = [self._object(d) for d in docs]
         unique = list(dict.fromkeys(o for o in objects if o is not None))
         return objects, unique
 
-    def _denied_all(self, user: str, exc: BaseException, started: float) -> list[AuthorizationDecision]:
-        decision = AuthorizationDecision(
+    def _denial(
+        self, user: str, obj: str, started: float, error: str, error_code: int | None = None
+    ) -> AuthorizationDecision:
+        """A record the retriever makes itself (no check behind it): a denial, and why."""
+        return AuthorizationDecision(
             user=user,
             relation=self.relation,
-            object=f"{self.object_type}:*",
+            object=obj,
             allowed=False,
             latency_ms=(time.perf_counter() - started) * 1000,
             backend=getattr(self.authorizer, "backend", "unknown"),
-            error=error_text(exc),
-            error_code=getattr(exc, "code", None),
+            error=error,
+            error_code=error_code,
         )
+
+    def _denied_all(self, user: str, exc: BaseException, started: float) -> list[AuthorizationDecision]:
+        decision = self._denial(user, f"{self.object_type}:*", started, error_text(exc), getattr(exc, "code", None))
         emit((self.on_decision,), decision)
         audit_decision(decision)
         logger.warning("FGARetriever denied every document: %s", decision.error)
@@ -195,32 +207,21 @@ class FGARetriever(BaseRetriever):
         self,
         docs: Sequence[Document],
         objects: list[str | None],
-        decisions: Sequence[AuthorizationDecision],
+        answers: _Answers,
         user: str,
         started: float,
     ) -> tuple[list[Document], list[AuthorizationDecision]]:
-        allowed = {d.object for d in decisions if d.allowed and d.error is None}
+        allowed, records, failures = answers
         kept = [doc for doc, obj in zip(docs, objects, strict=True) if obj is not None and obj in allowed]
-        records = list(decisions)
         missing = sum(1 for o in objects if o is None)
         if missing:
-            records.append(
-                AuthorizationDecision(
-                    user=user,
-                    relation=self.relation,
-                    object="",
-                    allowed=False,
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                    backend=getattr(self.authorizer, "backend", "unknown"),
-                    error=f"{missing} document(s) without a usable id were dropped",
-                )
-            )
+            records.append(self._denial(user, "", started, f"{missing} document(s) without a usable id were dropped"))
             audit_decision(records[-1])  # the checks themselves were audited by the authorizer
-        for d in records:
-            emit((self.on_decision,), d)
-        failed = [d for d in decisions if d.error]
-        if failed and self.raise_on_error:
-            raise AuthorizationError(f"{len(failed)} check(s) failed: {failed[0].error}")
+        if self.on_decision is not None:
+            for d in records:
+                emit((self.on_decision,), d)
+        if failures and self.raise_on_error:
+            raise AuthorizationError(f"{len(failures)} check(s) failed: {failures[0]}")
         return kept, records
 
     def _check_batch(self, user: str, unique: list[str]) -> list[tuple[str, str, str]]:
@@ -302,88 +303,100 @@ class FGARetriever(BaseRetriever):
             raise ConfigurationError('prefilter="in" filters on metadata[id_key]; it cannot use object_for')
         return {"filter": {self.id_key: {"$in": [o.partition(":")[2] for o in objects]}}}
 
-    # -- sync ----------------------------------------------------------------------------------
+    # -- one flow, run sync (invoke) and async (ainvoke) ---------------------------------------
 
-    def retrieve_with_decisions(
-        self, query: str, **kwargs: Any
-    ) -> tuple[list[Document], list[AuthorizationDecision]]:
-        """Like ``invoke`` but also returns the decision records of this query."""
+    def _flow(
+        self, query: str, callbacks: Any, records: bool
+    ) -> Flow[tuple[list[Document], list[AuthorizationDecision]]]:
+        """Search (pre-filtered or not), then one authorization call for the distinct objects.
+
+        ``records``: the caller wants every decision record back; otherwise the embedded
+        engine answers without building records nobody reads (sinks and audit still get theirs).
+        """
         started = time.perf_counter()
         user = ""
         try:
             user = self._user()
-            docs, k = self._retrieve(query, user, kwargs.get("callbacks"))
-            objects, unique = self._plan(docs)
-            decisions = (
-                self.authorizer.batch_check(self._check_batch(user, unique), context=self.context)
-                if unique
-                else []
+            config = {"callbacks": callbacks} if callbacks is not None else None
+            search, k = self.retriever, None
+            if self.prefilter is not None:
+                search, k = self._search_plan((yield from self._allowed_set(user)))
+            docs = list(
+                (yield Call(lambda: search.invoke(query, config=config), lambda: search.ainvoke(query, config=config)))
             )
+            objects, unique = self._plan(docs)
+            answers = (yield from self._authorize(user, unique, records)) if unique else (set(), [], [])
         except Exception as exc:
             return [], self._denied_all(user, exc, started)
-        kept, records = self._filter(docs, objects, decisions, user, started)
-        return (kept[:k] if k is not None else kept), records
+        kept, decisions = self._filter(docs, objects, answers, user, started)
+        return (kept[:k] if k is not None else kept), decisions
 
-    def _retrieve(self, query: str, user: str, callbacks: Any) -> tuple[list[Document], int | None]:
-        config = {"callbacks": callbacks} if callbacks is not None else None
-        if self.prefilter is None:
-            return list(self.retriever.invoke(query, config=config)), None
+    def _allowed_set(self, user: str) -> Flow[tuple[str, ...]]:
+        """The objects ``list_objects`` allows ``user`` (from the cache while fresh)."""
         objects = self._cached_allowed(user)
         if objects is None:
-            objects = self._allowed_from(
-                self.authorizer.list_objects(user, self.relation, self.object_type, context=self.context)
+            fga, args = self.authorizer, (user, self.relation, self.object_type)
+            found = yield Call(
+                lambda: fga.list_objects(*args, context=self.context),
+                lambda: fga.alist_objects(*args, context=self.context),
             )
+            objects = self._allowed_from(found)
             self._remember_allowed(user, objects)
-        search, k = self._search_plan(objects)
-        return list(search.invoke(query, config=config)), k
+        return objects
 
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        docs, _ = self.retrieve_with_decisions(query, callbacks=run_manager.get_child())
-        return docs
+    def _authorize(self, user: str, unique: list[str], records: bool) -> Flow[_Answers]:
+        """The allowed objects among ``unique``, the decision records, and the errors met."""
+        fga = self.authorizer
+        if not records and self.on_decision is None and isinstance(fga, EmbeddedAuthorizer):
+            if not self.raise_on_error:  # only the allowed set matters: the engine may prune
+                allowed = yield Call(
+                    lambda: fga.allowed_objects(user, self.relation, unique, context=self.context),
+                    lambda: fga.aallowed_objects(user, self.relation, unique, context=self.context),
+                )
+                return set(allowed), [], []
+            answers = yield Call(
+                lambda: fga.check_objects(user, self.relation, unique, context=self.context),
+                lambda: fga.acheck_objects(user, self.relation, unique, context=self.context),
+            )
+            allowed = {obj for obj, answer in zip(unique, answers, strict=True) if answer is True}
+            return allowed, [], [error_text(a) for a in answers if isinstance(a, BaseException)]
+        checks = self._check_batch(user, unique)
+        decisions = yield Call(
+            lambda: fga.batch_check(checks, context=self.context),
+            lambda: fga.abatch_check(checks, context=self.context),
+        )
+        allowed = {d.object for d in decisions if d.allowed and d.error is None}
+        return allowed, list(decisions), [d.error for d in decisions if d.error]
 
-    # -- async ---------------------------------------------------------------------------------
+    def retrieve_with_decisions(self, query: str, **kwargs: Any) -> tuple[list[Document], list[AuthorizationDecision]]:
+        """Like ``invoke`` but also returns the decision records of this query."""
+        return run(self._flow(query, kwargs.get("callbacks"), records=True))
 
     async def aretrieve_with_decisions(
         self, query: str, **kwargs: Any
     ) -> tuple[list[Document], list[AuthorizationDecision]]:
         """Async :meth:`retrieve_with_decisions`."""
-        started = time.perf_counter()
-        user = ""
-        try:
-            user = self._user()
-            config = {"callbacks": kwargs["callbacks"]} if kwargs.get("callbacks") is not None else None
-            k: int | None = None
-            if self.prefilter is None:
-                docs = list(await self.retriever.ainvoke(query, config=config))
-            else:
-                allowed = self._cached_allowed(user)
-                if allowed is None:
-                    allowed = self._allowed_from(
-                        await self.authorizer.alist_objects(
-                            user, self.relation, self.object_type, context=self.context
-                        )
-                    )
-                    self._remember_allowed(user, allowed)
-                search, k = self._search_plan(allowed)
-                docs = list(await search.ainvoke(query, config=config))
-            objects, unique = self._plan(docs)
-            decisions = (
-                (await self.authorizer.abatch_check(self._check_batch(user, unique), context=self.context))
-                if unique
-                else []
-            )
-        except Exception as exc:
-            return [], self._denied_all(user, exc, started)
-        kept, records = self._filter(docs, objects, decisions, user, started)
-        return (kept[:k] if k is not None else kept), records
+        return await arun(self._flow(query, kwargs.get("callbacks"), records=True))
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return run(self._flow(query, run_manager.get_child(), records=False))[0]
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
-        docs, _ = await self.aretrieve_with_decisions(query, callbacks=run_manager.get_child())
-        return docs
+        return (await arun(self._flow(query, run_manager.get_child(), records=False)))[0]
+
+
+def _object_from(metadata: Mapping[str, Any] | None, key: str, prefix: str) -> str | None:
+    """``<prefix><metadata[key]>`` when that is a usable object (a non-empty str or int id)."""
+    raw = metadata.get(key) if metadata else None
+    if type(raw) is str:  # the common case first
+        if not raw:
+            return None
+    elif raw is None or isinstance(raw, bool) or not isinstance(raw, (str, int)) or str(raw) == "":
+        return None
+    obj = f"{prefix}{raw}"
+    return obj if is_valid_object(obj) and not obj.endswith(":*") else None
 
 
 def _takes_filter_function(retriever: BaseRetriever) -> bool:
