@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -237,32 +238,32 @@ def _proceeding(flow: Flow[Any], proceed: Callable[[GuardedCall], Any]) -> Flow[
         flow.close()
 
 
-def _audit_scope(call: GuardedCall) -> Any:
+def _audit_scope(call: GuardedCall) -> AbstractContextManager[Any]:
+    if not audit_enabled():
+        return nullcontext()
     return audit_call(call.name, call.thread_id, call.tool_call_id, call.user.key if call.user else None)
 
 
-def _run_chain(guards: Sequence[ToolGuard], call: GuardedCall, final: ProceedFn) -> Any:
+def _chain(guards: Sequence[ToolGuard], call: GuardedCall, final: Callable[[GuardedCall], Any], method: str) -> Any:
+    """``guards`` (first = outermost) around ``final`` through each guard's ``method``
+    (``"wrap"``, or ``"awrap"``: then every link, and the result, is an awaitable)."""
+
     def step(index: int, current: GuardedCall) -> Any:
         if index == len(guards):
             return final(current)
-        return guards[index].wrap(current, lambda nxt: step(index + 1, nxt))
+        return getattr(guards[index], method)(current, lambda nxt: step(index + 1, nxt))
 
-    if not audit_enabled():
-        return step(0, call)
+    return step(0, call)
+
+
+def _run_chain(guards: Sequence[ToolGuard], call: GuardedCall, final: ProceedFn) -> Any:
     with _audit_scope(call):
-        return step(0, call)
+        return _chain(guards, call, final, "wrap")
 
 
 async def _arun_chain(guards: Sequence[ToolGuard], call: GuardedCall, final: AProceedFn) -> Any:
-    async def step(index: int, current: GuardedCall) -> Any:
-        if index == len(guards):
-            return await final(current)
-        return await guards[index].awrap(current, lambda nxt: step(index + 1, nxt))
-
-    if not audit_enabled():
-        return await step(0, call)
     with _audit_scope(call):
-        return await step(0, call)
+        return await _chain(guards, call, final, "awrap")
 
 
 # --------------------------------------------------------------------------- helpers
