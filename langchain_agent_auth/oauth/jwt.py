@@ -46,7 +46,7 @@ from langchain_agent_auth.core.errors import (
 )
 from langchain_agent_auth.oauth._flight import FlightAbandoned, SingleFlight
 from langchain_agent_auth.oauth._flow import Flow, RetryPolicy
-from langchain_agent_auth.oauth.discovery import MetadataCache, discover
+from langchain_agent_auth.oauth.discovery import MetadataCache
 from langchain_agent_auth.oauth.jwks import JWKSCache
 
 __all__ = ["ACCESS_TOKEN_TYPES", "DEFAULT_ALGORITHMS", "JWTVerifier"]
@@ -189,10 +189,7 @@ class JWTVerifier:
 
     def _discovery_flow(self) -> Flow[None]:
         if self._needs_discovery():
-            meta = self._meta.get(self.issuer)
-            if meta is None:
-                meta = yield from discover(self.issuer, timeout=self._timeout, retry=self._retry)
-                self._meta.put(meta, self.issuer)
+            meta = yield from self._meta.cached(self.issuer, timeout=self._timeout, retry=self._retry)
             self.jwks.jwks_uri = meta.require("jwks_uri")
 
     def _verified(self, token: str) -> Flow[dict[str, Any]]:
