@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["AgentAuthError", "ConfigurationError", "ProtocolError", "ProviderUnavailableError", "redact"]
+__all__ = [
+    "REDACTED",
+    "AgentAuthError",
+    "ConfigurationError",
+    "ProtocolError",
+    "ProviderUnavailableError",
+    "redact",
+]
 
 # --------------------------------------------------------------------------- redaction
 
@@ -30,7 +37,8 @@ _KV_RE = re.compile(
     r"auth_req_id|client_notification_token|code_verifier|code|password|assertion|"
     r"client_assertion|authorization)([\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;}]+)"
 )
-_REDACTED = "[redacted]"
+#: What every redaction in the toolkit puts in place of a secret.
+REDACTED = "[redacted]"
 
 
 def redact(text: str, *secrets: str | None) -> str:
@@ -47,10 +55,10 @@ def redact(text: str, *secrets: str | None) -> str:
     """
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, _REDACTED)
-    text = _JWT_RE.sub(_REDACTED, text)
-    text = _KV_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{_REDACTED}", text)
-    text = _OPAQUE_RE.sub(_REDACTED, text)
+            text = text.replace(secret, REDACTED)
+    text = _JWT_RE.sub(REDACTED, text)
+    text = _KV_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text = _OPAQUE_RE.sub(REDACTED, text)
     return text
 
 

@@ -6,13 +6,11 @@ clients share the cache.
 
 Example:
     >>> import httpx
-    >>> def provider(request):
-    ...     if request.url.path.endswith("openid-configuration"):
-    ...         return httpx.Response(200, json={"issuer": "https://idp.test",
-    ...                                          "token_endpoint": "https://idp.test/token"})
-    ...     return httpx.Response(200, json={"access_token": "svc-token", "expires_in": 300})
-    >>> oauth = OAuthClient("https://idp.test", "svc", "secret",
-    ...                     http_client=httpx.Client(transport=httpx.MockTransport(provider)))
+    >>> # one answer serves as both the discovery document and the token response
+    >>> answer = {"issuer": "https://idp.test", "token_endpoint": "https://idp.test/token",
+    ...           "access_token": "svc-token", "expires_in": 300}
+    >>> idp = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    >>> oauth = OAuthClient("https://idp.test", "svc", "secret", http_client=httpx.Client(transport=idp))
     >>> api = httpx.MockTransport(lambda r: httpx.Response(200, text=r.headers["authorization"][:6]))
     >>> with httpx.Client(transport=api, auth=ClientCredentialsAuth(oauth)) as http:
     ...     http.get("https://api.test/").text
