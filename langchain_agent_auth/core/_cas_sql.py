@@ -25,6 +25,7 @@ __all__ = ["AsyncPostgresCAS", "AsyncSqliteCAS", "PostgresCAS", "SqliteCAS"]
 TABLE = "agent_auth_cas"  # in the store's own database
 
 Rows = list[tuple[Any, ...]]
+Statement = str | tuple[str, tuple[Any, ...]]  # SQL, or SQL and its parameters
 
 # Statements for SQLite ("?" placeholders); PostgreSQL's are the same with "%s". The
 # ``{states}`` mark becomes one placeholder per expected state.
@@ -224,17 +225,17 @@ class PostgresCAS(_SqlCAS):
         with self._connection() as conn:
             if not self._ready:
                 with _created_elsewhere():
-                    _transaction(conn, _PG_SETUP)
+                    self._transaction(conn, _PG_SETUP)
                 self._ready = True
-            return _transaction(conn, ((sql, params),))
+            return self._transaction(conn, ((sql, params),))
 
-
-def _transaction(conn: Any, statements: Iterable[str | tuple[str, tuple[Any, ...]]]) -> Rows:
-    """Run ``statements`` in one transaction; the rows of the last one, if it has any."""
-    with conn.transaction(), conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(*((statement,) if isinstance(statement, str) else statement))
-        return [_row(r) for r in cur.fetchall()] if cur.description else []
+    @staticmethod
+    def _transaction(conn: Any, statements: Iterable[Statement]) -> Rows:
+        """Run ``statements`` in one transaction; the rows of the last one, if it has any."""
+        with conn.transaction(), conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(*_args(statement))
+            return [_row(r) for r in cur.fetchall()] if cur.description else []
 
 
 class AsyncPostgresCAS(_OnStoreLoop, PostgresCAS):
@@ -259,17 +260,17 @@ class AsyncPostgresCAS(_OnStoreLoop, PostgresCAS):
         async with self._aconnection() as conn:
             if not self._ready:
                 with _created_elsewhere():
-                    await _atransaction(conn, _PG_SETUP)
+                    await self._atransaction(conn, _PG_SETUP)
                 self._ready = True
-            return await _atransaction(conn, ((sql, params),))
+            return await self._atransaction(conn, ((sql, params),))
 
-
-async def _atransaction(conn: Any, statements: Iterable[str | tuple[str, tuple[Any, ...]]]) -> Rows:
-    """:func:`_transaction` on an async connection."""
-    async with conn.transaction(), conn.cursor() as cur:
-        for statement in statements:
-            await cur.execute(*((statement,) if isinstance(statement, str) else statement))
-        return [_row(r) for r in await cur.fetchall()] if cur.description else []
+    @staticmethod
+    async def _atransaction(conn: Any, statements: Iterable[Statement]) -> Rows:
+        """:meth:`PostgresCAS._transaction` on an async connection."""
+        async with conn.transaction(), conn.cursor() as cur:
+            for statement in statements:
+                await cur.execute(*_args(statement))
+            return [_row(r) for r in await cur.fetchall()] if cur.description else []
 
 
 @contextmanager
@@ -280,6 +281,10 @@ def _created_elsewhere() -> Iterator[None]:
     except Exception as exc:
         if type(exc).__name__ not in _PG_CREATED:
             raise
+
+
+def _args(statement: Statement) -> tuple[Any, ...]:
+    return (statement,) if isinstance(statement, str) else statement
 
 
 def _is_pool(conn: Any) -> bool:
