@@ -4,10 +4,11 @@ the argument checks every implementation shares, and async methods run in a work
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, NamedTuple
 
-__all__ = ["ABSENT", "Slot", "ThreadedAsync", "check", "expiry"]
+__all__ = ["ABSENT", "CheckThenWrite", "Slot", "ThreadedAsync", "check", "expiry"]
 
 ABSENT = ""
 """In ``expect``: the slot does not exist, or its ``ttl`` ran out."""
@@ -62,3 +63,28 @@ class ThreadedAsync:
         return await asyncio.to_thread(self.purge, before)  # type: ignore[attr-defined]
 
 
+class CheckThenWrite(ThreadedAsync):
+    """Compare-and-set as read, compare, write, under :meth:`_locked` (a lock that makes it
+    atomic, or none: then it is only best effort). Subclasses read (:meth:`_current`) and
+    write (:meth:`_write`)."""
+
+    _clock: Callable[[], float]
+
+    def _locked(self) -> AbstractContextManager[Any]:
+        return nullcontext()
+
+    def _current(self, name: str, now: float) -> Slot | None:
+        raise NotImplementedError
+
+    def _write(self, name: str, state: str, owner: str, expires_at: float | None, current: Slot | None) -> bool:
+        raise NotImplementedError
+
+    def swap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
+             ttl: float | None = None) -> bool:
+        wanted = check(name, state, expect)
+        now = self._clock()
+        with self._locked():
+            current = self._current(name, now)
+            if (current.state if current is not None else ABSENT) not in wanted:
+                return False
+            return self._write(name, state, owner, expiry(now, ttl), current)

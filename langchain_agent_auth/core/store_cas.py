@@ -50,9 +50,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
-from langchain_agent_auth.core._cas_slots import ABSENT, Slot, ThreadedAsync, check, expiry
+from langchain_agent_auth.core._cas_slots import ABSENT, CheckThenWrite, Slot
 from langchain_agent_auth.core._cas_sql import AsyncPostgresCAS, AsyncSqliteCAS, PostgresCAS, SqliteCAS
 from langchain_agent_auth.core.errors import ConfigurationError
 
@@ -108,7 +109,7 @@ _MEMORY_LOCK = threading.Lock()
 _MEMORY: weakref.WeakKeyDictionary[Any, dict[str, Slot]] = weakref.WeakKeyDictionary()
 
 
-class MemoryCAS(ThreadedAsync):
+class MemoryCAS(CheckThenWrite):
     """Slots for an ``InMemoryStore``, guarded by one process-wide lock (strict within the
     process; an in-memory store is not shared with other processes).
 
@@ -132,17 +133,16 @@ class MemoryCAS(ThreadedAsync):
             return None
         return slot
 
-    def swap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
-             ttl: float | None = None) -> bool:
-        wanted = check(name, state, expect)
-        now = self._clock()
-        with _MEMORY_LOCK:
-            current = self._live(name, now)
-            if (current.state if current is not None else ABSENT) not in wanted:
-                return False
-            old = self._slots.get(name)
-            self._slots[name] = Slot(state, owner, expiry(now, ttl), (old.version if old else 0) + 1)
-            return True
+    def _locked(self) -> AbstractContextManager[Any]:
+        return _MEMORY_LOCK
+
+    def _current(self, name: str, now: float) -> Slot | None:
+        return self._live(name, now)
+
+    def _write(self, name: str, state: str, owner: str, expires_at: float | None, current: Slot | None) -> bool:
+        old = self._slots.get(name)  # an expired slot's version goes on counting
+        self._slots[name] = Slot(state, owner, expires_at, (old.version if old else 0) + 1)
+        return True
 
     def read(self, name: str) -> Slot | None:
         with _MEMORY_LOCK:
@@ -169,7 +169,7 @@ class MemoryCAS(ThreadedAsync):
 BEST_EFFORT_NS = ("agent_auth", "cas")
 
 
-class BestEffortCAS(ThreadedAsync):
+class BestEffortCAS(CheckThenWrite):
     """Slots as store items for a store with no conditional write: write, wait ``settle``
     seconds, read back; the last writer wins. Two callers can both win when one writes more
     than ``settle`` after the other read. Use a store this module knows (SQLite, PostgreSQL)
@@ -198,15 +198,12 @@ class BestEffortCAS(ThreadedAsync):
             return None
         return slot
 
-    def swap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
-             ttl: float | None = None) -> bool:
-        wanted = check(name, state, expect)
-        now = self._clock()
-        current = self.read(name)
-        if (current.state if current is not None else ABSENT) not in wanted:
-            return False
+    def _current(self, name: str, now: float) -> Slot | None:
+        return self.read(name)
+
+    def _write(self, name: str, state: str, owner: str, expires_at: float | None, current: Slot | None) -> bool:
         nonce = secrets.token_hex(8)
-        value = {"state": state, "owner": owner, "expires_at": expiry(now, ttl),
+        value = {"state": state, "owner": owner, "expires_at": expires_at,
                  "version": (current.version if current else 0) + 1, "nonce": nonce}
         self._store.put(BEST_EFFORT_NS, name, value, index=False)
         if self.settle > 0:
