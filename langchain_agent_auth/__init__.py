@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "DeviceAuthorizer": "langchain_agent_auth.identity",
     "get_current_user": "langchain_agent_auth.identity",
     "identity_node": "langchain_agent_auth.identity",
+    "with_identity": "langchain_agent_auth.identity",
     "langgraph_auth": "langchain_agent_auth.identity.langgraph_auth",
     # protocol and storage
     "JWTVerifier": "langchain_agent_auth.oauth",
@@ -198,6 +199,7 @@ __all__ = [
     "vault_tool_node",
     "with_approval",
     "with_fga",
+    "with_identity",
     "with_vault",
 ]
 
@@ -285,6 +287,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         acting_as,
         get_current_user,
         identity_node,
+        with_identity,
     )
     from langchain_agent_auth.identity.langgraph_auth import langgraph_auth
     from langchain_agent_auth.oauth import JWTVerifier, OAuthClient

@@ -5,12 +5,25 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 USER_AGENT = "langchain-agent-auth"
 
 
+class _OnDemand:
+    """A client stand-in for the effect drivers: the real client is only made (or looked up
+    for the running loop) when a flow sends its first request."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Callable[[], Any]) -> None:
+        self._client = client
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> Any:
+        return self._client().send(request, **kwargs)
 
 class HTTPClients:
     """Lazily created ``httpx`` clients; given clients are used as-is and never closed.
@@ -56,6 +69,16 @@ class HTTPClients:
                                            follow_redirects=False)
                 self._async[loop] = client
             return client
+
+    @property
+    def sync_on_demand(self) -> Any:
+        """For ``run(flow, http=...)``: :attr:`sync`, made only if the flow sends a request."""
+        return _OnDemand(lambda: self.sync)
+
+    @property
+    def async_on_demand(self) -> Any:
+        """For ``arun(flow, http=...)``: :attr:`async_`, made only if the flow sends a request."""
+        return _OnDemand(lambda: self.async_)
 
     def close(self) -> None:
         with self._lock:

@@ -20,11 +20,12 @@ from typing import Any
 
 from langchain_core.messages import ToolMessage
 
+from langchain_agent_auth.core._error_base import REDACTED
+
 __all__ = ["REDACTED", "scrub"]
 
 log = logging.getLogger("langchain_agent_auth")
 
-REDACTED = "[redacted]"
 _MAX_DEPTH = 32
 _MIN_SECRET = 8  # shorter strings would match ordinary text; no real token is this short
 

@@ -223,8 +223,9 @@ def private_file(path: str | os.PathLike[str]) -> pathlib.Path:
     Example:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as d:
-        ...     oct(private_file(pathlib.Path(d) / "db.sqlite3").stat().st_mode & 0o777)
-        '0o600'
+        ...     db = private_file(private_dir(pathlib.Path(d) / "state") / "db.sqlite3")
+        ...     [oct(p.stat().st_mode & 0o777) for p in (db, db.parent)]
+        ['0o600', '0o700']
     """
     file = pathlib.Path(path)
     fd = os.open(file, os.O_WRONLY | os.O_CREAT, 0o600)

@@ -142,30 +142,81 @@ def _missing(what: str) -> RuntimeError:
     return RuntimeError(f"this flow needs {what}, and the driver was given none")
 
 
-def run(flow: Flow[T], *, http: httpx.Client | None = None, store: BaseStore | None = None) -> T:
-    """Run ``flow`` with blocking I/O and return its result."""
+# The two drivers share one loop (:func:`_drive`) and differ only in how they carry out a
+# step: :class:`_BlockingIO` never suspends (so a coroutine over it finishes in one
+# ``send``), :class:`_LoopIO` awaits.
+
+
+class _BlockingIO:
+    def __init__(self, http: Any, store: BaseStore | None) -> None:
+        self.http, self.store = http, store
+
+    async def request(self, request: httpx.Request) -> httpx.Response:
+        response = self.http.send(request)
+        response.read()
+        return response
+
+    async def call(self, step: Call) -> Any:
+        return step.sync()
+
+    async def batch(self, ops: Sequence[Op]) -> list[Any]:
+        return self.store.batch(ops)  # type: ignore[union-attr]
+
+    async def blocking(self, fn: Callable[[], Any]) -> Any:
+        return fn()
+
+    async def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)  # noqa: ASYNC251 - the blocking driver: no event loop runs here
+
+
+class _LoopIO:
+    def __init__(self, http: Any, store: BaseStore | None) -> None:
+        self.http, self.store = http, store
+
+    async def request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.http.send(request)
+        await response.aread()
+        return response
+
+    async def call(self, step: Call) -> Any:
+        reply = step.async_()
+        return (await reply) if inspect.isawaitable(reply) else reply
+
+    async def batch(self, ops: Sequence[Op]) -> list[Any]:
+        return await _AsyncStore.batch(self.store, ops)  # type: ignore[arg-type]
+
+    async def blocking(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.to_thread(fn)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def _perform(io: _BlockingIO | _LoopIO, step: Any) -> Any:
+    if isinstance(step, httpx.Request):
+        if io.http is None:
+            raise _missing("an HTTP client")
+        return await io.request(step)
+    if isinstance(step, Call):
+        return await io.call(step)
+    if isinstance(step, StoreOps):
+        if io.store is None:
+            raise _missing("a store")
+        return await io.batch(step.ops)
+    if isinstance(step, Blocking):
+        return await io.blocking(step.fn)
+    if isinstance(step, Sleep):
+        return await io.sleep(max(0.0, step.seconds))
+    raise TypeError(f"a flow yielded {step!r}, which is not a step")
+
+
+async def _drive(flow: Flow[T], io: _BlockingIO | _LoopIO) -> T:
+    """The one driver loop: carry out each step, send the answer or throw the error back."""
     try:
         step = next(flow)
         while True:
             try:
-                if isinstance(step, httpx.Request):
-                    if http is None:
-                        raise _missing("an HTTP client")
-                    reply: Any = http.send(step)
-                    reply.read()
-                elif isinstance(step, Call):
-                    reply = step.sync()
-                elif isinstance(step, StoreOps):
-                    if store is None:
-                        raise _missing("a store")
-                    reply = store.batch(step.ops)
-                elif isinstance(step, Blocking):
-                    reply = step.fn()
-                elif isinstance(step, Sleep):
-                    time.sleep(max(0.0, step.seconds))
-                    reply = None
-                else:
-                    raise TypeError(f"a flow yielded {step!r}, which is not a step")
+                reply = await _perform(io, step)
             except Exception as exc:
                 step = flow.throw(exc)
                 continue
@@ -174,42 +225,22 @@ def run(flow: Flow[T], *, http: httpx.Client | None = None, store: BaseStore | N
         return stop.value
     finally:
         flow.close()
+
+
+def run(flow: Flow[T], *, http: httpx.Client | None = None, store: BaseStore | None = None) -> T:
+    """Run ``flow`` with blocking I/O and return its result."""
+    driving = _drive(flow, _BlockingIO(http, store))
+    try:
+        driving.send(None)
+    except StopIteration as done:
+        return done.value
+    driving.close()  # pragma: no cover - a blocking step never suspends
+    raise RuntimeError("a blocking step suspended")  # pragma: no cover
 
 
 async def arun(flow: Flow[T], *, http: httpx.AsyncClient | None = None, store: BaseStore | None = None) -> T:
     """Run ``flow`` on the event loop (network, store and blocking calls never block it)."""
-    try:
-        step = next(flow)
-        while True:
-            try:
-                if isinstance(step, httpx.Request):
-                    if http is None:
-                        raise _missing("an HTTP client")
-                    reply: Any = await http.send(step)
-                    await reply.aread()
-                elif isinstance(step, Call):
-                    reply = step.async_()
-                    if inspect.isawaitable(reply):
-                        reply = await reply
-                elif isinstance(step, StoreOps):
-                    if store is None:
-                        raise _missing("a store")
-                    reply = await _AsyncStore.batch(store, step.ops)
-                elif isinstance(step, Blocking):
-                    reply = await asyncio.to_thread(step.fn)
-                elif isinstance(step, Sleep):
-                    await asyncio.sleep(max(0.0, step.seconds))
-                    reply = None
-                else:
-                    raise TypeError(f"a flow yielded {step!r}, which is not a step")
-            except Exception as exc:
-                step = flow.throw(exc)
-                continue
-            step = flow.send(reply)
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        flow.close()
+    return await _drive(flow, _LoopIO(http, store))
 
 
 # The driver names the vault used before the runtime moved to core (same functions).

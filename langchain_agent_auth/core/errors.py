@@ -68,6 +68,10 @@ Every exception the toolkit raises derives from :class:`AgentAuthError`::
         ├── ResolutionDepthError            resolution depth limit exceeded
         └── AccessDenied                    a check said no (carries the decision)
 
+The root classes and :func:`redact` live in :mod:`~langchain_agent_auth.core._error_base`, the
+OAuth branch (one class per spec code) in :mod:`~langchain_agent_auth.core._oauth_errors`; this
+module holds the rest and is the one place to import any of them from.
+
 ``str()`` of any of these never contains a token or a secret: messages pass through
 :func:`redact` when they are built, so a provider that echoes a token in its
 ``error_description`` cannot leak it into logs, ToolMessages or traces.
@@ -81,9 +85,46 @@ Example:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
+
+from langchain_agent_auth.core._error_base import (
+    AgentAuthError,
+    ConfigurationError,
+    ProtocolError,
+    ProviderUnavailableError,
+    redact,
+)
+from langchain_agent_auth.core._oauth_errors import (
+    AccessDeniedError,
+    AuthorizationPendingError,
+    ConsentRequiredError,
+    ExpiredLoginHintTokenError,
+    ExpiredTokenError,
+    InsufficientScopeError,
+    InteractionRequiredError,
+    InvalidAuthorizationDetailsError,
+    InvalidBindingMessageError,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    InvalidTargetError,
+    InvalidTokenError,
+    InvalidUserCodeError,
+    LoginRequiredError,
+    MissingUserCodeError,
+    OAuthError,
+    ServerError,
+    SlowDownError,
+    TemporarilyUnavailableError,
+    TransactionFailedError,
+    UnauthorizedClientError,
+    UnknownUserIdError,
+    UnsupportedGrantTypeError,
+    UnsupportedResponseTypeError,
+    UnsupportedTokenTypeError,
+    oauth_error_from_response,
+)
 
 __all__ = [
     "AccessDenied",
@@ -151,275 +192,6 @@ __all__ = [
     "oauth_error_from_response",
     "redact",
 ]
-
-# --------------------------------------------------------------------------- redaction
-
-# A JWT / JWS / JWE compact serialization: base64url segments separated by dots.
-_JWT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){1,4}")
-# Long opaque credentials (OAuth tokens, auth_req_ids, secrets): 32+ url-safe chars with
-# both letters and digits. Plain words, URLs and error codes do not match.
-_OPAQUE_RE = re.compile(
-    r"(?<![A-Za-z0-9_\-./:])"
-    r"(?=[A-Za-z0-9_\-~+/]*\d)(?=[A-Za-z0-9_\-~+/]*[A-Za-z])"
-    r"[A-Za-z0-9_\-~+/]{32,}={0,2}"
-    r"(?![A-Za-z0-9_\-./])"
-)
-# key=value pairs whose key names a secret.
-_KV_RE = re.compile(
-    r"(?i)\b(access_token|refresh_token|id_token|client_secret|subject_token|actor_token|"
-    r"auth_req_id|client_notification_token|code_verifier|code|password|assertion|"
-    r"client_assertion|authorization)([\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;}]+)"
-)
-_REDACTED = "[redacted]"
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """Remove tokens and secrets from ``text``.
-
-    Known secret values passed in ``secrets`` are removed exactly; JWTs, long opaque
-    credentials and ``name=value`` pairs with a secret-sounding name are removed by shape.
-
-    Example:
-        >>> redact("bad token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl here")
-        'bad token [redacted] here'
-        >>> redact("refresh_token=abc123", )
-        'refresh_token=[redacted]'
-    """
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, _REDACTED)
-    text = _JWT_RE.sub(_REDACTED, text)
-    text = _KV_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{_REDACTED}", text)
-    text = _OPAQUE_RE.sub(_REDACTED, text)
-    return text
-
-
-# --------------------------------------------------------------------------- base
-
-
-class AgentAuthError(Exception):
-    """Base class of every error raised by langchain-agent-auth.
-
-    ``message`` is redacted on construction; ``hint`` is a short, actionable sentence
-    suitable for a ToolMessage shown to the model.
-    """
-
-    hint: str | None = None
-
-    def __init__(self, message: str = "", *, hint: str | None = None) -> None:
-        self.message = redact(str(message))
-        if hint is not None:
-            self.hint = redact(hint)
-        super().__init__(self.message)
-
-    def __str__(self) -> str:
-        return self.message
-
-    def for_model(self) -> str:
-        """A short message for the model: what failed and, when known, what to do."""
-        return self.hint or self.message
-
-
-class ConfigurationError(AgentAuthError):
-    """Wrong or missing settings. Raised at construction time where possible."""
-
-
-class ProtocolError(AgentAuthError):
-    """A server answered something no spec allows (HTML, empty body, missing fields...)."""
-
-    def __init__(self, message: str = "", *, status_code: int | None = None, hint: str | None = None):
-        self.status_code = status_code
-        super().__init__(message, hint=hint)
-
-
-class ProviderUnavailableError(ProtocolError):
-    """The server could not be reached, timed out, or kept answering 5xx after retries."""
-
-
-# --------------------------------------------------------------------------- OAuth
-
-
-class OAuthError(AgentAuthError):
-    """An OAuth 2.0 / OpenID error response.
-
-    Attributes:
-        error: the spec's error code (``invalid_grant``...).
-        error_description: the server's description, redacted.
-        error_uri: the server's error URI, if any.
-        status_code: the HTTP status of the response, if any.
-    """
-
-    error: ClassVar[str] = "oauth_error"  # type: ignore[misc]
-    _by_code: ClassVar[dict[str, type[OAuthError]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        code = cls.__dict__.get("error")
-        if isinstance(code, str):
-            OAuthError._by_code[code] = cls
-
-    def __init__(
-        self,
-        error_description: str | None = None,
-        *,
-        error: str | None = None,
-        error_uri: str | None = None,
-        status_code: int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        if error is not None:
-            # Instance attribute shadows the class default for unmapped codes.
-            self.error = error  # type: ignore[misc]
-        self.error_description = redact(error_description) if error_description else None
-        self.error_uri = error_uri
-        self.status_code = status_code
-        text = self.error if not self.error_description else f"{self.error}: {self.error_description}"
-        super().__init__(text, hint=hint)
-
-    def to_dict(self) -> dict[str, str]:
-        """The error as a spec error response body."""
-        body = {"error": self.error}
-        if self.error_description:
-            body["error_description"] = self.error_description
-        if self.error_uri:
-            body["error_uri"] = self.error_uri
-        return body
-
-
-class InvalidRequestError(OAuthError):
-    error = "invalid_request"
-
-
-class InvalidClientError(OAuthError):
-    error = "invalid_client"
-    hint = "The agent's OAuth client was rejected by the provider; check client id and secret."
-
-
-class InvalidGrantError(OAuthError):
-    error = "invalid_grant"
-
-
-class UnauthorizedClientError(OAuthError):
-    error = "unauthorized_client"
-
-
-class UnsupportedGrantTypeError(OAuthError):
-    error = "unsupported_grant_type"
-
-
-class InvalidScopeError(OAuthError):
-    error = "invalid_scope"
-
-
-class InvalidTargetError(OAuthError):
-    error = "invalid_target"
-
-
-class AccessDeniedError(OAuthError):
-    error = "access_denied"
-
-
-class AuthorizationPendingError(OAuthError):
-    error = "authorization_pending"
-
-
-class SlowDownError(OAuthError):
-    error = "slow_down"
-
-
-class ExpiredTokenError(OAuthError):
-    error = "expired_token"
-
-
-class TransactionFailedError(OAuthError):
-    error = "transaction_failed"
-
-
-class UnknownUserIdError(OAuthError):
-    error = "unknown_user_id"
-
-
-class ExpiredLoginHintTokenError(OAuthError):
-    error = "expired_login_hint_token"
-
-
-class MissingUserCodeError(OAuthError):
-    error = "missing_user_code"
-
-
-class InvalidUserCodeError(OAuthError):
-    error = "invalid_user_code"
-
-
-class InvalidBindingMessageError(OAuthError):
-    error = "invalid_binding_message"
-
-
-class InvalidAuthorizationDetailsError(OAuthError):
-    error = "invalid_authorization_details"
-
-
-class UnsupportedTokenTypeError(OAuthError):
-    error = "unsupported_token_type"
-
-
-class UnsupportedResponseTypeError(OAuthError):
-    error = "unsupported_response_type"
-
-
-class InvalidTokenError(OAuthError):
-    error = "invalid_token"
-
-
-class InsufficientScopeError(OAuthError):
-    error = "insufficient_scope"
-
-
-class LoginRequiredError(OAuthError):
-    error = "login_required"
-
-
-class ConsentRequiredError(OAuthError):
-    error = "consent_required"
-
-
-class InteractionRequiredError(OAuthError):
-    error = "interaction_required"
-
-
-class ServerError(OAuthError):
-    error = "server_error"
-
-
-class TemporarilyUnavailableError(OAuthError):
-    error = "temporarily_unavailable"
-
-
-def oauth_error_from_response(body: Mapping[str, Any], *, status_code: int | None = None) -> OAuthError:
-    """Build the :class:`OAuthError` subclass that matches ``body["error"]``.
-
-    Unknown codes give a plain :class:`OAuthError` whose ``.error`` is the code.
-    Non-string fields are ignored rather than trusted.
-
-    Example:
-        >>> e = oauth_error_from_response({"error": "invalid_grant", "error_description": "used"})
-        >>> type(e).__name__, str(e)
-        ('InvalidGrantError', 'invalid_grant: used')
-    """
-    code = body.get("error")
-    if not isinstance(code, str) or not code:
-        code = "invalid_response"
-    code = code[:64]
-    description = body.get("error_description")
-    uri = body.get("error_uri")
-    cls = OAuthError._by_code.get(code, OAuthError)
-    return cls(
-        description[:1000] if isinstance(description, str) else None,
-        error=None if cls is not OAuthError else code,
-        error_uri=uri[:1000] if isinstance(uri, str) else None,
-        status_code=status_code,
-    )
-
 
 # --------------------------------------------------------------------------- tokens
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -221,59 +222,72 @@ class ToolGuard:
     def wrap(self, call: GuardedCall, proceed: ProceedFn) -> Any:
         """Run the guard synchronously (the flow under the blocking driver)."""
         http = self.http_clients.sync if self.http_clients is not None else None
-        return run(_proceeding(self.flow(call), proceed), http=http, store=self.store_for(call))
+        return run(_Proceeding(self.flow(call), proceed), http=http, store=self.store_for(call))  # type: ignore[arg-type]
 
     async def awrap(self, call: GuardedCall, proceed: AProceedFn) -> Any:
         """Run the guard asynchronously (the flow under the event-loop driver)."""
         http = self.http_clients.async_ if self.http_clients is not None else None
-        return await arun(_proceeding(self.flow(call), proceed), http=http, store=self.store_for(call))
+        return await arun(_Proceeding(self.flow(call), proceed), http=http,  # type: ignore[arg-type]
+                          store=self.store_for(call))
 
 
-def _proceeding(flow: Flow[Any], proceed: Callable[[GuardedCall], Any]) -> Flow[Any]:
-    """``flow`` with its :class:`Proceed` steps turned into calls of ``proceed``."""
-    try:
-        step: Step | Proceed = next(flow)
-        while True:
-            if isinstance(step, Proceed):
-                step = Call(lambda c=step.call: proceed(c), lambda c=step.call: proceed(c))
-            try:
-                reply = yield step
-            except Exception as exc:
-                step = flow.throw(exc)
-                continue
-            step = flow.send(reply)
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        flow.close()
+class _Proceeding:
+    """A guard's flow as the drivers see it: each :class:`Proceed` step becomes a
+    :class:`~langchain_agent_auth.core.effects.Call` of ``proceed`` (the next guard, or the
+    tool); every other step, answer and error passes through unchanged."""
+
+    def __init__(self, flow: Flow[Any], proceed: Callable[[GuardedCall], Any]) -> None:
+        self._flow = flow
+        self._proceed = proceed
+
+    def __iter__(self) -> _Proceeding:
+        return self
+
+    def __next__(self) -> Step:
+        return self._step(next(self._flow))
+
+    def send(self, value: Any) -> Step:
+        return self._step(self._flow.send(value))
+
+    def throw(self, error: BaseException) -> Step:
+        return self._step(self._flow.throw(error))
+
+    def close(self) -> None:
+        self._flow.close()
+
+    def _step(self, step: Step | Proceed) -> Step:
+        if isinstance(step, Proceed):
+            call, proceed = step.call, self._proceed
+            return Call(lambda: proceed(call), lambda: proceed(call))
+        return step
 
 
-def _audit_scope(call: GuardedCall) -> Any:
+def _audit_scope(call: GuardedCall) -> AbstractContextManager[Any]:
+    if not audit_enabled():
+        return nullcontext()
     return audit_call(call.name, call.thread_id, call.tool_call_id, call.user.key if call.user else None)
 
 
-def _run_chain(guards: Sequence[ToolGuard], call: GuardedCall, final: ProceedFn) -> Any:
+def _chain(guards: Sequence[ToolGuard], call: GuardedCall, final: Callable[[GuardedCall], Any], method: str) -> Any:
+    """``guards`` (first = outermost) around ``final`` through each guard's ``method``
+    (``"wrap"``, or ``"awrap"``: then every link, and the result, is an awaitable)."""
+
     def step(index: int, current: GuardedCall) -> Any:
         if index == len(guards):
             return final(current)
-        return guards[index].wrap(current, lambda nxt: step(index + 1, nxt))
+        return getattr(guards[index], method)(current, lambda nxt: step(index + 1, nxt))
 
-    if not audit_enabled():
-        return step(0, call)
+    return step(0, call)
+
+
+def _run_chain(guards: Sequence[ToolGuard], call: GuardedCall, final: ProceedFn) -> Any:
     with _audit_scope(call):
-        return step(0, call)
+        return _chain(guards, call, final, "wrap")
 
 
 async def _arun_chain(guards: Sequence[ToolGuard], call: GuardedCall, final: AProceedFn) -> Any:
-    async def step(index: int, current: GuardedCall) -> Any:
-        if index == len(guards):
-            return await final(current)
-        return await guards[index].awrap(current, lambda nxt: step(index + 1, nxt))
-
-    if not audit_enabled():
-        return await step(0, call)
     with _audit_scope(call):
-        return await step(0, call)
+        return await _chain(guards, call, final, "awrap")
 
 
 # --------------------------------------------------------------------------- helpers

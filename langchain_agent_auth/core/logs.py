@@ -29,7 +29,7 @@ import logging
 import re
 from collections.abc import Iterable
 
-from langchain_agent_auth.core.errors import redact
+from langchain_agent_auth.core._error_base import REDACTED, redact
 
 __all__ = ["LOGGERS", "RedactingFilter", "install_log_redaction", "redact_log_text"]
 
@@ -65,7 +65,6 @@ _KNOWN_LEAVES: tuple[str, ...] = (
 # are secrets too: introspection and revocation take ``token=...``, headers carry the rest.
 _LOG_KV_RE = re.compile(r"(?i)(?<![A-Za-z0-9_])(token|state|session|cookie)([\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;}]+)")
 _AUTH_RE = re.compile(r"(?i)\b(bearer|basic|dpop)\s+[A-Za-z0-9._~+/=-]{6,}")
-_REDACTED = "[redacted]"
 
 
 def redact_log_text(text: str) -> str:
@@ -75,8 +74,8 @@ def redact_log_text(text: str) -> str:
         >>> redact_log_text("POST /revoke token=abc123 Authorization: Bearer xyz-987654")
         'POST /revoke token=[redacted] Authorization: [redacted] [redacted]'
     """
-    text = _AUTH_RE.sub(lambda m: f"{m.group(1)} {_REDACTED}", text)
-    text = _LOG_KV_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{_REDACTED}", text)
+    text = _AUTH_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _LOG_KV_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     return redact(text)
 
 

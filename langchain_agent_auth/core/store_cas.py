@@ -36,21 +36,25 @@ Implementations, chosen from the store's type by :func:`compare_and_set`:
   :class:`~langchain_agent_auth.errors.ConfigurationError` with ``strict=True``.
 
 Each has the sync methods and their ``a``-prefixed async twins; the async methods of a
-sync-only store run in a worker thread, so the event loop never blocks.
+sync-only store run in a worker thread, so the event loop never blocks. The SQL backends live
+in :mod:`langchain_agent_auth.core._cas_sql` (statements written once for both drivers), the
+slot model in :mod:`langchain_agent_auth.core._cas_slots`; this module is the public surface.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import secrets
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager, nullcontext
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
 
+from langchain_agent_auth.core._cas_slots import ABSENT, CheckThenWrite, Slot
+from langchain_agent_auth.core._cas_sql import AsyncPostgresCAS, AsyncSqliteCAS, PostgresCAS, SqliteCAS
 from langchain_agent_auth.core.errors import ConfigurationError
 
 __all__ = [
@@ -67,40 +71,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("langchain_agent_auth.store_cas")
-
-ABSENT = ""
-"""In ``expect``: the slot does not exist, or its ``ttl`` ran out."""
-
-TABLE = "agent_auth_cas"  # in the store's own database (SQLite, PostgreSQL)
-_MAX_NAME = 512
-
-
-class Slot(NamedTuple):
-    """A slot's current value (``expires_at`` ``None``: never expires)."""
-
-    state: str
-    owner: str
-    expires_at: float | None
-    version: int
-
-
-def _check(name: str, state: str, expect: Iterable[str]) -> tuple[str, ...]:
-    if not isinstance(name, str) or not name or len(name) > _MAX_NAME:
-        raise ValueError(f"a slot name is a non-empty string of at most {_MAX_NAME} characters")
-    if not isinstance(state, str) or not state:
-        raise ValueError("a slot state is a non-empty string")
-    wanted = (expect,) if isinstance(expect, str) else tuple(expect)
-    if not wanted or not all(isinstance(e, str) for e in wanted):
-        raise ValueError("expect lists the states (strings; ABSENT for none) the slot may be in")
-    return wanted
-
-
-def _expiry(now: float, ttl: float | None) -> float | None:
-    if ttl is None:
-        return None
-    if ttl <= 0:
-        raise ValueError("ttl must be positive (or None: never expires)")
-    return now + ttl
 
 
 @runtime_checkable
@@ -133,32 +103,13 @@ class CompareAndSet(Protocol):
     async def apurge(self, before: float) -> int: ...
 
 
-class _ThreadedAsync:
-    """Async twins that run the sync methods in a worker thread."""
-
-    async def aswap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
-                    ttl: float | None = None) -> bool:
-        wanted = expect if isinstance(expect, str) else tuple(expect)  # a generator is read once, here
-        return await asyncio.to_thread(self.swap, name, state, expect=wanted,  # type: ignore[attr-defined]
-                                       owner=owner, ttl=ttl)
-
-    async def aread(self, name: str) -> Slot | None:
-        return await asyncio.to_thread(self.read, name)  # type: ignore[attr-defined]
-
-    async def arelease(self, name: str, owner: str) -> bool:
-        return await asyncio.to_thread(self.release, name, owner)  # type: ignore[attr-defined]
-
-    async def apurge(self, before: float) -> int:
-        return await asyncio.to_thread(self.purge, before)  # type: ignore[attr-defined]
-
-
 # --------------------------------------------------------------------------- in memory
 
 _MEMORY_LOCK = threading.Lock()
 _MEMORY: weakref.WeakKeyDictionary[Any, dict[str, Slot]] = weakref.WeakKeyDictionary()
 
 
-class MemoryCAS(_ThreadedAsync):
+class MemoryCAS(CheckThenWrite):
     """Slots for an ``InMemoryStore``, guarded by one process-wide lock (strict within the
     process; an in-memory store is not shared with other processes).
 
@@ -182,17 +133,16 @@ class MemoryCAS(_ThreadedAsync):
             return None
         return slot
 
-    def swap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
-             ttl: float | None = None) -> bool:
-        wanted = _check(name, state, expect)
-        now = self._clock()
-        with _MEMORY_LOCK:
-            current = self._live(name, now)
-            if (current.state if current is not None else ABSENT) not in wanted:
-                return False
-            old = self._slots.get(name)
-            self._slots[name] = Slot(state, owner, _expiry(now, ttl), (old.version if old else 0) + 1)
-            return True
+    def _locked(self) -> AbstractContextManager[Any]:
+        return _MEMORY_LOCK
+
+    def _current(self, name: str, now: float) -> Slot | None:
+        return self._live(name, now)
+
+    def _write(self, name: str, state: str, owner: str, expires_at: float | None, current: Slot | None) -> bool:
+        old = self._slots.get(name)  # an expired slot's version goes on counting
+        self._slots[name] = Slot(state, owner, expires_at, (old.version if old else 0) + 1)
+        return True
 
     def read(self, name: str) -> Slot | None:
         with _MEMORY_LOCK:
@@ -214,287 +164,12 @@ class MemoryCAS(_ThreadedAsync):
             return len(dead)
 
 
-# --------------------------------------------------------------------------- SQL
-
-# Statements for SQLite ("?" placeholders); PostgreSQL's are the same with "%s". The
-# ``{states}`` mark becomes one placeholder per expected state.
-_SQLITE = {
-    "create": ("CREATE TABLE IF NOT EXISTS agent_auth_cas (name TEXT PRIMARY KEY, state TEXT NOT NULL, "
-               "owner TEXT NOT NULL, expires_at DOUBLE PRECISION, version BIGINT NOT NULL)"),
-    # The slot is absent (insert), expired, or in one of the expected states: one statement.
-    "upsert": ("INSERT INTO agent_auth_cas (name, state, owner, expires_at, version) VALUES (?, ?, ?, ?, 1) "
-               "ON CONFLICT (name) DO UPDATE SET state = excluded.state, owner = excluded.owner, "
-               "expires_at = excluded.expires_at, version = agent_auth_cas.version + 1 "
-               "WHERE NOT (agent_auth_cas.expires_at IS NULL OR agent_auth_cas.expires_at > ?) "
-               "OR agent_auth_cas.state IN ({states}) RETURNING version"),
-    # ABSENT not expected: only a live slot in an expected state changes.
-    "update": ("UPDATE agent_auth_cas SET state = ?, owner = ?, expires_at = ?, version = version + 1 "
-               "WHERE name = ? AND (agent_auth_cas.expires_at IS NULL OR agent_auth_cas.expires_at > ?) "
-               "AND state IN ({states}) RETURNING version"),
-    "read": ("SELECT state, owner, expires_at, version FROM agent_auth_cas WHERE name = ? "
-             "AND (agent_auth_cas.expires_at IS NULL OR agent_auth_cas.expires_at > ?)"),
-    "release": "DELETE FROM agent_auth_cas WHERE name = ? AND owner = ? RETURNING name",
-    "purge": "DELETE FROM agent_auth_cas WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING name",
-}
-_PG = {k: v.replace("?", "%s") for k, v in _SQLITE.items()}
-
-
-def _swap_statement(sql: dict[str, str], param: str, name: str, state: str, wanted: tuple[str, ...],
-                    owner: str, expires: float | None, now: float) -> tuple[str, tuple[Any, ...]]:
-    states = [s for s in wanted if s != ABSENT] or [ABSENT]  # no stored slot has the state ""
-    marks = ", ".join([param] * len(states))
-    if ABSENT in wanted:
-        return sql["upsert"].format(states=marks), (name, state, owner, expires, now, *states)
-    return sql["update"].format(states=marks), (state, owner, expires, name, now, *states)
-
-
-
-class SqliteCAS(_ThreadedAsync):
-    """Slots in a table of the ``SqliteStore``'s own database: one conditional statement per
-    swap, so processes sharing the file agree (SQLite serialises writers).
-
-    Example:
-        >>> import sqlite3
-        >>> from langgraph.store.sqlite import SqliteStore
-        >>> store = SqliteStore(sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
-        >>> cas = SqliteCAS(store)
-        >>> [cas.swap("k", "lease:" + w, expect=["", "lease:" + w], ttl=5) for w in ("w1", "w2", "w1")]
-        [True, False, True]
-    """
-
-    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
-        self._conn: sqlite3.Connection = store.conn
-        self._lock: Any = getattr(store, "lock", None) or threading.Lock()
-        self._clock = clock
-        self._ready = False
-
-    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            if not self._ready:
-                self._conn.execute(_SQLITE["create"])
-                self._ready = True
-            rows = self._conn.execute(sql, params).fetchall()
-            if self._conn.in_transaction:
-                self._conn.commit()
-            return rows
-
-    def swap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
-             ttl: float | None = None) -> bool:
-        wanted = _check(name, state, expect)
-        now = self._clock()
-        sql, params = _swap_statement(_SQLITE, "?", name, state, wanted, owner, _expiry(now, ttl), now)
-        return bool(self._run(sql, params))
-
-    def read(self, name: str) -> Slot | None:
-        rows = self._run(_SQLITE["read"], (name, self._clock()))
-        return Slot(*rows[0]) if rows else None
-
-    def release(self, name: str, owner: str) -> bool:
-        return bool(self._run(_SQLITE["release"], (name, owner)))
-
-    def purge(self, before: float) -> int:
-        return len(self._run(_SQLITE["purge"], (before,)))
-
-
-class AsyncSqliteCAS(SqliteCAS):
-    """:class:`SqliteCAS` for ``AsyncSqliteStore`` (aiosqlite): the async methods await the
-    store's connection; the sync ones are for worker threads only."""
-
-    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
-        self._aconn = store.conn
-        self._alock: asyncio.Lock = store.lock
-        self._clock = clock
-        self._ready = False
-        self._loop = getattr(store, "_loop", None)
-
-    async def _arun(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        async with self._alock:
-            if not self._ready:
-                await self._aconn.execute(_SQLITE["create"])
-                self._ready = True
-            cur = await self._aconn.execute(sql, params)
-            rows = list(await cur.fetchall())
-            await self._aconn.commit()
-            return rows
-
-    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return _on_loop(self._loop, self._arun(sql, params))
-
-    async def aswap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
-                    ttl: float | None = None) -> bool:
-        wanted = _check(name, state, expect)
-        now = self._clock()
-        sql, params = _swap_statement(_SQLITE, "?", name, state, wanted, owner, _expiry(now, ttl), now)
-        return bool(await self._arun(sql, params))
-
-    async def aread(self, name: str) -> Slot | None:
-        rows = await self._arun(_SQLITE["read"], (name, self._clock()))
-        return Slot(*rows[0]) if rows else None
-
-    async def arelease(self, name: str, owner: str) -> bool:
-        return bool(await self._arun(_SQLITE["release"], (name, owner)))
-
-    async def apurge(self, before: float) -> int:
-        return len(await self._arun(_SQLITE["purge"], (before,)))
-
-
-def _on_loop(loop: Any, coro: Any) -> Any:
-    """Run ``coro`` on the async store's loop from another thread (never from that loop)."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if loop is None or running is loop:
-        coro.close()
-        raise ConfigurationError("this store is async: use the a-prefixed methods (aswap, aread...) on its "
-                                 "event loop, or call the sync ones from a worker thread")
-    return asyncio.run_coroutine_threadsafe(coro, loop).result()
-
-
-class PostgresCAS(_ThreadedAsync):
-    """Slots in a table of the ``PostgresStore``'s database: one conditional ``INSERT ... ON
-    CONFLICT DO UPDATE ... WHERE ... RETURNING`` in its own transaction per swap. PostgreSQL
-    re-checks the ``WHERE`` on the locked, newest row, so the swap is strict across
-    connections, processes and machines. Works with a connection (autocommit, as
-    ``PostgresStore`` needs) or a pool.
-
-    Example::
-
-        with PostgresStore.from_conn_string(dsn) as store:
-            cas = PostgresCAS(store)
-            cas.swap("approval|abc.1|run", "running")
-    """
-
-    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
-        self._store = store
-        self._clock = clock
-        self._ready = False
-
-    @contextmanager
-    def _connection(self) -> Iterator[Any]:
-        conn = self._store.conn
-        if _is_pool(conn):
-            with conn.connection() as c:
-                yield c
-        else:  # a connection shared with the store: one user at a time, as the store does
-            with getattr(self._store, "lock", None) or nullcontext():
-                yield conn
-
-    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._connection() as conn:
-            if not self._ready:
-                _pg_setup(conn)
-                self._ready = True
-            with conn.transaction(), conn.cursor() as cur:
-                cur.execute(sql, params)
-                return [_row(r) for r in cur.fetchall()]
-
-    def swap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
-             ttl: float | None = None) -> bool:
-        wanted = _check(name, state, expect)
-        now = self._clock()
-        sql, params = _swap_statement(_PG, "%s", name, state, wanted, owner, _expiry(now, ttl), now)
-        return bool(self._run(sql, params))
-
-    def read(self, name: str) -> Slot | None:
-        rows = self._run(_PG["read"], (name, self._clock()))
-        return Slot(*rows[0]) if rows else None
-
-    def release(self, name: str, owner: str) -> bool:
-        return bool(self._run(_PG["release"], (name, owner)))
-
-    def purge(self, before: float) -> int:
-        return len(self._run(_PG["purge"], (before,)))
-
-
-def _is_pool(conn: Any) -> bool:
-    return hasattr(conn, "connection") and not hasattr(conn, "cursor")
-
-
-def _row(r: Any) -> tuple[Any, ...]:
-    return tuple(r.values()) if isinstance(r, dict) else tuple(r)
-
-
-# Processes creating the table at the same moment collide in PostgreSQL's catalog (the table
-# and its row type): an advisory lock held for the creating transaction makes them take turns.
-_PG_SETUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('agent_auth_cas'))"
-_PG_CREATED = ("UniqueViolation", "DuplicateTable", "DuplicateObject")
-
-
-def _pg_setup(conn: Any) -> None:
-    try:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute(_PG_SETUP_LOCK)
-            cur.execute(_PG["create"])
-    except Exception as exc:
-        if type(exc).__name__ not in _PG_CREATED:  # another creator won: the table exists
-            raise
-
-
-async def _apg_setup(conn: Any) -> None:
-    try:
-        async with conn.transaction(), conn.cursor() as cur:
-            await cur.execute(_PG_SETUP_LOCK)
-            await cur.execute(_PG["create"])
-    except Exception as exc:
-        if type(exc).__name__ not in _PG_CREATED:
-            raise
-
-
-class AsyncPostgresCAS(PostgresCAS):
-    """:class:`PostgresCAS` for ``AsyncPostgresStore`` (psycopg's async connection or pool);
-    the sync methods are for worker threads only."""
-
-    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(store, clock=clock)
-        self._loop = getattr(store, "_loop", None)
-
-    @asynccontextmanager
-    async def _aconnection(self) -> AsyncIterator[Any]:
-        conn = self._store.conn
-        if _is_pool(conn):
-            async with conn.connection() as c:
-                yield c
-        else:
-            async with self._store.lock:
-                yield conn
-
-    async def _arun(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        async with self._aconnection() as conn:
-            if not self._ready:
-                await _apg_setup(conn)
-                self._ready = True
-            async with conn.transaction(), conn.cursor() as cur:
-                await cur.execute(sql, params)
-                return [_row(r) for r in await cur.fetchall()]
-
-    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return _on_loop(self._loop, self._arun(sql, params))
-
-    async def aswap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
-                    ttl: float | None = None) -> bool:
-        wanted = _check(name, state, expect)
-        now = self._clock()
-        sql, params = _swap_statement(_PG, "%s", name, state, wanted, owner, _expiry(now, ttl), now)
-        return bool(await self._arun(sql, params))
-
-    async def aread(self, name: str) -> Slot | None:
-        rows = await self._arun(_PG["read"], (name, self._clock()))
-        return Slot(*rows[0]) if rows else None
-
-    async def arelease(self, name: str, owner: str) -> bool:
-        return bool(await self._arun(_PG["release"], (name, owner)))
-
-    async def apurge(self, before: float) -> int:
-        return len(await self._arun(_PG["purge"], (before,)))
-
-
 # --------------------------------------------------------------------------- any other store
 
 BEST_EFFORT_NS = ("agent_auth", "cas")
 
 
-class BestEffortCAS(_ThreadedAsync):
+class BestEffortCAS(CheckThenWrite):
     """Slots as store items for a store with no conditional write: write, wait ``settle``
     seconds, read back; the last writer wins. Two callers can both win when one writes more
     than ``settle`` after the other read. Use a store this module knows (SQLite, PostgreSQL)
@@ -523,17 +198,12 @@ class BestEffortCAS(_ThreadedAsync):
             return None
         return slot
 
-    def swap(self, name: str, state: str, *, expect: Iterable[str] = (ABSENT,), owner: str = "",
-             ttl: float | None = None) -> bool:
-        wanted = _check(name, state, expect)
-        now = self._clock()
-        current = self.read(name)
-        if (current.state if current is not None else ABSENT) not in wanted:
-            return False
-        import secrets
+    def _current(self, name: str, now: float) -> Slot | None:
+        return self.read(name)
 
+    def _write(self, name: str, state: str, owner: str, expires_at: float | None, current: Slot | None) -> bool:
         nonce = secrets.token_hex(8)
-        value = {"state": state, "owner": owner, "expires_at": _expiry(now, ttl),
+        value = {"state": state, "owner": owner, "expires_at": expires_at,
                  "version": (current.version if current else 0) + 1, "nonce": nonce}
         self._store.put(BEST_EFFORT_NS, name, value, index=False)
         if self.settle > 0:

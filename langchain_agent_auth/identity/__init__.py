@@ -9,8 +9,8 @@ The user reaches the agent from one of these channels, never from model output:
 * explicit configuration for scripts (:class:`StaticResolver`, :func:`acting_as`).
 
 :class:`IdentityMiddleware` (``create_agent``), :func:`identity_node` and
-:class:`IdentityGuard` (``StateGraph``) resolve the caller of every invocation (resumes
-included) and keep each thread to its owner (:func:`check_thread_access`,
+:class:`IdentityGuard` (``StateGraph``; :func:`with_identity` wraps one tool) resolve the
+caller of every invocation (resumes included) and keep each thread to its owner (:func:`check_thread_access`,
 :func:`share_thread`); ``state["user"]`` records who started the run. Tools read the user
 with :func:`get_current_user`. A tool argument the model fills can never name or change the
 user.
@@ -52,6 +52,7 @@ from langchain_agent_auth.identity._integrations import (
     aresolve_identity,
     identity_node,
     resolve_identity,
+    with_identity,
 )
 from langchain_agent_auth.identity._owner import (
     OWNER_NAMESPACE,
@@ -99,4 +100,5 @@ __all__ = [
     "user_from_config",
     "user_from_context",
     "user_from_state",
+    "with_identity",
 ]

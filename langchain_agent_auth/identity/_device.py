@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from langchain_agent_auth.core.crypto import Keyring, default_keyring
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import (
     AccessDeniedError,
     AgentAuthError,
@@ -154,7 +155,7 @@ class DeviceAuthorizer:
     def __repr__(self) -> str:
         return f"DeviceAuthorizer(name={self.name!r}, purpose={self.purpose!r}, connection={self.connection!r})"
 
-    # -- records (sync and async store access differ only by await)
+    # -- records
 
     def _seal(self, rec: DeviceRecord, data: dict[str, Any]) -> dict[str, Any]:
         return self.keyring.seal(json.dumps(data).encode(), aad=f"device|{rec.id}".encode())
@@ -170,30 +171,44 @@ class DeviceAuthorizer:
 
     def get(self, device_id: str) -> DeviceRecord | None:
         """The record ``device_id``, if any."""
-        item = self.store.get(NAMESPACE, device_id)
-        return self._load(item.value) if item else None
+        return run(self._get(device_id))
 
     async def aget(self, device_id: str) -> DeviceRecord | None:
         """Async :meth:`get`."""
-        item = await self.store.aget(NAMESPACE, device_id)
-        return self._load(item.value) if item else None
+        return await arun(self._get(device_id))
 
     def put(self, rec: DeviceRecord) -> DeviceRecord:
-        self.store.put(NAMESPACE, rec.id, asdict(rec))
-        return rec
+        return run(self._put(rec))
 
     async def aput(self, rec: DeviceRecord) -> DeviceRecord:
-        await self.store.aput(NAMESPACE, rec.id, asdict(rec))
-        return rec
+        return await arun(self._put(rec))
 
     def pending(self) -> list[DeviceRecord]:
         """Records a resumer watches (pending, or answered and not resumed yet)."""
-        items = self.store.search(NAMESPACE, filter={"watch": True}, limit=1000)
-        return [r for r in (self._load(i.value) for i in items) if r is not None]
+        return run(self._pending())
 
     async def apending(self) -> list[DeviceRecord]:
         """Async :meth:`pending`."""
-        items = await self.store.asearch(NAMESPACE, filter={"watch": True}, limit=1000)
+        return await arun(self._pending())
+
+    # The record flows: each store access is a step the sync or the async driver carries out
+    # with the store's own methods.
+
+    def _get(self, device_id: str) -> Flow[DeviceRecord | None]:
+        item = yield Call(lambda: self.store.get(NAMESPACE, device_id), lambda: self.store.aget(NAMESPACE, device_id))
+        return self._load(item.value) if item else None
+
+    def _put(self, rec: DeviceRecord) -> Flow[DeviceRecord]:
+        value = asdict(rec)
+        yield Call(lambda: self.store.put(NAMESPACE, rec.id, value), lambda: self.store.aput(NAMESPACE, rec.id, value))
+        return rec
+
+    def _delete(self, device_id: str) -> Flow[None]:
+        yield Call(lambda: self.store.delete(NAMESPACE, device_id), lambda: self.store.adelete(NAMESPACE, device_id))
+
+    def _pending(self) -> Flow[list[DeviceRecord]]:
+        items = yield Call(lambda: self.store.search(NAMESPACE, filter={"watch": True}, limit=1000),
+                           lambda: self.store.asearch(NAMESPACE, filter={"watch": True}, limit=1000))
         return [r for r in (self._load(i.value) for i in items) if r is not None]
 
     # -- the protocol, as plain helpers
@@ -238,27 +253,24 @@ class DeviceAuthorizer:
 
     def poll(self, rec: DeviceRecord) -> DeviceRecord:
         """Ask the provider once if due (never sooner than ``interval``); save and return."""
-        if rec.status == "pending" and self.clock() >= rec.expires_at:
-            return self.put(replace(rec, status="expired", sealed=None, error="expired_token"))
-        if not self._due(rec):
-            return rec
-        try:
-            result: TokenResponse | BaseException = self.client.device_poll(self._open(rec)["device_code"])
-        except AgentAuthError as exc:
-            result = exc
-        return self.put(self._outcome(rec, result))
+        return run(self._poll(rec))
 
     async def apoll(self, rec: DeviceRecord) -> DeviceRecord:
         """Async :meth:`poll`."""
+        return await arun(self._poll(rec))
+
+    def _poll(self, rec: DeviceRecord) -> Flow[DeviceRecord]:
         if rec.status == "pending" and self.clock() >= rec.expires_at:
-            return await self.aput(replace(rec, status="expired", sealed=None, error="expired_token"))
+            return (yield from self._put(replace(rec, status="expired", sealed=None, error="expired_token")))
         if not self._due(rec):
             return rec
         try:
-            result: TokenResponse | BaseException = await self.client.adevice_poll(self._open(rec)["device_code"])
+            result: TokenResponse | BaseException = yield Call(
+                lambda: self.client.device_poll(self._open(rec)["device_code"]),
+                lambda: self.client.adevice_poll(self._open(rec)["device_code"]))
         except AgentAuthError as exc:
             result = exc
-        return await self.aput(self._outcome(rec, result))
+        return (yield from self._put(self._outcome(rec, result)))
 
     def token(self, rec: DeviceRecord) -> TokenResponse:
         """The approved record's tokens (for the node that paused; never put them in state)."""
@@ -322,41 +334,31 @@ class DeviceAuthorizer:
         be idempotent (the node re-runs on resume). Raises ``AccessDeniedError`` /
         ``ExpiredTokenError`` when the user refused or took too long.
         """
-        where, writer = self._where(tool_call_id)
-        device_id = _key(where["thread_id"], where["checkpoint_ns"], tool_call_id, self.name)
-        rec = self.get(device_id)
-        if rec is None:
-            rec = self.put(self._new(device_id, self.client.device_authorize(scope=self.scope), where))
-        while True:
-            rec = self.poll(rec)
-            if rec.status == "approved":
-                self.put(replace(rec, watch=False))
-                return self.token(rec)
-            if rec.status in _TERMINAL:
-                self.store.delete(NAMESPACE, rec.id)  # the next attempt starts afresh
-                raise self._refusal(rec)
-            raw = pause(self.payload(rec), DeviceAuthorizationResume,
-                        on_pause=lambda rec=rec: emit_progress(writer, self._progress(rec)))
-            rec = self._resumed(rec, raw) or self.get(device_id) or rec
+        return run(self._authorizing(tool_call_id))
 
     async def aauthorize(self, *, tool_call_id: str | None = None) -> TokenResponse:
         """Async :meth:`authorize`."""
+        return await arun(self._authorizing(tool_call_id))
+
+    def _authorizing(self, tool_call_id: str | None) -> Flow[TokenResponse]:
         where, writer = self._where(tool_call_id)
         device_id = _key(where["thread_id"], where["checkpoint_ns"], tool_call_id, self.name)
-        rec = await self.aget(device_id)
+        rec = yield from self._get(device_id)
         if rec is None:
-            rec = await self.aput(self._new(device_id, await self.client.adevice_authorize(scope=self.scope), where))
+            started = yield Call(lambda: self.client.device_authorize(scope=self.scope),
+                                 lambda: self.client.adevice_authorize(scope=self.scope))
+            rec = yield from self._put(self._new(device_id, started, where))
         while True:
-            rec = await self.apoll(rec)
+            rec = yield from self._poll(rec)
             if rec.status == "approved":
-                await self.aput(replace(rec, watch=False))
+                yield from self._put(replace(rec, watch=False))
                 return self.token(rec)
             if rec.status in _TERMINAL:
-                await self.store.adelete(NAMESPACE, rec.id)
+                yield from self._delete(rec.id)  # the next attempt starts afresh
                 raise self._refusal(rec)
             raw = pause(self.payload(rec), DeviceAuthorizationResume,
                         on_pause=lambda rec=rec: emit_progress(writer, self._progress(rec)))
-            rec = self._resumed(rec, raw) or await self.aget(device_id) or rec
+            rec = self._resumed(rec, raw) or (yield from self._get(device_id)) or rec
 
     def _resumed(self, rec: DeviceRecord, raw: Any) -> DeviceRecord | None:
         try:
@@ -370,21 +372,20 @@ class DeviceAuthorizer:
 
     def sign_in(self, verifier: Any, *, tool_call_id: str | None = None) -> Any:
         """:meth:`authorize`, then the user from the verified ID token (a ``UserIdentity``)."""
-        from langchain_agent_auth.core.identity import UserIdentity
-
-        token = self.authorize(tool_call_id=tool_call_id)
-        if not token.id_token:
-            raise ProtocolError("the provider returned no ID token (ask for the openid scope)")
-        return UserIdentity.from_claims(verifier.verify(token.id_token), source="token")
+        return run(self._signing_in(verifier, tool_call_id))
 
     async def asign_in(self, verifier: Any, *, tool_call_id: str | None = None) -> Any:
         """Async :meth:`sign_in`."""
+        return await arun(self._signing_in(verifier, tool_call_id))
+
+    def _signing_in(self, verifier: Any, tool_call_id: str | None) -> Flow[Any]:
         from langchain_agent_auth.core.identity import UserIdentity
 
-        token = await self.aauthorize(tool_call_id=tool_call_id)
+        token = yield from self._authorizing(tool_call_id)
         if not token.id_token:
             raise ProtocolError("the provider returned no ID token (ask for the openid scope)")
-        return UserIdentity.from_claims(await verifier.averify(token.id_token), source="token")
+        claims = yield Call(lambda: verifier.verify(token.id_token), lambda: verifier.averify(token.id_token))
+        return UserIdentity.from_claims(claims, source="token")
 
 
 @dataclass(frozen=True)
@@ -444,12 +445,16 @@ class DevicePendingSource:
         return replace(item, resume={"device_id": rec.id, "action": "check"})
 
     def check(self, item: Any, now: float) -> Any:
-        rec = self.authorizer.get(item.key)
-        return self._checked(item, self.authorizer.poll(rec) if rec is not None else None)
+        return run(self._checking(item))
 
     async def acheck(self, item: Any, now: float) -> Any:
-        rec = await self.authorizer.aget(item.key)
-        return self._checked(item, await self.authorizer.apoll(rec) if rec is not None else None)
+        return await arun(self._checking(item))
+
+    def _checking(self, item: Any) -> Flow[Any]:
+        rec = yield from self.authorizer._get(item.key)
+        if rec is not None:
+            rec = yield from self.authorizer._poll(rec)
+        return self._checked(item, rec)
 
     def _settled(self, rec: DeviceRecord, resumed: bool, now: float, retry_in: float | None) -> DeviceRecord:
         if retry_in is None:  # resumed for good, or given up
@@ -457,14 +462,15 @@ class DevicePendingSource:
         return replace(rec, next_check_at=now + (retry_in or 0.0))
 
     def settle(self, item: Any, resumed: bool, now: float, retry_in: float | None) -> None:
-        rec = self.authorizer.get(item.key)
-        if rec is not None:
-            self.authorizer.put(self._settled(rec, resumed, now, retry_in))
+        run(self._settling(item, resumed, now, retry_in))
 
     async def asettle(self, item: Any, resumed: bool, now: float, retry_in: float | None) -> None:
-        rec = await self.authorizer.aget(item.key)
+        await arun(self._settling(item, resumed, now, retry_in))
+
+    def _settling(self, item: Any, resumed: bool, now: float, retry_in: float | None) -> Flow[None]:
+        rec = yield from self.authorizer._get(item.key)
         if rec is not None:
-            await self.authorizer.aput(self._settled(rec, resumed, now, retry_in))
+            yield from self.authorizer._put(self._settled(rec, resumed, now, retry_in))
 
     def _claim_name(self, item: Any) -> str:
         return f"resume|{self.name}|{item.key}|{item.claim}"

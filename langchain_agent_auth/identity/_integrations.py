@@ -16,16 +16,20 @@ from typing import Annotated, Any, Literal, NotRequired
 from langchain.agents.middleware import AgentMiddleware, AgentState
 from langchain.agents.middleware.types import OmitFromInput
 from langchain_core.messages import SystemMessage
+from langchain_core.tools import BaseTool
 from typing_extensions import TypedDict
 
 from langchain_agent_auth.core.audit._emit import audit_enabled, emit_audit
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import IdentityError
 from langchain_agent_auth.core.guards import (
-    AProceedFn,
     GuardedCall,
-    ProceedFn,
+    GuardedTool,
+    OnRefusal,
+    Proceed,
     ToolGuard,
     awrap_tool_call_with,
+    guard_tool,
     wrap_tool_call_with,
 )
 from langchain_agent_auth.core.identity import (
@@ -55,6 +59,7 @@ __all__ = [
     "aresolve_identity",
     "identity_node",
     "resolve_identity",
+    "with_identity",
 ]
 
 UserAttr = Literal["subject", "email", "tenant", "key", "issuer"]
@@ -118,23 +123,20 @@ def resolve_identity(resolvers: Sequence[IdentityResolver], source: IdentitySour
         >>> resolve_identity([RuntimeContextResolver()], src).subject
         'alice'
     """
-    known = _known(source)
-    if known is not None:
-        return known
-    for resolver in resolvers:
-        user = resolver.resolve(source)
-        if user is not None:
-            return user
-    return None
+    return run(_resolving(resolvers, source))
 
 
 async def aresolve_identity(resolvers: Sequence[IdentityResolver], source: IdentitySource) -> UserIdentity | None:
     """Async :func:`resolve_identity`."""
+    return await arun(_resolving(resolvers, source))
+
+
+def _resolving(resolvers: Sequence[IdentityResolver], source: IdentitySource) -> Flow[UserIdentity | None]:
     known = _known(source)
     if known is not None:
         return known
     for resolver in resolvers:
-        user = await resolver.aresolve(source)
+        user = yield Call(lambda r=resolver: r.resolve(source), lambda r=resolver: r.aresolve(source))
         if user is not None:
             return user
     return None
@@ -168,15 +170,27 @@ class _ThreadCheck:
         self.own_threads = own_threads
         self.allow = allow
 
-    def check(self, user: UserIdentity | None, config: Any, store: Any, state: Any) -> None:
+    def flow(self, user: UserIdentity | None, config: Any, store: Any, state: Any) -> Flow[None]:
+        """Check ``user`` may use the thread of ``config`` (the owner check's sync or async form)."""
         thread_id = _thread_id(config)
         if self.own_threads and user is not None and thread_id is not None:
-            check_thread_access(store, thread_id, user, recorded=lambda: recorded_user(state), allow=self.allow)
+            def owner_check(check: Callable[..., Any]) -> Any:
+                return check(store, thread_id, user, recorded=lambda: recorded_user(state), allow=self.allow)
 
-    async def acheck(self, user: UserIdentity | None, config: Any, store: Any, state: Any) -> None:
-        thread_id = _thread_id(config)
-        if self.own_threads and user is not None and thread_id is not None:
-            await acheck_thread_access(store, thread_id, user, recorded=lambda: recorded_user(state), allow=self.allow)
+            yield Call(lambda: owner_check(check_thread_access), lambda: owner_check(acheck_thread_access))
+
+
+def _admit(resolvers: Sequence[IdentityResolver], threads: _ThreadCheck, required: bool, source: IdentitySource,
+           store: Any, *, audit: bool = True) -> Flow[UserIdentity | None]:
+    """Who calls, and whether they may: resolve the caller, fail when one is ``required`` and
+    none is found, then check the caller against the thread's owner."""
+    user = yield from _resolving(resolvers, source)
+    if audit:
+        _audit_resolved(user, source.config)
+    if user is None:
+        _missing(required)
+    yield from threads.flow(user, source.config, store, source.state)
+    return user
 
 
 class IdentityGuard(ToolGuard):
@@ -211,6 +225,10 @@ class IdentityGuard(ToolGuard):
             is refused.
         own_threads: check the thread's owner (default); ``allow(thread_id, user, owner)``
             admits other users (e.g. an FGA check), see :func:`share_thread`.
+        on_refusal: what a refused argument becomes, as in every pillar: ``"message"`` (an
+            error ToolMessage for the model, the run goes on) or ``"raise"`` (the
+            ``IdentityError`` propagates). A missing user or a foreign thread always stops
+            the run.
 
     The exact argument rule is in :mod:`langchain_agent_auth.identity._fields`.
 
@@ -238,9 +256,13 @@ class IdentityGuard(ToolGuard):
         known_users: Callable[[str], bool] | Iterable[str] | None = None,
         own_threads: bool = True,
         allow: ThreadAllow | None = None,
+        on_refusal: OnRefusal = "message",
     ) -> None:
         if on_conflict not in ("refuse", "override"):
             raise ValueError("on_conflict must be 'refuse' or 'override'")
+        if on_refusal not in ("message", "raise"):
+            raise ValueError("on_refusal must be 'message' or 'raise'")
+        self.on_refusal = on_refusal
         if isinstance(identity_fields, str):
             raise ValueError("identity_fields must be a collection of names, not one string")
         if isinstance(known_users, str):
@@ -278,35 +300,35 @@ class IdentityGuard(ToolGuard):
                 break
             args, changed = replace_at(args, found.parts, found.replacement), True
         where = found.path if found is not None else "?"
-        return call.refuse(_REFUSAL, IdentityError(f"a tool argument ({where}) named another user"))
+        return self.refuse(call, _REFUSAL, IdentityError(f"a tool argument ({where}) named another user"))
 
-    def wrap(self, call: GuardedCall, proceed: ProceedFn) -> Any:
-        user = resolve_identity(self.resolvers, self._source(call))
-        _audit_resolved(user, call.config)
-        if user is None:
-            _missing(self.required)
-        self.threads.check(user, call.config, call.store, call.state)
+    def flow(self, call: GuardedCall) -> Flow[Any]:
+        """Resolve and admit the caller, bind the arguments to them, run the call as them."""
+        user = yield from _admit(self.resolvers, self.threads, self.required, self._source(call), call.store)
         bound = self._bind(replace(call, user=user))
         if not isinstance(bound, GuardedCall):
             return bound
         if user is None:
-            return proceed(bound)
+            return (yield Proceed(bound))
         with acting_as(user):
-            return proceed(bound)
+            return (yield Proceed(bound))
 
-    async def awrap(self, call: GuardedCall, proceed: AProceedFn) -> Any:
-        user = await aresolve_identity(self.resolvers, self._source(call))
-        _audit_resolved(user, call.config)
-        if user is None:
-            _missing(self.required)
-        await self.threads.acheck(user, call.config, call.store, call.state)
-        bound = self._bind(replace(call, user=user))
-        if not isinstance(bound, GuardedCall):
-            return bound
-        if user is None:
-            return await proceed(bound)
-        with acting_as(user):
-            return await proceed(bound)
+
+def with_identity(tool: BaseTool, resolvers: Sequence[IdentityResolver] | None = None,
+                  **options: Any) -> GuardedTool:
+    """``tool`` run through an :class:`IdentityGuard` (``options``: the guard's keywords).
+
+    Example:
+        >>> from langchain_core.tools import tool
+        >>> @tool
+        ... def send(user_id: str, text: str) -> str:
+        ...     "Send a note as the user."
+        ...     return f"{user_id}: {text}"
+        >>> with acting_as(UserIdentity(subject="alice")):
+        ...     with_identity(send).invoke({"user_id": "bob", "text": "hi"})
+        'This tool acts only for the signed-in user; it cannot act for another user.'
+    """
+    return guard_tool(tool, IdentityGuard(resolvers, **options))
 
 
 def _checked(resolvers: Sequence[IdentityResolver] | None) -> list[IdentityResolver]:
@@ -344,6 +366,7 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         user_args / on_conflict / identity_fields / known_users: see :class:`IdentityGuard`.
         describe_user: add a system note naming the user to every model call.
         own_threads / allow: the thread-owner check and its hook, see :class:`IdentityGuard`.
+        on_refusal: the refusal policy of the tool-call check, see :class:`IdentityGuard`.
 
     Example:
         >>> from langchain_agent_auth.identity import IdentityMiddleware
@@ -366,6 +389,7 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         known_users: Callable[[str], bool] | Iterable[str] | None = None,
         own_threads: bool = True,
         allow: ThreadAllow | None = None,
+        on_refusal: OnRefusal = "message",
     ) -> None:
         super().__init__()
         self.resolvers = _checked(resolvers)
@@ -373,7 +397,8 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         self.describe_user = describe_user
         self.guard = IdentityGuard(self.resolvers, required=required, user_args=user_args,
                                    on_conflict=on_conflict, identity_fields=identity_fields,
-                                   known_users=known_users, own_threads=own_threads, allow=allow)
+                                   known_users=known_users, own_threads=own_threads, allow=allow,
+                                   on_refusal=on_refusal)
         self.threads = self.guard.threads
 
     @staticmethod
@@ -381,24 +406,16 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         config = getattr(runtime, "config", None) or _graph_config()
         return IdentitySource(config=config, context=getattr(runtime, "context", None), state=state)
 
-    def _update(self, user: UserIdentity | None) -> dict[str, Any]:
-        if user is None:
-            _missing(self.required)
-        return {"user": None if user is None else user.model_dump(mode="json")}
+    def _admitted(self, runtime: Any, state: Any, *, audit: bool = True) -> Flow[UserIdentity | None]:
+        source = self._source(runtime, state)
+        return _admit(self.resolvers, self.threads, self.required, source, getattr(runtime, "store", None),
+                      audit=audit)
 
     def before_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        source = self._source(runtime, state)
-        user = resolve_identity(self.resolvers, source)
-        _audit_resolved(user, source.config)
-        self.threads.check(user, source.config, getattr(runtime, "store", None), state)
-        return self._update(user)
+        return _user_update(run(self._admitted(runtime, state)))
 
     async def abefore_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        source = self._source(runtime, state)
-        user = await aresolve_identity(self.resolvers, source)
-        _audit_resolved(user, source.config)
-        await self.threads.acheck(user, source.config, getattr(runtime, "store", None), state)
-        return self._update(user)
+        return _user_update(await arun(self._admitted(runtime, state)))
 
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         return wrap_tool_call_with([self.guard], request, handler)
@@ -416,22 +433,17 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         return request.override(system_message=SystemMessage(content=text))
 
     def wrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        runtime = getattr(request, "runtime", None)
-        source = self._source(runtime, request.state)
-        user = resolve_identity(self.resolvers, source)
-        if user is None:
-            _missing(self.required)
-        self.threads.check(user, source.config, getattr(runtime, "store", None), request.state)
+        user = run(self._admitted(getattr(request, "runtime", None), request.state, audit=False))
         return handler(self._describe(request, user))
 
     async def awrap_model_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
-        runtime = getattr(request, "runtime", None)
-        source = self._source(runtime, request.state)
-        user = await aresolve_identity(self.resolvers, source)
-        if user is None:
-            _missing(self.required)
-        await self.threads.acheck(user, source.config, getattr(runtime, "store", None), request.state)
+        user = await arun(self._admitted(getattr(request, "runtime", None), request.state, audit=False))
         return await handler(self._describe(request, user))
+
+
+def _user_update(user: UserIdentity | None) -> dict[str, Any]:
+    """The state update recording who started the run."""
+    return {"user": None if user is None else user.model_dump(mode="json")}
 
 
 def identity_node(
@@ -459,11 +471,6 @@ def identity_node(
     chain = _checked(resolvers)
     threads = _ThreadCheck(own_threads, allow)
 
-    def update(user: UserIdentity | None) -> dict[str, Any]:
-        if user is None:
-            _missing(required)
-        return {"user": None if user is None else user.model_dump(mode="json")}
-
     def runtime() -> Any:
         from langgraph.runtime import get_runtime
 
@@ -472,20 +479,15 @@ def identity_node(
         except Exception:
             return None
 
-    def run(state: Any, config: Any) -> dict[str, Any]:
+    def admitted(state: Any, config: Any) -> Flow[UserIdentity | None]:
         rt = runtime()
-        user = resolve_identity(chain, IdentitySource(config=config, context=getattr(rt, "context", None),
-                                                      state=state))
-        _audit_resolved(user, config)
-        threads.check(user, config, getattr(rt, "store", None), state)
-        return update(user)
+        source = IdentitySource(config=config, context=getattr(rt, "context", None), state=state)
+        return _admit(chain, threads, required, source, getattr(rt, "store", None))
 
-    async def arun(state: Any, config: Any) -> dict[str, Any]:
-        rt = runtime()
-        user = await aresolve_identity(chain, IdentitySource(config=config, context=getattr(rt, "context", None),
-                                                             state=state))
-        _audit_resolved(user, config)
-        await threads.acheck(user, config, getattr(rt, "store", None), state)
-        return update(user)
+    def node(state: Any, config: Any) -> dict[str, Any]:
+        return _user_update(run(admitted(state, config)))
 
-    return RunnableLambda(run, afunc=arun, name="identity")
+    async def anode(state: Any, config: Any) -> dict[str, Any]:
+        return _user_update(await arun(admitted(state, config)))
+
+    return RunnableLambda(node, afunc=anode, name="identity")

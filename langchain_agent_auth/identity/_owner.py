@@ -11,9 +11,9 @@ anyone else gets :class:`~langchain_agent_auth.errors.ThreadOwnershipError`.
 Without a store, the state's record of who started the thread (``state["user"]``) serves as
 the owner; it can only refuse, never grant an identity.
 
-The decision is one generator (:func:`_access_flow`) that yields store reads and writes;
-:func:`check_thread_access` and :func:`acheck_thread_access` drive it with the store's sync
-or async methods.
+The decision is one flow of the core effect runtime (:func:`_access_flow`) whose steps read
+and write the store; :func:`check_thread_access` and :func:`acheck_thread_access` are the
+runtime's two drivers over it (the store's ``get``/``put`` or ``aget``/``aput``).
 
 Example:
     >>> from langgraph.store.memory import InMemoryStore
@@ -38,12 +38,13 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable, Generator, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_agent_auth.core.audit._emit import emit_audit
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import ThreadOwnershipError
 from langchain_agent_auth.core.identity import UserIdentity
 from langchain_agent_auth.core.pause import stop_run
@@ -107,12 +108,16 @@ class ThreadOwner(BaseModel):
                    issuer=user.issuer, tenant=user.tenant)
 
 
-class _Get(NamedTuple):
-    thread_id: str
+def _get(store: Any, thread_id: str) -> Call:
+    """The step that reads ``thread_id``'s owner record (the store's ``get`` or ``aget``)."""
+    return Call(lambda: store.get(OWNER_NAMESPACE, thread_id), lambda: store.aget(OWNER_NAMESPACE, thread_id))
 
 
-class _Put(NamedTuple):
-    record: ThreadOwner
+def _put(store: Any, record: ThreadOwner) -> Call:
+    """The step that writes an owner record (the store's ``put`` or ``aput``)."""
+    value = record.model_dump(exclude={"thread_id"})
+    return Call(lambda: store.put(OWNER_NAMESPACE, record.thread_id, value),
+                lambda: store.aput(OWNER_NAMESPACE, record.thread_id, value))
 
 
 def _parse(thread_id: str, item: Any) -> ThreadOwner | None:
@@ -148,12 +153,13 @@ def _allowed(allow: ThreadAllow | None, thread_id: str, user: UserIdentity, owne
 
 
 def _access_flow(
+    store: Any,
     thread_id: str,
     user: UserIdentity,
     recorded: UserIdentity | Callable[[], UserIdentity | None] | None,
     allow: ThreadAllow | None,
-) -> Generator[_Get | _Put, Any, ThreadOwner]:
-    owner = _parse(thread_id, (yield _Get(thread_id)))
+) -> Flow[ThreadOwner]:
+    owner = _parse(thread_id, (yield _get(store, thread_id)))
     if owner is None:
         if callable(recorded):  # parsed only when needed: the hot path has an owner record
             recorded = recorded()
@@ -163,8 +169,8 @@ def _access_flow(
             if _allowed(allow, thread_id, user, ThreadOwner.of(thread_id, recorded)):
                 return ThreadOwner.of(thread_id, recorded)
             raise _refusal(thread_id, user)
-        yield _Put(ThreadOwner.of(thread_id, user))
-        owner = _parse(thread_id, (yield _Get(thread_id)))
+        yield _put(store, ThreadOwner.of(thread_id, user))
+        owner = _parse(thread_id, (yield _get(store, thread_id)))
         if owner is None:  # a store that does not keep what it is given: fall back to the claim
             owner = ThreadOwner.of(thread_id, user)
     if owner.admits(user) or _allowed(allow, thread_id, user, owner):
@@ -205,19 +211,8 @@ def check_thread_access(
     """
     if store is None:
         return _no_store(thread_id, user, recorded, allow)
-    flow = _access_flow(thread_id, user, recorded, allow)
     with _CLAIM_LOCK:
-        op: Any = next(flow)
-        while True:
-            if isinstance(op, _Get):
-                result = store.get(OWNER_NAMESPACE, op.thread_id)
-            else:
-                store.put(OWNER_NAMESPACE, op.record.thread_id, op.record.model_dump(exclude={"thread_id"}))
-                result = None
-            try:
-                op = flow.send(result)
-            except StopIteration as done:
-                return done.value
+        return run(_access_flow(store, thread_id, user, recorded, allow))
 
 
 async def acheck_thread_access(
@@ -231,19 +226,8 @@ async def acheck_thread_access(
     """Async :func:`check_thread_access` (uses the store's ``aget`` / ``aput``)."""
     if store is None:
         return _no_store(thread_id, user, recorded, allow)
-    flow = _access_flow(thread_id, user, recorded, allow)
     async with _aclaim_lock():
-        op: Any = next(flow)
-        while True:
-            if isinstance(op, _Get):
-                result = await store.aget(OWNER_NAMESPACE, op.thread_id)
-            else:
-                await store.aput(OWNER_NAMESPACE, op.record.thread_id, op.record.model_dump(exclude={"thread_id"}))
-                result = None
-            try:
-                op = flow.send(result)
-            except StopIteration as done:
-                return done.value
+        return await arun(_access_flow(store, thread_id, user, recorded, allow))
 
 
 def thread_owner(store: Any, thread_id: str) -> ThreadOwner | None:
@@ -282,18 +266,19 @@ def share_thread(store: Any, thread_id: str, user: UserIdentity, *, owner: UserI
         ()
     """
     with _CLAIM_LOCK:
-        record = _share(thread_owner(store, thread_id), thread_id, user, owner, revoke)
-        store.put(OWNER_NAMESPACE, thread_id, record.model_dump(exclude={"thread_id"}))
-    return record
+        return run(_share_flow(store, thread_id, user, owner, revoke))
 
 
 async def ashare_thread(store: Any, thread_id: str, user: UserIdentity, *, owner: UserIdentity,
                         revoke: bool = False) -> ThreadOwner:
     """Async :func:`share_thread`."""
     async with _aclaim_lock():
-        current = _parse(thread_id, await store.aget(OWNER_NAMESPACE, thread_id))
-        record = _share(current, thread_id, user, owner, revoke)
-        await store.aput(OWNER_NAMESPACE, thread_id, record.model_dump(exclude={"thread_id"}))
+        return await arun(_share_flow(store, thread_id, user, owner, revoke))
+
+
+def _share_flow(store: Any, thread_id: str, user: UserIdentity, by: UserIdentity, revoke: bool) -> Flow[ThreadOwner]:
+    record = _share(_parse(thread_id, (yield _get(store, thread_id))), thread_id, user, by, revoke)
+    yield _put(store, record)
     return record
 
 

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import ConfigurationError
 from langchain_agent_auth.core.identity import DEFAULT_CLAIMS, IdentitySource, UserIdentity
 from langchain_agent_auth.oauth.jwt import JWTVerifier
@@ -83,15 +84,18 @@ class TokenResolver:
         return user
 
     def resolve(self, source: IdentitySource) -> UserIdentity | None:
-        token = self._get(source)
-        if token is None:
-            return None
-        digest = hashlib.sha256(token.encode()).digest()
-        return self._cached(digest) or self._remember(digest, self.verifier.verify(token))
+        return run(self._resolved(source))
 
     async def aresolve(self, source: IdentitySource) -> UserIdentity | None:
+        return await arun(self._resolved(source))
+
+    def _resolved(self, source: IdentitySource) -> Flow[UserIdentity | None]:
         token = self._get(source)
         if token is None:
             return None
         digest = hashlib.sha256(token.encode()).digest()
-        return self._cached(digest) or self._remember(digest, await self.verifier.averify(token))
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
+        claims = yield Call(lambda: self.verifier.verify(token), lambda: self.verifier.averify(token))
+        return self._remember(digest, claims)

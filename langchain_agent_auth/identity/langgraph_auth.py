@@ -84,76 +84,94 @@ def langgraph_auth(
         raise ConfigurationError("pass either a verifier or issuer/audience settings, not both")
 
     auth = Auth()
-    bearer = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-
     services = frozenset(trusted_services)
-
-    def _header(headers: Mapping[Any, Any] | None, name: str) -> str | None:
-        for key, value in (headers or {}).items():
-            k = key.decode("latin-1") if isinstance(key, bytes) else str(key)
-            if k.lower() == name:
-                return value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        return None
-
-    def _acting(claims: Mapping[str, Any], raw: str, client: str) -> UserIdentity:
-        try:
-            data = json.loads(raw)
-            return UserIdentity(
-                subject=data["subject"], issuer=data.get("issuer") or claims.get("iss"),
-                tenant=data.get("tenant"), claims={"act": {"sub": client}}, source="langgraph_server",
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise Auth.exceptions.HTTPException(status_code=400, detail=f"malformed {ACT_AS_HEADER}") from exc
 
     @auth.authenticate
     async def authenticate(authorization: str | None, headers: Mapping[Any, Any] | None = None) -> dict[str, Any]:
-        if not authorization or not authorization[:7].lower() == "bearer ":
-            raise Auth.exceptions.HTTPException(
-                status_code=401, detail="missing bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-        try:
-            claims = await verifier.averify(authorization[7:].strip())
-            client = claims.get("client_id") or claims.get("azp")
-            act_as = _header(headers, ACT_AS_HEADER)
-            # A client-credentials token: sub is the client (Auth0 writes "<client>@clients").
-            if isinstance(client, str) and client in services and claims.get("sub") in (client, f"{client}@clients"):
-                if act_as:
-                    return server_user(_acting(claims, act_as, client))
-                return {"identity": f"service:{client}", "display_name": client, "is_authenticated": True,
-                        "permissions": [SERVICE_PERMISSION]}
-            if act_as:
-                raise Auth.exceptions.HTTPException(status_code=403, detail="only a trusted service may act for a user")
-            identity = UserIdentity.from_claims(claims, source="langgraph_server")
-        except TokenValidationError as exc:
-            raise Auth.exceptions.HTTPException(
-                status_code=401, detail=f"invalid token ({exc.reason})", headers=bearer
-            ) from None
-        except AgentAuthError as exc:
-            raise Auth.exceptions.HTTPException(status_code=401, detail=str(exc), headers=bearer) from None
-        return server_user(identity)
-
-    def _is_service(ctx: Any) -> bool:
-        return SERVICE_PERMISSION in (getattr(ctx.user, "permissions", None) or ())
+        return await _authenticate(verifier, services, authorization, headers)
 
     if owner_scoped:
-
-        @auth.on
-        async def owner_only(ctx: Any, value: Any) -> dict[str, str] | None:
-            if _is_service(ctx):
-                return None
-            owner = {"owner": ctx.user.identity}
-            if isinstance(value, dict):
-                metadata = value.setdefault("metadata", {})
-                if isinstance(metadata, dict):
-                    metadata.update(owner)
-            return owner
-
-        @auth.on.store
-        async def own_namespace(ctx: Any, value: Any) -> None:
-            if _is_service(ctx):
-                return
-            namespace = tuple(value.get("namespace") or ())
-            if not namespace or namespace[0] != ctx.user.identity:
-                value["namespace"] = (ctx.user.identity, *namespace)
-
+        _scope_to_owner(auth)
     return auth
+
+
+_BEARER = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+def _http_error(status_code: int, detail: str, headers: Mapping[str, str] | None = None) -> Exception:
+    from langgraph_sdk import Auth
+
+    return Auth.exceptions.HTTPException(status_code=status_code, detail=detail, headers=headers)
+
+
+async def _authenticate(verifier: JWTVerifier, services: frozenset[str], authorization: str | None,
+                        headers: Mapping[Any, Any] | None) -> dict[str, Any]:
+    """The server user for one request: a verified user, a trusted service, or a trusted
+    service acting for a user (:data:`ACT_AS_HEADER`); anything else is an HTTP error."""
+    if not authorization or not authorization[:7].lower() == "bearer ":
+        raise _http_error(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+    try:
+        claims = await verifier.averify(authorization[7:].strip())
+        client = claims.get("client_id") or claims.get("azp")
+        act_as = _header(headers, ACT_AS_HEADER)
+        # A client-credentials token: sub is the client (Auth0 writes "<client>@clients").
+        if isinstance(client, str) and client in services and claims.get("sub") in (client, f"{client}@clients"):
+            if act_as:
+                return server_user(_acting(claims, act_as, client))
+            return {"identity": f"service:{client}", "display_name": client, "is_authenticated": True,
+                    "permissions": [SERVICE_PERMISSION]}
+        if act_as:
+            raise _http_error(403, "only a trusted service may act for a user")
+        identity = UserIdentity.from_claims(claims, source="langgraph_server")
+    except TokenValidationError as exc:
+        raise _http_error(401, f"invalid token ({exc.reason})", _BEARER) from None
+    except AgentAuthError as exc:
+        raise _http_error(401, str(exc), _BEARER) from None
+    return server_user(identity)
+
+
+def _header(headers: Mapping[Any, Any] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        k = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+        if k.lower() == name:
+            return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return None
+
+
+def _acting(claims: Mapping[str, Any], raw: str, client: str) -> UserIdentity:
+    try:
+        data = json.loads(raw)
+        return UserIdentity(
+            subject=data["subject"], issuer=data.get("issuer") or claims.get("iss"),
+            tenant=data.get("tenant"), claims={"act": {"sub": client}}, source="langgraph_server",
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _http_error(400, f"malformed {ACT_AS_HEADER}") from exc
+
+
+def _is_service(ctx: Any) -> bool:
+    return SERVICE_PERMISSION in (getattr(ctx.user, "permissions", None) or ())
+
+
+def _scope_to_owner(auth: Any) -> None:
+    """Each user sees only what they created, and store namespaces under their identity
+    (a trusted service sees everything)."""
+
+    @auth.on
+    async def owner_only(ctx: Any, value: Any) -> dict[str, str] | None:
+        if _is_service(ctx):
+            return None
+        owner = {"owner": ctx.user.identity}
+        if isinstance(value, dict):
+            metadata = value.setdefault("metadata", {})
+            if isinstance(metadata, dict):
+                metadata.update(owner)
+        return owner
+
+    @auth.on.store
+    async def own_namespace(ctx: Any, value: Any) -> None:
+        if _is_service(ctx):
+            return
+        namespace = tuple(value.get("namespace") or ())
+        if not namespace or namespace[0] != ctx.user.identity:
+            value["namespace"] = (ctx.user.identity, *namespace)

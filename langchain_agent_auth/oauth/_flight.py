@@ -1,10 +1,11 @@
 """One operation in flight at a time, shared by threads and asyncio tasks.
 
-The first caller to :meth:`SingleFlight.begin` leads: it runs the operation and reports
-the outcome with :meth:`Flight.finish`. Everyone arriving meanwhile follows: a thread waits
-on an event, an asyncio task awaits a future completed through its own loop's
-``call_soon_threadsafe`` (the loop is never blocked). An error reaches every follower; a
-leader that was cancelled leaves the flight *abandoned* and followers try again.
+The first caller to :meth:`SingleFlight.begin` leads: it runs the operation as a flow of the
+core effect runtime through :meth:`SingleFlight.leading`, which reports the outcome. Everyone
+arriving meanwhile follows (:meth:`Flight.joined`): a thread waits on an event, an asyncio task
+awaits a future completed through its own loop's ``call_soon_threadsafe`` (the loop is never
+blocked). An error reaches every follower; a leader that was cancelled leaves the flight
+*abandoned* and followers try again.
 
 Example:
     >>> flights = SingleFlight()
@@ -22,10 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
+
+from langchain_agent_auth.core.effects import Call, Flow
 
 __all__ = ["Flight", "FlightAbandoned", "SingleFlight"]
+
+T = TypeVar("T")
 
 
 class FlightAbandoned(Exception):
@@ -80,6 +85,11 @@ class Flight:
         await future
         self._outcome()
 
+    def joined(self) -> Flow[None]:
+        """Wait for the flight as a flow step: a blocked thread under ``run``, an awaited
+        future under ``arun``."""
+        yield Call(self.wait, self.await_)
+
 
 class SingleFlight:
     """At most one :class:`Flight` in progress; see the module docstring."""
@@ -109,22 +119,14 @@ class SingleFlight:
                 self._current = None
         flight.finish(error)
 
-    def lead(self, flight: Flight, operation: Callable[[], Any]) -> None:
-        """Run ``operation`` as the leader of ``flight`` and report its outcome."""
-        try:
-            operation()
-        except Exception as exc:
-            self.end(flight, exc)
-            raise
-        except BaseException:
-            self.end(flight, FlightAbandoned())
-            raise
-        self.end(flight)
+    def leading(self, flight: Flight, operation: Flow[T]) -> Flow[T]:
+        """``operation`` run as the leader of ``flight``, its outcome reported to the followers.
 
-    async def alead(self, flight: Flight, operation: Callable[[], Awaitable[Any]]) -> None:
-        """Async :meth:`lead`; a cancelled leader abandons the flight (followers retry)."""
+        A leader stopped without an outcome (a cancelled task, a closed flow) abandons the
+        flight: followers get :class:`FlightAbandoned` and try again.
+        """
         try:
-            await operation()
+            result = yield from operation
         except Exception as exc:
             self.end(flight, exc)
             raise
@@ -132,3 +134,4 @@ class SingleFlight:
             self.end(flight, FlightAbandoned())
             raise
         self.end(flight)
+        return result

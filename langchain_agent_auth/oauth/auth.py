@@ -6,13 +6,11 @@ clients share the cache.
 
 Example:
     >>> import httpx
-    >>> def provider(request):
-    ...     if request.url.path.endswith("openid-configuration"):
-    ...         return httpx.Response(200, json={"issuer": "https://idp.test",
-    ...                                          "token_endpoint": "https://idp.test/token"})
-    ...     return httpx.Response(200, json={"access_token": "svc-token", "expires_in": 300})
-    >>> oauth = OAuthClient("https://idp.test", "svc", "secret",
-    ...                     http_client=httpx.Client(transport=httpx.MockTransport(provider)))
+    >>> # one answer serves as both the discovery document and the token response
+    >>> answer = {"issuer": "https://idp.test", "token_endpoint": "https://idp.test/token",
+    ...           "access_token": "svc-token", "expires_in": 300}
+    >>> idp = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    >>> oauth = OAuthClient("https://idp.test", "svc", "secret", http_client=httpx.Client(transport=idp))
     >>> api = httpx.MockTransport(lambda r: httpx.Response(200, text=r.headers["authorization"][:6]))
     >>> with httpx.Client(transport=api, auth=ClientCredentialsAuth(oauth)) as http:
     ...     http.get("https://api.test/").text
@@ -28,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.oauth.client import OAuthClient
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
@@ -57,20 +56,21 @@ class ClientCredentialsAuth(httpx.Auth):
     def token(self, *, force: bool = False) -> str:
         """The current access token (fetched when missing, expiring, or ``force``)."""
         with self._lock:
-            if force or self._fresh() is None:
-                self._token = self.client.client_credentials(**self._params)
-            assert self._token is not None
-            return self._token.access_token
+            return run(self._current(force))
 
     async def atoken(self, *, force: bool = False) -> str:
         """Async :meth:`token`."""
         if self._alock is None:
             self._alock = asyncio.Lock()
         async with self._alock:
-            if force or self._fresh() is None:
-                self._token = await self.client.aclient_credentials(**self._params)
-            assert self._token is not None
-            return self._token.access_token
+            return await arun(self._current(force))
+
+    def _current(self, force: bool) -> Flow[str]:
+        if force or self._fresh() is None:
+            self._token = yield Call(lambda: self.client.client_credentials(**self._params),
+                                     lambda: self.client.aclient_credentials(**self._params))
+        assert self._token is not None
+        return self._token.access_token
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self.token()}"

@@ -34,17 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_agent_auth.core.errors import (
-    AuthorizationPendingError,
     ConfigurationError,
-    ExpiredTokenError,
     ProtocolError,
-    ProviderUnavailableError,
-    SlowDownError,
 )
-from langchain_agent_auth.oauth._flow import Flow, Sleep, send_with_retries
+from langchain_agent_auth.oauth._flow import Flow, send_with_retries
 from langchain_agent_auth.oauth._http import raise_for_error
+from langchain_agent_auth.oauth._polling import poll_until_answered
 from langchain_agent_auth.oauth.client_auth import ClientCredentials
-from langchain_agent_auth.oauth.flows import DEFAULT_SETTINGS, SLOW_DOWN_STEP, FlowSettings, _post, token_request
+from langchain_agent_auth.oauth.flows import DEFAULT_SETTINGS, FlowSettings, _post, token_request
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
 __all__ = [
@@ -158,24 +155,10 @@ def wait_for_device(
 
     ``on_wait(seconds_left, seconds_to_next_poll)`` is called before every wait (progress).
     """
-    interval = max(request.interval, 0.0)
-    end = request.expires_at if deadline is None else min(request.expires_at, deadline)
-    outage_wait = 0.0
-    while True:
-        if settings.clock() >= end:
-            raise ExpiredTokenError("the device code expired before the user answered")
-        if on_wait is not None:
-            on_wait(end - settings.clock(), max(interval, outage_wait))
-        yield Sleep(max(interval, outage_wait))
-        try:
-            return (yield from poll_device(token_endpoint, credentials, request.device_code,
-                                           settings=settings, assertion_audience=assertion_audience))
-        except SlowDownError:
-            interval += SLOW_DOWN_STEP
-            outage_wait = 0.0
-        except AuthorizationPendingError:
-            outage_wait = 0.0
-        except ProviderUnavailableError:
-            if not tolerate_outages:
-                raise
-            outage_wait = min(max_outage_backoff, max(interval, outage_wait * 2 or interval))
+    return (yield from poll_until_answered(
+        lambda: poll_device(token_endpoint, credentials, request.device_code, settings=settings,
+                            assertion_audience=assertion_audience),
+        interval=request.interval, expires_at=request.expires_at,
+        expired="the device code expired before the user answered", clock=settings.clock, deadline=deadline,
+        tolerate_outages=tolerate_outages, max_outage_backoff=max_outage_backoff, on_wait=on_wait,
+    ))

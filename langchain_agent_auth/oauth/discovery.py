@@ -152,18 +152,18 @@ class MetadataCache:
         with self._lock:
             self._items.clear()
 
-    def fetch(self, issuer: str, client: httpx.Client, **kwargs: Any) -> ProviderMetadata:
-        """Cached metadata, discovering it with ``client`` when missing or stale."""
+    def cached(self, issuer: str, **kwargs: Any) -> Flow[ProviderMetadata]:
+        """Cached metadata, discovered (``kwargs``: :func:`discover`'s) when missing or stale."""
         meta = self.get(issuer)
         if meta is None:
-            meta = run_sync(discover(issuer, **kwargs), client)
+            meta = yield from discover(issuer, **kwargs)
             self.put(meta, issuer)
         return meta
 
+    def fetch(self, issuer: str, client: httpx.Client, **kwargs: Any) -> ProviderMetadata:
+        """Cached metadata, discovering it with ``client`` when missing or stale."""
+        return run_sync(self.cached(issuer, **kwargs), client)
+
     async def afetch(self, issuer: str, client: httpx.AsyncClient, **kwargs: Any) -> ProviderMetadata:
         """Async :meth:`fetch`."""
-        meta = self.get(issuer)
-        if meta is None:
-            meta = await run_async(discover(issuer, **kwargs), client)
-            self.put(meta, issuer)
-        return meta
+        return await run_async(self.cached(issuer, **kwargs), client)

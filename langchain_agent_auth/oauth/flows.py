@@ -27,16 +27,11 @@ from typing import Any, Literal
 
 import httpx
 
-from langchain_agent_auth.core.errors import (
-    AuthorizationPendingError,
-    ConfigurationError,
-    ExpiredTokenError,
-    ProtocolError,
-    ProviderUnavailableError,
-    SlowDownError,
-)
-from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, Sleep, send_with_retries
+from langchain_agent_auth.core.errors import ConfigurationError, ProtocolError
+from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, send_with_retries
 from langchain_agent_auth.oauth._http import USER_AGENT, raise_for_error
+from langchain_agent_auth.oauth._polling import SLOW_DOWN_STEP as SLOW_DOWN_STEP  # the public name
+from langchain_agent_auth.oauth._polling import poll_until_answered
 from langchain_agent_auth.oauth.client_auth import ClientCredentials
 from langchain_agent_auth.oauth.profiles import (
     AUTH0_TOKEN_VAULT,
@@ -75,7 +70,6 @@ TOKEN_TYPE_ID = "urn:ietf:params:oauth:token-type:id_token"
 TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"
 
 DEFAULT_CIBA_INTERVAL = 5.0  # OpenID CIBA Core 7.3: "If no value is provided, clients MUST use 5"
-SLOW_DOWN_STEP = 5.0  # RFC 8628 3.5, referenced by CIBA: add 5 seconds on slow_down
 
 
 @dataclass(frozen=True)
@@ -248,29 +242,14 @@ def wait_for_backchannel(
     not end the wait: the flow backs off (doubling, up to ``max_outage_backoff``) and polls
     again until the request expires; the request is still valid at the provider.
     """
-    interval = max(request.interval, 0.0)
-    end = request.expires_at if deadline is None else min(request.expires_at, deadline)
-    outage_wait = 0.0
-    while True:
-        if settings.clock() >= end:
-            raise ExpiredTokenError("the approval request expired before the user answered")
-        if on_wait is not None:
-            on_wait(end - settings.clock(), max(interval, outage_wait))
-        yield Sleep(max(interval, outage_wait))
-        try:
-            return (yield from poll_backchannel(token_endpoint, credentials, request.auth_req_id,
-                                                settings=settings, assertion_audience=assertion_audience))
-        except SlowDownError:
-            interval += SLOW_DOWN_STEP
-            outage_wait = 0.0
-        except AuthorizationPendingError:
-            outage_wait = 0.0
-        except ProviderUnavailableError:
-            if not tolerate_outages:
-                raise
-            outage_wait = min(max_outage_backoff, max(interval, outage_wait * 2 or interval))
-        if on_pending is not None:
-            on_pending(end - settings.clock())
+    return (yield from poll_until_answered(
+        lambda: poll_backchannel(token_endpoint, credentials, request.auth_req_id, settings=settings,
+                                 assertion_audience=assertion_audience),
+        interval=request.interval, expires_at=request.expires_at,
+        expired="the approval request expired before the user answered", clock=settings.clock, deadline=deadline,
+        tolerate_outages=tolerate_outages, max_outage_backoff=max_outage_backoff, on_wait=on_wait,
+        on_pending=on_pending,
+    ))
 
 
 # --------------------------------------------------------------------------- revocation / introspection

@@ -30,9 +30,10 @@ from typing import Any
 import httpx
 from joserfc.jwk import ECKey, KeySet, OctKey, OKPKey, RSAKey
 
+from langchain_agent_auth.core.effects import arun, run
 from langchain_agent_auth.core.errors import ProtocolError, ProviderUnavailableError, UnknownKeyError
 from langchain_agent_auth.oauth._flight import Flight, FlightAbandoned, SingleFlight
-from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync, send_with_retries
+from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, send_with_retries
 from langchain_agent_auth.oauth._http import USER_AGENT, describe, json_object
 
 __all__ = ["JWKSCache", "PublicKey"]
@@ -165,8 +166,8 @@ class JWKSCache:
 
     # -- single-flight entry points (the verifier's; ``key_for`` is the hand-driven form)
 
-    def get_key(self, kid: str | None, alg: str, client: httpx.Client) -> PublicKey:
-        """The key for ``kid``, fetching with ``client``; one fetch in flight at a time."""
+    def shared_key(self, kid: str | None, alg: str) -> Flow[PublicKey]:
+        """:meth:`key_for` with one fetch in flight at a time across threads and tasks."""
         fetched = False
         while True:
             step = self._plan(kid, alg, fetched)
@@ -174,30 +175,18 @@ class JWKSCache:
                 return step
             flight, lead = step
             try:
-                if lead:
-                    self._flights.lead(flight, lambda: run_sync(self.fetch(), client))
-                else:
-                    flight.wait()
+                yield from (self._flights.leading(flight, self.fetch()) if lead else flight.joined())
             except FlightAbandoned:
                 continue
             fetched = True
 
+    def get_key(self, kid: str | None, alg: str, client: httpx.Client) -> PublicKey:
+        """The key for ``kid``, fetching with ``client``; one fetch in flight at a time."""
+        return run(self.shared_key(kid, alg), http=client)
+
     async def aget_key(self, kid: str | None, alg: str, client: httpx.AsyncClient) -> PublicKey:
         """Async :meth:`get_key`; waiting for another caller's fetch never blocks the loop."""
-        fetched = False
-        while True:
-            step = self._plan(kid, alg, fetched)
-            if not isinstance(step, tuple):
-                return step
-            flight, lead = step
-            try:
-                if lead:
-                    await self._flights.alead(flight, lambda: run_async(self.fetch(), client))
-                else:
-                    await flight.await_()
-            except FlightAbandoned:
-                continue
-            fetched = True
+        return await arun(self.shared_key(kid, alg), http=client)
 
     def _plan(self, kid: str | None, alg: str, fetched: bool) -> PublicKey | tuple[Flight, bool]:
         """The next step for one caller: a key, or a flight to lead or to follow.

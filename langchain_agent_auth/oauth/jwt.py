@@ -35,6 +35,7 @@ from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError
 
 from langchain_agent_auth.core._http import HTTPClients
+from langchain_agent_auth.core.effects import arun, run
 from langchain_agent_auth.core.errors import (
     ConfigurationError,
     InvalidClaimError,
@@ -44,8 +45,8 @@ from langchain_agent_auth.core.errors import (
     TokenNotYetValidError,
 )
 from langchain_agent_auth.oauth._flight import FlightAbandoned, SingleFlight
-from langchain_agent_auth.oauth._flow import Flow, RetryPolicy, run_async, run_sync
-from langchain_agent_auth.oauth.discovery import MetadataCache, discover
+from langchain_agent_auth.oauth._flow import Flow, RetryPolicy
+from langchain_agent_auth.oauth.discovery import MetadataCache
 from langchain_agent_auth.oauth.jwks import JWKSCache
 
 __all__ = ["ACCESS_TOKEN_TYPES", "DEFAULT_ALGORITHMS", "JWTVerifier"]
@@ -146,21 +147,11 @@ class JWTVerifier:
 
     def verify(self, token: str) -> dict[str, Any]:
         """Validate ``token`` and return its claims (raises ``TokenValidationError``)."""
-        header, compact, alg, kid = self._prepare(token)
-        key = self.jwks.peek(kid, alg)
-        if key is None:
-            self._discover_sync()
-            key = self.jwks.get_key(kid, alg, self._http.sync)
-        return self._finish(header, compact, alg, key)
+        return run(self._verified(token), http=self._http.sync_on_demand)
 
     async def averify(self, token: str) -> dict[str, Any]:
         """Async :meth:`verify`; fetches keys without blocking the event loop."""
-        header, compact, alg, kid = self._prepare(token)
-        key = self.jwks.peek(kid, alg)
-        if key is None:
-            await self._discover_async()
-            key = await self.jwks.aget_key(kid, alg, self._http.async_)
-        return self._finish(header, compact, alg, key)
+        return await arun(self._verified(token), http=self._http.async_on_demand)
 
     def close(self) -> None:
         self._http.close()
@@ -198,36 +189,26 @@ class JWTVerifier:
 
     def _discovery_flow(self) -> Flow[None]:
         if self._needs_discovery():
-            meta = self._meta.get(self.issuer)
-            if meta is None:
-                meta = yield from discover(self.issuer, timeout=self._timeout, retry=self._retry)
-                self._meta.put(meta, self.issuer)
+            meta = yield from self._meta.cached(self.issuer, timeout=self._timeout, retry=self._retry)
             self.jwks.jwks_uri = meta.require("jwks_uri")
 
-    # Discovery is single-flight too: a cold verifier hit by many tokens asks once.
-    def _discover_sync(self) -> None:
-        while self._needs_discovery():
-            flight, lead = self._discovery.begin(self._needs_discovery)
-            if flight is None:
-                return
-            try:
-                if not lead:
-                    flight.wait()
-                    continue
-                self._discovery.lead(flight, lambda: run_sync(self._discovery_flow(), self._http.sync))
-            except FlightAbandoned:
-                continue
+    def _verified(self, token: str) -> Flow[dict[str, Any]]:
+        """:meth:`verify_flow` with discovery and key fetches shared by concurrent callers."""
+        header, compact, alg, kid = self._prepare(token)
+        key = self.jwks.peek(kid, alg)
+        if key is None:
+            yield from self._shared_discovery()
+            key = yield from self.jwks.shared_key(kid, alg)
+        return self._finish(header, compact, alg, key)
 
-    async def _discover_async(self) -> None:
+    # Discovery is single-flight too: a cold verifier hit by many tokens asks once.
+    def _shared_discovery(self) -> Flow[None]:
         while self._needs_discovery():
             flight, lead = self._discovery.begin(self._needs_discovery)
             if flight is None:
                 return
             try:
-                if not lead:
-                    await flight.await_()
-                    continue
-                await self._discovery.alead(flight, lambda: run_async(self._discovery_flow(), self._http.async_))
+                yield from (self._discovery.leading(flight, self._discovery_flow()) if lead else flight.joined())
             except FlightAbandoned:
                 continue
 

@@ -141,27 +141,28 @@ class PingReceiver:
         with self._lock:
             return auth_req_id in self._fired
 
+    def _pending(self, auth_req_id: str) -> _Signal | None:
+        """The signal to wait on, ``None`` when the ping already came (hold the lock)."""
+        if auth_req_id in self._fired:
+            return None
+        signal = self._signals.get(auth_req_id)
+        if signal is None:
+            raise KeyError("no ping is expected for this auth_req_id; call expect() first")
+        return signal
+
     def wait(self, auth_req_id: str, timeout: float | None) -> bool:
         """Block until the ping for ``auth_req_id`` arrives or ``timeout`` passes."""
         with self._lock:
-            if auth_req_id in self._fired:
-                return True
-            signal = self._signals.get(auth_req_id)
-        if signal is None:
-            raise KeyError("no ping is expected for this auth_req_id; call expect() first")
-        return signal.event.wait(timeout)
+            signal = self._pending(auth_req_id)
+        return True if signal is None else signal.event.wait(timeout)
 
     async def wait_async(self, auth_req_id: str, timeout: float | None) -> bool:  # noqa: ASYNC109
         """Await the ping for ``auth_req_id`` (or ``timeout``) without blocking the loop."""
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
         with self._lock:
-            if auth_req_id in self._fired:
-                return True
-            signal = self._signals.get(auth_req_id)
-            if signal is None:
-                raise KeyError("no ping is expected for this auth_req_id; call expect() first")
-            if signal.event.is_set():
+            signal = self._pending(auth_req_id)
+            if signal is None or signal.event.is_set():
                 return True
             entry = (loop, event)
             signal.loops.append(entry)

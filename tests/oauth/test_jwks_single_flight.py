@@ -20,6 +20,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from langchain_agent_auth import errors as E
+from langchain_agent_auth.core.effects import Call, arun
 from langchain_agent_auth.oauth import JWKSCache, JWTVerifier, RetryPolicy, _flight
 
 N = 40
@@ -183,6 +184,11 @@ async def test_unknown_kid_after_a_warm_cache_refetches_once(server: KeyServer, 
     assert server.hits["/jwks"] == 2
 
 
+def _one(fetch):
+    """A flow of one async step (the leader's fetch)."""
+    yield Call(lambda: None, fetch)
+
+
 async def test_cancelled_leader_lets_a_follower_fetch():
     flights = _flight.SingleFlight()
     flight, lead = flights.begin()
@@ -193,7 +199,7 @@ async def test_cancelled_leader_lets_a_follower_fetch():
         async def fetch() -> None:
             started.set()
             await asyncio.Event().wait()  # never answers
-        await flights.alead(flight, fetch)
+        await arun(flights.leading(flight, _one(fetch)))
 
     task = asyncio.create_task(leader())
     await started.wait()
