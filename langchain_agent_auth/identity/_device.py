@@ -46,11 +46,11 @@ from langchain_agent_auth.core.errors import (
 )
 from langchain_agent_auth.core.pause import PausePayload, ResumeModel, pause, validate_resume
 from langchain_agent_auth.core.progress import WaitProgress, emit_progress
-from langchain_agent_auth.core.store_cas import compare_and_set
 from langchain_agent_auth.oauth.client import OAuthClient
 from langchain_agent_auth.oauth.device import DeviceAuthorizationResponse
 from langchain_agent_auth.oauth.flows import SLOW_DOWN_STEP
 from langchain_agent_auth.oauth.tokens import TokenResponse
+from langchain_agent_auth.resume._pending import PendingItem, aclaim_item, aunclaim_item, claim_item, unclaim_item
 
 __all__ = ["DeviceAuthorizationPayload", "DeviceAuthorizationResume", "DeviceAuthorizer", "DevicePendingSource"]
 
@@ -388,28 +388,6 @@ class DeviceAuthorizer:
         return UserIdentity.from_claims(claims, source="token")
 
 
-@dataclass(frozen=True)
-class DeviceItem:
-    """A paused ``device_authorization`` a resumer watches (the fields of ``PendingItem``)."""
-
-    source: str
-    key: str
-    ref: str
-    thread_id: str
-    checkpoint_ns: str = ""
-    tool_call_id: str | None = None
-    interrupt_type: str = "device_authorization"
-    resume: Any = None
-    assistant_id: str | None = None
-    graph_id: str | None = None
-    context: Any = None
-    config: Any = field(default_factory=dict)
-    expires_at: float | None = None
-    ref_field: str = "device_id"
-    extra: Any = field(default_factory=dict)
-    claim: str = ""
-
-
 class DevicePendingSource:
     """The resumer's plug-in for device authorizations: polls each due record once
     (respecting ``interval`` and ``slow_down``) and resumes the thread once answered.
@@ -424,22 +402,23 @@ class DevicePendingSource:
     def __init__(self, authorizer: DeviceAuthorizer) -> None:
         self.authorizer = authorizer
 
-    def _item(self, rec: DeviceRecord) -> DeviceItem:
-        return DeviceItem(source=self.name, key=rec.id, ref=rec.id, thread_id=rec.thread_id or "",
+    def _item(self, rec: DeviceRecord) -> PendingItem:
+        return PendingItem(source=self.name, key=rec.id, ref=rec.id, interrupt_type="device_authorization",
+                           ref_field="device_id", thread_id=rec.thread_id or "",
                           checkpoint_ns=rec.checkpoint_ns, tool_call_id=rec.tool_call_id, expires_at=rec.expires_at,
                           context=rec.context, claim=f"{rec.status}|{rec.next_check_at!r}")
 
-    def _select(self, records: list[DeviceRecord], now: float, limit: int) -> list[DeviceItem]:
+    def _select(self, records: list[DeviceRecord], now: float, limit: int) -> list[PendingItem]:
         due = [r for r in records if r.thread_id and (r.status != "pending" or r.next_check_at <= now)]
         return [self._item(r) for r in due[:limit]]
 
-    def due(self, now: float, limit: int) -> list[DeviceItem]:
+    def due(self, now: float, limit: int) -> list[PendingItem]:
         return self._select(self.authorizer.pending(), now, limit)
 
-    async def adue(self, now: float, limit: int) -> list[DeviceItem]:
+    async def adue(self, now: float, limit: int) -> list[PendingItem]:
         return self._select(await self.authorizer.apending(), now, limit)
 
-    def _checked(self, item: DeviceItem, rec: DeviceRecord | None) -> DeviceItem | None:
+    def _checked(self, item: PendingItem, rec: DeviceRecord | None) -> PendingItem | None:
         if rec is None or rec.status == "pending":
             return None
         return replace(item, resume={"device_id": rec.id, "action": "check"})
@@ -472,18 +451,14 @@ class DevicePendingSource:
         if rec is not None:
             yield from self.authorizer._put(self._settled(rec, resumed, now, retry_in))
 
-    def _claim_name(self, item: Any) -> str:
-        return f"resume|{self.name}|{item.key}|{item.claim}"
-
     def claim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
-        return compare_and_set(self.authorizer.store).swap(self._claim_name(item), "claimed", owner=owner, ttl=ttl)
+        return claim_item(self.authorizer.store, item, owner, ttl)
 
     async def aclaim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
-        return await compare_and_set(self.authorizer.store).aswap(self._claim_name(item), "claimed", owner=owner,
-                                                                  ttl=ttl)
+        return await aclaim_item(self.authorizer.store, item, owner, ttl)
 
     def unclaim(self, item: Any, owner: str) -> None:
-        compare_and_set(self.authorizer.store).release(self._claim_name(item), owner)
+        unclaim_item(self.authorizer.store, item, owner)
 
     async def aunclaim(self, item: Any, owner: str) -> None:
-        await compare_and_set(self.authorizer.store).arelease(self._claim_name(item), owner)
+        await aunclaim_item(self.authorizer.store, item, owner)
