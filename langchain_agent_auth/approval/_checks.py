@@ -16,9 +16,9 @@ from pydantic import BaseModel, ValidationError
 from langchain_agent_auth.approval._digest import args_digest
 from langchain_agent_auth.approval._payloads import ApprovalResponse, refuse_resume
 from langchain_agent_auth.approval._records import ApprovalRecord, ApprovalStore, audit_record
+from langchain_agent_auth.core._user_fields import find_foreign
 from langchain_agent_auth.core.errors import ApprovalAlreadyHandledError, UnsafeArgumentsError
 from langchain_agent_auth.core.identity import UserIdentity
-from langchain_agent_auth.identity import find_foreign
 
 _MAX_CACHED_RESULT = 256_000
 

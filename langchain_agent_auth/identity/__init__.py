@@ -22,6 +22,7 @@ Example:
     'Alice'
 """
 
+from langchain_agent_auth.core._user_fields import IDENTITY_FIELDS, find_foreign
 from langchain_agent_auth.core.identity import (
     DEFAULT_CLAIMS,
     IdentityResolver,
@@ -43,7 +44,6 @@ from langchain_agent_auth.identity._device import (
     DeviceAuthorizer,
     DevicePendingSource,
 )
-from langchain_agent_auth.identity._fields import IDENTITY_FIELDS, find_foreign
 from langchain_agent_auth.identity._integrations import (
     AuthContext,
     IdentityGuard,

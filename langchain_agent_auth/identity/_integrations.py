@@ -19,6 +19,7 @@ from langchain_core.messages import SystemMessage
 from langchain_core.tools import BaseTool
 from typing_extensions import TypedDict
 
+from langchain_agent_auth.core._user_fields import IDENTITY_FIELDS, find_foreign, replace_at
 from langchain_agent_auth.core.audit._emit import audit_enabled, emit_audit
 from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import IdentityError
@@ -42,7 +43,6 @@ from langchain_agent_auth.core.identity import (
     current_acting_user,
     user_from_config,
 )
-from langchain_agent_auth.identity._fields import IDENTITY_FIELDS, find_foreign, replace_at
 from langchain_agent_auth.identity._owner import (
     ThreadAllow,
     abort_run,
@@ -230,7 +230,7 @@ class IdentityGuard(ToolGuard):
             ``IdentityError`` propagates). A missing user or a foreign thread always stops
             the run.
 
-    The exact argument rule is in :mod:`langchain_agent_auth.identity._fields`.
+    The exact argument rule is in :mod:`langchain_agent_auth.core._user_fields`.
 
     Example:
         >>> from langchain_core.tools import tool

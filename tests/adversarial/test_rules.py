@@ -8,9 +8,9 @@ from langchain_core.messages import ToolMessage
 from langchain_agent_auth.approval import ApprovalGuard, InAppApprover, display_hazard
 from langchain_agent_auth.approval._digest import args_digest
 from langchain_agent_auth.core._scrub import scrub
+from langchain_agent_auth.core._user_fields import replace_at
 from langchain_agent_auth.core.errors import ConfigurationError, UnsafeArgumentsError
 from langchain_agent_auth.identity import IDENTITY_FIELDS, IdentityGuard, find_foreign
-from langchain_agent_auth.identity._fields import replace_at
 from tests.adversarial.attacker import ALICE
 
 SECRET = "tok-0123456789"

@@ -1,4 +1,5 @@
-"""Where a tool call's arguments name a user, and whether that user is the signed-in one.
+"""Where a tool call's arguments name a user, and whether that user is the signed-in one (part
+of the identity model in core: the identity pillar's guard and the approval pillar both apply it).
 
 The rule :class:`~langchain_agent_auth.identity.IdentityGuard` enforces, exactly:
 
