@@ -49,8 +49,6 @@ from typing import Any, TypeVar
 import httpx
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, SearchOp
 
-from langchain_agent_auth.core._http import HTTPClients
-
 __all__ = [
     "Blocking",
     "Call",
@@ -101,8 +99,6 @@ class Call:
 Step = httpx.Request | Sleep | StoreOps | Blocking | Call
 Flow = Generator[Step, Any, T]
 
-# Kept for the vault's own vocabulary (its operations are flows like any other).
-VaultOp = Flow
 
 
 def store_get(namespace: tuple[str, ...], key: str) -> Flow[Item | None]:
@@ -241,17 +237,3 @@ def run(flow: Flow[T], *, http: httpx.Client | None = None, store: BaseStore | N
 async def arun(flow: Flow[T], *, http: httpx.AsyncClient | None = None, store: BaseStore | None = None) -> T:
     """Run ``flow`` on the event loop (network, store and blocking calls never block it)."""
     return await _drive(flow, _LoopIO(http, store))
-
-
-# The driver names the vault used before the runtime moved to core (same functions).
-def drive(op: Flow[T], http: httpx.Client | None, store: BaseStore | None) -> T:
-    """Run a flow synchronously (``run`` with positional client and store)."""
-    return run(op, http=http, store=store)
-
-
-async def adrive(op: Flow[T], http: httpx.AsyncClient | None, store: BaseStore | None) -> T:
-    """Run a flow on the event loop (``arun`` with positional client and store)."""
-    return await arun(op, http=http, store=store)
-
-
-HTTP = HTTPClients
