@@ -1,4 +1,4 @@
-"""Every ```python block of README.md and docs/*.md runs as written.
+"""Every ```python block of README.md, CONTRIBUTING.md and docs/*.md runs as written.
 
 Each Markdown file runs in its own process, its blocks in order in one namespace (a reader's
 session), in an empty directory, with the placeholders of ``tests/support/doc_snippets.py``
@@ -21,7 +21,7 @@ from langchain_agent_auth.core.crypto import ENV_VAR
 from tests.support.doc_snippets import snippets
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] if snippets(p)]
+DOCS = [p for p in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))] if snippets(p)]
 
 # The scripted model's turns, per file (what a reader's model would do with the prompts there).
 SCRIPTS: dict[str, list] = {
