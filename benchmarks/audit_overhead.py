@@ -1,4 +1,4 @@
-"""Audit trail overhead per guarded tool call (IdentityGuard + FGAToolGuard on the embedded
+"""Audit trail overhead per guarded tool call (IdentityGuard + FGAGuard on the embedded
 engine: each call emits identity_resolved and fga_decision inside one call scope), for each
 sink against the same call with no sink configured; and the cost of ``emit_audit`` with no
 sink against an empty function taking the same arguments. Interleaved rounds, process CPU
@@ -18,7 +18,7 @@ from langgraph.store.memory import InMemoryStore
 from benchmarks._util import CPU, Row, interleaved, paired, print_table, rounds_for
 from langchain_agent_auth.audit import LoggingAuditSink, StoreAuditSink, _emit, emit_audit
 from langchain_agent_auth.core.guards import guard_tool
-from langchain_agent_auth.fga import EmbeddedAuthorizer, FGAToolGuard
+from langchain_agent_auth.fga import EmbeddedAuthorizer, FGAGuard
 from langchain_agent_auth.identity import IdentityGuard, UserIdentity, acting_as
 
 ALICE = UserIdentity(subject="alice")
@@ -45,7 +45,7 @@ def run(quick: bool = False) -> list[Row]:
     rounds, round_s = rounds_for(quick)
     fga = EmbeddedAuthorizer(MODEL)
     fga.write([("user:alice", "viewer", "document:1")])
-    guarded = guard_tool(read_doc, IdentityGuard(), FGAToolGuard(fga, relation="viewer", object="document:{doc_id}"))
+    guarded = guard_tool(read_doc, IdentityGuard(), FGAGuard(fga, relation="viewer", object="document:{doc_id}"))
     call = {"type": "tool_call", "name": "read_doc", "args": {"doc_id": "1"}, "id": "c1"}
     config = {"configurable": {"thread_id": "bench"}}
     sinks: dict[str, tuple] = {

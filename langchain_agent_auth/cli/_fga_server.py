@@ -331,13 +331,7 @@ class _Api:
         if not isinstance(key, Mapping):
             raise _ApiError(400, "validation_error", "tuple_key is required")
         user, relation, obj = _required(key, "user", "relation", "object")
-        allowed = await run_in_threadpool(
-            auth.check,
-            user,
-            relation,
-            obj,
-            **_query_options(body),
-        )
+        allowed = await run_in_threadpool(auth.check, user, relation, obj, **_query_options(body))
         return JSONResponse({"allowed": allowed, "resolution": ""})
 
     async def batch_check(self, request: Request) -> Response:
@@ -383,12 +377,7 @@ class _Api:
         body, auth = await self._authorized(request)
         user, relation, type_ = _required(body, "user", "relation", "type")
         objects = await run_in_threadpool(
-            auth.list_objects,
-            user,
-            relation,
-            type_,
-            **_query_options(body),
-            max_results=MAX_LIST_RESULTS,
+            auth.list_objects, user, relation, type_, **_query_options(body), max_results=MAX_LIST_RESULTS
         )
         return JSONResponse({"objects": objects})
 
@@ -401,13 +390,8 @@ class _Api:
         filters = body.get("user_filters")
         if not isinstance(filters, list) or len(filters) != 1:
             raise _ApiError(400, "validation_error", "user_filters must hold exactly one filter")
-        users = await run_in_threadpool(
-            auth.list_users,
-            f"{obj['type']}:{obj['id']}",
-            relation,
-            filters[0],
-            **_query_options(body),
-        )
+        target = f"{obj['type']}:{obj['id']}"
+        users = await run_in_threadpool(auth.list_users, target, relation, filters[0], **_query_options(body))
         return JSONResponse({"users": [_user_json(u) for u in users[:MAX_LIST_RESULTS]]})
 
 
@@ -465,23 +449,25 @@ def create_app(*, db: str | None = None, api_token: str | None = None) -> Starle
     """
     api = _Api(_Registry(db))
 
-    def endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        return _endpoint(fn, api_token)
-
-    routes = [
-        Route("/stores", endpoint(api.create_store), methods=["POST"]),
-        Route("/stores", endpoint(api.list_stores), methods=["GET"]),
-        Route("/stores/{store_id}", endpoint(api.get_store), methods=["GET"]),
-        Route("/stores/{store_id}", endpoint(api.delete_store), methods=["DELETE"]),
-        Route("/stores/{store_id}/authorization-models", endpoint(api.write_model), methods=["POST"]),
-        Route("/stores/{store_id}/authorization-models", endpoint(api.list_models), methods=["GET"]),
-        Route("/stores/{store_id}/authorization-models/{model_id}", endpoint(api.get_model), methods=["GET"]),
-        Route("/stores/{store_id}/write", endpoint(api.write), methods=["POST"]),
-        Route("/stores/{store_id}/read", endpoint(api.read), methods=["POST"]),
-        Route("/stores/{store_id}/check", endpoint(api.check), methods=["POST"]),
-        Route("/stores/{store_id}/batch-check", endpoint(api.batch_check), methods=["POST"]),
-        Route("/stores/{store_id}/list-objects", endpoint(api.list_objects), methods=["POST"]),
-        Route("/stores/{store_id}/list-users", endpoint(api.list_users), methods=["POST"]),
+    store = "/stores/{store_id}"
+    models = f"{store}/authorization-models"
+    table: list[tuple[str, str, Callable[[Request], Awaitable[Response]]]] = [
+        ("POST", "/stores", api.create_store),
+        ("GET", "/stores", api.list_stores),
+        ("GET", store, api.get_store),
+        ("DELETE", store, api.delete_store),
+        ("POST", models, api.write_model),
+        ("GET", models, api.list_models),
+        ("GET", f"{models}/{{model_id}}", api.get_model),
+        ("POST", f"{store}/write", api.write),
+        ("POST", f"{store}/read", api.read),
+        ("POST", f"{store}/check", api.check),
+        ("POST", f"{store}/batch-check", api.batch_check),
+        ("POST", f"{store}/list-objects", api.list_objects),
+        ("POST", f"{store}/list-users", api.list_users),
+    ]
+    routes = [Route(path, _endpoint(handler, api_token), methods=[method]) for method, path, handler in table]
+    routes += [
         Route("/healthz", _endpoint(lambda r: _ok(), api_token, public=True), methods=["GET"]),
         Route("/{path:path}", _not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]

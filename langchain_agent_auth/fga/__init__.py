@@ -9,8 +9,8 @@
   conditions, contextual tuples. It passes OpenFGA's conformance suite in full.
 * :class:`OpenFGAAuthorizer`: the same :class:`Authorizer` interface over ``openfga-sdk``
   for an OpenFGA server or Okta FGA (``pip install 'langchain-agent-auth[openfga]'``).
-* :class:`FGAToolGuard` / :func:`with_fga` / :class:`FGAMiddleware` (and the node form,
-  ``guarded_tool_node(tools, FGAToolGuard(...))``): check before a tool runs, the user from
+* :class:`FGAGuard` / :func:`with_fga` / :class:`FGAMiddleware` (and the node form,
+  ``guarded_tool_node(tools, FGAGuard(...))``): check before a tool runs, the user from
   the identity pillar, a short refusal for the model, fail closed.
 * :class:`FGARetriever`: keep only the documents the user may see, one ``batch_check`` per
   query, optionally pre-filtered with ``list_objects``.
@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "DecisionSink": "langchain_agent_auth.fga._types",
     "UserFilter": "langchain_agent_auth.fga._types",
     "FGAMiddleware": "langchain_agent_auth.fga._integrations",
+    "FGAGuard": "langchain_agent_auth.fga._integrations",
     "FGAToolGuard": "langchain_agent_auth.fga._integrations",
     "fga_user": "langchain_agent_auth.fga._integrations",
     "with_fga": "langchain_agent_auth.fga._integrations",
@@ -78,6 +79,7 @@ __all__ = [
     "CheckRequest",
     "DecisionSink",
     "EmbeddedAuthorizer",
+    "FGAGuard",
     "FGAMiddleware",
     "FGARetriever",
     "FGAToolGuard",
@@ -97,7 +99,13 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.fga._dsl import load_model_file
     from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
-    from langchain_agent_auth.fga._integrations import FGAMiddleware, FGAToolGuard, fga_user, with_fga
+    from langchain_agent_auth.fga._integrations import (
+        FGAGuard,
+        FGAMiddleware,
+        FGAToolGuard,
+        fga_user,
+        with_fga,
+    )
     from langchain_agent_auth.fga._model import AuthorizationModel
     from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore, TupleStore
     from langchain_agent_auth.fga._tuple import TupleKey

@@ -47,53 +47,16 @@ _INT64 = (-(2**63), 2**63 - 1)
 _UINT64 = (0, 2**64 - 1)
 
 # cel-go's standard environment plus OpenFGA's ipaddress extension.
-_KNOWN_FUNCTIONS = frozenset(
-    {
-        "size",
-        "contains",
-        "startsWith",
-        "endsWith",
-        "matches",
-        "int",
-        "uint",
-        "double",
-        "string",
-        "bytes",
-        "bool",
-        "dyn",
-        "type",
-        "timestamp",
-        "duration",
-        "getFullYear",
-        "getMonth",
-        "getDate",
-        "getDayOfMonth",
-        "getDayOfWeek",
-        "getDayOfYear",
-        "getHours",
-        "getMinutes",
-        "getSeconds",
-        "getMilliseconds",
-        "in_cidr",
-        "ipaddress",
-    }
-)
-_TYPE_IDENTIFIERS = frozenset(
-    {
-        "int",
-        "uint",
-        "double",
-        "bool",
-        "string",
-        "bytes",
-        "list",
-        "map",
-        "null_type",
-        "type",
-        "timestamp",
-        "duration",
-    }
-)
+_KNOWN_FUNCTIONS = frozenset({
+    "size", "contains", "startsWith", "endsWith", "matches",
+    "int", "uint", "double", "string", "bytes", "bool", "dyn", "type", "timestamp", "duration",
+    "getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear",
+    "getHours", "getMinutes", "getSeconds", "getMilliseconds",
+    "in_cidr", "ipaddress",
+})  # fmt: skip
+_TYPE_IDENTIFIERS = frozenset({
+    "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "timestamp", "duration",
+})  # fmt: skip
 _MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
 
 

@@ -222,6 +222,20 @@ class _Parser:
     def is_kw(self, word: str) -> bool:
         return self.tok.kind == "ident" and self.tok.value == word
 
+    def accept_punct(self, ch: str) -> bool:
+        """Step past ``ch`` if it is the current token; whether it was."""
+        if self.tok.kind == "punct" and self.tok.value == ch:
+            self.advance()
+            return True
+        return False
+
+    def end_list(self, closer: str) -> None:
+        """After a bracketed list's last item: leave the bracket, step past ``closer``."""
+        self.brackets -= 1
+        if self.tok.kind != "punct" or self.tok.value != closer:
+            raise _error(f"expected ',' or {closer!r} but found {_describe(self.tok)}", self.tok)
+        self.close()
+
     # -- file ---------------------------------------------------------------------------
 
     def parse_file(self) -> _ParsedFile:
@@ -353,25 +367,18 @@ class _Parser:
         while True:
             type_tok = self.expect_ident("a type name")
             wildcard, relation, condition = False, None, None
-            if self.tok.kind == "punct" and self.tok.value == ":":
-                self.advance()
+            if self.accept_punct(":"):
                 self.expect_punct("*")
                 wildcard = True
-            elif self.tok.kind == "punct" and self.tok.value == "#":
-                self.advance()
+            elif self.accept_punct("#"):
                 relation = self.expect_ident("a relation name after '#'").value
             if self.is_kw("with"):
                 self.advance()
                 condition = self.expect_ident("a condition name after 'with'").value
             refs.append(RelationRef(type_tok.value, relation, wildcard, condition))
-            if self.tok.kind == "punct" and self.tok.value == ",":
-                self.advance()
-                continue
-            break
-        self.brackets -= 1
-        if self.tok.kind != "punct" or self.tok.value != "]":
-            raise _error(f"expected ',' or ']' but found {_describe(self.tok)}", self.tok)
-        self.close()
+            if not self.accept_punct(","):
+                break
+        self.end_list("]")
         return refs
 
     # -- conditions ---------------------------------------------------------------------------
@@ -389,8 +396,7 @@ class _Parser:
             self.expect_punct(":")
             ttok = self.expect_ident("a parameter type")
             text = ttok.value
-            if self.tok.kind == "punct" and self.tok.value == "<":
-                self.advance()
+            if self.accept_punct("<"):
                 gtok = self.expect_ident("a generic type")
                 self.expect_punct(">")
                 text = f"{text}<{gtok.value}>"
@@ -403,14 +409,9 @@ class _Parser:
             if ptype.name == "any":
                 raise _error("unknown parameter type 'any'", ttok)
             params[ptok.value] = ptype
-            if self.tok.kind == "punct" and self.tok.value == ",":
-                self.advance()
-                continue
-            break
-        self.brackets -= 1
-        if self.tok.kind != "punct" or self.tok.value != ")":
-            raise _error(f"expected ',' or ')' but found {_describe(self.tok)}", self.tok)
-        self.close()
+            if not self.accept_punct(","):
+                break
+        self.end_list(")")
         self.skip_newlines()
         if self.tok.kind != "punct" or self.tok.value != "{":
             raise _error(f"expected '{{' but found {_describe(self.tok)}", self.tok)

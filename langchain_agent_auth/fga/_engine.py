@@ -230,7 +230,7 @@ class Resolver(RecursiveResolvers, ListQueries):
         return TRUE | ((base | sub) & TAINTED)
 
     def _direct(self, at: At) -> int:
-        relation, obj, otype, user, utype, urel, depth, visited = at
+        relation, obj, otype, user, utype, urel, _, _ = at
         reader, model = self.reader, self.model
         rel = relation.name
         error: AuthorizationError | None = None
@@ -279,11 +279,9 @@ class Resolver(RecursiveResolvers, ListQueries):
                 passed = True
                 if t.user != user and not self._may_reach(utype, urel, sub_type, sub_rel):
                     continue
-                try:
-                    self.dispatches += 1
-                    r = self.resolve(sub_obj, sub_rel, user, depth + 1, visited)
-                except AuthorizationError as exc:
-                    error = error or exc
+                r = self._dispatch(sub_obj, sub_rel, at)
+                if type(r) is not int:
+                    error = error or r
                     continue
                 if r & ALLOWED:
                     return r
@@ -294,14 +292,10 @@ class Resolver(RecursiveResolvers, ListQueries):
                         return TRUE
                 except ConditionError as exc:
                     error = error or exc
-        if error is not None:
-            raise error
-        if read_error is not None and not passed:
-            raise read_error
-        return flags
+        return _settle(flags, error, read_error, passed)
 
     def _ttu(self, rw: TupleToUserset, at: At) -> int:
-        relation, obj, otype, user, utype, urel, depth, visited = at
+        relation, obj, otype, user, utype, urel, _, _ = at
         if rw.computed == relation.name and urel in ("", "*"):
             seeds = self.model.ttu_closure_plan(otype, relation.name, utype, rw.tupleset)
             if seeds is not None:
@@ -313,29 +307,39 @@ class Resolver(RecursiveResolvers, ListQueries):
         flags = 0
         for t in self.reader.read_users(obj, rw.tupleset):
             parent = t.user
-            ptype = parent.partition(":")[0]
-            if "#" in parent or not self._valid(t, otype):
+            if "#" in parent:
                 continue
-            try:
-                if not self._condition(t):
-                    continue
-            except ConditionError as exc:
-                read_error = read_error or exc
+            holds, condition_error = self._holds(t, otype)
+            if not holds:
+                read_error = read_error or condition_error
                 continue
             passed = True
-            if model.relation(ptype, rw.computed) is None:
+            if model.relation(parent.partition(":")[0], rw.computed) is None:
                 continue
-            try:
-                self.dispatches += 1
-                r = self.resolve(parent, rw.computed, user, depth + 1, visited)
-            except AuthorizationError as exc:
-                error = error or exc
+            r = self._dispatch(parent, rw.computed, at)
+            if type(r) is not int:
+                error = error or r
                 continue
             if r & ALLOWED:
                 return r
             flags |= r
-        if error is not None:
-            raise error
-        if read_error is not None and not passed:
-            raise read_error
-        return flags
+        return _settle(flags, error, read_error, passed)
+
+    def _dispatch(self, obj: str, rel: str, at: At) -> int | AuthorizationError:
+        """Resolve ``obj#rel`` one level deeper for the user of ``at``: its flags, or the
+        error it raised (the caller keeps the first, raised only if nothing allowed)."""
+        self.dispatches += 1
+        try:
+            return self.resolve(obj, rel, at[3], at[6] + 1, at[7])
+        except AuthorizationError as exc:
+            return exc
+
+
+def _settle(flags: int, error: AuthorizationError | None, read_error: ConditionError | None, passed: bool) -> int:
+    """The outcome of a read that allowed nothing: its first dispatch error, else its condition
+    error when no tuple of it passed (OpenFGA's filtered iterator), else the flags gathered."""
+    if error is not None:
+        raise error
+    if read_error is not None and not passed:
+        raise read_error
+    return flags

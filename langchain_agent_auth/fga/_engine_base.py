@@ -68,47 +68,36 @@ class TupleReader:
         self.reads += 1
         return self.store.read_tuple(obj, rel, user)
 
-    def _merged(
-        self, key: tuple[Any, ...], stored: Sequence[TupleKey], extra: dict[str, TupleKey] | None, member: str
+    def _cached(
+        self, key: tuple[str, ...], stored: Sequence[TupleKey], extra: dict[str, TupleKey] | None, member: str
     ) -> Sequence[TupleKey]:
-        if not extra:
-            return stored
-        out = [t for t in stored if getattr(t, member) not in extra]
-        out.extend(extra.values())
-        return out
+        """Cache one store read under ``key``, with the request's contextual tuples (``extra``,
+        keyed by their ``member``) replacing the stored tuples they match."""
+        self.reads += 1
+        if extra:
+            merged = [t for t in stored if getattr(t, member) not in extra]
+            merged.extend(extra.values())
+            stored = merged
+        self._cache[key] = stored
+        return stored
 
     def read_users(self, obj: str, rel: str) -> Sequence[TupleKey]:
-        key = ("u", obj, rel)
-        hit = self._cache.get(key)
+        hit = self._cache.get(key := ("u", obj, rel))
         if hit is None:
-            self.reads += 1
-            hit = self._merged(key, self.store.read_users(obj, rel), self._by_obj.get((obj, rel)), "user")
-            self._cache[key] = hit
+            hit = self._cached(key, self.store.read_users(obj, rel), self._by_obj.get((obj, rel)), "user")
         return hit
 
     def read_usersets(self, obj: str, rel: str) -> Sequence[TupleKey]:
-        key = ("s", obj, rel)
-        hit = self._cache.get(key)
+        hit = self._cache.get(key := ("s", obj, rel))
         if hit is None:
-            self.reads += 1
-            hit = self._merged(
-                key, self.store.read_usersets(obj, rel), self._usersets.get((obj, rel)), "user"
-            )
-            self._cache[key] = hit
+            hit = self._cached(key, self.store.read_usersets(obj, rel), self._usersets.get((obj, rel)), "user")
         return hit
 
     def read_objects(self, user: str, otype: str, rel: str) -> Sequence[TupleKey]:
-        key = ("o", user, otype, rel)
-        hit = self._cache.get(key)
+        hit = self._cache.get(key := ("o", user, otype, rel))
         if hit is None:
-            self.reads += 1
-            hit = self._merged(
-                key,
-                self.store.read_objects(user, otype, rel),
-                self._by_user.get((user, otype, rel)),
-                "object",
-            )
-            self._cache[key] = hit
+            by_user = self._by_user.get((user, otype, rel))
+            hit = self._cached(key, self.store.read_objects(user, otype, rel), by_user, "object")
         return hit
 
 

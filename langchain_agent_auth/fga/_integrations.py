@@ -1,8 +1,8 @@
 """The fga pillar's integrations: check a relationship before a tool runs.
 
-:class:`FGAToolGuard` (one flow of the core effect runtime, run by ``invoke`` and
+:class:`FGAGuard` (one flow of the core effect runtime, run by ``invoke`` and
 ``ainvoke`` alike), :func:`with_fga`, :class:`FGAMiddleware` and the node form
-(``guarded_tool_node(tools, FGAToolGuard(...))``), as in every pillar.
+(``guarded_tool_node(tools, FGAGuard(...))``), as in every pillar.
 
 The user comes from the identity pillar (``call.user``), never from the model. The object
 (and optionally the relation) is derived from the tool's arguments by a callable or a
@@ -25,7 +25,7 @@ The three forms, over any :class:`Authorizer`::
         "read_doc": {"relation": "viewer", "object": "document:{doc_id}"},
         "delete_doc": {"relation": "owner", "object": "document:{doc_id}"},
     })])
-    builder.add_node("tools", guarded_tool_node(tools, FGAToolGuard(fga, relation=..., object=...)))
+    builder.add_node("tools", guarded_tool_node(tools, FGAGuard(fga, relation=..., object=...)))
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ from langchain_agent_auth.fga._types import (
     record_decision,
 )
 
-__all__ = ["FGAMiddleware", "FGAToolGuard", "fga_user", "with_fga"]
+__all__ = ["FGAGuard", "FGAMiddleware", "FGAToolGuard", "fga_user", "with_fga"]
 
 _UNSAFE = re.compile(r"[:#@\s\x00-\x1f\x7f]")
 ObjectSpec = str | Callable[[Mapping[str, Any]], str]
@@ -98,7 +98,7 @@ def _quote(value: str) -> str:
 def _refusal_policy(on_refusal: OnRefusal | None, on_deny: str | None) -> OnRefusal:
     """The guard's refusal policy from ``on_refusal``, or the deprecated ``on_deny`` alias."""
     if on_deny is not None:
-        warnings.warn("FGAToolGuard(on_deny=...) is deprecated; use on_refusal='message' or 'raise'",
+        warnings.warn("FGAGuard(on_deny=...) is deprecated; use on_refusal='message' or 'raise'",
                       DeprecationWarning, stacklevel=3)
         if on_refusal is not None:
             raise ConfigurationError("give on_refusal or on_deny (deprecated), not both")
@@ -169,7 +169,7 @@ class _Template:
         return obj
 
 
-class FGAToolGuard(ToolGuard):
+class FGAGuard(ToolGuard):
     """A :class:`~langchain_agent_auth.guards.ToolGuard` that checks ``user relation object`` first.
 
     Args:
@@ -225,7 +225,7 @@ class FGAToolGuard(ToolGuard):
         on_decision: DecisionSink | None = None,
     ) -> None:
         if not hasattr(authorizer, "check") or not hasattr(authorizer, "acheck"):
-            raise ConfigurationError("FGAToolGuard needs an Authorizer (check / acheck)")
+            raise ConfigurationError("FGAGuard needs an Authorizer (check / acheck)")
         self.on_refusal = _refusal_policy(on_refusal, on_deny)
         if escape not in ("reject", "quote"):
             raise ConfigurationError("escape must be 'reject' or 'quote'")
@@ -383,10 +383,14 @@ class FGAToolGuard(ToolGuard):
         return (yield Proceed(call))
 
 
+FGAToolGuard = FGAGuard
+"""The former name of :class:`FGAGuard` (kept so existing imports work)."""
+
+
 def with_fga(
     tool: BaseTool, authorizer: Authorizer, *, relation: RelationSpec, object: ObjectSpec, **kwargs: Any
 ) -> GuardedTool:
-    """Wrap ``tool`` so every call is checked first (see :class:`FGAToolGuard` for the options).
+    """Wrap ``tool`` so every call is checked first (see :class:`FGAGuard` for the options).
 
     Composes with the other pillars' wrappers in any order (``guard_tool`` flattens them).
 
@@ -405,13 +409,13 @@ def with_fga(
         ...     guarded.invoke({"repo": "core"})
         "Access denied: you don't have admin access to repo:core."
     """
-    return guard_tool(tool, FGAToolGuard(authorizer, relation=relation, object=object, **kwargs))
+    return guard_tool(tool, FGAGuard(authorizer, relation=relation, object=object, **kwargs))
 
 
 class FGAMiddleware(ToolGuardMiddleware):
     """An agent middleware checking tool calls, configured per tool name.
 
-    ``rules`` maps a tool name to :class:`FGAToolGuard` options (``relation``, ``object``...)
+    ``rules`` maps a tool name to :class:`FGAGuard` options (``relation``, ``object``...)
     or to a ready guard. Tools without a rule run unchecked, or are refused with
     ``unlisted="deny"``. Other keyword arguments are defaults for every rule; among them
     ``on_refusal="raise"`` also applies to ``unlisted="deny"``.
@@ -431,7 +435,7 @@ class FGAMiddleware(ToolGuardMiddleware):
     def __init__(
         self,
         authorizer: Authorizer,
-        rules: Mapping[str, Mapping[str, Any] | FGAToolGuard],
+        rules: Mapping[str, Mapping[str, Any] | FGAGuard],
         *,
         unlisted: Literal["allow", "deny"] = "allow",
         on_decision: DecisionSink | None = None,
@@ -441,13 +445,13 @@ class FGAMiddleware(ToolGuardMiddleware):
             raise ConfigurationError("unlisted must be 'allow' or 'deny'")
         guards: list[ToolGuard] = []
         for name, rule in rules.items():
-            if isinstance(rule, FGAToolGuard):
+            if isinstance(rule, FGAGuard):
                 rule.tools = frozenset({name})
                 guards.append(rule)
                 continue
             options = {**defaults, **dict(rule)}
             options.setdefault("on_decision", on_decision)
-            guards.append(FGAToolGuard(authorizer, tools=[name], **options))
+            guards.append(FGAGuard(authorizer, tools=[name], **options))
         if unlisted == "deny":
             guards.append(_DenyUnlisted(frozenset(rules), _refusal_policy(defaults.get("on_refusal"), None)))
         super().__init__(guards)

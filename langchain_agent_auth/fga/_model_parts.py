@@ -193,25 +193,27 @@ class TupleToUserset(Rewrite):
 
 
 @dataclass(frozen=True, slots=True)
-class Union(Rewrite):
-    """``a or b or c``."""
+class _Combination(Rewrite):
+    """A rewrite over two or more members: :class:`Union` and :class:`Intersection`."""
 
     members: tuple[Rewrite, ...]
-    kind: ClassVar[int] = UNION
 
     def children(self) -> tuple[Rewrite, ...]:
         return self.members
 
 
 @dataclass(frozen=True, slots=True)
-class Intersection(Rewrite):
+class Union(_Combination):
+    """``a or b or c``."""
+
+    kind: ClassVar[int] = UNION
+
+
+@dataclass(frozen=True, slots=True)
+class Intersection(_Combination):
     """``a and b and c``."""
 
-    members: tuple[Rewrite, ...]
     kind: ClassVar[int] = INTERSECTION
-
-    def children(self) -> tuple[Rewrite, ...]:
-        return self.members
 
 
 @dataclass(frozen=True, slots=True)

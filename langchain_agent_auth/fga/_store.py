@@ -37,6 +37,9 @@ __all__ = [
     "new_ulid",
 ]
 
+ReadPage = tuple[list[tuple[TupleKey, str]], str | None]
+"""One page of :meth:`TupleStore.read`: (tuple, write time) rows and the continuation token."""
+
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -85,14 +88,8 @@ class TupleStore(Protocol):
 
     store_id: str
 
-    def write(
-        self,
-        writes: Sequence[TupleKey],
-        deletes: Sequence[TupleKey],
-        *,
-        on_duplicate: str = "error",
-        on_missing: str = "error",
-    ) -> None:
+    def write(self, writes: Sequence[TupleKey], deletes: Sequence[TupleKey], *, on_duplicate: str = "error",
+              on_missing: str = "error") -> None:
         """Apply deletes then writes atomically; ``on_duplicate``/``on_missing``: error|ignore."""
 
     def read_tuple(self, object: str, relation: str, user: str) -> TupleKey | None: ...
@@ -103,15 +100,8 @@ class TupleStore(Protocol):
 
     def read_objects(self, user: str, object_type: str, relation: str) -> Sequence[TupleKey]: ...
 
-    def read(
-        self,
-        object: str | None = None,
-        relation: str | None = None,
-        user: str | None = None,
-        *,
-        page_size: int = 50,
-        continuation_token: str | None = None,
-    ) -> tuple[list[tuple[TupleKey, str]], str | None]: ...
+    def read(self, object: str | None = None, relation: str | None = None, user: str | None = None, *,
+             page_size: int = 50, continuation_token: str | None = None) -> ReadPage: ...
 
     def count(self) -> int: ...
 
@@ -207,7 +197,7 @@ class _StoreCommon:
         *,
         page_size: int = 50,
         continuation_token: str | None = None,
-    ) -> tuple[list[tuple[TupleKey, str]], str | None]:
+    ) -> ReadPage:
         """Tuples matching a filter, ordered by (object, relation, user), one page at a time."""
         page_size = _check_page_size(page_size)
         after = _decode_token(continuation_token)

@@ -4,6 +4,6 @@ The guard, :func:`with_fga` and :class:`FGAMiddleware` live in
 :mod:`langchain_agent_auth.fga._integrations`; import them from :mod:`langchain_agent_auth.fga`.
 """
 
-from langchain_agent_auth.fga._integrations import FGAMiddleware, FGAToolGuard, fga_user, with_fga
+from langchain_agent_auth.fga._integrations import FGAGuard, FGAMiddleware, FGAToolGuard, fga_user, with_fga
 
-__all__ = ["FGAMiddleware", "FGAToolGuard", "fga_user", "with_fga"]
+__all__ = ["FGAGuard", "FGAMiddleware", "FGAToolGuard", "fga_user", "with_fga"]

@@ -46,7 +46,9 @@ from langchain_agent_auth.fga._openfga_sdk import (
 from langchain_agent_auth.fga._tuple import coerce_tuples
 from langchain_agent_auth.fga._types import (
     AuthorizationDecision,
+    Context,
     DecisionSink,
+    Tuples,
     batch_decisions,
     coerce_check,
     record_decision,
@@ -187,15 +189,8 @@ class OpenFGAAuthorizer:
         under ``arun`` (the clients are made on first use)."""
         return Call(lambda: getattr(self._client(), method)(*args), lambda: getattr(self._aclient(), method)(*args))
 
-    def _check_flow(
-        self,
-        user: str,
-        relation: str,
-        obj: str,
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
-        on_decision: DecisionSink | None,
-    ) -> Flow[bool]:
+    def _check_flow(self, user: str, relation: str, obj: str, context: Context, contextual_tuples: Tuples,
+                    on_decision: DecisionSink | None) -> Flow[bool]:
         started = time.perf_counter()
         try:
             response = yield self._sdk("check", check_body(user, relation, obj, context, contextual_tuples))
@@ -207,29 +202,13 @@ class OpenFGAAuthorizer:
         self._decide(user, relation, obj, allowed, started, None, on_decision=on_decision)
         return allowed
 
-    def check(
-        self,
-        user: str,
-        relation: str,
-        object: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        on_decision: DecisionSink | None = None,
-    ) -> bool:
+    def check(self, user: str, relation: str, object: str, *, context: Context = None, contextual_tuples: Tuples = None,
+              on_decision: DecisionSink | None = None) -> bool:
         """Whether ``user`` has ``relation`` on ``object`` (raises a typed error if unanswerable)."""
         return run(self._check_flow(user, relation, object, context, contextual_tuples, on_decision))
 
-    async def acheck(
-        self,
-        user: str,
-        relation: str,
-        object: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        on_decision: DecisionSink | None = None,
-    ) -> bool:
+    async def acheck(self, user: str, relation: str, object: str, *, context: Context = None,
+                     contextual_tuples: Tuples = None, on_decision: DecisionSink | None = None) -> bool:
         """Async :meth:`check`."""
         return await arun(self._check_flow(user, relation, object, context, contextual_tuples, on_decision))
 
@@ -239,10 +218,7 @@ class OpenFGAAuthorizer:
     # was most of the client's time for a retriever's thousand documents.
 
     def _batch_payloads(
-        self,
-        checks: Sequence[Any],
-        context: Mapping[str, Any] | None,
-        contextual_tuples: Sequence[Any] | None,
+        self, checks: Sequence[Any], context: Context, contextual_tuples: Tuples
     ) -> tuple[list[dict[str, Any]], list[Any]]:
         requests = [coerce_check(c) for c in checks]
         shared = [tuple_json(t) for t in coerce_tuples(contextual_tuples)]
@@ -319,14 +295,8 @@ class OpenFGAAuthorizer:
             for r in requests
         ]
 
-    def batch_check(
-        self,
-        checks: Sequence[Any],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        on_decision: DecisionSink | None = None,
-    ) -> list[AuthorizationDecision]:
+    def batch_check(self, checks: Sequence[Any], *, context: Context = None, contextual_tuples: Tuples = None,
+                    on_decision: DecisionSink | None = None) -> list[AuthorizationDecision]:
         """Server-side batch check (requests of ``max_batch_size``, ``max_parallel_requests`` at a time).
 
         Never raises per item: a failed request denies its checks with the error recorded.
@@ -351,14 +321,8 @@ class OpenFGAAuthorizer:
             return self._batch_failed(requests, started, exc, on_decision)
         return self._batch_result(requests, responses, started, on_decision)
 
-    async def abatch_check(
-        self,
-        checks: Sequence[Any],
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-        on_decision: DecisionSink | None = None,
-    ) -> list[AuthorizationDecision]:
+    async def abatch_check(self, checks: Sequence[Any], *, context: Context = None, contextual_tuples: Tuples = None,
+                           on_decision: DecisionSink | None = None) -> list[AuthorizationDecision]:
         """Async :meth:`batch_check`."""
         started = time.perf_counter()
         payloads, requests = self._batch_payloads(checks, context, contextual_tuples)
@@ -388,27 +352,13 @@ class OpenFGAAuthorizer:
         response = yield from self._request_flow("list_objects", list_objects_body, *args)
         return sorted(response.objects or [])
 
-    def list_objects(
-        self,
-        user: str,
-        relation: str,
-        type: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]:
+    def list_objects(self, user: str, relation: str, type: str, *, context: Context = None,
+                     contextual_tuples: Tuples = None) -> list[str]:
         """Objects of ``type`` the user has ``relation`` on (OpenFGA caps the answer, 1000 by default)."""
         return run(self._list_objects_flow(user, relation, type, context, contextual_tuples))
 
-    async def alist_objects(
-        self,
-        user: str,
-        relation: str,
-        type: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]:
+    async def alist_objects(self, user: str, relation: str, type: str, *, context: Context = None,
+                            contextual_tuples: Tuples = None) -> list[str]:
         """Async :meth:`list_objects`."""
         return await arun(self._list_objects_flow(user, relation, type, context, contextual_tuples))
 
@@ -416,27 +366,13 @@ class OpenFGAAuthorizer:
         response = yield from self._request_flow("list_users", list_users_body, *args)
         return users_of(response)
 
-    def list_users(
-        self,
-        object: str,
-        relation: str,
-        user_filter: Any,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]:
+    def list_users(self, object: str, relation: str, user_filter: Any, *, context: Context = None,
+                   contextual_tuples: Tuples = None) -> list[str]:
         """Users related to ``object`` (``type:*`` for a public wildcard)."""
         return run(self._list_users_flow(object, relation, user_filter, context, contextual_tuples))
 
-    async def alist_users(
-        self,
-        object: str,
-        relation: str,
-        user_filter: Any,
-        *,
-        context: Mapping[str, Any] | None = None,
-        contextual_tuples: Sequence[Any] | None = None,
-    ) -> list[str]:
+    async def alist_users(self, object: str, relation: str, user_filter: Any, *, context: Context = None,
+                          contextual_tuples: Tuples = None) -> list[str]:
         """Async :meth:`list_users`."""
         return await arun(self._list_users_flow(object, relation, user_filter, context, contextual_tuples))
 

@@ -23,23 +23,10 @@ set can be cached per user (``prefilter_ttl`` seconds, at most ``prefilter_cache
 entries). It fails closed throughout: a failed ``list_objects`` returns no documents, and
 the post-filter check still runs on whatever the store returns.
 
-Example:
-    >>> from langchain_core.documents import Document
-    >>> from langchain_core.retrievers import BaseRetriever
-    >>> from langchain_agent_auth.fga import EmbeddedAuthorizer
-    >>> from langchain_agent_auth.identity import UserIdentity
-    >>> class Static(BaseRetriever):
-    ...     docs: list
-    ...     def _get_relevant_documents(self, query, *, run_manager):
-    ...         return self.docs
-    >>> fga = EmbeddedAuthorizer("model\\n  schema 1.1\\ntype user\\ntype doc\\n"
-    ...                          "  relations\\n    define viewer: [user]\\n")
-    >>> fga.write([("user:anne", "viewer", "doc:a")])
-    >>> docs = [Document("A", metadata={"id": "a"}), Document("B", metadata={"id": "b"}), Document("?")]
-    >>> r = FGARetriever(retriever=Static(docs=docs), authorizer=fga, object_type="doc",
-    ...                  user=UserIdentity(subject="anne"))
-    >>> [d.page_content for d in r.invoke("q")]
-    ['A']
+Example (runnable ones on :class:`FGARetriever`)::
+
+    r = FGARetriever(retriever=store.as_retriever(), authorizer=fga, user=identity)
+    r.invoke("question")  # only the documents the user may view
 """
 
 from __future__ import annotations
@@ -111,6 +98,11 @@ class FGARetriever(BaseRetriever):
         >>> kept, decisions = r.retrieve_with_decisions("question")
         >>> [d.page_content for d in kept], [(d.object, d.allowed) for d in decisions][:2]
         (['FAQ'], [('document:faq', True), ('document:hr', False)])
+        >>> from langchain_agent_auth.identity import UserIdentity  # or the identity itself
+        >>> fga.write([("user:anne", "viewer", "document:hr")])
+        >>> anne = FGARetriever(retriever=Static(docs=docs), authorizer=fga, user=UserIdentity(subject="anne"))
+        >>> [d.page_content for d in anne.invoke("question")]
+        ['FAQ', 'HR']
 
     Example (pre-filter: the store only ranks what the user may see):
         >>> class Store(BaseRetriever):  # takes the common {"id": {"$in": [...]}} filter

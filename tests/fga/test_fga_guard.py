@@ -15,8 +15,8 @@ from langchain_agent_auth.core.guards import GuardedCall, ToolGuard, guard_tool,
 from langchain_agent_auth.fga import (
     AuthorizationDecision,
     EmbeddedAuthorizer,
+    FGAGuard,
     FGAMiddleware,
-    FGAToolGuard,
     fga_user,
     with_fga,
 )
@@ -150,7 +150,7 @@ def test_raise_mode_and_relation_from_arguments(authorizer: Any) -> None:
         """Open a document for reading or editing."""
         return f"{mode} {doc_id}"
 
-    guard = FGAToolGuard(
+    guard = FGAGuard(
         authorizer,
         relation=lambda args: {"read": "viewer", "edit": "editor", "admin": "owner"}.get(
             args["mode"], "viewer"
@@ -169,21 +169,21 @@ def test_raise_mode_and_relation_from_arguments(authorizer: Any) -> None:
         with pytest.raises(AccessDenied, match="not allowed for this tool"):
             guarded.invoke({"doc_id": "spec", "mode": "admin"})
     with pytest.raises(ConfigurationError):
-        FGAToolGuard(authorizer, relation="viewer", object="{kind}:{doc_id}")
+        FGAGuard(authorizer, relation="viewer", object="{kind}:{doc_id}")
     with pytest.raises(ConfigurationError):
-        FGAToolGuard(authorizer, relation="bad relation", object="document:{doc_id}")
+        FGAGuard(authorizer, relation="bad relation", object="document:{doc_id}")
 
 
 def test_on_deny_is_a_deprecated_alias_of_on_refusal(authorizer: Any) -> None:
     with pytest.warns(DeprecationWarning, match="on_refusal"):
-        guard = FGAToolGuard(authorizer, relation="viewer", object="document:{doc_id}", on_deny="raise")
+        guard = FGAGuard(authorizer, relation="viewer", object="document:{doc_id}", on_deny="raise")
     assert guard.on_refusal == "raise"
     with pytest.warns(DeprecationWarning):
-        assert FGAToolGuard(authorizer, relation="viewer", object="d:{x}", on_deny="refuse").on_refusal == "message"
+        assert FGAGuard(authorizer, relation="viewer", object="d:{x}", on_deny="refuse").on_refusal == "message"
     with acting_as(ANNE), pytest.raises(AccessDenied):
         guard_tool(read_doc, guard).invoke({"doc_id": "budget"})
     with pytest.raises(ConfigurationError):
-        FGAToolGuard(authorizer, relation="viewer", object="document:{doc_id}", on_refusal="shout")  # type: ignore[arg-type]
+        FGAGuard(authorizer, relation="viewer", object="document:{doc_id}", on_refusal="shout")  # type: ignore[arg-type]
 
 
 async def test_an_authorizer_without_on_decision_still_reports_decisions() -> None:
@@ -360,7 +360,7 @@ def test_node_form_in_a_hand_built_graph() -> None:
 
     fga = EmbeddedAuthorizer(DOCS_MODEL)
     fga.write([("user:anne", "viewer", "document:spec")])
-    node = guarded_tool_node([read_doc], FGAToolGuard(fga, relation="viewer", object="document:{doc_id}"))
+    node = guarded_tool_node([read_doc], FGAGuard(fga, relation="viewer", object="document:{doc_id}"))
     builder = StateGraph(MessagesState, context_schema=dict)
     builder.add_node("tools", node)
     builder.add_edge(START, "tools")
@@ -417,3 +417,11 @@ def test_middleware_on_refusal_applies_to_unlisted_tools(authorizer: Any) -> Non
     assert guard_tool(other, refusing).invoke({"x": "1"}).startswith("This tool is not available")
     with pytest.raises(AuthorizationError, match="no authorization rule"):
         guard_tool(other, raising).invoke({"x": "1"})
+
+
+def test_fga_tool_guard_is_the_former_name_of_fga_guard() -> None:
+    import langchain_agent_auth
+    from langchain_agent_auth import fga
+
+    assert fga.FGAToolGuard is fga.FGAGuard
+    assert langchain_agent_auth.FGAToolGuard is langchain_agent_auth.FGAGuard is fga.FGAGuard
