@@ -16,7 +16,8 @@ from langchain_core.tools import tool
 from langgraph.store.memory import InMemoryStore
 
 from benchmarks._util import CPU, Row, interleaved, paired, print_table, rounds_for
-from langchain_agent_auth.audit import LoggingAuditSink, StoreAuditSink, _emit, emit_audit
+from langchain_agent_auth.audit import LoggingAuditSink, StoreAuditSink, emit_audit
+from langchain_agent_auth.core.audit import _emit
 from langchain_agent_auth.core.guards import guard_tool
 from langchain_agent_auth.fga import EmbeddedAuthorizer, FGAGuard
 from langchain_agent_auth.identity import IdentityGuard, UserIdentity, acting_as
