@@ -33,6 +33,7 @@ from langchain_agent_auth.approval._text import (
     default_authorization_details,
 )
 from langchain_agent_auth.core.crypto import Keyring, server_role
+from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.errors import (
     AccessDeniedError,
     AgentAuthError,
@@ -292,28 +293,27 @@ class CIBAApprover(Approver):
 
     def start(self, key: str, call: Any, user: UserIdentity, digest: str, store: ApprovalStore) -> ApprovalRecord:
         """Send the backchannel request and store the pending record (sync)."""
-        kwargs, message, details = self._request_kwargs(call, user, digest)
-        cnt = new_notification_token() if self.delivery_mode == "ping" else None
-        try:
-            response = self.client.ciba_authorize(client_notification_token=cnt, **kwargs)
-        except AgentAuthError as exc:
-            raise _start_error(exc) from None
-        if cnt and self.ping_receiver is not None:
-            self.ping_receiver.expect(response.auth_req_id, cnt)
-        return store.put(self._record_from(key, call, user, digest, store, response, message, details, cnt))
+        return run(self._start(key, call, user, digest, store))
 
     async def astart(self, key: str, call: Any, user: UserIdentity, digest: str,
                      store: ApprovalStore) -> ApprovalRecord:
         """Async :meth:`start`."""
+        return await arun(self._start(key, call, user, digest, store))
+
+    def _start(self, key: str, call: Any, user: UserIdentity, digest: str,
+               store: ApprovalStore) -> Flow[ApprovalRecord]:
+        """:meth:`start` written once: the backchannel request, then the pending record."""
         kwargs, message, details = self._request_kwargs(call, user, digest)
         cnt = new_notification_token() if self.delivery_mode == "ping" else None
         try:
-            response = await self.client.aciba_authorize(client_notification_token=cnt, **kwargs)
+            response = yield Call(lambda: self.client.ciba_authorize(client_notification_token=cnt, **kwargs),
+                                  lambda: self.client.aciba_authorize(client_notification_token=cnt, **kwargs))
         except AgentAuthError as exc:
             raise _start_error(exc) from None
         if cnt and self.ping_receiver is not None:
             self.ping_receiver.expect(response.auth_req_id, cnt)
-        return await store.aput(self._record_from(key, call, user, digest, store, response, message, details, cnt))
+        return (yield _put(store, self._record_from(key, call, user, digest, store, response, message, details,
+                                                    cnt)))
 
     # -- checking once
 
@@ -365,38 +365,30 @@ class CIBAApprover(Approver):
 
     def poll(self, rec: ApprovalRecord, store: ApprovalStore) -> ApprovalRecord:
         """Ask the provider once (never before ``next_check_at``); save and return the record."""
-        if rec.status != "pending" or self.clock() < rec.next_check_at:
-            return rec
-        if self.clock() >= rec.expires_at:
-            return store.put(rec.update(status="expired", decided_at=self.clock(), sealed=None, error="expired_token"))
-        auth_req_id = store.open(rec)["auth_req_id"]
-        try:
-            result: TokenResponse | BaseException = self.client.ciba_poll(auth_req_id)
-        except AgentAuthError as exc:
-            result = exc
-        if isinstance(result, InvalidGrantError):  # someone else (resumer / guard) got the token first?
-            current = store.get(rec.key)
-            if current is not None and current.approval_id == rec.approval_id and current.status != "pending":
-                return current
-        return store.put(self._outcome(rec, store, result))
+        return run(self._poll(rec, store))
 
     async def apoll(self, rec: ApprovalRecord, store: ApprovalStore) -> ApprovalRecord:
         """Async :meth:`poll`."""
+        return await arun(self._poll(rec, store))
+
+    def _poll(self, rec: ApprovalRecord, store: ApprovalStore) -> Flow[ApprovalRecord]:
+        """:meth:`poll` written once."""
         if rec.status != "pending" or self.clock() < rec.next_check_at:
             return rec
         if self.clock() >= rec.expires_at:
-            return await store.aput(rec.update(status="expired", decided_at=self.clock(), sealed=None,
-                                               error="expired_token"))
+            expired = rec.update(status="expired", decided_at=self.clock(), sealed=None, error="expired_token")
+            return (yield _put(store, expired))
         auth_req_id = store.open(rec)["auth_req_id"]
         try:
-            result: TokenResponse | BaseException = await self.client.aciba_poll(auth_req_id)
+            result: TokenResponse | BaseException = yield Call(lambda: self.client.ciba_poll(auth_req_id),
+                                                               lambda: self.client.aciba_poll(auth_req_id))
         except AgentAuthError as exc:
             result = exc
-        if isinstance(result, InvalidGrantError):
-            current = await store.aget(rec.key)
+        if isinstance(result, InvalidGrantError):  # someone else (resumer / guard) got the token first?
+            current = yield Call(lambda: store.get(rec.key), lambda: store.aget(rec.key))
             if current is not None and current.approval_id == rec.approval_id and current.status != "pending":
                 return current
-        return await store.aput(self._outcome(rec, store, result))
+        return (yield _put(store, self._outcome(rec, store, result)))
 
     # -- waiting inline (block mode)
 
@@ -546,3 +538,8 @@ def _approval_source(approvers: Sequence[Approver], store: Any) -> Any:
 
 # The shared resumer turns ``approvers=[...]`` into this pillar's pending source.
 register_source(Approver, _approval_source)
+
+
+def _put(store: ApprovalStore, record: ApprovalRecord) -> Call:
+    """Save ``record`` (the store's sync or async write, whichever driver runs the flow)."""
+    return Call(lambda: store.put(record), lambda: store.aput(record))
