@@ -145,19 +145,12 @@ class _ConnectGuard(ToolGuard):
     def __init__(self, toolkit: AgentAuthToolkit) -> None:
         self.toolkit = toolkit
 
-    def _guard(self, call: GuardedCall) -> ToolGuard:
+    def flow(self, call: GuardedCall) -> Flow[Any]:
         from langchain_agent_auth.vault import VaultGuard
 
         name, scopes = self.toolkit._connect_target(call.args)
-        guard = VaultGuard(self.toolkit.vault, name, scopes)
-        guard.on_refusal = self.toolkit.on_refusal  # the toolkit's one refusal policy
-        return guard
-
-    def wrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Any]) -> Any:
-        return self._guard(call).wrap(call, proceed)
-
-    async def awrap(self, call: GuardedCall, proceed: Callable[[GuardedCall], Awaitable[Any]]) -> Any:
-        return await self._guard(call).awrap(call, proceed)
+        guard = VaultGuard(self.toolkit.vault, name, scopes, on_refusal=self.toolkit.on_refusal)
+        return (yield from guard.flow(call))
 
 
 # --------------------------------------------------------------------------- the toolkit

@@ -13,6 +13,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 from langchain_agent_auth.approval._digest import preview_args
@@ -33,6 +34,7 @@ from langchain_agent_auth.approval._text import (
     default_authorization_details,
 )
 from langchain_agent_auth.core.crypto import Keyring, server_role
+from langchain_agent_auth.core.effects import Call, Flow, Sleep, arun, run
 from langchain_agent_auth.core.errors import (
     AccessDeniedError,
     AgentAuthError,
@@ -292,28 +294,27 @@ class CIBAApprover(Approver):
 
     def start(self, key: str, call: Any, user: UserIdentity, digest: str, store: ApprovalStore) -> ApprovalRecord:
         """Send the backchannel request and store the pending record (sync)."""
-        kwargs, message, details = self._request_kwargs(call, user, digest)
-        cnt = new_notification_token() if self.delivery_mode == "ping" else None
-        try:
-            response = self.client.ciba_authorize(client_notification_token=cnt, **kwargs)
-        except AgentAuthError as exc:
-            raise _start_error(exc) from None
-        if cnt and self.ping_receiver is not None:
-            self.ping_receiver.expect(response.auth_req_id, cnt)
-        return store.put(self._record_from(key, call, user, digest, store, response, message, details, cnt))
+        return run(self._start(key, call, user, digest, store))
 
     async def astart(self, key: str, call: Any, user: UserIdentity, digest: str,
                      store: ApprovalStore) -> ApprovalRecord:
         """Async :meth:`start`."""
+        return await arun(self._start(key, call, user, digest, store))
+
+    def _start(self, key: str, call: Any, user: UserIdentity, digest: str,
+               store: ApprovalStore) -> Flow[ApprovalRecord]:
+        """:meth:`start` written once: the backchannel request, then the pending record."""
         kwargs, message, details = self._request_kwargs(call, user, digest)
         cnt = new_notification_token() if self.delivery_mode == "ping" else None
         try:
-            response = await self.client.aciba_authorize(client_notification_token=cnt, **kwargs)
+            response = yield Call(lambda: self.client.ciba_authorize(client_notification_token=cnt, **kwargs),
+                                  lambda: self.client.aciba_authorize(client_notification_token=cnt, **kwargs))
         except AgentAuthError as exc:
             raise _start_error(exc) from None
         if cnt and self.ping_receiver is not None:
             self.ping_receiver.expect(response.auth_req_id, cnt)
-        return await store.aput(self._record_from(key, call, user, digest, store, response, message, details, cnt))
+        return (yield _put(store, self._record_from(key, call, user, digest, store, response, message, details,
+                                                    cnt)))
 
     # -- checking once
 
@@ -365,38 +366,30 @@ class CIBAApprover(Approver):
 
     def poll(self, rec: ApprovalRecord, store: ApprovalStore) -> ApprovalRecord:
         """Ask the provider once (never before ``next_check_at``); save and return the record."""
-        if rec.status != "pending" or self.clock() < rec.next_check_at:
-            return rec
-        if self.clock() >= rec.expires_at:
-            return store.put(rec.update(status="expired", decided_at=self.clock(), sealed=None, error="expired_token"))
-        auth_req_id = store.open(rec)["auth_req_id"]
-        try:
-            result: TokenResponse | BaseException = self.client.ciba_poll(auth_req_id)
-        except AgentAuthError as exc:
-            result = exc
-        if isinstance(result, InvalidGrantError):  # someone else (resumer / guard) got the token first?
-            current = store.get(rec.key)
-            if current is not None and current.approval_id == rec.approval_id and current.status != "pending":
-                return current
-        return store.put(self._outcome(rec, store, result))
+        return run(self._poll(rec, store))
 
     async def apoll(self, rec: ApprovalRecord, store: ApprovalStore) -> ApprovalRecord:
         """Async :meth:`poll`."""
+        return await arun(self._poll(rec, store))
+
+    def _poll(self, rec: ApprovalRecord, store: ApprovalStore) -> Flow[ApprovalRecord]:
+        """:meth:`poll` written once."""
         if rec.status != "pending" or self.clock() < rec.next_check_at:
             return rec
         if self.clock() >= rec.expires_at:
-            return await store.aput(rec.update(status="expired", decided_at=self.clock(), sealed=None,
-                                               error="expired_token"))
+            expired = rec.update(status="expired", decided_at=self.clock(), sealed=None, error="expired_token")
+            return (yield _put(store, expired))
         auth_req_id = store.open(rec)["auth_req_id"]
         try:
-            result: TokenResponse | BaseException = await self.client.aciba_poll(auth_req_id)
+            result: TokenResponse | BaseException = yield Call(lambda: self.client.ciba_poll(auth_req_id),
+                                                               lambda: self.client.aciba_poll(auth_req_id))
         except AgentAuthError as exc:
             result = exc
-        if isinstance(result, InvalidGrantError):
-            current = await store.aget(rec.key)
+        if isinstance(result, InvalidGrantError):  # someone else (resumer / guard) got the token first?
+            current = yield Call(lambda: store.get(rec.key), lambda: store.aget(rec.key))
             if current is not None and current.approval_id == rec.approval_id and current.status != "pending":
                 return current
-        return await store.aput(self._outcome(rec, store, result))
+        return (yield _put(store, self._outcome(rec, store, result)))
 
     # -- waiting inline (block mode)
 
@@ -415,49 +408,42 @@ class CIBAApprover(Approver):
 
     def wait(self, rec: ApprovalRecord, store: ApprovalStore, call: Any) -> ApprovalRecord:
         """Wait inline until the user answers (``block`` mode), reporting progress."""
-        req = self._backchannel(rec, store)
-        if rec.delivery_mode == "ping" and self.ping_receiver is not None:
-            self._progress(call, rec, rec.expires_at - self.clock(), self.ping_fallback)
-            while rec.status == "pending":
-                left = rec.expires_at - self.clock()
-                self.ping_receiver.wait(req.auth_req_id, timeout=max(0.0, min(left, self.ping_fallback)))
-                rec = self.poll(rec.update(next_check_at=0.0), store)
-                if rec.status == "pending":
-                    self._progress(call, rec, rec.expires_at - self.clock(), rec.next_check_at - self.clock())
-                    time.sleep(max(0.0, rec.next_check_at - self.clock()) if not
-                               self.ping_receiver.pinged(req.auth_req_id) else 0.0)
-            self.ping_receiver.forget(req.auth_req_id)
-            return self._finished(call, rec)
-        try:
-            result: TokenResponse | BaseException = self.client.ciba_wait(
-                req, on_wait=lambda left, nxt: self._progress(call, rec, left, nxt), tolerate_outages=True)
-        except AgentAuthError as exc:
-            result = exc
-        return self._finished(call, store.put(self._outcome(rec, store, result)))
+        return run(self._wait(rec, store, call))
 
     async def await_(self, rec: ApprovalRecord, store: ApprovalStore, call: Any) -> ApprovalRecord:
         """Async :meth:`wait` (never blocks the event loop)."""
-        import asyncio
+        return await arun(self._wait(rec, store, call))
 
+    def _wait(self, rec: ApprovalRecord, store: ApprovalStore, call: Any) -> Flow[ApprovalRecord]:
+        """:meth:`wait` written once: on pings (polling now and then) or by polling."""
         req = self._backchannel(rec, store)
         if rec.delivery_mode == "ping" and self.ping_receiver is not None:
-            self._progress(call, rec, rec.expires_at - self.clock(), self.ping_fallback)
-            while rec.status == "pending":
-                left = rec.expires_at - self.clock()
-                await self.ping_receiver.wait_async(req.auth_req_id, timeout=max(0.0, min(left, self.ping_fallback)))
-                rec = await self.apoll(rec.update(next_check_at=0.0), store)
-                if rec.status == "pending":
-                    self._progress(call, rec, rec.expires_at - self.clock(), rec.next_check_at - self.clock())
-                    if not self.ping_receiver.pinged(req.auth_req_id):
-                        await asyncio.sleep(max(0.0, rec.next_check_at - self.clock()))
-            self.ping_receiver.forget(req.auth_req_id)
-            return self._finished(call, rec)
+            return (yield from self._wait_pings(rec, store, call, self.ping_receiver, req.auth_req_id))
         try:
-            result: TokenResponse | BaseException = await self.client.aciba_wait(
-                req, on_wait=lambda left, nxt: self._progress(call, rec, left, nxt), tolerate_outages=True)
+            result: TokenResponse | BaseException = yield Call(
+                lambda: self.client.ciba_wait(req, on_wait=lambda left, nxt: self._progress(call, rec, left, nxt),
+                                              tolerate_outages=True),
+                lambda: self.client.aciba_wait(req, on_wait=lambda left, nxt: self._progress(call, rec, left, nxt),
+                                               tolerate_outages=True))
         except AgentAuthError as exc:
             result = exc
-        return self._finished(call, await store.aput(self._outcome(rec, store, result)))
+        return self._finished(call, (yield _put(store, self._outcome(rec, store, result))))
+
+    def _wait_pings(self, rec: ApprovalRecord, store: ApprovalStore, call: Any, receiver: PingReceiver,
+                    auth_req_id: str) -> Flow[ApprovalRecord]:
+        """Wait for the provider's pings, polling after each (and every ``ping_fallback`` seconds)."""
+        self._progress(call, rec, rec.expires_at - self.clock(), self.ping_fallback)
+        while rec.status == "pending":
+            timeout = max(0.0, min(rec.expires_at - self.clock(), self.ping_fallback))
+            yield Call(partial(receiver.wait, auth_req_id, timeout=timeout),
+                       partial(receiver.wait_async, auth_req_id, timeout=timeout))
+            rec = yield from self._poll(rec.update(next_check_at=0.0), store)
+            if rec.status == "pending":
+                self._progress(call, rec, rec.expires_at - self.clock(), rec.next_check_at - self.clock())
+                if not receiver.pinged(auth_req_id):
+                    yield Sleep(max(0.0, rec.next_check_at - self.clock()))
+        receiver.forget(auth_req_id)
+        return self._finished(call, rec)
 
     # -- pause payload
 
@@ -546,3 +532,8 @@ def _approval_source(approvers: Sequence[Approver], store: Any) -> Any:
 
 # The shared resumer turns ``approvers=[...]`` into this pillar's pending source.
 register_source(Approver, _approval_source)
+
+
+def _put(store: ApprovalStore, record: ApprovalRecord) -> Call:
+    """Save ``record`` (the store's sync or async write, whichever driver runs the flow)."""
+    return Call(lambda: store.put(record), lambda: store.aput(record))

@@ -143,8 +143,6 @@ def _check_settings(approver: Any, when: Any, mode: Any, on_refusal: Any, max_pe
         raise ConfigurationError("max_args_size must be an integer >= 64")
 
 
-
-
 def with_approval(tool: BaseTool, approver: Approver, *, when: When | None = None, mode: Mode = "interrupt",
                   on_refusal: OnRefusal = "message", max_pending: int | None = MAX_PENDING,
                   max_args_size: int = MAX_ARGS_SIZE, on_denied: OnRefusal | None = None) -> GuardedTool:
@@ -218,10 +216,7 @@ def approval_guards(config: Mapping[str, Approver | ApprovalPolicy | Mapping[str
     for name, value in config.items():
         if not isinstance(name, str) or not name:
             raise ConfigurationError("approval config keys must be tool names")
-        p = _policy(value)
-        guards.append(ApprovalGuard(p.approver, when=p.when, mode=p.mode, on_refusal=p.on_refusal, tools=[name],
-                                    max_pending=p.max_pending, max_args_size=p.max_args_size,
-                                    on_denied=p.on_denied))
+        guards.append(ApprovalGuard(**_policy(value)._asdict(), tools=[name]))
     return guards
 
 
@@ -238,7 +233,6 @@ class ApprovalMiddleware(ToolGuardMiddleware):
 
     def __init__(self, config: Mapping[str, Approver | ApprovalPolicy | Mapping[str, Any]]) -> None:
         super().__init__(approval_guards(config))
-
 
 
 def route_tool_calls(state: Any, *, tools: str = "tools", end: str = "__end__",

@@ -17,7 +17,8 @@ Layout: ``_vault`` (``TokenVault``: token retrieval, status, listing, import, re
 ``_connect`` (the connect flow and its pending records), ``_sources`` (credential sources and
 their registry), ``_integrations`` (the guard, ``with_vault``, ``VaultMiddleware``, the node
 form, the ``connect_account`` pause, the accessors a tool uses), ``_callback`` (the ASGI
-callback), ``_records`` / ``_cache`` / ``_lease`` (storage layout, in-memory cache, leases).
+callback), ``_records`` / ``_cache`` / ``_lease`` (storage layout, in-memory cache, leases),
+``_examples`` (the throwaway vault the doctests share).
 Provider specifics (Auth0 Token Vault's parameters) are in :mod:`langchain_agent_auth.oauth.profiles`.
 
 Design notes:

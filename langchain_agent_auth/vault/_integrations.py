@@ -450,12 +450,8 @@ def vault_guards(vault: TokenVault, tools: Mapping[str, Requirement | Sequence[R
     A value may be a connection name, ``(connection, scopes)``, or a list of those.
 
     Example:
-        >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.core.crypto import Keyring
-        >>> from langchain_agent_auth.vault import Connection
-        >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
-        ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
-        ...     store=InMemoryStore(), keyring=Keyring.generate())
+        >>> from langchain_agent_auth.vault._examples import example_vault
+        >>> vault = example_vault()
         >>> vault_guards(vault, {"list_events": "calendar", "add_event": ("calendar", ["calendar.write"])})
         [VaultGuard(connection='calendar', scopes=()), VaultGuard(connection='calendar', scopes=('calendar.write',))]
     """
@@ -476,12 +472,8 @@ def with_vault(tool: BaseTool, vault: TokenVault, *, connection: str,
 
     Example:
         >>> from langchain_core.tools import tool
-        >>> from langgraph.store.memory import InMemoryStore
-        >>> from langchain_agent_auth.core.crypto import Keyring
-        >>> from langchain_agent_auth.vault import Connection
-        >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
-        ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
-        ...     store=InMemoryStore(), keyring=Keyring.generate())
+        >>> from langchain_agent_auth.vault._examples import example_vault
+        >>> vault = example_vault()
         >>> @tool
         ... def list_events(day: str) -> str:
         ...     '''List the user's events on a day.'''
@@ -503,12 +495,8 @@ class VaultMiddleware(ToolGuardMiddleware):
         agent = create_agent(model, [list_events],
                              middleware=[VaultMiddleware(vault, {"list_events": ("calendar", ["calendar.read"])})])
 
-    >>> from langgraph.store.memory import InMemoryStore
-    >>> from langchain_agent_auth.core.crypto import Keyring
-    >>> from langchain_agent_auth.vault import Connection
-    >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
-    ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
-    ...     store=InMemoryStore(), keyring=Keyring.generate())
+    >>> from langchain_agent_auth.vault._examples import example_vault
+    >>> vault = example_vault()
     >>> [g.tools for g in VaultMiddleware(vault, {"list_events": "calendar"}).guards]
     [frozenset({'list_events'})]
     """
@@ -529,12 +517,8 @@ def vault_tool_node(tools: Sequence[BaseTool | Callable[..., Any]], vault: Token
         builder.add_node("tools", vault_tool_node([list_events], vault, {"list_events": "calendar"}))
 
     >>> from langchain_core.tools import tool
-    >>> from langgraph.store.memory import InMemoryStore
-    >>> from langchain_agent_auth.core.crypto import Keyring
-    >>> from langchain_agent_auth.vault import Connection
-    >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
-    ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
-    ...     store=InMemoryStore(), keyring=Keyring.generate())
+    >>> from langchain_agent_auth.vault._examples import example_vault
+    >>> vault = example_vault()
     >>> @tool
     ... def list_events(day: str) -> str:
     ...     '''List events.'''

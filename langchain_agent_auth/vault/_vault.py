@@ -308,10 +308,8 @@ class TokenVault:
         error (:class:`ProviderUnavailableError` on 5xx / timeouts).
 
         Example:
-            >>> from langgraph.store.memory import InMemoryStore
-            >>> vault = TokenVault([Connection("calendar", issuer="https://up.example", client_id="agent",
-            ...     client_secret="s3cret-value", redirect_uri="http://127.0.0.1:8765/callback")],
-            ...     store=InMemoryStore(), keyring=Keyring.generate())
+            >>> from langchain_agent_auth.vault._examples import example_vault
+            >>> vault = example_vault()
             >>> from langchain_agent_auth.identity import UserIdentity
             >>> bob = UserIdentity(subject="bob")
             >>> vault.import_token(bob, "calendar", access_token="opaque-1", scopes=["calendar.read"])
