@@ -17,209 +17,12 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from langchain_agent_auth._version import __version__
+from langchain_agent_auth.core._lazy import lazy_exports
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    # integrations
-    "GuardedCall": "langchain_agent_auth.core.guards",
-    "GuardedTool": "langchain_agent_auth.core.guards",
-    "Refusal": "langchain_agent_auth.core.guards",
-    "ToolGuard": "langchain_agent_auth.core.guards",
-    "ToolGuardMiddleware": "langchain_agent_auth.core.guards",
-    "guard_tool": "langchain_agent_auth.core.guards",
-    "guarded_tool_node": "langchain_agent_auth.core.guards",
-    "AgentAuthToolkit": "langchain_agent_auth.toolkit",
-    # identity
-    "AuthContext": "langchain_agent_auth.identity",
-    "IdentityGuard": "langchain_agent_auth.identity",
-    "IdentityMiddleware": "langchain_agent_auth.identity",
-    "LangGraphServerUserResolver": "langchain_agent_auth.identity",
-    "RuntimeContextResolver": "langchain_agent_auth.identity",
-    "StaticResolver": "langchain_agent_auth.identity",
-    "TokenResolver": "langchain_agent_auth.identity",
-    "UserIdentity": "langchain_agent_auth.identity",
-    "UserState": "langchain_agent_auth.identity",
-    "acting_as": "langchain_agent_auth.identity",
-    "DeviceAuthorizer": "langchain_agent_auth.identity",
-    "get_current_user": "langchain_agent_auth.identity",
-    "identity_node": "langchain_agent_auth.identity",
-    "with_identity": "langchain_agent_auth.identity",
-    "langgraph_auth": "langchain_agent_auth.identity.langgraph_auth",
-    # protocol and storage
-    "JWTVerifier": "langchain_agent_auth.oauth",
-    "OAuthClient": "langchain_agent_auth.oauth",
-    "Keyring": "langchain_agent_auth.core.crypto",
-    "CompareAndSet": "langchain_agent_auth.core.store_cas",
-    "compare_and_set": "langchain_agent_auth.core.store_cas",
-    # vault
-    "AccessToken": "langchain_agent_auth.vault",
-    "ConnectAccountPayload": "langchain_agent_auth.vault",
-    "ConnectAccountResume": "langchain_agent_auth.vault",
-    "Connection": "langchain_agent_auth.vault",
-    "TokenVault": "langchain_agent_auth.vault",
-    "VaultCallback": "langchain_agent_auth.vault",
-    "VaultGuard": "langchain_agent_auth.vault",
-    "VaultMiddleware": "langchain_agent_auth.vault",
-    "get_access_token": "langchain_agent_auth.vault",
-    "refresh_access_token": "langchain_agent_auth.vault",
-    "vault_auth": "langchain_agent_auth.vault",
-    "vault_tool_node": "langchain_agent_auth.vault",
-    "with_vault": "langchain_agent_auth.vault",
-    # approval
-    "ApprovalGuard": "langchain_agent_auth.approval",
-    "ApprovalMiddleware": "langchain_agent_auth.approval",
-    "ApprovalPendingPayload": "langchain_agent_auth.approval",
-    "ApprovalResumer": "langchain_agent_auth.approval",
-    "CIBAApprover": "langchain_agent_auth.approval",
-    "InAppApprover": "langchain_agent_auth.approval",
-    "PendingSource": "langchain_agent_auth.approval",
-    "RemoteResumer": "langchain_agent_auth.approval",
-    "ToolApprovalPayload": "langchain_agent_auth.approval",
-    "args_digest": "langchain_agent_auth.approval",
-    "get_approval_token": "langchain_agent_auth.approval",
-    "with_approval": "langchain_agent_auth.approval",
-    # fga
-    "AuthorizationDecision": "langchain_agent_auth.fga",
-    "AuthorizationModel": "langchain_agent_auth.fga",
-    "Authorizer": "langchain_agent_auth.fga",
-    "CheckRequest": "langchain_agent_auth.fga",
-    "EmbeddedAuthorizer": "langchain_agent_auth.fga",
-    "FGAGuard": "langchain_agent_auth.fga",
-    "FGAMiddleware": "langchain_agent_auth.fga",
-    "FGARetriever": "langchain_agent_auth.fga",
-    "FGAToolGuard": "langchain_agent_auth.fga",
-    "MemoryTupleStore": "langchain_agent_auth.fga",
-    "OpenFGAAuthorizer": "langchain_agent_auth.fga",
-    "SQLiteTupleStore": "langchain_agent_auth.fga",
-    "TupleKey": "langchain_agent_auth.fga",
-    "TupleStore": "langchain_agent_auth.fga",
-    "UserFilter": "langchain_agent_auth.fga",
-    "fga_user": "langchain_agent_auth.fga",
-    "with_fga": "langchain_agent_auth.fga",
-    # core
-    "RedactingFilter": "langchain_agent_auth.core.logs",
-    "install_log_redaction": "langchain_agent_auth.core.logs",
-    "WaitProgress": "langchain_agent_auth.core.progress",
-    "is_progress": "langchain_agent_auth.core.progress",
-    # audit
-    "AuditEvent": "langchain_agent_auth.core.audit",
-    "LoggingAuditSink": "langchain_agent_auth.core.audit",
-    "OpenTelemetryAuditSink": "langchain_agent_auth.core.audit",
-    "StoreAuditSink": "langchain_agent_auth.core.audit",
-    "add_audit_sink": "langchain_agent_auth.core.audit",
-    "audit_sink": "langchain_agent_auth.core.audit",
-    "read_audit": "langchain_agent_auth.core.audit",
-    "remove_audit_sink": "langchain_agent_auth.core.audit",
-    # dev
-    "LocalProvider": "langchain_agent_auth.devserver",
-}
-
-__all__ = [
-    "AccessToken",
-    "AgentAuthToolkit",
-    "ApprovalGuard",
-    "ApprovalMiddleware",
-    "ApprovalPendingPayload",
-    "ApprovalResumer",
-    "AuditEvent",
-    "AuthContext",
-    "AuthorizationDecision",
-    "AuthorizationModel",
-    "Authorizer",
-    "CIBAApprover",
-    "CheckRequest",
-    "CompareAndSet",
-    "ConnectAccountPayload",
-    "ConnectAccountResume",
-    "Connection",
-    "DeviceAuthorizer",
-    "EmbeddedAuthorizer",
-    "FGAGuard",
-    "FGAMiddleware",
-    "FGARetriever",
-    "FGAToolGuard",
-    "GuardedCall",
-    "GuardedTool",
-    "IdentityGuard",
-    "IdentityMiddleware",
-    "InAppApprover",
-    "JWTVerifier",
-    "Keyring",
-    "LangGraphServerUserResolver",
-    "LocalProvider",
-    "LoggingAuditSink",
-    "MemoryTupleStore",
-    "OAuthClient",
-    "OpenFGAAuthorizer",
-    "OpenTelemetryAuditSink",
-    "PendingSource",
-    "RedactingFilter",
-    "Refusal",
-    "RemoteResumer",
-    "RuntimeContextResolver",
-    "SQLiteTupleStore",
-    "StaticResolver",
-    "StoreAuditSink",
-    "TokenResolver",
-    "TokenVault",
-    "ToolApprovalPayload",
-    "ToolGuard",
-    "ToolGuardMiddleware",
-    "TupleKey",
-    "TupleStore",
-    "UserFilter",
-    "UserIdentity",
-    "UserState",
-    "VaultCallback",
-    "VaultGuard",
-    "VaultMiddleware",
-    "WaitProgress",
-    "__version__",
-    "acting_as",
-    "add_audit_sink",
-    "args_digest",
-    "audit_sink",
-    "compare_and_set",
-    "fga_user",
-    "get_access_token",
-    "get_approval_token",
-    "get_current_user",
-    "guard_tool",
-    "guarded_tool_node",
-    "identity_node",
-    "install_log_redaction",
-    "is_progress",
-    "langgraph_auth",
-    "read_audit",
-    "refresh_access_token",
-    "remove_audit_sink",
-    "vault_auth",
-    "vault_tool_node",
-    "with_approval",
-    "with_fga",
-    "with_identity",
-    "with_vault",
-]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'langchain_agent_auth' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+if TYPE_CHECKING:  # the package's public names, listed once (imported on first use)
     from langchain_agent_auth.approval import (
         ApprovalGuard,
         ApprovalMiddleware,
@@ -279,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from langchain_agent_auth.identity import (
         AuthContext,
+        DeviceAuthorizer,
         IdentityGuard,
         IdentityMiddleware,
         LangGraphServerUserResolver,
@@ -310,3 +114,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         vault_tool_node,
         with_vault,
     )
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__, eager=['__version__'])
+
+
+
+
+
+
+

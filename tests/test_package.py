@@ -7,7 +7,10 @@ import langchain_agent_auth
 
 def test_all_is_explicit_and_importable():
     assert langchain_agent_auth.__all__ == sorted(langchain_agent_auth.__all__, key=str)
-    assert set(langchain_agent_auth.__all__) == {*langchain_agent_auth._EXPORTS, "__version__"}
+    # one list: the TYPE_CHECKING imports are what type checkers read and what __all__ holds
+    from langchain_agent_auth.core._lazy import public_imports
+
+    assert set(langchain_agent_auth.__all__) == {*public_imports(langchain_agent_auth.__file__), "__version__"}
     for name in langchain_agent_auth.__all__:
         assert hasattr(langchain_agent_auth, name), name
 

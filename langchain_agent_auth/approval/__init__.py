@@ -49,69 +49,7 @@ from typing import TYPE_CHECKING
 
 from langchain_agent_auth.core._lazy import lazy_exports
 
-# public name -> module that defines it; imported on first use (PEP 562) so that
-# ``agent-auth`` and light submodules load without LangChain
-_EXPORTS: dict[str, str] = {
-    "Approver": "langchain_agent_auth.approval._approvers",
-    "CIBAApprover": "langchain_agent_auth.approval._approvers",
-    "InAppApprover": "langchain_agent_auth.approval._approvers",
-    "args_digest": "langchain_agent_auth.approval._digest",
-    "canonical_json": "langchain_agent_auth.approval._digest",
-    "ApprovalGuard": "langchain_agent_auth.approval._integrations",
-    "ApprovalMiddleware": "langchain_agent_auth.approval._integrations",
-    "ApprovalPolicy": "langchain_agent_auth.approval._integrations",
-    "approval_guards": "langchain_agent_auth.approval._integrations",
-    "get_approval_token": "langchain_agent_auth.approval._guard",
-    "route_tool_calls": "langchain_agent_auth.approval._integrations",
-    "with_approval": "langchain_agent_auth.approval._integrations",
-    "ApprovalPendingPayload": "langchain_agent_auth.approval._payloads",
-    "ApprovalResponse": "langchain_agent_auth.approval._payloads",
-    "ToolApprovalPayload": "langchain_agent_auth.approval._payloads",
-    "ApprovalRecord": "langchain_agent_auth.approval._records",
-    "ApprovalStore": "langchain_agent_auth.approval._records",
-    "ApprovalResumer": "langchain_agent_auth.resume._resumer",
-    "LangGraphServerStore": "langchain_agent_auth.resume._remote",
-    "RemoteResumer": "langchain_agent_auth.resume._remote",
-    "ResumeReport": "langchain_agent_auth.resume._plan",
-    "ApprovalSource": "langchain_agent_auth.approval._sources",
-    "PendingItem": "langchain_agent_auth.resume._pending",
-    "PendingSource": "langchain_agent_auth.resume._pending",
-    "BindingMessage": "langchain_agent_auth.approval._text",
-    "display_hazard": "langchain_agent_auth.approval._text",
-}
-
-__all__ = [
-    "ApprovalGuard",
-    "ApprovalMiddleware",
-    "ApprovalPendingPayload",
-    "ApprovalPolicy",
-    "ApprovalRecord",
-    "ApprovalResponse",
-    "ApprovalResumer",
-    "ApprovalSource",
-    "ApprovalStore",
-    "Approver",
-    "BindingMessage",
-    "CIBAApprover",
-    "InAppApprover",
-    "LangGraphServerStore",
-    "PendingItem",
-    "PendingSource",
-    "RemoteResumer",
-    "ResumeReport",
-    "ToolApprovalPayload",
-    "approval_guards",
-    "args_digest",
-    "canonical_json",
-    "display_hazard",
-    "get_approval_token",
-    "route_tool_calls",
-    "with_approval",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+if TYPE_CHECKING:  # the package's public names, listed once (imported on first use)
     from langchain_agent_auth.approval._approvers import Approver, CIBAApprover, InAppApprover
     from langchain_agent_auth.approval._digest import args_digest, canonical_json
     from langchain_agent_auth.approval._guard import get_approval_token
@@ -123,7 +61,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         route_tool_calls,
         with_approval,
     )
-    from langchain_agent_auth.approval._payloads import ApprovalPendingPayload, ApprovalResponse, ToolApprovalPayload
+    from langchain_agent_auth.approval._payloads import (
+        ApprovalPendingPayload,
+        ApprovalResponse,
+        ToolApprovalPayload,
+    )
     from langchain_agent_auth.approval._records import ApprovalRecord, ApprovalStore
     from langchain_agent_auth.approval._sources import ApprovalSource
     from langchain_agent_auth.approval._text import BindingMessage, display_hazard
@@ -131,3 +73,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.resume._plan import ResumeReport
     from langchain_agent_auth.resume._remote import LangGraphServerStore, RemoteResumer
     from langchain_agent_auth.resume._resumer import ApprovalResumer
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)
+
+
+

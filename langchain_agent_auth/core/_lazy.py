@@ -44,15 +44,14 @@ def public_imports(init_file: str) -> dict[str, str]:
 
 
 def lazy_exports(
-    package: str, init_file: Any, eager: Iterable[str] = ()
-) -> Any:
+    package: str, init_file: str, eager: Iterable[str] = ()
+) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """``(__getattr__, __dir__, __all__)`` for ``package`` from its ``TYPE_CHECKING`` imports.
 
     ``eager`` names the public names the package defines or imports itself (``__version__``).
     A resolved name is cached in the package's namespace, so later lookups cost nothing.
     """
-    legacy = not isinstance(init_file, str)  # (package, {name: module}, public) until every package moved
-    exports = dict(init_file) if legacy else public_imports(init_file)
+    exports = public_imports(init_file)
     public = sorted({*exports, *eager}, key=str)
 
     def __getattr__(name: str) -> Any:
@@ -69,4 +68,4 @@ def lazy_exports(
         namespace = sys.modules.get(package)
         return sorted(set(vars(namespace) if namespace else ()) | set(public))
 
-    return (__getattr__, __dir__) if legacy else (__getattr__, __dir__, public)
+    return __getattr__, __dir__, public

@@ -21,19 +21,13 @@ from typing import TYPE_CHECKING
 
 from langchain_agent_auth.core._lazy import lazy_exports
 
-# public name -> module that defines it; imported on first use (PEP 562) so that
-# ``agent-auth`` and light submodules load without LangChain
-_EXPORTS: dict[str, str] = {
-    "AdminClient": "langchain_agent_auth.devserver._provider",
-    "LocalProvider": "langchain_agent_auth.devserver._provider",
-}
+if TYPE_CHECKING:  # the package's public names, listed once (imported on first use)
+    from langchain_agent_auth.devserver._provider import AdminClient, LocalProvider
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)
 
 # A library stays quiet unless the application configures logging (``agent-auth dev`` does).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["AdminClient", "LocalProvider"]
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from langchain_agent_auth.devserver._provider import AdminClient, LocalProvider

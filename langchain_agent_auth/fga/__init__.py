@@ -48,55 +48,7 @@ from typing import TYPE_CHECKING
 
 from langchain_agent_auth.core._lazy import lazy_exports
 
-# public name -> module that defines it; imported on first use (PEP 562) so that
-# ``agent-auth`` and light submodules load without LangChain
-_EXPORTS: dict[str, str] = {
-    "load_model_file": "langchain_agent_auth.fga._dsl",
-    "EmbeddedAuthorizer": "langchain_agent_auth.fga._embedded",
-    "AuthorizationModel": "langchain_agent_auth.fga._model",
-    "MemoryTupleStore": "langchain_agent_auth.fga._store",
-    "SQLiteTupleStore": "langchain_agent_auth.fga._store",
-    "TupleStore": "langchain_agent_auth.fga._store",
-    "TupleKey": "langchain_agent_auth.fga._tuple",
-    "AuthorizationDecision": "langchain_agent_auth.fga._types",
-    "Authorizer": "langchain_agent_auth.fga._types",
-    "CheckRequest": "langchain_agent_auth.fga._types",
-    "DecisionSink": "langchain_agent_auth.fga._types",
-    "UserFilter": "langchain_agent_auth.fga._types",
-    "FGAMiddleware": "langchain_agent_auth.fga._integrations",
-    "FGAGuard": "langchain_agent_auth.fga._integrations",
-    "FGAToolGuard": "langchain_agent_auth.fga._integrations",
-    "fga_user": "langchain_agent_auth.fga._integrations",
-    "with_fga": "langchain_agent_auth.fga._integrations",
-    "OpenFGAAuthorizer": "langchain_agent_auth.fga.openfga",
-    "FGARetriever": "langchain_agent_auth.fga.retriever",
-}
-
-__all__ = [
-    "AuthorizationDecision",
-    "AuthorizationModel",
-    "Authorizer",
-    "CheckRequest",
-    "DecisionSink",
-    "EmbeddedAuthorizer",
-    "FGAGuard",
-    "FGAMiddleware",
-    "FGARetriever",
-    "FGAToolGuard",
-    "MemoryTupleStore",
-    "OpenFGAAuthorizer",
-    "SQLiteTupleStore",
-    "TupleKey",
-    "TupleStore",
-    "UserFilter",
-    "fga_user",
-    "load_model_file",
-    "with_fga",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+if TYPE_CHECKING:  # the package's public names, listed once (imported on first use)
     from langchain_agent_auth.fga._dsl import load_model_file
     from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
     from langchain_agent_auth.fga._integrations import (
@@ -118,3 +70,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from langchain_agent_auth.fga.openfga import OpenFGAAuthorizer
     from langchain_agent_auth.fga.retriever import FGARetriever
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)
+
+
+

@@ -24,39 +24,7 @@ from typing import TYPE_CHECKING
 
 from langchain_agent_auth.core._lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
-    "LEASE": "langchain_agent_auth.resume._pending",
-    "PendingItem": "langchain_agent_auth.resume._pending",
-    "PendingSource": "langchain_agent_auth.resume._pending",
-    "aclaim_item": "langchain_agent_auth.resume._pending",
-    "aunclaim_item": "langchain_agent_auth.resume._pending",
-    "claim_item": "langchain_agent_auth.resume._pending",
-    "register_source": "langchain_agent_auth.resume._pending",
-    "unclaim_item": "langchain_agent_auth.resume._pending",
-    "ResumeReport": "langchain_agent_auth.resume._plan",
-    "ApprovalResumer": "langchain_agent_auth.resume._resumer",
-    "LangGraphServerStore": "langchain_agent_auth.resume._remote",
-    "RemoteResumer": "langchain_agent_auth.resume._remote",
-}
-
-__all__ = [
-    "LEASE",
-    "ApprovalResumer",
-    "LangGraphServerStore",
-    "PendingItem",
-    "PendingSource",
-    "RemoteResumer",
-    "ResumeReport",
-    "aclaim_item",
-    "aunclaim_item",
-    "claim_item",
-    "register_source",
-    "unclaim_item",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+if TYPE_CHECKING:  # the package's public names, listed once (imported on first use)
     from langchain_agent_auth.resume._pending import (
         LEASE,
         PendingItem,
@@ -70,3 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from langchain_agent_auth.resume._plan import ResumeReport
     from langchain_agent_auth.resume._remote import LangGraphServerStore, RemoteResumer
     from langchain_agent_auth.resume._resumer import ApprovalResumer
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)
+
+
+

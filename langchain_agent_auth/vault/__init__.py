@@ -64,99 +64,7 @@ from typing import TYPE_CHECKING
 
 from langchain_agent_auth.core._lazy import lazy_exports
 
-# public name -> module that defines it; imported on first use (PEP 562) so that
-# ``agent-auth`` and light submodules load without LangChain
-_EXPORTS: dict[str, str] = {
-    "VaultCallback": "langchain_agent_auth.vault._callback",
-    "callback_app": "langchain_agent_auth.vault._callback",
-    "ConnectAccountPayload": "langchain_agent_auth.vault._integrations",
-    "ConnectAccountResume": "langchain_agent_auth.vault._integrations",
-    "VaultAuth": "langchain_agent_auth.vault._integrations",
-    "VaultGuard": "langchain_agent_auth.vault._integrations",
-    "VaultMiddleware": "langchain_agent_auth.vault._integrations",
-    "aget_access_token": "langchain_agent_auth.vault._integrations",
-    "arefresh_access_token": "langchain_agent_auth.vault._integrations",
-    "get_access_token": "langchain_agent_auth.vault._integrations",
-    "refresh_access_token": "langchain_agent_auth.vault._integrations",
-    "vault_auth": "langchain_agent_auth.vault._integrations",
-    "vault_guards": "langchain_agent_auth.vault._integrations",
-    "vault_tool_node": "langchain_agent_auth.vault._integrations",
-    "with_vault": "langchain_agent_auth.vault._integrations",
-    "CasLease": "langchain_agent_auth.vault._lease",
-    "Lease": "langchain_agent_auth.vault._lease",
-    "SqliteLease": "langchain_agent_auth.vault._lease",
-    "StoreLease": "langchain_agent_auth.vault._lease",
-    "AccessToken": "langchain_agent_auth.vault._model",
-    "Connection": "langchain_agent_auth.vault._model",
-    "ConnectionInfo": "langchain_agent_auth.vault._model",
-    "ConnectRequest": "langchain_agent_auth.vault._model",
-    "ConnectResult": "langchain_agent_auth.vault._model",
-    "CredentialStatus": "langchain_agent_auth.vault._model",
-    "PendingConnect": "langchain_agent_auth.vault._model",
-    "RevokeResult": "langchain_agent_auth.vault._model",
-    "normalize_scopes": "langchain_agent_auth.vault._model",
-    "ConnectItem": "langchain_agent_auth.vault._resume",
-    "ConnectPendingSource": "langchain_agent_auth.vault._resume",
-    "Auth0TokenVaultSource": "langchain_agent_auth.vault._sources",
-    "CredentialSource": "langchain_agent_auth.vault._sources",
-    "LocalOAuthSource": "langchain_agent_auth.vault._sources",
-    "TokenExchangeSource": "langchain_agent_auth.vault._sources",
-    "TokenQuery": "langchain_agent_auth.vault._sources",
-    "SourceEnv": "langchain_agent_auth.vault._sources",
-    "register_source": "langchain_agent_auth.vault._sources",
-    "source_kinds": "langchain_agent_auth.vault._sources",
-    "TokenVault": "langchain_agent_auth.vault._vault",
-    "default_data_dir": "langchain_agent_auth.vault._vault",
-    "open_default_store": "langchain_agent_auth.vault._vault",
-}
-
-__all__ = [
-    "AccessToken",
-    "Auth0TokenVaultSource",
-    "CasLease",
-    "ConnectAccountPayload",
-    "ConnectAccountResume",
-    "ConnectItem",
-    "ConnectPendingSource",
-    "ConnectRequest",
-    "ConnectResult",
-    "Connection",
-    "ConnectionInfo",
-    "CredentialSource",
-    "CredentialStatus",
-    "Lease",
-    "LocalOAuthSource",
-    "PendingConnect",
-    "RevokeResult",
-    "SourceEnv",
-    "SqliteLease",
-    "StoreLease",
-    "TokenExchangeSource",
-    "TokenQuery",
-    "TokenVault",
-    "VaultAuth",
-    "VaultCallback",
-    "VaultGuard",
-    "VaultMiddleware",
-    "aget_access_token",
-    "arefresh_access_token",
-    "callback_app",
-    "default_data_dir",
-    "get_access_token",
-    "normalize_scopes",
-    "open_default_store",
-    "refresh_access_token",
-    "register_source",
-    "source_kinds",
-    "vault_auth",
-    "vault_guards",
-    "vault_tool_node",
-    "with_vault",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+if TYPE_CHECKING:  # the package's public names, listed once (imported on first use)
     from langchain_agent_auth.vault._callback import VaultCallback, callback_app
     from langchain_agent_auth.vault._integrations import (
         ConnectAccountPayload,
@@ -197,3 +105,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         source_kinds,
     )
     from langchain_agent_auth.vault._vault import TokenVault, default_data_dir, open_default_store
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)
+
+
+

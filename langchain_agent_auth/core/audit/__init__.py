@@ -26,47 +26,7 @@ from typing import TYPE_CHECKING
 
 from langchain_agent_auth.core._lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
-    "AUDIT_KINDS": "langchain_agent_auth.core.audit._event",
-    "AuditEvent": "langchain_agent_auth.core.audit._event",
-    "AuditKind": "langchain_agent_auth.core.audit._event",
-    "AuditSink": "langchain_agent_auth.core.audit._emit",
-    "add_audit_sink": "langchain_agent_auth.core.audit._emit",
-    "audit_call": "langchain_agent_auth.core.audit._emit",
-    "audit_enabled": "langchain_agent_auth.core.audit._emit",
-    "audit_sink": "langchain_agent_auth.core.audit._emit",
-    "emit_audit": "langchain_agent_auth.core.audit._emit",
-    "remove_audit_sink": "langchain_agent_auth.core.audit._emit",
-    "OpenTelemetryAuditSink": "langchain_agent_auth.core.audit._otel",
-    "AUDIT_NAMESPACE": "langchain_agent_auth.core.audit._sinks",
-    "LoggingAuditSink": "langchain_agent_auth.core.audit._sinks",
-    "StoreAuditSink": "langchain_agent_auth.core.audit._sinks",
-    "aread_audit": "langchain_agent_auth.core.audit._sinks",
-    "read_audit": "langchain_agent_auth.core.audit._sinks",
-}
-
-__all__ = [
-    "AUDIT_KINDS",
-    "AUDIT_NAMESPACE",
-    "AuditEvent",
-    "AuditKind",
-    "AuditSink",
-    "LoggingAuditSink",
-    "OpenTelemetryAuditSink",
-    "StoreAuditSink",
-    "add_audit_sink",
-    "aread_audit",
-    "audit_call",
-    "audit_enabled",
-    "audit_sink",
-    "emit_audit",
-    "read_audit",
-    "remove_audit_sink",
-]
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the package's public names, listed once (imported on first use)
     from langchain_agent_auth.core.audit._emit import (
         AuditSink,
         add_audit_sink,
@@ -85,3 +45,8 @@ if TYPE_CHECKING:
         aread_audit,
         read_audit,
     )
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)
+
+
+
