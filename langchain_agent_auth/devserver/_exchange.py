@@ -192,11 +192,26 @@ def exchangeable_scopes(target: str, target_scopes: list[str], subject_scopes: l
     return [s for s in target_scopes if s in held or held & set(policy.get(s, ()))]
 
 
-class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
+class _SubjectTokenGrant(BaseGrant, TokenEndpointMixin):
+    """What both exchanges share: a confidential client presents a ``subject_token`` that
+    must stand for a known user."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
+
+    def known_subject(self, client: Client, token_type: str) -> dict[str, Any]:
+        """The resolved ``subject_token`` (see :func:`resolve_token`); invalid_grant unless its
+        user exists."""
+        provider: Provider = self.server.provider
+        subject = resolve_token(provider, self.request.form["subject_token"], token_type, "subject_token", client)
+        if not subject["sub"] or provider.user(subject["sub"]) is None:
+            raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
+        return subject
+
+
+class TokenExchangeGrant(IssuingGrant, _SubjectTokenGrant):
     """RFC 8693 token exchange (delegation: the new token carries ``act``)."""
 
     GRANT_TYPE = GT_TOKEN_EXCHANGE
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
 
     def validate_token_request(self) -> None:
         provider: Provider = self.server.provider
@@ -209,11 +224,7 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
             raise oauth_error(InvalidRequestError, "unsupported requested_token_type")
         if bool(form.get("actor_token")) != bool(form.get("actor_token_type")):
             raise oauth_error(InvalidRequestError, "actor_token and actor_token_type go together")
-        subject = resolve_token(
-            provider, form["subject_token"], form["subject_token_type"], "subject_token", client
-        )
-        if not subject["sub"] or provider.user(subject["sub"]) is None:
-            raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
+        subject = self.known_subject(client, form["subject_token_type"])
         actor = None
         if form.get("actor_token"):
             actor = resolve_token(provider, form["actor_token"], form["actor_token_type"], "actor_token", client)
@@ -278,14 +289,12 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
         )
 
 
-class FederatedConnectionGrant(BaseGrant, TokenEndpointMixin):
+class FederatedConnectionGrant(_SubjectTokenGrant):
     """Auth0 Token Vault's exchange: an upstream access token for a linked connection."""
 
     GRANT_TYPE = GT_FEDERATED
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
 
     def validate_token_request(self) -> None:
-        provider: Provider = self.server.provider
         client = grant_client(self, "client may not use the Token Vault exchange")
         form = self.request.form
         if not form.get("subject_token"):
@@ -302,9 +311,7 @@ class FederatedConnectionGrant(BaseGrant, TokenEndpointMixin):
             raise oauth_error(InvalidRequestError, "connection is required")
         if connection not in CONNECTIONS:
             raise oauth_error(InvalidRequestError, "unknown connection")
-        subject = resolve_token(provider, form["subject_token"], token_type, "subject_token", client)
-        if not subject["sub"] or provider.user(subject["sub"]) is None:
-            raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
+        subject = self.known_subject(client, token_type)
         login_hint = form.get("login_hint")
         if login_hint is not None and login_hint != subject["sub"]:
             raise oauth_error(FederatedTokenNotFoundError, "Federated connection Refresh Token not found.")
