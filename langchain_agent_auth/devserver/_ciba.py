@@ -135,7 +135,8 @@ def _subject_from_id_token_hint(provider: Provider, value: str) -> str | None:
 
 # access_denied is reported once; a later poll hears invalid_grant (the request was used)
 CIBA = PendingKind("ciba", "CIBA request", "ciba_requests", "auth_req_id", GT_CIBA, "CIBA",
-                   expired="the authentication request expired", deny_once=True)
+                   expired="the authentication request expired", deny_once=True,
+                   endpoint="backchannel_authentication", opened="bc_authorize", auth_methods=AUTH_CONFIDENTIAL)
 
 
 def _subject(provider: Provider, params: dict[str, str]) -> str:
@@ -199,10 +200,7 @@ def _ping_secret(client: Client, params: dict[str, str]) -> str | None:
 class BackchannelAuthentication(PendingEndpoint):
     """``POST /bc-authorize``: the CIBA backchannel authentication endpoint (CIBA Core §7)."""
 
-    ENDPOINT_NAME = "backchannel_authentication"
     KIND = CIBA
-    AUTH_METHODS = AUTH_CONFIDENTIAL
-    COUNTER = "bc_authorize"
 
     def open(self, provider: Provider, client: Client, request: OAuthRequest) -> dict[str, Any]:
         params = request.form
@@ -243,7 +241,6 @@ class BackchannelAuthentication(PendingEndpoint):
 class CibaGrant(PendingGrant):
     """The CIBA token request (poll and ping): ``grant_type=urn:openid:params:grant-type:ciba``."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
     KIND = CIBA
     ACR = ACR_DEVICE_APPROVAL
     AMR = ["user", "pwd"]

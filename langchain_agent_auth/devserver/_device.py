@@ -82,16 +82,14 @@ def normalize_user_code(value: str) -> str | None:
 
 
 DEVICE = PendingKind("device", "device request", "device_requests", "device_code", GT_DEVICE, "the device grant",
-                     expired="the device code expired", deny_once=False)
+                     expired="the device code expired", deny_once=False,
+                     endpoint="device_authorization", opened="authorize", auth_methods=AUTH_ALL)
 
 
 class DeviceAuthorization(PendingEndpoint):
     """``POST /device_authorization`` (RFC 8628 §3.1, §3.2)."""
 
-    ENDPOINT_NAME = "device_authorization"
     KIND = DEVICE
-    AUTH_METHODS = AUTH_ALL
-    COUNTER = "authorize"
 
     def open(self, provider: Provider, client: Client, request: OAuthRequest) -> dict[str, Any]:
         scopes = split_scope(request.form.get("scope"))
@@ -114,7 +112,6 @@ class DeviceAuthorization(PendingEndpoint):
 class DeviceCodeGrant(PendingGrant):
     """The device access token request (RFC 8628 §3.4, §3.5)."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_ALL
     KIND = DEVICE
     ACR = ACR_PASSWORD
     AMR = ["pwd"]

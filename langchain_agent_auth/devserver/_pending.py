@@ -60,6 +60,9 @@ class PendingKind:
     grant_name: str  # in "client is not registered for ...": "CIBA" | "the device grant"
     expired: str  # error_description of expired_token
     deny_once: bool  # access_denied is reported once, later polls get invalid_grant
+    endpoint: str  # the authlib endpoint that opens a request: "backchannel_authentication" | ...
+    opened: str  # the counter (in ``group``) of opened requests
+    auth_methods: list[str]  # how its clients authenticate, opening and redeeming alike
 
     def unregistered(self) -> Exception:
         return oauth_error(UnauthorizedClientError, f"client is not registered for {self.grant_name}")
@@ -67,20 +70,23 @@ class PendingKind:
 
 class PendingEndpoint(Endpoint):
     """Where a client opens a pending request (``/bc-authorize``, ``/device_authorization``):
-    the request is counted and the client authenticated (one of ``AUTH_METHODS``, registered
-    for ``KIND``'s grant) before :meth:`open` reads it and returns the JSON body."""
+    the request is counted and the client authenticated (registered for ``KIND``'s grant)
+    before :meth:`open` reads it and returns the JSON body."""
 
     KIND: PendingKind
-    AUTH_METHODS: list[str]
-    COUNTER: str  # the counter in KIND's group
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.ENDPOINT_NAME = cls.KIND.endpoint
 
     def create_endpoint_response(self, request: OAuthRequest) -> tuple[int, dict[str, Any], list]:
         provider: Provider = self.server.provider
-        provider.count(self.KIND.group, self.COUNTER)
-        client = self.server.authenticate_client(request, self.AUTH_METHODS, self.ENDPOINT_NAME)
+        kind = self.KIND
+        provider.count(kind.group, kind.opened)
+        client = self.server.authenticate_client(request, kind.auth_methods, self.ENDPOINT_NAME)
         request.client = client
-        if not client.check_grant_type(self.KIND.grant_type):
-            raise self.KIND.unregistered()
+        if not client.check_grant_type(kind.grant_type):
+            raise kind.unregistered()
         return 200, self.open(provider, client, request), default_json_headers
 
     def open(self, provider: Provider, client: Client, request: OAuthRequest) -> dict[str, Any]:
@@ -172,6 +178,7 @@ class PendingGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.GRANT_TYPE = cls.KIND.grant_type
+        cls.TOKEN_ENDPOINT_AUTH_METHODS = cls.KIND.auth_methods
 
     def validate_token_request(self) -> None:
         provider: Provider = self.server.provider
