@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from langchain_agent_auth._version import __version__
 
@@ -41,6 +42,29 @@ def _available(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
+
+
+def shared_options(
+    parser: argparse.ArgumentParser, options: Sequence[tuple[str, str]], *, sub: bool, func: Any = None
+) -> None:
+    """Add ``options`` (``(flag, help)`` pairs) that a command and each of its sub-commands take.
+
+    On a sub-command (``sub``) they default to ``SUPPRESS``, so a value given before the
+    sub-command's name survives; ``func`` is what runs the sub-command.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> shared_options(parser, [("--url", "where")], sub=False)
+        >>> sub = parser.add_subparsers()
+        >>> shared_options(sub.add_parser("go"), [("--url", "where")], sub=True, func=print)
+        >>> parser.parse_args(["--url", "u", "go"]).url, parser.parse_args(["go", "--url", "v"]).url
+        ('u', 'v')
+    """
+    if func is not None:
+        parser.set_defaults(func=func)
+    default = argparse.SUPPRESS if sub else None
+    for flag, help_text in options:
+        parser.add_argument(flag, default=default, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:

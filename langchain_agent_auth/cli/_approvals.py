@@ -31,23 +31,21 @@ import sys
 import time
 from typing import Any
 
+from langchain_agent_auth.cli import shared_options
 from langchain_agent_auth.cli._dev import default_data_dir
 from langchain_agent_auth.core.errors import AgentAuthError
 
-
-def _connection_options(parser: argparse.ArgumentParser, *, sub: bool, func: Any = None) -> None:
-    """``--url``, ``--data-dir``, ``--admin-token`` (on a sub-command, ``func`` runs it)."""
-    if func is not None:
-        parser.set_defaults(func=func)
-    default = argparse.SUPPRESS if sub else None
-    parser.add_argument("--url", default=default, help="base URL of the running provider")
-    parser.add_argument("--data-dir", default=default, help="the provider's data directory")
-    parser.add_argument("--admin-token", default=default, help="admin token (or $AGENT_AUTH_ADMIN_TOKEN)")
+#: where the running provider is: on ``approvals`` and on each of its sub-commands
+_CONNECTION = (
+    ("--url", "base URL of the running provider"),
+    ("--data-dir", "the provider's data directory"),
+    ("--admin-token", "admin token (or $AGENT_AUTH_ADMIN_TOKEN)"),
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``approvals`` sub-commands to ``parser``."""
-    _connection_options(parser, sub=False)
+    shared_options(parser, _CONNECTION, sub=False)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
     sub = parser.add_subparsers(dest="approvals_command", metavar="COMMAND")
 
@@ -57,17 +55,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--status", default="pending", choices=["pending", "approved", "denied", "consumed", "expired", "all"]
     )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
-    _connection_options(listing, sub=True, func=run_list)
+    shared_options(listing, _CONNECTION, sub=True, func=run_list)
 
     approve = sub.add_parser("approve", help="approve a pending request")
     approve.add_argument("request_id")
     approve.add_argument("--details", help="approve narrower authorization_details (JSON array)")
-    _connection_options(approve, sub=True, func=run_approve)
+    shared_options(approve, _CONNECTION, sub=True, func=run_approve)
 
     deny = sub.add_parser("deny", help="deny a pending request")
     deny.add_argument("request_id")
     deny.add_argument("--reason", help="shown to the client as error_description")
-    _connection_options(deny, sub=True, func=run_deny)
+    shared_options(deny, _CONNECTION, sub=True, func=run_deny)
 
 
 def _client(args: argparse.Namespace) -> Any:

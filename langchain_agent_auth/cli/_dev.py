@@ -32,6 +32,7 @@ import secrets
 import sys
 from typing import Any
 
+from langchain_agent_auth.cli import shared_options
 from langchain_agent_auth.core.logs import install_log_redaction
 
 DEFAULT_DATA_DIR = ".agent-auth/dev"
@@ -42,22 +43,15 @@ def default_data_dir() -> str:
     return os.environ.get("AGENT_AUTH_DEV_DIR") or DEFAULT_DATA_DIR
 
 
-def _data_dir_option(parser: argparse.ArgumentParser, *, sub: bool, func: Any = None) -> None:
-    """``--data-dir`` (on a sub-command, ``func`` runs it)."""
-    if func is not None:
-        parser.set_defaults(func=func)
-    parser.add_argument(
-        "--data-dir",
-        default=argparse.SUPPRESS if sub else None,
-        help="state directory (default: $AGENT_AUTH_DEV_DIR or ./.agent-auth/dev)",
-    )
+#: on ``dev`` and on each of its sub-commands
+_DATA_DIR = (("--data-dir", "state directory (default: $AGENT_AUTH_DEV_DIR or ./.agent-auth/dev)"),)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``dev`` options and sub-commands to ``parser``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default 0)")
-    _data_dir_option(parser, sub=False)
+    shared_options(parser, _DATA_DIR, sub=False)
     parser.add_argument(
         "--ciba-interval",
         type=int,
@@ -73,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_user.add_argument("--password", help="password (default: generated and printed)")
     add_user.add_argument("--email")
     add_user.add_argument("--display-name", dest="display_name")
-    _data_dir_option(add_user, sub=True, func=run_add_user)
+    shared_options(add_user, _DATA_DIR, sub=True, func=run_add_user)
 
     add_client = sub.add_parser("add-client", help="register a client in the data directory")
     add_client.add_argument("--client-id")
@@ -105,10 +99,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="CLIENT_ID",
         help="may exchange tokens issued to this client (RFC 8693 may-act; repeatable)",
     )
-    _data_dir_option(add_client, sub=True, func=run_add_client)
+    shared_options(add_client, _DATA_DIR, sub=True, func=run_add_client)
 
     rotate = sub.add_parser("rotate-keys", help="add new signing keys; the old ones stay published")
-    _data_dir_option(rotate, sub=True, func=run_rotate_keys)
+    shared_options(rotate, _DATA_DIR, sub=True, func=run_rotate_keys)
 
 
 def _store(args: argparse.Namespace) -> Any:

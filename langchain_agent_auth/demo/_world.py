@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -28,9 +28,9 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool, tool
 
 from langchain_agent_auth.approval import get_approval_token
-from langchain_agent_auth.core.errors import ProtocolError
+from langchain_agent_auth.core.errors import OAuthError, ProtocolError
 from langchain_agent_auth.demo._model import CALENDAR_TOOL, SEARCH_TOOL, TRANSFER_TOOL, format_eur
-from langchain_agent_auth.devserver._browser import forms as page_forms
+from langchain_agent_auth.devserver._browser import sign_in as browser_sign_in
 from langchain_agent_auth.fga import EmbeddedAuthorizer, FGARetriever
 from langchain_agent_auth.identity import get_current_user
 from langchain_agent_auth.vault import vault_auth
@@ -306,36 +306,17 @@ def build_tools(api_url: str, fga: EmbeddedAuthorizer, report: Report) -> list[B
 def sign_in_and_consent(url: str, username: str, password: str, *, timeout: float = 15.0) -> str:
     """Do what the user's browser does with an authorize URL: sign in and allow. Returns
     the URL the provider redirects the browser to (the app's callback, with ``code`` and
-    ``state``), without following it: the caller delivers it."""
+    ``state``), without following it: the caller delivers it. The pages are the local
+    provider's, so its scripted browser (:func:`~langchain_agent_auth.devserver._browser.sign_in`)
+    plays them; its errors are told in the demo's words."""
     redirect_uri = parse_qs(urlsplit(url).query).get("redirect_uri", [""])[0]
-    target = urlsplit(redirect_uri)
-    with httpx.Client(timeout=timeout, follow_redirects=False) as browser:
-        response = browser.get(url)
-        for _ in range(15):
-            if response.is_redirect:
-                location = urljoin(str(response.url), response.headers["location"])
-                parts = urlsplit(location)
-                if (parts.scheme, parts.netloc, parts.path) == (target.scheme, target.netloc, target.path):
-                    return location
-                response = browser.get(location)
-                continue
-            forms = [f for f in page_forms(response.text) if f["method"] == "post"]
-            login = next((f for f in forms if any(n == "password" for n, *_ in f["fields"])), None)
-            consent = next((f for f in forms if any(n == "decision" for n, *_ in f["buttons"])), None)
-            form = login or consent
-            if form is None:
-                break
-            data: list[tuple[str, str]] = [(n, v) for n, v, *_ in form["fields"] if n not in ("username", "password")]
-            if form is login:
-                data += [("username", username), ("password", password)]
-            else:
-                data.append(("decision", "allow"))
-            response = browser.post(urljoin(str(response.url), form["action"]), content=urlencode(data).encode(),
-                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
-            if form is login and response.status_code == 401:
-                raise ProtocolError("the demo upstream refused the user's password", status_code=401)
-    raise ProtocolError(f"signing in at the demo upstream did not come back to the app (HTTP {response.status_code})",
-                        status_code=response.status_code)
+    try:
+        return browser_sign_in(url, username, password, redirect_uri=redirect_uri, timeout=timeout)
+    except OAuthError as exc:
+        raise ProtocolError("the demo upstream refused the user's password", status_code=401) from exc
+    except ProtocolError as exc:
+        raise ProtocolError(f"signing in at the demo upstream did not come back to the app (HTTP {exc.status_code})",
+                            status_code=exc.status_code) from exc
 
 
 def seed_calendar(upstream_token: str, api_url: str, events: Sequence[Mapping[str, Any]]) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from joserfc.errors import JoseError
@@ -23,7 +23,16 @@ from starlette.routing import Route
 
 from langchain_agent_auth.devserver import _ciba, _exchange
 from langchain_agent_auth.devserver._util import is_loopback_host
-from langchain_agent_auth.devserver._web import BadRequest, guarded, json_error, read_json
+from langchain_agent_auth.devserver._web import (
+    BadRequest,
+    Endpoint,
+    Handler,
+    RouteTable,
+    guarded,
+    json_error,
+    read_json,
+    table_routes,
+)
 
 if TYPE_CHECKING:
     from langchain_agent_auth.devserver._core import Provider
@@ -59,10 +68,8 @@ CLIENT_LIST_FIELDS = ("grant_types", "redirect_uris", "authorization_details_typ
 CLIENT_STRING_FIELDS = CLIENT_FIELDS - {*CLIENT_LIST_FIELDS, "jwks", "realm", "require_pkce"}
 APPROVAL_STATUSES = ("pending", "approved", "denied", "denied_reported", "consumed", "expired", "all")
 
-Handler = Callable[["Provider", Request], Awaitable[Response]]
 
-
-def _endpoint(provider: Provider, func: Handler) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(provider: Provider, func: Handler) -> Endpoint:
     """``func`` for loopback callers with the admin bearer token; errors become JSON."""
     token = provider.store.secrets.admin_token
 
@@ -259,7 +266,7 @@ async def outage(provider: Provider, request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
-ROUTES: list[tuple[str, Handler, list[str]]] = [
+ROUTES: RouteTable = [
     ("/admin/health", health, ["GET"]),
     ("/admin/approvals", approvals, ["GET"]),
     ("/admin/approvals/{id}", approval, ["GET"]),
@@ -282,4 +289,4 @@ ROUTES: list[tuple[str, Handler, list[str]]] = [
 
 def admin_routes(provider: Provider) -> list[Route]:
     """The admin API's routes, each behind the loopback + admin-token check."""
-    return [Route(path, _endpoint(provider, func), methods=methods) for path, func, methods in ROUTES]
+    return table_routes(ROUTES, lambda func: _endpoint(provider, func))

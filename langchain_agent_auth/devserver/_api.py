@@ -16,7 +16,6 @@ the call; 400 ``invalid_request`` for a malformed body.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,15 @@ from langchain_agent_auth.devserver._issuance import find_token
 from langchain_agent_auth.devserver._rar import amount_of
 from langchain_agent_auth.devserver._store import DEMO_API_AUDIENCE
 from langchain_agent_auth.devserver._util import dumps, loads, new_id, printable_ascii, split_scope
-from langchain_agent_auth.devserver._web import BadRequest, guarded, read_json
+from langchain_agent_auth.devserver._web import (
+    BadRequest,
+    Endpoint,
+    Handler,
+    RouteTable,
+    guarded,
+    read_json,
+    table_routes,
+)
 
 if TYPE_CHECKING:
     from langchain_agent_auth.devserver._core import Provider
@@ -259,9 +266,7 @@ def _execute(provider: Provider, sub: str, once: str, wanted: dict[str, Any], re
     return JSONResponse({"id": transfer_id, **record}, status_code=201)
 
 
-Handler = Callable[["Provider", Request], Awaitable[Response]]
-
-ROUTES: list[tuple[str, Handler, list[str]]] = [
+ROUTES: RouteTable = [
     ("/api/calendar/events", calendar_list, ["GET"]),
     ("/api/calendar/events", calendar_create, ["POST"]),
     ("/api/bank/balance", balance, ["GET"]),
@@ -270,7 +275,7 @@ ROUTES: list[tuple[str, Handler, list[str]]] = [
 ]
 
 
-def _endpoint(provider: Provider, func: Handler) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(provider: Provider, func: Handler) -> Endpoint:
     """``func`` as a route: a :class:`Denied` token becomes its challenge response."""
 
     async def wrapper(request: Request) -> Response:
@@ -285,4 +290,4 @@ def _endpoint(provider: Provider, func: Handler) -> Callable[[Request], Awaitabl
 
 def api_routes(provider: Provider) -> list[Route]:
     """The demo API's routes (:data:`ROUTES`)."""
-    return [Route(path, _endpoint(provider, func), methods=methods) for path, func, methods in ROUTES]
+    return table_routes(ROUTES, lambda func: _endpoint(provider, func))

@@ -96,24 +96,28 @@ def approve_device(verification_uri: str, user_code: str, username: str, passwor
             raise ProtocolError(f"the decision was not recorded (HTTP {page.status_code})")
 
 
-def sign_in(authorize_url: str, username: str, password: str, *, redirect_uri: str) -> str:
+def sign_in(authorize_url: str, username: str, password: str, *, redirect_uri: str, timeout: float = 15.0) -> str:
     """Follow an authorization URL through sign-in and consent (allow); returns the URL the
-    provider redirects to at ``redirect_uri``."""
+    provider redirects to at ``redirect_uri``, without following it.
+
+    A wrong password is an :class:`OAuthError` (401); a page with neither form, or a flow that
+    never reaches ``redirect_uri``, a :class:`ProtocolError` carrying the last HTTP status.
+    """
     import httpx
 
     target = urlsplit(redirect_uri)
-    with httpx.Client(follow_redirects=False, timeout=15) as browser:
+    with httpx.Client(follow_redirects=False, timeout=timeout) as browser:
         response = browser.get(authorize_url)
-        for _ in range(12):
-            if response.status_code in (301, 302, 303, 307):
+        for _ in range(15):
+            if response.is_redirect:
                 location = urljoin(str(response.url), response.headers["location"])
                 parts = urlsplit(location)
-                if (parts.scheme, parts.hostname, parts.path) == (target.scheme, target.hostname, target.path):
+                if (parts.scheme, parts.netloc, parts.path) == (target.scheme, target.netloc, target.path):
                     return location
                 response = browser.get(location)
                 continue
             response = _answer_page(browser, response, username, password)
-    raise ProtocolError("sign-in did not reach the redirect URI")
+    raise ProtocolError("sign-in did not reach the redirect URI", status_code=response.status_code)
 
 
 def _answer_page(browser: Any, response: Any, username: str, password: str) -> Any:

@@ -26,16 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import InvalidRequestError
-from authlib.oauth2.rfc6749.endpoint import Endpoint
 from joserfc import jwt
 from joserfc.errors import JoseError
 
 from langchain_agent_auth.devserver._issuance import (
-    check_client_scope,
     parse_details,
-    resolve_targets,
 )
 from langchain_agent_auth.devserver._model import (
     AUTH_CONFIDENTIAL,
@@ -45,7 +41,7 @@ from langchain_agent_auth.devserver._model import (
     UnknownUserIdError,
     oauth_error,
 )
-from langchain_agent_auth.devserver._pending import PendingGrant, PendingKind, endpoint_client, open_request
+from langchain_agent_auth.devserver._pending import PendingEndpoint, PendingGrant, PendingKind, open_request
 from langchain_agent_auth.devserver._rar import (
     AuthorizationDetailsError,
     describe,
@@ -139,7 +135,8 @@ def _subject_from_id_token_hint(provider: Provider, value: str) -> str | None:
 
 # access_denied is reported once; a later poll hears invalid_grant (the request was used)
 CIBA = PendingKind("ciba", "CIBA request", "ciba_requests", "auth_req_id", GT_CIBA, "CIBA",
-                   expired="the authentication request expired", deny_once=True)
+                   expired="the authentication request expired", deny_once=True,
+                   endpoint="backchannel_authentication", opened="bc_authorize", auth_methods=AUTH_CONFIDENTIAL)
 
 
 def _subject(provider: Provider, params: dict[str, str]) -> str:
@@ -200,23 +197,19 @@ def _ping_secret(client: Client, params: dict[str, str]) -> str | None:
     return notification_token
 
 
-class BackchannelAuthentication(Endpoint):
+class BackchannelAuthentication(PendingEndpoint):
     """``POST /bc-authorize``: the CIBA backchannel authentication endpoint (CIBA Core §7)."""
 
-    ENDPOINT_NAME = "backchannel_authentication"
+    KIND = CIBA
 
-    def create_endpoint_response(self, request: OAuthRequest) -> tuple[int, dict[str, Any], list]:
-        provider: Provider = self.server.provider
-        provider.count("ciba", "bc_authorize")
-        client = endpoint_client(self, request, CIBA, AUTH_CONFIDENTIAL)
+    def open(self, provider: Provider, client: Client, request: OAuthRequest) -> dict[str, Any]:
         params = request.form
         if "request" in params or "request_uri" in params:
             raise oauth_error(InvalidRequestError, "signed authentication requests are not supported")
         scopes = split_scope(params.get("scope"))
         if "openid" not in scopes:
             raise oauth_error(InvalidRequestError, "scope must include openid")
-        check_client_scope(client, scopes)
-        targets = resolve_targets(provider, request, scopes, user_grant=True)
+        targets = self.user_targets(provider, client, request, scopes)
         sub = _subject(provider, params)
         _check_open_requests(provider, sub, client.client_id)
         binding_message, expires_in = _request_options(params)
@@ -242,13 +235,12 @@ class BackchannelAuthentication(Endpoint):
                             id=request_id, client_id=client.client_id, sub=sub, data=data)
         log.info("CIBA request %s for %s from %s (%s mode, expires in %ss)",
                  request_id, sub, client.client_id, data["delivery_mode"], expires_in)
-        return 200, body, default_json_headers
+        return body
 
 
 class CibaGrant(PendingGrant):
     """The CIBA token request (poll and ping): ``grant_type=urn:openid:params:grant-type:ciba``."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
     KIND = CIBA
     ACR = ACR_DEVICE_APPROVAL
     AMR = ["user", "pwd"]

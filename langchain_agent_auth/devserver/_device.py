@@ -25,19 +25,13 @@ import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from authlib.consts import default_json_headers
-from authlib.oauth2.rfc6749.endpoint import Endpoint
-
 from langchain_agent_auth.devserver._ciba import ACR_PASSWORD
-from langchain_agent_auth.devserver._issuance import (
-    check_client_scope,
-    resolve_targets,
-)
 from langchain_agent_auth.devserver._model import (
     AUTH_ALL,
+    Client,
     OAuthRequest,
 )
-from langchain_agent_auth.devserver._pending import PendingGrant, PendingKind, endpoint_client, open_request
+from langchain_agent_auth.devserver._pending import PendingEndpoint, PendingGrant, PendingKind, open_request
 from langchain_agent_auth.devserver._util import (
     GT_DEVICE,
     loads,
@@ -88,21 +82,18 @@ def normalize_user_code(value: str) -> str | None:
 
 
 DEVICE = PendingKind("device", "device request", "device_requests", "device_code", GT_DEVICE, "the device grant",
-                     expired="the device code expired", deny_once=False)
+                     expired="the device code expired", deny_once=False,
+                     endpoint="device_authorization", opened="authorize", auth_methods=AUTH_ALL)
 
 
-class DeviceAuthorization(Endpoint):
+class DeviceAuthorization(PendingEndpoint):
     """``POST /device_authorization`` (RFC 8628 §3.1, §3.2)."""
 
-    ENDPOINT_NAME = "device_authorization"
+    KIND = DEVICE
 
-    def create_endpoint_response(self, request: OAuthRequest) -> tuple[int, dict[str, Any], list]:
-        provider: Provider = self.server.provider
-        provider.count("device", "authorize")
-        client = endpoint_client(self, request, DEVICE, AUTH_ALL)
+    def open(self, provider: Provider, client: Client, request: OAuthRequest) -> dict[str, Any]:
         scopes = split_scope(request.form.get("scope"))
-        check_client_scope(client, scopes)
-        targets = resolve_targets(provider, request, scopes, user_grant=True)
+        targets = self.user_targets(provider, client, request, scopes)
         device_code, user_code, request_id = new_token(32), new_user_code(), new_id("dev")
         verification = provider.base_url + "/device"
         body: dict[str, Any] = {
@@ -115,13 +106,12 @@ class DeviceAuthorization(Endpoint):
         open_request(provider, DEVICE, device_code, DEVICE_CODE_TTL, body, id=request_id,
                      user_code_hash=token_hash(user_code), client_id=client.client_id, sub=None, data=data)
         log.info("device request %s from %s (expires in %ss)", request_id, client.client_id, DEVICE_CODE_TTL)
-        return 200, body, default_json_headers
+        return body
 
 
 class DeviceCodeGrant(PendingGrant):
     """The device access token request (RFC 8628 §3.4, §3.5)."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_ALL
     KIND = DEVICE
     ACR = ACR_PASSWORD
     AMR = ["pwd"]

@@ -100,6 +100,19 @@ def _live_grant(provider: Provider, grant_id: Any, sub: str, label: str) -> dict
     return grant
 
 
+def _row_says(row: dict[str, Any]) -> dict[str, Any]:
+    """What an access token says (see :func:`resolve_token`), from its stored row."""
+    data = row["data"]
+    return {"sub": row["sub"], "scope": row["scope"], "act": data.get("act"), "grant_id": row["grant_id"],
+            "aud": data.get("aud") or [], "client_id": row["client_id"]}
+
+
+def _grant_says(grant: dict[str, Any], sub: str, client_id: str) -> dict[str, Any]:
+    """What a refresh or ID token says: its grant's scope and resources, nobody acting."""
+    return {"sub": sub, "scope": grant["scope"], "act": None, "grant_id": grant["grant_id"],
+            "aud": grant["data"].get("resource") or [], "client_id": client_id}
+
+
 def resolve_token(provider: Provider, value: str, token_type: str, label: str, client: Client) -> dict[str, Any]:
     """Validate a subject/actor token issued by this provider for ``client``; returns what it says
     (``scope`` is what the user granted through it, ``grant_id`` the grant it belongs to)."""
@@ -113,26 +126,11 @@ def resolve_token(provider: Provider, value: str, token_type: str, label: str, c
             grant = row["grant"]
             if row["client_id"] != client.client_id:
                 raise oauth_error(InvalidGrantError, f"{label} was issued to another client")
-            return {
-                "sub": grant["sub"],
-                "scope": grant["scope"],
-                "act": None,
-                "grant_id": grant["grant_id"],
-                "aud": grant["data"].get("resource") or [],
-                "client_id": row["client_id"],
-            }
+            return _grant_says(grant, grant["sub"], row["client_id"])
         data = row["data"]
-        audience = data.get("aud") or []
-        if not _may_present(client, row["client_id"], audience, data.get("may_act")):
+        if not _may_present(client, row["client_id"], data.get("aud") or [], data.get("may_act")):
             raise oauth_error(InvalidGrantError, f"{label} was issued to another client")
-        return {
-            "sub": row["sub"],
-            "scope": row["scope"],
-            "act": data.get("act"),
-            "grant_id": row["grant_id"],
-            "aud": audience,
-            "client_id": row["client_id"],
-        }
+        return _row_says(row)
     if token_type in (TT_ID, TT_JWT):
         try:
             token = jwt.decode(value, provider.store.verification_keyset(), algorithms=["RS256", "ES256"])
@@ -153,26 +151,12 @@ def resolve_token(provider: Provider, value: str, token_type: str, label: str, c
             row = stored.row
             if not _may_present(client, row["client_id"], row["data"].get("aud") or [], claims.get("may_act")):
                 raise oauth_error(InvalidGrantError, f"{label} was issued to another client")
-            return {
-                "sub": row["sub"],
-                "scope": row["scope"],
-                "act": row["data"].get("act"),
-                "grant_id": row["grant_id"],
-                "aud": row["data"].get("aud") or [],
-                "client_id": row["client_id"],
-            }
+            return _row_says(row)
         # An ID token: only from its own audience (OIDC Core §2), and only while its grant lives.
         if client.client_id not in audience:
             raise oauth_error(InvalidGrantError, f"{label} is an ID token for another client")
         grant = _live_grant(provider, claims.get("sid"), claims["sub"], label)
-        return {
-            "sub": claims["sub"],
-            "scope": grant["scope"],
-            "act": None,
-            "grant_id": grant["grant_id"],
-            "aud": grant["data"].get("resource") or [],
-            "client_id": grant["client_id"],
-        }
+        return _grant_says(grant, claims["sub"], grant["client_id"])
     raise oauth_error(InvalidRequestError, f"unsupported {label}_type")
 
 
@@ -192,11 +176,26 @@ def exchangeable_scopes(target: str, target_scopes: list[str], subject_scopes: l
     return [s for s in target_scopes if s in held or held & set(policy.get(s, ()))]
 
 
-class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
+class _SubjectTokenGrant(BaseGrant, TokenEndpointMixin):
+    """What both exchanges share: a confidential client presents a ``subject_token`` that
+    must stand for a known user."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
+
+    def known_subject(self, client: Client, token_type: str) -> dict[str, Any]:
+        """The resolved ``subject_token`` (see :func:`resolve_token`); invalid_grant unless its
+        user exists."""
+        provider: Provider = self.server.provider
+        subject = resolve_token(provider, self.request.form["subject_token"], token_type, "subject_token", client)
+        if not subject["sub"] or provider.user(subject["sub"]) is None:
+            raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
+        return subject
+
+
+class TokenExchangeGrant(IssuingGrant, _SubjectTokenGrant):
     """RFC 8693 token exchange (delegation: the new token carries ``act``)."""
 
     GRANT_TYPE = GT_TOKEN_EXCHANGE
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
 
     def validate_token_request(self) -> None:
         provider: Provider = self.server.provider
@@ -209,11 +208,7 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
             raise oauth_error(InvalidRequestError, "unsupported requested_token_type")
         if bool(form.get("actor_token")) != bool(form.get("actor_token_type")):
             raise oauth_error(InvalidRequestError, "actor_token and actor_token_type go together")
-        subject = resolve_token(
-            provider, form["subject_token"], form["subject_token_type"], "subject_token", client
-        )
-        if not subject["sub"] or provider.user(subject["sub"]) is None:
-            raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
+        subject = self.known_subject(client, form["subject_token_type"])
         actor = None
         if form.get("actor_token"):
             actor = resolve_token(provider, form["actor_token"], form["actor_token_type"], "actor_token", client)
@@ -278,14 +273,12 @@ class TokenExchangeGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
         )
 
 
-class FederatedConnectionGrant(BaseGrant, TokenEndpointMixin):
+class FederatedConnectionGrant(_SubjectTokenGrant):
     """Auth0 Token Vault's exchange: an upstream access token for a linked connection."""
 
     GRANT_TYPE = GT_FEDERATED
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_CONFIDENTIAL
 
     def validate_token_request(self) -> None:
-        provider: Provider = self.server.provider
         client = grant_client(self, "client may not use the Token Vault exchange")
         form = self.request.form
         if not form.get("subject_token"):
@@ -302,9 +295,7 @@ class FederatedConnectionGrant(BaseGrant, TokenEndpointMixin):
             raise oauth_error(InvalidRequestError, "connection is required")
         if connection not in CONNECTIONS:
             raise oauth_error(InvalidRequestError, "unknown connection")
-        subject = resolve_token(provider, form["subject_token"], token_type, "subject_token", client)
-        if not subject["sub"] or provider.user(subject["sub"]) is None:
-            raise oauth_error(InvalidGrantError, "subject_token does not represent a known user")
+        subject = self.known_subject(client, token_type)
         login_hint = form.get("login_hint")
         if login_hint is not None and login_hint != subject["sub"]:
             raise oauth_error(FederatedTokenNotFoundError, "Federated connection Refresh Token not found.")

@@ -5,7 +5,8 @@ bearer credential (``auth_req_id`` / ``device_code``, stored only as a hash); it
 token endpoint and hears ``authorization_pending`` or ``slow_down`` until the user decides on
 their device, then ``access_denied``, ``expired_token`` or, once, the tokens. Redeeming the
 credential a second time revokes the grant it produced. :class:`PendingKind` says which table
-and which words; :class:`PendingGrant` is the authlib token grant both use.
+and which words; :class:`PendingEndpoint` is where both are opened and :class:`PendingGrant` the
+authlib token grant both use.
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.endpoint import Endpoint
 from authlib.oauth2.rfc6749.grants.base import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc6749.hooks import hooked
 
-from langchain_agent_auth.devserver._issuance import Issuance, IssuingGrant, grant_client, revoke_grant
+from langchain_agent_auth.devserver._issuance import (
+    Issuance,
+    IssuingGrant,
+    check_client_scope,
+    grant_client,
+    resolve_targets,
+    revoke_grant,
+)
 from langchain_agent_auth.devserver._model import (
     AccessDeniedError,
     AuthContext,
@@ -51,18 +60,43 @@ class PendingKind:
     grant_name: str  # in "client is not registered for ...": "CIBA" | "the device grant"
     expired: str  # error_description of expired_token
     deny_once: bool  # access_denied is reported once, later polls get invalid_grant
+    endpoint: str  # the authlib endpoint that opens a request: "backchannel_authentication" | ...
+    opened: str  # the counter (in ``group``) of opened requests
+    auth_methods: list[str]  # how its clients authenticate, opening and redeeming alike
 
     def unregistered(self) -> Exception:
         return oauth_error(UnauthorizedClientError, f"client is not registered for {self.grant_name}")
 
 
-def endpoint_client(endpoint: Endpoint, request: OAuthRequest, kind: PendingKind, methods: list[str]) -> Client:
-    """Authenticate the client opening a request and check it may use ``kind``'s grant."""
-    client = endpoint.server.authenticate_client(request, methods, endpoint.ENDPOINT_NAME)
-    request.client = client
-    if not client.check_grant_type(kind.grant_type):
-        raise kind.unregistered()
-    return client
+class PendingEndpoint(Endpoint):
+    """Where a client opens a pending request (``/bc-authorize``, ``/device_authorization``):
+    the request is counted and the client authenticated (registered for ``KIND``'s grant)
+    before :meth:`open` reads it and returns the JSON body."""
+
+    KIND: PendingKind
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.ENDPOINT_NAME = cls.KIND.endpoint
+
+    def create_endpoint_response(self, request: OAuthRequest) -> tuple[int, dict[str, Any], list]:
+        provider: Provider = self.server.provider
+        kind = self.KIND
+        provider.count(kind.group, kind.opened)
+        client = self.server.authenticate_client(request, kind.auth_methods, self.ENDPOINT_NAME)
+        request.client = client
+        if not client.check_grant_type(kind.grant_type):
+            raise kind.unregistered()
+        return 200, self.open(provider, client, request), default_json_headers
+
+    def open(self, provider: Provider, client: Client, request: OAuthRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def user_targets(provider: Provider, client: Client, request: OAuthRequest, scopes: list[str]) -> list[str]:
+        """Check ``client`` may ask for ``scopes``; the audiences of the user's token."""
+        check_client_scope(client, scopes)
+        return resolve_targets(provider, request, scopes, user_grant=True)
 
 
 def open_request(
@@ -144,6 +178,7 @@ class PendingGrant(IssuingGrant, BaseGrant, TokenEndpointMixin):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.GRANT_TYPE = cls.KIND.grant_type
+        cls.TOKEN_ENDPOINT_AUTH_METHODS = cls.KIND.auth_methods
 
     def validate_token_request(self) -> None:
         provider: Provider = self.server.provider

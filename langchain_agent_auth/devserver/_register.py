@@ -18,7 +18,7 @@ import contextlib
 import ipaddress
 import secrets
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -43,6 +43,16 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
+def _url(value: Any, *, limit: int) -> SplitResult | None:
+    """``value`` split as a URL, or None unless it is a string of at most ``limit`` characters."""
+    return urlsplit(value) if isinstance(value, str) and len(value) <= limit else None
+
+
+def _https_or_loopback(parts: SplitResult) -> bool:
+    """https, or http on a loopback host (RFC 8252's allowance for native and dev clients)."""
+    return parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname))
+
+
 def redirect_uri_ok(uri: Any) -> bool:
     """An https redirect URI, or http on a loopback host (RFC 8252), without a fragment.
 
@@ -50,12 +60,8 @@ def redirect_uri_ok(uri: Any) -> bool:
         >>> redirect_uri_ok("http://127.0.0.1:8976/callback"), redirect_uri_ok("http://evil.example/cb")
         (True, False)
     """
-    if not isinstance(uri, str) or len(uri) > 500:
-        return False
-    parts = urlsplit(uri)
-    if parts.fragment or not parts.netloc:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname))
+    parts = _url(uri, limit=500)
+    return parts is not None and not parts.fragment and bool(parts.netloc) and _https_or_loopback(parts)
 
 
 def _validate(body: dict[str, Any]) -> dict[str, Any]:
@@ -127,12 +133,10 @@ def is_cimd_url(client_id: Any) -> bool:
         >>> is_cimd_url("https://agent.example/cimd.json"), is_cimd_url("agent-client")
         (True, False)
     """
-    if not isinstance(client_id, str) or len(client_id) > 200:
+    parts = _url(client_id, limit=200)
+    if parts is None or parts.fragment or parts.query or parts.path in ("", "/"):
         return False
-    parts = urlsplit(client_id)
-    if parts.fragment or parts.query or parts.path in ("", "/"):
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname))
+    return _https_or_loopback(parts)
 
 
 def cimd_client(provider: Any, client_id: str) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from langchain_agent_auth.core._serving import JSONLimitError, load_json_bounded
@@ -184,6 +185,18 @@ def is_busy(exc: BaseException) -> bool:
 def busy_response() -> JSONResponse:
     """The answer while another process holds the database: retry, never a 500."""
     return json_error(503, "temporarily_unavailable", "the database is busy; retry shortly", {"Retry-After": "1"})
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+#: a JSON API's handler: a module-level function of ``(provider, request)``
+Handler = Callable[["Provider", Request], Awaitable[Response]]
+#: a JSON API's routes, one row each: ``(path, handler, methods)``
+RouteTable = list[tuple[str, Handler, list[str]]]
+
+
+def table_routes(table: RouteTable, endpoint: Callable[[Handler], Endpoint]) -> list[Route]:
+    """A route per row of ``table``; ``endpoint`` makes each handler a Starlette endpoint."""
+    return [Route(path, endpoint(func), methods=methods) for path, func, methods in table]
 
 
 def guarded(func: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
