@@ -56,3 +56,14 @@ def postgres() -> Iterator[object]:
     cluster = PostgresCluster(pathlib.Path(tempfile.mkdtemp(prefix="agent-auth-pg-")))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[object]:
+    """The vault tests' stand-in upstream (tests/support/upstream.py), one per session (per
+    xdist worker); tests reset it through their ``upstream`` fixture."""
+    from tests.support.upstream import UpstreamServer
+
+    server = UpstreamServer()
+    yield server
+    server.stop()
