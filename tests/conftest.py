@@ -1,4 +1,11 @@
-"""Shared fixtures: real servers on loopback for the whole test session."""
+"""The test session's shape: shared fixtures (real servers on loopback, one per session, i.e.
+one per xdist worker), the ``slow`` marker, and how modules are spread over xdist workers.
+
+The README's test command runs the suite on 4 workers (``-n 4 --dist loadgroup``): each module
+is one group (its module-scoped servers and example runs start once), modules that share
+files on disk form one group (they never run at the same time), and the longest modules are
+handed out first so that no worker finishes the run alone on one of them.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,70 @@ collect_ignore_glob = ["*/server/*", "interop/oidc_provider/*", "mcp/conformance
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+
+
+# Modules that share files on disk: `langgraph dev` keeps its state in ``.langgraph_api`` of its
+# working directory, tests/approval/server for both of these.
+SHARED_GROUPS = {
+    "tests/approval/test_langgraph_server.py": "approval-server-dir",
+    "tests/approval/test_remote_resumer_auth.py": "approval-server-dir",
+}
+
+# ``slow`` (deselect with ``-m "not slow"``): every test of these markers (they drive servers
+# and programs outside this process) and these modules or tests (examples, subprocesses,
+# many-request runs): each takes more than a second or two.
+SLOW_MARKERS = ("interop", "langgraph_server", "browser", "conformance")
+SLOW_TESTS = (
+    "tests/examples/",
+    "tests/demo/test_demo_cli.py",
+    "tests/demo/test_demo_inprocess.py",
+    "tests/mcp/test_conformance.py",
+    "tests/mcp/test_mcp_example.py",
+    "tests/approval/test_scaleout.py",
+    "tests/approval/test_exactly_once.py::test_three_processes",
+    "tests/storage/test_open_storage.py::test_examples_run_on_postgres",
+    "tests/storage/test_open_storage.py::test_the_demo",
+    "tests/storage/test_open_storage.py::test_a_bad_store_url_stops_the_demo",
+    "tests/test_docs_snippets.py",
+    "tests/test_server_keys.py::test_resumer",
+    "tests/vault/test_concurrency.py::test_cross_process_lease",
+    "tests/vault/test_concurrency.py::test_100_parallel",
+    "tests/fga/test_fga_differential",
+    "tests/fga/test_fga_model.py::test_every_conformance_model",
+    "tests/devserver/test_devserver_load.py",
+)
+
+# The longest modules (seconds on one core), handed out first under xdist.
+FIRST = (
+    "tests/examples/test_examples.py",
+    "tests/test_docs_snippets.py",
+    "tests/storage/test_open_storage.py",
+    "tests/demo/test_demo_inprocess.py",
+    "tests/mcp/test_conformance.py",
+    "tests/interop/test_protocol.py",
+    "tests/demo/test_demo_cli.py",
+    "tests/approval/test_interop.py",
+    "tests/examples/test_langgraph_server_readme.py",
+    "tests/approval/test_scaleout.py",
+    "tests/examples/test_traces.py",
+    "tests/examples/test_notebooks.py",
+)
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tests; group tests by module for xdist; put the longest modules first."""
+    for item in items:
+        if item.nodeid.startswith(SLOW_TESTS) or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
+        module = _module(item)
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+    rank = {module: i for i, module in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(_module(item), len(FIRST)))
 
 
 def require(flag: str) -> bool:
