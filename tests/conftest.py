@@ -2,9 +2,10 @@
 one per xdist worker), the ``slow`` marker, and how modules are spread over xdist workers.
 
 The README's test command runs the suite on 4 workers (``-n 4 --dist loadgroup``): each module
-is one group (its module-scoped servers and example runs start once), modules that share
-files on disk form one group (they never run at the same time), and the longest modules are
-handed out first so that no worker finishes the run alone on one of them.
+is one group (its module-scoped servers and example runs start once; long modules without
+such fixtures are spread test by test instead), modules that share files on disk form one
+group (they never run at the same time), and the longest modules are handed out first so
+that no worker finishes the run alone on one of them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ SHARED_GROUPS = {
     "tests/approval/test_langgraph_server.py": "approval-server-dir",
     "tests/approval/test_remote_resumer_auth.py": "approval-server-dir",
 }
+
+# Long modules whose tests share no module-scoped fixture: spread test by test instead.
+SPREAD = (
+    "tests/test_docs_snippets.py",
+    "tests/mcp/test_conformance.py",
+    "tests/storage/test_open_storage.py",
+    "tests/demo/test_demo_cli.py",
+    "tests/demo/test_demo_inprocess.py",
+)
 
 # ``slow`` (deselect with ``-m "not slow"``): every test of these markers (they drive servers
 # and programs outside this process) and these modules or tests (examples, subprocesses,
@@ -80,7 +90,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.nodeid.startswith(SLOW_TESTS) or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
             item.add_marker(pytest.mark.slow)
         module = _module(item)
-        if not item.get_closest_marker("xdist_group"):
+        if module not in SPREAD and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
     rank = {module: i for i, module in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(_module(item), len(FIRST)))
