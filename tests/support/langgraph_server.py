@@ -23,7 +23,7 @@ def langgraph_cli() -> str | None:
 class LangGraphDevServer:
     """`langgraph dev --no-browser --no-reload` for ``config``; ``url`` once ready."""
 
-    def __init__(self, config: pathlib.Path, *, env: dict[str, str] | None = None, timeout: float = 60) -> None:
+    def __init__(self, config: pathlib.Path, *, env: dict[str, str] | None = None, timeout: float = 180) -> None:
         cli = langgraph_cli()
         if cli is None:
             raise RuntimeError("langgraph CLI not installed (pip install 'langgraph-cli[inmem]')")
