@@ -1,11 +1,10 @@
 """The test session's shape: shared fixtures (real servers on loopback, one per session, i.e.
-one per xdist worker), the ``slow`` marker, and how modules are spread over xdist workers.
+one per xdist worker), the ``slow`` marker, and the order modules are handed to xdist workers.
 
-The README's test command runs the suite on 4 workers (``-n 4 --dist loadgroup``): each module
-is one group (its module-scoped servers and example runs start once; long modules without
-such fixtures are spread test by test instead), modules that share files on disk form one
-group (they never run at the same time), and the longest modules are handed out first so
-that no worker finishes the run alone on one of them.
+The README's test command runs the suite on 4 workers (``-n 4``, ``--dist loadscope`` from the
+pytest settings): each module runs on one worker (its module-scoped servers and example runs
+start once), and the longest modules are handed out first so that no worker finishes the run
+alone on one of them.
 """
 
 from __future__ import annotations
@@ -22,22 +21,6 @@ collect_ignore_glob = ["*/server/*", "interop/oidc_provider/*", "mcp/conformance
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
-
-# Modules that share files on disk: `langgraph dev` keeps its state in ``.langgraph_api`` of its
-# working directory, tests/approval/server for both of these.
-SHARED_GROUPS = {
-    "tests/approval/test_langgraph_server.py": "approval-server-dir",
-    "tests/approval/test_remote_resumer_auth.py": "approval-server-dir",
-}
-
-# Long modules whose tests share no module-scoped fixture: spread test by test instead.
-SPREAD = (
-    "tests/test_docs_snippets.py",
-    "tests/mcp/test_conformance.py",
-    "tests/storage/test_open_storage.py",
-    "tests/demo/test_demo_cli.py",
-    "tests/demo/test_demo_inprocess.py",
-)
 
 # ``slow`` (deselect with ``-m "not slow"``): every test of these markers (they drive servers
 # and programs outside this process) and these modules or tests (examples, subprocesses,
@@ -84,14 +67,14 @@ def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark the slow tests."""
+    if item.nodeid.startswith(SLOW_TESTS) or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+        item.add_marker(pytest.mark.slow)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the slow tests; group tests by module for xdist; put the longest modules first."""
-    for item in items:
-        if item.nodeid.startswith(SLOW_TESTS) or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
-            item.add_marker(pytest.mark.slow)
-        module = _module(item)
-        if module not in SPREAD and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+    """Put the longest modules first (stable: the order within a module stays)."""
     rank = {module: i for i, module in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(_module(item), len(FIRST)))
 
@@ -148,3 +131,5 @@ def upstream_server() -> Iterator[object]:
     server = UpstreamServer()
     yield server
     server.stop()
+
+
