@@ -1,4 +1,11 @@
-"""Shared fixtures: real servers on loopback for the whole test session."""
+"""The test session's shape: shared fixtures (real servers on loopback, one per session, i.e.
+one per xdist worker), the ``slow`` marker, and the order modules are handed to xdist workers.
+
+The README's test command runs the suite on 4 workers (``-n 4``, ``--dist loadscope`` from the
+pytest settings): each module runs on one worker (its module-scoped servers and example runs
+start once), and the longest modules are handed out first so that no worker finishes the run
+alone on one of them.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,63 @@ collect_ignore_glob = ["*/server/*", "interop/oidc_provider/*", "mcp/conformance
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+
+
+# ``slow`` (deselect with ``-m "not slow"``): every test of these markers (they drive servers
+# and programs outside this process) and these modules or tests (examples, subprocesses,
+# many-request runs): each takes more than a second or two.
+SLOW_MARKERS = ("interop", "langgraph_server", "browser", "conformance")
+SLOW_TESTS = (
+    "tests/examples/",
+    "tests/demo/test_demo_cli.py",
+    "tests/demo/test_demo_inprocess.py",
+    "tests/mcp/test_conformance.py",
+    "tests/mcp/test_mcp_example.py",
+    "tests/approval/test_scaleout.py",
+    "tests/approval/test_exactly_once.py::test_three_processes",
+    "tests/storage/test_open_storage.py::test_examples_run_on_postgres",
+    "tests/storage/test_open_storage.py::test_the_demo",
+    "tests/storage/test_open_storage.py::test_a_bad_store_url_stops_the_demo",
+    "tests/test_docs_snippets.py",
+    "tests/test_server_keys.py::test_resumer",
+    "tests/vault/test_concurrency.py::test_cross_process_lease",
+    "tests/vault/test_concurrency.py::test_100_parallel",
+    "tests/fga/test_fga_differential",
+    "tests/fga/test_fga_model.py::test_every_conformance_model",
+    "tests/devserver/test_devserver_load.py",
+)
+
+# The longest modules (seconds on one core), handed out first under xdist.
+FIRST = (
+    "tests/examples/test_examples.py",
+    "tests/test_docs_snippets.py",
+    "tests/storage/test_open_storage.py",
+    "tests/demo/test_demo_inprocess.py",
+    "tests/mcp/test_conformance.py",
+    "tests/interop/test_protocol.py",
+    "tests/demo/test_demo_cli.py",
+    "tests/approval/test_interop.py",
+    "tests/examples/test_langgraph_server_readme.py",
+    "tests/approval/test_scaleout.py",
+    "tests/examples/test_traces.py",
+    "tests/examples/test_notebooks.py",
+)
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark the slow tests."""
+    if item.nodeid.startswith(SLOW_TESTS) or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+        item.add_marker(pytest.mark.slow)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the longest modules first (stable: the order within a module stays)."""
+    rank = {module: i for i, module in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(_module(item), len(FIRST)))
 
 
 def require(flag: str) -> bool:
@@ -56,3 +120,16 @@ def postgres() -> Iterator[object]:
     cluster = PostgresCluster(pathlib.Path(tempfile.mkdtemp(prefix="agent-auth-pg-")))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[object]:
+    """The vault tests' stand-in upstream (tests/support/upstream.py), one per session (per
+    xdist worker); tests reset it through their ``upstream`` fixture."""
+    from tests.support.upstream import UpstreamServer
+
+    server = UpstreamServer()
+    yield server
+    server.stop()
+
+

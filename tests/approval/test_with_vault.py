@@ -27,17 +27,10 @@ from langchain_agent_auth.vault import (
 )
 from tests.approval.fake_ciba import Clock, FakeCiba
 from tests.approval.helpers import ALICE, SIDE_EFFECTS
-from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, UpstreamServer, browse_upstream
+from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
 from tests.vault.graphs import agent
 
 CFG = {"configurable": {"thread_id": "both"}}
-
-
-@pytest.fixture(scope="module")
-def upstream_server() -> Iterator[UpstreamServer]:
-    server = UpstreamServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

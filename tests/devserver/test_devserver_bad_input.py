@@ -113,7 +113,14 @@ def canary(handle: ProviderHandle) -> dict:
     return {"auth_req_id": r.json()["auth_req_id"], "id": handle.pending_one("alice", "canary request")["id"]}
 
 
-def test_fuzz_json_endpoints(idp: LocalProvider, canary: dict) -> None:
+@pytest.fixture(scope="module")
+def barrages_sent() -> set[str]:
+    """Which barrages this module has sent: the state check sends any still missing, so it
+    proves something in any test order (alone, shuffled, reversed)."""
+    return set()
+
+
+def test_fuzz_json_endpoints(idp: LocalProvider, canary: dict, barrages_sent: set[str]) -> None:
     admin = {"Authorization": f"Bearer {idp.admin_token}"}
     with httpx.Client(base_url=idp.issuer, timeout=10) as http:
         for path in JSON_POST:
@@ -135,9 +142,10 @@ def test_fuzz_json_endpoints(idp: LocalProvider, canary: dict) -> None:
         for path in ("/token", "/bc-authorize", "/introspect"):
             r = http.get(path)
             assert r.status_code == 405 and r.json()["error"] == "invalid_request"
+    barrages_sent.add("json")
 
 
-def test_fuzz_pages(idp: LocalProvider) -> None:
+def test_fuzz_pages(idp: LocalProvider, barrages_sent: set[str]) -> None:
     with httpx.Client(base_url=idp.issuer, timeout=10) as http:
         for method, path in PAGES:
             for _, body, headers in BODIES:
@@ -150,6 +158,7 @@ def test_fuzz_pages(idp: LocalProvider) -> None:
                 _no_crash(r, json_body=False)
                 if r.status_code in (302, 303):
                     assert not r.headers["location"].startswith("//evil"), r.headers["location"]
+    barrages_sent.add("pages")
 
 
 @pytest.mark.parametrize(
@@ -354,7 +363,7 @@ FUZZ_VALUES = [
 ]
 
 
-def test_random_parameter_fuzz(idp: LocalProvider) -> None:
+def test_random_parameter_fuzz(idp: LocalProvider, barrages_sent: set[str]) -> None:
     """Random mixes of real parameter names and hostile values: never a 500."""
     import random
 
@@ -382,9 +391,18 @@ def test_random_parameter_fuzz(idp: LocalProvider) -> None:
             else:
                 r = http.post(path, data=dict(params), auth=auth)
             _no_crash(r, json_body=path not in ("/authorize", "/upstream/authorize"))
+    barrages_sent.add("random")
 
 
-def test_state_intact_after_barrage(handle: ProviderHandle, idp: LocalProvider, canary: dict) -> None:
+def test_state_intact_after_barrage(
+    handle: ProviderHandle, idp: LocalProvider, canary: dict, barrages_sent: set[str]
+) -> None:
+    if "json" not in barrages_sent:
+        test_fuzz_json_endpoints(idp, canary, barrages_sent)
+    if "pages" not in barrages_sent:
+        test_fuzz_pages(idp, barrages_sent)
+    if "random" not in barrages_sent:
+        test_random_parameter_fuzz(idp, barrages_sent)
     stats = idp.stats()
     assert not [key for key in stats.get("errors", {}) if key.endswith(" 500")], stats["errors"]
     assert canary["id"] in {item["id"] for item in handle.pending("alice", "canary request")}

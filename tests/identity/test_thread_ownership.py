@@ -250,24 +250,15 @@ async def test_state_user_never_outranks_the_caller_of_a_resume(mode):
 # --------------------------------------------------------------------------- vault + approval
 
 
-@pytest.fixture(scope="module")
-def upstream_server() -> Iterator[Any]:
-    from tests.support.upstream import UpstreamServer
-
-    server = UpstreamServer()
-    yield server
-    server.stop()
-
-
 @pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_vault_and_approval_bob_never_gets_alices_upstream_token(upstream_server, mode):
+async def test_vault_and_approval_bob_never_gets_alices_upstream_token(local_idp, mode):
     from langchain_agent_auth.vault import Connection, TokenVault, VaultMiddleware, get_access_token
-    from tests.support.upstream import CLIENT_ID, CLIENT_SECRET
 
-    up = upstream_server.upstream
     store, keyring = InMemoryStore(), Keyring.generate()
-    vault = TokenVault([Connection("calendar", issuer=up.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                   redirect_uri=up.redirect_uri, scopes=["calendar.write"])],
+    vault = TokenVault([Connection("calendar", issuer=local_idp.upstream_issuer,
+                                   client_id=local_idp.upstream_client_id,
+                                   client_secret=local_idp.upstream_client_secret,
+                                   redirect_uri=f"{local_idp.url}/app/callback", scopes=["calendar.write"])],
                        store=store, keyring=keyring)
     owners = {"opaque-upstream-alice-1": "alice", "opaque-upstream-bob-1": "bob"}
     for user, token in ((ALICE, "opaque-upstream-alice-1"), (BOB, "opaque-upstream-bob-1")):

@@ -45,11 +45,20 @@ TRANSFERS: list[str] = []
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[Any]:
+def module_idp() -> Iterator[Any]:
     from langchain_agent_auth.devserver import LocalProvider
 
     with LocalProvider(ciba_interval=1) as provider:
         yield provider
+
+
+@pytest.fixture
+def idp(module_idp: Any) -> Any:
+    """The module's provider with no CIBA request left pending by an earlier test, so a test
+    sees only its own requests in any test order."""
+    for request in module_idp.pending_approvals():
+        module_idp.deny(request["id"], "left by an earlier test")
+    return module_idp
 
 
 @pytest.fixture

@@ -21,13 +21,6 @@ BOB = UserIdentity(subject="bob", issuer="https://idp.example", name="Bob")
 ALICE_ELSEWHERE = UserIdentity(subject="alice", issuer="https://other-idp.example")
 
 
-@pytest.fixture(scope="session")
-def upstream_server() -> Iterator[UpstreamServer]:
-    server = UpstreamServer()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def upstream(upstream_server: UpstreamServer) -> Upstream:
     upstream_server.upstream.reset()

@@ -53,13 +53,14 @@ class ScriptedModel(GenericFakeChatModel):
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
 
-def calendar_tools(api_url: str) -> dict[str, BaseTool]:
-    """Tools that call the upstream calendar API with the vault's token, sync and async."""
+def calendar_tools(api_url: str, *, timeout: float = 5) -> dict[str, BaseTool]:
+    """Tools that call the upstream calendar API with the vault's token, sync and async
+    (``timeout``: seconds per request, generous where many calls share a busy machine)."""
 
     @tool
     def list_events(day: str) -> str:
         """List the user's calendar events for a day."""
-        with httpx.Client(auth=vault_auth(), timeout=5) as http:
+        with httpx.Client(auth=vault_auth(), timeout=timeout) as http:
             r = http.get(f"{api_url}/events", params={"day": day})
             r.raise_for_status()
             return json.dumps(r.json())
@@ -67,7 +68,7 @@ def calendar_tools(api_url: str) -> dict[str, BaseTool]:
     @tool
     async def alist_events(day: str) -> str:
         """List the user's calendar events for a day (async tool)."""
-        async with httpx.AsyncClient(auth=vault_auth(), timeout=5) as http:
+        async with httpx.AsyncClient(auth=vault_auth(), timeout=timeout) as http:
             r = await http.get(f"{api_url}/events", params={"day": day})
             r.raise_for_status()
             return json.dumps(r.json())
@@ -75,7 +76,7 @@ def calendar_tools(api_url: str) -> dict[str, BaseTool]:
     @tool
     def create_event(title: str) -> str:
         """Create an event in the user's calendar."""
-        with httpx.Client(auth=vault_auth(), timeout=5) as http:
+        with httpx.Client(auth=vault_auth(), timeout=timeout) as http:
             r = http.post(f"{api_url}/events", json={"title": title})
             r.raise_for_status()
             return json.dumps(r.json())
@@ -86,10 +87,10 @@ def calendar_tools(api_url: str) -> dict[str, BaseTool]:
         from langchain_agent_auth.vault import get_access_token
 
         token = get_access_token()
-        r = httpx.get(f"{api_url}/events", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        r = httpx.get(f"{api_url}/events", headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
         if r.status_code == 401:
             token = refresh_access_token()
-            r = httpx.get(f"{api_url}/events", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            r = httpx.get(f"{api_url}/events", headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
             if r.status_code == 401:
                 refresh_access_token()  # raises: the guard pauses
         r.raise_for_status()
