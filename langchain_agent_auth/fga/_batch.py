@@ -88,12 +88,33 @@ class Batch:
         """The objects among ``objects`` that ``check`` allows (errors leave an object out)."""
         reachable = self.reachable(user, relation, objects)
         allowed: set[str] = set()
-        for obj in objects if reachable is None else [o for o in objects if o in reachable]:
+        if reachable is not None:
+            return self._allowed_among(user, relation, [o for o in objects if o in reachable])
+        for obj in objects:
             try:
                 if self.answer(user, relation, obj):
                     allowed.add(obj)
             except AuthorizationError:
                 continue
+        return allowed
+
+    def _allowed_among(self, user: str, relation: str, objects: Sequence[str]) -> set[str]:
+        """:meth:`allowed` for objects the walk met: each is the object of a stored or
+        contextual tuple (so well formed, never a wildcard), and the request was validated by
+        the walk, so after one validated answer per type the shared resolver checks the rest."""
+        allowed: set[str] = set()
+        check = None
+        for obj in objects:
+            try:
+                if check is None or (user, relation, obj.partition(":")[0]) not in self.validated:
+                    ok = self.answer(user, relation, obj)
+                    check = self.shared().check
+                else:
+                    ok = check(obj, relation, user)
+            except AuthorizationError:
+                continue
+            if ok:
+                allowed.add(obj)
         return allowed
 
     def reachable(self, user: str, relation: str, objects: Sequence[str]) -> set[str] | None:

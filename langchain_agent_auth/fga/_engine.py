@@ -123,10 +123,14 @@ class Resolver(RecursiveResolvers, ListQueries):
             utype, urel = user_shape(user)
             reach = self._may_reach(utype, urel, otype, rel)
             plan = self.model.userset_closure_plan(otype, rel, utype) if reach and not urel else None
-            pre = self._prelude[(otype, rel, user)] = (relation, utype, urel, reach, plan)
-        relation, utype, urel, reach, plan = pre
+            pre = self._prelude[(otype, rel, user)] = (
+                relation, utype, urel, reach, plan, plan is None and _direct_only(relation, utype, urel)
+            )
+        relation, utype, urel, reach, plan, direct_only = pre
         if not reach:
             return FALSE
+        if direct_only:
+            return self._exact_tuple(obj, otype, rel, user, utype, urel)
         if plan is not None:
             return self._closure_member(obj, otype, rel, user, utype, plan)
         visited.add(key)
@@ -137,6 +141,14 @@ class Resolver(RecursiveResolvers, ListQueries):
         if not result & TAINTED:
             self._memo[key] = result
         return result
+
+    def _exact_tuple(self, obj: str, otype: str, rel: str, user: str, utype: str, urel: str) -> int:
+        """:meth:`_direct` for a relation that is only direct tuples, none of them a wildcard
+        or userset of the user: the one exact tuple (no recursion, so no cycle nor memo)."""
+        t = self.reader.read_tuple(obj, rel, user)
+        if t is None or not self.model.tuple_allowed(otype, rel, utype, urel, t.condition):
+            return FALSE
+        return TRUE if self._condition(t) else FALSE
 
     def _may_reach(self, utype: str, urel: str, otype: str, rel: str) -> bool:
         # OpenFGA prunes a check whose user cannot reach the relation; for ``user:*`` it asks
@@ -333,6 +345,16 @@ class Resolver(RecursiveResolvers, ListQueries):
             return self.resolve(obj, rel, at[3], at[6] + 1, at[7])
         except AuthorizationError as exc:
             return exc
+
+
+def _direct_only(relation: Relation, utype: str, urel: str) -> bool:
+    """Whether checking ``relation`` for this kind of user reads only the exact tuple: a
+    relation of direct tuples alone (``blocked: [user]``), no usersets, no wildcard of the type."""
+    return (
+        relation.rewrite.kind == THIS
+        and not relation.userset_refs
+        and not (urel == "" and utype in relation.wildcard_types)
+    )
 
 
 def _settle(flags: int, error: AuthorizationError | None, read_error: ConditionError | None, passed: bool) -> int:

@@ -28,6 +28,8 @@ CYCLE = CYCLE_FLAG | TAINTED  # OpenFGA's cycle: false, and false for exclusions
 MFALSE = TAINTED  # a cycle inside a recursively resolved relation: a plain "no" (fixpoint)
 HAS, NO = 0, 1  # list_users relationship status
 DEFAULT_MAX_DEPTH = 25
+# What a check needs that depends only on (object type, relation, user): see Resolver.resolve.
+Prelude = tuple["parts.Relation", str, str, bool, "tuple[str, ...] | None", bool]
 
 
 
@@ -241,7 +243,8 @@ class ResolverState:
         self.max_depth = max_depth
         self.dispatches = 0
         self._memo: dict[tuple[str, str, str], int] = {}
-        self._prelude: dict[tuple[str, str, str], tuple[parts.Relation, str, str, bool, tuple[str, ...] | None]] = {}
+        # (relation, user type, user relation, reachable, closure plan, exact tuple only)
+        self._prelude: dict[tuple[str, str, str], Prelude] = {}
         self._conditions: dict[tuple[str, str], bool | ConditionError] = {}
         self._lu_memo: dict[tuple[str, str], dict[str, int]] = {}
         self._closures: dict[tuple[str, str, str], tuple[set[str], ConditionError | None]] = {}
