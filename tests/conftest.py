@@ -58,7 +58,6 @@ FIRST = (
     "tests/approval/test_interop.py",
     "tests/examples/test_langgraph_server_readme.py",
     "tests/approval/test_scaleout.py",
-    "tests/examples/test_traces.py",
     "tests/examples/test_notebooks.py",
 )
 

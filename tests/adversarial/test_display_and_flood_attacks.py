@@ -91,7 +91,7 @@ def test_expired_approvals_do_not_count_against_the_cap(keyring, clock, store):
 async def test_the_cap_holds_with_ainvoke(keyring, clock):
     approver = InAppApprover(keyring=keyring, clock=clock)
     model = Attacker(script=[call("transfer", {"amount": 1, "to": "Bob"})])
-    graph = graph_for(approver, model, [transfer], store=InMemoryStore(), max_pending=1, on_denied="raise")
+    graph = graph_for(approver, model, [transfer], store=InMemoryStore(), max_pending=1, on_refusal="raise")
     r = await graph.ainvoke({"messages": [("user", "pay")]}, cfg("t-a1"), context={"user": ALICE})
     assert interrupts(r)
     from langchain_agent_auth.core.errors import ApprovalLimitError
@@ -118,7 +118,7 @@ WHY = {"hidden_characters": "invisible or direction-changing", "mixed_script": "
 ])
 def test_text_meant_to_mislead_the_approver_is_refused_before_any_request(approver, idp, to, reason):
     model = Attacker(script=[call("transfer", {"amount": 9000, "to": to})])
-    graph = graph_for(approver, model, [transfer], on_denied="message")
+    graph = graph_for(approver, model, [transfer], on_refusal="message")
     r = graph.invoke({"messages": [("user", "pay")]}, cfg("t-text"), context={"user": ALICE})
     (msg,) = tool_messages(r)
     assert not interrupts(r) and msg.status == "error" and "could not check them" in msg.content
@@ -130,7 +130,7 @@ def test_the_refusal_is_typed(keyring, clock):
     from langchain_agent_auth.core.errors import UnsafeArgumentsError
 
     model = Attacker(script=[call("transfer", {"amount": 9000, "to": "P\u0430yPal"})])
-    graph = graph_for(InAppApprover(keyring=keyring, clock=clock), model, [transfer], on_denied="raise")
+    graph = graph_for(InAppApprover(keyring=keyring, clock=clock), model, [transfer], on_refusal="raise")
     with pytest.raises(UnsafeArgumentsError) as info:
         graph.invoke({"messages": [("user", "pay")]}, cfg("t-typed"), context={"user": ALICE})
     assert info.value.reason == "mixed_script" and "CYRILLIC+LATIN" in str(info.value)

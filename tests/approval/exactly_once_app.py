@@ -45,9 +45,9 @@ def runs(path: pathlib.Path) -> int:
 
 
 def build(store: BaseStore, checkpointer: Any, keyring: Keyring, count_file: pathlib.Path,
-          on_denied: str = "message") -> Any:
+          on_refusal: str = "message") -> Any:
     """START -> tools -> END, the tool call given as input; the pay tool needs approval."""
-    guard = ApprovalGuard(InAppApprover(keyring=keyring), on_denied=on_denied)  # type: ignore[arg-type]
+    guard = ApprovalGuard(InAppApprover(keyring=keyring), on_refusal=on_refusal)  # type: ignore[arg-type]
     return (StateGraph(State).add_node("tools", guarded_tool_node([counter(count_file)], guard))
             .add_edge(START, "tools").add_edge("tools", END)
             .compile(checkpointer=checkpointer, store=store))

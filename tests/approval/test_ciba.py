@@ -167,7 +167,7 @@ def test_denied_failed_expired_come_back_as_tool_messages(idp, ciba, clock, outc
 
 
 def test_on_denied_raise_raises_typed_errors(idp, ciba, clock):
-    a = make_agent(ciba, pay_call(), config={"pay": {"approver": ciba, "on_denied": "raise"}})
+    a = make_agent(ciba, pay_call(), config={"pay": {"approver": ciba, "on_refusal": "raise"}})
     r = a.invoke({"messages": [("user", "pay")]}, CFG, context=CTX)
     idp.deny()
     clock.advance(1)
@@ -404,7 +404,7 @@ def test_block_mode_sync_tool_outside_a_graph_and_denial(fast_idp, keyring):
     with acting_as(ALICE):
         out = guarded.invoke({"amount": 5, "to": "Z"})
     assert "denied" in out and SIDE_EFFECTS == []
-    raising = with_approval(transfer_money, approver, mode="block", on_denied="raise")
+    raising = with_approval(transfer_money, approver, mode="block", on_refusal="raise")
     fast_idp.force = ["expired_token"]
     with acting_as(ALICE), pytest.raises(E.ApprovalExpiredError):
         raising.invoke({"amount": 5, "to": "Z"})

@@ -177,7 +177,7 @@ def test_reject_comes_back_to_the_model_and_the_agent_continues(approver):
 
 def test_on_denied_raise(keyring):
     approver = InAppApprover(keyring=keyring)
-    a = agent(approver, pay(), config={"transfer_money": {"approver": approver, "on_denied": "raise"}})
+    a = agent(approver, pay(), config={"transfer_money": {"approver": approver, "on_refusal": "raise"}})
     r = a.invoke({"messages": [("user", "pay")]}, CFG, context=CTX)
     with pytest.raises(E.ApprovalDeniedError):
         a.invoke(Command(resume=answer(r, transfer_money={"decision": "reject"})), CFG, context=CTX)

@@ -161,7 +161,7 @@ def test_invalid_request_is_reported_as_such(keyring):
     r = a.invoke({"messages": [("user", "wire")]}, CFG, context=CTX)
     (msg,) = tool_messages(r)
     assert "invalid_request" in msg.content and SIDE_EFFECTS == []
-    raising = with_approval(wire, ciba, on_denied="raise")
+    raising = with_approval(wire, ciba, on_refusal="raise")
     idp.script("/bc-authorize", httpx.Response(400, json={"error": "invalid_request",
                                                          "error_description": "binding_message too long"}))
     b = create_agent(scripted(calls(("wire", {"amount": 1}, "c1")), AIMessage("done")), [raising],

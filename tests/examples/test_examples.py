@@ -1,6 +1,11 @@
 """Every script in examples/ runs, as a newcomer runs it: with the provider in-process (the
 default) and against a running ``agent-auth dev`` (``--dev-dir``). Each prints a transcript
-with the lines that show its pillar at work, and never a token or a secret."""
+with the lines that show its pillar at work, and never a token or a secret.
+
+What a tracer sees carries no token either: the in-process runs (and one run of the demo) go
+through a recording callback handler (``trace_recorder.py``), and every credential the
+providers issued during a run is looked for in what it recorded. One run of each example
+serves both the transcript and the trace assertions."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from langchain_core.tools import tool
 
 from tests.conftest import unavailable
 from tests.examples.secrets_scan import assert_no_secrets, token_shaped
@@ -21,6 +27,9 @@ from tests.support.langgraph_server import langgraph_cli
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*_example.py"))
+RECORDER = pathlib.Path(__file__).with_name("trace_recorder.py")
+DEMO = "agent-auth demo"
+TRACED = [*SCRIPTS, DEMO]
 
 # The lines each example must print (substrings, in this order).
 EXPECTED: dict[str, list[str]] = {
@@ -157,12 +166,12 @@ def env() -> dict[str, str]:
 
 def start(*args: str | pathlib.Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
 def finish(name: str, proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
     try:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
@@ -191,19 +200,41 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pathl
         proc.wait(timeout=15)
 
 
+Runs = dict[tuple[str, str], subprocess.CompletedProcess[str]]
+
+
 @pytest.fixture(scope="module")
-def runs(dev_server) -> dict[tuple[str, str], subprocess.CompletedProcess[str]]:
-    """Every example both ways, at once: the in-process runs (and the server example, which
-    starts its own `langgraph dev`) in parallel; alongside, the runs against the one
-    `agent-auth dev`, one after another (they share its users)."""
+def all_runs(dev_server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Runs, dict[str, pathlib.Path]]:
+    """Every example both ways, at once: the in-process runs (each under the trace recorder),
+    one traced run of the demo and the server example (which starts its own `langgraph dev`)
+    in parallel; alongside, the runs against the one `agent-auth dev`, one after another (they
+    share its users). Returns the runs and, per traced run, the recorder's output file."""
     data_dir, _ = dev_server
-    parallel = {("in-process", script): start(EXAMPLES / script) for script in SCRIPTS}
+    tmp = tmp_path_factory.mktemp("traces")
+    recorded = {name: tmp / f"{name.replace(' ', '_')}.json" for name in TRACED}
+    parallel = {("in-process", script): start(RECORDER, recorded[script], EXAMPLES / script) for script in SCRIPTS}
+    parallel["traced", DEMO] = start(RECORDER, recorded[DEMO], "-m", "langchain_agent_auth.cli", "demo",
+                                     "--non-interactive", "--no-color", "--data-dir", tmp / "demo")
     if langgraph_cli() is not None:
         parallel[("server", SERVER_CLIENT.name)] = start(SERVER_CLIENT)
     results = {("dev", script): finish(script, start(EXAMPLES / script, "--dev-dir", data_dir))
                for script in SCRIPTS}
     results.update({key: finish(key[1], proc) for key, proc in parallel.items()})
-    return results
+    return results, recorded
+
+
+@pytest.fixture(scope="module")
+def runs(all_runs) -> Runs:
+    return all_runs[0]
+
+
+@pytest.fixture(scope="module")
+def traces(all_runs) -> dict[str, tuple[subprocess.CompletedProcess[str], dict]]:
+    """Per traced run: the run and what the recorder kept (events and issued credentials)."""
+    results, recorded = all_runs
+    done = {name: results["traced" if name == DEMO else "in-process", name] for name in TRACED}
+    return {name: (done[name], json.loads(recorded[name].read_text()) if recorded[name].exists() else {})
+            for name in TRACED}
 
 
 def test_every_example_has_expectations() -> None:
@@ -247,3 +278,46 @@ def test_the_scan_finds_tokens() -> None:
     assert not token_shaped("error federated_connection_refresh_token_not_found at 127.0.0.1:8000")
     with pytest.raises(AssertionError):
         assert_no_secrets("password alice-116c992d", ["alice-116c992d"])
+
+
+def parts(token: str) -> list[str]:
+    """The token and, for a JWT, its payload and signature (the header is shared by all)."""
+    pieces = [token]
+    if token.count(".") == 2:
+        pieces += [p for p in token.split(".")[1:] if len(p) >= 16]
+    return pieces
+
+
+NO_AGENT = {"device_example.py"}
+
+
+@pytest.mark.parametrize("name", TRACED)
+def test_a_full_run_shows_a_tracer_no_token(traces, name: str) -> None:
+    done, seen = traces[name]
+    assert done.returncode == 0, f"{name}:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
+    events, tokens = seen["events"], seen["tokens"]
+    kinds = {json.loads(e)["event"] for e in events}
+    # the recorder saw the run (tools, the model, the graph) and the providers issued tokens;
+    # the device example is a graph with one sign-in node and no model or tool
+    expected = {"on_chain_start", "on_chain_end"} | (
+        set() if name in NO_AGENT else {"on_tool_start", "on_tool_end", "on_chat_model_start"})
+    assert expected <= kinds
+    assert tokens, "no credential was issued during the run: the scan would prove nothing"
+    text = "\n".join(events)
+    leaked = [t for t in tokens if any(p in text for p in parts(t))]
+    assert not leaked, f"{len(leaked)} of {len(tokens)} issued credentials reached the callbacks of {name}"
+
+
+def test_the_recorder_would_see_a_token_in_a_tool_result() -> None:
+    """The same handler, given a run that does leak, finds the token (the scan can fail)."""
+    from tests.examples.trace_recorder import Recorder
+
+    @tool
+    def leaky(x: str) -> str:
+        """Returns a credential (what must never happen)."""
+        return "access_token=" + x
+
+    recorder = Recorder()
+    leaky.invoke({"x": "tok-0123456789abcdef"}, config={"callbacks": [recorder]})
+    text = "\n".join(recorder.events)
+    assert "tok-0123456789abcdef" in text and '"on_tool_end"' in text
