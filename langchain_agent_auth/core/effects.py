@@ -100,7 +100,6 @@ Step = httpx.Request | Sleep | StoreOps | Blocking | Call
 Flow = Generator[Step, Any, T]
 
 
-
 def store_get(namespace: tuple[str, ...], key: str) -> Flow[Item | None]:
     results = yield StoreOps((GetOp(namespace, key),))
     return results[0]

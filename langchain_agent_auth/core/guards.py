@@ -221,12 +221,12 @@ class ToolGuard:
 
     def wrap(self, call: GuardedCall, proceed: ProceedFn) -> Any:
         """Run the guard synchronously (the flow under the blocking driver)."""
-        http = self.http_clients.sync if self.http_clients is not None else None
+        http = self.http_clients.sync_on_demand if self.http_clients is not None else None
         return run(_Proceeding(self.flow(call), proceed), http=http, store=self.store_for(call))  # type: ignore[arg-type]
 
     async def awrap(self, call: GuardedCall, proceed: AProceedFn) -> Any:
         """Run the guard asynchronously (the flow under the event-loop driver)."""
-        http = self.http_clients.async_ if self.http_clients is not None else None
+        http = self.http_clients.async_on_demand if self.http_clients is not None else None
         return await arun(_Proceeding(self.flow(call), proceed), http=http,  # type: ignore[arg-type]
                           store=self.store_for(call))
 
