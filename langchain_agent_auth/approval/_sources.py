@@ -17,14 +17,7 @@ from langchain_agent_auth.approval._approvers import Approver, CIBAApprover
 from langchain_agent_auth.approval._records import DECIDED, ApprovalRecord, ApprovalStore, ping_key
 from langchain_agent_auth.core.effects import Call, Flow, arun, run
 from langchain_agent_auth.core.store_cas import compare_and_set
-from langchain_agent_auth.resume._pending import (
-    LEASE,
-    PendingItem,
-    aclaim_item,
-    aunclaim_item,
-    claim_item,
-    unclaim_item,
-)
+from langchain_agent_auth.resume._pending import PendingItem, StoreClaims
 
 __all__ = ["ApprovalSource"]
 
@@ -37,7 +30,7 @@ def _put(store: ApprovalStore, rec: ApprovalRecord) -> Call:
     return Call(lambda: store.put(rec), lambda: store.aput(rec))
 
 
-class ApprovalSource:
+class ApprovalSource(StoreClaims):
     """Pending CIBA approvals of some approvers, in one store.
 
     Args:
@@ -159,21 +152,9 @@ class ApprovalSource:
         """Async :meth:`settle`."""
         await arun(self._settle(item, resumed, now, retry_in))
 
-    def claim(self, item: PendingItem, owner: str, ttl: float = LEASE) -> bool:
-        """Claim ``item`` for one resumer, a lease of ``ttl`` seconds (see :func:`claim_item`)."""
-        return claim_item(self.store, item, owner, ttl)
-
-    async def aclaim(self, item: PendingItem, owner: str, ttl: float = LEASE) -> bool:
-        """Async :meth:`claim`."""
-        return await aclaim_item(self.store, item, owner, ttl)
-
-    def unclaim(self, item: PendingItem, owner: str) -> None:
-        """Give back ``owner``'s claim on ``item``."""
-        unclaim_item(self.store, item, owner)
-
-    async def aunclaim(self, item: PendingItem, owner: str) -> None:
-        """Async :meth:`unclaim`."""
-        await aunclaim_item(self.store, item, owner)
+    def claims_store(self) -> Any:
+        """Claims live in the approvals' store."""
+        return self.store
 
     def _by_ping(self, auth_req_id: str) -> Flow[tuple[ApprovalStore, ApprovalRecord] | None]:
         key = ping_key(auth_req_id)

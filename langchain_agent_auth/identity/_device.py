@@ -50,7 +50,7 @@ from langchain_agent_auth.oauth.client import OAuthClient
 from langchain_agent_auth.oauth.device import DeviceAuthorizationResponse
 from langchain_agent_auth.oauth.flows import SLOW_DOWN_STEP
 from langchain_agent_auth.oauth.tokens import TokenResponse
-from langchain_agent_auth.resume._pending import PendingItem, aclaim_item, aunclaim_item, claim_item, unclaim_item
+from langchain_agent_auth.resume._pending import PendingItem, StoreClaims
 
 __all__ = ["DeviceAuthorizationPayload", "DeviceAuthorizationResume", "DeviceAuthorizer", "DevicePendingSource"]
 
@@ -388,7 +388,7 @@ class DeviceAuthorizer:
         return UserIdentity.from_claims(claims, source="token")
 
 
-class DevicePendingSource:
+class DevicePendingSource(StoreClaims):
     """The resumer's plug-in for device authorizations: polls each due record once
     (respecting ``interval`` and ``slow_down``) and resumes the thread once answered.
 
@@ -398,6 +398,7 @@ class DevicePendingSource:
     """
 
     name = "device"
+    claim_ttl = _CLAIM_TTL
 
     def __init__(self, authorizer: DeviceAuthorizer) -> None:
         self.authorizer = authorizer
@@ -451,14 +452,5 @@ class DevicePendingSource:
         if rec is not None:
             yield from self.authorizer._put(self._settled(rec, resumed, now, retry_in))
 
-    def claim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
-        return claim_item(self.authorizer.store, item, owner, ttl)
-
-    async def aclaim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
-        return await aclaim_item(self.authorizer.store, item, owner, ttl)
-
-    def unclaim(self, item: Any, owner: str) -> None:
-        unclaim_item(self.authorizer.store, item, owner)
-
-    async def aunclaim(self, item: Any, owner: str) -> None:
-        await aunclaim_item(self.authorizer.store, item, owner)
+    def claims_store(self) -> Any:
+        return self.authorizer.store

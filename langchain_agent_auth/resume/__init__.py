@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the package's public names, listed once (imported on first 
         LEASE,
         PendingItem,
         PendingSource,
+        StoreClaims,
         aclaim_item,
         aunclaim_item,
         claim_item,

@@ -24,6 +24,7 @@ __all__ = [
     "LEASE",
     "PendingItem",
     "PendingSource",
+    "StoreClaims",
     "aclaim_item",
     "aunclaim_item",
     "claim_item",
@@ -158,6 +159,47 @@ def unclaim_item(store: Any, item: PendingItem, owner: str) -> None:
 async def aunclaim_item(store: Any, item: PendingItem, owner: str) -> None:
     """Async :func:`unclaim_item`."""
     await compare_and_set(store).arelease(_claim_name(item), owner)
+
+
+class StoreClaims:
+    """The claim half of :class:`PendingSource`, on a store's compare-and-set: a source mixes
+    it in and says which store holds its claims (:meth:`claims_store`) and, if it wants,
+    another default lease (``claim_ttl``; a resumer passes its own ``ttl`` anyway).
+
+    Example:
+        >>> from langgraph.store.memory import InMemoryStore
+        >>> class Source(StoreClaims):
+        ...     def __init__(self, store):
+        ...         self.store = store
+        ...     def claims_store(self):
+        ...         return self.store
+        >>> src, item = Source(InMemoryStore()), PendingItem(source="s", key="k", ref="k", thread_id="t")
+        >>> src.claim(item, "a"), src.claim(item, "b")
+        (True, False)
+    """
+
+    claim_ttl: float = LEASE
+
+    def claims_store(self) -> Any:
+        """The store whose compare-and-set holds this source's claims."""
+        raise NotImplementedError
+
+    def claim(self, item: PendingItem, owner: str, ttl: float | None = None) -> bool:
+        """Claim ``item`` in the state it was seen in, a lease of ``ttl`` seconds (see
+        :func:`claim_item`): one of several resumers resumes it."""
+        return claim_item(self.claims_store(), item, owner, self.claim_ttl if ttl is None else ttl)
+
+    async def aclaim(self, item: PendingItem, owner: str, ttl: float | None = None) -> bool:
+        """Async :meth:`claim`."""
+        return await aclaim_item(self.claims_store(), item, owner, self.claim_ttl if ttl is None else ttl)
+
+    def unclaim(self, item: PendingItem, owner: str) -> None:
+        """Give back ``owner``'s claim on ``item`` (nothing was resumed)."""
+        unclaim_item(self.claims_store(), item, owner)
+
+    async def aunclaim(self, item: PendingItem, owner: str) -> None:
+        """Async :meth:`unclaim`."""
+        await aunclaim_item(self.claims_store(), item, owner)
 
 
 # --------------------------------------------------------------------------- registry

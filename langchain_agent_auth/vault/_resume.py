@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from langchain_agent_auth.core.identity import UserIdentity
-from langchain_agent_auth.resume._pending import PendingItem, aclaim_item, aunclaim_item, claim_item, unclaim_item
+from langchain_agent_auth.resume._pending import PendingItem, StoreClaims
 from langchain_agent_auth.vault._model import PendingConnect
 from langchain_agent_auth.vault._vault import TokenVault
 
@@ -32,7 +32,7 @@ _CLAIM_TTL = 86400.0
 ConnectItem = PendingItem
 
 
-class ConnectPendingSource:
+class ConnectPendingSource(StoreClaims):
     """Finished connect flows whose thread was not resumed yet.
 
     Example:
@@ -44,6 +44,7 @@ class ConnectPendingSource:
     """
 
     name = "vault"
+    claim_ttl = _CLAIM_TTL
 
     def __init__(self, vault: TokenVault) -> None:
         self.vault = vault
@@ -102,22 +103,9 @@ class ConnectPendingSource:
         await self.vault.amark_resumed(item.key, resumed=resumed,
                                        retry_at=None if retry_in is None else now + retry_in)
 
-    def claim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
-        """Claim ``item`` in the state it was seen in, a lease of ``ttl`` seconds: one of
-        several resumers resumes it."""
-        return claim_item(self.vault.store, item, owner, ttl)
-
-    async def aclaim(self, item: Any, owner: str, ttl: float = _CLAIM_TTL) -> bool:
-        """Async :meth:`claim`."""
-        return await aclaim_item(self.vault.store, item, owner, ttl)
-
-    def unclaim(self, item: Any, owner: str) -> None:
-        """Give back ``owner``'s claim on ``item`` (nothing was resumed)."""
-        unclaim_item(self.vault.store, item, owner)
-
-    async def aunclaim(self, item: Any, owner: str) -> None:
-        """Async :meth:`unclaim`."""
-        await aunclaim_item(self.vault.store, item, owner)
+    def claims_store(self) -> Any:
+        """Claims live in the vault's store."""
+        return self.vault.store
 
     # -- simple use without a resumer
 
