@@ -18,6 +18,7 @@ from typing import Any
 from langchain_agent_auth.core._serving import bind_socket
 from langchain_agent_auth.core.errors import (
     ConfigurationError,
+    InvalidRequestError,
     OAuthError,
     ProtocolError,
     oauth_error_from_response,
@@ -355,6 +356,8 @@ class LocalProvider:
             ...     idp.advance(3600) - before >= 3600
             True
         """
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 10**7:
+            raise InvalidRequestError("seconds must be a number in [0, 10000000]")  # as the admin API says
         return self.admin.request("POST", "/clock", json={"seconds": seconds})["time"]
 
     def now(self) -> float:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from langchain_agent_auth.devserver import LocalProvider
+from langchain_agent_auth.errors import InvalidRequestError
 from tests.devserver.devserver_helpers import AT_TYPE, CIBA, FEDERATED, RT_TYPE, TE, ProviderHandle
 
 JSON_POST = [
@@ -279,6 +280,18 @@ def test_admin_api_requires_token(idp: LocalProvider) -> None:
     )
     assert r.status_code == 400
 
+
+
+@pytest.mark.parametrize("seconds", [-1, "60", True, None, float("inf"), 10**8])
+def test_the_clock_only_moves_forward_by_a_sane_number(idp: LocalProvider, seconds: object) -> None:
+    before = idp.now()
+    with pytest.raises(InvalidRequestError, match="seconds must be a number"):
+        idp.advance(seconds)  # type: ignore[arg-type]
+    assert before <= idp.now() < before + 60  # nothing moved (beyond wall time)
+    if not isinstance(seconds, float):  # the admin API checks too, for clients in other languages
+        r = httpx.post(idp.issuer + "/admin/clock", headers={"Authorization": f"Bearer {idp.admin_token}"},
+                       json={"seconds": seconds})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request"
 
 FUZZ_NAMES = [
     "grant_type",
