@@ -17,17 +17,9 @@ from langchain_core.tools import BaseTool
 
 from langchain_agent_auth.approval._approvers import Approver, CIBAApprover
 from langchain_agent_auth.approval._guard import ApprovalSteps, Mode, When
+from langchain_agent_auth.core import guards as g
 from langchain_agent_auth.core.effects import Flow
 from langchain_agent_auth.core.errors import ApprovalRecordError, ConfigurationError
-from langchain_agent_auth.core.guards import (
-    GuardedCall,
-    GuardedTool,
-    OnRefusal,
-    Proceed,
-    ToolGuard,
-    ToolGuardMiddleware,
-    guard_tool,
-)
 
 __all__ = [
     "ApprovalGuard",
@@ -44,7 +36,7 @@ MAX_PENDING = 20
 MAX_ARGS_SIZE = 64_000
 
 
-class ApprovalGuard(ApprovalSteps, ToolGuard):
+class ApprovalGuard(ApprovalSteps, g.ToolGuard):
     """A :class:`~langchain_agent_auth.guards.ToolGuard` that asks before a tool runs.
 
     Args:
@@ -79,15 +71,16 @@ class ApprovalGuard(ApprovalSteps, ToolGuard):
         ...     '''Send money.'''
         ...     return f"sent {amount} to {to}"
         >>> from langchain_agent_auth.approval import InAppApprover
+        >>> from langchain_agent_auth.guards import guard_tool
         >>> guard = ApprovalGuard(InAppApprover(), when=lambda a: a["amount"] > 100)
         >>> guard_tool(transfer, guard).invoke({"amount": 5, "to": "Bob"})
         'sent 5 to Bob'
     """
 
     def __init__(self, approver: Approver, *, when: When | None = None, mode: Mode = "interrupt",
-                 on_refusal: OnRefusal = "message", tools: Iterable[str] | None = None,
+                 on_refusal: g.OnRefusal = "message", tools: Iterable[str] | None = None,
                  max_pending: int | None = MAX_PENDING, max_args_size: int = MAX_ARGS_SIZE,
-                 on_denied: OnRefusal | None = None) -> None:
+                 on_denied: g.OnRefusal | None = None) -> None:
         if on_denied is not None:
             on_refusal = _deprecated_on_denied(on_denied)
         _check_settings(approver, when, mode, on_refusal, max_pending, max_args_size)
@@ -100,18 +93,18 @@ class ApprovalGuard(ApprovalSteps, ToolGuard):
         self.tools = frozenset(tools) if tools is not None else None
 
     @property
-    def on_denied(self) -> OnRefusal:
+    def on_denied(self) -> g.OnRefusal:
         """Deprecated name of :attr:`on_refusal`."""
         return self.on_refusal
 
     def __repr__(self) -> str:
         return f"ApprovalGuard({self.approver!r}, mode={self.mode!r}, on_refusal={self.on_refusal!r})"
 
-    def flow(self, call: GuardedCall) -> Flow[Any]:
+    def flow(self, call: g.GuardedCall) -> Flow[Any]:
         """The approval, written once (``wrap`` and ``awrap`` are the runtime's drivers over
         it); a record damaged mid-call is refused (fail closed), never a crash."""
         if not self.needs_approval(call.args):  # the fast path: no store, no provider
-            return (yield Proceed(call))
+            return (yield g.Proceed(call))
         try:
             return (yield from self._flow(call))
         except ApprovalRecordError as err:
@@ -144,8 +137,8 @@ def _check_settings(approver: Any, when: Any, mode: Any, on_refusal: Any, max_pe
 
 
 def with_approval(tool: BaseTool, approver: Approver, *, when: When | None = None, mode: Mode = "interrupt",
-                  on_refusal: OnRefusal = "message", max_pending: int | None = MAX_PENDING,
-                  max_args_size: int = MAX_ARGS_SIZE, on_denied: OnRefusal | None = None) -> GuardedTool:
+                  on_refusal: g.OnRefusal = "message", max_pending: int | None = MAX_PENDING,
+                  max_args_size: int = MAX_ARGS_SIZE, on_denied: g.OnRefusal | None = None) -> g.GuardedTool:
     """Wrap any ``BaseTool`` so calls need the user's approval first.
 
     The wrapped tool keeps its name, description, args schema (pydantic or JSON-schema
@@ -166,8 +159,8 @@ def with_approval(tool: BaseTool, approver: Approver, *, when: When | None = Non
     """
     if on_denied is not None:
         on_refusal = _deprecated_on_denied(on_denied)
-    return guard_tool(tool, ApprovalGuard(approver, when=when, mode=mode, on_refusal=on_refusal,
-                                          max_pending=max_pending, max_args_size=max_args_size))
+    return g.guard_tool(tool, ApprovalGuard(approver, when=when, mode=mode, on_refusal=on_refusal,
+                                            max_pending=max_pending, max_args_size=max_args_size))
 
 
 class ApprovalPolicy(NamedTuple):
@@ -184,10 +177,10 @@ class ApprovalPolicy(NamedTuple):
     approver: Approver
     when: When | None = None
     mode: Mode = "interrupt"
-    on_denied: OnRefusal | None = None
+    on_denied: g.OnRefusal | None = None
     max_pending: int | None = MAX_PENDING
     max_args_size: int = MAX_ARGS_SIZE
-    on_refusal: OnRefusal = "message"
+    on_refusal: g.OnRefusal = "message"
 
 
 def _policy(value: Any) -> ApprovalPolicy:
@@ -209,7 +202,7 @@ def approval_guards(config: Mapping[str, Approver | ApprovalPolicy | Mapping[str
 
     Example:
         >>> from langchain_agent_auth.approval import InAppApprover
-        >>> [g.tools for g in approval_guards({"transfer": InAppApprover()})]
+        >>> [guard.tools for guard in approval_guards({"transfer": InAppApprover()})]
         [frozenset({'transfer'})]
     """
     guards = []
@@ -220,7 +213,7 @@ def approval_guards(config: Mapping[str, Approver | ApprovalPolicy | Mapping[str
     return guards
 
 
-class ApprovalMiddleware(ToolGuardMiddleware):
+class ApprovalMiddleware(g.ToolGuardMiddleware):
     """Agent middleware for ``langchain.agents.create_agent``: approvals per tool name.
 
     Example::

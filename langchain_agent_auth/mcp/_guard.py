@@ -28,21 +28,13 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 
+from langchain_agent_auth.core import guards as g
 from langchain_agent_auth.core.effects import Flow
 from langchain_agent_auth.core.errors import (
     ConfigurationError,
     IdentityError,
     MCPAuthorizationRequired,
     ResumeValueError,
-)
-from langchain_agent_auth.core.guards import (
-    GuardedCall,
-    OnRefusal,
-    Proceed,
-    Refusal,
-    ToolGuard,
-    ToolGuardMiddleware,
-    guard_tool,
 )
 from langchain_agent_auth.core.identity import _graph_config, acting_as
 from langchain_agent_auth.core.pause import pause, validate_resume
@@ -82,7 +74,7 @@ def _bubbles(exc: BaseException) -> bool:
     return isinstance(exc, GraphBubbleUp)
 
 
-class MCPGuard(ToolGuard):
+class MCPGuard(g.ToolGuard):
     """Runs MCP tools as the call's user; a needed sign-in becomes a ``connect_account`` pause.
 
     Args:
@@ -95,7 +87,7 @@ class MCPGuard(ToolGuard):
     """
 
     def __init__(self, auth: MCPAuth, *, tools: Iterable[str] | None = None, max_pauses: int = 3,
-                 on_refusal: OnRefusal = "message") -> None:
+                 on_refusal: g.OnRefusal = "message") -> None:
         if on_refusal not in ("message", "raise"):
             raise ConfigurationError("on_refusal must be 'message' or 'raise'")
         self.auth = auth
@@ -106,14 +98,14 @@ class MCPGuard(ToolGuard):
     def __repr__(self) -> str:
         return f"MCPGuard(server={self.auth.server.url!r})"
 
-    def _payload(self, call: GuardedCall, need: MCPAuthorizationRequired) -> ConnectAccountPayload:
+    def _payload(self, call: g.GuardedCall, need: MCPAuthorizationRequired) -> ConnectAccountPayload:
         return ConnectAccountPayload(
             connection=self.auth.server.url, scopes=list(need.missing_scopes), missing_scopes=list(need.missing_scopes),
             status=need.status if need.status in ("not_connected", "needs_reauthorization", "missing_scopes")
             else "not_connected",
             authorize_url=need.authorize_url, message=need.for_model(), tool_call_id=call.tool_call_id)
 
-    def _after(self, call: GuardedCall, need: MCPAuthorizationRequired, attempt: int) -> Refusal | None:
+    def _after(self, call: g.GuardedCall, need: MCPAuthorizationRequired, attempt: int) -> g.Refusal | None:
         """What to do about a needed sign-in: ``None`` to try again, or the refusal."""
         if _graph_config() is None:
             raise need  # outside a graph there is nothing to pause: the caller gets the typed error
@@ -130,7 +122,7 @@ class MCPGuard(ToolGuard):
                 call, f"The user did not authorize access to {self.auth.server.url}, so this was not done.", need)
         return None
 
-    def flow(self, call: GuardedCall) -> Flow[Any]:
+    def flow(self, call: g.GuardedCall) -> Flow[Any]:
         """Run the tool as ``call.user``; a sign-in the server asks for pauses the graph and the
         tool runs again once the user is back (at most ``max_pauses`` times)."""
         if call.user is None:
@@ -138,7 +130,7 @@ class MCPGuard(ToolGuard):
         with acting_as(call.user):
             for attempt in range(self.max_pauses + 1):
                 try:
-                    return (yield Proceed(call))
+                    return (yield g.Proceed(call))
                 except Exception as exc:
                     need = None if _bubbles(exc) else authorization_required(exc)
                     if need is None:
@@ -149,7 +141,7 @@ class MCPGuard(ToolGuard):
         return None  # pragma: no cover - the loop always returns
 
 
-class MCPAuthMiddleware(ToolGuardMiddleware):
+class MCPAuthMiddleware(g.ToolGuardMiddleware):
     """``create_agent`` middleware: the MCP server's tools run as the user (see :class:`MCPGuard`).
 
     Example::
@@ -159,12 +151,12 @@ class MCPAuthMiddleware(ToolGuardMiddleware):
     """
 
     def __init__(self, auth: MCPAuth, *, tools: Iterable[str] | None = None, max_pauses: int = 3,
-                 on_refusal: OnRefusal = "message") -> None:
+                 on_refusal: g.OnRefusal = "message") -> None:
         super().__init__([MCPGuard(auth, tools=tools, max_pauses=max_pauses, on_refusal=on_refusal)])
 
 
 def with_mcp_auth(tools: Sequence[BaseTool], auth: MCPAuth, *, max_pauses: int = 3,
-                  on_refusal: OnRefusal = "message") -> list[BaseTool]:
+                  on_refusal: g.OnRefusal = "message") -> list[BaseTool]:
     """Wrap loaded MCP tools so each call runs as the user (see :class:`MCPGuard`).
 
     Example:
@@ -172,5 +164,5 @@ def with_mcp_auth(tools: Sequence[BaseTool], auth: MCPAuth, *, max_pauses: int =
         []
     """
     guard = MCPGuard(auth, max_pauses=max_pauses, on_refusal=on_refusal)
-    return [guard_tool(tool, guard) for tool in tools]
+    return [g.guard_tool(tool, guard) for tool in tools]
 
