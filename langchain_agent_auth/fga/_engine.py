@@ -21,7 +21,7 @@ are validated first (:mod:`._engine_validate`); flags, reader and reverse graph 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from langchain_agent_auth.core.errors import AuthorizationError, ConditionError, ResolutionDepthError, TupleError
@@ -174,32 +174,32 @@ class Resolver(RecursiveResolvers, ListQueries):
             return self._difference(rw.base, rw.subtract, at)  # type: ignore[attr-defined]
         raise AssertionError(rw)  # pragma: no cover
 
+    def _results(self, members: Sequence[Rewrite], at: At, errors: list[AuthorizationError]) -> Iterator[int]:
+        """Each member's result, in order and only as far as the caller reads; a member that
+        raises an :class:`AuthorizationError` is skipped and its error kept in ``errors``."""
+        for member in members:
+            try:
+                yield self._rewrite(member, at)
+            except AuthorizationError as exc:
+                errors.append(exc)
+
     def _union(self, members: Sequence[Rewrite], at: At) -> int:
         """OpenFGA's union: true wins; otherwise an error; otherwise false (with the flags seen)."""
-        union_error: AuthorizationError | None = None
+        errors: list[AuthorizationError] = []
         union_flags = 0
-        for c in members:
-            try:
-                r = self._rewrite(c, at)
-            except AuthorizationError as exc:
-                union_error = union_error or exc
-                continue
+        for r in self._results(members, at, errors):
             if r & ALLOWED:
                 return r
             union_flags |= r
-        if union_error is not None:
-            raise union_error
+        if errors:
+            raise errors[0]
         return union_flags
 
     def _intersection(self, members: Sequence[Rewrite], at: At) -> int:
-        error: AuthorizationError | None = None
+        """OpenFGA's intersection: false wins (cycles aside); otherwise an error; otherwise true."""
+        errors: list[AuthorizationError] = []
         flags = taint = 0
-        for child in members:
-            try:
-                r = self._rewrite(child, at)
-            except AuthorizationError as exc:
-                error = error or exc
-                continue
+        for r in self._results(members, at, errors):
             if r & ALLOWED:
                 taint |= r & TAINTED
             elif r == FALSE and not self.eager_cycles:
@@ -208,8 +208,8 @@ class Resolver(RecursiveResolvers, ListQueries):
                 flags |= r | TAINTED
         if flags:
             return flags if flags & CYCLE_FLAG or not self.eager_cycles else FALSE
-        if error is not None:
-            raise error
+        if errors:
+            raise errors[0]
         return TRUE | taint
 
     def _difference(self, base_rw: Rewrite, subtract: Rewrite, at: At) -> int:
@@ -292,12 +292,9 @@ class Resolver(RecursiveResolvers, ListQueries):
                 if t.user != user and not self._may_reach(utype, urel, sub_type, sub_rel):
                     continue
                 r = self._dispatch(sub_obj, sub_rel, at)
-                if type(r) is not int:
-                    error = error or r
-                    continue
-                if r & ALLOWED:
+                if type(r) is int and r & ALLOWED:
                     return r
-                flags |= r
+                flags, error = _gather(r, flags, error)
             for ref, tuples in groups.items():
                 try:
                     if self._weight2(ref, tuples, user, utype):
@@ -329,12 +326,9 @@ class Resolver(RecursiveResolvers, ListQueries):
             if model.relation(parent.partition(":")[0], rw.computed) is None:
                 continue
             r = self._dispatch(parent, rw.computed, at)
-            if type(r) is not int:
-                error = error or r
-                continue
-            if r & ALLOWED:
+            if type(r) is int and r & ALLOWED:
                 return r
-            flags |= r
+            flags, error = _gather(r, flags, error)
         return _settle(flags, error, read_error, passed)
 
     def _dispatch(self, obj: str, rel: str, at: At) -> int | AuthorizationError:
@@ -355,6 +349,15 @@ def _direct_only(relation: Relation, utype: str, urel: str) -> bool:
         and not relation.userset_refs
         and not (urel == "" and utype in relation.wildcard_types)
     )
+
+
+def _gather(r: int | AuthorizationError, flags: int,
+            error: AuthorizationError | None) -> tuple[int, AuthorizationError | None]:
+    """Add a dispatch that allowed nothing to what a read has gathered: its flags, or its
+    error (the first error is the one kept)."""
+    if isinstance(r, AuthorizationError):
+        return flags, error or r
+    return flags | r, error
 
 
 def _settle(flags: int, error: AuthorizationError | None, read_error: ConditionError | None, passed: bool) -> int:
