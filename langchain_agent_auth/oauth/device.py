@@ -10,6 +10,9 @@ the token endpoint until the user approved on another device.
 * :func:`wait_for_device`: poll until answered, respecting ``interval`` and adding 5 s on
   ``slow_down`` (§3.5).
 
+:func:`poll_device` and :func:`wait_for_device` are defined in :mod:`.flows`, with CIBA's
+poll and wait, as two faces of one grant-polling implementation; they are public here too.
+
 ``device_code`` is a bearer credential of the client: it never appears in ``repr()``; only
 the user code and verification URI are meant for people.
 
@@ -29,20 +32,24 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from langchain_agent_auth.core.errors import (
-    ConfigurationError,
-    ProtocolError,
-)
+from langchain_agent_auth.core.errors import ProtocolError
 from langchain_agent_auth.oauth._flow import Flow, send_with_retries
 from langchain_agent_auth.oauth._http import raise_for_error
-from langchain_agent_auth.oauth._polling import poll_until_answered
 from langchain_agent_auth.oauth.client_auth import ClientCredentials
-from langchain_agent_auth.oauth.flows import DEFAULT_SETTINGS, FlowSettings, _post, token_request
-from langchain_agent_auth.oauth.tokens import TokenResponse
+from langchain_agent_auth.oauth.flows import (
+    DEFAULT_SETTINGS,
+    DEVICE_CODE_GRANT,
+    FlowSettings,
+    _device_grant,
+    _pending_timing,
+    _post,
+    poll_device,
+    wait_for_device,
+)
 
 __all__ = [
     "DEFAULT_DEVICE_INTERVAL",
@@ -53,7 +60,6 @@ __all__ = [
     "wait_for_device",
 ]
 
-DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_DEVICE_INTERVAL = 5.0  # RFC 8628 3.2: "If no value is provided, clients MUST use 5"
 
 
@@ -67,11 +73,17 @@ class DeviceAuthorizationResponse:
     expires_at: float
     interval: float = DEFAULT_DEVICE_INTERVAL
     verification_uri_complete: str | None = None
+    expired_message: ClassVar[str] = "the device code expired before the user answered"
 
     def __repr__(self) -> str:
         return (f"DeviceAuthorizationResponse(device_code=[redacted], user_code={self.user_code!r}, "
                 f"verification_uri={self.verification_uri!r}, expires_at={self.expires_at!r}, "
                 f"interval={self.interval!r})")
+
+    @property
+    def grant(self) -> dict[str, str]:
+        """The token request's grant parameters for this device code (a bearer credential)."""
+        return _device_grant(self.device_code)
 
 
 def _text(data: Mapping[str, Any], name: str, limit: int = 2048) -> str:
@@ -107,58 +119,9 @@ def device_authorization(
     if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
         raise ProtocolError("device authorization response has no valid verification_uri")
     complete = data.get("verification_uri_complete")
-    expires_in = data.get("expires_in")
-    if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or expires_in <= 0:
-        raise ProtocolError("device authorization response has no valid expires_in")
-    interval = data.get("interval")
-    given = isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0
+    expires_at, interval = _pending_timing(data, "device authorization", settings)
     return DeviceAuthorizationResponse(
         device_code=device_code, user_code=user_code, verification_uri=uri,
         verification_uri_complete=complete if isinstance(complete, str) and complete.startswith(uri[:8]) else None,
-        expires_at=settings.clock() + float(expires_in),
-        interval=float(interval) if given else DEFAULT_DEVICE_INTERVAL,
+        expires_at=expires_at, interval=DEFAULT_DEVICE_INTERVAL if interval is None else interval,
     )
-
-
-def poll_device(
-    token_endpoint: str,
-    credentials: ClientCredentials,
-    device_code: str,
-    *,
-    settings: FlowSettings = DEFAULT_SETTINGS,
-    assertion_audience: str | None = None,
-) -> Flow[TokenResponse]:
-    """One device access token request (RFC 8628 §3.4)."""
-    if not device_code:
-        raise ConfigurationError("poll_device needs the device_code")
-    return (yield from token_request(
-        token_endpoint, credentials,
-        {"grant_type": DEVICE_CODE_GRANT, "device_code": device_code},
-        idempotent=True, settings=settings, audience=assertion_audience,
-    ))
-
-
-def wait_for_device(
-    token_endpoint: str,
-    credentials: ClientCredentials,
-    request: DeviceAuthorizationResponse,
-    *,
-    settings: FlowSettings = DEFAULT_SETTINGS,
-    assertion_audience: str | None = None,
-    on_wait: Callable[[float, float], None] | None = None,
-    deadline: float | None = None,
-    tolerate_outages: bool = False,
-    max_outage_backoff: float = 60.0,
-) -> Flow[TokenResponse]:
-    """Poll until the user answers: waits ``interval`` before each poll, adds 5 s on
-    ``slow_down``, stops at expiry (``ExpiredTokenError``) or ``deadline``.
-
-    ``on_wait(seconds_left, seconds_to_next_poll)`` is called before every wait (progress).
-    """
-    return (yield from poll_until_answered(
-        lambda: poll_device(token_endpoint, credentials, request.device_code, settings=settings,
-                            assertion_audience=assertion_audience),
-        interval=request.interval, expires_at=request.expires_at,
-        expired="the device code expired before the user answered", clock=settings.clock, deadline=deadline,
-        tolerate_outages=tolerate_outages, max_outage_backoff=max_outage_backoff, on_wait=on_wait,
-    ))

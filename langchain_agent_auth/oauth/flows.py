@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import httpx
 
@@ -40,6 +40,9 @@ from langchain_agent_auth.oauth.profiles import (
     iss_sub_login_hint,
 )
 from langchain_agent_auth.oauth.tokens import TokenResponse
+
+if TYPE_CHECKING:
+    from langchain_agent_auth.oauth.device import DeviceAuthorizationResponse
 
 __all__ = [
     "AUTH0_FEDERATED_GRANT",
@@ -62,6 +65,7 @@ __all__ = [
 ]
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 # Auth0's Token Vault exchange is data of its profile (oauth.profiles.AUTH0_TOKEN_VAULT).
 AUTH0_FEDERATED_GRANT = AUTH0_TOKEN_VAULT.grant_type
@@ -131,10 +135,16 @@ class BackchannelAuthResponse:
     expires_at: float
     interval: float = DEFAULT_CIBA_INTERVAL
     interval_given: bool = False
+    expired_message: ClassVar[str] = "the approval request expired before the user answered"
 
     def __repr__(self) -> str:
         return (f"BackchannelAuthResponse(auth_req_id=[redacted], expires_at={self.expires_at!r}, "
                 f"interval={self.interval!r})")
+
+    @property
+    def grant(self) -> dict[str, str]:
+        """The token request's grant parameters for this request (a bearer credential)."""
+        return _ciba_grant(self.auth_req_id)
 
 
 def backchannel_authorize(
@@ -188,19 +198,76 @@ def backchannel_authorize(
     response = yield from send_with_retries(request, idempotent=False, policy=settings.retry)
     data = raise_for_error(response, what="backchannel authentication")
     auth_req_id = data.get("auth_req_id")
-    expires_in = data.get("expires_in")
     if not isinstance(auth_req_id, str) or not auth_req_id:
         raise ProtocolError("backchannel authentication response has no auth_req_id")
+    expires_at, interval = _pending_timing(data, "backchannel authentication", settings)
+    return BackchannelAuthResponse(
+        auth_req_id=auth_req_id, expires_at=expires_at,
+        interval=DEFAULT_CIBA_INTERVAL if interval is None else interval,
+        interval_given=interval is not None,
+    )
+
+
+def _pending_timing(data: Mapping[str, Any], what: str, settings: FlowSettings) -> tuple[float, float | None]:
+    """When a started grant (CIBA, device code) expires, from its required ``expires_in``, and
+    the poll ``interval`` it gave (``None`` when it gave no valid one)."""
+    expires_in = data.get("expires_in")
     if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or expires_in <= 0:
-        raise ProtocolError("backchannel authentication response has no valid expires_in")
+        raise ProtocolError(f"{what} response has no valid expires_in")
     interval = data.get("interval")
     given = isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0
-    return BackchannelAuthResponse(
-        auth_req_id=auth_req_id,
-        expires_at=settings.clock() + float(expires_in),
-        interval=float(interval) if given else DEFAULT_CIBA_INTERVAL,
-        interval_given=bool(given),
-    )
+    return settings.clock() + float(expires_in), float(interval) if given else None
+
+
+# --------------------------------------------------------------------------- polling a pending grant
+
+
+class PendingGrant(Protocol):
+    """A started grant the client polls the token endpoint for: a CIBA request
+    (:class:`BackchannelAuthResponse`) or a device code (``DeviceAuthorizationResponse``)."""
+
+    expires_at: float
+    interval: float
+    expired_message: ClassVar[str]
+
+    @property
+    def grant(self) -> dict[str, str]: ...
+
+
+def _ciba_grant(auth_req_id: str) -> dict[str, str]:
+    return {"grant_type": CIBA_GRANT, "auth_req_id": auth_req_id}
+
+
+def _device_grant(device_code: str) -> dict[str, str]:
+    if not device_code:
+        raise ConfigurationError("poll_device needs the device_code")
+    return {"grant_type": DEVICE_CODE_GRANT, "device_code": device_code}
+
+
+def _poll_grant(token_endpoint: str, credentials: ClientCredentials, grant: Mapping[str, str],
+                settings: FlowSettings, assertion_audience: str | None) -> Flow[TokenResponse]:
+    """One token request for a pending grant (safe to repeat: the grant is redeemed once)."""
+    return (yield from token_request(token_endpoint, credentials, grant, idempotent=True, settings=settings,
+                                     audience=assertion_audience))
+
+
+def _wait_for_grant(
+    token_endpoint: str,
+    credentials: ClientCredentials,
+    request: PendingGrant,
+    *,
+    settings: FlowSettings = DEFAULT_SETTINGS,
+    assertion_audience: str | None = None,
+    **waiting: Any,
+) -> Flow[TokenResponse]:
+    """Poll ``request``'s grant until the user answers, under the rules of
+    :func:`~langchain_agent_auth.oauth._polling.poll_until_answered` (``waiting``: its
+    ``on_wait``, ``on_pending``, ``deadline``, ``tolerate_outages``, ``max_outage_backoff``)."""
+    return (yield from poll_until_answered(
+        lambda: _poll_grant(token_endpoint, credentials, request.grant, settings, assertion_audience),
+        interval=request.interval, expires_at=request.expires_at, expired=request.expired_message,
+        clock=settings.clock, **waiting,
+    ))
 
 
 def poll_backchannel(
@@ -214,10 +281,8 @@ def poll_backchannel(
     """One CIBA token poll. Raises :class:`AuthorizationPendingError` while pending,
     :class:`SlowDownError`, :class:`AccessDeniedError`, :class:`ExpiredTokenError`... as
     the provider answers."""
-    return (yield from token_request(
-        token_endpoint, credentials, {"grant_type": CIBA_GRANT, "auth_req_id": auth_req_id},
-        idempotent=True, settings=settings, audience=assertion_audience,
-    ))
+    return (yield from _poll_grant(token_endpoint, credentials, _ciba_grant(auth_req_id), settings,
+                                   assertion_audience))
 
 
 def wait_for_backchannel(
@@ -242,13 +307,51 @@ def wait_for_backchannel(
     not end the wait: the flow backs off (doubling, up to ``max_outage_backoff``) and polls
     again until the request expires; the request is still valid at the provider.
     """
-    return (yield from poll_until_answered(
-        lambda: poll_backchannel(token_endpoint, credentials, request.auth_req_id, settings=settings,
-                                 assertion_audience=assertion_audience),
-        interval=request.interval, expires_at=request.expires_at,
-        expired="the approval request expired before the user answered", clock=settings.clock, deadline=deadline,
-        tolerate_outages=tolerate_outages, max_outage_backoff=max_outage_backoff, on_wait=on_wait,
-        on_pending=on_pending,
+    return (yield from _wait_for_grant(
+        token_endpoint, credentials, request, settings=settings, assertion_audience=assertion_audience,
+        on_pending=on_pending, deadline=deadline, tolerate_outages=tolerate_outages,
+        max_outage_backoff=max_outage_backoff, on_wait=on_wait,
+    ))
+
+
+def poll_device(
+    token_endpoint: str,
+    credentials: ClientCredentials,
+    device_code: str,
+    *,
+    settings: FlowSettings = DEFAULT_SETTINGS,
+    assertion_audience: str | None = None,
+) -> Flow[TokenResponse]:
+    """One device access token request (RFC 8628 §3.4); also importable from
+    :mod:`langchain_agent_auth.oauth.device`, with the rest of the device grant."""
+    return (yield from _poll_grant(token_endpoint, credentials, _device_grant(device_code), settings,
+                                   assertion_audience))
+
+
+def wait_for_device(
+    token_endpoint: str,
+    credentials: ClientCredentials,
+    request: DeviceAuthorizationResponse,
+    *,
+    settings: FlowSettings = DEFAULT_SETTINGS,
+    assertion_audience: str | None = None,
+    on_wait: Callable[[float, float], None] | None = None,
+    deadline: float | None = None,
+    tolerate_outages: bool = False,
+    max_outage_backoff: float = 60.0,
+    on_pending: Callable[[float], None] | None = None,
+) -> Flow[TokenResponse]:
+    """Poll until the user answers: waits ``interval`` before each poll, adds 5 s on
+    ``slow_down``, stops at expiry (``ExpiredTokenError``) or ``deadline``.
+
+    ``on_wait(seconds_left, seconds_to_next_poll)`` is called before every wait (progress),
+    ``on_pending(seconds_left)`` after every pending answer; ``tolerate_outages`` as in
+    :func:`wait_for_backchannel`. Also importable from :mod:`langchain_agent_auth.oauth.device`.
+    """
+    return (yield from _wait_for_grant(
+        token_endpoint, credentials, request, settings=settings, assertion_audience=assertion_audience,
+        on_wait=on_wait, deadline=deadline, tolerate_outages=tolerate_outages,
+        max_outage_backoff=max_outage_backoff, on_pending=on_pending,
     ))
 
 
