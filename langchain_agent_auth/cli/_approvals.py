@@ -13,10 +13,8 @@ server wrote into its data directory (``--data-dir``, default ``$AGENT_AUTH_DEV_
 client's ``auth_req_id``.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="agent-auth approvals")
-    >>> configure(parser)
-    >>> args = parser.parse_args(["deny", "req_123", "--reason", "not now"])
+    >>> from langchain_agent_auth.cli import build_parser
+    >>> args = build_parser().parse_args(["approvals", "deny", "req_123", "--reason", "not now"])
     >>> (args.request_id, args.reason, args.func.__name__)
     ('req_123', 'not now', 'run_deny')
 """
