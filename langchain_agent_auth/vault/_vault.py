@@ -16,7 +16,7 @@ import pathlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from langgraph.store.base import BaseStore, ListNamespacesOp, MatchCondition
@@ -44,21 +44,19 @@ from langchain_agent_auth.core.errors import (
 from langchain_agent_auth.vault._cache import CacheKey, SingleFlight, TokenCache
 from langchain_agent_auth.vault._connect import ConnectFlows, previous_record
 from langchain_agent_auth.vault._lease import Lease, default_lease
-from langchain_agent_auth.vault._model import (
-    AccessToken,
-    Connection,
-    ConnectionInfo,
-    ConnectRequest,
-    ConnectResult,
-    CredentialStatus,
-    PendingConnect,
-    RevokeResult,
-    UserLike,
-    normalize_scopes,
-    user_key_of,
-)
+from langchain_agent_auth.vault._model import Connection, ConnectionInfo, UserLike, normalize_scopes, user_key_of
 from langchain_agent_auth.vault._records import USERS_NS, TokenRecord, decode_user, stored_token, user_ns
 from langchain_agent_auth.vault._sources import CredentialSource, SourceEnv, TokenQuery, source_factory
+
+if TYPE_CHECKING:  # only in signatures: the results the vault's operations return
+    from langchain_agent_auth.vault._model import (
+        AccessToken,
+        ConnectRequest,
+        ConnectResult,
+        CredentialStatus,
+        PendingConnect,
+        RevokeResult,
+    )
 
 __all__ = ["DATA_DIR_ENV", "TokenVault", "default_data_dir", "open_default_store"]
 
