@@ -119,14 +119,18 @@ def _do(sync: Callable[..., Any], async_: Callable[..., Any], *args: Any) -> Cal
 
 class ApprovalSteps:
     """The approval's decision logic, written once as a flow (the base of
-    :class:`~langchain_agent_auth.approval.ApprovalGuard`, which sets the attributes)."""
+    :class:`~langchain_agent_auth.approval.ApprovalGuard`, which validates the options and
+    adds the refusal policy)."""
 
-    approver: Approver
-    when: When | None
-    mode: Mode
     on_refusal: OnRefusal
-    max_pending: int | None
-    max_args_size: int
+
+    def __init__(self, approver: Approver, *, when: When | None, mode: Mode, max_pending: int | None,
+                 max_args_size: int) -> None:
+        self.approver = approver
+        self.when = when
+        self.mode = mode
+        self.max_pending = max_pending
+        self.max_args_size = max_args_size
 
     def needs_approval(self, args: Mapping[str, Any]) -> bool:
         """Whether a call with ``args`` needs approval (``when``; fail closed)."""

@@ -84,11 +84,7 @@ class ApprovalGuard(ApprovalSteps, g.ToolGuard):
         if on_denied is not None:
             on_refusal = _deprecated_on_denied(on_denied)
         _check_settings(approver, when, mode, on_refusal, max_pending, max_args_size)
-        self.max_pending = max_pending
-        self.max_args_size = max_args_size
-        self.approver = approver
-        self.when = when
-        self.mode = mode
+        super().__init__(approver, when=when, mode=mode, max_pending=max_pending, max_args_size=max_args_size)
         self.on_refusal = on_refusal
         self.tools = frozenset(tools) if tools is not None else None
 
