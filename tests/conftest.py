@@ -132,3 +132,15 @@ def upstream_server() -> Iterator[object]:
     server.stop()
 
 
+
+
+@pytest.fixture(scope="session")
+def prefork() -> Iterator[object]:
+    """A pre-imported Python that runs a script or module in a forked child, as ``python
+    SCRIPT`` would (tests/support/prefork.py): one per session (per xdist worker), for the
+    tests that check what examples, doc snippets and the demo print."""
+    from tests.support.prefork import Zygote
+
+    zygote = Zygote()
+    yield zygote
+    zygote.close()

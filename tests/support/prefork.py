@@ -1,0 +1,297 @@
+"""A pre-imported Python for the tests that run a script or module to check what it prints.
+
+A fresh interpreter that imports LangChain, LangGraph and the toolkit costs 1.5-2.5 s of CPU
+before the script does anything; the examples, the doc snippets and the demo are run dozens
+of times per session. :class:`Zygote` pays that once: a helper process (one per test
+session, i.e. per xdist worker) imports the heavy modules (:data:`PRELOAD`), starting no
+thread, then for each run forks a child that is set up as ``python SCRIPT ARGS`` (or
+``python -m MODULE ARGS``) would be: ``sys.argv``, ``sys.path[0]``, the environment, the
+working directory, file descriptors 0/1/2 and ``sys.std*`` over them. The child runs the
+script as ``__main__`` (``runpy``), then shuts down as the interpreter does (non-daemon
+threads joined, ``atexit`` handlers, streams flushed) and exits with the script's status.
+
+What it does not give: interpreter flags (``-X``, ``-W``), a fresh import of what is preloaded
+(a run's ``PYTHONPATH`` is put on ``sys.path``, but the preloaded modules stay as imported),
+and anything about process start-up itself. Tests of start-up time, signals, console
+scripts' own entry or several processes at once keep real subprocesses.
+
+    >>> zygote = Zygote(preload=["json"])
+    >>> done = zygote.run(["-m", "this"])
+    >>> done.returncode, done.stdout.splitlines()[0], done.stderr
+    (0, 'The Zen of Python, by Tim Peters', '')
+    >>> zygote.close()
+
+Wire protocol (one Unix socket connection per run): the test sends one JSON line (argv,
+cwd, env) with the run's stdin/stdout/stderr descriptors attached (``SCM_RIGHTS``); the
+zygote forks a waiter, which forks the runner and answers ``pid N`` then ``exit STATUS``.
+The waiter and the zygote reap their children, so the runs' CPU is accounted to the test
+process once the zygote is closed and reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import pathlib
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+# What the examples, the demo and the doc snippets import (the rest is cheap or per script);
+# ``pkg.*`` is every module of the package but its ``__main__``.
+PRELOAD = (
+    "langchain_agent_auth.*", "httpx", "httpcore", "h11", "anyio.streams.memory", "anyio.streams.tls",
+    "anyio.lowlevel", "authlib.oidc.core", "uvicorn", "uvicorn.lifespan.on", "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.protocols.http.h11_impl", "starlette.applications",
+    "html.parser", "xml.dom.minidom", "prompt_toolkit", "typer", "wcwidth", "langsmith", "langchain_core.tools",
+    "langchain_core.language_models.fake_chat_models", "langchain_core.callbacks", "langchain_core.tracers.context",
+    "langchain_core.tracers.stdout", "langchain.agents", "langchain.chat_models", "langgraph.graph",
+    "langgraph.prebuilt", "langgraph.types", "langgraph.checkpoint.memory", "langgraph.checkpoint.sqlite",
+    "langgraph.store.memory", "langgraph.store.sqlite", "langgraph.checkpoint.postgres", "langgraph.store.postgres",
+)
+_BUSY = "the zygote started a thread while importing {}: forking it would not be safe"
+
+
+class Forked:
+    """One run in a forked child: ``pid``, ``args``, ``returncode`` (``None`` while it
+    runs), ``communicate()``, ``poll()``, ``wait()``, ``kill()`` like ``subprocess.Popen``
+    with ``text=True`` and captured output."""
+
+    def __init__(self, args: list[str], conn: socket.socket, out: Any, err: Any) -> None:
+        self.args, self._conn, self._out, self._err = args, conn, out, err
+        self._reader = conn.makefile("r", encoding="utf-8")
+        self.pid = int(self._reader.readline().split()[1])
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._conn], [], [], 0)[0]:
+            self.wait()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if not select.select([self._conn], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            line = self._reader.readline()
+            if not line.startswith("exit "):
+                raise RuntimeError(f"the zygote lost the run {self.args}: {line!r}")
+            self.returncode = int(line.split()[1])
+            self._reader.close()
+            self._conn.close()
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        self.wait(timeout)
+        texts = []
+        for file in (self._out, self._err):
+            file.seek(0)
+            texts.append(file.read().decode("utf-8", "replace"))
+            file.close()
+        return texts[0], texts[1]
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, 9)
+
+
+class Zygote:
+    """The helper process; :meth:`start` / :meth:`run` a script in a forked child of it."""
+
+    def __init__(self, preload: Sequence[str] = PRELOAD) -> None:
+        self._dir = tempfile.mkdtemp(prefix="zygote-")
+        self.path = os.path.join(self._dir, "socket")
+        self._proc = subprocess.Popen([sys.executable, "-c", "from tests.support.prefork import serve; serve()",
+                                       self.path, *preload], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      cwd=pathlib.Path(__file__).resolve().parents[2])
+        assert self._proc.stdout is not None
+        ready = self._proc.stdout.readline().decode()
+        if ready.strip() != "ready":
+            self.close()
+            raise RuntimeError(f"the zygote did not start: {ready}")
+
+    def start(self, args: Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[str] | None = None,
+              env: dict[str, str] | None = None, stdin: int | None = None) -> Forked:
+        """Run ``python ARGS`` (``SCRIPT ...`` or ``-m MODULE ...``) in a forked child, stdin
+        ``/dev/null`` unless a descriptor is given; its output goes to temporary files."""
+        argv = [os.fspath(a) for a in args]
+        if not argv or (argv[0].startswith("-") and (argv[0] != "-m" or len(argv) < 2)):
+            raise ValueError(f"a run is ['SCRIPT', ...] or ['-m', 'MODULE', ...], not {argv}")
+        request = {"argv": argv, "cwd": os.path.abspath(cwd or os.getcwd()),
+                   "env": dict(os.environ if env is None else env)}
+        # the run's output, read once it exited (the Forked owns and closes them)
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(self.path)
+        with open(os.devnull, "rb") as devnull:
+            fds = [devnull.fileno() if stdin is None else stdin, out.fileno(), err.fileno()]
+            socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
+        return Forked([sys.executable, *argv], conn, out, err)
+
+    def run(self, args: Sequence[str | os.PathLike[str]], *, timeout: float = 180,
+            **options: Any) -> subprocess.CompletedProcess[str]:
+        """:meth:`start`, then wait: what ``subprocess.run(..., capture_output=True,
+        text=True, timeout=timeout)`` gives (the child killed on a timeout)."""
+        child = self.start(args, **options)
+        try:
+            out, err = child.communicate(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise
+        return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+
+    def close(self) -> None:
+        """Stop the helper once its runs are done, and reap it."""
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+            os.rmdir(self._dir)
+
+
+# --------------------------------------------------------------------------- the helper process
+
+
+def serve() -> None:
+    """The zygote's loop: ``argv`` is the socket path and the modules to preload."""
+    path, *preload = sys.argv[1:]
+    sys.path[0] = os.getcwd()
+    for name in _expand(preload):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+        if threading.active_count() != 1:
+            raise SystemExit(_BUSY.format(name))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    waiters: set[int] = set()
+    stopping = False
+    while not stopping or waiters:
+        readable = select.select([listener] + ([] if stopping else [sys.stdin]), [], [], 0.1)[0]
+        if sys.stdin in readable and not os.read(sys.stdin.fileno(), 4096):
+            stopping = True
+        if listener in readable:
+            conn, _ = listener.accept()
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                _wait_for_run(conn)
+            waiters.add(pid)
+            conn.close()
+        for pid in list(waiters):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                waiters.discard(pid)
+
+
+def _expand(names: Sequence[str]) -> list[str]:
+    """The module names, ``pkg.*`` replaced by every module of ``pkg`` but ``__main__``."""
+    import pkgutil
+
+    out = []
+    for name in names:
+        if not name.endswith(".*"):
+            out.append(name)
+            continue
+        package = importlib.import_module(name[:-2])
+        out += [info.name for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+                if not info.name.endswith(".__main__")]
+    return out
+
+
+def _wait_for_run(conn: socket.socket) -> None:
+    """In the waiter: fork the runner, report its pid and exit status, then exit."""
+    try:
+        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        while not message.endswith(b"\n"):
+            message += conn.recv(1 << 20)
+        runner = os.fork()
+        if runner == 0:
+            conn.close()
+            _run(json.loads(message), fds)
+        for fd in fds:
+            os.close(fd)
+        conn.sendall(f"pid {runner}\n".encode())
+        status = os.waitpid(runner, 0)[1]
+        conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+    finally:
+        os._exit(0)
+
+
+def _run(request: dict[str, Any], fds: list[int]) -> None:
+    """In the runner: become ``python ARGV`` and never return."""
+    code = 1
+    try:
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        if os.environ.get("PYTHONUNBUFFERED"):
+            for stream in (sys.stdout, sys.stderr):
+                stream.reconfigure(write_through=True)  # type: ignore[union-attr]
+        code = _main(request["argv"])
+        threading._shutdown()  # type: ignore[attr-defined]  # what the interpreter does at exit
+    finally:
+        import atexit
+
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+_ZYGOTE_PYTHONPATH = os.environ.get("PYTHONPATH", "")
+
+
+def _set_path(first: str) -> None:
+    """``sys.path`` as this run's interpreter would start with: ``first``, the run's
+    ``PYTHONPATH``, then the installation's entries (the zygote's own PYTHONPATH left out)."""
+    own = set(filter(None, _ZYGOTE_PYTHONPATH.split(os.pathsep)))
+    rest = [p for p in sys.path[1:] if p not in own]
+    sys.path[:] = [first, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)), *rest]
+
+
+def _main(argv: list[str]) -> int:
+    """Run the script or module as ``__main__``; its exit status as the interpreter gives it."""
+    import runpy
+    import traceback
+
+    try:
+        if argv[0] == "-m":
+            sys.argv = [argv[1], *argv[2:]]
+            _set_path(os.getcwd())
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = list(argv)
+            _set_path(os.path.dirname(os.path.abspath(argv[0])))
+            runpy.run_path(argv[0], run_name="__main__")
+        return 0
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        print(stop.code, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        return 130
+    except BaseException:
+        traceback.print_exc()
+        return 1
