@@ -36,6 +36,7 @@ import json
 import os
 import pathlib
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -44,7 +45,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-# What the examples, the demo and the doc snippets import (the rest is cheap or per script);
+# What the examples, the demo, the doc snippets and the notebooks' kernels import (the rest is cheap or per script);
 # ``pkg.*`` is every module of the package but its ``__main__``.
 PRELOAD = (
     "langchain_agent_auth.*", "httpx", "httpcore", "h11", "anyio.streams.memory", "anyio.streams.tls",
@@ -55,6 +56,7 @@ PRELOAD = (
     "langchain_core.tracers.stdout", "langchain.agents", "langchain.chat_models", "langgraph.graph",
     "langgraph.prebuilt", "langgraph.types", "langgraph.checkpoint.memory", "langgraph.checkpoint.sqlite",
     "langgraph.store.memory", "langgraph.store.sqlite", "langgraph.checkpoint.postgres", "langgraph.store.postgres",
+    "ipykernel.kernelapp", "ipykernel.ipkernel",
 )
 _BUSY = "the zygote started a thread while importing {}: forking it would not be safe"
 
@@ -122,17 +124,12 @@ class Zygote:
         """Run ``python ARGS`` (``SCRIPT ...`` or ``-m MODULE ...``) in a forked child, stdin
         ``/dev/null`` unless a descriptor is given; its output goes to temporary files."""
         argv = [os.fspath(a) for a in args]
-        if not argv or (argv[0].startswith("-") and (argv[0] != "-m" or len(argv) < 2)):
-            raise ValueError(f"a run is ['SCRIPT', ...] or ['-m', 'MODULE', ...], not {argv}")
-        request = {"argv": argv, "cwd": os.path.abspath(cwd or os.getcwd()),
-                   "env": dict(os.environ if env is None else env)}
         # the run's output, read once it exited (the Forked owns and closes them)
         out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(self.path)
         with open(os.devnull, "rb") as devnull:
             fds = [devnull.fileno() if stdin is None else stdin, out.fileno(), err.fileno()]
-            socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
+            conn = _request(self.path, argv, os.path.abspath(cwd or os.getcwd()),
+                            dict(os.environ if env is None else env), fds)
         return Forked([sys.executable, *argv], conn, out, err)
 
     def run(self, args: Sequence[str | os.PathLike[str]], *, timeout: float = 180,
@@ -161,6 +158,39 @@ class Zygote:
         with contextlib.suppress(OSError):
             os.unlink(self.path)
             os.rmdir(self._dir)
+
+
+def _request(path: str, argv: list[str], cwd: str, env: dict[str, str], fds: list[int]) -> socket.socket:
+    """Ask the zygote listening on ``path`` for a run; the connection its answers come on."""
+    if not argv or (argv[0].startswith("-") and (argv[0] != "-m" or len(argv) < 2)):
+        raise ValueError(f"a run is ['SCRIPT', ...] or ['-m', 'MODULE', ...], not {argv}")
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(path)
+    socket.send_fds(conn, [json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode() + b"\n"], fds)
+    return conn
+
+
+def proxy(path: str, argv: list[str]) -> int:
+    """Stand in for ``python ARGV`` where a program starts Python itself (Jupyter starting a
+    kernel): the run is forked by the zygote on ``path`` with this process's stdin, stdout,
+    stderr, environment and working directory; SIGINT, SIGTERM and SIGHUP are passed on; the
+    exit status is the run's (a killed proxy takes the run with it)."""
+    conn = _request(path, argv, os.getcwd(), dict(os.environ), [0, 1, 2])
+    answers = conn.makefile("r", encoding="utf-8")
+    pid = int(answers.readline().split()[1])
+
+    def pass_on(signum: int, _: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, pass_on)
+    line = answers.readline()
+    code = int(line.split()[1]) if line.startswith("exit ") else 1
+    if code < 0:  # died of a signal: so does the proxy
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
 
 
 # --------------------------------------------------------------------------- the helper process
@@ -227,10 +257,24 @@ def _wait_for_run(conn: socket.socket) -> None:
         for fd in fds:
             os.close(fd)
         conn.sendall(f"pid {runner}\n".encode())
-        status = os.waitpid(runner, 0)[1]
+        status = _outlive(runner, conn)
         conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
     finally:
         os._exit(0)
+
+
+def _outlive(runner: int, conn: socket.socket) -> int:
+    """The runner's wait status; it is killed if the other side hangs up first (the test or
+    the proxy died: nothing would read its answer)."""
+    exited = os.pidfd_open(runner)
+    try:
+        while exited not in select.select([exited, conn], [], [])[0]:
+            if not conn.recv(4096):
+                os.kill(runner, signal.SIGKILL)
+                break
+        return os.waitpid(runner, 0)[1]
+    finally:
+        os.close(exited)
 
 
 def _run(request: dict[str, Any], fds: list[int]) -> None:
@@ -295,3 +339,7 @@ def _main(argv: list[str]) -> int:
     except BaseException:
         traceback.print_exc()
         return 1
+
+
+if __name__ == "__main__":  # python tests/support/prefork.py SOCKET ARGV...: see proxy()
+    raise SystemExit(proxy(sys.argv[1], sys.argv[2:]))
