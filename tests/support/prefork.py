@@ -287,6 +287,7 @@ def _run(request: dict[str, Any], fds: list[int]) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        _forget_environment()
         if os.environ.get("PYTHONUNBUFFERED"):
             for stream in (sys.stdout, sys.stderr):
                 stream.reconfigure(write_through=True)  # type: ignore[union-attr]
@@ -300,6 +301,14 @@ def _run(request: dict[str, Any], fds: list[int]) -> None:
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def _forget_environment() -> None:
+    """Drop what a preloaded module cached of the zygote's environment (LangSmith's settings
+    reader), so the run's own environment is read."""
+    utils = sys.modules.get("langsmith.utils")
+    if utils is not None:
+        utils.get_env_var.cache_clear()
 
 
 _ZYGOTE_PYTHONPATH = os.environ.get("PYTHONPATH", "")
