@@ -5,7 +5,12 @@ with the lines that show its pillar at work, and never a token or a secret.
 What a tracer sees carries no token either: the in-process runs (and one run of the demo) go
 through a recording callback handler (``trace_recorder.py``), and every credential the
 providers issued during a run is looked for in what it recorded. One run of each example
-serves both the transcript and the trace assertions."""
+serves both the transcript and the trace assertions.
+
+Each run is its own process, forked from the session's pre-imported Python (``prefork``,
+tests/support/prefork.py) rather than started afresh: the same script, arguments,
+environment and working directory, without paying LangChain's import each time. The
+``agent-auth dev`` the runs talk to is started as a user starts it."""
 
 from __future__ import annotations
 
