@@ -49,12 +49,12 @@ SLOW_TESTS = (
 # The longest modules (seconds on one core), handed out first under xdist.
 FIRST = (
     "tests/examples/test_examples.py",
-    "tests/test_docs_snippets.py",
     "tests/storage/test_open_storage.py",
     "tests/demo/test_demo_inprocess.py",
     "tests/mcp/test_conformance.py",
     "tests/interop/test_protocol.py",
     "tests/demo/test_demo_cli.py",
+    "tests/test_docs_snippets.py",
     "tests/approval/test_interop.py",
     "tests/examples/test_langgraph_server_readme.py",
     "tests/approval/test_scaleout.py",
