@@ -98,10 +98,16 @@ class Forked:
             file.close()
         return texts[0], texts[1]
 
-    def kill(self) -> None:
+    def send_signal(self, signum: int) -> None:
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, 9)
+                os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 class Zygote:
@@ -256,7 +262,12 @@ def _wait_for_run(conn: socket.socket) -> None:
             _run(json.loads(message), fds)
         for fd in fds:
             os.close(fd)
-        conn.sendall(f"pid {runner}\n".encode())
+        try:
+            conn.sendall(f"pid {runner}\n".encode())
+        except OSError:  # the other side is gone already
+            os.kill(runner, signal.SIGKILL)
+            os.waitpid(runner, 0)
+            return
         status = _outlive(runner, conn)
         conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
     finally:
@@ -269,12 +280,20 @@ def _outlive(runner: int, conn: socket.socket) -> int:
     exited = os.pidfd_open(runner)
     try:
         while exited not in select.select([exited, conn], [], [])[0]:
-            if not conn.recv(4096):
+            if not _receive(conn):
                 os.kill(runner, signal.SIGKILL)
                 break
         return os.waitpid(runner, 0)[1]
     finally:
         os.close(exited)
+
+
+def _receive(conn: socket.socket) -> bytes:
+    """What came on ``conn`` (nothing is expected), ``b""`` once the other side hung up."""
+    try:
+        return conn.recv(4096)
+    except OSError:  # reset by a peer that died
+        return b""
 
 
 def _run(request: dict[str, Any], fds: list[int]) -> None:
