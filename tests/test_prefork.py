@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
         time.sleep(0.2)
         print("thread joined", flush=True)
     threading.Thread(target=late).start()
-    print(json.dumps({"argv": sys.argv, "path0": sys.path[0], "cwd": os.getcwd(), "name": __name__,
+    print(json.dumps({"argv": sys.argv, "path0": sys.path[0], "cwd": os.getcwd(), "name": __name__, "file": __file__,
                       "env": os.environ.get("PREFORK_TEST"), "stdin": sys.stdin.read(),
                       "path1": sys.path[1]}))
     print("to stderr", file=sys.stderr)
@@ -47,11 +47,15 @@ def test_a_run_sees_what_python_script_would_see(zygote: Zygote, tmp_path: pathl
     script.parent.mkdir()
     script.write_text(SCRIPT)
     env = {**os.environ, "PREFORK_TEST": "yes", "PREFORK_EXIT": "3", "PYTHONPATH": "/nowhere"}
-    done = zygote.run([script, "a", "--b"], cwd=tmp_path, env=env, timeout=30)
+    done = zygote.run(["bin/script.py", "a", "--b"], cwd=tmp_path, env=env, timeout=30)
     seen = json.loads(done.stdout.splitlines()[0])
     assert done.returncode == 3, done.stderr
-    assert seen == {"argv": [str(script), "a", "--b"], "path0": str(script.parent), "cwd": str(tmp_path),
-                    "name": "__main__", "env": "yes", "stdin": "", "path1": "/nowhere"}
+    assert seen == {"argv": ["bin/script.py", "a", "--b"], "path0": str(script.parent), "cwd": str(tmp_path),
+                    "name": "__main__", "file": str(script), "env": "yes", "stdin": "", "path1": "/nowhere"}
+    real = subprocess.run([sys.executable, "bin/script.py", "a", "--b"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert (real.returncode, json.loads(real.stdout.splitlines()[0]), real.stdout.splitlines()[1:], real.stderr) == (
+        done.returncode, seen, done.stdout.splitlines()[1:], done.stderr)  # the same as a real python
     assert done.stdout.splitlines()[1:] == ["thread joined", "atexit ran"]  # the interpreter's shutdown order
     assert done.stderr == "to stderr\n"
 

@@ -6,8 +6,8 @@ of times per session. :class:`Zygote` pays that once: a helper process (one per 
 session, i.e. per xdist worker) imports the heavy modules (:data:`PRELOAD`), starting no
 thread, then for each run forks a child that is set up as ``python SCRIPT ARGS`` (or
 ``python -m MODULE ARGS``) would be: ``sys.argv``, ``sys.path[0]``, the environment, the
-working directory, file descriptors 0/1/2 and ``sys.std*`` over them. The child runs the
-script as ``__main__`` (``runpy``), then shuts down as the interpreter does (non-daemon
+working directory, file descriptors 0/1/2 (where ``sys.std*`` write). The child runs the
+script as ``__main__``, then shuts down as the interpreter does (non-daemon
 threads joined, ``atexit`` handlers, streams flushed) and exits with the script's status.
 
 What it does not give: interpreter flags (``-X``, ``-W``), a fresh import of what is preloaded
@@ -45,8 +45,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-# What the examples, the demo, the doc snippets and the notebooks' kernels import (the rest is cheap or per script);
-# ``pkg.*`` is every module of the package but its ``__main__``.
+# What the examples, the demo, the doc snippets and the notebooks' kernels import (the rest
+# is cheap or their own); ``pkg.*`` is every module of the package but its ``__main__``.
 PRELOAD = (
     "langchain_agent_auth.*", "httpx", "httpcore", "h11", "anyio.streams.memory", "anyio.streams.tls",
     "anyio.lowlevel", "authlib.oidc.core", "uvicorn", "uvicorn.lifespan.on", "uvicorn.protocols.http.httptools_impl",
@@ -62,9 +62,10 @@ _BUSY = "the zygote started a thread while importing {}: forking it would not be
 
 
 class Forked:
-    """One run in a forked child: ``pid``, ``args``, ``returncode`` (``None`` while it
-    runs), ``communicate()``, ``poll()``, ``wait()``, ``kill()`` like ``subprocess.Popen``
-    with ``text=True`` and captured output."""
+    """One run in a forked child: ``pid`` (the run's own), ``args``, ``returncode``
+    (``None`` while it runs), ``communicate()``, ``poll()``, ``wait()``, ``send_signal()``,
+    ``terminate()``, ``kill()`` like ``subprocess.Popen`` with ``text=True`` and captured
+    output."""
 
     def __init__(self, args: list[str], conn: socket.socket, out: Any, err: Any) -> None:
         self.args, self._conn, self._out, self._err = args, conn, out, err
@@ -341,6 +342,23 @@ def _set_path(first: str) -> None:
     sys.path[:] = [first, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)), *rest]
 
 
+def _run_script(path: str) -> None:
+    """Run the file as a new ``__main__`` module: ``sys.argv[0]`` stays as given and
+    ``__file__`` is absolute, as ``python SCRIPT`` has them (``runpy.run_path`` would
+    change ``sys.argv[0]``)."""
+    import importlib.machinery
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
+    main.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    with open(path, "rb") as source:
+        code = compile(source.read(), path, "exec")
+    exec(code, main.__dict__)
+
+
 def _main(argv: list[str]) -> int:
     """Run the script or module as ``__main__``; its exit status as the interpreter gives it."""
     import runpy
@@ -350,11 +368,11 @@ def _main(argv: list[str]) -> int:
         if argv[0] == "-m":
             sys.argv = [argv[1], *argv[2:]]
             _set_path(os.getcwd())
-            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+            runpy._run_module_as_main(argv[1])  # type: ignore[attr-defined]  # what python -m runs
         else:
             sys.argv = list(argv)
             _set_path(os.path.dirname(os.path.abspath(argv[0])))
-            runpy.run_path(argv[0], run_name="__main__")
+            _run_script(os.path.abspath(argv[0]))
         return 0
     except SystemExit as stop:
         if stop.code is None or isinstance(stop.code, int):
