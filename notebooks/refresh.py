@@ -16,7 +16,7 @@ import os
 import pathlib
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import nbformat
 from nbclient import NotebookClient
@@ -26,14 +26,15 @@ KERNEL = "agent-auth-notebooks"
 
 
 @contextlib.contextmanager
-def this_python_kernel() -> Iterator[str]:
-    """A kernelspec running ``sys.executable``, visible to Jupyter for the duration (a
-    user-level ``python3`` kernel may point to another interpreter)."""
+def this_python_kernel(launcher: Sequence[str] = ()) -> Iterator[str]:
+    """A kernelspec running ``sys.executable`` (``python LAUNCHER... -m ipykernel_launcher``),
+    visible to Jupyter for the duration (a user-level ``python3`` kernel may point to another
+    interpreter)."""
     with tempfile.TemporaryDirectory() as tmp:
         spec = pathlib.Path(tmp, "kernels", KERNEL)
         spec.mkdir(parents=True)
         (spec / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "argv": [sys.executable, *launcher, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python 3 (ipykernel)", "language": "python",
         }))
         saved = os.environ.get("JUPYTER_PATH")

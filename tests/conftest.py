@@ -49,12 +49,12 @@ SLOW_TESTS = (
 # The longest modules (seconds on one core), handed out first under xdist.
 FIRST = (
     "tests/examples/test_examples.py",
-    "tests/test_docs_snippets.py",
     "tests/storage/test_open_storage.py",
     "tests/demo/test_demo_inprocess.py",
     "tests/mcp/test_conformance.py",
     "tests/interop/test_protocol.py",
     "tests/demo/test_demo_cli.py",
+    "tests/test_docs_snippets.py",
     "tests/approval/test_interop.py",
     "tests/examples/test_langgraph_server_readme.py",
     "tests/approval/test_scaleout.py",
@@ -132,3 +132,15 @@ def upstream_server() -> Iterator[object]:
     server.stop()
 
 
+
+
+@pytest.fixture(scope="session")
+def prefork() -> Iterator[object]:
+    """A pre-imported Python that runs a script or module in a forked child, as ``python
+    SCRIPT`` would (tests/support/prefork.py): one per session (per xdist worker), for the
+    tests that check what examples, doc snippets and the demo print."""
+    from tests.support.prefork import Zygote
+
+    zygote = Zygote()
+    yield zygote
+    zygote.close()

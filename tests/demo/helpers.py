@@ -18,6 +18,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from tests.support.prefork import Zygote
+
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
 
@@ -33,8 +35,14 @@ def demo_env() -> dict[str, str]:
     return env
 
 
-def run_demo(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """``agent-auth demo ARGS`` in a subprocess, stdin closed (as in CI)."""
+def run_demo(*args: str, timeout: float = 120, zygote: Zygote | None = None,
+             **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``agent-auth demo ARGS`` in a subprocess, stdin closed (as in CI); with a ``zygote``
+    (``tests/support/prefork.py``), ``python -m langchain_agent_auth.cli demo ARGS`` forked
+    from it: for the tests where neither the console script nor start-up is under test."""
+    if zygote is not None:
+        return zygote.run(["-m", "langchain_agent_auth.cli", "demo", *args], timeout=timeout, env=demo_env(),
+                          **kwargs)
     return subprocess.run([*command(), "demo", *args], capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, env=demo_env(), **kwargs)
 

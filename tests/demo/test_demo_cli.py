@@ -1,6 +1,8 @@
 """``agent-auth demo`` run the way users run it: a subprocess, stdin closed (CI), or a pipe
 standing in for the terminal; then its data directory and the provider's bank API are
-checked for what really happened."""
+checked for what really happened. Where neither a signal, a port, the terminal nor the
+console script is under test, the run is ``python -m langchain_agent_auth.cli demo`` forked
+from the session's pre-imported Python (``prefork``), a process of its own all the same."""
 
 from __future__ import annotations
 
@@ -27,9 +29,9 @@ from tests.demo.helpers import (
 pytestmark = pytest.mark.slow
 
 
-def test_unattended_run_shows_every_pillar_and_does_exactly_what_was_approved(tmp_path):
+def test_unattended_run_shows_every_pillar_and_does_exactly_what_was_approved(prefork, tmp_path):
     data_dir = tmp_path / "missing" / "data"  # created by the demo
-    result = run_demo("--approve", "auto", "--data-dir", str(data_dir))
+    result = run_demo("--approve", "auto", "--data-dir", str(data_dir), zygote=prefork)
     out = result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
     assert "\x1b[" not in out  # not a terminal: no colors, no spinner
@@ -86,10 +88,10 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
     assert "--port" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_data_dir_that_cannot_be_created_is_a_clear_error(tmp_path):
+def test_a_data_dir_that_cannot_be_created_is_a_clear_error(prefork, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = run_demo("--approve", "auto", "--data-dir", str(blocker / "data"))
+    result = run_demo("--approve", "auto", "--data-dir", str(blocker / "data"), zygote=prefork)
     assert result.returncode == 2
     assert f"error: cannot create the data directory {blocker / 'data'}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -117,9 +119,9 @@ def read_only(path):
         subprocess.run([chattr, "-i", str(path)], check=True)
 
 
-def test_a_read_only_data_dir_is_a_clear_error(tmp_path):
+def test_a_read_only_data_dir_is_a_clear_error(prefork, tmp_path):
     with read_only(tmp_path / "ro") as data_dir:
-        result = run_demo("--approve", "auto", "--data-dir", str(data_dir))
+        result = run_demo("--approve", "auto", "--data-dir", str(data_dir), zygote=prefork)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"error: the data directory {data_dir} is not writable" in result.stderr
     assert "--data-dir" in result.stderr and "Traceback" not in result.stderr
@@ -152,7 +154,7 @@ def interrupt_at(data_dir, prompt: str, answers: str = "") -> tuple[int, str, st
     return proc.returncode, "".join(seen) + out, err
 
 
-def test_ctrl_c_while_waiting_for_approval_keeps_the_request_and_a_rerun_resumes(tmp_path):
+def test_ctrl_c_while_waiting_for_approval_keeps_the_request_and_a_rerun_resumes(prefork, tmp_path):
     data_dir = tmp_path / "data"
     # Enter: the demo connects the calendar; Ctrl-C at the approval prompt
     code, out, err = interrupt_at(data_dir, 'Approve "Pay 250.00 EUR to Bob"?', "\n")
@@ -165,7 +167,7 @@ def test_ctrl_c_while_waiting_for_approval_keeps_the_request_and_a_rerun_resumes
         assert [r["binding_message"] for r in idp.pending_approvals(user="alice")] == ["Pay 250.00 EUR to Bob"]
         assert bank_transfers(idp) == []
 
-    rerun = run_demo("--approve", "auto", "--data-dir", str(data_dir))
+    rerun = run_demo("--approve", "auto", "--data-dir", str(data_dir), zygote=prefork)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"[demo] resuming the conversation saved in {data_dir} at step 3 of 6" in rerun.stdout
     assert "the CIBA request of the earlier run still waits on alice's device" in rerun.stdout

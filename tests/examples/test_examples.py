@@ -5,7 +5,12 @@ with the lines that show its pillar at work, and never a token or a secret.
 What a tracer sees carries no token either: the in-process runs (and one run of the demo) go
 through a recording callback handler (``trace_recorder.py``), and every credential the
 providers issued during a run is looked for in what it recorded. One run of each example
-serves both the transcript and the trace assertions."""
+serves both the transcript and the trace assertions.
+
+Each run is its own process, forked from the session's pre-imported Python (``prefork``,
+tests/support/prefork.py) rather than started afresh: the same script, arguments,
+environment and working directory, without paying LangChain's import each time. The
+``agent-auth dev`` the runs talk to is started as a user starts it."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from langchain_core.tools import tool
 from tests.conftest import unavailable
 from tests.examples.secrets_scan import assert_no_secrets, token_shaped
 from tests.support.langgraph_server import langgraph_cli
+from tests.support.prefork import Forked, Zygote
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -164,12 +170,13 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "LANGSMITH_TRACING": "false"}
 
 
-def start(*args: str | pathlib.Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+def start(zygote: Zygote, *args: str | pathlib.Path) -> Forked:
+    """``python ARGS`` in the examples' environment, stdin closed: forked from the session's
+    pre-imported Python (each run is still its own process and interpreter state)."""
+    return zygote.start(args, cwd=ROOT, env=env())
 
 
-def finish(name: str, proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+def finish(name: str, proc: Forked) -> subprocess.CompletedProcess[str]:
     try:
         out, err = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:
@@ -204,7 +211,8 @@ Runs = dict[tuple[str, str], subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
-def all_runs(dev_server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Runs, dict[str, pathlib.Path]]:
+def all_runs(dev_server, prefork: Zygote,
+             tmp_path_factory: pytest.TempPathFactory) -> tuple[Runs, dict[str, pathlib.Path]]:
     """Every example both ways, at once: the in-process runs (each under the trace recorder),
     one traced run of the demo and the server example (which starts its own `langgraph dev`)
     in parallel; alongside, the runs against the one `agent-auth dev`, one after another (they
@@ -212,12 +220,13 @@ def all_runs(dev_server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Runs
     data_dir, _ = dev_server
     tmp = tmp_path_factory.mktemp("traces")
     recorded = {name: tmp / f"{name.replace(' ', '_')}.json" for name in TRACED}
-    parallel = {("in-process", script): start(RECORDER, recorded[script], EXAMPLES / script) for script in SCRIPTS}
-    parallel["traced", DEMO] = start(RECORDER, recorded[DEMO], "-m", "langchain_agent_auth.cli", "demo",
+    parallel = {("in-process", script): start(prefork, RECORDER, recorded[script], EXAMPLES / script)
+                for script in SCRIPTS}
+    parallel["traced", DEMO] = start(prefork, RECORDER, recorded[DEMO], "-m", "langchain_agent_auth.cli", "demo",
                                      "--non-interactive", "--no-color", "--data-dir", tmp / "demo")
     if langgraph_cli() is not None:
-        parallel[("server", SERVER_CLIENT.name)] = start(SERVER_CLIENT)
-    results = {("dev", script): finish(script, start(EXAMPLES / script, "--dev-dir", data_dir))
+        parallel[("server", SERVER_CLIENT.name)] = start(prefork, SERVER_CLIENT)
+    results = {("dev", script): finish(script, start(prefork, EXAMPLES / script, "--dev-dir", data_dir))
                for script in SCRIPTS}
     results.update({key: finish(key[1], proc) for key, proc in parallel.items()})
     return results, recorded
@@ -264,9 +273,8 @@ def test_langgraph_server_example(runs) -> None:
     check(SERVER_CLIENT.name, runs["server", SERVER_CLIENT.name], expected=SERVER_EXPECTED)
 
 
-def test_a_missing_dev_server_is_a_clear_error(tmp_path) -> None:
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "identity_example.py"), "--dev-dir", str(tmp_path)],
-                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=60)
+def test_a_missing_dev_server_is_a_clear_error(prefork: Zygote, tmp_path) -> None:
+    proc = prefork.run([EXAMPLES / "identity_example.py", "--dev-dir", tmp_path], cwd=ROOT, env=env(), timeout=60)
     assert proc.returncode != 0 and "no running `agent-auth dev` found" in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -13,6 +13,8 @@ import nbformat
 import pytest
 
 from tests.examples.secrets_scan import JWT, assert_no_secrets
+from tests.support import prefork as prefork_module
+from tests.support.prefork import Zygote
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -153,12 +155,14 @@ def execute_with_probe(refresh, path: pathlib.Path, kernel: str, tmp: pathlib.Pa
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory) -> dict[str, tuple[nbformat.NotebookNode, list[str]]]:
+def executed(prefork: Zygote, tmp_path_factory) -> dict[str, tuple[nbformat.NotebookNode, list[str]]]:
     """Every notebook executed afresh the way notebooks/refresh.py does (a few at a time),
-    with the credentials its kernel held."""
+    with the credentials its kernel held. Each kernel is forked from the session's
+    pre-imported Python (the kernelspec runs ``tests/support/prefork.py`` as its launcher)."""
     refresh = _refresh_module()
     tmp = tmp_path_factory.mktemp("notebooks")
-    with refresh.this_python_kernel() as kernel, ThreadPoolExecutor(max_workers=3) as pool:
+    launcher = [prefork_module.__file__, prefork.path]
+    with refresh.this_python_kernel(launcher) as kernel, ThreadPoolExecutor(max_workers=3) as pool:
         futures = {nb.stem: pool.submit(execute_with_probe, refresh, nb, kernel, tmp) for nb in NOTEBOOKS}
         return {name: future.result() for name, future in futures.items()}
 

@@ -1,17 +1,18 @@
 """``open_storage``: one URL names the store and the checkpointer; the demo and the examples
-run on each kind, PostgreSQL included (LangGraph's own PostgresStore / PostgresSaver)."""
+run on each kind, PostgreSQL included (LangGraph's own PostgresStore / PostgresSaver); their
+runs fork from the session's pre-imported Python (``prefork``)."""
 
 from __future__ import annotations
 
 import pathlib
 import subprocess
-import sys
 
 import pytest
 
 from langchain_agent_auth.core.errors import ConfigurationError
 from langchain_agent_auth.core.storage import STORE_ENV, open_storage, redact_url
-from tests.demo.helpers import command, demo_env
+from tests.demo.helpers import demo_env
+from tests.support.prefork import Zygote
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -77,14 +78,18 @@ def test_postgres_store_and_saver_round_trip(postgres):
         assert again.store.get(("agent_auth", "t"), "k").value == {"v": 1}
 
 
-def _run(args: list[str], env: dict[str, str], cwd: pathlib.Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, env=env,
-                          cwd=cwd)
+DEMO = ["-m", "langchain_agent_auth.cli", "demo"]
 
 
-def test_the_demo_runs_entirely_on_postgres(postgres, tmp_path):
+def _run(zygote: Zygote, args: list[str], env: dict[str, str],
+         cwd: pathlib.Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``python ARGS``, stdin closed, forked from the session's pre-imported Python."""
+    return zygote.run(args, timeout=180, env=env, cwd=cwd)
+
+
+def test_the_demo_runs_entirely_on_postgres(postgres, prefork, tmp_path):
     url = postgres.database("demo_pg")
-    proc = _run([*command(), "demo", "--approve", "auto", "--no-color", "--store", url, "--data-dir",
+    proc = _run(prefork, [*DEMO, "--approve", "auto", "--no-color", "--store", url, "--data-dir",
                  str(tmp_path / "demo")], demo_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "the bank executed 1 transfer" in proc.stdout
@@ -98,9 +103,9 @@ def test_the_demo_runs_entirely_on_postgres(postgres, tmp_path):
     assert checkpoints > 0
 
 
-def test_the_demo_reads_the_store_from_the_environment(postgres, tmp_path):
+def test_the_demo_reads_the_store_from_the_environment(postgres, prefork, tmp_path):
     url = postgres.database("demo_env")
-    proc = _run([*command(), "demo", "--approve", "auto", "--no-color", "--data-dir", str(tmp_path / "demo")],
+    proc = _run(prefork, [*DEMO, "--approve", "auto", "--no-color", "--data-dir", str(tmp_path / "demo")],
                 {**demo_env(), STORE_ENV: url})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     import psycopg
@@ -109,8 +114,8 @@ def test_the_demo_reads_the_store_from_the_environment(postgres, tmp_path):
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] > 0
 
 
-def test_a_bad_store_url_stops_the_demo_with_one_clear_line(tmp_path):
-    proc = _run([*command(), "demo", "--approve", "auto", "--no-color", "--store", "mysql://u:pw@db/x",
+def test_a_bad_store_url_stops_the_demo_with_one_clear_line(prefork, tmp_path):
+    proc = _run(prefork, [*DEMO, "--approve", "auto", "--no-color", "--store", "mysql://u:pw@db/x",
                  "--data-dir", str(tmp_path / "demo")], demo_env())
     assert proc.returncode == 2
     assert "unsupported store URL" in proc.stdout + proc.stderr and "pw@" not in proc.stdout + proc.stderr
@@ -118,10 +123,10 @@ def test_a_bad_store_url_stops_the_demo_with_one_clear_line(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["approval_example.py", "combined_example.py"])
-def test_examples_run_on_postgres_twice_without_mixing_runs(postgres, script):
+def test_examples_run_on_postgres_twice_without_mixing_runs(postgres, prefork, script):
     url = postgres.database("ex_" + script.split("_")[0])
     env = {**demo_env(), "LANGSMITH_TRACING": "false"}
     for _ in range(2):  # a durable store: the second run must not continue the first run's threads
-        proc = _run([sys.executable, script, "--store", url], env, cwd=ROOT / "examples")
+        proc = _run(prefork, [script, "--store", url], env, cwd=ROOT / "examples")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "[tool]       transfer -> sent 250.00 EUR to Bob" in proc.stdout
