@@ -132,3 +132,16 @@ def upstream_server() -> Iterator[object]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def demo_upstream() -> Iterator[object]:
+    """The vault tests' third-party provider: the local provider's demo upstream
+    (tests/support/demo_upstream.py), one per session (per xdist worker); tests reset it
+    through their ``upstream`` fixture."""
+    from tests.support import demo_upstream as demo
+
+    upstream = demo.start()
+    yield upstream
+    upstream.stop()
+    upstream.idp.stop()
+
+
