@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from langchain_agent_auth.core.errors import OAuthError
 from langchain_agent_auth.devserver import LocalProvider
+from tests.devserver.devserver_helpers import wait_until
 
 
 @pytest.fixture
@@ -61,13 +63,16 @@ def test_faults_are_served_in_order_and_html_is_a_page(faulty):
 
 
 def test_slow_answers_after_the_clients_time_limit(faulty):
-    faulty.inject_fault("token", "slow")
-    started = time.monotonic()
+    faulty.inject_fault("token", "slow", "slow")
     with pytest.raises(httpx.ReadTimeout):
         _refresh(faulty, timeout=0.5)
-    # the provider is not blocked meanwhile: the next request is answered at once
-    assert _refresh(faulty).json()["error"] == "invalid_grant"
-    assert time.monotonic() - started < 2.5
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        slow = pool.submit(_refresh, faulty)
+        assert wait_until(lambda: faulty.stats().get("upstream_faults", {}).get("slow") == 2)
+        # the provider is not blocked meanwhile: the next request is answered while it waits
+        assert _refresh(faulty).json()["error"] == "invalid_grant" and not slow.done()
+        assert slow.result().status_code == 503 and time.monotonic() - started >= 3.0
 
 
 def test_delay_holds_every_request_until_cleared(faulty):
