@@ -49,21 +49,15 @@ def form_fields(page: str) -> tuple[str | None, dict[str, str]]:
     return html.unescape(m.group(1)), fields
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ServedApp:
     """Any ASGI app served by uvicorn in a thread on 127.0.0.1 (e.g. the vault's callback)."""
 
     def __init__(self, app: Any) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                    lifespan="off", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))  # bound here and handed over: no other process can take the port meanwhile
+        self.url, self._sock = f"http://127.0.0.1:{sock.getsockname()[1]}", sock
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
         deadline = time.time() + 10
         while not self.server.started:
@@ -74,3 +68,4 @@ class ServedApp:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=5)
+        self._sock.close()
