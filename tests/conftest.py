@@ -122,14 +122,16 @@ def postgres() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def upstream_server() -> Iterator[object]:
-    """The vault tests' stand-in upstream (tests/support/upstream.py), one per session (per
-    xdist worker); tests reset it through their ``upstream`` fixture."""
-    from tests.support.upstream import UpstreamServer
+def demo_upstream() -> Iterator[object]:
+    """The vault tests' third-party provider: the local provider's demo upstream
+    (tests/support/demo_upstream.py), one per session (per xdist worker); tests reset it
+    through their ``upstream`` fixture."""
+    from tests.support import demo_upstream as demo
 
-    server = UpstreamServer()
-    yield server
-    server.stop()
+    upstream = demo.start()
+    yield upstream
+    upstream.stop()
+    upstream.idp.stop()
 
 
 

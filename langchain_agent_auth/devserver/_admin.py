@@ -3,7 +3,8 @@
 It plays the user's phone for tests, notebooks and ``agent-auth approvals``, counts requests,
 moves the provider's clock forward (instead of sleeping), registers users and clients at
 runtime, rotates keys, links upstream accounts without a browser and makes the upstream
-misbehave (revoke or expire a user's tokens, fail the next calls). Every route answers JSON; errors are
+misbehave (revoke or expire a user's tokens, an outage, faults and delays per endpoint:
+:mod:`._faults`). Every route answers JSON; errors are
 ``{"error": ..., "error_description": ...}``. The handlers are module-level functions of
 ``(provider, request)``; :data:`ROUTES` is the table.
 """
@@ -266,6 +267,28 @@ async def outage(provider: Provider, request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def faults(provider: Provider, request: Request) -> Response:
+    """``GET`` the armed faults; ``POST {"endpoint", "faults": [...], "delay": s}`` arms more;
+    ``DELETE`` clears them all (see :mod:`._faults`)."""
+    if request.method == "POST":
+        body = await read_json(request)
+        kinds = body.get("faults", [])
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise BadRequest(400, "invalid_request", "faults must be a list of fault names")
+        return JSONResponse(provider.faults.add(_str(body, "endpoint") or "", kinds, delay=body.get("delay")))
+    if request.method == "DELETE":
+        provider.faults.clear()
+    return JSONResponse(provider.faults.view())
+
+
+async def issued(provider: Provider, request: Request) -> Response:
+    """``GET`` the demo upstream's recorded credentials; ``DELETE`` forgets them."""
+    tokens = provider.recorded_upstream_tokens(forget=request.method == "DELETE")
+    if tokens is None:
+        return json_error(404, "not_found", "start the provider with record_upstream_tokens=True")
+    return JSONResponse({"tokens": tokens})
+
+
 ROUTES: RouteTable = [
     ("/admin/health", health, ["GET"]),
     ("/admin/approvals", approvals, ["GET"]),
@@ -284,6 +307,8 @@ ROUTES: RouteTable = [
     ("/admin/connections/{user}/{connection}", unlink, ["DELETE"]),
     ("/admin/upstream/users/{user}/{action:str}", upstream_user, ["POST"]),
     ("/admin/upstream/outage", outage, ["POST"]),
+    ("/admin/upstream/faults", faults, ["GET", "POST", "DELETE"]),
+    ("/admin/upstream/issued", issued, ["GET", "DELETE"]),
 ]
 
 

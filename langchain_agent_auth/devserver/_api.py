@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from langchain_agent_auth.devserver._faults import injected
 from langchain_agent_auth.devserver._issuance import find_token
 from langchain_agent_auth.devserver._rar import amount_of
 from langchain_agent_auth.devserver._store import DEMO_API_AUDIENCE
@@ -159,12 +160,16 @@ def _string(body: dict[str, Any], name: str, *, low: int, high: int, what: str) 
 
 # ---------------------------------------------------------------------------- calendar (upstream tokens)
 async def calendar_list(provider: Provider, request: Request) -> Response:
+    if (fault := await injected(provider, "api")) is not None:
+        return fault
     sub = _upstream_principal(provider, request, "calendar.read")
     rows = provider.store.all("SELECT * FROM calendar_events WHERE sub=? ORDER BY created_at DESC, id", (sub,))
     return JSONResponse({"owner": sub, "events": [{"id": r["id"], **loads(r["data"])} for r in rows]})
 
 
 async def calendar_create(provider: Provider, request: Request) -> Response:
+    if (fault := await injected(provider, "api")) is not None:
+        return fault
     sub = _upstream_principal(provider, request, "calendar.write")
     body = await read_json(request)
     event = {
@@ -182,7 +187,7 @@ async def calendar_create(provider: Provider, request: Request) -> Response:
     provider.store.execute(
         "INSERT INTO calendar_events VALUES (?,?,?,?)", (event_id, sub, dumps(event), provider.now())
     )
-    return JSONResponse({"id": event_id, **event}, status_code=201)
+    return JSONResponse({"id": event_id, "owner": sub, **event}, status_code=201)
 
 
 # ---------------------------------------------------------------------------- bank (main-issuer JWTs)

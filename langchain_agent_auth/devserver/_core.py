@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Coroutine
 from typing import Any
 
 from langchain_agent_auth.devserver._ciba import ACR_VALUES_SUPPORTED
+from langchain_agent_auth.devserver._faults import Faults
 from langchain_agent_auth.devserver._model import AUTH_ALL, AUTH_CONFIDENTIAL, User
 from langchain_agent_auth.devserver._oauth import build_main_server, build_upstream_server
 from langchain_agent_auth.devserver._rar import SUPPORTED_TYPES
@@ -28,12 +29,15 @@ from langchain_agent_auth.devserver._util import (
 )
 
 SIGNING_ALGS = ["RS256", "ES256"]
+RECORD_LIMIT = 10_000  # upstream credentials kept for secret scans (oldest dropped first)
 
 
 class Provider:
     """State and configuration shared by the routes of one running local provider."""
 
-    def __init__(self, store: Store, base_url: str, *, ciba_interval: int = 5) -> None:
+    def __init__(
+        self, store: Store, base_url: str, *, ciba_interval: int = 5, record_upstream_tokens: bool = False
+    ) -> None:
         self.store = store
         self.base_url = base_url.rstrip("/")
         self.issuer = self.base_url
@@ -44,6 +48,9 @@ class Provider:
         self._stats: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._stats_lock = threading.Lock()
         self._outage: Counter[str] = Counter()
+        self.faults = Faults()
+        # Opt-in (tests' secret scans): the demo upstream's codes and tokens, in memory only.
+        self._recorded: deque[str] | None = deque(maxlen=RECORD_LIMIT) if record_upstream_tokens else None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.issued = 0  # tokens issued by this process (expired rows are purged every few hundred)
         self.main = build_main_server(self)
@@ -83,6 +90,23 @@ class Provider:
             self.count("upstream", f"{kind}_outage")
             return True
         return False
+
+    def record_issued(self, realm: str, *values: str) -> None:
+        """Keep the demo upstream's newly issued credentials when recording is on."""
+        if realm == "upstream" and self._recorded is not None:
+            with self._stats_lock:
+                self._recorded.extend(values)
+
+    def recorded_upstream_tokens(self, *, forget: bool = False) -> list[str] | None:
+        """Every code and token the demo upstream issued (``None``: recording is off);
+        ``forget`` empties the record after reading it."""
+        if self._recorded is None:
+            return None
+        with self._stats_lock:
+            tokens = list(self._recorded)
+            if forget:
+                self._recorded.clear()
+            return tokens
 
     # ------------------------------------------------------------------ users
     def user(self, sub: str | None) -> User | None:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from langchain_agent_auth.devserver import _pages
+from langchain_agent_auth.devserver._faults import injected
 from langchain_agent_auth.devserver._issuance import find_token
 from langchain_agent_auth.devserver._site import page
 from langchain_agent_auth.devserver._util import split_scope
@@ -58,11 +59,15 @@ async def token(site: Site, realm: str, request: Request) -> Response:
     provider.count(
         "grants" if realm == "main" else "upstream_grants", grant_type if len(grant_type) < 100 else "(long)"
     )
+    if realm == "upstream" and (fault := await injected(provider, "token")) is not None:
+        return fault
     return await run_in_threadpool(site.servers[realm].create_token_response, oreq)
 
 
 async def endpoint(site: Site, realm: str, name: str, request: Request) -> Response:
     """An authlib endpoint of the realm by name (``backchannel_authentication``, ...)."""
+    if realm == "upstream" and name == "revocation" and (fault := await injected(site.provider, "revoke")) is not None:
+        return fault
     oreq = await oauth_request(request)
     response = await run_in_threadpool(site.servers[realm].create_endpoint_response, name, oreq)
     return response if response is not None else json_error(400, "invalid_request")

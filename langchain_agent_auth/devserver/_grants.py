@@ -88,6 +88,7 @@ class AuthorizationCodeGrant(IssuingGrant, grants.AuthorizationCodeGrant):
         return redirect_uri
 
     def save_authorization_code(self, code: str, request: OAuthRequest) -> None:
+        self.server.provider.record_issued(self.server.realm, code)
         data = AuthContext(
             sub=request.user.sub,
             scope=request.scope,
@@ -170,6 +171,7 @@ class RefreshTokenGrant(IssuingGrant, grants.RefreshTokenGrant):
             return None
         if token.row["rotated_at"] and not token.row["revoked_at"]:
             revoke_grant(provider, token.row["grant_id"])
+            provider.count("refresh_reuse", self.server.realm)
             log.warning("refresh token reuse by client %s: grant revoked", token.row["client_id"])
             return None
         if token.is_revoked() or token.is_expired():

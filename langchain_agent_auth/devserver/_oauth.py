@@ -226,6 +226,7 @@ class OAuthServer(AuthorizationServer):
             ts + token.get("expires_in", issuance.ttl),
         )
         insert_access = "INSERT INTO access_tokens VALUES (?,?,?,?,?,?,?,?,?,?,NULL)"
+        self.provider.record_issued(self.realm, token["access_token"], *filter(None, [token.get("refresh_token")]))
         self.provider.issued += 1
         if self.provider.issued % PURGE_EVERY == 0:
             self.provider.store.purge_expired()

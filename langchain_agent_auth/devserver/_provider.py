@@ -96,6 +96,10 @@ class LocalProvider:
     ``clock`` is the provider's time source (default ``time.time``); :meth:`advance` moves it
     forward, so tests and notebooks need not sleep through poll intervals or expiries.
 
+    ``record_upstream_tokens=True`` keeps, in memory, every code and token the demo upstream
+    issues, for tests that scan logs, stores and messages for leaked credentials
+    (:meth:`upstream_tokens_issued`); off by default.
+
     Example:
         >>> import httpx
         >>> with LocalProvider(ciba_interval=1) as idp:
@@ -122,12 +126,14 @@ class LocalProvider:
         public_url: str | None = None,
         startup_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
+        record_upstream_tokens: bool = False,
     ) -> None:
         if not isinstance(ciba_interval, int) or ciba_interval < 0:
             raise ConfigurationError("ciba_interval must be a whole number of seconds >= 0")
         self.host, self.port, self.ciba_interval = host, port, ciba_interval
         self._data_dir_arg, self._public_url, self._clock = data_dir, public_url, clock
         self._startup_timeout = startup_timeout
+        self._record_upstream_tokens = record_upstream_tokens
         # set while running: the server thread, uvicorn, its error, the temporary data dir
         self._thread: threading.Thread | None = None
         self._server: Any = None
@@ -164,7 +170,8 @@ class LocalProvider:
             self.port = sock.getsockname()[1]
             base_url = self._public_url or base_url_for(self.host, self.port)
             self._store = Store(data_dir, clock=self._clock)
-            provider = Provider(self._store, base_url, ciba_interval=self.ciba_interval)
+            provider = Provider(self._store, base_url, ciba_interval=self.ciba_interval,
+                                record_upstream_tokens=self._record_upstream_tokens)
             config = uvicorn.Config(
                 build_app(provider),
                 log_config=None,
@@ -429,6 +436,44 @@ class LocalProvider:
     def upstream_outage(self, *, token: int = 0, api: int = 0) -> None:
         """Make the next ``token`` upstream token requests and ``api`` demo API calls fail with 503."""
         self.admin.request("POST", "/upstream/outage", json={"token": token, "api": api})
+
+    def inject_fault(self, endpoint: str, *faults: str, delay: float | None = None) -> dict[str, Any]:
+        """Make the demo upstream misbehave: each of ``faults`` answers one request to
+        ``endpoint`` (``"token"``, ``"revoke"`` or ``"api"``, the calendar API), in order;
+        ``delay`` makes every request there wait that many seconds first (``0`` ends it). Faults:
+        ``500``, ``503``, ``html``, ``slow``, ``invalid_grant``, ``invalid_scope``,
+        ``unauthorized`` (docs/devserver.md). Returns what is armed, per endpoint.
+
+        Example:
+            >>> import httpx
+            >>> with LocalProvider() as idp:
+            ...     armed = idp.inject_fault("token", "503", "invalid_grant")
+            ...     form = {"grant_type": "refresh_token", "refresh_token": "x"}
+            ...     auth = (idp.upstream_client_id, idp.upstream_client_secret)
+            ...     answers = [httpx.post(idp.upstream_issuer + "/token", data=form, auth=auth)
+            ...                for _ in range(3)]
+            >>> armed["token"]["queued"]
+            ['503', 'invalid_grant']
+            >>> [(r.status_code, r.json()["error"]) for r in answers]
+            [(503, 'temporarily_unavailable'), (400, 'invalid_grant'), (400, 'invalid_grant')]
+        """
+        body: dict[str, Any] = {"endpoint": endpoint, "faults": list(faults)}
+        if delay is not None:
+            body["delay"] = delay
+        return self.admin.request("POST", "/upstream/faults", json=body)
+
+    def clear_faults(self) -> None:
+        """Drop every fault and delay :meth:`inject_fault` armed."""
+        self.admin.request("DELETE", "/upstream/faults")
+
+    def upstream_tokens_issued(self) -> list[str]:
+        """Every code, access and refresh token the demo upstream issued, oldest first (for
+        secret scans); needs ``LocalProvider(record_upstream_tokens=True)``."""
+        return self.admin.request("GET", "/upstream/issued")["tokens"]
+
+    def forget_upstream_tokens_issued(self) -> None:
+        """Empty the record :meth:`upstream_tokens_issued` reads (e.g. between tests)."""
+        self.admin.request("DELETE", "/upstream/issued")
 
     # ------------------------------------------------------------------ sign in like a browser
     def _password(self, username: str, password: str | None) -> str:

@@ -27,16 +27,16 @@ from langchain_agent_auth.vault import (
 )
 from tests.approval.fake_ciba import Clock, FakeCiba
 from tests.approval.helpers import ALICE, SIDE_EFFECTS
-from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
+from tests.support.demo_upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
 from tests.vault.graphs import agent
 
 CFG = {"configurable": {"thread_id": "both"}}
 
 
 @pytest.fixture
-def upstream(upstream_server):
-    upstream_server.upstream.reset()
-    return upstream_server.upstream
+def upstream(demo_upstream):
+    demo_upstream.reset()
+    return demo_upstream
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_one_resumer_for_approvals_and_connected_accounts(upstream, store, keyri
         """Create an event in the user's calendar (needs approval and the calendar account)."""
         assert get_approval_token(required=True).access_token in idp.tokens
         with httpx.Client(auth=vault_auth(), timeout=5) as http:
-            r = http.post(f"{upstream.api_url}/events", json={"title": title})
+            r = http.post(f"{upstream.api_url}/events", json={"title": title, "start": "09:00"})
             r.raise_for_status()
         SIDE_EFFECTS.append(("create_event", {"title": title}))
         return json.dumps(r.json())

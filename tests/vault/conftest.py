@@ -1,4 +1,4 @@
-"""Fixtures of the vault tests: the upstream test provider, vaults on real stores, users."""
+"""Fixtures of the vault tests: the demo upstream (the local provider's), vaults on real stores, users."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from langgraph.store.sqlite import SqliteStore
 from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.vault import Connection, TokenVault
-from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, Upstream, UpstreamServer
+from tests.support.demo_upstream import CLIENT_ID, CLIENT_SECRET, DemoUpstream
 
 ALICE = UserIdentity(subject="alice", issuer="https://idp.example", name="Alice")
 BOB = UserIdentity(subject="bob", issuer="https://idp.example", name="Bob")
@@ -22,12 +22,12 @@ ALICE_ELSEWHERE = UserIdentity(subject="alice", issuer="https://other-idp.exampl
 
 
 @pytest.fixture
-def upstream(upstream_server: UpstreamServer) -> Upstream:
-    upstream_server.upstream.reset()
-    return upstream_server.upstream
+def upstream(demo_upstream: DemoUpstream) -> DemoUpstream:
+    demo_upstream.reset()
+    return demo_upstream
 
 
-def calendar_connection(upstream: Upstream, **kw: Any) -> Connection:
+def calendar_connection(upstream: DemoUpstream, **kw: Any) -> Connection:
     kw.setdefault("scopes", ["calendar.read"])
     kw.setdefault("timeout", 1.0)
     return Connection("calendar", issuer=upstream.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
@@ -66,7 +66,7 @@ def store(request: pytest.FixtureRequest, sqlite_path: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def vault(upstream: Upstream, sqlite_store: SqliteStore, keyring: Keyring) -> Iterator[TokenVault]:
+def vault(upstream: DemoUpstream, sqlite_store: SqliteStore, keyring: Keyring) -> Iterator[TokenVault]:
     v = TokenVault([calendar_connection(upstream)], store=sqlite_store, keyring=keyring)
     yield v
     v.close()
@@ -89,11 +89,11 @@ class Both:
         return await getattr(self.obj, "a" + name)(*args, **kwargs)
 
 
-def connect(vault: TokenVault, upstream: Upstream, user: UserIdentity, scopes=("calendar.read",),
+def connect(vault: TokenVault, upstream: DemoUpstream, user: UserIdentity, scopes=("calendar.read",),
             login: str | None = None, **kw: Any):
     """Connect ``user``'s calendar the way a person does: link, sign in, consent, callback."""
     from langchain_agent_auth.vault import VaultCallback
-    from tests.support.upstream import browse_upstream
+    from tests.support.demo_upstream import browse_upstream
 
     upstream.callback_app = VaultCallback(vault, resolve_user=lambda request: user)
     request = vault.start_connect(user, "calendar", scopes, **kw)

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from langchain_agent_auth import errors as E
 from langchain_agent_auth.vault import Connection, TokenVault, VaultCallback, VaultMiddleware, callback_app
-from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
+from tests.support.demo_upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
 from tests.vault.conftest import ALICE, BOB, Both, calendar_connection, connect
 from tests.vault.graphs import agent, ask, calendar_tools, interrupts, last_tool_message
 from tests.vault.test_concurrency import age
@@ -157,9 +157,9 @@ def test_mix_up_issuer_refused(vault, upstream):
 
 def test_code_replayed_at_the_provider(vault, upstream):
     url = _redirect(vault, upstream)
-    # The provider refuses the code (here: someone redeemed it first). The flow ends cleanly.
-    httpx.post(f"{upstream.issuer}/token", auth=(CLIENT_ID, CLIENT_SECRET),
-               data={"grant_type": "authorization_code", "code": url.params["code"], "redirect_uri": "x"})
+    # The provider refuses the code (someone redeemed it first: a redemption without the
+    # PKCE verifier cannot, so the provider is told to refuse it). The flow ends cleanly.
+    upstream.fail("/token", "invalid_grant")
     with pytest.raises(E.InvalidGrantError):
         vault.complete_connect(url.params["state"], url.params["code"], user=ALICE)
     [p] = vault.pending_connects(ALICE)

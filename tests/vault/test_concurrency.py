@@ -19,7 +19,7 @@ from langgraph.store.memory import InMemoryStore
 
 from langchain_agent_auth.vault import StoreLease, TokenVault, VaultMiddleware
 from langchain_agent_auth.vault._records import TokenRecord, user_ns
-from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
+from tests.support.demo_upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
 from tests.vault.conftest import ALICE, BOB, calendar_connection, connect
 from tests.vault.graphs import agent, calendar_tools, interrupts
 

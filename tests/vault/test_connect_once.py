@@ -19,8 +19,8 @@ from langgraph.store.memory import InMemoryStore
 from langchain_agent_auth import errors as E
 from langchain_agent_auth.vault import TokenVault
 from langchain_agent_auth.vault._records import PENDING_NS
+from tests.support.demo_upstream import browse_upstream
 from tests.support.gate import GateStore
-from tests.support.upstream import browse_upstream
 from tests.vault.conftest import ALICE, calendar_connection
 
 N = 8

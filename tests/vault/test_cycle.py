@@ -49,7 +49,7 @@ async def test_full_cycle(vault, upstream, mode):
 
 def test_code_is_redeemed_with_the_redirect_uri_the_flow_started_with(upstream, sqlite_store, keyring):
     from langchain_agent_auth.vault import Connection, TokenVault, VaultCallback
-    from tests.support.upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
+    from tests.support.demo_upstream import CLIENT_ID, CLIENT_SECRET, browse_upstream
     from tests.vault.conftest import calendar_connection
 
     before = TokenVault([calendar_connection(upstream)], store=sqlite_store, keyring=keyring)

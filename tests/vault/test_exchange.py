@@ -17,9 +17,9 @@ from langchain_agent_auth import errors as E
 from langchain_agent_auth.core.crypto import Keyring
 from langchain_agent_auth.oauth import AUTH0_FEDERATED_GRANT, AUTH0_FEDERATED_TOKEN_TYPE, JWTVerifier, OAuthClient
 from langchain_agent_auth.vault import Connection, TokenVault, VaultMiddleware
+from tests.support.browser import form_fields
 from tests.support.fake_idp import FakeProvider
 from tests.support.node_idp import AGENT, DOWNSTREAM
-from tests.support.upstream import form_fields
 from tests.vault.conftest import ALICE, BOB
 from tests.vault.graphs import agent, ask, interrupts, last_tool_message
 

@@ -13,7 +13,7 @@ from langgraph.types import Command
 
 from langchain_agent_auth.vault import VaultMiddleware, vault_tool_node, with_vault
 from langchain_agent_auth.vault._integrations import VaultGuard
-from tests.support.upstream import CLIENT_SECRET, browse_upstream
+from tests.support.demo_upstream import CLIENT_SECRET, browse_upstream
 from tests.vault.conftest import ALICE, BOB, connect
 from tests.vault.graphs import agent, ask, calendar_tools, hand_built_graph, interrupts, last_tool_message
 

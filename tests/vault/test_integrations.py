@@ -119,7 +119,7 @@ async def test_async_refresh_never_blocks_the_event_loop(upstream, sqlite_store,
     vault = TokenVault([calendar_connection(upstream)], store=sqlite_store, keyring=keyring,
                        http_client=httpx.Client(transport=NoSync()))
     from langchain_agent_auth.vault import VaultCallback
-    from tests.support.upstream import browse_upstream
+    from tests.support.demo_upstream import browse_upstream
 
     upstream.callback_app = VaultCallback(vault, resolve_user=lambda request: ALICE)
     link = await vault.astart_connect(ALICE, "calendar", ["calendar.read"])
@@ -168,8 +168,9 @@ def test_stacking_with_injected_tool_call_id(vault, upstream, order):
     def tagged_event(title: str, tool_call_id: Annotated[str, InjectedToolCallId]) -> str:
         """Create an event tagged with the call id."""
         with httpx.Client(auth=vault_auth()) as http:
-            r = http.post(f"{upstream.api_url}/events", json={"title": f"{title}#{tool_call_id}"})
-            return json.dumps(r.json())
+            r = http.post(f"{upstream.api_url}/events", json={"title": f"{title}#{tool_call_id}", "start": "09:00"})
+            body = r.json()
+            return json.dumps({"created": body["title"], "owner": body["owner"]})
 
     approval = ApprovalLike()
     if order == "vault_inside":

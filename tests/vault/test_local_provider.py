@@ -19,7 +19,7 @@ from langgraph.types import Command
 
 from langchain_agent_auth.identity import UserIdentity
 from langchain_agent_auth.vault import Connection, TokenVault, VaultMiddleware, callback_app, vault_auth
-from tests.support.upstream import ServedApp, _quiet
+from tests.support.browser import ServedApp, quiet
 from tests.vault.graphs import agent, ask, interrupts, last_tool_message
 
 pytest.importorskip("langchain_agent_auth.devserver")
@@ -45,7 +45,7 @@ class _Forms(HTMLParser):
 
 def sign_in_and_consent(url: str, username: str, password: str, *, allow: bool = True) -> httpx.Response:
     """The user at the demo upstream: sign in, consent, follow the redirect to the callback."""
-    with _quiet("httpx", "httpcore"), httpx.Client(timeout=15, follow_redirects=False) as browser:
+    with quiet("httpx", "httpcore"), httpx.Client(timeout=15, follow_redirects=False) as browser:
         response = browser.get(url)
         for _ in range(12):
             if response.status_code in (301, 302, 303, 307):
@@ -65,12 +65,10 @@ def sign_in_and_consent(url: str, username: str, password: str, *, allow: bool =
         raise AssertionError("too many steps")
 
 
-@pytest.fixture(scope="module")
-def idp():
-    from langchain_agent_auth.devserver import LocalProvider
-
-    with LocalProvider() as provider:
-        yield provider
+@pytest.fixture
+def idp(upstream):
+    """The session's local provider (tests/support/demo_upstream.py), reset."""
+    return upstream.idp
 
 
 def test_full_cycle_against_the_local_provider(idp, tmp_path, keyring, caplog):

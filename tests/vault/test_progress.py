@@ -11,7 +11,7 @@ from langgraph.types import Command
 
 from langchain_agent_auth.core.progress import WaitProgress, is_progress
 from langchain_agent_auth.vault import VaultMiddleware
-from tests.support.upstream import CLIENT_SECRET, browse_upstream
+from tests.support.demo_upstream import CLIENT_SECRET, browse_upstream
 from tests.vault.conftest import ALICE
 from tests.vault.graphs import agent, ask, calendar_tools
 
