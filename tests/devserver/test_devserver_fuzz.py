@@ -88,8 +88,10 @@ class Env:
         self.store = Store(tmp / "fuzz", busy_timeout=0.5)
         self.provider = Provider(self.store, BASE)
         app = build_app(self.provider)
-        self.anon = TestClient(app, base_url=BASE, raise_server_exceptions=False, follow_redirects=False)
-        self.user = TestClient(app, base_url=BASE, raise_server_exceptions=False, follow_redirects=False)
+        # Entered once: each client keeps one event-loop thread for all its requests (a client
+        # used outside ``with`` starts a new thread and event loop for every request).
+        self.anon = TestClient(app, base_url=BASE, raise_server_exceptions=False, follow_redirects=False).__enter__()
+        self.user = TestClient(app, base_url=BASE, raise_server_exceptions=False, follow_redirects=False).__enter__()
         page = self.user.get("/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
         password = self.store.secrets.users["alice"]
@@ -108,8 +110,8 @@ class Env:
         }
 
     def close(self) -> None:
-        self.anon.close()
-        self.user.close()
+        self.anon.__exit__(None, None, None)
+        self.user.__exit__(None, None, None)
         self.store.close()
 
 
