@@ -83,15 +83,22 @@ def _deep(n: int) -> str:
     return "[" * n + "]" * n
 
 
+def _client(app: Any) -> TestClient:
+    """A test client entered once: it keeps one event-loop thread for all its requests (one
+    used outside ``with`` starts a new thread and event loop for every request). It calls from
+    a loopback address, as a real caller of the admin API does: TestClient's default client
+    host ("testclient") would stop every admin request at the admin API's loopback check."""
+    client = TestClient(app, base_url=BASE, raise_server_exceptions=False, follow_redirects=False,
+                        client=("127.0.0.1", 50000))
+    return client.__enter__()
+
+
 class Env:
     def __init__(self, tmp: Path) -> None:
         self.store = Store(tmp / "fuzz", busy_timeout=0.5)
         self.provider = Provider(self.store, BASE)
         app = build_app(self.provider)
-        # Entered once: each client keeps one event-loop thread for all its requests (a client
-        # used outside ``with`` starts a new thread and event loop for every request).
-        self.anon = TestClient(app, base_url=BASE, raise_server_exceptions=False, follow_redirects=False).__enter__()
-        self.user = TestClient(app, base_url=BASE, raise_server_exceptions=False, follow_redirects=False).__enter__()
+        self.anon, self.user = _client(app), _client(app)
         page = self.user.get("/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
         password = self.store.secrets.users["alice"]
@@ -252,6 +259,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     created = Env(tmp_path_factory.mktemp("fuzz"))
     yield created
     created.close()
+
+
+def test_admin_requests_get_past_the_loopback_check(env: Env) -> None:
+    """The admin bearer cases reach the admin API's handlers, not only its loopback refusal."""
+    answer = env.anon.get("/admin/health", headers={"Authorization": f"Bearer {env.bearers['admin']}"})
+    assert answer.status_code == 200, answer.text
 
 
 def test_the_fuzz_covers_at_least_the_probe() -> None:
