@@ -25,11 +25,26 @@ MAX_REQUEST = 1 << 20
 def launch(path: str, argv: list[str]) -> int:
     """Have the server at ``path`` run the client with ``argv`` on this process's streams."""
     env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(path)
-        socket.send_fds(conn, [json.dumps({"argv": argv, "env": env}).encode()], [0, 1, 2])
-        status = conn.recv(16)  # empty if the client died without answering
+        socket.send_fds(conn, [b"R"], [0, 1, 2])
+        conn.sendall(json.dumps({"argv": argv, "env": env}).encode() + b"\n")
+        status = b""
+        while chunk := conn.recv(16):  # nothing if the client died without answering
+            status += chunk
     return int(status) if status.strip() else 1
+
+
+def _request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """A launcher's request: its three streams, then one line of JSON."""
+    _, fds, _, _ = socket.recv_fds(conn, 1, 3)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(MAX_REQUEST)
+        if not chunk:
+            raise ConnectionError("the launcher went away")
+        data += chunk
+    return json.loads(data), fds
 
 
 def _child(request: dict[str, Any], fds: list[int], conn: socket.socket, run: Any) -> None:
@@ -71,7 +86,7 @@ def serve(path: str) -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     parent = os.getppid()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as listener:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(path + ".tmp")
         listener.listen(64)
         listener.settimeout(0.5)
@@ -86,12 +101,12 @@ def serve(path: str) -> None:
                 with conn:
                     conn.settimeout(10)
                     try:
-                        data, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 3)
-                    except OSError:  # a launcher that went away: it has nothing to run
+                        request, fds = _request(conn)
+                    except (OSError, ValueError):  # a launcher that went away: nothing to run
                         continue
                     if len(fds) == 3 and os.fork() == 0:
                         listener.close()
-                        _child(json.loads(data), fds, conn, run)
+                        _child(request, fds, conn, run)
                     for fd in fds:
                         os.close(fd)
         finally:
