@@ -105,8 +105,11 @@ def serve(path: str) -> None:
                     except (OSError, ValueError):  # a launcher that went away: nothing to run
                         continue
                     if len(fds) == 3 and os.fork() == 0:
-                        listener.close()
-                        _child(request, fds, conn, run)
+                        try:  # the child never returns into this loop
+                            listener.close()
+                            _child(request, fds, conn, run)
+                        finally:
+                            os._exit(1)
                     for fd in fds:
                         os.close(fd)
         finally:

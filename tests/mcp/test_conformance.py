@@ -60,7 +60,11 @@ def client_command() -> Iterator[str]:
         yield f"{sys.executable} -I -S {PREFORK} launch {socket_path}"
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # a client hung past the suite's timeout
+            server.kill()
+            server.wait()
         shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
 
 
