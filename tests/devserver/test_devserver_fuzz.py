@@ -123,15 +123,17 @@ class Env:
 
 
 def _routes() -> list[tuple[str, list[str]]]:
-    store_dir = Path(__import__("tempfile").mkdtemp())
-    provider = Provider(Store(store_dir), BASE)
-    app = build_app(provider)
-    out = [
-        (r.path, sorted(r.methods or []))
-        for r in app.app.routes  # type: ignore[attr-defined]
-        if isinstance(r, Route)
-    ]
-    provider.store.close()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as store_dir:  # collection leaves no store behind
+        provider = Provider(Store(Path(store_dir)), BASE)
+        app = build_app(provider)
+        out = [
+            (r.path, sorted(r.methods or []))
+            for r in app.app.routes  # type: ignore[attr-defined]
+            if isinstance(r, Route)
+        ]
+        provider.store.close()
     return out
 
 
