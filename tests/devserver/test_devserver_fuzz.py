@@ -6,17 +6,18 @@ endpoints answer errors in RFC 6749 §5.2 shape. Deterministic (seeded), in-proc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx2
 import pytest
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from langchain_agent_auth.devserver._app import build_app
 from langchain_agent_auth.devserver._core import Provider
@@ -83,14 +84,32 @@ def _deep(n: int) -> str:
     return "[" * n + "]" * n
 
 
-def _client(app: Any) -> TestClient:
-    """A test client entered once: it keeps one event-loop thread for all its requests (one
-    used outside ``with`` starts a new thread and event loop for every request). It calls from
-    a loopback address, as a real caller of the admin API does: TestClient's default client
-    host ("testclient") would stop every admin request at the admin API's loopback check."""
-    client = TestClient(app, base_url=BASE, raise_server_exceptions=False, follow_redirects=False,
-                        client=("127.0.0.1", 50000))
-    return client.__enter__()
+class _Client:
+    """A blocking face over one ``httpx2.AsyncClient`` on the app's ASGI interface (the HTTP
+    library Starlette's TestClient uses), its requests run on the module's one event loop, in
+    this thread. It calls from a loopback address, as a real caller of the admin API does."""
+
+    def __init__(self, app: Any, runner: asyncio.Runner) -> None:
+        transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False, client=("127.0.0.1", 50000))
+        self.client = httpx2.AsyncClient(transport=transport, base_url=BASE, follow_redirects=False)
+        self.runner = runner
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        content = kwargs.get("content")
+        if isinstance(content, Iterator):  # a streamed body, chunk by chunk
+            kwargs["content"] = _chunks(content)
+        return self.runner.run(self.client.request(method, url, **kwargs))
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.request("POST", url, **kwargs)
+
+
+async def _chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
 class Env:
@@ -98,7 +117,8 @@ class Env:
         self.store = Store(tmp / "fuzz", busy_timeout=0.5)
         self.provider = Provider(self.store, BASE)
         app = build_app(self.provider)
-        self.anon, self.user = _client(app), _client(app)
+        self.runner = asyncio.Runner()
+        self.anon, self.user = _Client(app, self.runner), _Client(app, self.runner)
         page = self.user.get("/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
         password = self.store.secrets.users["alice"]
@@ -117,8 +137,9 @@ class Env:
         }
 
     def close(self) -> None:
-        self.anon.__exit__(None, None, None)
-        self.user.__exit__(None, None, None)
+        for client in (self.anon, self.user):
+            self.runner.run(client.client.aclose())
+        self.runner.close()
         self.store.close()
 
 
