@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx2
 import pytest
 from starlette.routing import Route
 
 from langchain_agent_auth.devserver._app import build_app
 from langchain_agent_auth.devserver._core import Provider
 from langchain_agent_auth.devserver._store import Store
+
+try:  # the HTTP library Starlette's TestClient uses, so requests go out encoded as with it
+    import httpx2 as http
+except ModuleNotFoundError:  # pragma: no cover
+    import httpx as http  # type: ignore[no-redef]
 
 BASE = "http://127.0.0.1:9"
 PROBE_REQUESTS = 3_812  # what the security probe sent to this server
@@ -85,13 +89,14 @@ def _deep(n: int) -> str:
 
 
 class _Client:
-    """A blocking face over one ``httpx2.AsyncClient`` on the app's ASGI interface (the HTTP
-    library Starlette's TestClient uses), its requests run on the module's one event loop, in
-    this thread. It calls from a loopback address, as a real caller of the admin API does."""
+    """A blocking face over one ``AsyncClient`` on the app's ASGI interface: its requests run on
+    the module's one event loop, in this thread (Starlette's TestClient hands every request to
+    an event-loop thread, several times over). It calls from a loopback address, as a real
+    caller of the admin API does (TestClient's default host "testclient" is not one)."""
 
     def __init__(self, app: Any, runner: asyncio.Runner) -> None:
-        transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False, client=("127.0.0.1", 50000))
-        self.client = httpx2.AsyncClient(transport=transport, base_url=BASE, follow_redirects=False)
+        transport = http.ASGITransport(app=app, raise_app_exceptions=False, client=("127.0.0.1", 50000))
+        self.client = http.AsyncClient(transport=transport, base_url=BASE, follow_redirects=False)
         self.runner = runner
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any:
