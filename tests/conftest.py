@@ -51,7 +51,6 @@ FIRST = (
     "tests/examples/test_examples.py",
     "tests/storage/test_open_storage.py",
     "tests/demo/test_demo_inprocess.py",
-    "tests/mcp/test_conformance.py",
     "tests/interop/test_protocol.py",
     "tests/demo/test_demo_cli.py",
     "tests/test_docs_snippets.py",

@@ -57,7 +57,7 @@ def test_the_vault_command_names_the_keyring_variable() -> None:
     assert _cli._KEYS_ENV == crypto.ENV_VAR
 
 
-@pytest.mark.parametrize("package", ["vault", "approval", "fga", "devserver", "audit", "resume"])
+@pytest.mark.parametrize("package", ["vault", "approval", "fga", "devserver", "audit", "resume", "mcp"])
 def test_pillar_packages_load_their_names_on_first_use(package: str) -> None:
     code = (
         f"import langchain_agent_auth.{package} as pkg\n"
@@ -72,6 +72,20 @@ def test_pillar_packages_load_their_names_on_first_use(package: str) -> None:
         "for name in names:\n"
         "    assert getattr(pkg, name) is getattr(importlib.import_module(exports[name]), name)\n"
         "    assert name in vars(pkg)  # cached after the first lookup\n"
+    )
+    _loaded_after(code)
+
+
+def test_an_mcp_client_loads_only_the_auth_pieces() -> None:
+    """What an MCP client imports (``MCPAuth`` and its authorizers) loads neither the agent
+    integration (LangChain's agents and tools, LangGraph's graphs) nor the server side."""
+    code = (
+        "from langchain_agent_auth.mcp import HeadlessAuthorizer, MCPAuth, MCPServer\n"
+        "heavy = ('langchain.', 'langchain_core.tools', 'langchain_core.tracers', 'langgraph.graph',\n"
+        "         'langgraph.prebuilt', 'starlette', 'mcp.', 'langchain_agent_auth.mcp._guard',\n"
+        "         'langchain_agent_auth.mcp._server', 'langchain_agent_auth.vault')\n"
+        "loaded = sorted(m for m in sys.modules if f'{m}.'.startswith(heavy) or m.startswith(heavy))\n"
+        "assert not loaded, loaded\n"
     )
     _loaded_after(code)
 

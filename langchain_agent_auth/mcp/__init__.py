@@ -16,7 +16,8 @@ per-tool scopes.
 Modules: ``_client`` (the sans-I/O auth flow, :class:`MCPAuth`), ``_tokens`` (token stores),
 ``_registration`` (RFC 7591), ``_discovery`` (RFC 9728 / 8414), ``_guard`` (the integration's
 entry forms: :class:`MCPGuard`, :func:`with_mcp_auth`, :class:`MCPAuthMiddleware`) and
-``_server`` (the resource-server side).
+``_server`` (the resource-server side). Each public name is imported on first use, so an MCP
+client that needs only :class:`MCPAuth` loads no LangChain agent machinery.
 
 Example:
     >>> from langchain_agent_auth.mcp import MCPAuth, MCPServer
@@ -25,46 +26,28 @@ Example:
     'agent'
 """
 
-from langchain_agent_auth.core.errors import MCPAuthorizationRequired
-from langchain_agent_auth.mcp._client import Authorizer, HeadlessAuthorizer, MCPAuth, MCPServer
-from langchain_agent_auth.mcp._discovery import (
-    BearerChallenge,
-    ProtectedResourceMetadata,
-    discover_authorization_server,
-    discover_resource,
-    parse_challenge,
-)
-from langchain_agent_auth.mcp._guard import MCPAuthMiddleware, MCPGuard, authorization_required, with_mcp_auth
-from langchain_agent_auth.mcp._server import (
-    DownstreamTokens,
-    MCPTokenVerifier,
-    ToolScopes,
-    mcp_auth_settings,
-    mcp_user,
-)
-from langchain_agent_auth.mcp._tokens import MCPTokenStore, MemoryTokenStore, SealedTokenStore
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "Authorizer",
-    "BearerChallenge",
-    "DownstreamTokens",
-    "HeadlessAuthorizer",
-    "MCPAuth",
-    "MCPAuthMiddleware",
-    "MCPAuthorizationRequired",
-    "MCPGuard",
-    "MCPServer",
-    "MCPTokenStore",
-    "MCPTokenVerifier",
-    "MemoryTokenStore",
-    "ProtectedResourceMetadata",
-    "SealedTokenStore",
-    "ToolScopes",
-    "authorization_required",
-    "discover_authorization_server",
-    "discover_resource",
-    "mcp_auth_settings",
-    "mcp_user",
-    "parse_challenge",
-    "with_mcp_auth",
-]
+from langchain_agent_auth.core._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the package's public names, listed once (imported on first use)
+    from langchain_agent_auth.core.errors import MCPAuthorizationRequired
+    from langchain_agent_auth.mcp._client import Authorizer, HeadlessAuthorizer, MCPAuth, MCPServer
+    from langchain_agent_auth.mcp._discovery import (
+        BearerChallenge,
+        ProtectedResourceMetadata,
+        discover_authorization_server,
+        discover_resource,
+        parse_challenge,
+    )
+    from langchain_agent_auth.mcp._guard import MCPAuthMiddleware, MCPGuard, authorization_required, with_mcp_auth
+    from langchain_agent_auth.mcp._server import (
+        DownstreamTokens,
+        MCPTokenVerifier,
+        ToolScopes,
+        mcp_auth_settings,
+        mcp_user,
+    )
+    from langchain_agent_auth.mcp._tokens import MCPTokenStore, MemoryTokenStore, SealedTokenStore
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

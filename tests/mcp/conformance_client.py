@@ -7,7 +7,8 @@ The suite appends the server URL and sets ``MCP_CONFORMANCE_SCENARIO`` (and, for
 scenarios, ``MCP_CONFORMANCE_CONTEXT``: pre-registered credentials or a private key). Only
 the toolkit's public API is used: :class:`MCPAuth` on the official ``mcp`` SDK's streamable
 HTTP client. The suite's authorization servers approve without a person, so the headless
-authorizer completes the sign-in.
+authorizer completes the sign-in. The test starts it through ``tests/mcp/prefork.py`` (the
+imports done once, a forked process per scenario); ``run`` is the same either way.
 """
 
 from __future__ import annotations
@@ -51,11 +52,17 @@ async def main(url: str) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run(argv: list[str]) -> int:
+    """The client's exit status for the server URL the suite appends to ``argv``; the suite
+    reads the status, and one line on stderr says why it failed."""
     try:
-        sys.exit(asyncio.run(main(sys.argv[-1])))
-    except Exception as exc:  # the suite reads the exit code; one line says why
+        return asyncio.run(main(argv[-1]))
+    except Exception as exc:
         while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
             exc = exc.exceptions[0]
         print(f"conformance client: {type(exc).__name__}: {exc}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv))
