@@ -104,3 +104,23 @@ def test_a_killed_proxy_takes_its_run_with_it(zygote: Zygote, tmp_path: pathlib.
     while os.path.exists(f"/proc/{run}") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{run}"), "the run outlived its proxy"
+
+
+def test_what_is_preloaded_later_is_imported_in_every_later_run(zygote: Zygote, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "seen.py").write_text("import sys\nprint('colorsys' in sys.modules)\n")
+    assert zygote.run([tmp_path / "seen.py"]).stdout == "False\n"
+    zygote.preload("colorsys", "no_such_module_here")  # a missing module is skipped, as at start
+    assert zygote.run([tmp_path / "seen.py"]).stdout == "True\n"
+
+
+def test_a_proxied_run_has_the_proxys_environment_arguments_and_streams(zygote: Zygote,
+                                                                         tmp_path: pathlib.Path) -> None:
+    # what the MCP conformance suite relies on: its command, the server URL appended, run
+    # with MCP_CONFORMANCE_* in the environment; the proxy itself started -I -S as it is there
+    (tmp_path / "client.py").write_text("import os, sys\n"
+                                        "print(os.environ['MCP_CONFORMANCE_SCENARIO'], sys.argv[1:], os.getcwd())\n"
+                                        "print('why', file=sys.stderr)\nsys.exit(sys.stdin.read() == 'in' and 4)\n")
+    done = subprocess.run([sys.executable, "-I", "-S", prefork.__file__, zygote.path, "client.py", "http://x/mcp"],
+                          input="in", capture_output=True, text=True, cwd=tmp_path, timeout=30,
+                          env={**os.environ, "MCP_CONFORMANCE_SCENARIO": "auth/x"})
+    assert (done.returncode, done.stdout, done.stderr) == (4, f"auth/x ['http://x/mcp'] {tmp_path}\n", "why\n")

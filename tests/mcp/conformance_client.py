@@ -7,8 +7,8 @@ The suite appends the server URL and sets ``MCP_CONFORMANCE_SCENARIO`` (and, for
 scenarios, ``MCP_CONFORMANCE_CONTEXT``: pre-registered credentials or a private key). Only
 the toolkit's public API is used: :class:`MCPAuth` on the official ``mcp`` SDK's streamable
 HTTP client. The suite's authorization servers approve without a person, so the headless
-authorizer completes the sign-in. The test starts it through ``tests/mcp/prefork.py`` (the
-imports done once, a forked process per scenario); ``run`` is the same either way.
+authorizer completes the sign-in. The test has it forked from a pre-imported Python
+(``tests/support/prefork.py``'s proxy as the command), which runs it as this command would.
 """
 
 from __future__ import annotations

@@ -1,29 +1,31 @@
 """The MCP project's own conformance suite (``@modelcontextprotocol/conformance@0.1.13``, the
 newest that runs on Node 20) against ``tests/mcp/conformance_client.py``: every auth scenario
 of its ``auth``, ``backcompat`` and ``extensions`` (client credentials) suites (the three
-hold the suite's 19 auth scenarios and nothing else). The client starts through
-``tests/mcp/prefork.py``: its imports are done once, each scenario forks a fresh process."""
+hold the suite's 19 auth scenarios and nothing else). The suite starts the client once per
+scenario, each time through the proxy of ``tests/support/prefork.py``: the client is forked
+from the session's pre-imported Python (``prefork``, with the ``mcp`` SDK imported too), so
+its imports are done once."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import unavailable
+from tests.support import prefork
+from tests.support.prefork import Zygote
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SUITE_DIR = ROOT / "tests" / "mcp" / "conformance"
 CLI = SUITE_DIR / "node_modules" / ".bin" / "conformance"
-PREFORK = "tests/mcp/prefork.py"
+CLIENT = ROOT / "tests" / "mcp" / "conformance_client.py"
+# what the client imports beyond the session's preloaded modules
+CLIENT_IMPORTS = ("mcp", "mcp.client.streamable_http")
 
 # Scenario names as the suite reports them; each must pass (no expected-failure entries).
 SCENARIOS = {
@@ -46,26 +48,14 @@ def _suite_available() -> None:
 
 
 @pytest.fixture(scope="module")
-def client_command() -> Iterator[str]:
-    """The suite's ``--command``: a launcher asking a pre-forked server to run the client."""
+def client_command(request: pytest.FixtureRequest) -> str:
+    """The suite's ``--command`` (the server URL appended, ``MCP_CONFORMANCE_*`` in the
+    environment): ``python CLIENT`` run by the session's pre-imported Python."""
     _suite_available()
-    socket_path = os.path.join(tempfile.mkdtemp(prefix="mcp-conf-"), "client.sock")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-m", "tests.mcp.prefork", "serve", socket_path], cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(socket_path):
-            assert server.poll() is None and time.monotonic() < deadline, "the client's fork server did not start"
-            time.sleep(0.05)
-        yield f"{sys.executable} -I -S {PREFORK} launch {socket_path}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:  # a client hung past the suite's timeout
-            server.kill()
-            server.wait()
-        shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
+    zygote: Zygote = request.getfixturevalue("prefork")
+    zygote.preload(*CLIENT_IMPORTS)
+    # -I -S: the proxy needs only the standard library, so its own start stays cheap
+    return f"{sys.executable} -I -S {prefork.__file__} {zygote.path} {CLIENT}"
 
 
 def _run(suite: str, command: str) -> str:

@@ -30,7 +30,7 @@ from langchain_agent_auth.mcp import (
     mcp_user,
 )
 from langchain_agent_auth.oauth import JWTVerifier, OAuthClient
-from tests.mcp.helpers import ServedApp, free_port
+from tests.support.browser import ServedApp
 
 REDIRECT = "http://127.0.0.1/callback"
 
@@ -39,9 +39,8 @@ REDIRECT = "http://127.0.0.1/callback"
 def world():
     """The provider, and a files server that needs files:read for everything and files:write
     for ``write_note``."""
-    with LocalProvider() as idp:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/mcp"
+    with LocalProvider() as idp, ServedApp(lifespan="on") as served:
+        url = f"{served.url}/mcp"
         idp.add_resource(url, "files:read files:write downstream:read", description="Files MCP server")
         # the server's own client: it may exchange the agent's tokens for downstream ones (RFC 8693)
         mcp_secret = idp.add_client(client_id="files-mcp", client_name="Files MCP server",
@@ -51,7 +50,7 @@ def world():
                                       resource="urn:example:downstream", scopes=["downstream:read"])
         downstream_verifier = JWTVerifier(idp.issuer, audience="urn:example:downstream")
         verifier = MCPTokenVerifier(JWTVerifier(idp.issuer, audience=url))
-        server = FastMCP("files", token_verifier=verifier, host="127.0.0.1", port=port,
+        server = FastMCP("files", token_verifier=verifier, host="127.0.0.1", port=served.port,
                          auth=mcp_auth_settings(idp.issuer, url, scopes=["files:read"]))
 
         @server.tool()
@@ -74,9 +73,9 @@ def world():
 
         app = ToolScopes(server.streamable_http_app(), verifier,
                          {"write_note": ["files:write"], "downstream_whoami": ["downstream:read"]},
-                         resource_metadata_url=f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp")
-        with ServedApp(app, port):
-            yield idp, url
+                         resource_metadata_url=f"{served.url}/.well-known/oauth-protected-resource/mcp")
+        served.serve(app)
+        yield idp, url
 
 
 def _root(exc: BaseException) -> BaseException:
@@ -217,12 +216,12 @@ async def test_our_client_registers_dynamically_or_by_metadata_document(world):
     assert parse_qs(urlsplit(info.value.authorize_url).query)["client_id"][0].startswith("dyn-")
     assert await _call_signing_in(idp, url, auth, "alice", "whoami") == f"alice via {idp.issuer}"
     # A Client ID Metadata Document the provider fetches (loopback http here, https in production)
-    port = free_port()
-    cimd = f"http://127.0.0.1:{port}/agent/cimd.json"
+    served = ServedApp()
+    cimd = f"{served.url}/agent/cimd.json"
     doc = {"client_id": cimd, "client_name": "notes agent", "redirect_uris": [REDIRECT],
            "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"]}
     app = Starlette(routes=[Route("/agent/cimd.json", lambda request: JSONResponse(doc))])
-    with ServedApp(app, port):
+    with served.serve(app):
         bob = UserIdentity(subject="bob", issuer=idp.issuer)
         auth = MCPAuth(MCPServer(url, client_metadata_url=cimd, redirect_uri=REDIRECT), user=bob)
         with pytest.raises(MCPAuthorizationRequired) as info:

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -50,22 +50,53 @@ def form_fields(page: str) -> tuple[str | None, dict[str, str]]:
 
 
 class ServedApp:
-    """Any ASGI app served by uvicorn in a thread on 127.0.0.1 (e.g. the vault's callback)."""
+    """Any ASGI app served by uvicorn in a thread on 127.0.0.1 (the vault's callback, a
+    protected MCP server). The port is bound at once and handed over to uvicorn, so no other
+    process can take it meanwhile; an app that must know its own URL (an MCP server's
+    resource metadata) is given later, to :meth:`serve`. ``lifespan="on"`` runs the app's
+    startup and shutdown (FastMCP's session manager needs them).
 
-    def __init__(self, app: Any) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))  # bound here and handed over: no other process can take the port meanwhile
-        self.url, self._sock = f"http://127.0.0.1:{sock.getsockname()[1]}", sock
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        >>> async def hello(scope, receive, send):
+        ...     await send({"type": "http.response.start", "status": 200, "headers": []})
+        ...     await send({"type": "http.response.body", "body": b"hello"})
+        >>> import httpx
+        >>> with ServedApp(hello) as served:
+        ...     httpx.get(served.url).text
+        'hello'
+    """
+
+    def __init__(self, app: Any = None, *, lifespan: Literal["on", "off"] = "off") -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._lifespan = lifespan
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+        if app is not None:
+            self.serve(app)
+
+    def serve(self, app: Any) -> ServedApp:
+        """Start serving ``app`` on the bound port; back once uvicorn has started."""
+        self.server = server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=self._lifespan,
+                                                             access_log=False))
+        self.thread = threading.Thread(target=server.run, kwargs={"sockets": [self._sock]}, daemon=True)
         self.thread.start()
-        deadline = time.time() + 10
-        while not self.server.started:
-            if time.time() > deadline:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("test app server did not start")
             time.sleep(0.01)
+        return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout=10)
         self._sock.close()
+
+    def __enter__(self) -> ServedApp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -3,17 +3,20 @@
 A fresh interpreter that imports LangChain, LangGraph and the toolkit costs 1.5-2.5 s of CPU
 before the script does anything; the examples, the doc snippets and the demo are run dozens
 of times per session. :class:`Zygote` pays that once: a helper process (one per test
-session, i.e. per xdist worker) imports the heavy modules (:data:`PRELOAD`), starting no
-thread, then for each run forks a child that is set up as ``python SCRIPT ARGS`` (or
-``python -m MODULE ARGS``) would be: ``sys.argv``, ``sys.path[0]``, the environment, the
-working directory, file descriptors 0/1/2 (where ``sys.std*`` write). The child runs the
-script as ``__main__``, then shuts down as the interpreter does (non-daemon
-threads joined, ``atexit`` handlers, streams flushed) and exits with the script's status.
+session, i.e. per xdist worker) imports the heavy modules (:data:`PRELOAD`, and later what
+:meth:`Zygote.preload` asks for), starting no thread, then for each run forks a child that
+is set up as ``python SCRIPT ARGS`` (or ``python -m MODULE ARGS``) would be: ``sys.argv``,
+``sys.path[0]``, the environment, the working directory, file descriptors 0/1/2 (where
+``sys.std*`` write). The child runs the script as ``__main__``, then shuts down as the
+interpreter does (non-daemon threads joined, ``atexit`` handlers, streams flushed) and
+exits with the script's status.
 
 What it does not give: interpreter flags (``-X``, ``-W``), a fresh import of what is preloaded
 (a run's ``PYTHONPATH`` is put on ``sys.path``, but the preloaded modules stay as imported),
 and anything about process start-up itself. Tests of start-up time, signals, console
-scripts' own entry or several processes at once keep real subprocesses.
+scripts' own entry or several processes at once keep real subprocesses. A program that
+starts Python itself (Jupyter's kernels, the MCP conformance suite's client) runs
+``python tests/support/prefork.py SOCKET ARGS`` instead (:func:`proxy`).
 
     >>> zygote = Zygote(preload=["json"])
     >>> done = zygote.run(["-m", "this"])
@@ -25,7 +28,8 @@ Wire protocol (one Unix socket connection per run): the test sends one JSON line
 cwd, env) with the run's stdin/stdout/stderr descriptors attached (``SCM_RIGHTS``); the
 zygote forks a waiter, which forks the runner and answers ``pid N`` then ``exit STATUS``.
 The waiter and the zygote reap their children, so the runs' CPU is accounted to the test
-process once the zygote is closed and reaped.
+process once the zygote is closed and reaped. The zygote's stdin carries the modules to
+import later (a line each request, answered ``ready`` on its stdout); its end stops it.
 """
 
 from __future__ import annotations
@@ -127,6 +131,17 @@ class Zygote:
             self.close()
             raise RuntimeError(f"the zygote did not start: {ready}")
 
+    def preload(self, *names: str) -> None:
+        """Import ``names`` (``pkg.*`` as in :data:`PRELOAD`) in the helper as well, for the
+        runs started from now on: what only some tests' scripts import (the MCP SDK, for the
+        conformance client) is paid for once, and only by the sessions that run them."""
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write((" ".join(names) + "\n").encode())
+        self._proc.stdin.flush()
+        answer = self._proc.stdout.readline().decode()
+        if answer.strip() != "ready":
+            raise RuntimeError(f"the zygote failed importing {names}: {answer!r}")
+
     def start(self, args: Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[str] | None = None,
               env: dict[str, str] | None = None, stdin: int | None = None) -> Forked:
         """Run ``python ARGS`` (``SCRIPT ...`` or ``-m MODULE ...``) in a forked child, stdin
@@ -205,27 +220,26 @@ def proxy(path: str, argv: list[str]) -> int:
 
 
 def serve() -> None:
-    """The zygote's loop: ``argv`` is the socket path and the modules to preload."""
+    """The zygote's loop: ``argv`` is the socket path and the modules to preload; each line
+    on stdin names more modules to import (answered ``ready``), its end stops the zygote."""
     path, *preload = sys.argv[1:]
     sys.path[0] = os.getcwd()
-    for name in _expand(preload):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-        if threading.active_count() != 1:
-            raise SystemExit(_BUSY.format(name))
-    gc.collect()
-    gc.freeze()  # the preloaded objects: out of every run's collections, and their pages stay shared
+    _import(preload)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
+    _answer("ready")
     waiters: set[int] = set()
-    stopping = False
+    stopping, pending = False, b""
     while not stopping or waiters:
         readable = select.select([listener] + ([] if stopping else [sys.stdin]), [], [], 0.1)[0]
-        if sys.stdin in readable and not os.read(sys.stdin.fileno(), 4096):
-            stopping = True
+        if sys.stdin in readable:
+            data = os.read(sys.stdin.fileno(), 4096)
+            stopping = not data
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:  # imported before the next accept: every later run has them
+                _import(line.decode().split())
+                _answer("ready")
         if listener in readable:
             conn, _ = listener.accept()
             pid = os.fork()
@@ -237,6 +251,22 @@ def serve() -> None:
         for pid in list(waiters):
             if os.waitpid(pid, os.WNOHANG)[0]:
                 waiters.discard(pid)
+
+
+def _import(names: Sequence[str]) -> None:
+    """Import the modules (those missing are skipped), making sure none started a thread."""
+    for name in _expand(names):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+        if threading.active_count() != 1:
+            raise SystemExit(_BUSY.format(name))
+    gc.collect()
+    gc.freeze()  # the preloaded objects: out of every run's collections, and their pages stay shared
+
+
+def _answer(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _expand(names: Sequence[str]) -> list[str]:
