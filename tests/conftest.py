@@ -46,18 +46,22 @@ SLOW_TESTS = (
     "tests/devserver/test_devserver_load.py",
 )
 
-# The longest modules (seconds on one core), handed out first under xdist.
+# The longest modules (wall seconds in a full `-n 4` run, longest first), handed out first under
+# xdist (`--no-loadscope-reorder` keeps this order).
 FIRST = (
-    "tests/examples/test_examples.py",
-    "tests/storage/test_open_storage.py",
-    "tests/demo/test_demo_inprocess.py",
     "tests/interop/test_protocol.py",
-    "tests/demo/test_demo_cli.py",
-    "tests/test_docs_snippets.py",
-    "tests/approval/test_interop.py",
-    "tests/examples/test_langgraph_server_readme.py",
     "tests/approval/test_scaleout.py",
+    "tests/demo/test_demo_inprocess.py",
+    "tests/storage/test_open_storage.py",
+    "tests/approval/test_interop.py",
+    "tests/demo/test_demo_cli.py",
+    "tests/examples/test_langgraph_server_readme.py",
+    "tests/examples/test_examples.py",
+    "tests/devserver/test_devserver_fuzz.py",
+    "tests/test_cli_startup.py",
+    "tests/vault/test_concurrency.py",
     "tests/examples/test_notebooks.py",
+    "tests/test_docs_snippets.py",
 )
 
 
