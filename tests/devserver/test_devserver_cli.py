@@ -52,8 +52,10 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
     return run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dev_server(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh ``agent-auth dev`` per test (one test stops its server with SIGINT: sharing one
+    would make the tests depend on their order)."""
     data_dir = tmp_path_factory.mktemp("dev-data")
     proc = subprocess.Popen(
         [*CLI, "dev", "--port", "0", "--data-dir", str(data_dir), "--ciba-interval", "1"],
