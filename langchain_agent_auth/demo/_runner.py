@@ -48,12 +48,11 @@ from langchain_agent_auth.demo._support import (
     DemoError,
     ProviderStopped,
     Step,
+    StopSignals,
     ignore_sigint,
-    install_sigterm,
     isatty,
     jwt_header,
     port_free,
-    restore_sigterm,
     script,
     short,
 )
@@ -100,7 +99,7 @@ class Demo(Transcript, Pauses):
         """Run the demo; returns the exit code (0, 1: failed, 2: bad input, 130: interrupted)."""
         started = time.monotonic()
         code = 1
-        previous_term = install_sigterm()
+        stops = StopSignals.install()
         try:
             self._prepare_data_dir()
             self._intro()
@@ -122,7 +121,11 @@ class Demo(Transcript, Pauses):
             self.console.error(str(exc))
         except Exception as exc:
             code = 1
-            if self.idp is not None and not self.idp.running:
+            if stops.seen:  # Ctrl-C inside a library's callback, which made it an error of its own
+                code = 130
+                with ignore_sigint():
+                    self._interrupted()
+            elif self.idp is not None and not self.idp.running:
                 self.console.error("the local identity provider stopped during the run."
                                    + self._saved_note("Nothing was lost: your conversation"))
             else:
@@ -131,7 +134,7 @@ class Demo(Transcript, Pauses):
         finally:
             with ignore_sigint():
                 self._close(keep=code != 0 and self._worth_keeping())
-            restore_sigterm(previous_term)
+            stops.restore()
         return code
 
     # ------------------------------------------------------------------ data dir and state

@@ -28,14 +28,13 @@ __all__ = [
     "DemoError",
     "ProviderStopped",
     "Step",
+    "StopSignals",
     "StopWaiting",
     "args_text",
     "ignore_sigint",
-    "install_sigterm",
     "isatty",
     "jwt_header",
     "port_free",
-    "restore_sigterm",
     "script",
     "short",
     "time_left",
@@ -207,17 +206,38 @@ def ignore_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def install_sigterm() -> Any:
-    """SIGTERM ends the demo like Ctrl-C does (state kept)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
+class StopSignals:
+    """Ctrl-C (SIGINT) and SIGTERM end the demo the same way (state kept), and are remembered.
 
-    def handler(signum: int, frame: Any) -> None:
+    Python raises ``KeyboardInterrupt`` wherever the main thread is; inside a library's callback
+    a library may turn it into its own error (a checkpoint's msgpack ``ext_hook`` raises
+    ``ValueError: ext_hook failed``). :attr:`seen` tells the run that such an error was an
+    interruption. Outside the main thread it does nothing (signals reach only that thread).
+
+    Example:
+        >>> stops = StopSignals.install()
+        >>> stops.seen
+        False
+        >>> stops.restore()
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: dict[int, Any] = {}
+
+    @classmethod
+    def install(cls) -> StopSignals:
+        stops = cls()
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                stops._previous[signum] = signal.signal(signum, stops._handler)
+        return stops
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.seen = True
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, handler)
-
-
-def restore_sigterm(previous: Any) -> None:
-    if previous is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, previous)
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()

@@ -125,6 +125,35 @@ def test_a_provider_that_stops_mid_run_loses_nothing(tmp_path, capsys, monkeypat
         assert len(idp.approvals(user="alice", status="all")) == 2
 
 
+def test_ctrl_c_that_a_library_turned_into_its_own_error_is_still_an_interruption(tmp_path, capsys, monkeypatch):
+    """Seen under load: Ctrl-C landed while LangGraph read a checkpoint, and msgpack's ext_hook
+    wrapper turned the KeyboardInterrupt into ``ValueError: ext_hook failed``. It is still the
+    user's Ctrl-C: exit 130, the conversation kept for a rerun."""
+    import signal
+
+    data_dir = tmp_path / "ctrl-c"
+    original = _runner.Demo._approval
+
+    def ctrl_c_inside_a_callback(self, cfg, step, interrupt):
+        try:
+            signal.raise_signal(signal.SIGINT)  # the user presses Ctrl-C while a library runs our hook
+        except KeyboardInterrupt:
+            raise ValueError("ext_hook failed") from None
+        return original(self, cfg, step, interrupt)
+
+    monkeypatch.setattr(_runner.Demo, "_approval", ctrl_c_inside_a_callback)
+    code, out, err = demo(capsys, "--approve", "auto", "--data-dir", str(data_dir))
+    assert code == 130, out + err
+    assert f"Interrupted. Your conversation is saved in {data_dir}; run the same command again to resume." in err
+    assert "the demo failed" not in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the demo's handler is gone again
+
+    monkeypatch.setattr(_runner.Demo, "_approval", original)
+    code, out, err = demo(capsys, "--approve", "auto", "--data-dir", str(data_dir))
+    assert code == 0, out + err
+    assert "assistant: Done: 250.00 EUR sent to Bob" in out
+
+
 def test_a_finished_data_dir_starts_a_new_conversation_with_the_account_still_connected(tmp_path, capsys):
     data_dir = tmp_path / "twice"
     assert demo(capsys, "--approve", "auto", "--data-dir", str(data_dir))[0] == 0
