@@ -9,6 +9,9 @@ Two formats are accepted:
   ``checkAssertions`` / ``listObjectsAssertions`` / ``listUsersAssertions``, each with an
   ``expectation`` or an ``errorCode``. Tuples accumulate across the stages of a test, as
   in OpenFGA's own runner.
+
+A ``.fga.yaml`` file's model and tuples are read by the fga pillar's store-file loader
+(``fga/_storefile.py``, also behind ``EmbeddedAuthorizer.from_store_file``).
 """
 
 from __future__ import annotations

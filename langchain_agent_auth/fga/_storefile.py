@@ -96,10 +96,10 @@ def _csv_tuple(row: Mapping[str, str]) -> TupleKey:
     return TupleKey(user, row["relation"], f"{row['object_type']}:{row['object_id']}", cond, ctx)
 
 
-def _inside(base: Path, name: str, label: str) -> Path:
+def _inside(base: Path, name: str, label: str, error: type[ConfigurationError] = ConfigurationError) -> Path:
     path = (base / name).resolve()
     if base.resolve() not in path.parents:
-        raise ConfigurationError(f"{name!r} is outside the {label}'s directory")
+        raise error(f"{name!r} is outside the {label}'s directory")
     return path
 
 
@@ -127,7 +127,7 @@ def store_setup(
         text = data["model"]  # DSL text, or the model's JSON as a mapping
         model = coerce_model(text if isinstance(text, Mapping) else str(text))
     elif data.get("model_file"):
-        model = load_model_file(_inside(base, str(data["model_file"]), label))
+        model = load_model_file(_inside(base, str(data["model_file"]), label, ModelError))
     else:
         raise ModelError(f"the {label} needs 'model' or 'model_file'")
     return model, tuples_in(data, base, label=label)
@@ -147,9 +147,9 @@ def load_store_file(path: str | Path) -> StoreFile:
     """Read a ``.fga.yaml`` store file: its model and tuples, with the files they name.
 
     Raises :class:`~langchain_agent_auth.errors.ConfigurationError` for a file that cannot
-    be read, invalid YAML, or a ``model_file`` / ``tuple_file`` outside the file's
-    directory; :class:`~langchain_agent_auth.errors.ModelError` (a ``ConfigurationError``)
-    for no model or an invalid one.
+    be read, invalid YAML, or a ``tuple_file`` outside the file's directory;
+    :class:`~langchain_agent_auth.errors.ModelError` (a ``ConfigurationError``) for no
+    model, an invalid one, or a ``model_file`` outside the directory.
 
     Example:
         >>> import pathlib, tempfile

@@ -111,7 +111,7 @@ def test_over_a_sqlite_file_loaded_twice(folder: Path) -> None:
         ("model: [\n", ConfigurationError, "invalid YAML"),
         ("- just a list\n", ConfigurationError, "not a store file"),
         ("tuples: []\n", ModelError, "needs 'model' or 'model_file'"),
-        ("model_file: ../outside/model.fga\n", ConfigurationError, "outside the store file's directory"),
+        ("model_file: ../outside/model.fga\n", ModelError, "outside the store file's directory"),
         ("model_file: model.fga\ntuple_file: ../people.yaml\n", ConfigurationError, "outside the store file's"),
         ("model_file: model.fga\ntuple_files: [/etc/hostname]\n", ConfigurationError, "outside the store file's"),
         ("model_file: model.fga\ntuple_file: absent.yaml\n", ConfigurationError, "cannot read tuple file"),
