@@ -141,29 +141,10 @@ def _test(args: argparse.Namespace) -> int:
 
 def _authorizer(args: argparse.Namespace) -> Any:
     from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
-    from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore
+    from langchain_agent_auth.fga._store import SQLiteTupleStore
 
     if args.tests:
-        from langchain_agent_auth.cli._fga_testfile import load_tuple_file
-        from langchain_agent_auth.fga._tuple import coerce_tuples
-
-        path = Path(args.tests)
-        from langchain_agent_auth.cli._fga_testfile import _yaml
-
-        data = _yaml(path.read_text(encoding="utf-8")) or {}
-        if data.get("model"):
-            model: Any = data["model"]
-        elif data.get("model_file"):
-            model = path.parent / data["model_file"]
-        else:
-            raise AgentAuthError(f"{path} has no model")
-        auth = EmbeddedAuthorizer(model, MemoryTupleStore())
-        tuples = coerce_tuples(data.get("tuples") or [])
-        for name in [data.get("tuple_file"), *(data.get("tuple_files") or [])]:
-            if name:
-                tuples += load_tuple_file(path.parent / name)
-        auth.write(list({t.key: t for t in tuples}.values()))
-        return auth
+        return EmbeddedAuthorizer.from_store_file(args.tests)
     store = SQLiteTupleStore(args.store, store_id=args.store_id) if args.store else None
     if args.model:
         return EmbeddedAuthorizer(Path(args.model), store)
@@ -214,7 +195,7 @@ def _list_users(args: argparse.Namespace) -> int:
 
 
 def _tuples_from(args: argparse.Namespace) -> list[Any]:
-    from langchain_agent_auth.cli._fga_testfile import load_tuple_file
+    from langchain_agent_auth.fga._storefile import load_tuple_file
 
     tuples: list[Any] = [_parse_tuple(t) for t in args.tuple]
     if args.file:

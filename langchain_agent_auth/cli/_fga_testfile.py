@@ -9,35 +9,30 @@ Two formats are accepted:
   ``checkAssertions`` / ``listObjectsAssertions`` / ``listUsersAssertions``, each with an
   ``expectation`` or an ``errorCode``. Tuples accumulate across the stages of a test, as
   in OpenFGA's own runner.
+
+A ``.fga.yaml`` file's model and tuples are read by the fga pillar's store-file loader
+(``fga/_storefile.py``, also behind ``EmbeddedAuthorizer.from_store_file``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from langchain_agent_auth.core.errors import AgentAuthError, AuthorizationError, ModelError
-from langchain_agent_auth.fga._dsl import load_model_file, parse_dsl
-from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer, coerce_model
-from langchain_agent_auth.fga._model import AuthorizationModel
+from langchain_agent_auth.core.errors import AgentAuthError, AuthorizationError, ConfigurationError
+from langchain_agent_auth.fga._dsl import parse_dsl
+from langchain_agent_auth.fga._embedded import EmbeddedAuthorizer
 from langchain_agent_auth.fga._store import MemoryTupleStore
-from langchain_agent_auth.fga._tuple import TupleKey, coerce_tuples
+from langchain_agent_auth.fga._storefile import load_tuple_file, read_store_data, store_setup, tuples_in, write_tuples
+from langchain_agent_auth.fga._tuple import coerce_tuples
 
 __all__ = ["AssertionResult", "FileReport", "load_tuple_file", "run_test_file"]
 
 KINDS = ("Checks", "ListObjects", "ListUsers")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: large tuple files
-
-
-def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (C or Python)
+LABEL = "test file"  # how errors name the file (the pillar's loader says "store file")
 
 
 @dataclass
@@ -95,42 +90,16 @@ def _ctx_text(context: Any) -> str:
     return f", context:{json.dumps(context, sort_keys=True)}" if context else ""
 
 
-def load_tuple_file(path: Path) -> list[TupleKey]:
-    """Tuples from a YAML, JSON or CSV file (the formats ``fga tuple write --file`` reads)."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(io.StringIO(text)))
-        tuples = []
-        for row in rows:
-            user = f"{row['user_type']}:{row['user_id']}"
-            if row.get("user_relation"):
-                user += f"#{row['user_relation']}"
-            cond = row.get("condition_name") or None
-            ctx = json.loads(row["condition_context"]) if row.get("condition_context") else None
-            obj = f"{row['object_type']}:{row['object_id']}"
-            tuples.append(TupleKey(user, row["relation"], obj, cond, ctx))
-        return tuples
-    data = json.loads(text) if path.suffix.lower() == ".json" else _yaml(text)
-    return coerce_tuples(data or [])
-
-
-def _resolve(base: Path, name: str) -> Path:
-    path = (base / name).resolve()
-    if base.resolve() not in path.parents:
-        raise AgentAuthError(f"{name!r} is outside the test file's directory")
-    return path
-
-
 def run_test_file(path: str | Path) -> FileReport:
     """Run every assertion of one test file (either format) against the embedded engine."""
     p = Path(path)
     report = FileReport(str(p))
     try:
-        data = _yaml(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        report.error = f"cannot read {p}: {exc}"
+        data = read_store_data(p, label=LABEL)
+    except ConfigurationError as exc:
+        report.error = str(exc)
         return report
-    if not isinstance(data, Mapping) or not isinstance(data.get("tests"), list):
+    if not isinstance(data.get("tests"), list):
         report.error = f"{p}: not a test file (no 'tests' list)"
         return report
     try:
@@ -250,35 +219,15 @@ def _run(res: AssertionResult, setup_error: str | None, assertion: Mapping[str, 
 # --------------------------------------------------------------------------- .fga.yaml format
 
 
-def _store_test_setup(data: Mapping[str, Any], base: Path) -> tuple[AuthorizationModel, list[TupleKey]]:
-    """The file's model and the tuples every test starts from."""
-    if data.get("model"):
-        model = coerce_model(str(data["model"]))
-    elif data.get("model_file"):
-        model = load_model_file(_resolve(base, str(data["model_file"])))
-    else:
-        raise ModelError("the test file needs 'model' or 'model_file'")
-    global_tuples = coerce_tuples(data.get("tuples") or [])
-    if data.get("tuple_file"):
-        global_tuples += load_tuple_file(_resolve(base, str(data["tuple_file"])))
-    for name in data.get("tuple_files") or []:
-        global_tuples += load_tuple_file(_resolve(base, str(name)))
-    return model, global_tuples
-
-
 def _run_store_test(data: Mapping[str, Any], base: Path, report: FileReport) -> None:
-    model, global_tuples = _store_test_setup(data, base)
+    model, global_tuples = store_setup(data, base, label=LABEL)
     for test in data["tests"]:
         name = str(test.get("name", "?"))
-        tuples = list(global_tuples) + coerce_tuples(test.get("tuples") or [])
-        if test.get("tuple_file"):
-            tuples += load_tuple_file(_resolve(base, str(test["tuple_file"])))
+        tuples = global_tuples + tuples_in(test, base, label=LABEL)
         auth = EmbeddedAuthorizer(model, MemoryTupleStore())
         setup_error = None
         try:
-            unique = list({t.key: t for t in tuples}.values())
-            for start in range(0, len(unique), 1000):
-                auth.write(unique[start : start + 1000])
+            write_tuples(auth, tuples)
         except AgentAuthError as exc:
             setup_error = f"writing tuples failed: {exc}"
         start_count = len(report.results)

@@ -408,7 +408,7 @@ class Demo(Transcript, Pauses):
     # ------------------------------------------------------------------ setup data
 
     def _seed(self) -> None:
-        from langchain_agent_auth.demo._world import DOCUMENTS, FGA_TUPLES, calendar_events, seed_calendar
+        from langchain_agent_auth.demo._world import DOCUMENTS, calendar_events, seed_calendar
 
         seeded = set(self.state.get("seeded") or [])
         user = self.main_user
@@ -421,7 +421,7 @@ class Demo(Transcript, Pauses):
             self._save()
         self.console.label("setup", f"demo calendar API: {len(events)} events in {user}'s calendar; "
                                     f"{len(DOCUMENTS)} documents; fga model: user, team, document "
-                                    f"({len(FGA_TUPLES)} tuples)")
+                                    f"({sum(1 for _ in self.fga.read())} tuples)")
 
     # ------------------------------------------------------------------ the conversation
 

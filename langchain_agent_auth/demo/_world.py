@@ -8,7 +8,8 @@ authorization model, the demo calendar's events, and a "browser" for the consent
   bank only executes a transfer its ``payment_initiation`` details cover, once;
 * ``search_documents`` retrieves from a small in-memory index through
   :class:`~langchain_agent_auth.fga.FGARetriever`: only documents the signed-in user may
-  read come back (users, teams and documents in an OpenFGA model).
+  read come back (users, teams and documents in an OpenFGA model: the store file
+  ``world.fga.yaml`` beside this module, model, tuples and tests of who reads what).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,8 +40,7 @@ from langchain_agent_auth.vault import vault_auth
 __all__ = [
     "APPROVAL_THRESHOLD",
     "DOCUMENTS",
-    "FGA_MODEL",
-    "FGA_TUPLES",
+    "WORLD_FILE",
     "KeywordRetriever",
     "build_tools",
     "calendar_events",
@@ -56,31 +57,8 @@ Report = Callable[[str, str, "dict[str, Any] | None"], None]
 APPROVAL_THRESHOLD = Decimal("100")
 CENTS = Decimal("0.01")
 
-FGA_MODEL = """\
-model
-  schema 1.1
-type user
-type team
-  relations
-    define member: [user]
-type document
-  relations
-    define owner: [user]
-    define editor: [user, team#member] or owner
-    define viewer: [user, user:*, team#member] or editor
-"""
-
-FGA_TUPLES: list[tuple[str, str, str]] = [
-    ("user:alice", "member", "team:finance"),
-    ("user:bob", "member", "team:engineering"),
-    ("user:carol", "member", "team:hr"),
-    ("user:*", "viewer", "document:handbook"),
-    ("team:finance#member", "viewer", "document:q3-budget"),
-    ("user:alice", "owner", "document:roadmap"),
-    ("team:engineering#member", "editor", "document:roadmap"),
-    ("team:engineering#member", "viewer", "document:oncall-runbook"),
-    ("team:hr#member", "viewer", "document:salary-bands"),
-]
+#: The documents' authorization model, tuples and the facts they imply (an OpenFGA store file).
+WORLD_FILE = Path(__file__).with_name("world.fga.yaml")
 
 #: (id, title, summary)
 DOCUMENTS: list[tuple[str, str, str]] = [
@@ -93,16 +71,15 @@ DOCUMENTS: list[tuple[str, str, str]] = [
 
 
 def make_authorizer() -> EmbeddedAuthorizer:
-    """The embedded OpenFGA-compatible engine with the demo's model and tuples.
+    """The embedded OpenFGA-compatible engine with the demo's model and tuples
+    (:data:`WORLD_FILE`; ``agent-auth fga test`` checks the facts it states).
 
     Example:
         >>> fga = make_authorizer()
         >>> fga.list_objects("user:bob", "viewer", "document")
         ['document:handbook', 'document:oncall-runbook', 'document:roadmap']
     """
-    fga = EmbeddedAuthorizer(FGA_MODEL)
-    fga.write(FGA_TUPLES)
-    return fga
+    return EmbeddedAuthorizer.from_store_file(WORLD_FILE)
 
 
 class KeywordRetriever(BaseRetriever):

@@ -16,6 +16,11 @@
   query, optionally pre-filtered with ``list_objects``.
 * :class:`AuthorizationDecision`: the audit record of every check (``on_decision`` sinks).
 
+Store files (``.fga.yaml``, the format of ``fga model test`` / ``fga store import``):
+:meth:`EmbeddedAuthorizer.from_store_file` loads one's model and tuples,
+:func:`load_store_file` reads it (:class:`StoreFile`), :func:`load_tuple_file` reads a
+YAML, JSON or CSV tuple file.
+
 Command line (``agent-auth fga --help``): ``test`` runs ``.fga.yaml`` store tests (the
 format of ``fga model test``) and OpenFGA's conformance files; ``check``,
 ``list-objects``, ``list-users``, ``write``, ``delete`` and ``model`` work on a SQLite store
@@ -60,6 +65,7 @@ if TYPE_CHECKING:  # the package's public names, listed once (imported on first 
     )
     from langchain_agent_auth.fga._model import AuthorizationModel
     from langchain_agent_auth.fga._store import MemoryTupleStore, SQLiteTupleStore, TupleStore
+    from langchain_agent_auth.fga._storefile import StoreFile, load_store_file, load_tuple_file
     from langchain_agent_auth.fga._tuple import TupleKey
     from langchain_agent_auth.fga._types import (
         AuthorizationDecision,

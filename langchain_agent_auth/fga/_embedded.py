@@ -135,6 +135,45 @@ class EmbeddedAuthorizer:
         store = SQLiteTupleStore(store_path) if store_path else None
         return cls(Path(model_path), store, **kwargs)
 
+    @classmethod
+    def from_store_file(
+        cls, path: str | Path, store_path: str | Path | None = None, **kwargs: Any
+    ) -> EmbeddedAuthorizer:
+        """The model and tuples of an OpenFGA store file (``.fga.yaml``, the format of
+        ``fga model test`` / ``fga store import``), in memory or over a SQLite file.
+
+        The file's ``tests`` are not run here (``agent-auth fga test`` runs them). Over a
+        SQLite file already holding the tuples, they are not written twice. Raises
+        ``ConfigurationError`` (``ModelError`` for the model) as :func:`load_store_file`.
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> folder = pathlib.Path(tempfile.mkdtemp())
+            >>> _ = (folder / "model.fga").write_text('''
+            ... model
+            ...   schema 1.1
+            ... type user
+            ... type doc
+            ...   relations
+            ...     define viewer: [user]
+            ... ''')
+            >>> _ = (folder / "store.fga.yaml").write_text('''
+            ... model_file: ./model.fga
+            ... tuples:
+            ...   - {user: "user:anne", relation: viewer, object: "doc:1"}
+            ... ''')
+            >>> fga = EmbeddedAuthorizer.from_store_file(folder / "store.fga.yaml")
+            >>> fga.check("user:anne", "viewer", "doc:1"), fga.check("user:bob", "viewer", "doc:1")
+            (True, False)
+        """
+        from langchain_agent_auth.fga._storefile import load_store_file, write_tuples
+
+        loaded = load_store_file(path)
+        store = SQLiteTupleStore(store_path) if store_path else None
+        auth = cls(loaded.model, store, **kwargs)
+        write_tuples(auth, loaded.tuples, on_duplicate="ignore")
+        return auth
+
     def __repr__(self) -> str:
         return f"EmbeddedAuthorizer(model_id={self.model_id!r}, store={self.store!r})"
 
