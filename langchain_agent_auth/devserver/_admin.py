@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from langchain_agent_auth.devserver import _ciba, _exchange
+from langchain_agent_auth.devserver._faults import MAX_QUEUED
 from langchain_agent_auth.devserver._util import is_loopback_host
 from langchain_agent_auth.devserver._web import (
     BadRequest,
@@ -257,13 +258,14 @@ async def upstream_user(provider: Provider, request: Request) -> Response:
 
 
 async def outage(provider: Provider, request: Request) -> Response:
+    """``POST {"token": n, "api": m}``: queue that many ``503`` faults (:mod:`._faults`)."""
     body = await read_json(request)
     for kind in ("token", "api"):
         if kind in body:
             value = body[kind]
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_QUEUED:
                 raise BadRequest(400, "invalid_request", f"{kind} must be an integer count")
-            provider.set_outage(kind, value)
+            provider.faults.add(kind, ["503"] * value)
     return JSONResponse({"ok": True})
 
 

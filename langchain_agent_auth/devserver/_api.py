@@ -80,10 +80,6 @@ def _bearer(request: Request) -> str:
 
 
 def _upstream_principal(provider: Provider, request: Request, needed: str) -> str:
-    if provider.upstream_outage("api"):
-        raise Denied(
-            JSONResponse({"error": "temporarily_unavailable"}, status_code=503, headers={"Retry-After": "1"})
-        )
     value = _bearer(request)
     stored = find_token(provider, "upstream", value, "access_token")
     if stored is None or stored.kind != "access_token" or stored.is_revoked() or stored.is_expired():

@@ -47,7 +47,6 @@ class Provider:
         self.ciba_interval = int(ciba_interval)
         self._stats: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._stats_lock = threading.Lock()
-        self._outage: Counter[str] = Counter()
         self.faults = Faults()
         # Opt-in (tests' secret scans): the demo upstream's codes and tokens, in memory only.
         self._recorded: deque[str] | None = deque(maxlen=RECORD_LIMIT) if record_upstream_tokens else None
@@ -80,17 +79,6 @@ class Provider:
             self._stats.clear()
 
     # ------------------------------------------------------------------ upstream misbehaviour
-    def set_outage(self, kind: str, count: int) -> None:
-        self._outage[kind] = max(0, int(count))
-
-    def upstream_outage(self, kind: str) -> bool:
-        """Consume one simulated failure of ``kind`` ("token" or "api"), if any is armed."""
-        if self._outage[kind] > 0:
-            self._outage[kind] -= 1
-            self.count("upstream", f"{kind}_outage")
-            return True
-        return False
-
     def record_issued(self, realm: str, *values: str) -> None:
         """Keep the demo upstream's newly issued credentials when recording is on."""
         if realm == "upstream" and self._recorded is not None:

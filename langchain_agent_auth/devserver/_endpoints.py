@@ -46,12 +46,8 @@ async def upstream_index(site: Site, request: Request) -> Response:
 
 # ---------------------------------------------------------------------------- token side
 async def token(site: Site, realm: str, request: Request) -> Response:
-    """``POST {prefix}/token``: every grant of the realm (the upstream may be in an outage)."""
+    """``POST {prefix}/token``: every grant of the realm (the upstream's may answer a fault)."""
     provider = site.provider
-    if realm == "upstream" and provider.upstream_outage("token"):
-        return json_error(
-            503, "temporarily_unavailable", "the upstream provider is unavailable", {"Retry-After": "1"}
-        )
     oreq = await oauth_request(request)
     grant_type = oreq.form.get("grant_type")
     if not grant_type:

@@ -32,6 +32,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from starlette.datastructures import Headers
 
+from langchain_agent_auth.devserver._faults import injected_sync
 from langchain_agent_auth.devserver._issuance import (
     Issuance,
     IssuingGrant,
@@ -315,7 +316,10 @@ class FederatedConnectionGrant(_SubjectTokenGrant):
 # ---------------------------------------------------------------------------- connections
 def _internal_upstream_token(provider: Provider, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """Call the upstream token endpoint in-process as the provider's own upstream client."""
-    if provider.upstream_outage("token"):
+    fault = injected_sync(provider, "token")
+    if fault in ("invalid_grant", "invalid_scope"):
+        raise oauth_error(InvalidGrantError if fault == "invalid_grant" else InvalidScopeError, f"injected {fault}")
+    if fault is not None:
         raise oauth_error(TemporarilyUnavailableError, "the upstream provider is unavailable")
     secret = provider.store.secrets.clients[UPSTREAM_IDP_CLIENT_ID]
     basic = base64.b64encode(f"{UPSTREAM_IDP_CLIENT_ID}:{secret}".encode()).decode()

@@ -15,6 +15,10 @@ request waits that long first, until cleared). What a fault answers:
 ``unauthorized``     HTTP 401 ``invalid_token`` with a ``WWW-Authenticate`` challenge
 ===================  =================================================================
 
+Faults at ``token`` also reach the provider's own Token Vault exchanges, which call the upstream's
+token endpoint in-process. An outage (``upstream_outage(token=n, api=m)``) is ``n`` / ``m`` queued
+``503`` faults.
+
 Dev only: faults are set through the admin API (loopback + admin token), live in memory and are
 gone on restart. Every call to a faultable endpoint is counted (``stats()["upstream_calls"]``),
 answered or faulted, and every fault served (``stats()["upstream_faults"]``).
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -113,15 +118,28 @@ def fault_response(kind: str) -> Response:
     return json_error(400, kind, f"injected {kind}")
 
 
-async def injected(provider: Provider, endpoint: str) -> Response | None:
-    """Count a call to ``endpoint``, wait its delay, and answer its next fault if one is queued."""
+def _take(provider: Provider, endpoint: str) -> tuple[float, str | None]:
+    """Count a call to ``endpoint``; its wait (delay, plus :data:`SLOW_SECONDS` for ``slow``)
+    and its next fault, if one is queued."""
     provider.count("upstream_calls", endpoint)
     delay, kind = provider.faults.take(endpoint)
-    if delay:
-        await asyncio.sleep(delay)
-    if kind is None:
-        return None
-    provider.count("upstream_faults", kind)
-    if kind == "slow":
-        await asyncio.sleep(SLOW_SECONDS)
-    return fault_response(kind)
+    if kind is not None:
+        provider.count("upstream_faults", kind)
+    return delay + (SLOW_SECONDS if kind == "slow" else 0.0), kind
+
+
+async def injected(provider: Provider, endpoint: str) -> Response | None:
+    """Count a call to ``endpoint``, wait its delay, and answer its next fault if one is queued."""
+    wait, kind = _take(provider, endpoint)
+    if wait:
+        await asyncio.sleep(wait)
+    return None if kind is None else fault_response(kind)
+
+
+def injected_sync(provider: Provider, endpoint: str) -> str | None:
+    """:func:`injected` for a caller inside the provider that runs in a worker thread (the Token
+    Vault exchange calls the upstream's token endpoint in-process): the fault's name, or ``None``."""
+    wait, kind = _take(provider, endpoint)
+    if wait:
+        time.sleep(wait)
+    return kind

@@ -434,7 +434,8 @@ class LocalProvider:
         return self.admin.request("POST", f"/upstream/users/{user}/expire")["affected"]
 
     def upstream_outage(self, *, token: int = 0, api: int = 0) -> None:
-        """Make the next ``token`` upstream token requests and ``api`` demo API calls fail with 503."""
+        """Make the next ``token`` upstream token requests (Token Vault exchanges included) and ``api``
+        demo API calls fail with 503: queued ``503`` faults (:meth:`inject_fault`), up to 100 each."""
         self.admin.request("POST", "/upstream/outage", json={"token": token, "api": api})
 
     def inject_fault(self, endpoint: str, *faults: str, delay: float | None = None) -> dict[str, Any]:
