@@ -17,7 +17,7 @@ from langchain.agents.middleware import AgentMiddleware, AgentState
 from langchain.agents.middleware.types import OmitFromInput
 from langchain_core.messages import SystemMessage
 from langchain_core.tools import BaseTool
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict, Unpack
 
 from langchain_agent_auth.core._user_fields import IDENTITY_FIELDS, find_foreign, replace_at
 from langchain_agent_auth.core.audit._emit import audit_enabled, emit_audit
@@ -348,6 +348,19 @@ def _schema_names(call: GuardedCall) -> set[str]:
     return set(getattr(schema, "model_fields", {}))
 
 
+class _GuardOptions(TypedDict, total=False):
+    """:class:`IdentityGuard`'s keyword options, which :class:`IdentityMiddleware` takes too."""
+
+    required: bool
+    user_args: Mapping[str, UserAttr] | None
+    on_conflict: Literal["refuse", "override"]
+    identity_fields: Iterable[str]
+    known_users: Callable[[str], bool] | Iterable[str] | None
+    own_threads: bool
+    allow: ThreadAllow | None
+    on_refusal: OnRefusal
+
+
 class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
     """Resolves the caller of every invocation, keeps threads to their owner, and runs tools
     on that caller's behalf.
@@ -362,11 +375,12 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
     Args:
         resolvers: where to look, in order (default: the LangGraph server user, then
             ``context["user"]``). Add a :class:`TokenResolver` to verify a bearer token.
-        required: fail the run (``IdentityError``) when no trusted user is found.
-        user_args / on_conflict / identity_fields / known_users: see :class:`IdentityGuard`.
         describe_user: add a system note naming the user to every model call.
-        own_threads / allow: the thread-owner check and its hook, see :class:`IdentityGuard`.
-        on_refusal: the refusal policy of the tool-call check, see :class:`IdentityGuard`.
+        required, user_args, on_conflict, identity_fields, known_users, own_threads, allow,
+            on_refusal: :class:`IdentityGuard`'s options, the same names and defaults
+            (``required``: fail the run with ``IdentityError`` when no trusted user is found;
+            ``own_threads`` / ``allow``: the thread-owner check and its hook;
+            ``on_refusal``: the refusal policy of the tool-call check).
 
     Example:
         >>> from langchain_agent_auth.identity import IdentityMiddleware
@@ -381,24 +395,14 @@ class IdentityMiddleware(AgentMiddleware[_IdentityAgentState, Any]):
         self,
         resolvers: Sequence[IdentityResolver] | None = None,
         *,
-        required: bool = True,
-        user_args: Mapping[str, UserAttr] | None = None,
-        on_conflict: Literal["refuse", "override"] = "refuse",
         describe_user: bool = False,
-        identity_fields: Iterable[str] = IDENTITY_FIELDS,
-        known_users: Callable[[str], bool] | Iterable[str] | None = None,
-        own_threads: bool = True,
-        allow: ThreadAllow | None = None,
-        on_refusal: OnRefusal = "message",
+        **options: Unpack[_GuardOptions],
     ) -> None:
         super().__init__()
-        self.resolvers = _checked(resolvers)
-        self.required = required
+        self.guard = IdentityGuard(resolvers, **options)
+        self.resolvers = self.guard.resolvers
+        self.required = self.guard.required
         self.describe_user = describe_user
-        self.guard = IdentityGuard(self.resolvers, required=required, user_args=user_args,
-                                   on_conflict=on_conflict, identity_fields=identity_fields,
-                                   known_users=known_users, own_threads=own_threads, allow=allow,
-                                   on_refusal=on_refusal)
         self.threads = self.guard.threads
 
     @staticmethod

@@ -11,7 +11,8 @@ the token endpoint until the user approved on another device.
   ``slow_down`` (§3.5).
 
 :func:`poll_device` and :func:`wait_for_device` are defined in :mod:`.flows`, with CIBA's
-poll and wait, as two faces of one grant-polling implementation; they are public here too.
+poll and wait: ``wait_for_device`` is :func:`~langchain_agent_auth.oauth.flows.wait_for_grant`,
+which waits on any started grant; they are public here too.
 
 ``device_code`` is a bearer credential of the client: it never appears in ``repr()``; only
 the user code and verification URI are meant for people.

@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
 
@@ -41,9 +41,6 @@ from langchain_agent_auth.oauth.profiles import (
 )
 from langchain_agent_auth.oauth.tokens import TokenResponse
 
-if TYPE_CHECKING:
-    from langchain_agent_auth.oauth.device import DeviceAuthorizationResponse
-
 __all__ = [
     "AUTH0_FEDERATED_GRANT",
     "AUTH0_FEDERATED_TOKEN_TYPE",
@@ -55,6 +52,7 @@ __all__ = [
     "TOKEN_TYPE_REFRESH",
     "BackchannelAuthResponse",
     "FlowSettings",
+    "PendingGrant",
     "backchannel_authorize",
     "introspect",
     "iss_sub_login_hint",
@@ -62,6 +60,7 @@ __all__ = [
     "revoke",
     "token_request",
     "wait_for_backchannel",
+    "wait_for_grant",
 ]
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
@@ -251,23 +250,54 @@ def _poll_grant(token_endpoint: str, credentials: ClientCredentials, grant: Mapp
                                      audience=assertion_audience))
 
 
-def _wait_for_grant(
+def wait_for_grant(
     token_endpoint: str,
     credentials: ClientCredentials,
     request: PendingGrant,
     *,
     settings: FlowSettings = DEFAULT_SETTINGS,
     assertion_audience: str | None = None,
-    **waiting: Any,
+    on_wait: Callable[[float, float], None] | None = None,
+    on_pending: Callable[[float], None] | None = None,
+    deadline: float | None = None,
+    tolerate_outages: bool = False,
+    max_outage_backoff: float = 60.0,
 ) -> Flow[TokenResponse]:
-    """Poll ``request``'s grant until the user answers, under the rules of
-    :func:`~langchain_agent_auth.oauth._polling.poll_until_answered` (``waiting``: its
-    ``on_wait``, ``on_pending``, ``deadline``, ``tolerate_outages``, ``max_outage_backoff``)."""
+    """Poll a started grant until the user answers: a CIBA request
+    (:class:`BackchannelAuthResponse`, OpenID CIBA Core 7.3) or a device code
+    (``DeviceAuthorizationResponse``, RFC 8628 §3.4-3.5). Also importable as
+    ``wait_for_backchannel`` and ``wait_for_device`` (the same function).
+
+    Waits ``interval`` before each poll, adds 5 s on ``slow_down``, stops at the request's
+    expiry (``ExpiredTokenError``) or ``deadline``. ``on_wait(seconds_left,
+    seconds_to_next_poll)`` is called before every wait (progress output),
+    ``on_pending(seconds_left)`` after every pending answer. With ``tolerate_outages``, a
+    provider that cannot be reached (network error, 5xx) does not end the wait: the flow
+    backs off (doubling, up to ``max_outage_backoff``) and polls again until the request
+    expires; the request is still valid at the provider.
+
+    Example:
+        >>> import httpx, time
+        >>> from langchain_agent_auth.oauth import ClientCredentials, run_sync
+        >>> answers = iter([httpx.Response(400, json={"error": "authorization_pending"}),
+        ...                 httpx.Response(200, json={"access_token": "t", "token_type": "Bearer"})])
+        >>> transport = httpx.MockTransport(lambda r: next(answers))
+        >>> started = BackchannelAuthResponse(auth_req_id="r", expires_at=time.time() + 60, interval=0.01)
+        >>> flow = wait_for_grant("https://idp.test/token", ClientCredentials("a", "s"), started)
+        >>> with httpx.Client(transport=transport) as client:
+        ...     run_sync(flow, client).token_type
+        'Bearer'
+    """
     return (yield from poll_until_answered(
         lambda: _poll_grant(token_endpoint, credentials, request.grant, settings, assertion_audience),
         interval=request.interval, expires_at=request.expires_at, expired=request.expired_message,
-        clock=settings.clock, **waiting,
+        clock=settings.clock, on_wait=on_wait, on_pending=on_pending, deadline=deadline,
+        tolerate_outages=tolerate_outages, max_outage_backoff=max_outage_backoff,
     ))
+
+
+wait_for_backchannel = wait_for_grant  # the CIBA name (OpenID CIBA Core 7.3)
+wait_for_device = wait_for_grant  # the device grant's name (RFC 8628 §3.5)
 
 
 def poll_backchannel(
@@ -285,35 +315,6 @@ def poll_backchannel(
                                    assertion_audience))
 
 
-def wait_for_backchannel(
-    token_endpoint: str,
-    credentials: ClientCredentials,
-    request: BackchannelAuthResponse,
-    *,
-    settings: FlowSettings = DEFAULT_SETTINGS,
-    assertion_audience: str | None = None,
-    on_pending: Callable[[float], None] | None = None,
-    deadline: float | None = None,
-    tolerate_outages: bool = False,
-    max_outage_backoff: float = 60.0,
-    on_wait: Callable[[float, float], None] | None = None,
-) -> Flow[TokenResponse]:
-    """Poll until the user answers: waits ``interval`` before each poll, adds 5 s on
-    ``slow_down``, stops at the request's expiry (``ExpiredTokenError``) or ``deadline``.
-
-    ``on_pending(seconds_left)`` is called after every pending answer (progress output);
-    ``on_wait(seconds_left, seconds_to_next_poll)`` before every wait for the next poll.
-    With ``tolerate_outages``, a provider that cannot be reached (network error, 5xx) does
-    not end the wait: the flow backs off (doubling, up to ``max_outage_backoff``) and polls
-    again until the request expires; the request is still valid at the provider.
-    """
-    return (yield from _wait_for_grant(
-        token_endpoint, credentials, request, settings=settings, assertion_audience=assertion_audience,
-        on_pending=on_pending, deadline=deadline, tolerate_outages=tolerate_outages,
-        max_outage_backoff=max_outage_backoff, on_wait=on_wait,
-    ))
-
-
 def poll_device(
     token_endpoint: str,
     credentials: ClientCredentials,
@@ -326,33 +327,6 @@ def poll_device(
     :mod:`langchain_agent_auth.oauth.device`, with the rest of the device grant."""
     return (yield from _poll_grant(token_endpoint, credentials, _device_grant(device_code), settings,
                                    assertion_audience))
-
-
-def wait_for_device(
-    token_endpoint: str,
-    credentials: ClientCredentials,
-    request: DeviceAuthorizationResponse,
-    *,
-    settings: FlowSettings = DEFAULT_SETTINGS,
-    assertion_audience: str | None = None,
-    on_wait: Callable[[float, float], None] | None = None,
-    deadline: float | None = None,
-    tolerate_outages: bool = False,
-    max_outage_backoff: float = 60.0,
-    on_pending: Callable[[float], None] | None = None,
-) -> Flow[TokenResponse]:
-    """Poll until the user answers: waits ``interval`` before each poll, adds 5 s on
-    ``slow_down``, stops at expiry (``ExpiredTokenError``) or ``deadline``.
-
-    ``on_wait(seconds_left, seconds_to_next_poll)`` is called before every wait (progress),
-    ``on_pending(seconds_left)`` after every pending answer; ``tolerate_outages`` as in
-    :func:`wait_for_backchannel`. Also importable from :mod:`langchain_agent_auth.oauth.device`.
-    """
-    return (yield from _wait_for_grant(
-        token_endpoint, credentials, request, settings=settings, assertion_audience=assertion_audience,
-        on_wait=on_wait, deadline=deadline, tolerate_outages=tolerate_outages,
-        max_outage_backoff=max_outage_backoff, on_pending=on_pending,
-    ))
 
 
 # --------------------------------------------------------------------------- revocation / introspection
