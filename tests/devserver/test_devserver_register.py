@@ -3,15 +3,12 @@ Documents at the local provider, and every way to misuse them."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import httpx
 import pytest
 
 from langchain_agent_auth.devserver import _register
 from langchain_agent_auth.devserver._register import is_cimd_url, redirect_uri_ok
+from tests.support.browser import ServedApp
 
 GOOD = {"client_name": "notes agent", "redirect_uris": ["http://127.0.0.1:8976/callback"],
         "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"]}
@@ -83,7 +80,6 @@ class _Docs:
     """Serves metadata documents on loopback: path -> (status, JSON body or raw bytes)."""
 
     def __init__(self) -> None:
-        import uvicorn
         from starlette.applications import Starlette
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
@@ -96,22 +92,13 @@ class _Docs:
                 return Response(body, status_code=status, media_type="application/json")
             return JSONResponse(body, status_code=status)
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/{p:path}", serve)]), host="127.0.0.1",
-                                                    port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        self._served = ServedApp(Starlette(routes=[Route("/{p:path}", serve)]))
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return self._served.url + path
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self._served.stop()
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+from tests.support.browser import ServedApp
 
 ROOT = Path(__file__).resolve().parents[2]
 FGA = shutil.which("fga") or str(Path(sys.executable).parent / "fga")
@@ -73,28 +71,11 @@ SEED_TUPLES = [
 ]
 
 
-class ServerThread:
-    """uvicorn serving the OpenFGA-API app in a thread, on a free loopback port."""
+class ServerThread(ServedApp):
+    """The OpenFGA-API app (``agent-auth fga serve``'s) served on a free loopback port."""
 
     def __init__(self, **app_kwargs: Any) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(_create_app()(**app_kwargs), log_level="warning", lifespan="off")
-        )
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the OpenFGA-API server did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(_create_app()(**app_kwargs))
 
 
 def new_store(url: str, name: str = "test") -> tuple[str, str]:
